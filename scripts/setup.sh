@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing the plugin needs, idempotently:
+# Debian packages (GStreamer 1.22 dev files, tools, plugins, Python GI), a Python
+# virtual environment in .venv with the pinned ONNX Runtime wheel, and a stable
+# link to libonnxruntime under .ort/ which the plugin finds by default.
+# Training needs (torch) are NOT installed here: see training/retrain.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ORT_VERSION=1.32.0
+APT_PACKAGES=(
+  pkg-config build-essential
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-libav
+  python3 python3-venv python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+  meson ninja-build
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's interpreter, so that the apt-installed PyGObject is visible in the venv.
+if [[ ! -x .venv/bin/python ]]; then
+  echo "setup: creating .venv"
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+if ! .venv/bin/python -c "import onnxruntime, onnx, numpy, cv2, pytest, jsonschema; assert onnxruntime.__version__ == '$ORT_VERSION'" 2>/dev/null; then
+  echo "setup: installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/requirements.txt
+fi
+
+lib=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1* 2>/dev/null | head -n1)
+[[ -n "$lib" ]] || { echo "setup: libonnxruntime not found in the onnxruntime wheel" >&2; exit 1; }
+mkdir -p .ort
+ln -sf "$PWD/$lib" .ort/libonnxruntime.so
+echo "setup: ONNX Runtime $ORT_VERSION at .ort/libonnxruntime.so"

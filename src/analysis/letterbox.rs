@@ -1,0 +1,528 @@
+//! The Ultralytics letterbox and the fused preprocessing pass.
+//!
+//! Geometry (what the Ultralytics predictor does, re-derived here): with
+//! `r = min(dst_h / src_h, dst_w / src_w)` the frame is resized to
+//! `(round(src_w·r), round(src_h·r))` (Python's round: ties to even), centred with
+//! `left = round(dw − 0.1)`, `top = round(dh − 0.1)` where `dw`, `dh` are half the spare
+//! width and height, and the border is filled with grey 114. Boxes map back with
+//! `x = (x − round((dst_w − src_w·r)/2 − 0.1)) / r`, clipped to the frame.
+//!
+//! Resampling is bilinear with half-pixel centres and edge clamping, as OpenCV's
+//! `INTER_LINEAR`, done in floating point straight from the frame's planes (any stride)
+//! into the planar `[C, H, W]` float tensor in RGB order scaled to [0, 1]: one pass, no
+//! intermediate image. YUV frames are interpolated in YUV (chroma taken from each luma
+//! tap's co-sited sample) and converted once per output pixel.
+
+use super::BBox;
+
+/// Grey level of the letterbox border, as Ultralytics pads.
+pub const PAD_VALUE: u8 = 114;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LetterboxError {
+    #[error("frame is {got_w}x{got_h} but the letterbox was set up for {want_w}x{want_h}")]
+    SizeMismatch { got_w: u32, got_h: u32, want_w: u32, want_h: u32 },
+    #[error("plane {plane} holds {len} bytes, fewer than its {needed} bytes of {width}x{height} pixels at stride {stride}")]
+    PlaneTooSmall { plane: usize, len: usize, needed: usize, width: u32, height: u32, stride: usize },
+    #[error("tensor holds {got} values, the model input needs {want}")]
+    TensorSize { got: usize, want: usize },
+}
+
+/// Where the frame lands inside the model input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LetterboxGeometry {
+    pub src_width: u32,
+    pub src_height: u32,
+    pub dst_width: u32,
+    pub dst_height: u32,
+    pub resized_width: u32,
+    pub resized_height: u32,
+    pub left: u32,
+    pub top: u32,
+    /// Scale from frame to model pixels.
+    pub gain: f64,
+    /// Offsets used to map boxes back (Ultralytics' `scale_boxes` recomputes them this way).
+    pub unpad_x: f64,
+    pub unpad_y: f64,
+}
+
+impl LetterboxGeometry {
+    /// Geometry for a `src` frame into a `dst` model input; sizes must be at least 1.
+    pub fn new(src_width: u32, src_height: u32, dst_width: u32, dst_height: u32) -> Self {
+        let (sw, sh, dw, dh) = (src_width.max(1) as f64, src_height.max(1) as f64, dst_width as f64, dst_height as f64);
+        let gain = (dh / sh).min(dw / sw);
+        let resized_width = ((sw * gain).round_ties_even() as u32).clamp(1, dst_width);
+        let resized_height = ((sh * gain).round_ties_even() as u32).clamp(1, dst_height);
+        let half_spare_w = (dst_width - resized_width) as f64 / 2.0;
+        let half_spare_h = (dst_height - resized_height) as f64 / 2.0;
+        Self {
+            src_width,
+            src_height,
+            dst_width,
+            dst_height,
+            resized_width,
+            resized_height,
+            left: (half_spare_w - 0.1).round_ties_even().max(0.0) as u32,
+            top: (half_spare_h - 0.1).round_ties_even().max(0.0) as u32,
+            gain,
+            unpad_x: ((dw - sw * gain) / 2.0 - 0.1).round_ties_even(),
+            unpad_y: ((dh - sh * gain) / 2.0 - 0.1).round_ties_even(),
+        }
+    }
+
+    /// Maps a box from model-input pixels to frame pixels, clipped to the frame.
+    pub fn to_source(&self, b: &BBox) -> BBox {
+        let (px, py, g) = (self.unpad_x as f32, self.unpad_y as f32, self.gain as f32);
+        BBox { x1: (b.x1 - px) / g, y1: (b.y1 - py) / g, x2: (b.x2 - px) / g, y2: (b.y2 - py) / g }
+            .clipped(self.src_width as f32, self.src_height as f32)
+    }
+}
+
+/// How a frame's bytes hold its pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelFormat {
+    /// One plane of `bytes_per_pixel`-byte pixels with the given byte offsets of R, G and B.
+    Packed { bytes_per_pixel: u8, red: u8, green: u8, blue: u8 },
+    Gray8,
+    /// Y plane, then one plane of interleaved U, V at half resolution.
+    Nv12,
+    /// Y, U and V planes, chroma at half resolution.
+    I420,
+}
+
+impl PixelFormat {
+    pub const RGB: Self = Self::Packed { bytes_per_pixel: 3, red: 0, green: 1, blue: 2 };
+    pub const BGR: Self = Self::Packed { bytes_per_pixel: 3, red: 2, green: 1, blue: 0 };
+    pub const RGBA: Self = Self::Packed { bytes_per_pixel: 4, red: 0, green: 1, blue: 2 };
+    pub const BGRA: Self = Self::Packed { bytes_per_pixel: 4, red: 2, green: 1, blue: 0 };
+
+    /// Bytes each plane needs for a `width` x `height` frame: (bytes per row, rows).
+    fn plane_extents(self, width: usize, height: usize) -> Vec<(usize, usize)> {
+        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        match self {
+            PixelFormat::Packed { bytes_per_pixel, .. } => vec![(width * bytes_per_pixel as usize, height)],
+            PixelFormat::Gray8 => vec![(width, height)],
+            PixelFormat::Nv12 => vec![(width, height), (cw * 2, ch)],
+            PixelFormat::I420 => vec![(width, height), (cw, ch), (cw, ch)],
+        }
+    }
+}
+
+/// YUV to RGB conversion constants (a matrix and a range).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct YuvMatrix {
+    y_offset: f32,
+    y_scale: f32,
+    c_scale: f32,
+    r_from_v: f32,
+    g_from_u: f32,
+    g_from_v: f32,
+    b_from_u: f32,
+}
+
+impl YuvMatrix {
+    /// From the luma coefficients Kr, Kb (0.299/0.114 for BT.601, 0.2126/0.0722 for BT.709).
+    pub fn new(kr: f32, kb: f32, full_range: bool) -> Self {
+        let kg = 1.0 - kr - kb;
+        let (y_offset, y_scale, c_scale) =
+            if full_range { (0.0, 1.0, 1.0) } else { (16.0, 255.0 / 219.0, 255.0 / 224.0) };
+        Self {
+            y_offset,
+            y_scale,
+            c_scale,
+            r_from_v: 2.0 * (1.0 - kr),
+            g_from_u: -2.0 * kb * (1.0 - kb) / kg,
+            g_from_v: -2.0 * kr * (1.0 - kr) / kg,
+            b_from_u: 2.0 * (1.0 - kb),
+        }
+    }
+
+    pub fn bt601() -> Self {
+        Self::new(0.299, 0.114, false)
+    }
+
+    pub fn bt709() -> Self {
+        Self::new(0.2126, 0.0722, false)
+    }
+
+    fn to_rgb(&self, y: f32, u: f32, v: f32) -> [f32; 3] {
+        let y = (y - self.y_offset) * self.y_scale;
+        let (u, v) = ((u - 128.0) * self.c_scale, (v - 128.0) * self.c_scale);
+        [
+            (y + self.r_from_v * v).clamp(0.0, 255.0),
+            (y + self.g_from_u * u + self.g_from_v * v).clamp(0.0, 255.0),
+            (y + self.b_from_u * u).clamp(0.0, 255.0),
+        ]
+    }
+}
+
+impl Default for YuvMatrix {
+    fn default() -> Self {
+        Self::bt601()
+    }
+}
+
+/// A frame's planes as the element mapped them: `planes[i]` starts at the plane's first
+/// pixel and rows are `strides[i]` bytes apart. Unused planes are empty.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameView<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub planes: [&'a [u8]; 3],
+    pub strides: [usize; 3],
+}
+
+/// One bilinear tap pair along an axis: source indices and the weight of the second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Tap {
+    i0: usize,
+    i1: usize,
+    w1: f32,
+}
+
+/// OpenCV `INTER_LINEAR` source positions for `dst` samples over `src` samples.
+fn linear_taps(src: u32, dst: u32) -> Vec<Tap> {
+    let scale = src as f64 / dst as f64;
+    let last = src.saturating_sub(1) as usize;
+    (0..dst)
+        .map(|d| {
+            let f = (d as f64 + 0.5) * scale - 0.5;
+            let mut i0 = f.floor();
+            let mut w1 = f - i0;
+            if i0 < 0.0 {
+                i0 = 0.0;
+                w1 = 0.0;
+            }
+            let mut i0 = i0 as usize;
+            if i0 >= last {
+                i0 = last;
+                w1 = 0.0;
+            }
+            Tap { i0, i1: (i0 + 1).min(last), w1: w1 as f32 }
+        })
+        .collect()
+}
+
+/// Preprocessing for one (frame size, pixel format, model input) combination: tap tables are
+/// computed once, each frame costs one pass over the model's input pixels.
+#[derive(Debug, Clone)]
+pub struct Letterbox {
+    geometry: LetterboxGeometry,
+    format: PixelFormat,
+    yuv: YuvMatrix,
+    channels: usize,
+    x_taps: Vec<Tap>,
+    y_taps: Vec<Tap>,
+}
+
+/// Weights of the BT.601 luma, used when a colour frame feeds a 1-channel model.
+const LUMA: [f32; 3] = [0.299, 0.587, 0.114];
+
+impl Letterbox {
+    /// `channels` is the model's input channel count: 3 (RGB) or 1 (grey).
+    pub fn new(geometry: LetterboxGeometry, format: PixelFormat, yuv: YuvMatrix, channels: usize) -> Self {
+        Self {
+            x_taps: linear_taps(geometry.src_width, geometry.resized_width),
+            y_taps: linear_taps(geometry.src_height, geometry.resized_height),
+            geometry,
+            format,
+            yuv,
+            channels,
+        }
+    }
+
+    pub fn geometry(&self) -> &LetterboxGeometry {
+        &self.geometry
+    }
+
+    /// Number of floats of the `[C, H, W]` input tensor.
+    pub fn tensor_len(&self) -> usize {
+        self.channels * self.geometry.dst_width as usize * self.geometry.dst_height as usize
+    }
+
+    /// Fills the whole tensor with the border grey. The frame pass writes only the inside,
+    /// so this is needed once per tensor and geometry, not per frame.
+    pub fn fill_padding(&self, tensor: &mut [f32]) {
+        tensor.fill(PAD_VALUE as f32 / 255.0);
+    }
+
+    /// Writes the frame's letterboxed, normalised pixels into the tensor's inner rectangle.
+    pub fn run(&self, frame: &FrameView, tensor: &mut [f32]) -> Result<(), LetterboxError> {
+        self.check(frame, tensor)?;
+        let g = &self.geometry;
+        let plane_len = g.dst_width as usize * g.dst_height as usize;
+        for (dy, ty) in self.y_taps.iter().enumerate() {
+            let start = (g.top as usize + dy) * g.dst_width as usize + g.left as usize;
+            let mut out = RowWriter::new(tensor, self.channels, plane_len, start, g.resized_width as usize);
+            match self.format {
+                PixelFormat::Packed { bytes_per_pixel, red, green, blue } => {
+                    let offsets = [red as usize, green as usize, blue as usize];
+                    self.packed_row(frame, ty, bytes_per_pixel as usize, offsets, &mut out)
+                }
+                PixelFormat::Gray8 => self.gray_row(frame, ty, &mut out),
+                PixelFormat::Nv12 => self.yuv_row(frame, ty, ChromaLayout::Interleaved, &mut out),
+                PixelFormat::I420 => self.yuv_row(frame, ty, ChromaLayout::Planar, &mut out),
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self, frame: &FrameView, tensor: &[f32]) -> Result<(), LetterboxError> {
+        let g = &self.geometry;
+        if (frame.width, frame.height) != (g.src_width, g.src_height) {
+            return Err(LetterboxError::SizeMismatch {
+                got_w: frame.width,
+                got_h: frame.height,
+                want_w: g.src_width,
+                want_h: g.src_height,
+            });
+        }
+        if tensor.len() != self.tensor_len() {
+            return Err(LetterboxError::TensorSize { got: tensor.len(), want: self.tensor_len() });
+        }
+        let extents = self.format.plane_extents(frame.width as usize, frame.height as usize);
+        for (plane, &(row_bytes, rows)) in extents.iter().enumerate() {
+            let (len, stride) = (frame.planes[plane].len(), frame.strides[plane]);
+            let needed = if rows == 0 { 0 } else { (rows - 1) * stride + row_bytes };
+            if len < needed || (rows > 1 && stride < row_bytes) {
+                return Err(LetterboxError::PlaneTooSmall {
+                    plane,
+                    len,
+                    needed,
+                    width: frame.width,
+                    height: frame.height,
+                    stride,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn packed_row(&self, frame: &FrameView, ty: &Tap, bpp: usize, offsets: [usize; 3], out: &mut RowWriter) {
+        let stride = frame.strides[0];
+        let row0 = &frame.planes[0][ty.i0 * stride..];
+        let row1 = &frame.planes[0][ty.i1 * stride..];
+        for (dx, tx) in self.x_taps.iter().enumerate() {
+            let (a, b) = (tx.i0 * bpp, tx.i1 * bpp);
+            let rgb = offsets.map(|o| {
+                bilinear(row0[a + o], row0[b + o], row1[a + o], row1[b + o], tx.w1, ty.w1)
+            });
+            out.put(dx, rgb);
+        }
+    }
+
+    fn gray_row(&self, frame: &FrameView, ty: &Tap, out: &mut RowWriter) {
+        let stride = frame.strides[0];
+        let row0 = &frame.planes[0][ty.i0 * stride..];
+        let row1 = &frame.planes[0][ty.i1 * stride..];
+        for (dx, tx) in self.x_taps.iter().enumerate() {
+            let v = bilinear(row0[tx.i0], row0[tx.i1], row1[tx.i0], row1[tx.i1], tx.w1, ty.w1);
+            out.put_gray(dx, v);
+        }
+    }
+
+    fn yuv_row(&self, frame: &FrameView, ty: &Tap, chroma: ChromaLayout, out: &mut RowWriter) {
+        let luma = |row: usize| &frame.planes[0][row * frame.strides[0]..];
+        let (y0, y1) = (luma(ty.i0), luma(ty.i1));
+        let chroma_row = |plane: usize, row: usize| &frame.planes[plane][(row / 2) * frame.strides[plane]..];
+        let (u_plane, v_plane, step, v_offset) = match chroma {
+            ChromaLayout::Interleaved => (1, 1, 2, 1),
+            ChromaLayout::Planar => (1, 2, 1, 0),
+        };
+        let (u0, u1) = (chroma_row(u_plane, ty.i0), chroma_row(u_plane, ty.i1));
+        let (v0, v1) = (chroma_row(v_plane, ty.i0), chroma_row(v_plane, ty.i1));
+        for (dx, tx) in self.x_taps.iter().enumerate() {
+            let y = bilinear(y0[tx.i0], y0[tx.i1], y1[tx.i0], y1[tx.i1], tx.w1, ty.w1);
+            let (c0, c1) = ((tx.i0 / 2) * step, (tx.i1 / 2) * step);
+            let u = bilinear(u0[c0], u0[c1], u1[c0], u1[c1], tx.w1, ty.w1);
+            let (d0, d1) = (c0 + v_offset, c1 + v_offset);
+            let v = bilinear(v0[d0], v0[d1], v1[d0], v1[d1], tx.w1, ty.w1);
+            out.put(dx, self.yuv.to_rgb(y, u, v));
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum ChromaLayout {
+    Interleaved,
+    Planar,
+}
+
+#[inline(always)]
+fn bilinear(p00: u8, p01: u8, p10: u8, p11: u8, wx: f32, wy: f32) -> f32 {
+    let top = p00 as f32 + (p01 as f32 - p00 as f32) * wx;
+    let bottom = p10 as f32 + (p11 as f32 - p10 as f32) * wx;
+    top + (bottom - top) * wy
+}
+
+/// Writes one output row into the planar tensor, as RGB planes or one grey plane.
+struct RowWriter<'a> {
+    planes: [&'a mut [f32]; 3],
+    grey: bool,
+}
+
+const INV_255: f32 = 1.0 / 255.0;
+
+impl<'a> RowWriter<'a> {
+    fn new(tensor: &'a mut [f32], channels: usize, plane_len: usize, start: usize, len: usize) -> Self {
+        if channels == 1 {
+            return Self { planes: [&mut tensor[start..start + len], &mut [], &mut []], grey: true };
+        }
+        let (r, rest) = tensor.split_at_mut(plane_len);
+        let (g, b) = rest.split_at_mut(plane_len);
+        Self {
+            planes: [&mut r[start..start + len], &mut g[start..start + len], &mut b[start..start + len]],
+            grey: false,
+        }
+    }
+
+    #[inline(always)]
+    fn put(&mut self, x: usize, rgb: [f32; 3]) {
+        if self.grey {
+            self.planes[0][x] = (LUMA[0] * rgb[0] + LUMA[1] * rgb[1] + LUMA[2] * rgb[2]) * INV_255;
+        } else {
+            for (plane, value) in self.planes.iter_mut().zip(rgb) {
+                plane[x] = value * INV_255;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn put_gray(&mut self, x: usize, value: f32) {
+        let v = value * INV_255;
+        if self.grey {
+            self.planes[0][x] = v;
+        } else {
+            for plane in self.planes.iter_mut() {
+                plane[x] = v;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_of_1080p_into_640() {
+        let g = LetterboxGeometry::new(1920, 1080, 640, 640);
+        assert_eq!((g.resized_width, g.resized_height), (640, 360));
+        assert_eq!((g.left, g.top), (0, 140));
+        assert_eq!((g.unpad_x, g.unpad_y), (0.0, 140.0));
+    }
+
+    #[test]
+    fn odd_spare_rounds_like_python() {
+        // 641x480 into 256: resized 256x192 (191.7 rounds up), 32 spare each side.
+        let g = LetterboxGeometry::new(641, 480, 256, 256);
+        assert_eq!((g.resized_width, g.resized_height), (256, 192));
+        assert_eq!(g.top, 32);
+        // 1x1 fills everything; a 1-pixel-wide extreme frame keeps one column.
+        let g = LetterboxGeometry::new(1, 1, 256, 256);
+        assert_eq!((g.resized_width, g.resized_height, g.left, g.top), (256, 256, 0, 0));
+        let g = LetterboxGeometry::new(1, 10_000, 256, 256);
+        assert_eq!((g.resized_width, g.resized_height), (1, 256));
+        // Spare of 3: left = round(1.4) = 1, the rest on the right (Ultralytics' -0.1/+0.1).
+        let g = LetterboxGeometry::new(253, 256, 256, 256);
+        assert_eq!(g.left, 1);
+    }
+
+    #[test]
+    fn boxes_map_back_to_the_frame() {
+        let g = LetterboxGeometry::new(1920, 1080, 640, 640);
+        let b = g.to_source(&BBox { x1: 64.0, y1: 140.0, x2: 128.0, y2: 200.0 });
+        assert_eq!(b, BBox { x1: 192.0, y1: 0.0, x2: 384.0, y2: 180.0 });
+        let clipped = g.to_source(&BBox { x1: -10.0, y1: 100.0, x2: 700.0, y2: 600.0 });
+        assert_eq!(clipped, BBox { x1: 0.0, y1: 0.0, x2: 1920.0, y2: 1080.0 });
+    }
+
+    #[test]
+    fn taps_match_opencv_inter_linear() {
+        // Downscale by 2: each output sits between two inputs.
+        let taps = linear_taps(4, 2);
+        assert_eq!(taps, vec![Tap { i0: 0, i1: 1, w1: 0.5 }, Tap { i0: 2, i1: 3, w1: 0.5 }]);
+        // Upscale by 2: edges clamp, inner samples at quarter positions.
+        let taps = linear_taps(2, 4);
+        assert_eq!(taps[0], Tap { i0: 0, i1: 1, w1: 0.0 });
+        assert_eq!(taps[1], Tap { i0: 0, i1: 1, w1: 0.25 });
+        assert_eq!(taps[2], Tap { i0: 0, i1: 1, w1: 0.75 });
+        assert_eq!(taps[3], Tap { i0: 1, i1: 1, w1: 0.0 });
+    }
+
+    fn run_on(format: PixelFormat, w: u32, h: u32, planes: [&[u8]; 3], strides: [usize; 3], channels: usize) -> Vec<f32> {
+        let lb = Letterbox::new(LetterboxGeometry::new(w, h, 8, 8), format, YuvMatrix::bt601(), channels);
+        let mut tensor = vec![0.0; lb.tensor_len()];
+        lb.fill_padding(&mut tensor);
+        lb.run(&FrameView { width: w, height: h, planes, strides }, &mut tensor).unwrap();
+        tensor
+    }
+
+    #[test]
+    fn packed_formats_come_out_in_rgb_order_with_grey_border() {
+        // 8x4 frame of pure red into 8x8: rows 0-1 and 6-7 are border.
+        let rgb: Vec<u8> = [255u8, 0, 0].repeat(32);
+        let bgrx: Vec<u8> = [0u8, 0, 255, 0].repeat(32);
+        for (format, data, stride) in [(PixelFormat::RGB, &rgb, 24), (PixelFormat::BGRA, &bgrx, 32)] {
+            let t = run_on(format, 8, 4, [data, &[], &[]], [stride, 0, 0], 3);
+            let pad = 114.0 / 255.0;
+            assert_eq!(t[0], pad);
+            assert_eq!(t[2 * 8], 1.0, "red plane inside");
+            assert_eq!(t[64 + 2 * 8], 0.0, "green plane inside");
+            assert_eq!(t[128 + 6 * 8], pad, "blue plane border");
+        }
+    }
+
+    #[test]
+    fn stride_padding_is_ignored() {
+        // 2x2 gray frame with stride 5: bytes past the row must not leak in.
+        let data = [10, 10, 99, 99, 99, 10, 10, 99, 99, 99];
+        let t = run_on(PixelFormat::Gray8, 2, 2, [&data, &[], &[]], [5, 0, 0], 1);
+        assert!(t.iter().all(|&v| (v - 10.0 / 255.0).abs() < 1e-6), "{t:?}");
+    }
+
+    #[test]
+    fn gray_feeds_three_channel_models_replicated() {
+        let data = [200u8; 4];
+        let t = run_on(PixelFormat::Gray8, 2, 2, [&data, &[], &[]], [2, 0, 0], 3);
+        assert!(t.iter().all(|&v| (v - 200.0 / 255.0).abs() < 1e-6));
+    }
+
+    #[test]
+    fn yuv_limited_range_white_and_black() {
+        // I420 and NV12 2x2 frames: Y=235 U=V=128 is white, Y=16 is black.
+        for (y, expect) in [(235u8, 1.0f32), (16, 0.0)] {
+            let luma = [y; 4];
+            let t = run_on(PixelFormat::I420, 2, 2, [&luma, &[128], &[128]], [2, 1, 1], 3);
+            assert!(t.iter().all(|&v| (v - expect).abs() < 1e-4), "I420 {y}: {t:?}");
+            let t = run_on(PixelFormat::Nv12, 2, 2, [&luma, &[128, 128], &[]], [2, 2, 0], 3);
+            assert!(t.iter().all(|&v| (v - expect).abs() < 1e-4), "NV12 {y}");
+        }
+    }
+
+    #[test]
+    fn yuv_red_converts_to_red() {
+        // BT.601 limited-range red: Y=81, U=90, V=240.
+        let t = run_on(PixelFormat::Nv12, 2, 2, [&[81; 4], &[90, 240], &[]], [2, 2, 0], 3);
+        assert!((t[0] - 1.0).abs() < 0.02 && t[64].abs() < 0.02 && t[128].abs() < 0.02, "{} {} {}", t[0], t[64], t[128]);
+    }
+
+    #[test]
+    fn odd_sized_yuv_frames_are_read_in_bounds() {
+        // 3x3 I420: chroma planes are 2x2.
+        let t = run_on(PixelFormat::I420, 3, 3, [&[235; 9], &[128; 4], &[128; 4]], [3, 2, 2], 3);
+        assert!(t.iter().all(|&v| (v - 1.0).abs() < 1e-4));
+    }
+
+    #[test]
+    fn short_planes_are_errors_not_panics() {
+        let lb = Letterbox::new(LetterboxGeometry::new(4, 4, 8, 8), PixelFormat::RGB, YuvMatrix::bt601(), 3);
+        let mut tensor = vec![0.0; lb.tensor_len()];
+        let frame = FrameView { width: 4, height: 4, planes: [&[0; 47], &[], &[]], strides: [12, 0, 0] };
+        assert!(matches!(lb.run(&frame, &mut tensor), Err(LetterboxError::PlaneTooSmall { .. })));
+        let frame = FrameView { width: 4, height: 3, planes: [&[0; 48], &[], &[]], strides: [12, 0, 0] };
+        assert!(matches!(lb.run(&frame, &mut tensor), Err(LetterboxError::SizeMismatch { .. })));
+        let frame = FrameView { width: 4, height: 4, planes: [&[0; 48], &[], &[]], strides: [12, 0, 0] };
+        assert!(matches!(lb.run(&frame, &mut tensor[1..]), Err(LetterboxError::TensorSize { .. })));
+    }
+}

@@ -1,0 +1,15 @@
+//! Pure image-analysis logic, free of GStreamer: what the elements adapt.
+//!
+//! - [`letterbox`]: the Ultralytics-style letterbox geometry and the fused
+//!   resize + colour conversion + normalisation pass into the model's input tensor;
+//! - [`decode`]: output decoders for the YOLO output layouts;
+//! - [`nms`]: class-wise non-maximum suppression;
+//! - [`model_meta`]: parsing of model metadata (`names`, `imgsz`) and label files.
+
+pub mod decode;
+pub mod detection;
+pub mod letterbox;
+pub mod model_meta;
+pub mod nms;
+
+pub use detection::{BBox, Detection};

@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! gst-plugin-defect: GStreamer elements for automated visual inspection with
+//! YOLO-style ONNX detectors.
+//!
+//! Pure logic lives in [`analysis`] (no GStreamer inside); [`runtime`] wraps ONNX Runtime;
+//! each element has its own folder and is a thin adapter over both.
+
+pub mod analysis;
+
+gst::plugin_define!(
+    defect,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MIT/X11",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);
+
+fn plugin_init(_plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
+    Ok(())
+}
