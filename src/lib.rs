@@ -6,6 +6,9 @@
 //! each element has its own folder and is a thin adapter over both.
 
 pub mod analysis;
+pub mod runtime;
+
+pub mod defectdetect;
 
 gst::plugin_define!(
     defect,
@@ -19,6 +22,7 @@ gst::plugin_define!(
     env!("BUILD_REL_DATE")
 );
 
-fn plugin_init(_plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
+    defectdetect::register(plugin)?;
     Ok(())
 }

@@ -1,0 +1,514 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The `defectdetect` element: an in-place `BaseTransform` adapting
+//! [`crate::analysis`] and [`crate::runtime`] to GStreamer buffers, metas and messages.
+
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex, MutexGuard};
+
+use gst::glib;
+use gst::prelude::*;
+use gst_base::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::VideoFormat;
+use gst_video::prelude::*;
+
+use super::{ExecutionProvider, Layout};
+use crate::analysis::decode::OutputLayout;
+use crate::analysis::letterbox::{FrameView, Letterbox, LetterboxGeometry, PixelFormat, YuvMatrix};
+use crate::analysis::{Detection, nms};
+use crate::runtime::{Detector, DetectorOptions, Provider, RuntimeError};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new("defectdetect", gst::DebugColorFlags::empty(), Some("Defect detection with ONNX models"))
+});
+
+const DEFAULT_CONF_THRESHOLD: f64 = 0.25;
+const DEFAULT_IOU_THRESHOLD: f64 = 0.45;
+const DEFAULT_MAX_DETECTIONS: u32 = 300;
+
+const FORMATS: &[VideoFormat] = &[
+    VideoFormat::Rgb,
+    VideoFormat::Bgr,
+    VideoFormat::Rgba,
+    VideoFormat::Bgra,
+    VideoFormat::Rgbx,
+    VideoFormat::Bgrx,
+    VideoFormat::Argb,
+    VideoFormat::Abgr,
+    VideoFormat::Xrgb,
+    VideoFormat::Xbgr,
+    VideoFormat::Gray8,
+    VideoFormat::Nv12,
+    VideoFormat::I420,
+];
+
+#[derive(Debug, Clone)]
+struct Settings {
+    model: Option<PathBuf>,
+    labels: Option<PathBuf>,
+    conf_threshold: f64,
+    iou_threshold: f64,
+    max_detections: u32,
+    layout: Layout,
+    execution_provider: ExecutionProvider,
+    threads: u32,
+    ort_library: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            model: None,
+            labels: None,
+            conf_threshold: DEFAULT_CONF_THRESHOLD,
+            iou_threshold: DEFAULT_IOU_THRESHOLD,
+            max_detections: DEFAULT_MAX_DETECTIONS,
+            layout: Layout::Auto,
+            execution_provider: ExecutionProvider::Auto,
+            threads: 0,
+            ort_library: None,
+        }
+    }
+}
+
+impl Settings {
+    fn detector_options(&self) -> DetectorOptions {
+        DetectorOptions {
+            model: self.model.clone().unwrap_or_default(),
+            labels: self.labels.clone(),
+            layout: match self.layout {
+                Layout::Auto => None,
+                Layout::Yolov8 => Some(OutputLayout::YoloV8),
+                Layout::Yolov5 => Some(OutputLayout::YoloV5),
+                Layout::End2end => Some(OutputLayout::EndToEnd),
+            },
+            provider: match self.execution_provider {
+                ExecutionProvider::Auto => Provider::Auto,
+                ExecutionProvider::Cpu => Provider::Cpu,
+                ExecutionProvider::Cuda => Provider::Cuda,
+                ExecutionProvider::Tensorrt => Provider::TensorRt,
+            },
+            threads: self.threads as usize,
+            ort_library: self.ort_library.clone(),
+        }
+    }
+}
+
+/// What lives between caps and stop: the negotiated frames and how to preprocess them.
+struct State {
+    info: gst_video::VideoInfo,
+    letterbox: Letterbox,
+    /// Whether the detector's input tensor already holds this geometry's grey border.
+    border_filled: bool,
+    frame_number: u64,
+    /// Reused between frames so that steady-state detection allocates nothing.
+    candidates: Vec<Detection>,
+    non_finite_warned: bool,
+}
+
+#[derive(Default)]
+pub struct DefectDetect {
+    settings: Mutex<Settings>,
+    /// Loaded in NULL to READY, dropped in READY to NULL.
+    detector: Mutex<Option<Detector>>,
+    state: Mutex<Option<State>>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for DefectDetect {
+    const NAME: &'static str = "GstDefectDetect";
+    type Type = super::DefectDetect;
+    type ParentType = gst_base::BaseTransform;
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not turn every later call into another panic.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn optional_path(value: &glib::Value) -> Option<PathBuf> {
+    value.get::<Option<String>>().ok().flatten().filter(|s| !s.is_empty()).map(PathBuf::from)
+}
+
+fn path_value(path: &Option<PathBuf>) -> glib::Value {
+    path.as_ref().map(|p| p.display().to_string()).to_value()
+}
+
+impl ObjectImpl for DefectDetect {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("model")
+                    .nick("Model")
+                    .blurb("Path to the ONNX detector (YOLOv8/YOLO11, YOLOv5 or end-to-end output); loaded in NULL to READY")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("labels")
+                    .nick("Labels")
+                    .blurb("Optional file with one class name a line; overrides the model's `names` metadata")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("conf-threshold")
+                    .nick("Confidence threshold")
+                    .blurb("Detections with a confidence at or below this are dropped")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_CONF_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("iou-threshold")
+                    .nick("IoU threshold")
+                    .blurb("Class-wise NMS suppresses a box overlapping a better one of its class by more than this")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_IOU_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-detections")
+                    .nick("Maximum detections")
+                    .blurb("At most this many detections are kept per frame, the most confident first")
+                    .minimum(1)
+                    .maximum(100_000)
+                    .default_value(DEFAULT_MAX_DETECTIONS)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("layout", Layout::Auto)
+                    .nick("Output layout")
+                    .blurb("Layout of the model's output tensor; auto recognises it from the shape")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)
+                    .nick("Execution provider")
+                    .blurb("Where ONNX Runtime runs the model; an unavailable GPU provider falls back to CPU with a warning")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("threads")
+                    .nick("Threads")
+                    .blurb("ONNX Runtime intra-op threads for this element's session (0 = ONNX Runtime's default)")
+                    .maximum(1024)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("ort-library")
+                    .nick("ONNX Runtime library")
+                    .blurb(
+                        "Path to libonnxruntime.so (1.22 or newer). Default: $ORT_DYLIB_PATH, then the copy \
+                         scripts/setup.sh installs, then the system's. Loaded once per process",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("model-info")
+                    .nick("Model information")
+                    .blurb("What the loaded model expects and produces: input size, layout, classes, provider (read-only)")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut settings = lock(&self.settings);
+        match pspec.name() {
+            "model" => settings.model = optional_path(value),
+            "labels" => settings.labels = optional_path(value),
+            "conf-threshold" => settings.conf_threshold = value.get().expect("type checked upstream"),
+            "iou-threshold" => settings.iou_threshold = value.get().expect("type checked upstream"),
+            "max-detections" => settings.max_detections = value.get().expect("type checked upstream"),
+            "layout" => settings.layout = value.get().expect("type checked upstream"),
+            "execution-provider" => settings.execution_provider = value.get().expect("type checked upstream"),
+            "threads" => settings.threads = value.get().expect("type checked upstream"),
+            "ort-library" => settings.ort_library = optional_path(value),
+            name => gst::warning!(CAT, imp = self, "unknown property {name}"),
+        }
+        gst::debug!(CAT, imp = self, "set {} to {:?}", pspec.name(), value);
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let settings = lock(&self.settings);
+        match pspec.name() {
+            "model" => path_value(&settings.model),
+            "labels" => path_value(&settings.labels),
+            "conf-threshold" => settings.conf_threshold.to_value(),
+            "iou-threshold" => settings.iou_threshold.to_value(),
+            "max-detections" => settings.max_detections.to_value(),
+            "layout" => settings.layout.to_value(),
+            "execution-provider" => settings.execution_provider.to_value(),
+            "threads" => settings.threads.to_value(),
+            "ort-library" => path_value(&settings.ort_library),
+            "model-info" => self.model_info().to_value(),
+            _ => unimplemented!(),
+        }
+    }
+}
+
+impl GstObjectImpl for DefectDetect {}
+
+impl ElementImpl for DefectDetect {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Defect detector",
+                "Filter/Analyzer/Video",
+                "Detects defects with a YOLO-style ONNX model; attaches region-of-interest metas and posts detections",
+                "gst-plugin-defect developers",
+            )
+        });
+        Some(&*ELEMENT_METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new().format_list(FORMATS.iter().copied()).build();
+            vec![
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).expect("valid template"),
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).expect("valid template"),
+            ]
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+
+    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::NullToReady {
+            self.load_detector()?;
+        }
+        let success = self.parent_change_state(transition)?;
+        if transition == gst::StateChange::ReadyToNull {
+            *lock(&self.detector) = None;
+        }
+        Ok(success)
+    }
+}
+
+impl BaseTransformImpl for DefectDetect {
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *lock(&self.state) = None;
+        Ok(())
+    }
+
+    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_video::VideoInfo::from_caps(incaps)
+            .map_err(|_| gst::loggable_error!(CAT, "cannot parse video caps {incaps}"))?;
+        let format = pixel_format(info.format())
+            .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format {:?}", info.format()))?;
+        let (width, height, channels) = {
+            let detector = lock(&self.detector);
+            let model = detector.as_ref().ok_or_else(|| gst::loggable_error!(CAT, "no model loaded"))?.info();
+            (model.width, model.height, model.channels)
+        };
+        let geometry = LetterboxGeometry::new(info.width(), info.height(), width, height);
+        gst::info!(CAT, imp = self, "{}x{} {:?} frames letterboxed to {:?}", info.width(), info.height(), info.format(), geometry);
+        let letterbox = Letterbox::new(geometry, format, yuv_matrix(&info), channels);
+        let mut state = lock(&self.state);
+        let frame_number = state.as_ref().map_or(0, |s| s.frame_number);
+        *state = Some(State {
+            info,
+            letterbox,
+            border_filled: false,
+            frame_number,
+            candidates: Vec::with_capacity(1024),
+            non_finite_warned: false,
+        });
+        Ok(())
+    }
+
+    fn transform_ip(&self, buffer: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let settings = lock(&self.settings).clone();
+        let mut state_guard = lock(&self.state);
+        let state = state_guard.as_mut().ok_or_else(|| {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("frames arrived before caps"));
+            gst::FlowError::NotNegotiated
+        })?;
+        let detections = self.detect(state, &settings, buffer)?;
+        let frame_number = state.frame_number;
+        state.frame_number += 1;
+        let (width, height) = (state.info.width() as f32, state.info.height() as f32);
+        drop(state_guard);
+
+        let names = self.class_names();
+        let name_of = |id: usize| names.get(id).cloned().unwrap_or_else(|| format!("class{id}"));
+        attach_roi_metas(buffer, &detections, width, height, &name_of);
+        self.post_detections(buffer, frame_number, &detections, &name_of);
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl DefectDetect {
+    fn load_detector(&self) -> Result<(), gst::StateChangeError> {
+        let options = lock(&self.settings).detector_options();
+        match Detector::load(&options) {
+            Ok((detector, warnings)) => {
+                for warning in warnings {
+                    gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{warning}"));
+                }
+                gst::info!(CAT, imp = self, "loaded {:?}", detector.info());
+                *lock(&self.detector) = Some(detector);
+                Ok(())
+            }
+            Err(error) => {
+                let kind = match &error {
+                    RuntimeError::ModelMissing(_) => gst::ResourceError::NotFound,
+                    RuntimeError::Library { .. } | RuntimeError::Environment(_) => gst::ResourceError::OpenRead,
+                    _ => gst::ResourceError::Read,
+                };
+                gst::element_imp_error!(self, kind, ("{error}"));
+                Err(gst::StateChangeError)
+            }
+        }
+    }
+
+    fn model_info(&self) -> Option<String> {
+        let detector = lock(&self.detector);
+        let info = detector.as_ref()?.info();
+        Some(format!(
+            "input {}x{}x{} ({}), output {:?} decoded as {}, classes {:?}, provider {}",
+            info.channels, info.height, info.width, info.input_name, info.output_shape, info.layout, info.names, info.provider
+        ))
+    }
+
+    fn class_names(&self) -> Vec<String> {
+        lock(&self.detector).as_ref().map(|d| d.info().names.clone()).unwrap_or_default()
+    }
+
+    /// Preprocesses the frame, runs the model and post-processes: detections in frame pixels.
+    fn detect(&self, state: &mut State, settings: &Settings, buffer: &gst::BufferRef) -> Result<Vec<Detection>, gst::FlowError> {
+        let mut detector_guard = lock(&self.detector);
+        let detector = detector_guard.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &state.info).map_err(|_| {
+            gst::element_imp_error!(self, gst::StreamError::Format, ("cannot map a {}x{} frame", state.info.width(), state.info.height()));
+            gst::FlowError::Error
+        })?;
+        let view = frame_view(&frame).map_err(|reason| {
+            gst::element_imp_error!(self, gst::StreamError::Format, ("{reason}"));
+            gst::FlowError::Error
+        })?;
+        if !state.border_filled {
+            state.letterbox.fill_padding(detector.input_mut());
+            state.border_filled = true;
+        }
+        state.letterbox.run(&view, detector.input_mut()).map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Format, ("{e}"));
+            gst::FlowError::Error
+        })?;
+        drop(frame);
+
+        state.candidates.clear();
+        let stats = detector.detect(settings.conf_threshold as f32, &mut state.candidates).map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
+            gst::FlowError::Error
+        })?;
+        if stats.non_finite > 0 && !state.non_finite_warned {
+            state.non_finite_warned = true;
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Decode,
+                ("the model output {} candidates with NaN or infinite values; they were dropped", stats.non_finite));
+        }
+        let max = settings.max_detections as usize;
+        if detector.info().layout.needs_nms() {
+            nms::nms_classwise(&mut state.candidates, settings.iou_threshold as f32, max);
+        } else {
+            nms::sort_by_confidence(&mut state.candidates);
+            state.candidates.truncate(max);
+        }
+        let geometry = state.letterbox.geometry();
+        Ok(state
+            .candidates
+            .iter()
+            .map(|d| Detection { bbox: geometry.to_source(&d.bbox), ..*d })
+            .collect())
+    }
+
+    fn post_detections(&self, buffer: &gst::BufferRef, frame_number: u64, detections: &[Detection], name_of: &dyn Fn(usize) -> String) {
+        let running_time = self
+            .obj()
+            .segment()
+            .downcast_ref::<gst::ClockTime>()
+            .and_then(|segment| segment.to_running_time(buffer.pts()));
+        let list = gst::Array::new(detections.iter().map(|d| {
+            gst::Structure::builder("detection")
+                .field("label-id", d.class_id as u32)
+                .field("label", name_of(d.class_id))
+                .field("confidence", d.confidence as f64)
+                .field("x-min", d.bbox.x1 as f64)
+                .field("y-min", d.bbox.y1 as f64)
+                .field("x-max", d.bbox.x2 as f64)
+                .field("y-max", d.bbox.y2 as f64)
+                .build()
+        }));
+        let structure = gst::Structure::builder("defect-detections")
+            .field("frame", frame_number)
+            .field("pts", buffer.pts())
+            .field("running-time", running_time)
+            .field("detections", list)
+            .build();
+        let _ = self.obj().post_message(gst::message::Element::builder(structure).src(&*self.obj()).build());
+    }
+}
+
+/// The pure preprocessing's description of a negotiated format.
+fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
+    let packed = |bytes_per_pixel, red, green, blue| PixelFormat::Packed { bytes_per_pixel, red, green, blue };
+    Some(match format {
+        VideoFormat::Rgb => PixelFormat::RGB,
+        VideoFormat::Bgr => PixelFormat::BGR,
+        VideoFormat::Rgba | VideoFormat::Rgbx => PixelFormat::RGBA,
+        VideoFormat::Bgra | VideoFormat::Bgrx => PixelFormat::BGRA,
+        VideoFormat::Argb | VideoFormat::Xrgb => packed(4, 1, 2, 3),
+        VideoFormat::Abgr | VideoFormat::Xbgr => packed(4, 3, 2, 1),
+        VideoFormat::Gray8 => PixelFormat::Gray8,
+        VideoFormat::Nv12 => PixelFormat::Nv12,
+        VideoFormat::I420 => PixelFormat::I420,
+        _ => return None,
+    })
+}
+
+/// The caps' YUV matrix and range; BT.601 limited range where the caps do not say.
+fn yuv_matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
+    let colorimetry = info.colorimetry();
+    let full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
+    match colorimetry.matrix().kr_kb() {
+        Ok((kr, kb)) => YuvMatrix::new(kr as f32, kb as f32, full_range),
+        Err(_) => YuvMatrix::new(0.299, 0.114, full_range),
+    }
+}
+
+fn frame_view<'a>(frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>) -> Result<FrameView<'a>, String> {
+    let mut planes: [&[u8]; 3] = [&[], &[], &[]];
+    let mut strides = [0usize; 3];
+    for plane in 0..frame.n_planes().min(3) as usize {
+        let stride = frame.plane_stride()[plane];
+        if stride <= 0 {
+            return Err(format!("plane {plane} has stride {stride}; only positive strides are supported"));
+        }
+        strides[plane] = stride as usize;
+        planes[plane] = frame.plane_data(plane as u32).map_err(|e| format!("cannot read plane {plane}: {e}"))?;
+    }
+    Ok(FrameView { width: frame.width(), height: frame.height(), planes, strides })
+}
+
+/// One `GstVideoRegionOfInterestMeta` a detection, with the DL Streamer `detection` parameters.
+fn attach_roi_metas(buffer: &mut gst::BufferRef, detections: &[Detection], width: f32, height: f32, name_of: &dyn Fn(usize) -> String) {
+    for d in detections {
+        let b = d.bbox;
+        let rect = (b.x1.round() as u32, b.y1.round() as u32, b.width().round() as u32, b.height().round() as u32);
+        let label = name_of(d.class_id);
+        let mut meta = gst_video::VideoRegionOfInterestMeta::add(buffer, &label, rect);
+        meta.add_param(
+            gst::Structure::builder("detection")
+                .field("label_id", d.class_id as i32)
+                .field("label", label)
+                .field("confidence", d.confidence as f64)
+                .field("x_min", (b.x1 / width) as f64)
+                .field("y_min", (b.y1 / height) as f64)
+                .field("x_max", (b.x2 / width) as f64)
+                .field("y_max", (b.y2 / height) as f64)
+                .build(),
+        );
+    }
+}

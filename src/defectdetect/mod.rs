@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+/**
+ * SECTION:element-defectdetect
+ * @see_also: defectoverlay
+ *
+ * `defectdetect` runs a YOLO-style ONNX detector (ONNX Runtime; CPU, CUDA or TensorRT) on
+ * every video frame. The video passes through unchanged; every detection is attached to
+ * the buffer as a `GstVideoRegionOfInterestMeta` whose `roi_type` is the class name and
+ * whose parameter structure `detection` holds `label_id`, `label`, `confidence` and the box
+ * `x_min`, `y_min`, `x_max`, `y_max` normalised to [0, 1] (the DL Streamer convention).
+ * Each frame also posts an element message `defect-detections` with `frame`, `pts`,
+ * `running-time` and `detections`, an array of `detection` structures with `label-id`,
+ * `label`, `confidence` and the box `x-min`, `y-min`, `x-max`, `y-max` in frame pixels.
+ *
+ * Preprocessing follows the Ultralytics predictor: letterbox to the model's input size
+ * keeping the aspect ratio, centred, grey 114 border, RGB, scaled to [0, 1], NCHW float32.
+ * The output layout (YOLOv8/YOLO11 `[1, 4+nc, N]`, YOLOv5 `[1, N, 5+nc]`, end-to-end
+ * `[1, K, 6]`) is recognised from the output shape; class-wise NMS follows.
+ *
+ * The model is loaded in the NULL to READY state change: a missing or invalid model, an
+ * output the element cannot decode or an ONNX Runtime library that cannot be loaded is an
+ * error there, naming the file and the reason.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 filesrc location=line.mp4 ! decodebin ! videoconvert ! \
+ *     defectdetect model=models/surface-defects.onnx conf-threshold=0.3 ! fakesink
+ * ]|
+ *
+ * Since: plugins-defect-0.1.0
+ */
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct DefectDetect(ObjectSubclass<imp::DefectDetect>)
+        @extends gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+/// The output layout the element decodes.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstDefectLayout")]
+pub enum Layout {
+    #[default]
+    #[enum_value(name = "Auto: recognise the layout from the output shape", nick = "auto")]
+    Auto = 0,
+    #[enum_value(name = "YOLOv8/YOLO11: [1, 4+nc, N], no objectness", nick = "yolov8")]
+    Yolov8 = 1,
+    #[enum_value(name = "YOLOv5: [1, N, 5+nc], objectness times class score", nick = "yolov5")]
+    Yolov5 = 2,
+    #[enum_value(name = "End-to-end: [1, K, 6] x1,y1,x2,y2,score,class (YOLOv10, NMS-exported)", nick = "end2end")]
+    End2end = 3,
+}
+
+/// Where ONNX Runtime runs the model.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstDefectExecutionProvider")]
+pub enum ExecutionProvider {
+    #[default]
+    #[enum_value(name = "Auto: TensorRT, then CUDA, where available; else CPU", nick = "auto")]
+    Auto = 0,
+    #[enum_value(name = "CPU", nick = "cpu")]
+    Cpu = 1,
+    #[enum_value(name = "CUDA (falls back to CPU with a warning when unavailable)", nick = "cuda")]
+    Cuda = 2,
+    #[enum_value(name = "TensorRT (falls back to CPU with a warning when unavailable)", nick = "tensorrt")]
+    Tensorrt = 3,
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    Layout::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    gst::Element::register(Some(plugin), "defectdetect", gst::Rank::NONE, DefectDetect::static_type())
+}

@@ -1,0 +1,274 @@
+//! A loaded YOLO-style detector: session, what it expects and how to decode it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ort::ep::{self, ExecutionProvider as _, ExecutionProviderDispatch};
+use ort::session::Session;
+use ort::value::{TensorElementType, TensorRef, ValueType};
+
+use super::{Provider, RuntimeError, library};
+use crate::analysis::decode::{self, DecodeStats, Decoder, OutputLayout};
+use crate::analysis::model_meta;
+use crate::analysis::Detection;
+
+/// Input size used when neither the model's input shape nor its `imgsz` metadata gives one
+/// (the Ultralytics default).
+const FALLBACK_IMAGE_SIZE: u32 = 640;
+
+/// What to load and how.
+#[derive(Debug, Clone, Default)]
+pub struct DetectorOptions {
+    pub model: PathBuf,
+    /// One class name a line; overrides the model's `names` metadata.
+    pub labels: Option<PathBuf>,
+    /// None decodes the layout the output shape implies.
+    pub layout: Option<OutputLayout>,
+    pub provider: Provider,
+    /// Intra-op threads; 0 leaves ONNX Runtime's default.
+    pub threads: usize,
+    pub ort_library: Option<PathBuf>,
+}
+
+/// What the model expects and produces, found at load time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub input_name: String,
+    /// 3 (RGB) or 1 (grey).
+    pub channels: usize,
+    pub width: u32,
+    pub height: u32,
+    pub output_shape: Vec<i64>,
+    pub layout: OutputLayout,
+    /// Class names indexed by class id.
+    pub names: Vec<String>,
+    /// All custom metadata of the model (Ultralytics writes names, imgsz, stride, version...).
+    pub metadata: BTreeMap<String, String>,
+    /// The execution provider sessions actually run on.
+    pub provider: &'static str,
+}
+
+impl ModelInfo {
+    /// The class name of an id, `class<N>` for ids the model does not name.
+    pub fn class_name(&self, class_id: usize) -> String {
+        self.names.get(class_id).cloned().unwrap_or_else(|| model_meta::default_class_name(class_id))
+    }
+}
+
+/// A session with its input tensor and decoder, ready to run frame after frame.
+pub struct Detector {
+    session: Session,
+    info: ModelInfo,
+    input: Vec<f32>,
+    decoder: Decoder,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+impl Detector {
+    /// Loads the library (first time), the model, and checks that its input is an image and its
+    /// output decodable by running it once. Returns warnings to report (fallbacks).
+    pub fn load(options: &DetectorOptions) -> Result<(Self, Vec<String>), RuntimeError> {
+        let path = options.model.clone();
+        if path.as_os_str().is_empty() {
+            return Err(RuntimeError::Model { path, reason: "no model given (set the `model` property)".into() });
+        }
+        if !path.is_file() {
+            return Err(RuntimeError::ModelMissing(path));
+        }
+        let (env, library_warning) = library::environment(options.ort_library.as_deref())?;
+        let mut warnings: Vec<String> = library_warning.into_iter().collect();
+        let model_error = |reason: String| RuntimeError::Model { path: path.clone(), reason };
+
+        let (session, provider) = build_session(&env, options, &mut warnings).map_err(model_error)?;
+        let metadata = read_metadata(&session);
+        let (input_name, channels, height, width) = image_input(&session, &metadata).map_err(model_error)?;
+        let names = class_names(options.labels.as_deref(), &metadata)?;
+
+        let mut detector = Detector {
+            session,
+            info: ModelInfo {
+                path: path.clone(),
+                input_name,
+                channels,
+                width,
+                height,
+                output_shape: Vec::new(),
+                layout: OutputLayout::YoloV8,
+                names,
+                metadata,
+                provider,
+            },
+            input: vec![0.0; channels * width as usize * height as usize],
+            decoder: Decoder::new(),
+        };
+        // A dry run gives the concrete output shape (dynamic axes resolved) and warms the
+        // session up, so that a model that cannot run fails now rather than on the first frame.
+        let output_shape = detector.run_session(|shape, _| Ok(shape.to_vec())).map_err(model_error)?;
+        detector.info.layout = choose_layout(options.layout, &output_shape, &detector.info).map_err(model_error)?;
+        detector.info.output_shape = output_shape;
+        Ok((detector, warnings))
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The `[C, H, W]` input tensor the preprocessing writes into; kept between frames.
+    pub fn input_mut(&mut self) -> &mut [f32] {
+        &mut self.input
+    }
+
+    /// Runs the model on the current input tensor and appends the candidates above
+    /// `conf_threshold` to `out`, boxes in model-input pixels, before NMS.
+    pub fn detect(&mut self, conf_threshold: f32, out: &mut Vec<Detection>) -> Result<DecodeStats, RuntimeError> {
+        let layout = self.info.layout;
+        let mut decoder = std::mem::take(&mut self.decoder);
+        let result = self.run_session(|shape, data| {
+            decoder.decode(layout, shape, data, conf_threshold, out).map_err(|e| e.to_string())
+        });
+        self.decoder = decoder;
+        result.map_err(RuntimeError::Inference)
+    }
+
+    fn run_session<T>(&mut self, read: impl FnOnce(&[i64], &[f32]) -> Result<T, String>) -> Result<T, String> {
+        let shape = [1, self.info.channels, self.info.height as usize, self.info.width as usize];
+        let tensor = TensorRef::from_array_view((shape, &self.input[..])).map_err(|e| e.to_string())?;
+        let outputs = self.session.run(ort::inputs![self.info.input_name.as_str() => tensor]).map_err(|e| e.to_string())?;
+        let output = outputs.values().next().ok_or("the model has no output")?;
+        let (shape, data) = output
+            .try_extract_tensor::<f32>()
+            .map_err(|e| format!("the first output is not a float32 tensor ({e})"))?;
+        read(shape, data)
+    }
+}
+
+fn choose_layout(forced: Option<OutputLayout>, shape: &[i64], info: &ModelInfo) -> Result<OutputLayout, String> {
+    let named_classes = (!info.names.is_empty()).then_some(info.names.len());
+    let end2end = info.metadata.get("end2end").is_some_and(|v| model_meta::parse_bool(v));
+    let layout = match forced {
+        Some(layout) => {
+            decode::class_count_of(layout, shape).map_err(|e| e.to_string())?;
+            layout
+        }
+        None => decode::infer_layout(shape, named_classes, end2end).map_err(|e| e.to_string())?,
+    };
+    Ok(layout)
+}
+
+fn build_session(
+    env: &ort::environment::Environment,
+    options: &DetectorOptions,
+    warnings: &mut Vec<String>,
+) -> Result<(Session, &'static str), String> {
+    let (providers, label) = execution_providers(options.provider, warnings);
+    if !providers.is_empty() {
+        match commit_session(env, options, &providers) {
+            Ok(session) => return Ok((session, label)),
+            Err(e) => warnings.push(format!("{label} execution provider failed ({e}); falling back to CPU")),
+        }
+    }
+    commit_session(env, options, &[]).map(|s| (s, "cpu"))
+}
+
+fn commit_session(
+    env: &ort::environment::Environment,
+    options: &DetectorOptions,
+    providers: &[ExecutionProviderDispatch],
+) -> Result<Session, String> {
+    let mut builder = Session::builder(env).map_err(|e| e.to_string())?;
+    if options.threads > 0 {
+        builder = builder.with_intra_threads(options.threads).map_err(|e| e.to_string())?;
+    }
+    if !providers.is_empty() {
+        builder = builder.with_execution_providers(providers).map_err(|e| e.to_string())?;
+    }
+    builder.commit_from_file(&options.model).map_err(|e| e.to_string())
+}
+
+/// The providers to register for a choice, with warnings for the ones this ONNX Runtime lacks.
+fn execution_providers(choice: Provider, warnings: &mut Vec<String>) -> (Vec<ExecutionProviderDispatch>, &'static str) {
+    let tensorrt = ep::TensorRT::is_available().unwrap_or(false);
+    let cuda = ep::CUDA::is_available().unwrap_or(false);
+    let mut unavailable = |name: &str| {
+        warnings.push(format!(
+            "the {name} execution provider is not available in the loaded ONNX Runtime \
+             (a GPU build such as the onnxruntime-gpu wheel is needed); falling back to CPU"
+        ))
+    };
+    match choice {
+        Provider::Cpu => (Vec::new(), "cpu"),
+        Provider::Auto if tensorrt => (vec![ep::TensorRT::default().build().error_on_failure(), ep::CUDA::default().build()], "tensorrt"),
+        Provider::Auto if cuda => (vec![ep::CUDA::default().build().error_on_failure()], "cuda"),
+        Provider::Auto => (Vec::new(), "cpu"),
+        Provider::Cuda if cuda => (vec![ep::CUDA::default().build().error_on_failure()], "cuda"),
+        Provider::TensorRt if tensorrt => (vec![ep::TensorRT::default().build().error_on_failure(), ep::CUDA::default().build()], "tensorrt"),
+        Provider::Cuda => {
+            unavailable("CUDA");
+            (Vec::new(), "cpu")
+        }
+        Provider::TensorRt => {
+            unavailable("TensorRT");
+            (Vec::new(), "cpu")
+        }
+    }
+}
+
+fn read_metadata(session: &Session) -> BTreeMap<String, String> {
+    let Ok(metadata) = session.metadata() else { return BTreeMap::new() };
+    let keys = metadata.custom_keys().unwrap_or_default();
+    keys.into_iter().filter_map(|key| metadata.custom(&key).map(|value| (key, value))).collect()
+}
+
+/// The single image input: name, channels, height, width.
+fn image_input(session: &Session, metadata: &BTreeMap<String, String>) -> Result<(String, usize, u32, u32), String> {
+    let inputs = session.inputs();
+    let [input] = inputs else {
+        return Err(format!("the model has {} inputs; expected one image input", inputs.len()));
+    };
+    let not_image = |detail: String| {
+        format!("input '{}' is not image-like: {detail}; expected a float32 tensor [1, 3 or 1, H, W]", input.name())
+    };
+    let ValueType::Tensor { ty, shape, .. } = input.dtype() else {
+        return Err(not_image("it is not a tensor".into()));
+    };
+    if *ty != TensorElementType::Float32 {
+        return Err(not_image(format!("its element type is {ty:?}")));
+    }
+    let dims: &[i64] = shape;
+    let [batch, channels, height, width] = *dims else {
+        return Err(not_image(format!("its shape is {dims:?}")));
+    };
+    if batch > 1 || !(channels == 1 || channels == 3 || channels == -1) {
+        return Err(not_image(format!("its shape is {dims:?}")));
+    }
+    let channels = if channels == 1 { 1 } else { 3 };
+    let (height, width) = if height > 0 && width > 0 {
+        (height as u32, width as u32)
+    } else {
+        match metadata.get("imgsz") {
+            Some(text) => model_meta::parse_image_size(text).map_err(|e| format!("dynamic input size and {e}"))?,
+            None => (FALLBACK_IMAGE_SIZE, FALLBACK_IMAGE_SIZE),
+        }
+    };
+    Ok((input.name().to_string(), channels, height, width))
+}
+
+fn class_names(labels: Option<&Path>, metadata: &BTreeMap<String, String>) -> Result<Vec<String>, RuntimeError> {
+    if let Some(path) = labels {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| RuntimeError::Labels { path: path.to_path_buf(), reason: e.to_string() })?;
+        let names = model_meta::parse_labels(&text);
+        if names.is_empty() {
+            return Err(RuntimeError::Labels { path: path.to_path_buf(), reason: "no class names in the file".into() });
+        }
+        return Ok(names);
+    }
+    // Unparsable `names` metadata is not fatal: classes then get default names.
+    Ok(metadata.get("names").and_then(|text| model_meta::parse_names(text).ok()).unwrap_or_default())
+}
