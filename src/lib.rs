@@ -6,6 +6,7 @@
 //! each element has its own folder and is a thin adapter over both.
 
 pub mod analysis;
+pub mod policy;
 pub mod runtime;
 
 pub mod defectdetect;

@@ -1,0 +1,251 @@
+//! The inspection policy and the PASS / FAIL / REVIEW decision, free of GStreamer.
+//!
+//! A [`Policy`] says, per class, how sure the model must be (`min-confidence`), how severe
+//! the defect is, which sizes matter (`min-area`) and in which confidence range a person must
+//! look (`review-band`); plus where to look (an inspection region) and where not (ignore
+//! masks). [`Policy::evaluate`] turns a frame's detections into a [`FrameVerdict`]:
+//!
+//! 1. a detection whose box centre lies outside the region, or inside an ignore mask, or
+//!    whose area is below its class's `min-area`, is ignored;
+//! 2. FAIL when a remaining detection of a failing severity (critical and major by default)
+//!    has confidence ≥ its class's `min-confidence`;
+//! 3. else REVIEW when a remaining detection's confidence lies in its class's review band
+//!    `[low, high)`;
+//! 4. else PASS.
+//!
+//! The detections that decided the verdict are its reasons.
+
+mod parse;
+mod parts;
+mod shape;
+
+pub use parse::{PolicyError, parse_policy};
+pub use parts::{PartTracker, PartVerdict};
+pub use shape::Shape;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::analysis::Detection;
+
+/// How bad a defect is; the order is from worst to mildest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Critical,
+    Major,
+    Minor,
+    Cosmetic,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [Severity::Critical, Severity::Major, Severity::Minor, Severity::Cosmetic];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Major => "major",
+            Severity::Minor => "minor",
+            Severity::Cosmetic => "cosmetic",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A frame's or a part's verdict; the order is from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Verdict {
+    #[default]
+    Pass,
+    Review,
+    Fail,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Review => "REVIEW",
+            Verdict::Fail => "FAIL",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a policy says about one class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassRule {
+    pub min_confidence: f32,
+    pub severity: Severity,
+    /// In square pixels (a `min-area-mm2` is converted with the calibration at parse time).
+    pub min_area_px: f32,
+    /// `[low, high)`; `high` never exceeds `min_confidence`.
+    pub review_band: Option<(f32, f32)>,
+}
+
+impl Default for ClassRule {
+    /// Without a policy every detection the detector reports fails the part.
+    fn default() -> Self {
+        Self { min_confidence: 0.0, severity: Severity::Major, min_area_px: 0.0, review_band: None }
+    }
+}
+
+/// What the policy decided about one detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Fails the part.
+    Fail,
+    /// A person must look.
+    Review,
+    /// Counted but acceptable: a non-failing severity, or below the class's threshold.
+    Accept,
+    OutsideRegion,
+    Masked,
+    TooSmall,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Fail => "fail",
+            Decision::Review => "review",
+            Decision::Accept => "accept",
+            Decision::OutsideRegion => "outside-region",
+            Decision::Masked => "masked",
+            Decision::TooSmall => "too-small",
+        }
+    }
+}
+
+/// One detection as the policy judged it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judged {
+    pub detection: Detection,
+    pub severity: Severity,
+    pub decision: Decision,
+    pub area_px: f32,
+}
+
+/// Counts of detections by severity, worst first (critical, major, minor, cosmetic).
+pub type SeverityCounts = [u32; 4];
+
+/// A frame's verdict, every detection's judgement, and the detections that decided it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FrameVerdict {
+    pub verdict: Verdict,
+    pub judged: Vec<Judged>,
+    /// Counts of detections at or above their class threshold, inside the region, not
+    /// masked and large enough.
+    pub counts: SeverityCounts,
+}
+
+impl FrameVerdict {
+    /// The detections that decided the verdict: the failing ones for FAIL, the ones in a
+    /// review band for REVIEW, none for PASS.
+    pub fn reasons(&self) -> impl Iterator<Item = &Judged> {
+        let wanted = match self.verdict {
+            Verdict::Fail => Some(Decision::Fail),
+            Verdict::Review => Some(Decision::Review),
+            Verdict::Pass => None,
+        };
+        self.judged.iter().filter(move |j| Some(j.decision) == wanted)
+    }
+}
+
+/// A parsed, validated inspection policy.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Policy {
+    /// Rules by class name.
+    pub classes: BTreeMap<String, ClassRule>,
+    /// The rule of classes the policy does not name.
+    pub default_rule: ClassRule,
+    /// Severities that fail a part.
+    pub fail_severities: Vec<Severity>,
+    pub region: Option<Shape>,
+    pub ignore: Vec<Shape>,
+    pub pixels_per_mm: Option<f32>,
+    /// Line of each class's table in the file, for errors found once the model is known.
+    pub class_lines: BTreeMap<String, usize>,
+}
+
+impl Policy {
+    /// The built-in policy: every detection is a major defect that fails the part.
+    pub fn fail_on_any_detection() -> Self {
+        Self { fail_severities: vec![Severity::Critical, Severity::Major], ..Default::default() }
+    }
+
+    pub fn rule(&self, class_name: &str) -> &ClassRule {
+        self.classes.get(class_name).unwrap_or(&self.default_rule)
+    }
+
+    /// Class names the policy names but the model does not know, with their lines.
+    pub fn unknown_classes<'a>(&'a self, model_classes: &'a [String]) -> impl Iterator<Item = (&'a str, usize)> + 'a {
+        self.classes
+            .keys()
+            .filter(|name| !model_classes.contains(name))
+            .map(|name| (name.as_str(), self.class_lines.get(name).copied().unwrap_or(0)))
+    }
+
+    /// Judges every detection (boxes in frame pixels) and decides the frame's verdict.
+    /// `class_name` names a class id.
+    pub fn evaluate(&self, detections: &[Detection], class_name: impl Fn(usize) -> String) -> FrameVerdict {
+        let mut result = FrameVerdict { judged: Vec::with_capacity(detections.len()), ..Default::default() };
+        for detection in detections {
+            let rule = self.rule(&class_name(detection.class_id));
+            let judged = self.judge(detection, rule);
+            if matches!(judged.decision, Decision::Fail | Decision::Accept)
+                && detection.confidence >= rule.min_confidence
+            {
+                result.counts[judged.severity.index()] += 1;
+            }
+            result.verdict = result.verdict.max(match judged.decision {
+                Decision::Fail => Verdict::Fail,
+                Decision::Review => Verdict::Review,
+                _ => Verdict::Pass,
+            });
+            result.judged.push(judged);
+        }
+        result
+    }
+
+    fn judge(&self, detection: &Detection, rule: &ClassRule) -> Judged {
+        let b = &detection.bbox;
+        let (cx, cy) = ((b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0);
+        let area_px = b.area();
+        let confidence = detection.confidence;
+        let decision = if self.region.as_ref().is_some_and(|r| !r.contains(cx, cy)) {
+            Decision::OutsideRegion
+        } else if self.ignore.iter().any(|mask| mask.contains(cx, cy)) {
+            Decision::Masked
+        } else if area_px < rule.min_area_px {
+            Decision::TooSmall
+        } else if confidence >= rule.min_confidence && self.fail_severities.contains(&rule.severity) {
+            Decision::Fail
+        } else if rule.review_band.is_some_and(|(low, high)| confidence >= low && confidence < high) {
+            Decision::Review
+        } else {
+            Decision::Accept
+        };
+        Judged { detection: *detection, severity: rule.severity, decision, area_px }
+    }
+}
+
+#[cfg(test)]
+mod tests;

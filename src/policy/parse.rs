@@ -1,0 +1,209 @@
+//! Reading a policy from TOML, with errors that name the file, the line and the reason.
+//!
+//! ```toml
+//! fail-severities = ["critical", "major"]   # which severities fail a part (this is the default)
+//! pixels-per-mm = 4.0                       # calibration, needed only for min-area-mm2
+//!
+//! [region]                                  # where to look: rect = [x1, y1, x2, y2] or
+//! rect = [100, 40, 1180, 680]               # polygon = [[x, y], ...], frame pixels
+//!
+//! [[ignore]]                                # where not to look (any number)
+//! polygon = [[0, 0], [200, 0], [0, 120]]
+//!
+//! [default]                                 # classes the policy does not name
+//! min-confidence = 0.5
+//! severity = "major"
+//!
+//! [classes.scratches]
+//! min-confidence = 0.5                      # FAIL at or above this (failing severities)
+//! severity = "major"                        # critical, major, minor or cosmetic
+//! min-area = 150                            # px²; or min-area-mm2 = 2.5
+//! review-band = [0.3, 0.5]                  # REVIEW for confidence in [0.3, 0.5)
+//! ```
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ClassRule, Policy, Severity, Shape};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{file}:{line}: {reason}")]
+pub struct PolicyError {
+    pub file: String,
+    /// 1-based; 0 when the problem has no place in the file.
+    pub line: usize,
+    pub reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPolicy {
+    fail_severities: Option<Spanned<Vec<Spanned<String>>>>,
+    pixels_per_mm: Option<Spanned<f64>>,
+    region: Option<Spanned<RawShape>>,
+    #[serde(default)]
+    ignore: Vec<Spanned<RawShape>>,
+    default: Option<Spanned<RawClass>>,
+    #[serde(default)]
+    classes: BTreeMap<Spanned<String>, Spanned<RawClass>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShape {
+    rect: Option<Spanned<[f64; 4]>>,
+    polygon: Option<Spanned<Vec<[f64; 2]>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawClass {
+    min_confidence: Option<Spanned<f64>>,
+    severity: Option<Spanned<String>>,
+    min_area: Option<Spanned<f64>>,
+    min_area_mm2: Option<Spanned<f64>>,
+    review_band: Option<Spanned<Vec<f64>>>,
+}
+
+/// Turns byte offsets into line numbers.
+struct Locator<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Locator<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text[..end].matches('\n').count() + 1
+    }
+
+    fn error(&self, span: Range<usize>, reason: impl Into<String>) -> PolicyError {
+        PolicyError { file: self.file.to_string(), line: self.line(span), reason: reason.into() }
+    }
+}
+
+/// Parses and validates a policy. `file` names it in errors.
+pub fn parse_policy(text: &str, file: &str) -> Result<Policy, PolicyError> {
+    let at = Locator { text, file };
+    let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(0, |span| at.line(span));
+        PolicyError { file: file.to_string(), line, reason: e.message().trim().to_string() }
+    })?;
+
+    let pixels_per_mm = match raw.pixels_per_mm {
+        Some(value) if !(*value.get_ref() > 0.0) => return Err(at.error(value.span(), "pixels-per-mm must be greater than 0")),
+        Some(value) => Some(*value.get_ref() as f32),
+        None => None,
+    };
+    let fail_severities = match raw.fail_severities {
+        Some(list) => list
+            .into_inner()
+            .into_iter()
+            .map(|name| severity(&at, &name))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![Severity::Critical, Severity::Major],
+    };
+    let region = raw.region.map(|shape| parse_shape(&at, shape, "region")).transpose()?;
+    let ignore = raw
+        .ignore
+        .into_iter()
+        .map(|shape| parse_shape(&at, shape, "ignore"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let default_rule = match raw.default {
+        Some(rule) => parse_rule(&at, rule, pixels_per_mm)?,
+        None => ClassRule::default(),
+    };
+    let mut classes = BTreeMap::new();
+    let mut class_lines = BTreeMap::new();
+    for (name, rule) in raw.classes {
+        let line = at.line(name.span());
+        let name = name.into_inner();
+        classes.insert(name.clone(), parse_rule(&at, rule, pixels_per_mm)?);
+        class_lines.insert(name, line);
+    }
+    Ok(Policy { classes, default_rule, fail_severities, region, ignore, pixels_per_mm, class_lines })
+}
+
+fn severity(at: &Locator, name: &Spanned<String>) -> Result<Severity, PolicyError> {
+    Severity::parse(name.get_ref()).ok_or_else(|| {
+        at.error(name.span(), format!("unknown severity {:?}: expected critical, major, minor or cosmetic", name.get_ref()))
+    })
+}
+
+fn parse_shape(at: &Locator, shape: Spanned<RawShape>, what: &str) -> Result<Shape, PolicyError> {
+    let span = shape.span();
+    match shape.into_inner() {
+        RawShape { rect: Some(rect), polygon: None } => {
+            let [x1, y1, x2, y2] = *rect.get_ref();
+            if x1 < x2 && y1 < y2 {
+                Ok(Shape::Rect([x1 as f32, y1 as f32, x2 as f32, y2 as f32]))
+            } else {
+                Err(at.error(rect.span(), format!("{what} rect [{x1}, {y1}, {x2}, {y2}] must have x1 < x2 and y1 < y2")))
+            }
+        }
+        RawShape { rect: None, polygon: Some(points) } => {
+            if points.get_ref().len() < 3 {
+                let count = points.get_ref().len();
+                return Err(at.error(points.span(), format!("{what} polygon has {count} points; at least 3 are needed")));
+            }
+            Ok(Shape::Polygon(points.into_inner().into_iter().map(|[x, y]| (x as f32, y as f32)).collect()))
+        }
+        _ => Err(at.error(span, format!("{what} needs exactly one of rect = [x1, y1, x2, y2] or polygon = [[x, y], ...]"))),
+    }
+}
+
+fn parse_rule(at: &Locator, rule: Spanned<RawClass>, pixels_per_mm: Option<f32>) -> Result<ClassRule, PolicyError> {
+    let raw = rule.into_inner();
+    let defaults = ClassRule::default();
+    let min_confidence = match raw.min_confidence {
+        Some(value) => {
+            let v = *value.get_ref();
+            if !(0.0..=1.0).contains(&v) {
+                return Err(at.error(value.span(), format!("min-confidence {v} is outside [0, 1]")));
+            }
+            v as f32
+        }
+        None => defaults.min_confidence,
+    };
+    let severity = match &raw.severity {
+        Some(name) => severity(at, name)?,
+        None => defaults.severity,
+    };
+    let min_area_px = match (raw.min_area, raw.min_area_mm2) {
+        (Some(_), Some(mm2)) => return Err(at.error(mm2.span(), "give min-area (px²) or min-area-mm2, not both")),
+        (Some(px), None) if *px.get_ref() < 0.0 => return Err(at.error(px.span(), "min-area must not be negative")),
+        (Some(px), None) => *px.get_ref() as f32,
+        (None, Some(mm2)) => {
+            let Some(ppm) = pixels_per_mm else {
+                return Err(at.error(mm2.span(), "min-area-mm2 needs the top-level pixels-per-mm calibration"));
+            };
+            if *mm2.get_ref() < 0.0 {
+                return Err(at.error(mm2.span(), "min-area-mm2 must not be negative"));
+            }
+            *mm2.get_ref() as f32 * ppm * ppm
+        }
+        (None, None) => defaults.min_area_px,
+    };
+    let review_band = match raw.review_band {
+        Some(band) => {
+            let [low, high] = band.get_ref()[..] else {
+                return Err(at.error(band.span(), "review-band must be [low, high]"));
+            };
+            if !(0.0 <= low && low < high && high <= 1.0) {
+                return Err(at.error(band.span(), format!("review-band [{low}, {high}] must have 0 <= low < high <= 1")));
+            }
+            if high as f32 > min_confidence {
+                return Err(at.error(
+                    band.span(),
+                    format!("review-band [{low}, {high}] overlaps the fail band: it must end at or below min-confidence {min_confidence}"),
+                ));
+            }
+            Some((low as f32, high as f32))
+        }
+        None => None,
+    };
+    Ok(ClassRule { min_confidence, severity, min_area_px, review_band })
+}
