@@ -10,6 +10,7 @@ pub mod policy;
 pub mod runtime;
 
 pub mod defectdetect;
+pub mod meta;
 
 gst::plugin_define!(
     defect,
@@ -24,6 +25,7 @@ gst::plugin_define!(
 );
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
+    meta::register();
     defectdetect::register(plugin)?;
     Ok(())
 }

@@ -15,9 +15,15 @@ fn harness(properties: &str) -> gst_check::Harness {
 }
 
 /// Pushes one frame and returns the ROIs of the buffer that comes out.
-fn detect_once(h: &mut gst_check::Harness, image: &RgbImage, format: VideoFormat, row_padding: usize) -> Vec<Roi> {
+fn detect_once(
+    h: &mut gst_check::Harness,
+    image: &RgbImage,
+    format: VideoFormat,
+    row_padding: usize,
+) -> Vec<Roi> {
     h.set_src_caps(caps(format, image.width, image.height));
-    h.push(frame_buffer(image, format, row_padding)).expect("push");
+    h.push(frame_buffer(image, format, row_padding))
+        .expect("push");
     let out = h.pull().expect("pull");
     rois(&out)
 }
@@ -25,7 +31,12 @@ fn detect_once(h: &mut gst_check::Harness, image: &RgbImage, format: VideoFormat
 #[test]
 fn every_layout_finds_the_squares() {
     let (image, expected) = two_squares_640x480();
-    for model in ["squares_v8", "squares_v5", "squares_e2e", "squares_v8_dynamic"] {
+    for model in [
+        "squares_v8",
+        "squares_v5",
+        "squares_e2e",
+        "squares_v8_dynamic",
+    ] {
         let mut h = harness(&format!("model={}", test_model(model)));
         let found = detect_once(&mut h, &image, VideoFormat::Rgb, 0);
         assert_rois(&found, &expected, 640, 480, 2.0, model);
@@ -51,7 +62,14 @@ fn every_pixel_format_finds_the_squares_with_padded_strides() {
         for model in ["squares_v8", "squares_v5", "squares_e2e"] {
             let mut h = harness(&format!("model={}", test_model(model)));
             let found = detect_once(&mut h, &image, format, 12);
-            assert_rois(&found, &expected, 640, 480, 2.0, &format!("{model} {format:?}"));
+            assert_rois(
+                &found,
+                &expected,
+                640,
+                480,
+                2.0,
+                &format!("{model} {format:?}"),
+            );
         }
     }
 }
@@ -72,12 +90,29 @@ fn gray8_feeds_three_and_one_channel_models() {
 fn full_hd_frames_map_back_to_frame_pixels() {
     let mut image = RgbImage::new(1920, 1080, [0, 0, 0]);
     let b = window_box(1920, 1080, 12, 20);
-    image.fill_rect(b[0] as usize, b[1] as usize, b[2] as usize, b[3] as usize, [255, 255, 255]);
-    let expected = [Expected { class: "white_square", label_id: 0, rect: b }];
+    image.fill_rect(
+        b[0] as usize,
+        b[1] as usize,
+        b[2] as usize,
+        b[3] as usize,
+        [255, 255, 255],
+    );
+    let expected = [Expected {
+        class: "white_square",
+        label_id: 0,
+        rect: b,
+    }];
     for format in [VideoFormat::Rgb, VideoFormat::Nv12] {
         let mut h = harness(&format!("model={}", test_model("squares_v8")));
         let found = detect_once(&mut h, &image, format, 0);
-        assert_rois(&found, &expected, 1920, 1080, 2.0, &format!("1080p {format:?}"));
+        assert_rois(
+            &found,
+            &expected,
+            1920,
+            1080,
+            2.0,
+            &format!("1080p {format:?}"),
+        );
     }
 }
 
@@ -88,8 +123,15 @@ fn labels_file_overrides_model_names() {
     let labels = dir.join("labels.txt");
     std::fs::write(&labels, "bright\nrust\n").unwrap();
     let (image, _) = two_squares_640x480();
-    let mut h = harness(&format!("model={} labels={}", test_model("squares_v8"), labels.display()));
-    let mut names: Vec<_> = detect_once(&mut h, &image, VideoFormat::Rgb, 0).into_iter().map(|r| r.label).collect();
+    let mut h = harness(&format!(
+        "model={} labels={}",
+        test_model("squares_v8"),
+        labels.display()
+    ));
+    let mut names: Vec<_> = detect_once(&mut h, &image, VideoFormat::Rgb, 0)
+        .into_iter()
+        .map(|r| r.label)
+        .collect();
     names.sort();
     assert_eq!(names, ["bright", "rust"]);
 }
@@ -97,9 +139,18 @@ fn labels_file_overrides_model_names() {
 #[test]
 fn thresholds_and_max_detections_apply() {
     let (image, _) = two_squares_640x480();
-    let mut h = harness(&format!("model={} conf-threshold=0.999", test_model("squares_v8")));
-    assert!(detect_once(&mut h, &image, VideoFormat::Rgb, 0).is_empty(), "0.9975 is below 0.999");
-    let mut h = harness(&format!("model={} max-detections=1", test_model("squares_v8")));
+    let mut h = harness(&format!(
+        "model={} conf-threshold=0.999",
+        test_model("squares_v8")
+    ));
+    assert!(
+        detect_once(&mut h, &image, VideoFormat::Rgb, 0).is_empty(),
+        "0.9975 is below 0.999"
+    );
+    let mut h = harness(&format!(
+        "model={} max-detections=1",
+        test_model("squares_v8")
+    ));
     assert_eq!(detect_once(&mut h, &image, VideoFormat::Rgb, 0).len(), 1);
 }
 
@@ -112,10 +163,17 @@ fn a_large_bright_area_is_reduced_by_nms() {
     let mut h = harness(&format!("model={}", test_model("squares_v8")));
     let found = detect_once(&mut h, &image, VideoFormat::Rgb, 0);
     assert!((2..=16).contains(&found.len()), "{found:#?}");
-    let boxes: Vec<[f64; 4]> = found.iter().map(|r| r.normalised.map(|v| v * 256.0)).collect();
+    let boxes: Vec<[f64; 4]> = found
+        .iter()
+        .map(|r| r.normalised.map(|v| v * 256.0))
+        .collect();
     for (i, a) in boxes.iter().enumerate() {
         for b in &boxes[i + 1..] {
-            assert!(iou(a, b) <= 0.45 + 1e-6, "{a:?} and {b:?} overlap by {}", iou(a, b));
+            assert!(
+                iou(a, b) <= 0.45 + 1e-6,
+                "{a:?} and {b:?} overlap by {}",
+                iou(a, b)
+            );
         }
     }
 }
@@ -138,7 +196,12 @@ fn empty_frames_give_no_metas() {
 fn tiny_and_odd_frames_do_not_fail() {
     for (w, h_) in [(1, 1), (3, 5), (641, 479), (17, 1000)] {
         let image = RgbImage::new(w, h_, [200, 200, 200]);
-        for format in [VideoFormat::Nv12, VideoFormat::I420, VideoFormat::Gray8, VideoFormat::Rgb] {
+        for format in [
+            VideoFormat::Nv12,
+            VideoFormat::I420,
+            VideoFormat::Gray8,
+            VideoFormat::Rgb,
+        ] {
             let mut h = harness(&format!("model={}", test_model("squares_v8")));
             detect_once(&mut h, &image, format, 3);
         }
@@ -149,12 +212,29 @@ fn tiny_and_odd_frames_do_not_fail() {
 fn caps_change_mid_stream_is_followed() {
     let (image, expected) = two_squares_640x480();
     let mut h = harness(&format!("model={}", test_model("squares_v8")));
-    assert_rois(&detect_once(&mut h, &image, VideoFormat::Rgb, 0), &expected, 640, 480, 2.0, "before");
+    assert_rois(
+        &detect_once(&mut h, &image, VideoFormat::Rgb, 0),
+        &expected,
+        640,
+        480,
+        2.0,
+        "before",
+    );
     let mut big = RgbImage::new(1920, 1080, [0, 0, 0]);
     let b = window_box(1920, 1080, 12, 20);
-    big.fill_rect(b[0] as usize, b[1] as usize, b[2] as usize, b[3] as usize, [255, 255, 255]);
+    big.fill_rect(
+        b[0] as usize,
+        b[1] as usize,
+        b[2] as usize,
+        b[3] as usize,
+        [255, 255, 255],
+    );
     let found = detect_once(&mut h, &big, VideoFormat::Nv12, 0);
-    let expected = [Expected { class: "white_square", label_id: 0, rect: b }];
+    let expected = [Expected {
+        class: "white_square",
+        label_id: 0,
+        rect: b,
+    }];
     assert_rois(&found, &expected, 1920, 1080, 2.0, "after");
 }
 
@@ -167,12 +247,23 @@ fn detection_messages(model: &str, frames: &[RgbImage]) -> Vec<gst::Structure> {
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
-    let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
-    src.set_caps(Some(&caps(VideoFormat::Rgb, frames[0].width, frames[0].height)));
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    src.set_caps(Some(&caps(
+        VideoFormat::Rgb,
+        frames[0].width,
+        frames[0].height,
+    )));
     pipeline.set_state(gst::State::Playing).unwrap();
     for (i, image) in frames.iter().enumerate() {
         let mut buffer = frame_buffer(image, VideoFormat::Rgb, 0);
-        buffer.get_mut().unwrap().set_pts(gst::ClockTime::from_mseconds(40 * i as u64));
+        buffer
+            .get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(40 * i as u64));
         src.push_buffer(buffer).unwrap();
     }
     src.end_of_stream().unwrap();
@@ -180,7 +271,10 @@ fn detection_messages(model: &str, frames: &[RgbImage]) -> Vec<gst::Structure> {
     let mut messages = Vec::new();
     for message in bus.iter_timed(gst::ClockTime::from_seconds(30)) {
         match message.view() {
-            gst::MessageView::Element(e) if e.structure().is_some_and(|s| s.name() == "defect-detections") => {
+            gst::MessageView::Element(e)
+                if e.structure()
+                    .is_some_and(|s| s.name() == "defect-detections") =>
+            {
                 messages.push(e.structure().unwrap().to_owned())
             }
             gst::MessageView::Eos(_) => break,
@@ -200,16 +294,34 @@ fn one_bus_message_per_frame_with_the_detections() {
     assert_eq!(messages.len(), 3);
     for (i, s) in messages.iter().enumerate() {
         assert_eq!(s.get::<u64>("frame").unwrap(), i as u64);
-        assert_eq!(s.get::<Option<gst::ClockTime>>("pts").unwrap(), Some(gst::ClockTime::from_mseconds(40 * i as u64)));
-        assert!(s.get::<Option<gst::ClockTime>>("running-time").unwrap().is_some());
+        assert_eq!(
+            s.get::<Option<gst::ClockTime>>("pts").unwrap(),
+            Some(gst::ClockTime::from_mseconds(40 * i as u64))
+        );
+        assert!(
+            s.get::<Option<gst::ClockTime>>("running-time")
+                .unwrap()
+                .is_some()
+        );
     }
     let detections = messages[0].get::<gst::Array>("detections").unwrap();
     assert_eq!(detections.len(), 2);
-    assert!(messages[1].get::<gst::Array>("detections").unwrap().is_empty());
+    assert!(
+        messages[1]
+            .get::<gst::Array>("detections")
+            .unwrap()
+            .is_empty()
+    );
     let first = detections.as_slice()[0].get::<gst::Structure>().unwrap();
-    let want = expected.iter().find(|e| e.class == first.get::<String>("label").unwrap()).unwrap();
+    let want = expected
+        .iter()
+        .find(|e| e.class == first.get::<String>("label").unwrap())
+        .unwrap();
     for (field, value) in ["x-min", "y-min", "x-max", "y-max"].iter().zip(want.rect) {
-        assert!((first.get::<f64>(*field).unwrap() - value).abs() <= 2.0, "{field}");
+        assert!(
+            (first.get::<f64>(*field).unwrap() - value).abs() <= 2.0,
+            "{field}"
+        );
     }
     assert!(first.get::<f64>("confidence").unwrap() > 0.99);
 }
@@ -217,10 +329,18 @@ fn one_bus_message_per_frame_with_the_detections() {
 /// Sets a pipeline with `defectdetect <properties>` to READY and returns the error text.
 fn ready_error(properties: &str) -> String {
     init();
-    let pipeline = gst::parse::launch(&format!("videotestsrc ! defectdetect {properties} ! fakesink")).unwrap();
-    assert!(pipeline.set_state(gst::State::Ready).is_err(), "{properties} should fail");
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc ! defectdetect {properties} ! fakesink"
+    ))
+    .unwrap();
+    assert!(
+        pipeline.set_state(gst::State::Ready).is_err(),
+        "{properties} should fail"
+    );
     let bus = pipeline.bus().unwrap();
-    let message = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]).expect("an error message");
+    let message = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+        .expect("an error message");
     pipeline.set_state(gst::State::Null).unwrap();
     match message.view() {
         gst::MessageView::Error(e) => e.error().to_string(),
@@ -240,17 +360,41 @@ fn bad_inputs_fail_at_ready_with_the_reason() {
 
     let cases = [
         ("".to_string(), "no model given"),
-        ("model=/nonexistent/model.onnx".to_string(), "does not exist"),
-        (format!("model={}", text.display()), "Protobuf parsing failed"),
+        (
+            "model=/nonexistent/model.onnx".to_string(),
+            "does not exist",
+        ),
+        (
+            format!("model={}", text.display()),
+            "Protobuf parsing failed",
+        ),
         (format!("model={}", truncated.display()), "failed"),
-        (format!("model={}", test_model("bad_not_image")), "not image-like"),
-        (format!("model={}", test_model("bad_layout")), "matches no known layout"),
-        (format!("model={} layout=end2end", test_model("squares_v8")), "does not fit the end-to-end"),
-        (format!("model={} labels=/nonexistent/labels.txt", test_model("squares_v8")), "labels file"),
+        (
+            format!("model={}", test_model("bad_not_image")),
+            "not image-like",
+        ),
+        (
+            format!("model={}", test_model("bad_layout")),
+            "matches no known layout",
+        ),
+        (
+            format!("model={} layout=end2end", test_model("squares_v8")),
+            "does not fit the end-to-end",
+        ),
+        (
+            format!(
+                "model={} labels=/nonexistent/labels.txt",
+                test_model("squares_v8")
+            ),
+            "labels file",
+        ),
     ];
     for (properties, reason) in cases {
         let message = ready_error(&properties);
-        assert!(message.contains(reason), "{properties}: {message:?} lacks {reason:?}");
+        assert!(
+            message.contains(reason),
+            "{properties}: {message:?} lacks {reason:?}"
+        );
     }
 }
 
@@ -264,22 +408,38 @@ fn unavailable_gpu_provider_falls_back_to_cpu_with_a_warning() {
     .unwrap();
     pipeline.set_state(gst::State::Ready).unwrap();
     let bus = pipeline.bus().unwrap();
-    let warning = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Warning]);
-    let info: String = pipeline.downcast_ref::<gst::Bin>().unwrap().by_name("d").unwrap().property("model-info");
+    let warning = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(5),
+        &[gst::MessageType::Warning],
+    );
+    let info: String = pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("d")
+        .unwrap()
+        .property("model-info");
     pipeline.set_state(gst::State::Null).unwrap();
     if info.contains("provider cuda") {
         return; // A GPU build of ONNX Runtime with a GPU: nothing to fall back from.
     }
     assert!(info.contains("provider cpu"), "{info}");
     let warning = warning.expect("a fallback warning");
-    let gst::MessageView::Warning(w) = warning.view() else { unreachable!() };
-    assert!(w.error().to_string().contains("falling back to CPU"), "{}", w.error());
+    let gst::MessageView::Warning(w) = warning.view() else {
+        unreachable!()
+    };
+    assert!(
+        w.error().to_string().contains("falling back to CPU"),
+        "{}",
+        w.error()
+    );
 }
 
 #[test]
 fn gst_launch_line_for_each_format_runs_to_eos() {
     init();
-    for format in ["RGB", "BGR", "RGBA", "BGRA", "RGBx", "BGRx", "GRAY8", "NV12", "I420"] {
+    for format in [
+        "RGB", "BGR", "RGBA", "BGRA", "RGBx", "BGRx", "GRAY8", "NV12", "I420",
+    ] {
         let pipeline = gst::parse::launch(&format!(
             "videotestsrc num-buffers=5 ! video/x-raw,width=1920,height=1080,format={format} ! defectdetect model={} ! fakesink",
             test_model("squares_v8")
@@ -288,9 +448,15 @@ fn gst_launch_line_for_each_format_runs_to_eos() {
         pipeline.set_state(gst::State::Playing).unwrap();
         let bus = pipeline.bus().unwrap();
         let message = bus
-            .timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error])
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(60),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
             .expect("EOS or error");
         pipeline.set_state(gst::State::Null).unwrap();
-        assert!(matches!(message.view(), gst::MessageView::Eos(_)), "{format}: {message:?}");
+        assert!(
+            matches!(message.view(), gst::MessageView::Eos(_)),
+            "{format}: {message:?}"
+        );
     }
 }

@@ -26,7 +26,9 @@ fn ready_error(library: &Path) -> String {
         .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
         .expect("an error");
     pipeline.set_state(gst::State::Null).unwrap();
-    let gst::MessageView::Error(e) = message.view() else { unreachable!() };
+    let gst::MessageView::Error(e) = message.view() else {
+        unreachable!()
+    };
     e.error().to_string()
 }
 
@@ -45,7 +47,12 @@ fn old_runtime_stub(dir: &Path) -> Option<std::path::PathBuf> {
     )
     .ok()?;
     let library = dir.join("libonnxruntime_old.so");
-    let status = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&library).arg(&source).status().ok()?;
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .status()
+        .ok()?;
     status.success().then_some(library)
 }
 
@@ -56,7 +63,11 @@ fn unusable_onnx_runtime_libraries_are_reported() {
 
     let missing = dir.join("libonnxruntime_missing.so");
     let message = ready_error(&missing);
-    assert!(message.contains("cannot load the ONNX Runtime library") && message.contains("no such file"), "{message}");
+    assert!(
+        message.contains("cannot load the ONNX Runtime library")
+            && message.contains("no such file"),
+        "{message}"
+    );
 
     let not_a_library = dir.join("not_a_library.so");
     std::fs::write(&not_a_library, "text").unwrap();
@@ -66,7 +77,10 @@ fn unusable_onnx_runtime_libraries_are_reported() {
     match old_runtime_stub(&dir) {
         Some(old) => {
             let message = ready_error(&old);
-            assert!(message.contains("1.10.0") && message.contains("not compatible"), "{message}");
+            assert!(
+                message.contains("1.10.0") && message.contains("not compatible"),
+                "{message}"
+            );
         }
         None => eprintln!("no C compiler: the too-old-library case was not checked"),
     }

@@ -25,9 +25,13 @@ fn reference_python() -> Option<PathBuf> {
 
 /// A deterministic frame: noisy background, squares of random size, position and colour.
 fn random_frame(seed: u64, width: usize, height: usize) -> RgbImage {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move |bound: usize| {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 33) as usize) % bound.max(1)
     };
     let mut image = RgbImage::new(width, height, [0, 0, 0]);
@@ -36,8 +40,15 @@ fn random_frame(seed: u64, width: usize, height: usize) -> RgbImage {
     }
     for _ in 0..4 {
         let side = width.min(height) / 8 + next(width.min(height) / 5);
-        let (x, y) = (next(width.saturating_sub(side)), next(height.saturating_sub(side)));
-        let colour = if next(2) == 0 { [250, 250, 250] } else { [245, 10, 10] };
+        let (x, y) = (
+            next(width.saturating_sub(side)),
+            next(height.saturating_sub(side)),
+        );
+        let colour = if next(2) == 0 {
+            [250, 250, 250]
+        } else {
+            [245, 10, 10]
+        };
         image.fill_rect(x, y, x + side, y + side, colour);
     }
     image
@@ -54,17 +65,30 @@ fn reference(python: &PathBuf, model: &str, image: &RgbImage, gray: bool) -> Vec
     let dir = std::env::temp_dir().join(format!("defect-parity-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let raw = dir.join("frame.raw");
-    let bytes: Vec<u8> = if gray { gray_bytes(image) } else { image.pixels.clone() };
+    let bytes: Vec<u8> = if gray {
+        gray_bytes(image)
+    } else {
+        image.pixels.clone()
+    };
     std::fs::write(&raw, bytes).unwrap();
     let output = Command::new(python)
         .arg(repo_path("scripts/reference_detect.py"))
         .args(["--model", model, "--raw"])
         .arg(&raw)
-        .args(["--width", &image.width.to_string(), "--height", &image.height.to_string()])
+        .args([
+            "--width",
+            &image.width.to_string(),
+            "--height",
+            &image.height.to_string(),
+        ])
         .args(["--format", if gray { "GRAY8" } else { "RGB" }])
         .output()
         .expect("run the reference");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     json["detections"]
         .as_array()
@@ -112,13 +136,24 @@ fn plugin(model: &str, image: &RgbImage, format: VideoFormat) -> Vec<Found> {
 /// 1e-3) and vice versa. Detections within 2e-3 of the threshold may be on either side.
 fn assert_same(reference: &[Found], ours: &[Found], context: &str) {
     let settled = |d: &&Found| (d.confidence - 0.25).abs() > 2e-3;
-    for (from, to, direction) in [(reference, ours, "reference→plugin"), (ours, reference, "plugin→reference")] {
+    for (from, to, direction) in [
+        (reference, ours, "reference→plugin"),
+        (ours, reference, "plugin→reference"),
+    ] {
         for d in from.iter().filter(settled) {
             let twin = to.iter().find(|o| {
-                o.class_id == d.class_id && o.rect.iter().zip(d.rect).all(|(a, b)| (a - b).abs() <= 1.0)
+                o.class_id == d.class_id
+                    && o.rect.iter().zip(d.rect).all(|(a, b)| (a - b).abs() <= 1.0)
             });
-            let twin = twin.unwrap_or_else(|| panic!("{context} {direction}: no twin for {d:?}\nref {reference:#?}\nours {ours:#?}"));
-            assert!((twin.confidence - d.confidence).abs() <= 1e-3, "{context}: {d:?} vs {twin:?}");
+            let twin = twin.unwrap_or_else(|| {
+                panic!(
+                    "{context} {direction}: no twin for {d:?}\nref {reference:#?}\nours {ours:#?}"
+                )
+            });
+            assert!(
+                (twin.confidence - d.confidence).abs() <= 1e-3,
+                "{context}: {d:?} vs {twin:?}"
+            );
         }
     }
 }
@@ -126,22 +161,39 @@ fn assert_same(reference: &[Found], ours: &[Found], context: &str) {
 #[test]
 fn plugin_matches_the_numpy_reference() {
     let Some(python) = reference_python() else {
-        eprintln!("parity test skipped: .venv with onnxruntime and OpenCV not found (run scripts/setup.sh)");
+        eprintln!(
+            "parity test skipped: .venv with onnxruntime and OpenCV not found (run scripts/setup.sh)"
+        );
         return;
     };
-    let sizes = [(640, 480), (1280, 720), (641, 479), (300, 500), (256, 256), (1920, 1080)];
+    let sizes = [
+        (640, 480),
+        (1280, 720),
+        (641, 479),
+        (300, 500),
+        (256, 256),
+        (1920, 1080),
+    ];
     let mut compared = 0;
     for (i, &(w, h)) in sizes.iter().enumerate() {
         let image = random_frame(i as u64 + 1, w, h);
         for model in ["squares_v8", "squares_v5", "squares_e2e"] {
             let path = test_model(model);
             let expected = reference(&python, &path, &image, false);
-            assert_same(&expected, &plugin(&path, &image, VideoFormat::Rgb), &format!("{model} {w}x{h}"));
+            assert_same(
+                &expected,
+                &plugin(&path, &image, VideoFormat::Rgb),
+                &format!("{model} {w}x{h}"),
+            );
             compared += expected.len();
         }
         let path = test_model("squares_v8_gray");
         let expected = reference(&python, &path, &image, true);
-        assert_same(&expected, &plugin(&path, &image, VideoFormat::Gray8), &format!("gray {w}x{h}"));
+        assert_same(
+            &expected,
+            &plugin(&path, &image, VideoFormat::Gray8),
+            &format!("gray {w}x{h}"),
+        );
         compared += expected.len();
     }
     assert!(compared > 20, "too few detections to compare: {compared}");

@@ -46,9 +46,16 @@ pub enum DecodeError {
     )]
     UnknownLayout(Vec<i64>),
     #[error("output shape {shape:?} does not fit the {layout} layout")]
-    ShapeMismatch { shape: Vec<i64>, layout: OutputLayout },
+    ShapeMismatch {
+        shape: Vec<i64>,
+        layout: OutputLayout,
+    },
     #[error("output holds {actual} values but its shape {shape:?} needs {expected}")]
-    SizeMismatch { shape: Vec<i64>, expected: usize, actual: usize },
+    SizeMismatch {
+        shape: Vec<i64>,
+        expected: usize,
+        actual: usize,
+    },
 }
 
 /// What the decoder saw besides detections, for diagnostics.
@@ -69,7 +76,9 @@ pub fn infer_layout(
     end2end_hint: bool,
 ) -> Result<OutputLayout, DecodeError> {
     let unknown = || DecodeError::UnknownLayout(shape.to_vec());
-    let [batch, a, b] = *shape else { return Err(unknown()) };
+    let [batch, a, b] = *shape else {
+        return Err(unknown());
+    };
     if batch != 1 || a <= 0 || b <= 0 {
         return Err(unknown());
     }
@@ -87,8 +96,13 @@ pub fn infer_layout(
 /// Number of classes a layout implies for a shape (None for end-to-end, which does not say),
 /// or an error when the shape cannot be that layout.
 pub fn class_count_of(layout: OutputLayout, shape: &[i64]) -> Result<Option<usize>, DecodeError> {
-    let mismatch = || DecodeError::ShapeMismatch { shape: shape.to_vec(), layout };
-    let [1, a, b] = *shape else { return Err(mismatch()) };
+    let mismatch = || DecodeError::ShapeMismatch {
+        shape: shape.to_vec(),
+        layout,
+    };
+    let [1, a, b] = *shape else {
+        return Err(mismatch());
+    };
     match layout {
         OutputLayout::YoloV8 if a > 4 && b > 0 => Ok(Some((a - 4) as usize)),
         OutputLayout::YoloV5 if b > 5 && a > 0 => Ok(Some((b - 5) as usize)),
@@ -123,7 +137,11 @@ impl Decoder {
         let (rows, cols) = (shape[1] as usize, shape[2] as usize);
         let expected = rows * cols;
         if data.len() != expected {
-            return Err(DecodeError::SizeMismatch { shape: shape.to_vec(), expected, actual: data.len() });
+            return Err(DecodeError::SizeMismatch {
+                shape: shape.to_vec(),
+                expected,
+                actual: data.len(),
+            });
         }
         let mut stats = DecodeStats::default();
         let mut push = |detection: Detection| {
@@ -143,15 +161,28 @@ impl Decoder {
 
     /// `[4+nc, N]`: class rows are scanned one after the other (contiguous, vectorisable)
     /// to find each anchor's best class, then only anchors above threshold read their box.
-    fn decode_v8(&mut self, rows: usize, anchors: usize, data: &[f32], conf: f32, push: &mut impl FnMut(Detection)) {
+    fn decode_v8(
+        &mut self,
+        rows: usize,
+        anchors: usize,
+        data: &[f32],
+        conf: f32,
+        push: &mut impl FnMut(Detection),
+    ) {
         let classes = rows - 4;
         self.best_score.clear();
-        self.best_score.extend_from_slice(&data[4 * anchors..5 * anchors]);
+        self.best_score
+            .extend_from_slice(&data[4 * anchors..5 * anchors]);
         self.best_class.clear();
         self.best_class.resize(anchors, 0);
         for class in 1..classes {
             let row = &data[(4 + class) * anchors..(5 + class) * anchors];
-            for ((best, best_class), &score) in self.best_score.iter_mut().zip(self.best_class.iter_mut()).zip(row) {
+            for ((best, best_class), &score) in self
+                .best_score
+                .iter_mut()
+                .zip(self.best_class.iter_mut())
+                .zip(row)
+            {
                 if score > *best {
                     *best = score;
                     *best_class = class as u32;
@@ -172,16 +203,26 @@ impl Decoder {
 }
 
 /// `[N, 5+nc]`: objectness gates the anchor, then score = objectness × best class score.
-fn decode_v5(anchors: usize, cols: usize, data: &[f32], conf: f32, push: &mut impl FnMut(Detection)) {
+fn decode_v5(
+    anchors: usize,
+    cols: usize,
+    data: &[f32],
+    conf: f32,
+    push: &mut impl FnMut(Detection),
+) {
     for row in data.chunks_exact(cols).take(anchors) {
         let objectness = row[4];
-        if !(objectness > conf) {
+        if objectness.is_nan() || objectness <= conf {
             continue;
         }
         let (class_id, class_score) = argmax(&row[5..]);
         let confidence = objectness * class_score;
         if confidence > conf {
-            push(Detection { class_id, confidence, bbox: BBox::from_center(row[0], row[1], row[2], row[3]) });
+            push(Detection {
+                class_id,
+                confidence,
+                bbox: BBox::from_center(row[0], row[1], row[2], row[3]),
+            });
         }
     }
 }
@@ -190,18 +231,27 @@ fn decode_v5(anchors: usize, cols: usize, data: &[f32], conf: f32, push: &mut im
 fn decode_end_to_end(rows: usize, data: &[f32], conf: f32, push: &mut impl FnMut(Detection)) {
     for row in data.chunks_exact(6).take(rows) {
         let confidence = row[4];
-        if !(confidence > conf) {
+        if confidence.is_nan() || confidence <= conf {
             continue;
         }
         let class = row[5].round();
         if !(0.0..=u32::MAX as f32).contains(&class) {
-            push(Detection { class_id: 0, confidence: f32::NAN, bbox: BBox::default() });
+            push(Detection {
+                class_id: 0,
+                confidence: f32::NAN,
+                bbox: BBox::default(),
+            });
             continue;
         }
         push(Detection {
             class_id: class as usize,
             confidence,
-            bbox: BBox { x1: row[0], y1: row[1], x2: row[2], y2: row[3] },
+            bbox: BBox {
+                x1: row[0],
+                y1: row[1],
+                x2: row[2],
+                y2: row[3],
+            },
         });
     }
 }
@@ -223,12 +273,30 @@ mod tests {
 
     #[test]
     fn layout_inference() {
-        assert_eq!(infer_layout(&[1, 84, 8400], None, false), Ok(OutputLayout::YoloV8));
-        assert_eq!(infer_layout(&[1, 25200, 85], None, false), Ok(OutputLayout::YoloV5));
-        assert_eq!(infer_layout(&[1, 300, 6], None, false), Ok(OutputLayout::EndToEnd));
-        assert_eq!(infer_layout(&[1, 300, 6], Some(1), false), Ok(OutputLayout::YoloV5));
-        assert_eq!(infer_layout(&[1, 300, 6], Some(1), true), Ok(OutputLayout::EndToEnd));
-        assert!(matches!(infer_layout(&[1, 2, 3, 4], None, false), Err(DecodeError::UnknownLayout(_))));
+        assert_eq!(
+            infer_layout(&[1, 84, 8400], None, false),
+            Ok(OutputLayout::YoloV8)
+        );
+        assert_eq!(
+            infer_layout(&[1, 25200, 85], None, false),
+            Ok(OutputLayout::YoloV5)
+        );
+        assert_eq!(
+            infer_layout(&[1, 300, 6], None, false),
+            Ok(OutputLayout::EndToEnd)
+        );
+        assert_eq!(
+            infer_layout(&[1, 300, 6], Some(1), false),
+            Ok(OutputLayout::YoloV5)
+        );
+        assert_eq!(
+            infer_layout(&[1, 300, 6], Some(1), true),
+            Ok(OutputLayout::EndToEnd)
+        );
+        assert!(matches!(
+            infer_layout(&[1, 2, 3, 4], None, false),
+            Err(DecodeError::UnknownLayout(_))
+        ));
         assert!(infer_layout(&[2, 84, 8400], None, false).is_err());
         assert!(infer_layout(&[1, 100, 5], None, false).is_err());
         assert!(infer_layout(&[1, 4, 8400], None, false).is_err());
@@ -237,7 +305,10 @@ mod tests {
     #[test]
     fn forced_layout_must_fit_the_shape() {
         assert!(class_count_of(OutputLayout::EndToEnd, &[1, 84, 8400]).is_err());
-        assert_eq!(class_count_of(OutputLayout::YoloV5, &[1, 100, 7]), Ok(Some(2)));
+        assert_eq!(
+            class_count_of(OutputLayout::YoloV5, &[1, 100, 7]),
+            Ok(Some(2))
+        );
     }
 
     /// Two anchors, two classes: anchor 1 is class 1 at 0.8, anchor 0 stays under threshold.
@@ -253,41 +324,75 @@ mod tests {
             0.2, 0.8,     // class 1
         ];
         let mut out = Vec::new();
-        let stats = Decoder::new().decode(OutputLayout::YoloV8, &[1, 6, 2], &data, 0.25, &mut out).unwrap();
+        let stats = Decoder::new()
+            .decode(OutputLayout::YoloV8, &[1, 6, 2], &data, 0.25, &mut out)
+            .unwrap();
         assert_eq!(stats.non_finite, 0);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].class_id, 1);
         assert_eq!(out[0].confidence, 0.8);
-        assert_eq!(out[0].bbox, BBox { x1: 40.0, y1: 55.0, x2: 60.0, y2: 65.0 });
+        assert_eq!(
+            out[0].bbox,
+            BBox {
+                x1: 40.0,
+                y1: 55.0,
+                x2: 60.0,
+                y2: 65.0
+            }
+        );
     }
 
     #[test]
     fn v8_threshold_is_strict() {
         let data = [0.0, 0.0, 1.0, 1.0, 0.25];
         let mut out = Vec::new();
-        Decoder::new().decode(OutputLayout::YoloV8, &[1, 5, 1], &data, 0.25, &mut out).unwrap();
+        Decoder::new()
+            .decode(OutputLayout::YoloV8, &[1, 5, 1], &data, 0.25, &mut out)
+            .unwrap();
         assert!(out.is_empty());
     }
 
     #[test]
     fn v5_multiplies_objectness_and_class() {
-        let data = [20.0, 20.0, 10.0, 10.0, 0.5, 0.2, 0.9, 0.0, 0.0, 1.0, 1.0, 0.1, 0.9, 0.9];
+        let data = [
+            20.0, 20.0, 10.0, 10.0, 0.5, 0.2, 0.9, 0.0, 0.0, 1.0, 1.0, 0.1, 0.9, 0.9,
+        ];
         let mut out = Vec::new();
-        Decoder::new().decode(OutputLayout::YoloV5, &[1, 2, 7], &data, 0.25, &mut out).unwrap();
+        Decoder::new()
+            .decode(OutputLayout::YoloV5, &[1, 2, 7], &data, 0.25, &mut out)
+            .unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].class_id, 1);
         assert!((out[0].confidence - 0.45).abs() < 1e-6);
-        assert_eq!(out[0].bbox, BBox { x1: 15.0, y1: 15.0, x2: 25.0, y2: 25.0 });
+        assert_eq!(
+            out[0].bbox,
+            BBox {
+                x1: 15.0,
+                y1: 15.0,
+                x2: 25.0,
+                y2: 25.0
+            }
+        );
     }
 
     #[test]
     fn end_to_end_reads_corners_and_class() {
         let data = [1.0, 2.0, 30.0, 40.0, 0.7, 3.0, 0.0, 0.0, 1.0, 1.0, 0.1, 0.0];
         let mut out = Vec::new();
-        Decoder::new().decode(OutputLayout::EndToEnd, &[1, 2, 6], &data, 0.25, &mut out).unwrap();
+        Decoder::new()
+            .decode(OutputLayout::EndToEnd, &[1, 2, 6], &data, 0.25, &mut out)
+            .unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].class_id, 3);
-        assert_eq!(out[0].bbox, BBox { x1: 1.0, y1: 2.0, x2: 30.0, y2: 40.0 });
+        assert_eq!(
+            out[0].bbox,
+            BBox {
+                x1: 1.0,
+                y1: 2.0,
+                x2: 30.0,
+                y2: 40.0
+            }
+        );
     }
 
     #[test]
@@ -301,18 +406,30 @@ mod tests {
             0.9, 0.9, f32::INFINITY,
         ];
         let mut out = Vec::new();
-        let stats = Decoder::new().decode(OutputLayout::YoloV8, &[1, 5, 3], &data, 0.25, &mut out).unwrap();
+        let stats = Decoder::new()
+            .decode(OutputLayout::YoloV8, &[1, 5, 3], &data, 0.25, &mut out)
+            .unwrap();
         assert_eq!(stats.non_finite, 3);
         assert!(out.is_empty());
         let data = [0.0, 0.0, 1.0, 1.0, 0.9, -2.0];
-        let stats = Decoder::new().decode(OutputLayout::EndToEnd, &[1, 1, 6], &data, 0.25, &mut out).unwrap();
+        let stats = Decoder::new()
+            .decode(OutputLayout::EndToEnd, &[1, 1, 6], &data, 0.25, &mut out)
+            .unwrap();
         assert_eq!(stats.non_finite, 1);
     }
 
     #[test]
     fn wrong_data_length_is_an_error() {
         let mut out = Vec::new();
-        let err = Decoder::new().decode(OutputLayout::YoloV8, &[1, 6, 2], &[0.0; 11], 0.25, &mut out);
-        assert!(matches!(err, Err(DecodeError::SizeMismatch { expected: 12, actual: 11, .. })));
+        let err =
+            Decoder::new().decode(OutputLayout::YoloV8, &[1, 6, 2], &[0.0; 11], 0.25, &mut out);
+        assert!(matches!(
+            err,
+            Err(DecodeError::SizeMismatch {
+                expected: 12,
+                actual: 11,
+                ..
+            })
+        ));
     }
 }

@@ -69,14 +69,29 @@ mod tests {
 
     #[test]
     fn iou_of_identical_boxes_is_one() {
-        let b = BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 };
+        let b = BBox {
+            x1: 0.0,
+            y1: 0.0,
+            x2: 10.0,
+            y2: 10.0,
+        };
         assert!((b.iou(&b) - 1.0).abs() < 1e-6);
     }
 
     #[test]
     fn iou_of_half_overlap() {
-        let a = BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 };
-        let b = BBox { x1: 5.0, y1: 0.0, x2: 15.0, y2: 10.0 };
+        let a = BBox {
+            x1: 0.0,
+            y1: 0.0,
+            x2: 10.0,
+            y2: 10.0,
+        };
+        let b = BBox {
+            x1: 5.0,
+            y1: 0.0,
+            x2: 15.0,
+            y2: 10.0,
+        };
         assert!((a.iou(&b) - 50.0 / 150.0).abs() < 1e-6);
     }
 
@@ -88,7 +103,21 @@ mod tests {
 
     #[test]
     fn clipping_keeps_box_inside() {
-        let b = BBox { x1: -5.0, y1: 3.0, x2: 120.0, y2: 90.0 }.clipped(100.0, 80.0);
-        assert_eq!(b, BBox { x1: 0.0, y1: 3.0, x2: 100.0, y2: 80.0 });
+        let b = BBox {
+            x1: -5.0,
+            y1: 3.0,
+            x2: 120.0,
+            y2: 90.0,
+        }
+        .clipped(100.0, 80.0);
+        assert_eq!(
+            b,
+            BBox {
+                x1: 0.0,
+                y1: 3.0,
+                x2: 100.0,
+                y2: 80.0
+            }
+        );
     }
 }

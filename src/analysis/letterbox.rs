@@ -21,9 +21,23 @@ pub const PAD_VALUE: u8 = 114;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LetterboxError {
     #[error("frame is {got_w}x{got_h} but the letterbox was set up for {want_w}x{want_h}")]
-    SizeMismatch { got_w: u32, got_h: u32, want_w: u32, want_h: u32 },
-    #[error("plane {plane} holds {len} bytes, fewer than its {needed} bytes of {width}x{height} pixels at stride {stride}")]
-    PlaneTooSmall { plane: usize, len: usize, needed: usize, width: u32, height: u32, stride: usize },
+    SizeMismatch {
+        got_w: u32,
+        got_h: u32,
+        want_w: u32,
+        want_h: u32,
+    },
+    #[error(
+        "plane {plane} holds {len} bytes, fewer than its {needed} bytes of {width}x{height} pixels at stride {stride}"
+    )]
+    PlaneTooSmall {
+        plane: usize,
+        len: usize,
+        needed: usize,
+        width: u32,
+        height: u32,
+        stride: usize,
+    },
     #[error("tensor holds {got} values, the model input needs {want}")]
     TensorSize { got: usize, want: usize },
 }
@@ -49,7 +63,12 @@ pub struct LetterboxGeometry {
 impl LetterboxGeometry {
     /// Geometry for a `src` frame into a `dst` model input; sizes must be at least 1.
     pub fn new(src_width: u32, src_height: u32, dst_width: u32, dst_height: u32) -> Self {
-        let (sw, sh, dw, dh) = (src_width.max(1) as f64, src_height.max(1) as f64, dst_width as f64, dst_height as f64);
+        let (sw, sh, dw, dh) = (
+            src_width.max(1) as f64,
+            src_height.max(1) as f64,
+            dst_width as f64,
+            dst_height as f64,
+        );
         let gain = (dh / sh).min(dw / sw);
         let resized_width = ((sw * gain).round_ties_even() as u32).clamp(1, dst_width);
         let resized_height = ((sh * gain).round_ties_even() as u32).clamp(1, dst_height);
@@ -73,8 +92,13 @@ impl LetterboxGeometry {
     /// Maps a box from model-input pixels to frame pixels, clipped to the frame.
     pub fn to_source(&self, b: &BBox) -> BBox {
         let (px, py, g) = (self.unpad_x as f32, self.unpad_y as f32, self.gain as f32);
-        BBox { x1: (b.x1 - px) / g, y1: (b.y1 - py) / g, x2: (b.x2 - px) / g, y2: (b.y2 - py) / g }
-            .clipped(self.src_width as f32, self.src_height as f32)
+        BBox {
+            x1: (b.x1 - px) / g,
+            y1: (b.y1 - py) / g,
+            x2: (b.x2 - px) / g,
+            y2: (b.y2 - py) / g,
+        }
+        .clipped(self.src_width as f32, self.src_height as f32)
     }
 }
 
@@ -82,7 +106,12 @@ impl LetterboxGeometry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelFormat {
     /// One plane of `bytes_per_pixel`-byte pixels with the given byte offsets of R, G and B.
-    Packed { bytes_per_pixel: u8, red: u8, green: u8, blue: u8 },
+    Packed {
+        bytes_per_pixel: u8,
+        red: u8,
+        green: u8,
+        blue: u8,
+    },
     Gray8,
     /// Y plane, then one plane of interleaved U, V at half resolution.
     Nv12,
@@ -91,16 +120,38 @@ pub enum PixelFormat {
 }
 
 impl PixelFormat {
-    pub const RGB: Self = Self::Packed { bytes_per_pixel: 3, red: 0, green: 1, blue: 2 };
-    pub const BGR: Self = Self::Packed { bytes_per_pixel: 3, red: 2, green: 1, blue: 0 };
-    pub const RGBA: Self = Self::Packed { bytes_per_pixel: 4, red: 0, green: 1, blue: 2 };
-    pub const BGRA: Self = Self::Packed { bytes_per_pixel: 4, red: 2, green: 1, blue: 0 };
+    pub const RGB: Self = Self::Packed {
+        bytes_per_pixel: 3,
+        red: 0,
+        green: 1,
+        blue: 2,
+    };
+    pub const BGR: Self = Self::Packed {
+        bytes_per_pixel: 3,
+        red: 2,
+        green: 1,
+        blue: 0,
+    };
+    pub const RGBA: Self = Self::Packed {
+        bytes_per_pixel: 4,
+        red: 0,
+        green: 1,
+        blue: 2,
+    };
+    pub const BGRA: Self = Self::Packed {
+        bytes_per_pixel: 4,
+        red: 2,
+        green: 1,
+        blue: 0,
+    };
 
     /// Bytes each plane needs for a `width` x `height` frame: (bytes per row, rows).
     fn plane_extents(self, width: usize, height: usize) -> Vec<(usize, usize)> {
         let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
         match self {
-            PixelFormat::Packed { bytes_per_pixel, .. } => vec![(width * bytes_per_pixel as usize, height)],
+            PixelFormat::Packed {
+                bytes_per_pixel, ..
+            } => vec![(width * bytes_per_pixel as usize, height)],
             PixelFormat::Gray8 => vec![(width, height)],
             PixelFormat::Nv12 => vec![(width, height), (cw * 2, ch)],
             PixelFormat::I420 => vec![(width, height), (cw, ch), (cw, ch)],
@@ -124,8 +175,11 @@ impl YuvMatrix {
     /// From the luma coefficients Kr, Kb (0.299/0.114 for BT.601, 0.2126/0.0722 for BT.709).
     pub fn new(kr: f32, kb: f32, full_range: bool) -> Self {
         let kg = 1.0 - kr - kb;
-        let (y_offset, y_scale, c_scale) =
-            if full_range { (0.0, 1.0, 1.0) } else { (16.0, 255.0 / 219.0, 255.0 / 224.0) };
+        let (y_offset, y_scale, c_scale) = if full_range {
+            (0.0, 1.0, 1.0)
+        } else {
+            (16.0, 255.0 / 219.0, 255.0 / 224.0)
+        };
         Self {
             y_offset,
             y_scale,
@@ -145,7 +199,7 @@ impl YuvMatrix {
         Self::new(0.2126, 0.0722, false)
     }
 
-    fn to_rgb(&self, y: f32, u: f32, v: f32) -> [f32; 3] {
+    fn rgb(self, y: f32, u: f32, v: f32) -> [f32; 3] {
         let y = (y - self.y_offset) * self.y_scale;
         let (u, v) = ((u - 128.0) * self.c_scale, (v - 128.0) * self.c_scale);
         [
@@ -198,7 +252,11 @@ fn linear_taps(src: u32, dst: u32) -> Vec<Tap> {
                 i0 = last;
                 w1 = 0.0;
             }
-            Tap { i0, i1: (i0 + 1).min(last), w1: w1 as f32 }
+            Tap {
+                i0,
+                i1: (i0 + 1).min(last),
+                w1: w1 as f32,
+            }
         })
         .collect()
 }
@@ -220,7 +278,12 @@ const LUMA: [f32; 3] = [0.299, 0.587, 0.114];
 
 impl Letterbox {
     /// `channels` is the model's input channel count: 3 (RGB) or 1 (grey).
-    pub fn new(geometry: LetterboxGeometry, format: PixelFormat, yuv: YuvMatrix, channels: usize) -> Self {
+    pub fn new(
+        geometry: LetterboxGeometry,
+        format: PixelFormat,
+        yuv: YuvMatrix,
+        channels: usize,
+    ) -> Self {
         Self {
             x_taps: linear_taps(geometry.src_width, geometry.resized_width),
             y_taps: linear_taps(geometry.src_height, geometry.resized_height),
@@ -253,9 +316,20 @@ impl Letterbox {
         let plane_len = g.dst_width as usize * g.dst_height as usize;
         for (dy, ty) in self.y_taps.iter().enumerate() {
             let start = (g.top as usize + dy) * g.dst_width as usize + g.left as usize;
-            let mut out = RowWriter::new(tensor, self.channels, plane_len, start, g.resized_width as usize);
+            let mut out = RowWriter::new(
+                tensor,
+                self.channels,
+                plane_len,
+                start,
+                g.resized_width as usize,
+            );
             match self.format {
-                PixelFormat::Packed { bytes_per_pixel, red, green, blue } => {
+                PixelFormat::Packed {
+                    bytes_per_pixel,
+                    red,
+                    green,
+                    blue,
+                } => {
                     let offsets = [red as usize, green as usize, blue as usize];
                     self.packed_row(frame, ty, bytes_per_pixel as usize, offsets, &mut out)
                 }
@@ -278,12 +352,21 @@ impl Letterbox {
             });
         }
         if tensor.len() != self.tensor_len() {
-            return Err(LetterboxError::TensorSize { got: tensor.len(), want: self.tensor_len() });
+            return Err(LetterboxError::TensorSize {
+                got: tensor.len(),
+                want: self.tensor_len(),
+            });
         }
-        let extents = self.format.plane_extents(frame.width as usize, frame.height as usize);
+        let extents = self
+            .format
+            .plane_extents(frame.width as usize, frame.height as usize);
         for (plane, &(row_bytes, rows)) in extents.iter().enumerate() {
             let (len, stride) = (frame.planes[plane].len(), frame.strides[plane]);
-            let needed = if rows == 0 { 0 } else { (rows - 1) * stride + row_bytes };
+            let needed = if rows == 0 {
+                0
+            } else {
+                (rows - 1) * stride + row_bytes
+            };
             if len < needed || (rows > 1 && stride < row_bytes) {
                 return Err(LetterboxError::PlaneTooSmall {
                     plane,
@@ -298,14 +381,28 @@ impl Letterbox {
         Ok(())
     }
 
-    fn packed_row(&self, frame: &FrameView, ty: &Tap, bpp: usize, offsets: [usize; 3], out: &mut RowWriter) {
+    fn packed_row(
+        &self,
+        frame: &FrameView,
+        ty: &Tap,
+        bpp: usize,
+        offsets: [usize; 3],
+        out: &mut RowWriter,
+    ) {
         let stride = frame.strides[0];
         let row0 = &frame.planes[0][ty.i0 * stride..];
         let row1 = &frame.planes[0][ty.i1 * stride..];
         for (dx, tx) in self.x_taps.iter().enumerate() {
             let (a, b) = (tx.i0 * bpp, tx.i1 * bpp);
             let rgb = offsets.map(|o| {
-                bilinear(row0[a + o], row0[b + o], row1[a + o], row1[b + o], tx.w1, ty.w1)
+                bilinear(
+                    row0[a + o],
+                    row0[b + o],
+                    row1[a + o],
+                    row1[b + o],
+                    tx.w1,
+                    ty.w1,
+                )
             });
             out.put(dx, rgb);
         }
@@ -316,7 +413,14 @@ impl Letterbox {
         let row0 = &frame.planes[0][ty.i0 * stride..];
         let row1 = &frame.planes[0][ty.i1 * stride..];
         for (dx, tx) in self.x_taps.iter().enumerate() {
-            let v = bilinear(row0[tx.i0], row0[tx.i1], row1[tx.i0], row1[tx.i1], tx.w1, ty.w1);
+            let v = bilinear(
+                row0[tx.i0],
+                row0[tx.i1],
+                row1[tx.i0],
+                row1[tx.i1],
+                tx.w1,
+                ty.w1,
+            );
             out.put_gray(dx, v);
         }
     }
@@ -324,7 +428,8 @@ impl Letterbox {
     fn yuv_row(&self, frame: &FrameView, ty: &Tap, chroma: ChromaLayout, out: &mut RowWriter) {
         let luma = |row: usize| &frame.planes[0][row * frame.strides[0]..];
         let (y0, y1) = (luma(ty.i0), luma(ty.i1));
-        let chroma_row = |plane: usize, row: usize| &frame.planes[plane][(row / 2) * frame.strides[plane]..];
+        let chroma_row =
+            |plane: usize, row: usize| &frame.planes[plane][(row / 2) * frame.strides[plane]..];
         let (u_plane, v_plane, step, v_offset) = match chroma {
             ChromaLayout::Interleaved => (1, 1, 2, 1),
             ChromaLayout::Planar => (1, 2, 1, 0),
@@ -337,7 +442,7 @@ impl Letterbox {
             let u = bilinear(u0[c0], u0[c1], u1[c0], u1[c1], tx.w1, ty.w1);
             let (d0, d1) = (c0 + v_offset, c1 + v_offset);
             let v = bilinear(v0[d0], v0[d1], v1[d0], v1[d1], tx.w1, ty.w1);
-            out.put(dx, self.yuv.to_rgb(y, u, v));
+            out.put(dx, self.yuv.rgb(y, u, v));
         }
     }
 }
@@ -364,14 +469,27 @@ struct RowWriter<'a> {
 const INV_255: f32 = 1.0 / 255.0;
 
 impl<'a> RowWriter<'a> {
-    fn new(tensor: &'a mut [f32], channels: usize, plane_len: usize, start: usize, len: usize) -> Self {
+    fn new(
+        tensor: &'a mut [f32],
+        channels: usize,
+        plane_len: usize,
+        start: usize,
+        len: usize,
+    ) -> Self {
         if channels == 1 {
-            return Self { planes: [&mut tensor[start..start + len], &mut [], &mut []], grey: true };
+            return Self {
+                planes: [&mut tensor[start..start + len], &mut [], &mut []],
+                grey: true,
+            };
         }
         let (r, rest) = tensor.split_at_mut(plane_len);
         let (g, b) = rest.split_at_mut(plane_len);
         Self {
-            planes: [&mut r[start..start + len], &mut g[start..start + len], &mut b[start..start + len]],
+            planes: [
+                &mut r[start..start + len],
+                &mut g[start..start + len],
+                &mut b[start..start + len],
+            ],
             grey: false,
         }
     }
@@ -420,7 +538,10 @@ mod tests {
         assert_eq!(g.top, 32);
         // 1x1 fills everything; a 1-pixel-wide extreme frame keeps one column.
         let g = LetterboxGeometry::new(1, 1, 256, 256);
-        assert_eq!((g.resized_width, g.resized_height, g.left, g.top), (256, 256, 0, 0));
+        assert_eq!(
+            (g.resized_width, g.resized_height, g.left, g.top),
+            (256, 256, 0, 0)
+        );
         let g = LetterboxGeometry::new(1, 10_000, 256, 256);
         assert_eq!((g.resized_width, g.resized_height), (1, 256));
         // Spare of 3: left = round(1.4) = 1, the rest on the right (Ultralytics' -0.1/+0.1).
@@ -431,30 +552,119 @@ mod tests {
     #[test]
     fn boxes_map_back_to_the_frame() {
         let g = LetterboxGeometry::new(1920, 1080, 640, 640);
-        let b = g.to_source(&BBox { x1: 64.0, y1: 140.0, x2: 128.0, y2: 200.0 });
-        assert_eq!(b, BBox { x1: 192.0, y1: 0.0, x2: 384.0, y2: 180.0 });
-        let clipped = g.to_source(&BBox { x1: -10.0, y1: 100.0, x2: 700.0, y2: 600.0 });
-        assert_eq!(clipped, BBox { x1: 0.0, y1: 0.0, x2: 1920.0, y2: 1080.0 });
+        let b = g.to_source(&BBox {
+            x1: 64.0,
+            y1: 140.0,
+            x2: 128.0,
+            y2: 200.0,
+        });
+        assert_eq!(
+            b,
+            BBox {
+                x1: 192.0,
+                y1: 0.0,
+                x2: 384.0,
+                y2: 180.0
+            }
+        );
+        let clipped = g.to_source(&BBox {
+            x1: -10.0,
+            y1: 100.0,
+            x2: 700.0,
+            y2: 600.0,
+        });
+        assert_eq!(
+            clipped,
+            BBox {
+                x1: 0.0,
+                y1: 0.0,
+                x2: 1920.0,
+                y2: 1080.0
+            }
+        );
     }
 
     #[test]
     fn taps_match_opencv_inter_linear() {
         // Downscale by 2: each output sits between two inputs.
         let taps = linear_taps(4, 2);
-        assert_eq!(taps, vec![Tap { i0: 0, i1: 1, w1: 0.5 }, Tap { i0: 2, i1: 3, w1: 0.5 }]);
+        assert_eq!(
+            taps,
+            vec![
+                Tap {
+                    i0: 0,
+                    i1: 1,
+                    w1: 0.5
+                },
+                Tap {
+                    i0: 2,
+                    i1: 3,
+                    w1: 0.5
+                }
+            ]
+        );
         // Upscale by 2: edges clamp, inner samples at quarter positions.
         let taps = linear_taps(2, 4);
-        assert_eq!(taps[0], Tap { i0: 0, i1: 1, w1: 0.0 });
-        assert_eq!(taps[1], Tap { i0: 0, i1: 1, w1: 0.25 });
-        assert_eq!(taps[2], Tap { i0: 0, i1: 1, w1: 0.75 });
-        assert_eq!(taps[3], Tap { i0: 1, i1: 1, w1: 0.0 });
+        assert_eq!(
+            taps[0],
+            Tap {
+                i0: 0,
+                i1: 1,
+                w1: 0.0
+            }
+        );
+        assert_eq!(
+            taps[1],
+            Tap {
+                i0: 0,
+                i1: 1,
+                w1: 0.25
+            }
+        );
+        assert_eq!(
+            taps[2],
+            Tap {
+                i0: 0,
+                i1: 1,
+                w1: 0.75
+            }
+        );
+        assert_eq!(
+            taps[3],
+            Tap {
+                i0: 1,
+                i1: 1,
+                w1: 0.0
+            }
+        );
     }
 
-    fn run_on(format: PixelFormat, w: u32, h: u32, planes: [&[u8]; 3], strides: [usize; 3], channels: usize) -> Vec<f32> {
-        let lb = Letterbox::new(LetterboxGeometry::new(w, h, 8, 8), format, YuvMatrix::bt601(), channels);
+    fn run_on(
+        format: PixelFormat,
+        w: u32,
+        h: u32,
+        planes: [&[u8]; 3],
+        strides: [usize; 3],
+        channels: usize,
+    ) -> Vec<f32> {
+        let lb = Letterbox::new(
+            LetterboxGeometry::new(w, h, 8, 8),
+            format,
+            YuvMatrix::bt601(),
+            channels,
+        );
         let mut tensor = vec![0.0; lb.tensor_len()];
         lb.fill_padding(&mut tensor);
-        lb.run(&FrameView { width: w, height: h, planes, strides }, &mut tensor).unwrap();
+        lb.run(
+            &FrameView {
+                width: w,
+                height: h,
+                planes,
+                strides,
+            },
+            &mut tensor,
+        )
+        .unwrap();
         tensor
     }
 
@@ -463,7 +673,8 @@ mod tests {
         // 8x4 frame of pure red into 8x8: rows 0-1 and 6-7 are border.
         let rgb: Vec<u8> = [255u8, 0, 0].repeat(32);
         let bgrx: Vec<u8> = [0u8, 0, 255, 0].repeat(32);
-        for (format, data, stride) in [(PixelFormat::RGB, &rgb, 24), (PixelFormat::BGRA, &bgrx, 32)] {
+        for (format, data, stride) in [(PixelFormat::RGB, &rgb, 24), (PixelFormat::BGRA, &bgrx, 32)]
+        {
             let t = run_on(format, 8, 4, [data, &[], &[]], [stride, 0, 0], 3);
             let pad = 114.0 / 255.0;
             assert_eq!(t[0], pad);
@@ -493,9 +704,26 @@ mod tests {
         // I420 and NV12 2x2 frames: Y=235 U=V=128 is white, Y=16 is black.
         for (y, expect) in [(235u8, 1.0f32), (16, 0.0)] {
             let luma = [y; 4];
-            let t = run_on(PixelFormat::I420, 2, 2, [&luma, &[128], &[128]], [2, 1, 1], 3);
-            assert!(t.iter().all(|&v| (v - expect).abs() < 1e-4), "I420 {y}: {t:?}");
-            let t = run_on(PixelFormat::Nv12, 2, 2, [&luma, &[128, 128], &[]], [2, 2, 0], 3);
+            let t = run_on(
+                PixelFormat::I420,
+                2,
+                2,
+                [&luma, &[128], &[128]],
+                [2, 1, 1],
+                3,
+            );
+            assert!(
+                t.iter().all(|&v| (v - expect).abs() < 1e-4),
+                "I420 {y}: {t:?}"
+            );
+            let t = run_on(
+                PixelFormat::Nv12,
+                2,
+                2,
+                [&luma, &[128, 128], &[]],
+                [2, 2, 0],
+                3,
+            );
             assert!(t.iter().all(|&v| (v - expect).abs() < 1e-4), "NV12 {y}");
         }
     }
@@ -503,26 +731,75 @@ mod tests {
     #[test]
     fn yuv_red_converts_to_red() {
         // BT.601 limited-range red: Y=81, U=90, V=240.
-        let t = run_on(PixelFormat::Nv12, 2, 2, [&[81; 4], &[90, 240], &[]], [2, 2, 0], 3);
-        assert!((t[0] - 1.0).abs() < 0.02 && t[64].abs() < 0.02 && t[128].abs() < 0.02, "{} {} {}", t[0], t[64], t[128]);
+        let t = run_on(
+            PixelFormat::Nv12,
+            2,
+            2,
+            [&[81; 4], &[90, 240], &[]],
+            [2, 2, 0],
+            3,
+        );
+        assert!(
+            (t[0] - 1.0).abs() < 0.02 && t[64].abs() < 0.02 && t[128].abs() < 0.02,
+            "{} {} {}",
+            t[0],
+            t[64],
+            t[128]
+        );
     }
 
     #[test]
     fn odd_sized_yuv_frames_are_read_in_bounds() {
         // 3x3 I420: chroma planes are 2x2.
-        let t = run_on(PixelFormat::I420, 3, 3, [&[235; 9], &[128; 4], &[128; 4]], [3, 2, 2], 3);
+        let t = run_on(
+            PixelFormat::I420,
+            3,
+            3,
+            [&[235; 9], &[128; 4], &[128; 4]],
+            [3, 2, 2],
+            3,
+        );
         assert!(t.iter().all(|&v| (v - 1.0).abs() < 1e-4));
     }
 
     #[test]
     fn short_planes_are_errors_not_panics() {
-        let lb = Letterbox::new(LetterboxGeometry::new(4, 4, 8, 8), PixelFormat::RGB, YuvMatrix::bt601(), 3);
+        let lb = Letterbox::new(
+            LetterboxGeometry::new(4, 4, 8, 8),
+            PixelFormat::RGB,
+            YuvMatrix::bt601(),
+            3,
+        );
         let mut tensor = vec![0.0; lb.tensor_len()];
-        let frame = FrameView { width: 4, height: 4, planes: [&[0; 47], &[], &[]], strides: [12, 0, 0] };
-        assert!(matches!(lb.run(&frame, &mut tensor), Err(LetterboxError::PlaneTooSmall { .. })));
-        let frame = FrameView { width: 4, height: 3, planes: [&[0; 48], &[], &[]], strides: [12, 0, 0] };
-        assert!(matches!(lb.run(&frame, &mut tensor), Err(LetterboxError::SizeMismatch { .. })));
-        let frame = FrameView { width: 4, height: 4, planes: [&[0; 48], &[], &[]], strides: [12, 0, 0] };
-        assert!(matches!(lb.run(&frame, &mut tensor[1..]), Err(LetterboxError::TensorSize { .. })));
+        let frame = FrameView {
+            width: 4,
+            height: 4,
+            planes: [&[0; 47], &[], &[]],
+            strides: [12, 0, 0],
+        };
+        assert!(matches!(
+            lb.run(&frame, &mut tensor),
+            Err(LetterboxError::PlaneTooSmall { .. })
+        ));
+        let frame = FrameView {
+            width: 4,
+            height: 3,
+            planes: [&[0; 48], &[], &[]],
+            strides: [12, 0, 0],
+        };
+        assert!(matches!(
+            lb.run(&frame, &mut tensor),
+            Err(LetterboxError::SizeMismatch { .. })
+        ));
+        let frame = FrameView {
+            width: 4,
+            height: 4,
+            planes: [&[0; 48], &[], &[]],
+            strides: [12, 0, 0],
+        };
+        assert!(matches!(
+            lb.run(&frame, &mut tensor[1..]),
+            Err(LetterboxError::TensorSize { .. })
+        ));
     }
 }

@@ -16,7 +16,10 @@ pub enum MetaError {
 /// Parses a `names` metadata value into a dense list indexed by class id. Ids missing from
 /// a dict become `class<N>`.
 pub fn parse_names(text: &str) -> Result<Vec<String>, MetaError> {
-    let error = |reason: &str| MetaError::Names { text: text.to_string(), reason: reason.to_string() };
+    let error = |reason: &str| MetaError::Names {
+        text: text.to_string(),
+        reason: reason.to_string(),
+    };
     let mut lexer = Lexer { rest: text.trim() };
     let entries = match lexer.next_char() {
         Some('{') => parse_dict(&mut lexer).map_err(|r| error(&r))?,
@@ -45,7 +48,10 @@ pub fn default_class_name(id: usize) -> String {
 /// Parses an `imgsz` metadata value into (height, width).
 pub fn parse_image_size(text: &str) -> Result<(u32, u32), MetaError> {
     let error = || MetaError::ImageSize(text.to_string());
-    let inner = text.trim().trim_start_matches(['[', '(']).trim_end_matches([']', ')']);
+    let inner = text
+        .trim()
+        .trim_start_matches(['[', '('])
+        .trim_end_matches([']', ')']);
     let numbers: Vec<u32> = inner
         .split(',')
         .map(str::trim)
@@ -70,7 +76,10 @@ pub fn parse_labels(text: &str) -> Vec<String> {
 
 /// Whether an `end2end` metadata value says the model already ran NMS.
 pub fn parse_bool(text: &str) -> bool {
-    matches!(text.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
+    matches!(
+        text.trim().to_ascii_lowercase().as_str(),
+        "true" | "1" | "yes"
+    )
 }
 
 struct Lexer<'a> {
@@ -104,8 +113,13 @@ impl Lexer<'_> {
     fn integer(&mut self) -> Result<usize, String> {
         self.skip_space();
         let quoted = self.rest.starts_with(['\'', '"']);
-        let text = if quoted { self.string()? } else { self.take_while(|c| c.is_ascii_digit()).to_string() };
-        text.parse::<usize>().map_err(|_| format!("class id {text:?} is not a non-negative integer"))
+        let text = if quoted {
+            self.string()?
+        } else {
+            self.take_while(|c| c.is_ascii_digit()).to_string()
+        };
+        text.parse::<usize>()
+            .map_err(|_| format!("class id {text:?} is not a non-negative integer"))
     }
 
     fn take_while(&mut self, keep: impl Fn(char) -> bool) -> &str {
@@ -194,17 +208,32 @@ mod tests {
 
     #[test]
     fn gaps_get_default_names() {
-        assert_eq!(parse_names("{0: 'a', 2: 'c'}").unwrap(), ["a", "class1", "c"]);
+        assert_eq!(
+            parse_names("{0: 'a', 2: 'c'}").unwrap(),
+            ["a", "class1", "c"]
+        );
     }
 
     #[test]
     fn escapes_and_unicode() {
-        assert_eq!(parse_names(r"{0: 'it\'s', 1: 'rayure é'}").unwrap(), ["it's", "rayure é"]);
+        assert_eq!(
+            parse_names(r"{0: 'it\'s', 1: 'rayure é'}").unwrap(),
+            ["it's", "rayure é"]
+        );
     }
 
     #[test]
     fn malformed_names_are_errors() {
-        for bad in ["", "scratch", "{0: scratch}", "{0: 'a'", "{-1: 'a'}", "{0: 'a'} x", "{0 'a'}", "{99999999: 'a'}"] {
+        for bad in [
+            "",
+            "scratch",
+            "{0: scratch}",
+            "{0: 'a'",
+            "{-1: 'a'}",
+            "{0: 'a'} x",
+            "{0 'a'}",
+            "{99999999: 'a'}",
+        ] {
             assert!(parse_names(bad).is_err(), "{bad:?} should not parse");
         }
     }
@@ -221,6 +250,9 @@ mod tests {
 
     #[test]
     fn label_files() {
-        assert_eq!(parse_labels("# classes\nscratch\n\n dent \r\n"), ["scratch", "dent"]);
+        assert_eq!(
+            parse_labels("# classes\nscratch\n\n dent \r\n"),
+            ["scratch", "dent"]
+        );
     }
 }

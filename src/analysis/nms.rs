@@ -18,7 +18,8 @@ pub fn nms_classwise(detections: &mut Vec<Detection>, iou_threshold: f32, max_de
     for i in 0..detections.len() {
         let candidate = detections[i];
         let suppressed = detections[..kept].iter().any(|winner| {
-            winner.class_id == candidate.class_id && winner.bbox.iou(&candidate.bbox) > iou_threshold
+            winner.class_id == candidate.class_id
+                && winner.bbox.iou(&candidate.bbox) > iou_threshold
         });
         if !suppressed {
             detections[kept] = candidate;
@@ -42,7 +43,11 @@ mod tests {
     use crate::analysis::BBox;
 
     fn det(class_id: usize, confidence: f32, x1: f32, y1: f32, x2: f32, y2: f32) -> Detection {
-        Detection { class_id, confidence, bbox: BBox { x1, y1, x2, y2 } }
+        Detection {
+            class_id,
+            confidence,
+            bbox: BBox { x1, y1, x2, y2 },
+        }
     }
 
     #[test]
@@ -60,7 +65,10 @@ mod tests {
 
     #[test]
     fn overlapping_boxes_of_different_classes_both_stay() {
-        let mut d = vec![det(0, 0.9, 0.0, 0.0, 10.0, 10.0), det(1, 0.8, 0.0, 0.0, 10.0, 10.0)];
+        let mut d = vec![
+            det(0, 0.9, 0.0, 0.0, 10.0, 10.0),
+            det(1, 0.8, 0.0, 0.0, 10.0, 10.0),
+        ];
         nms_classwise(&mut d, 0.45, 300);
         assert_eq!(d.len(), 2);
     }
@@ -68,7 +76,10 @@ mod tests {
     #[test]
     fn iou_exactly_at_threshold_is_kept() {
         // IoU of these two boxes is exactly 1/3.
-        let mut d = vec![det(0, 0.9, 0.0, 0.0, 10.0, 10.0), det(0, 0.8, 5.0, 0.0, 15.0, 10.0)];
+        let mut d = vec![
+            det(0, 0.9, 0.0, 0.0, 10.0, 10.0),
+            det(0, 0.8, 5.0, 0.0, 15.0, 10.0),
+        ];
         nms_classwise(&mut d, 1.0 / 3.0, 300);
         assert_eq!(d.len(), 2);
         nms_classwise(&mut d, 0.3, 300);
@@ -77,7 +88,18 @@ mod tests {
 
     #[test]
     fn max_detections_caps_the_output() {
-        let mut d: Vec<_> = (0..10).map(|i| det(0, i as f32 / 10.0, i as f32 * 20.0, 0.0, i as f32 * 20.0 + 10.0, 10.0)).collect();
+        let mut d: Vec<_> = (0..10)
+            .map(|i| {
+                det(
+                    0,
+                    i as f32 / 10.0,
+                    i as f32 * 20.0,
+                    0.0,
+                    i as f32 * 20.0 + 10.0,
+                    10.0,
+                )
+            })
+            .collect();
         nms_classwise(&mut d, 0.45, 3);
         assert_eq!(d.len(), 3);
         assert_eq!(d[0].confidence, 0.9);

@@ -7,8 +7,8 @@ use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use gst::glib;
 use gst::prelude::*;
-use gst_base::prelude::*;
 use gst::subclass::prelude::*;
+use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::VideoFormat;
 use gst_video::prelude::*;
@@ -17,10 +17,16 @@ use super::{ExecutionProvider, Layout};
 use crate::analysis::decode::OutputLayout;
 use crate::analysis::letterbox::{FrameView, Letterbox, LetterboxGeometry, PixelFormat, YuvMatrix};
 use crate::analysis::{Detection, nms};
+use crate::meta;
+use crate::policy::{FrameVerdict, Judged, PartTracker, PartVerdict, Policy, parse_policy};
 use crate::runtime::{Detector, DetectorOptions, Provider, RuntimeError};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new("defectdetect", gst::DebugColorFlags::empty(), Some("Defect detection with ONNX models"))
+    gst::DebugCategory::new(
+        "defectdetect",
+        gst::DebugColorFlags::empty(),
+        Some("Defect detection with ONNX models"),
+    )
 });
 
 const DEFAULT_CONF_THRESHOLD: f64 = 0.25;
@@ -54,6 +60,9 @@ struct Settings {
     execution_provider: ExecutionProvider,
     threads: u32,
     ort_library: Option<PathBuf>,
+    policy: Option<PathBuf>,
+    shadow_mode: bool,
+    frames_per_part: u32,
 }
 
 impl Default for Settings {
@@ -68,6 +77,9 @@ impl Default for Settings {
             execution_provider: ExecutionProvider::Auto,
             threads: 0,
             ort_library: None,
+            policy: None,
+            shadow_mode: false,
+            frames_per_part: 0,
         }
     }
 }
@@ -105,13 +117,23 @@ struct State {
     /// Reused between frames so that steady-state detection allocates nothing.
     candidates: Vec<Detection>,
     non_finite_warned: bool,
+    parts: PartTracker,
+    /// The part named by the last `defect-part` event.
+    upstream_part: Option<String>,
+}
+
+/// What NULL to READY loads and READY to NULL drops.
+struct Loaded {
+    detector: Detector,
+    policy: Policy,
+    model_id: String,
 }
 
 #[derive(Default)]
 pub struct DefectDetect {
     settings: Mutex<Settings>,
-    /// Loaded in NULL to READY, dropped in READY to NULL.
-    detector: Mutex<Option<Detector>>,
+    loaded: Mutex<Option<Loaded>>,
+    /// Parts and the upstream part id outlive caps changes, so they sit beside `State`.
     state: Mutex<Option<State>>,
 }
 
@@ -124,11 +146,18 @@ impl ObjectSubclass for DefectDetect {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere must not turn every later call into another panic.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn optional_path(value: &glib::Value) -> Option<PathBuf> {
-    value.get::<Option<String>>().ok().flatten().filter(|s| !s.is_empty()).map(PathBuf::from)
+    value
+        .get::<Option<String>>()
+        .ok()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
 }
 
 fn path_value(path: &Option<PathBuf>) -> glib::Value {
@@ -198,6 +227,29 @@ impl ObjectImpl for DefectDetect {
                     )
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("policy")
+                    .nick("Policy")
+                    .blurb(
+                        "Inspection policy (TOML): per-class min-confidence, severity, min-area, review-band; \
+                         region and ignore masks. Without one every detection fails the frame",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("shadow-mode")
+                    .nick("Shadow mode")
+                    .blurb("Compute and report verdicts but mark them as shadow, so nothing downstream acts on them")
+                    .default_value(false)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("frames-per-part")
+                    .nick("Frames per part")
+                    .blurb(
+                        "Group every N frames into one part when upstream names no part (DefectPartMeta or a \
+                         defect-part event); 0 = no grouping",
+                    )
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("model-info")
                     .nick("Model information")
                     .blurb("What the loaded model expects and produces: input size, layout, classes, provider (read-only)")
@@ -213,13 +265,24 @@ impl ObjectImpl for DefectDetect {
         match pspec.name() {
             "model" => settings.model = optional_path(value),
             "labels" => settings.labels = optional_path(value),
-            "conf-threshold" => settings.conf_threshold = value.get().expect("type checked upstream"),
+            "conf-threshold" => {
+                settings.conf_threshold = value.get().expect("type checked upstream")
+            }
             "iou-threshold" => settings.iou_threshold = value.get().expect("type checked upstream"),
-            "max-detections" => settings.max_detections = value.get().expect("type checked upstream"),
+            "max-detections" => {
+                settings.max_detections = value.get().expect("type checked upstream")
+            }
             "layout" => settings.layout = value.get().expect("type checked upstream"),
-            "execution-provider" => settings.execution_provider = value.get().expect("type checked upstream"),
+            "execution-provider" => {
+                settings.execution_provider = value.get().expect("type checked upstream")
+            }
             "threads" => settings.threads = value.get().expect("type checked upstream"),
             "ort-library" => settings.ort_library = optional_path(value),
+            "policy" => settings.policy = optional_path(value),
+            "shadow-mode" => settings.shadow_mode = value.get().expect("type checked upstream"),
+            "frames-per-part" => {
+                settings.frames_per_part = value.get().expect("type checked upstream")
+            }
             name => gst::warning!(CAT, imp = self, "unknown property {name}"),
         }
         gst::debug!(CAT, imp = self, "set {} to {:?}", pspec.name(), value);
@@ -237,6 +300,9 @@ impl ObjectImpl for DefectDetect {
             "execution-provider" => settings.execution_provider.to_value(),
             "threads" => settings.threads.to_value(),
             "ort-library" => path_value(&settings.ort_library),
+            "policy" => path_value(&settings.policy),
+            "shadow-mode" => settings.shadow_mode.to_value(),
+            "frames-per-part" => settings.frames_per_part.to_value(),
             "model-info" => self.model_info().to_value(),
             _ => unimplemented!(),
         }
@@ -260,29 +326,47 @@ impl ElementImpl for DefectDetect {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new().format_list(FORMATS.iter().copied()).build();
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list(FORMATS.iter().copied())
+                .build();
             vec![
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).expect("valid template"),
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).expect("valid template"),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid template"),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid template"),
             ]
         });
         PAD_TEMPLATES.as_ref()
     }
 
-    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::NullToReady {
-            self.load_detector()?;
+            self.load()?;
         }
         let success = self.parent_change_state(transition)?;
         if transition == gst::StateChange::ReadyToNull {
-            *lock(&self.detector) = None;
+            *lock(&self.loaded) = None;
         }
         Ok(success)
     }
 }
 
 impl BaseTransformImpl for DefectDetect {
-    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
@@ -297,92 +381,260 @@ impl BaseTransformImpl for DefectDetect {
         let format = pixel_format(info.format())
             .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format {:?}", info.format()))?;
         let (width, height, channels) = {
-            let detector = lock(&self.detector);
-            let model = detector.as_ref().ok_or_else(|| gst::loggable_error!(CAT, "no model loaded"))?.info();
+            let loaded = lock(&self.loaded);
+            let model = loaded
+                .as_ref()
+                .ok_or_else(|| gst::loggable_error!(CAT, "no model loaded"))?
+                .detector
+                .info();
             (model.width, model.height, model.channels)
         };
         let geometry = LetterboxGeometry::new(info.width(), info.height(), width, height);
-        gst::info!(CAT, imp = self, "{}x{} {:?} frames letterboxed to {:?}", info.width(), info.height(), info.format(), geometry);
+        gst::info!(
+            CAT,
+            imp = self,
+            "{}x{} {:?} frames letterboxed to {:?}",
+            info.width(),
+            info.height(),
+            info.format(),
+            geometry
+        );
         let letterbox = Letterbox::new(geometry, format, yuv_matrix(&info), channels);
         let mut state = lock(&self.state);
-        let frame_number = state.as_ref().map_or(0, |s| s.frame_number);
-        *state = Some(State {
-            info,
-            letterbox,
-            border_filled: false,
-            frame_number,
-            candidates: Vec::with_capacity(1024),
-            non_finite_warned: false,
-        });
+        match state.as_mut() {
+            // A caps change keeps the frame count and the part in progress.
+            Some(state) => {
+                state.info = info;
+                state.letterbox = letterbox;
+                state.border_filled = false;
+            }
+            None => {
+                *state = Some(State {
+                    info,
+                    letterbox,
+                    border_filled: false,
+                    frame_number: 0,
+                    candidates: Vec::with_capacity(1024),
+                    non_finite_warned: false,
+                    parts: PartTracker::new(),
+                    upstream_part: None,
+                })
+            }
+        }
         Ok(())
     }
 
-    fn transform_ip(&self, buffer: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn sink_event(&self, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::CustomDownstream(custom) => {
+                if let Some(s) = custom.structure().filter(|s| s.name() == meta::PART_EVENT) {
+                    let part = meta::part_id_of(s);
+                    gst::debug!(CAT, imp = self, "upstream part is now {part:?}");
+                    if let Some(state) = lock(&self.state).as_mut() {
+                        state.upstream_part = part;
+                    }
+                }
+            }
+            gst::EventView::Eos(_) => self.finish_part(),
+            gst::EventView::FlushStop(_) => {
+                if let Some(state) = lock(&self.state).as_mut() {
+                    state.parts = PartTracker::new();
+                }
+            }
+            _ => {}
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn transform_ip(
+        &self,
+        buffer: &mut gst::BufferRef,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = lock(&self.settings).clone();
+        // Lock order everywhere: loaded, then state.
+        let mut loaded_guard = lock(&self.loaded);
+        let loaded = loaded_guard.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
         let mut state_guard = lock(&self.state);
         let state = state_guard.as_mut().ok_or_else(|| {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("frames arrived before caps"));
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("frames arrived before caps")
+            );
             gst::FlowError::NotNegotiated
         })?;
-        let detections = self.detect(state, &settings, buffer)?;
+        let detections = self.detect(state, &settings, &mut loaded.detector, buffer)?;
+
         let frame_number = state.frame_number;
         state.frame_number += 1;
+        let info = loaded.detector.info();
+        let verdict = loaded
+            .policy
+            .evaluate(&detections, |id| info.class_name(id));
+        let part_id = meta::part_id_from_buffer(buffer)
+            .or_else(|| state.upstream_part.clone())
+            .or_else(|| {
+                (settings.frames_per_part > 0)
+                    .then(|| (frame_number / settings.frames_per_part as u64).to_string())
+            });
+        let finished_part = match &part_id {
+            Some(id) => state
+                .parts
+                .observe(id, frame_number, verdict.verdict, &verdict.counts),
+            None => state.parts.finish(),
+        };
         let (width, height) = (state.info.width() as f32, state.info.height() as f32);
         drop(state_guard);
 
-        let names = self.class_names();
-        let name_of = |id: usize| names.get(id).cloned().unwrap_or_else(|| format!("class{id}"));
-        attach_roi_metas(buffer, &detections, width, height, &name_of);
-        self.post_detections(buffer, frame_number, &detections, &name_of);
+        let report = Report {
+            frame_number,
+            part_id: part_id.as_deref(),
+            shadow: settings.shadow_mode,
+            model_id: &loaded.model_id,
+            verdict: &verdict,
+            class_name: &|id| info.class_name(id),
+        };
+        attach_roi_metas(buffer, &verdict.judged, width, height, report.class_name);
+        attach_verdict_meta(buffer, &report);
+        let running_time = self.running_time(buffer);
+        let mut messages = vec![
+            report.detections_message(buffer, running_time),
+            report.verdict_message(buffer, running_time),
+        ];
+        messages.extend(
+            finished_part.map(|part| part_message(&part, settings.shadow_mode, &loaded.model_id)),
+        );
+        // Posting runs the application's sync handlers, which may read properties: no lock held.
+        drop(loaded_guard);
+        for message in messages {
+            self.post(message);
+        }
         Ok(gst::FlowSuccess::Ok)
     }
 }
 
 impl DefectDetect {
-    fn load_detector(&self) -> Result<(), gst::StateChangeError> {
-        let options = lock(&self.settings).detector_options();
-        match Detector::load(&options) {
-            Ok((detector, warnings)) => {
-                for warning in warnings {
-                    gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{warning}"));
-                }
-                gst::info!(CAT, imp = self, "loaded {:?}", detector.info());
-                *lock(&self.detector) = Some(detector);
-                Ok(())
-            }
-            Err(error) => {
+    fn load(&self) -> Result<(), gst::StateChangeError> {
+        let settings = lock(&self.settings).clone();
+        let (detector, warnings) =
+            Detector::load(&settings.detector_options()).map_err(|error| {
                 let kind = match &error {
                     RuntimeError::ModelMissing(_) => gst::ResourceError::NotFound,
-                    RuntimeError::Library { .. } | RuntimeError::Environment(_) => gst::ResourceError::OpenRead,
+                    RuntimeError::Library { .. } | RuntimeError::Environment(_) => {
+                        gst::ResourceError::OpenRead
+                    }
                     _ => gst::ResourceError::Read,
                 };
                 gst::element_imp_error!(self, kind, ("{error}"));
-                Err(gst::StateChangeError)
-            }
+                gst::StateChangeError
+            })?;
+        for warning in warnings {
+            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{warning}"));
         }
+        gst::info!(CAT, imp = self, "loaded {:?}", detector.info());
+        let policy = self.load_policy(settings.policy.as_deref(), &detector.info().names)?;
+        let model_id = detector.info().model_id();
+        *lock(&self.loaded) = Some(Loaded {
+            detector,
+            policy,
+            model_id,
+        });
+        Ok(())
+    }
+
+    /// Reads and validates the policy against the model's classes; no file: fail on any detection.
+    fn load_policy(
+        &self,
+        path: Option<&std::path::Path>,
+        classes: &[String],
+    ) -> Result<Policy, gst::StateChangeError> {
+        let Some(path) = path else {
+            return Ok(Policy::fail_on_any_detection());
+        };
+        let fail = |message: String| {
+            gst::element_imp_error!(self, gst::ResourceError::Settings, ("{message}"));
+            gst::StateChangeError
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| fail(format!("policy file {}: {e}", path.display())))?;
+        let policy = parse_policy(&text, &path.display().to_string())
+            .map_err(|e| fail(format!("policy {e}")))?;
+        if let Some((name, line)) = policy.unknown_classes(classes).next() {
+            return Err(fail(format!(
+                "policy {}:{line}: unknown class {name:?}; the model's classes are {classes:?}",
+                path.display()
+            )));
+        }
+        Ok(policy)
     }
 
     fn model_info(&self) -> Option<String> {
-        let detector = lock(&self.detector);
-        let info = detector.as_ref()?.info();
+        let loaded = lock(&self.loaded);
+        let loaded = loaded.as_ref()?;
+        let info = loaded.detector.info();
         Some(format!(
-            "input {}x{}x{} ({}), output {:?} decoded as {}, classes {:?}, provider {}",
-            info.channels, info.height, info.width, info.input_name, info.output_shape, info.layout, info.names, info.provider
+            "{}: input {}x{}x{} ({}), output {:?} decoded as {}, classes {:?}, provider {}",
+            loaded.model_id,
+            info.channels,
+            info.height,
+            info.width,
+            info.input_name,
+            info.output_shape,
+            info.layout,
+            info.names,
+            info.provider
         ))
     }
 
-    fn class_names(&self) -> Vec<String> {
-        lock(&self.detector).as_ref().map(|d| d.info().names.clone()).unwrap_or_default()
+    fn running_time(&self, buffer: &gst::BufferRef) -> Option<gst::ClockTime> {
+        self.obj()
+            .segment()
+            .downcast_ref::<gst::ClockTime>()
+            .and_then(|segment| segment.to_running_time(buffer.pts()))
+    }
+
+    fn post(&self, structure: gst::Structure) {
+        let _ = self.obj().post_message(
+            gst::message::Element::builder(structure)
+                .src(&*self.obj())
+                .build(),
+        );
+    }
+
+    /// Reports the part in progress, if any: at end of stream.
+    fn finish_part(&self) {
+        let part = lock(&self.state).as_mut().and_then(|s| s.parts.finish());
+        let shadow = lock(&self.settings).shadow_mode;
+        let model_id = lock(&self.loaded)
+            .as_ref()
+            .map(|l| l.model_id.clone())
+            .unwrap_or_default();
+        if let Some(part) = part {
+            self.post(part_message(&part, shadow, &model_id));
+        }
     }
 
     /// Preprocesses the frame, runs the model and post-processes: detections in frame pixels.
-    fn detect(&self, state: &mut State, settings: &Settings, buffer: &gst::BufferRef) -> Result<Vec<Detection>, gst::FlowError> {
-        let mut detector_guard = lock(&self.detector);
-        let detector = detector_guard.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &state.info).map_err(|_| {
-            gst::element_imp_error!(self, gst::StreamError::Format, ("cannot map a {}x{} frame", state.info.width(), state.info.height()));
-            gst::FlowError::Error
-        })?;
+    fn detect(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        detector: &mut Detector,
+        buffer: &gst::BufferRef,
+    ) -> Result<Vec<Detection>, gst::FlowError> {
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &state.info)
+            .map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    (
+                        "cannot map a {}x{} frame",
+                        state.info.width(),
+                        state.info.height()
+                    )
+                );
+                gst::FlowError::Error
+            })?;
         let view = frame_view(&frame).map_err(|reason| {
             gst::element_imp_error!(self, gst::StreamError::Format, ("{reason}"));
             gst::FlowError::Error
@@ -391,23 +643,32 @@ impl DefectDetect {
             state.letterbox.fill_padding(detector.input_mut());
             state.border_filled = true;
         }
-        state.letterbox.run(&view, detector.input_mut()).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Format, ("{e}"));
-            gst::FlowError::Error
-        })?;
+        state
+            .letterbox
+            .run(&view, detector.input_mut())
+            .map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{e}"));
+                gst::FlowError::Error
+            })?;
         drop(frame);
 
         state.candidates.clear();
-        let stats = detector.detect(settings.conf_threshold as f32, &mut state.candidates).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
-            gst::FlowError::Error
-        })?;
+        let stats = detector
+            .detect(settings.conf_threshold as f32, &mut state.candidates)
+            .map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
+                gst::FlowError::Error
+            })?;
         if stats.non_finite > 0 && !state.non_finite_warned {
             state.non_finite_warned = true;
             gst::element_imp_warning!(
                 self,
                 gst::StreamError::Decode,
-                ("the model output {} candidates with NaN or infinite values; they were dropped", stats.non_finite));
+                (
+                    "the model output {} candidates with NaN or infinite values; they were dropped",
+                    stats.non_finite
+                )
+            );
         }
         let max = settings.max_detections as usize;
         if detector.info().layout.needs_nms() {
@@ -420,40 +681,137 @@ impl DefectDetect {
         Ok(state
             .candidates
             .iter()
-            .map(|d| Detection { bbox: geometry.to_source(&d.bbox), ..*d })
+            .map(|d| Detection {
+                bbox: geometry.to_source(&d.bbox),
+                ..*d
+            })
             .collect())
     }
+}
 
-    fn post_detections(&self, buffer: &gst::BufferRef, frame_number: u64, detections: &[Detection], name_of: &dyn Fn(usize) -> String) {
-        let running_time = self
-            .obj()
-            .segment()
-            .downcast_ref::<gst::ClockTime>()
-            .and_then(|segment| segment.to_running_time(buffer.pts()));
-        let list = gst::Array::new(detections.iter().map(|d| {
+/// One frame's results, as the metas and messages carry them.
+struct Report<'a> {
+    frame_number: u64,
+    part_id: Option<&'a str>,
+    shadow: bool,
+    model_id: &'a str,
+    verdict: &'a FrameVerdict,
+    class_name: &'a dyn Fn(usize) -> String,
+}
+
+impl Report<'_> {
+    fn detections_message(
+        &self,
+        buffer: &gst::BufferRef,
+        running_time: Option<gst::ClockTime>,
+    ) -> gst::Structure {
+        let list = gst::Array::new(self.verdict.judged.iter().map(|j| {
+            let d = &j.detection;
             gst::Structure::builder("detection")
                 .field("label-id", d.class_id as u32)
-                .field("label", name_of(d.class_id))
+                .field("label", (self.class_name)(d.class_id))
                 .field("confidence", d.confidence as f64)
                 .field("x-min", d.bbox.x1 as f64)
                 .field("y-min", d.bbox.y1 as f64)
                 .field("x-max", d.bbox.x2 as f64)
                 .field("y-max", d.bbox.y2 as f64)
+                .field("severity", j.severity.as_str())
+                .field("decision", j.decision.as_str())
                 .build()
         }));
-        let structure = gst::Structure::builder("defect-detections")
-            .field("frame", frame_number)
+        gst::Structure::builder("defect-detections")
+            .field("frame", self.frame_number)
             .field("pts", buffer.pts())
             .field("running-time", running_time)
             .field("detections", list)
-            .build();
-        let _ = self.obj().post_message(gst::message::Element::builder(structure).src(&*self.obj()).build());
+            .build()
     }
+
+    /// The verdict fields shared by the meta and the message.
+    fn verdict_fields(&self, builder: gst::structure::Builder) -> gst::structure::Builder {
+        let [critical, major, minor, cosmetic] = self.verdict.counts;
+        let reasons = gst::Array::new(
+            self.verdict
+                .reasons()
+                .map(|j| reason_structure(j, self.class_name)),
+        );
+        builder
+            .field("verdict", self.verdict.verdict.as_str())
+            .field("shadow", self.shadow)
+            .field_if_some("part-id", self.part_id)
+            .field("frame", self.frame_number)
+            .field("critical", critical)
+            .field("major", major)
+            .field("minor", minor)
+            .field("cosmetic", cosmetic)
+            .field("model-id", self.model_id)
+            .field("reasons", reasons)
+    }
+
+    fn verdict_message(
+        &self,
+        buffer: &gst::BufferRef,
+        running_time: Option<gst::ClockTime>,
+    ) -> gst::Structure {
+        self.verdict_fields(gst::Structure::builder("defect-verdict"))
+            .field("pts", buffer.pts())
+            .field("running-time", running_time)
+            .build()
+    }
+}
+
+fn reason_structure(j: &Judged, class_name: &dyn Fn(usize) -> String) -> gst::Structure {
+    let d = &j.detection;
+    gst::Structure::builder("reason")
+        .field("label-id", d.class_id as u32)
+        .field("label", class_name(d.class_id))
+        .field("severity", j.severity.as_str())
+        .field("decision", j.decision.as_str())
+        .field("confidence", d.confidence as f64)
+        .field("x-min", d.bbox.x1 as f64)
+        .field("y-min", d.bbox.y1 as f64)
+        .field("x-max", d.bbox.x2 as f64)
+        .field("y-max", d.bbox.y2 as f64)
+        .build()
+}
+
+fn attach_verdict_meta(buffer: &mut gst::BufferRef, report: &Report) {
+    let fields = report
+        .verdict_fields(gst::Structure::builder(meta::VERDICT_META))
+        .build();
+    if let Ok(mut custom) = gst::meta::CustomMeta::add(buffer, meta::VERDICT_META) {
+        let structure = custom.mut_structure();
+        for (name, value) in fields.iter() {
+            structure.set_value(name, value.clone());
+        }
+    }
+}
+
+fn part_message(part: &PartVerdict, shadow: bool, model_id: &str) -> gst::Structure {
+    let [critical, major, minor, cosmetic] = part.counts;
+    gst::Structure::builder("defect-part-verdict")
+        .field("part-id", &part.part_id)
+        .field("verdict", part.verdict.as_str())
+        .field("shadow", shadow)
+        .field("first-frame", part.first_frame)
+        .field("last-frame", part.last_frame)
+        .field("frames", part.frames)
+        .field("critical", critical)
+        .field("major", major)
+        .field("minor", minor)
+        .field("cosmetic", cosmetic)
+        .field("model-id", model_id)
+        .build()
 }
 
 /// The pure preprocessing's description of a negotiated format.
 fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
-    let packed = |bytes_per_pixel, red, green, blue| PixelFormat::Packed { bytes_per_pixel, red, green, blue };
+    let packed = |bytes_per_pixel, red, green, blue| PixelFormat::Packed {
+        bytes_per_pixel,
+        red,
+        green,
+        blue,
+    };
     Some(match format {
         VideoFormat::Rgb => PixelFormat::RGB,
         VideoFormat::Bgr => PixelFormat::BGR,
@@ -478,28 +836,51 @@ fn yuv_matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
     }
 }
 
-fn frame_view<'a>(frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>) -> Result<FrameView<'a>, String> {
+fn frame_view<'a>(
+    frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>,
+) -> Result<FrameView<'a>, String> {
     let mut planes: [&[u8]; 3] = [&[], &[], &[]];
     let mut strides = [0usize; 3];
     for plane in 0..frame.n_planes().min(3) as usize {
         let stride = frame.plane_stride()[plane];
         if stride <= 0 {
-            return Err(format!("plane {plane} has stride {stride}; only positive strides are supported"));
+            return Err(format!(
+                "plane {plane} has stride {stride}; only positive strides are supported"
+            ));
         }
         strides[plane] = stride as usize;
-        planes[plane] = frame.plane_data(plane as u32).map_err(|e| format!("cannot read plane {plane}: {e}"))?;
+        planes[plane] = frame
+            .plane_data(plane as u32)
+            .map_err(|e| format!("cannot read plane {plane}: {e}"))?;
     }
-    Ok(FrameView { width: frame.width(), height: frame.height(), planes, strides })
+    Ok(FrameView {
+        width: frame.width(),
+        height: frame.height(),
+        planes,
+        strides,
+    })
 }
 
-/// One `GstVideoRegionOfInterestMeta` a detection, with the DL Streamer `detection` parameters.
-fn attach_roi_metas(buffer: &mut gst::BufferRef, detections: &[Detection], width: f32, height: f32, name_of: &dyn Fn(usize) -> String) {
-    for d in detections {
-        let b = d.bbox;
-        let rect = (b.x1.round() as u32, b.y1.round() as u32, b.width().round() as u32, b.height().round() as u32);
-        let label = name_of(d.class_id);
-        let mut meta = gst_video::VideoRegionOfInterestMeta::add(buffer, &label, rect);
-        meta.add_param(
+/// One `GstVideoRegionOfInterestMeta` a detection, with the DL Streamer `detection`
+/// parameters plus the policy's `severity` and `decision`.
+fn attach_roi_metas(
+    buffer: &mut gst::BufferRef,
+    judged: &[Judged],
+    width: f32,
+    height: f32,
+    class_name: &dyn Fn(usize) -> String,
+) {
+    for j in judged {
+        let (d, b) = (&j.detection, j.detection.bbox);
+        let rect = (
+            b.x1.round() as u32,
+            b.y1.round() as u32,
+            b.width().round() as u32,
+            b.height().round() as u32,
+        );
+        let label = class_name(d.class_id);
+        let mut roi = gst_video::VideoRegionOfInterestMeta::add(buffer, &label, rect);
+        roi.add_param(
             gst::Structure::builder("detection")
                 .field("label_id", d.class_id as i32)
                 .field("label", label)
@@ -508,6 +889,8 @@ fn attach_roi_metas(buffer: &mut gst::BufferRef, detections: &[Detection], width
                 .field("y_min", (b.y1 / height) as f64)
                 .field("x_max", (b.x2 / width) as f64)
                 .field("y_max", (b.y2 / height) as f64)
+                .field("severity", j.severity.as_str())
+                .field("decision", j.decision.as_str())
                 .build(),
         );
     }

@@ -45,13 +45,22 @@ glib::wrapper! {
 #[enum_type(name = "GstDefectLayout")]
 pub enum Layout {
     #[default]
-    #[enum_value(name = "Auto: recognise the layout from the output shape", nick = "auto")]
+    #[enum_value(
+        name = "Auto: recognise the layout from the output shape",
+        nick = "auto"
+    )]
     Auto = 0,
     #[enum_value(name = "YOLOv8/YOLO11: [1, 4+nc, N], no objectness", nick = "yolov8")]
     Yolov8 = 1,
-    #[enum_value(name = "YOLOv5: [1, N, 5+nc], objectness times class score", nick = "yolov5")]
+    #[enum_value(
+        name = "YOLOv5: [1, N, 5+nc], objectness times class score",
+        nick = "yolov5"
+    )]
     Yolov5 = 2,
-    #[enum_value(name = "End-to-end: [1, K, 6] x1,y1,x2,y2,score,class (YOLOv10, NMS-exported)", nick = "end2end")]
+    #[enum_value(
+        name = "End-to-end: [1, K, 6] x1,y1,x2,y2,score,class (YOLOv10, NMS-exported)",
+        nick = "end2end"
+    )]
     End2end = 3,
 }
 
@@ -61,18 +70,32 @@ pub enum Layout {
 #[enum_type(name = "GstDefectExecutionProvider")]
 pub enum ExecutionProvider {
     #[default]
-    #[enum_value(name = "Auto: TensorRT, then CUDA, where available; else CPU", nick = "auto")]
+    #[enum_value(
+        name = "Auto: TensorRT, then CUDA, where available; else CPU",
+        nick = "auto"
+    )]
     Auto = 0,
     #[enum_value(name = "CPU", nick = "cpu")]
     Cpu = 1,
-    #[enum_value(name = "CUDA (falls back to CPU with a warning when unavailable)", nick = "cuda")]
+    #[enum_value(
+        name = "CUDA (falls back to CPU with a warning when unavailable)",
+        nick = "cuda"
+    )]
     Cuda = 2,
-    #[enum_value(name = "TensorRT (falls back to CPU with a warning when unavailable)", nick = "tensorrt")]
+    #[enum_value(
+        name = "TensorRT (falls back to CPU with a warning when unavailable)",
+        nick = "tensorrt"
+    )]
     Tensorrt = 3,
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Layout::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    gst::Element::register(Some(plugin), "defectdetect", gst::Rank::NONE, DefectDetect::static_type())
+    gst::Element::register(
+        Some(plugin),
+        "defectdetect",
+        gst::Rank::NONE,
+        DefectDetect::static_type(),
+    )
 }

@@ -38,7 +38,12 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 4] = [Severity::Critical, Severity::Major, Severity::Minor, Severity::Cosmetic];
+    pub const ALL: [Severity; 4] = [
+        Severity::Critical,
+        Severity::Major,
+        Severity::Minor,
+        Severity::Cosmetic,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -103,7 +108,12 @@ pub struct ClassRule {
 impl Default for ClassRule {
     /// Without a policy every detection the detector reports fails the part.
     fn default() -> Self {
-        Self { min_confidence: 0.0, severity: Severity::Major, min_area_px: 0.0, review_band: None }
+        Self {
+            min_confidence: 0.0,
+            severity: Severity::Major,
+            min_area_px: 0.0,
+            review_band: None,
+        }
     }
 }
 
@@ -165,7 +175,9 @@ impl FrameVerdict {
             Verdict::Review => Some(Decision::Review),
             Verdict::Pass => None,
         };
-        self.judged.iter().filter(move |j| Some(j.decision) == wanted)
+        self.judged
+            .iter()
+            .filter(move |j| Some(j.decision) == wanted)
     }
 }
 
@@ -188,7 +200,10 @@ pub struct Policy {
 impl Policy {
     /// The built-in policy: every detection is a major defect that fails the part.
     pub fn fail_on_any_detection() -> Self {
-        Self { fail_severities: vec![Severity::Critical, Severity::Major], ..Default::default() }
+        Self {
+            fail_severities: vec![Severity::Critical, Severity::Major],
+            ..Default::default()
+        }
     }
 
     pub fn rule(&self, class_name: &str) -> &ClassRule {
@@ -196,17 +211,32 @@ impl Policy {
     }
 
     /// Class names the policy names but the model does not know, with their lines.
-    pub fn unknown_classes<'a>(&'a self, model_classes: &'a [String]) -> impl Iterator<Item = (&'a str, usize)> + 'a {
+    pub fn unknown_classes<'a>(
+        &'a self,
+        model_classes: &'a [String],
+    ) -> impl Iterator<Item = (&'a str, usize)> + 'a {
         self.classes
             .keys()
             .filter(|name| !model_classes.contains(name))
-            .map(|name| (name.as_str(), self.class_lines.get(name).copied().unwrap_or(0)))
+            .map(|name| {
+                (
+                    name.as_str(),
+                    self.class_lines.get(name).copied().unwrap_or(0),
+                )
+            })
     }
 
     /// Judges every detection (boxes in frame pixels) and decides the frame's verdict.
     /// `class_name` names a class id.
-    pub fn evaluate(&self, detections: &[Detection], class_name: impl Fn(usize) -> String) -> FrameVerdict {
-        let mut result = FrameVerdict { judged: Vec::with_capacity(detections.len()), ..Default::default() };
+    pub fn evaluate(
+        &self,
+        detections: &[Detection],
+        class_name: impl Fn(usize) -> String,
+    ) -> FrameVerdict {
+        let mut result = FrameVerdict {
+            judged: Vec::with_capacity(detections.len()),
+            ..Default::default()
+        };
         for detection in detections {
             let rule = self.rule(&class_name(detection.class_id));
             let judged = self.judge(detection, rule);
@@ -236,14 +266,23 @@ impl Policy {
             Decision::Masked
         } else if area_px < rule.min_area_px {
             Decision::TooSmall
-        } else if confidence >= rule.min_confidence && self.fail_severities.contains(&rule.severity) {
+        } else if confidence >= rule.min_confidence && self.fail_severities.contains(&rule.severity)
+        {
             Decision::Fail
-        } else if rule.review_band.is_some_and(|(low, high)| confidence >= low && confidence < high) {
+        } else if rule
+            .review_band
+            .is_some_and(|(low, high)| confidence >= low && confidence < high)
+        {
             Decision::Review
         } else {
             Decision::Accept
         };
-        Judged { detection: *detection, severity: rule.severity, decision, area_px }
+        Judged {
+            detection: *detection,
+            severity: rule.severity,
+            decision,
+            area_px,
+        }
     }
 }
 

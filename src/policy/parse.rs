@@ -81,7 +81,11 @@ impl Locator<'_> {
     }
 
     fn error(&self, span: Range<usize>, reason: impl Into<String>) -> PolicyError {
-        PolicyError { file: self.file.to_string(), line: self.line(span), reason: reason.into() }
+        PolicyError {
+            file: self.file.to_string(),
+            line: self.line(span),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -90,11 +94,17 @@ pub fn parse_policy(text: &str, file: &str) -> Result<Policy, PolicyError> {
     let at = Locator { text, file };
     let raw: RawPolicy = toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(0, |span| at.line(span));
-        PolicyError { file: file.to_string(), line, reason: e.message().trim().to_string() }
+        PolicyError {
+            file: file.to_string(),
+            line,
+            reason: e.message().trim().to_string(),
+        }
     })?;
 
     let pixels_per_mm = match raw.pixels_per_mm {
-        Some(value) if !(*value.get_ref() > 0.0) => return Err(at.error(value.span(), "pixels-per-mm must be greater than 0")),
+        Some(value) if value.get_ref().is_nan() || *value.get_ref() <= 0.0 => {
+            return Err(at.error(value.span(), "pixels-per-mm must be greater than 0"));
+        }
         Some(value) => Some(*value.get_ref() as f32),
         None => None,
     };
@@ -106,7 +116,10 @@ pub fn parse_policy(text: &str, file: &str) -> Result<Policy, PolicyError> {
             .collect::<Result<Vec<_>, _>>()?,
         None => vec![Severity::Critical, Severity::Major],
     };
-    let region = raw.region.map(|shape| parse_shape(&at, shape, "region")).transpose()?;
+    let region = raw
+        .region
+        .map(|shape| parse_shape(&at, shape, "region"))
+        .transpose()?;
     let ignore = raw
         .ignore
         .into_iter()
@@ -124,45 +137,89 @@ pub fn parse_policy(text: &str, file: &str) -> Result<Policy, PolicyError> {
         classes.insert(name.clone(), parse_rule(&at, rule, pixels_per_mm)?);
         class_lines.insert(name, line);
     }
-    Ok(Policy { classes, default_rule, fail_severities, region, ignore, pixels_per_mm, class_lines })
+    Ok(Policy {
+        classes,
+        default_rule,
+        fail_severities,
+        region,
+        ignore,
+        pixels_per_mm,
+        class_lines,
+    })
 }
 
 fn severity(at: &Locator, name: &Spanned<String>) -> Result<Severity, PolicyError> {
     Severity::parse(name.get_ref()).ok_or_else(|| {
-        at.error(name.span(), format!("unknown severity {:?}: expected critical, major, minor or cosmetic", name.get_ref()))
+        at.error(
+            name.span(),
+            format!(
+                "unknown severity {:?}: expected critical, major, minor or cosmetic",
+                name.get_ref()
+            ),
+        )
     })
 }
 
 fn parse_shape(at: &Locator, shape: Spanned<RawShape>, what: &str) -> Result<Shape, PolicyError> {
     let span = shape.span();
     match shape.into_inner() {
-        RawShape { rect: Some(rect), polygon: None } => {
+        RawShape {
+            rect: Some(rect),
+            polygon: None,
+        } => {
             let [x1, y1, x2, y2] = *rect.get_ref();
             if x1 < x2 && y1 < y2 {
                 Ok(Shape::Rect([x1 as f32, y1 as f32, x2 as f32, y2 as f32]))
             } else {
-                Err(at.error(rect.span(), format!("{what} rect [{x1}, {y1}, {x2}, {y2}] must have x1 < x2 and y1 < y2")))
+                Err(at.error(
+                    rect.span(),
+                    format!("{what} rect [{x1}, {y1}, {x2}, {y2}] must have x1 < x2 and y1 < y2"),
+                ))
             }
         }
-        RawShape { rect: None, polygon: Some(points) } => {
+        RawShape {
+            rect: None,
+            polygon: Some(points),
+        } => {
             if points.get_ref().len() < 3 {
                 let count = points.get_ref().len();
-                return Err(at.error(points.span(), format!("{what} polygon has {count} points; at least 3 are needed")));
+                return Err(at.error(
+                    points.span(),
+                    format!("{what} polygon has {count} points; at least 3 are needed"),
+                ));
             }
-            Ok(Shape::Polygon(points.into_inner().into_iter().map(|[x, y]| (x as f32, y as f32)).collect()))
+            Ok(Shape::Polygon(
+                points
+                    .into_inner()
+                    .into_iter()
+                    .map(|[x, y]| (x as f32, y as f32))
+                    .collect(),
+            ))
         }
-        _ => Err(at.error(span, format!("{what} needs exactly one of rect = [x1, y1, x2, y2] or polygon = [[x, y], ...]"))),
+        _ => Err(at.error(
+            span,
+            format!(
+                "{what} needs exactly one of rect = [x1, y1, x2, y2] or polygon = [[x, y], ...]"
+            ),
+        )),
     }
 }
 
-fn parse_rule(at: &Locator, rule: Spanned<RawClass>, pixels_per_mm: Option<f32>) -> Result<ClassRule, PolicyError> {
+fn parse_rule(
+    at: &Locator,
+    rule: Spanned<RawClass>,
+    pixels_per_mm: Option<f32>,
+) -> Result<ClassRule, PolicyError> {
     let raw = rule.into_inner();
     let defaults = ClassRule::default();
     let min_confidence = match raw.min_confidence {
         Some(value) => {
             let v = *value.get_ref();
             if !(0.0..=1.0).contains(&v) {
-                return Err(at.error(value.span(), format!("min-confidence {v} is outside [0, 1]")));
+                return Err(at.error(
+                    value.span(),
+                    format!("min-confidence {v} is outside [0, 1]"),
+                ));
             }
             v as f32
         }
@@ -173,12 +230,19 @@ fn parse_rule(at: &Locator, rule: Spanned<RawClass>, pixels_per_mm: Option<f32>)
         None => defaults.severity,
     };
     let min_area_px = match (raw.min_area, raw.min_area_mm2) {
-        (Some(_), Some(mm2)) => return Err(at.error(mm2.span(), "give min-area (px²) or min-area-mm2, not both")),
-        (Some(px), None) if *px.get_ref() < 0.0 => return Err(at.error(px.span(), "min-area must not be negative")),
+        (Some(_), Some(mm2)) => {
+            return Err(at.error(mm2.span(), "give min-area (px²) or min-area-mm2, not both"));
+        }
+        (Some(px), None) if *px.get_ref() < 0.0 => {
+            return Err(at.error(px.span(), "min-area must not be negative"));
+        }
         (Some(px), None) => *px.get_ref() as f32,
         (None, Some(mm2)) => {
             let Some(ppm) = pixels_per_mm else {
-                return Err(at.error(mm2.span(), "min-area-mm2 needs the top-level pixels-per-mm calibration"));
+                return Err(at.error(
+                    mm2.span(),
+                    "min-area-mm2 needs the top-level pixels-per-mm calibration",
+                ));
             };
             if *mm2.get_ref() < 0.0 {
                 return Err(at.error(mm2.span(), "min-area-mm2 must not be negative"));
@@ -193,7 +257,10 @@ fn parse_rule(at: &Locator, rule: Spanned<RawClass>, pixels_per_mm: Option<f32>)
                 return Err(at.error(band.span(), "review-band must be [low, high]"));
             };
             if !(0.0 <= low && low < high && high <= 1.0) {
-                return Err(at.error(band.span(), format!("review-band [{low}, {high}] must have 0 <= low < high <= 1")));
+                return Err(at.error(
+                    band.span(),
+                    format!("review-band [{low}, {high}] must have 0 <= low < high <= 1"),
+                ));
             }
             if high as f32 > min_confidence {
                 return Err(at.error(
@@ -205,5 +272,10 @@ fn parse_rule(at: &Locator, rule: Spanned<RawClass>, pixels_per_mm: Option<f32>)
         }
         None => None,
     };
-    Ok(ClassRule { min_confidence, severity, min_area_px, review_band })
+    Ok(ClassRule {
+        min_confidence,
+        severity,
+        min_area_px,
+        review_band,
+    })
 }

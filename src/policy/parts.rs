@@ -28,7 +28,13 @@ impl PartTracker {
 
     /// Adds a frame of `part_id`. When it starts a new part, the previous part is finished
     /// and returned.
-    pub fn observe(&mut self, part_id: &str, frame: u64, verdict: Verdict, counts: &SeverityCounts) -> Option<PartVerdict> {
+    pub fn observe(
+        &mut self,
+        part_id: &str,
+        frame: u64,
+        verdict: Verdict,
+        counts: &SeverityCounts,
+    ) -> Option<PartVerdict> {
         match &mut self.current {
             Some(part) if part.part_id == part_id => {
                 part.verdict = part.verdict.max(verdict);
@@ -71,10 +77,25 @@ mod tests {
         assert_eq!(t.observe("a", 0, Verdict::Pass, &[0; 4]), None);
         assert_eq!(t.observe("a", 1, Verdict::Fail, &[0, 2, 0, 0]), None);
         assert_eq!(t.observe("a", 2, Verdict::Review, &[0, 1, 1, 0]), None);
-        let a = t.observe("b", 3, Verdict::Pass, &[0; 4]).expect("part a ends");
-        assert_eq!(a, PartVerdict { part_id: "a".into(), verdict: Verdict::Fail, first_frame: 0, last_frame: 2, frames: 3, counts: [0, 2, 1, 0] });
+        let a = t
+            .observe("b", 3, Verdict::Pass, &[0; 4])
+            .expect("part a ends");
+        assert_eq!(
+            a,
+            PartVerdict {
+                part_id: "a".into(),
+                verdict: Verdict::Fail,
+                first_frame: 0,
+                last_frame: 2,
+                frames: 3,
+                counts: [0, 2, 1, 0]
+            }
+        );
         let b = t.finish().expect("part b ends at EOS");
-        assert_eq!((b.part_id.as_str(), b.verdict, b.frames), ("b", Verdict::Pass, 1));
+        assert_eq!(
+            (b.part_id.as_str(), b.verdict, b.frames),
+            ("b", Verdict::Pass, 1)
+        );
         assert_eq!(t.finish(), None);
     }
 
@@ -83,8 +104,14 @@ mod tests {
         let mut t = PartTracker::new();
         t.observe("x", 0, Verdict::Review, &[0; 4]);
         t.observe("x", 1, Verdict::Pass, &[0; 4]);
-        assert_eq!(t.observe("y", 2, Verdict::Pass, &[0; 4]).unwrap().verdict, Verdict::Review);
-        assert_eq!(t.observe("x", 3, Verdict::Pass, &[0; 4]).unwrap().part_id, "y");
+        assert_eq!(
+            t.observe("y", 2, Verdict::Pass, &[0; 4]).unwrap().verdict,
+            Verdict::Review
+        );
+        assert_eq!(
+            t.observe("x", 3, Verdict::Pass, &[0; 4]).unwrap().part_id,
+            "y"
+        );
         assert_eq!(t.current_part(), Some("x"));
     }
 }

@@ -56,7 +56,16 @@ mod tests {
         assert!(triangle.contains(2.0, 2.0));
         assert!(!triangle.contains(8.0, 8.0));
         // A U shape: the notch between the arms is outside.
-        let u = Shape::Polygon(vec![(0.0, 0.0), (30.0, 0.0), (30.0, 30.0), (20.0, 30.0), (20.0, 10.0), (10.0, 10.0), (10.0, 30.0), (0.0, 30.0)]);
+        let u = Shape::Polygon(vec![
+            (0.0, 0.0),
+            (30.0, 0.0),
+            (30.0, 30.0),
+            (20.0, 30.0),
+            (20.0, 10.0),
+            (10.0, 10.0),
+            (10.0, 30.0),
+            (0.0, 30.0),
+        ]);
         assert!(u.contains(5.0, 20.0));
         assert!(u.contains(25.0, 20.0));
         assert!(!u.contains(15.0, 20.0));

@@ -11,11 +11,29 @@ fn name(id: usize) -> String {
 
 /// A detection of class `class_id` with a 10x10 box centred at (x, y).
 fn det(class_id: usize, confidence: f32, x: f32, y: f32) -> Detection {
-    Detection { class_id, confidence, bbox: BBox { x1: x - 5.0, y1: y - 5.0, x2: x + 5.0, y2: y + 5.0 } }
+    Detection {
+        class_id,
+        confidence,
+        bbox: BBox {
+            x1: x - 5.0,
+            y1: y - 5.0,
+            x2: x + 5.0,
+            y2: y + 5.0,
+        },
+    }
 }
 
 fn sized(class_id: usize, confidence: f32, w: f32, h: f32) -> Detection {
-    Detection { class_id, confidence, bbox: BBox { x1: 100.0, y1: 100.0, x2: 100.0 + w, y2: 100.0 + h } }
+    Detection {
+        class_id,
+        confidence,
+        bbox: BBox {
+            x1: 100.0,
+            y1: 100.0,
+            x2: 100.0 + w,
+            y2: 100.0 + h,
+        },
+    }
 }
 
 fn policy(text: &str) -> Policy {
@@ -50,18 +68,38 @@ fn no_detections_pass() {
 #[test]
 fn failing_severity_at_its_threshold_fails() {
     let p = policy(BASIC);
-    assert_eq!(verdict(&p, &[det(0, 0.5, 50.0, 50.0)]), Verdict::Fail, "0.5 is at min-confidence: fails");
+    assert_eq!(
+        verdict(&p, &[det(0, 0.5, 50.0, 50.0)]),
+        Verdict::Fail,
+        "0.5 is at min-confidence: fails"
+    );
     assert_eq!(verdict(&p, &[det(1, 0.61, 50.0, 50.0)]), Verdict::Fail);
-    assert_eq!(verdict(&p, &[det(1, 0.59, 50.0, 50.0)]), Verdict::Pass, "critical below threshold, no band");
+    assert_eq!(
+        verdict(&p, &[det(1, 0.59, 50.0, 50.0)]),
+        Verdict::Pass,
+        "critical below threshold, no band"
+    );
 }
 
 #[test]
 fn review_band_edges() {
     let p = policy(BASIC);
-    assert_eq!(verdict(&p, &[det(0, 0.3, 50.0, 50.0)]), Verdict::Review, "low edge is inside");
+    assert_eq!(
+        verdict(&p, &[det(0, 0.3, 50.0, 50.0)]),
+        Verdict::Review,
+        "low edge is inside"
+    );
     assert_eq!(verdict(&p, &[det(0, 0.4999, 50.0, 50.0)]), Verdict::Review);
-    assert_eq!(verdict(&p, &[det(0, 0.2999, 50.0, 50.0)]), Verdict::Pass, "below the band");
-    assert_eq!(verdict(&p, &[det(0, 0.5, 50.0, 50.0)]), Verdict::Fail, "high edge belongs to the fail band");
+    assert_eq!(
+        verdict(&p, &[det(0, 0.2999, 50.0, 50.0)]),
+        Verdict::Pass,
+        "below the band"
+    );
+    assert_eq!(
+        verdict(&p, &[det(0, 0.5, 50.0, 50.0)]),
+        Verdict::Fail,
+        "high edge belongs to the fail band"
+    );
 }
 
 #[test]
@@ -69,22 +107,39 @@ fn non_failing_severities_never_fail_but_can_ask_for_review() {
     let p = policy(BASIC);
     let high = p.evaluate(&[det(2, 0.95, 50.0, 50.0)], name);
     assert_eq!(high.verdict, Verdict::Pass);
-    assert_eq!(high.counts, [0, 0, 1, 0], "a minor defect above threshold is counted");
+    assert_eq!(
+        high.counts,
+        [0, 0, 1, 0],
+        "a minor defect above threshold is counted"
+    );
     assert_eq!(verdict(&p, &[det(2, 0.25, 50.0, 50.0)]), Verdict::Review);
 }
 
 #[test]
 fn fail_severities_are_configurable() {
-    let p = policy(&format!("fail-severities = [\"critical\", \"major\", \"minor\"]\n{BASIC}"));
+    let p = policy(&format!(
+        "fail-severities = [\"critical\", \"major\", \"minor\"]\n{BASIC}"
+    ));
     assert_eq!(verdict(&p, &[det(2, 0.95, 50.0, 50.0)]), Verdict::Fail);
     let p = policy(&format!("fail-severities = [\"critical\"]\n{BASIC}"));
-    assert_eq!(verdict(&p, &[det(0, 0.95, 50.0, 50.0)]), Verdict::Pass, "major no longer fails");
+    assert_eq!(
+        verdict(&p, &[det(0, 0.95, 50.0, 50.0)]),
+        Verdict::Pass,
+        "major no longer fails"
+    );
 }
 
 #[test]
 fn fail_beats_review_and_reasons_are_the_deciding_detections() {
     let p = policy(BASIC);
-    let v = p.evaluate(&[det(0, 0.35, 10.0, 10.0), det(1, 0.9, 50.0, 50.0), det(2, 0.9, 90.0, 90.0)], name);
+    let v = p.evaluate(
+        &[
+            det(0, 0.35, 10.0, 10.0),
+            det(1, 0.9, 50.0, 50.0),
+            det(2, 0.9, 90.0, 90.0),
+        ],
+        name,
+    );
     assert_eq!(v.verdict, Verdict::Fail);
     let reasons: Vec<_> = v.reasons().map(|j| j.detection.class_id).collect();
     assert_eq!(reasons, [1]);
@@ -92,19 +147,28 @@ fn fail_beats_review_and_reasons_are_the_deciding_detections() {
     let v = p.evaluate(&[det(0, 0.35, 10.0, 10.0), det(2, 0.25, 90.0, 90.0)], name);
     assert_eq!(v.verdict, Verdict::Review);
     assert_eq!(v.reasons().count(), 2);
-    assert_eq!(p.evaluate(&[det(2, 0.9, 1.0, 1.0)], name).reasons().count(), 0);
+    assert_eq!(
+        p.evaluate(&[det(2, 0.9, 1.0, 1.0)], name).reasons().count(),
+        0
+    );
 }
 
 #[test]
 fn min_area_in_pixels_and_millimetres() {
     let p = policy("[classes.scratches]\nmin-confidence = 0.5\nmin-area = 100\n");
-    assert_eq!(verdict(&p, &[sized(0, 0.9, 10.0, 10.0)]), Verdict::Fail, "area 100 is at min-area");
+    assert_eq!(
+        verdict(&p, &[sized(0, 0.9, 10.0, 10.0)]),
+        Verdict::Fail,
+        "area 100 is at min-area"
+    );
     let small = p.evaluate(&[sized(0, 0.9, 10.0, 9.9)], name);
     assert_eq!(small.verdict, Verdict::Pass);
     assert_eq!(small.judged[0].decision, Decision::TooSmall);
     assert_eq!(small.counts, [0; 4], "too small defects are not counted");
     // 2 px/mm: 4 mm² = 16 px².
-    let p = policy("pixels-per-mm = 2.0\n[classes.scratches]\nmin-confidence = 0.5\nmin-area-mm2 = 4\n");
+    let p = policy(
+        "pixels-per-mm = 2.0\n[classes.scratches]\nmin-confidence = 0.5\nmin-area-mm2 = 4\n",
+    );
     assert_eq!(verdict(&p, &[sized(0, 0.9, 4.0, 4.0)]), Verdict::Fail);
     assert_eq!(verdict(&p, &[sized(0, 0.9, 4.0, 3.9)]), Verdict::Pass);
 }
@@ -114,21 +178,45 @@ fn inspection_region_and_ignore_masks() {
     let p = policy(&format!(
         "[region]\nrect = [0, 0, 100, 100]\n[[ignore]]\nrect = [0, 0, 20, 20]\n[[ignore]]\npolygon = [[60, 60], [100, 60], [100, 100]]\n{BASIC}"
     ));
-    assert_eq!(verdict(&p, &[det(0, 0.9, 50.0, 50.0)]), Verdict::Fail, "inside the region");
+    assert_eq!(
+        verdict(&p, &[det(0, 0.9, 50.0, 50.0)]),
+        Verdict::Fail,
+        "inside the region"
+    );
     let outside = p.evaluate(&[det(0, 0.9, 150.0, 50.0)], name);
-    assert_eq!((outside.verdict, outside.judged[0].decision), (Verdict::Pass, Decision::OutsideRegion));
+    assert_eq!(
+        (outside.verdict, outside.judged[0].decision),
+        (Verdict::Pass, Decision::OutsideRegion)
+    );
     let masked = p.evaluate(&[det(0, 0.9, 10.0, 10.0)], name);
-    assert_eq!((masked.verdict, masked.judged[0].decision), (Verdict::Pass, Decision::Masked));
-    assert_eq!(verdict(&p, &[det(0, 0.9, 90.0, 70.0)]), Verdict::Pass, "centre inside the triangle mask");
-    assert_eq!(verdict(&p, &[det(0, 0.9, 70.0, 90.0)]), Verdict::Fail, "centre beside the triangle");
+    assert_eq!(
+        (masked.verdict, masked.judged[0].decision),
+        (Verdict::Pass, Decision::Masked)
+    );
+    assert_eq!(
+        verdict(&p, &[det(0, 0.9, 90.0, 70.0)]),
+        Verdict::Pass,
+        "centre inside the triangle mask"
+    );
+    assert_eq!(
+        verdict(&p, &[det(0, 0.9, 70.0, 90.0)]),
+        Verdict::Fail,
+        "centre beside the triangle"
+    );
     // The region's edge: centre at x = 100 is outside the half-open rectangle.
     assert_eq!(verdict(&p, &[det(0, 0.9, 100.0, 50.0)]), Verdict::Pass);
-    assert_eq!(verdict(&p, &[det(0, 0.35, 150.0, 50.0)]), Verdict::Pass, "no review outside the region");
+    assert_eq!(
+        verdict(&p, &[det(0, 0.35, 150.0, 50.0)]),
+        Verdict::Pass,
+        "no review outside the region"
+    );
 }
 
 #[test]
 fn polygon_region() {
-    let p = policy(&format!("[region]\npolygon = [[0, 0], [200, 0], [0, 200]]\n{BASIC}"));
+    let p = policy(&format!(
+        "[region]\npolygon = [[0, 0], [200, 0], [0, 200]]\n{BASIC}"
+    ));
     assert_eq!(verdict(&p, &[det(0, 0.9, 50.0, 50.0)]), Verdict::Fail);
     assert_eq!(verdict(&p, &[det(0, 0.9, 150.0, 150.0)]), Verdict::Pass);
 }
@@ -139,12 +227,17 @@ fn unnamed_classes_follow_the_default_rule() {
     assert_eq!(verdict(&p, &[det(2, 0.69, 5.0, 5.0)]), Verdict::Pass);
     assert_eq!(verdict(&p, &[det(2, 0.7, 5.0, 5.0)]), Verdict::Fail);
     // Without any policy every detection fails.
-    assert_eq!(verdict(&Policy::fail_on_any_detection(), &[det(2, 0.01, 5.0, 5.0)]), Verdict::Fail);
+    assert_eq!(
+        verdict(&Policy::fail_on_any_detection(), &[det(2, 0.01, 5.0, 5.0)]),
+        Verdict::Fail
+    );
 }
 
 #[test]
 fn unknown_classes_are_reported_with_their_line() {
-    let p = policy("\n[classes.scratches]\nmin-confidence = 0.5\n\n[classes.dents]\nmin-confidence = 0.5\n");
+    let p = policy(
+        "\n[classes.scratches]\nmin-confidence = 0.5\n\n[classes.dents]\nmin-confidence = 0.5\n",
+    );
     let names: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();
     let unknown: Vec<_> = p.unknown_classes(&names).collect();
     assert_eq!(unknown, [("dents", 5)]);
@@ -157,34 +250,85 @@ fn error(text: &str) -> PolicyError {
 #[test]
 fn errors_name_file_line_and_reason() {
     let cases: &[(&str, usize, &str)] = &[
-        ("[classes.scratches]\nmin-confidence = 0.5\nreview-band = [0.4, 0.6]\n", 3, "overlaps the fail band"),
-        ("[classes.scratches]\nmin-confidence = 1.5\n", 2, "outside [0, 1]"),
-        ("[classes.scratches]\nmin-confidence = 0.5\nreview-band = [0.4, 0.2]\n", 3, "low < high"),
-        ("[classes.scratches]\nreview-band = [0.1]\n", 2, "[low, high]"),
-        ("[classes.scratches]\nseverity = \"fatal\"\n", 2, "unknown severity \"fatal\""),
-        ("\n\n[classes.scratches]\nmin-confidance = 0.5\n", 4, "unknown field `min-confidance`"),
+        (
+            "[classes.scratches]\nmin-confidence = 0.5\nreview-band = [0.4, 0.6]\n",
+            3,
+            "overlaps the fail band",
+        ),
+        (
+            "[classes.scratches]\nmin-confidence = 1.5\n",
+            2,
+            "outside [0, 1]",
+        ),
+        (
+            "[classes.scratches]\nmin-confidence = 0.5\nreview-band = [0.4, 0.2]\n",
+            3,
+            "low < high",
+        ),
+        (
+            "[classes.scratches]\nreview-band = [0.1]\n",
+            2,
+            "[low, high]",
+        ),
+        (
+            "[classes.scratches]\nseverity = \"fatal\"\n",
+            2,
+            "unknown severity \"fatal\"",
+        ),
+        (
+            "\n\n[classes.scratches]\nmin-confidance = 0.5\n",
+            4,
+            "unknown field `min-confidance`",
+        ),
         ("[classes.scratches\n", 1, ""),
-        ("fail-severities = [\"major\", \"worst\"]\n", 1, "unknown severity"),
-        ("[classes.scratches]\nmin-area-mm2 = 3\n", 2, "pixels-per-mm"),
+        (
+            "fail-severities = [\"major\", \"worst\"]\n",
+            1,
+            "unknown severity",
+        ),
+        (
+            "[classes.scratches]\nmin-area-mm2 = 3\n",
+            2,
+            "pixels-per-mm",
+        ),
         ("pixels-per-mm = 0\n", 1, "greater than 0"),
-        ("[classes.scratches]\nmin-area = 3\nmin-area-mm2 = 3\n", 3, "not both"),
+        (
+            "[classes.scratches]\nmin-area = 3\nmin-area-mm2 = 3\n",
+            3,
+            "not both",
+        ),
         ("[region]\nrect = [10, 10, 5, 20]\n", 2, "x1 < x2"),
-        ("\n[[ignore]]\npolygon = [[0, 0], [1, 1]]\n", 3, "at least 3"),
+        (
+            "\n[[ignore]]\npolygon = [[0, 0], [1, 1]]\n",
+            3,
+            "at least 3",
+        ),
         ("[region]\n", 1, "exactly one of"),
         ("[classes.scratches]\nmin-area = -1\n", 2, "negative"),
     ];
     for &(text, line, reason) in cases {
         let e = error(text);
         assert_eq!(e.file, "line.toml");
-        assert!(e.line == line || (line == 1 && reason.is_empty()), "{text:?}: line {} not {line} ({e})", e.line);
+        assert!(
+            e.line == line || (line == 1 && reason.is_empty()),
+            "{text:?}: line {} not {line} ({e})",
+            e.line
+        );
         assert!(e.reason.contains(reason), "{text:?}: {e}");
-        assert!(e.to_string().starts_with(&format!("line.toml:{}: ", e.line)));
+        assert!(
+            e.to_string()
+                .starts_with(&format!("line.toml:{}: ", e.line))
+        );
     }
 }
 
 #[test]
 fn the_example_policy_parses() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/policy.toml")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipelines/policy.toml"
+    ))
+    .unwrap();
     let p = parse_policy(&text, "pipelines/policy.toml").unwrap();
     assert_eq!(p.classes.len(), 6);
 }

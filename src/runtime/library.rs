@@ -49,7 +49,9 @@ pub fn resolve_library(explicit: Option<&Path>) -> PathBuf {
 /// different library gets the loaded one and a warning: ONNX Runtime can be loaded only once.
 pub fn environment(explicit: Option<&Path>) -> Result<(Environment, Option<String>), RuntimeError> {
     let wanted = resolve_library(explicit);
-    let mut slot = ENVIRONMENT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut slot = ENVIRONMENT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some((env, loaded)) = slot.as_ref() {
         let warning = (explicit.is_some() && *loaded != wanted).then(|| {
             format!(
@@ -61,10 +63,15 @@ pub fn environment(explicit: Option<&Path>) -> Result<(Environment, Option<Strin
         return Ok((env.clone(), warning));
     }
     if wanted.is_absolute() && !wanted.exists() {
-        return Err(RuntimeError::Library { path: wanted, reason: "no such file".into() });
+        return Err(RuntimeError::Library {
+            path: wanted,
+            reason: "no such file".into(),
+        });
     }
-    let builder = ort::init_from(&wanted)
-        .map_err(|e| RuntimeError::Library { path: wanted.clone(), reason: e.to_string() })?;
+    let builder = ort::init_from(&wanted).map_err(|e| RuntimeError::Library {
+        path: wanted.clone(),
+        reason: e.to_string(),
+    })?;
     let env = builder
         .with_name("gst-plugin-defect")
         .with_telemetry(false)

@@ -9,7 +9,7 @@ mod library;
 mod model;
 
 pub use library::{default_library_candidates, environment, resolve_library};
-pub use model::{Detector, DetectorOptions, ModelInfo};
+pub use model::{Detector, DetectorOptions, ModelInfo, file_sha256};
 
 use std::path::PathBuf;
 

@@ -8,9 +8,9 @@ use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use super::{Provider, RuntimeError, library};
+use crate::analysis::Detection;
 use crate::analysis::decode::{self, DecodeStats, Decoder, OutputLayout};
 use crate::analysis::model_meta;
-use crate::analysis::Detection;
 
 /// Input size used when neither the model's input shape nor its `imgsz` metadata gives one
 /// (the Ultralytics default).
@@ -47,12 +47,31 @@ pub struct ModelInfo {
     pub metadata: BTreeMap<String, String>,
     /// The execution provider sessions actually run on.
     pub provider: &'static str,
+    /// SHA-256 of the model file, hex: ties every result to the exact model.
+    pub sha256: String,
 }
 
 impl ModelInfo {
+    /// A short identity for verdicts: file stem, metadata `version`, first 12 hex digits of
+    /// the SHA-256.
+    pub fn model_id(&self) -> String {
+        let stem = self
+            .path
+            .file_stem()
+            .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+        let version = self.metadata.get("version").map_or("?", String::as_str);
+        format!(
+            "{stem}:{version}:{}",
+            &self.sha256[..12.min(self.sha256.len())]
+        )
+    }
+
     /// The class name of an id, `class<N>` for ids the model does not name.
     pub fn class_name(&self, class_id: usize) -> String {
-        self.names.get(class_id).cloned().unwrap_or_else(|| model_meta::default_class_name(class_id))
+        self.names
+            .get(class_id)
+            .cloned()
+            .unwrap_or_else(|| model_meta::default_class_name(class_id))
     }
 }
 
@@ -66,7 +85,9 @@ pub struct Detector {
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Detector").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("Detector")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,19 +97,29 @@ impl Detector {
     pub fn load(options: &DetectorOptions) -> Result<(Self, Vec<String>), RuntimeError> {
         let path = options.model.clone();
         if path.as_os_str().is_empty() {
-            return Err(RuntimeError::Model { path, reason: "no model given (set the `model` property)".into() });
+            return Err(RuntimeError::Model {
+                path,
+                reason: "no model given (set the `model` property)".into(),
+            });
         }
         if !path.is_file() {
             return Err(RuntimeError::ModelMissing(path));
         }
         let (env, library_warning) = library::environment(options.ort_library.as_deref())?;
         let mut warnings: Vec<String> = library_warning.into_iter().collect();
-        let model_error = |reason: String| RuntimeError::Model { path: path.clone(), reason };
+        let model_error = |reason: String| RuntimeError::Model {
+            path: path.clone(),
+            reason,
+        };
 
-        let (session, provider) = build_session(&env, options, &mut warnings).map_err(model_error)?;
+        let (session, provider) =
+            build_session(&env, options, &mut warnings).map_err(model_error)?;
         let metadata = read_metadata(&session);
-        let (input_name, channels, height, width) = image_input(&session, &metadata).map_err(model_error)?;
+        let (input_name, channels, height, width) =
+            image_input(&session, &metadata).map_err(model_error)?;
         let names = class_names(options.labels.as_deref(), &metadata)?;
+        let sha256 =
+            file_sha256(&path).map_err(|e| model_error(format!("cannot read the file: {e}")))?;
 
         let mut detector = Detector {
             session,
@@ -103,14 +134,18 @@ impl Detector {
                 names,
                 metadata,
                 provider,
+                sha256,
             },
             input: vec![0.0; channels * width as usize * height as usize],
             decoder: Decoder::new(),
         };
         // A dry run gives the concrete output shape (dynamic axes resolved) and warms the
         // session up, so that a model that cannot run fails now rather than on the first frame.
-        let output_shape = detector.run_session(|shape, _| Ok(shape.to_vec())).map_err(model_error)?;
-        detector.info.layout = choose_layout(options.layout, &output_shape, &detector.info).map_err(model_error)?;
+        let output_shape = detector
+            .run_session(|shape, _| Ok(shape.to_vec()))
+            .map_err(model_error)?;
+        detector.info.layout =
+            choose_layout(options.layout, &output_shape, &detector.info).map_err(model_error)?;
         detector.info.output_shape = output_shape;
         Ok((detector, warnings))
     }
@@ -126,20 +161,38 @@ impl Detector {
 
     /// Runs the model on the current input tensor and appends the candidates above
     /// `conf_threshold` to `out`, boxes in model-input pixels, before NMS.
-    pub fn detect(&mut self, conf_threshold: f32, out: &mut Vec<Detection>) -> Result<DecodeStats, RuntimeError> {
+    pub fn detect(
+        &mut self,
+        conf_threshold: f32,
+        out: &mut Vec<Detection>,
+    ) -> Result<DecodeStats, RuntimeError> {
         let layout = self.info.layout;
         let mut decoder = std::mem::take(&mut self.decoder);
         let result = self.run_session(|shape, data| {
-            decoder.decode(layout, shape, data, conf_threshold, out).map_err(|e| e.to_string())
+            decoder
+                .decode(layout, shape, data, conf_threshold, out)
+                .map_err(|e| e.to_string())
         });
         self.decoder = decoder;
         result.map_err(RuntimeError::Inference)
     }
 
-    fn run_session<T>(&mut self, read: impl FnOnce(&[i64], &[f32]) -> Result<T, String>) -> Result<T, String> {
-        let shape = [1, self.info.channels, self.info.height as usize, self.info.width as usize];
-        let tensor = TensorRef::from_array_view((shape, &self.input[..])).map_err(|e| e.to_string())?;
-        let outputs = self.session.run(ort::inputs![self.info.input_name.as_str() => tensor]).map_err(|e| e.to_string())?;
+    fn run_session<T>(
+        &mut self,
+        read: impl FnOnce(&[i64], &[f32]) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let shape = [
+            1,
+            self.info.channels,
+            self.info.height as usize,
+            self.info.width as usize,
+        ];
+        let tensor =
+            TensorRef::from_array_view((shape, &self.input[..])).map_err(|e| e.to_string())?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.info.input_name.as_str() => tensor])
+            .map_err(|e| e.to_string())?;
         let output = outputs.values().next().ok_or("the model has no output")?;
         let (shape, data) = output
             .try_extract_tensor::<f32>()
@@ -148,9 +201,16 @@ impl Detector {
     }
 }
 
-fn choose_layout(forced: Option<OutputLayout>, shape: &[i64], info: &ModelInfo) -> Result<OutputLayout, String> {
+fn choose_layout(
+    forced: Option<OutputLayout>,
+    shape: &[i64],
+    info: &ModelInfo,
+) -> Result<OutputLayout, String> {
     let named_classes = (!info.names.is_empty()).then_some(info.names.len());
-    let end2end = info.metadata.get("end2end").is_some_and(|v| model_meta::parse_bool(v));
+    let end2end = info
+        .metadata
+        .get("end2end")
+        .is_some_and(|v| model_meta::parse_bool(v));
     let layout = match forced {
         Some(layout) => {
             decode::class_count_of(layout, shape).map_err(|e| e.to_string())?;
@@ -170,7 +230,9 @@ fn build_session(
     if !providers.is_empty() {
         match commit_session(env, options, &providers) {
             Ok(session) => return Ok((session, label)),
-            Err(e) => warnings.push(format!("{label} execution provider failed ({e}); falling back to CPU")),
+            Err(e) => warnings.push(format!(
+                "{label} execution provider failed ({e}); falling back to CPU"
+            )),
         }
     }
     commit_session(env, options, &[]).map(|s| (s, "cpu"))
@@ -183,16 +245,25 @@ fn commit_session(
 ) -> Result<Session, String> {
     let mut builder = Session::builder(env).map_err(|e| e.to_string())?;
     if options.threads > 0 {
-        builder = builder.with_intra_threads(options.threads).map_err(|e| e.to_string())?;
+        builder = builder
+            .with_intra_threads(options.threads)
+            .map_err(|e| e.to_string())?;
     }
     if !providers.is_empty() {
-        builder = builder.with_execution_providers(providers).map_err(|e| e.to_string())?;
+        builder = builder
+            .with_execution_providers(providers)
+            .map_err(|e| e.to_string())?;
     }
-    builder.commit_from_file(&options.model).map_err(|e| e.to_string())
+    builder
+        .commit_from_file(&options.model)
+        .map_err(|e| e.to_string())
 }
 
 /// The providers to register for a choice, with warnings for the ones this ONNX Runtime lacks.
-fn execution_providers(choice: Provider, warnings: &mut Vec<String>) -> (Vec<ExecutionProviderDispatch>, &'static str) {
+fn execution_providers(
+    choice: Provider,
+    warnings: &mut Vec<String>,
+) -> (Vec<ExecutionProviderDispatch>, &'static str) {
     let tensorrt = ep::TensorRT::is_available().unwrap_or(false);
     let cuda = ep::CUDA::is_available().unwrap_or(false);
     let mut unavailable = |name: &str| {
@@ -203,11 +274,23 @@ fn execution_providers(choice: Provider, warnings: &mut Vec<String>) -> (Vec<Exe
     };
     match choice {
         Provider::Cpu => (Vec::new(), "cpu"),
-        Provider::Auto if tensorrt => (vec![ep::TensorRT::default().build().error_on_failure(), ep::CUDA::default().build()], "tensorrt"),
+        Provider::Auto if tensorrt => (
+            vec![
+                ep::TensorRT::default().build().error_on_failure(),
+                ep::CUDA::default().build(),
+            ],
+            "tensorrt",
+        ),
         Provider::Auto if cuda => (vec![ep::CUDA::default().build().error_on_failure()], "cuda"),
         Provider::Auto => (Vec::new(), "cpu"),
         Provider::Cuda if cuda => (vec![ep::CUDA::default().build().error_on_failure()], "cuda"),
-        Provider::TensorRt if tensorrt => (vec![ep::TensorRT::default().build().error_on_failure(), ep::CUDA::default().build()], "tensorrt"),
+        Provider::TensorRt if tensorrt => (
+            vec![
+                ep::TensorRT::default().build().error_on_failure(),
+                ep::CUDA::default().build(),
+            ],
+            "tensorrt",
+        ),
         Provider::Cuda => {
             unavailable("CUDA");
             (Vec::new(), "cpu")
@@ -220,19 +303,32 @@ fn execution_providers(choice: Provider, warnings: &mut Vec<String>) -> (Vec<Exe
 }
 
 fn read_metadata(session: &Session) -> BTreeMap<String, String> {
-    let Ok(metadata) = session.metadata() else { return BTreeMap::new() };
+    let Ok(metadata) = session.metadata() else {
+        return BTreeMap::new();
+    };
     let keys = metadata.custom_keys().unwrap_or_default();
-    keys.into_iter().filter_map(|key| metadata.custom(&key).map(|value| (key, value))).collect()
+    keys.into_iter()
+        .filter_map(|key| metadata.custom(&key).map(|value| (key, value)))
+        .collect()
 }
 
 /// The single image input: name, channels, height, width.
-fn image_input(session: &Session, metadata: &BTreeMap<String, String>) -> Result<(String, usize, u32, u32), String> {
+fn image_input(
+    session: &Session,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(String, usize, u32, u32), String> {
     let inputs = session.inputs();
     let [input] = inputs else {
-        return Err(format!("the model has {} inputs; expected one image input", inputs.len()));
+        return Err(format!(
+            "the model has {} inputs; expected one image input",
+            inputs.len()
+        ));
     };
     let not_image = |detail: String| {
-        format!("input '{}' is not image-like: {detail}; expected a float32 tensor [1, 3 or 1, H, W]", input.name())
+        format!(
+            "input '{}' is not image-like: {detail}; expected a float32 tensor [1, 3 or 1, H, W]",
+            input.name()
+        )
     };
     let ValueType::Tensor { ty, shape, .. } = input.dtype() else {
         return Err(not_image("it is not a tensor".into()));
@@ -252,23 +348,48 @@ fn image_input(session: &Session, metadata: &BTreeMap<String, String>) -> Result
         (height as u32, width as u32)
     } else {
         match metadata.get("imgsz") {
-            Some(text) => model_meta::parse_image_size(text).map_err(|e| format!("dynamic input size and {e}"))?,
+            Some(text) => model_meta::parse_image_size(text)
+                .map_err(|e| format!("dynamic input size and {e}"))?,
             None => (FALLBACK_IMAGE_SIZE, FALLBACK_IMAGE_SIZE),
         }
     };
     Ok((input.name().to_string(), channels, height, width))
 }
 
-fn class_names(labels: Option<&Path>, metadata: &BTreeMap<String, String>) -> Result<Vec<String>, RuntimeError> {
+fn class_names(
+    labels: Option<&Path>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<String>, RuntimeError> {
     if let Some(path) = labels {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| RuntimeError::Labels { path: path.to_path_buf(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| RuntimeError::Labels {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         let names = model_meta::parse_labels(&text);
         if names.is_empty() {
-            return Err(RuntimeError::Labels { path: path.to_path_buf(), reason: "no class names in the file".into() });
+            return Err(RuntimeError::Labels {
+                path: path.to_path_buf(),
+                reason: "no class names in the file".into(),
+            });
         }
         return Ok(names);
     }
     // Unparsable `names` metadata is not fatal: classes then get default names.
-    Ok(metadata.get("names").and_then(|text| model_meta::parse_names(text).ok()).unwrap_or_default())
+    Ok(metadata
+        .get("names")
+        .and_then(|text| model_meta::parse_names(text).ok())
+        .unwrap_or_default())
+}
+
+/// Hex SHA-256 of a file.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut file = std::fs::File::open(path)?;
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }

@@ -21,7 +21,9 @@ pub fn repo_path(relative: &str) -> PathBuf {
 }
 
 pub fn test_model(name: &str) -> String {
-    repo_path(&format!("models/test/{name}.onnx")).display().to_string()
+    repo_path(&format!("models/test/{name}.onnx"))
+        .display()
+        .to_string()
 }
 
 /// An RGB image in memory, tightly packed.
@@ -34,7 +36,11 @@ pub struct RgbImage {
 
 impl RgbImage {
     pub fn new(width: usize, height: usize, background: [u8; 3]) -> Self {
-        Self { width, height, pixels: background.repeat(width * height) }
+        Self {
+            width,
+            height,
+            pixels: background.repeat(width * height),
+        }
     }
 
     pub fn fill_rect(&mut self, x0: usize, y0: usize, x1: usize, y1: usize, colour: [u8; 3]) {
@@ -78,11 +84,25 @@ pub fn two_squares_640x480() -> (RgbImage, Vec<Expected>) {
     let white = window_box(640, 480, 8, 5);
     let red = window_box(640, 480, 14, 20);
     for (b, colour) in [(white, [255, 255, 255]), (red, [255, 0, 0])] {
-        image.fill_rect(b[0] as usize, b[1] as usize, b[2] as usize, b[3] as usize, colour);
+        image.fill_rect(
+            b[0] as usize,
+            b[1] as usize,
+            b[2] as usize,
+            b[3] as usize,
+            colour,
+        );
     }
     let expected = vec![
-        Expected { class: "white_square", label_id: 0, rect: white },
-        Expected { class: "red_square", label_id: 1, rect: red },
+        Expected {
+            class: "white_square",
+            label_id: 0,
+            rect: white,
+        },
+        Expected {
+            class: "red_square",
+            label_id: 1,
+            rect: red,
+        },
     ];
     (image, expected)
 }
@@ -118,9 +138,15 @@ pub fn frame_buffer(image: &RgbImage, format: VideoFormat, row_padding: usize) -
     match format {
         VideoFormat::Rgb => planes.push(packed(3, [Some(0), Some(1), Some(2), None])),
         VideoFormat::Bgr => planes.push(packed(3, [Some(2), Some(1), Some(0), None])),
-        VideoFormat::Rgba | VideoFormat::Rgbx => planes.push(packed(4, [Some(0), Some(1), Some(2), None])),
-        VideoFormat::Bgra | VideoFormat::Bgrx => planes.push(packed(4, [Some(2), Some(1), Some(0), None])),
-        VideoFormat::Argb | VideoFormat::Xrgb => planes.push(packed(4, [None, Some(0), Some(1), Some(2)])),
+        VideoFormat::Rgba | VideoFormat::Rgbx => {
+            planes.push(packed(4, [Some(0), Some(1), Some(2), None]))
+        }
+        VideoFormat::Bgra | VideoFormat::Bgrx => {
+            planes.push(packed(4, [Some(2), Some(1), Some(0), None]))
+        }
+        VideoFormat::Argb | VideoFormat::Xrgb => {
+            planes.push(packed(4, [None, Some(0), Some(1), Some(2)]))
+        }
         VideoFormat::Gray8 => {
             let stride = w + row_padding;
             let mut data = vec![0u8; stride * h];
@@ -142,7 +168,8 @@ pub fn frame_buffer(image: &RgbImage, format: VideoFormat, row_padding: usize) -
             }
             planes.push((luma, ys));
             // Chroma of the top-left pixel of each 2x2 block (the squares are even-aligned).
-            let chroma = |cx: usize, cy: usize| yuv(image.rgb((2 * cx).min(w - 1), (2 * cy).min(h - 1)));
+            let chroma =
+                |cx: usize, cy: usize| yuv(image.rgb((2 * cx).min(w - 1), (2 * cy).min(h - 1)));
             if format == VideoFormat::Nv12 {
                 let cs = cw * 2 + row_padding;
                 let mut uv = vec![0u8; cs * ch];
@@ -235,7 +262,14 @@ pub fn rois(buffer: &gst::BufferRef) -> Vec<Roi> {
 
 /// Asserts the ROIs are exactly the expected squares: class, box within `tolerance` px
 /// (normalised box and integer rectangle both), confidence near the model's 0.99753.
-pub fn assert_rois(rois: &[Roi], expected: &[Expected], width: usize, height: usize, tolerance: f64, context: &str) {
+pub fn assert_rois(
+    rois: &[Roi],
+    expected: &[Expected],
+    width: usize,
+    height: usize,
+    tolerance: f64,
+    context: &str,
+) {
     assert_eq!(rois.len(), expected.len(), "{context}: {rois:#?}");
     for e in expected {
         let roi = rois
@@ -251,13 +285,26 @@ pub fn assert_rois(rois: &[Roi], expected: &[Expected], width: usize, height: us
             roi.normalised[3] * height as f64,
         ];
         for (got, want) in pixels.iter().zip(e.rect) {
-            assert!((got - want).abs() <= tolerance, "{context}: {} box {pixels:?} vs {:?}", e.class, e.rect);
+            assert!(
+                (got - want).abs() <= tolerance,
+                "{context}: {} box {pixels:?} vs {:?}",
+                e.class,
+                e.rect
+            );
         }
         let (x, y, w, h) = roi.rect;
         let rect = [x as f64, y as f64, (x + w) as f64, (y + h) as f64];
         for (got, want) in rect.iter().zip(e.rect) {
-            assert!((got - want).abs() <= tolerance + 1.0, "{context}: rect {rect:?} vs {:?}", e.rect);
+            assert!(
+                (got - want).abs() <= tolerance + 1.0,
+                "{context}: rect {rect:?} vs {:?}",
+                e.rect
+            );
         }
-        assert!((roi.confidence - 0.99753).abs() < 0.01, "{context}: confidence {}", roi.confidence);
+        assert!(
+            (roi.confidence - 0.99753).abs() < 0.01,
+            "{context}: confidence {}",
+            roi.confidence
+        );
     }
 }
