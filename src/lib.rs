@@ -10,7 +10,10 @@ pub mod policy;
 pub mod runtime;
 
 pub mod defectdetect;
+pub mod defectoverlay;
+pub mod draw;
 pub mod meta;
+pub mod video;
 
 gst::plugin_define!(
     defect,
@@ -27,5 +30,6 @@ gst::plugin_define!(
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
     meta::register();
     defectdetect::register(plugin)?;
+    defectoverlay::register(plugin)?;
     Ok(())
 }

@@ -10,16 +10,15 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::VideoFormat;
-use gst_video::prelude::*;
 
 use super::{ExecutionProvider, Layout};
 use crate::analysis::decode::OutputLayout;
-use crate::analysis::letterbox::{FrameView, Letterbox, LetterboxGeometry, PixelFormat, YuvMatrix};
+use crate::analysis::letterbox::{Letterbox, LetterboxGeometry};
 use crate::analysis::{Detection, nms};
 use crate::meta;
 use crate::policy::{FrameVerdict, Judged, PartTracker, PartVerdict, Policy, parse_policy};
 use crate::runtime::{Detector, DetectorOptions, Provider, RuntimeError};
+use crate::video::{FORMATS, frame_view, pixel_format, yuv_matrix};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -32,22 +31,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const DEFAULT_CONF_THRESHOLD: f64 = 0.25;
 const DEFAULT_IOU_THRESHOLD: f64 = 0.45;
 const DEFAULT_MAX_DETECTIONS: u32 = 300;
-
-const FORMATS: &[VideoFormat] = &[
-    VideoFormat::Rgb,
-    VideoFormat::Bgr,
-    VideoFormat::Rgba,
-    VideoFormat::Bgra,
-    VideoFormat::Rgbx,
-    VideoFormat::Bgrx,
-    VideoFormat::Argb,
-    VideoFormat::Abgr,
-    VideoFormat::Xrgb,
-    VideoFormat::Xbgr,
-    VideoFormat::Gray8,
-    VideoFormat::Nv12,
-    VideoFormat::I420,
-];
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -802,63 +785,6 @@ fn part_message(part: &PartVerdict, shadow: bool, model_id: &str) -> gst::Struct
         .field("cosmetic", cosmetic)
         .field("model-id", model_id)
         .build()
-}
-
-/// The pure preprocessing's description of a negotiated format.
-fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
-    let packed = |bytes_per_pixel, red, green, blue| PixelFormat::Packed {
-        bytes_per_pixel,
-        red,
-        green,
-        blue,
-    };
-    Some(match format {
-        VideoFormat::Rgb => PixelFormat::RGB,
-        VideoFormat::Bgr => PixelFormat::BGR,
-        VideoFormat::Rgba | VideoFormat::Rgbx => PixelFormat::RGBA,
-        VideoFormat::Bgra | VideoFormat::Bgrx => PixelFormat::BGRA,
-        VideoFormat::Argb | VideoFormat::Xrgb => packed(4, 1, 2, 3),
-        VideoFormat::Abgr | VideoFormat::Xbgr => packed(4, 3, 2, 1),
-        VideoFormat::Gray8 => PixelFormat::Gray8,
-        VideoFormat::Nv12 => PixelFormat::Nv12,
-        VideoFormat::I420 => PixelFormat::I420,
-        _ => return None,
-    })
-}
-
-/// The caps' YUV matrix and range; BT.601 limited range where the caps do not say.
-fn yuv_matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
-    let colorimetry = info.colorimetry();
-    let full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
-    match colorimetry.matrix().kr_kb() {
-        Ok((kr, kb)) => YuvMatrix::new(kr as f32, kb as f32, full_range),
-        Err(_) => YuvMatrix::new(0.299, 0.114, full_range),
-    }
-}
-
-fn frame_view<'a>(
-    frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>,
-) -> Result<FrameView<'a>, String> {
-    let mut planes: [&[u8]; 3] = [&[], &[], &[]];
-    let mut strides = [0usize; 3];
-    for plane in 0..frame.n_planes().min(3) as usize {
-        let stride = frame.plane_stride()[plane];
-        if stride <= 0 {
-            return Err(format!(
-                "plane {plane} has stride {stride}; only positive strides are supported"
-            ));
-        }
-        strides[plane] = stride as usize;
-        planes[plane] = frame
-            .plane_data(plane as u32)
-            .map_err(|e| format!("cannot read plane {plane}: {e}"))?;
-    }
-    Ok(FrameView {
-        width: frame.width(),
-        height: frame.height(),
-        planes,
-        strides,
-    })
 }
 
 /// One `GstVideoRegionOfInterestMeta` a detection, with the DL Streamer `detection`

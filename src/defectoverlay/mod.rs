@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+/**
+ * SECTION:element-defectoverlay
+ * @see_also: defectdetect
+ *
+ * `defectoverlay` draws what `defectdetect` found, in place, with no format conversion:
+ * every `GstVideoRegionOfInterestMeta` as a box coloured by its defect's severity (critical
+ * crimson, major orange, minor yellow, cosmetic cyan; grey for detections the policy
+ * ignored) with its label and confidence, and the frame's `DefectVerdictMeta` as a banner
+ * across the top: PASS green, FAIL red, REVIEW amber; shadow verdicts read "SHADOW … (not
+ * enforced)" and get a striped edge. Text uses an 8x8 bitmap font embedded in the plugin,
+ * scaled with the frame height so that it is readable from 720p to 4K.
+ *
+ * Works on RGB, BGR, RGBA, BGRA, RGBx, BGRx, ARGB, ABGR, xRGB, xBGR, GRAY8, NV12 and I420,
+ * directly after `defectdetect` or after a `tee` and a `queue`.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 filesrc location=tests/data/conveyor_color.mp4 ! decodebin ! videoconvert ! \
+ *     defectdetect model=models/surface-defects.onnx policy=pipelines/policy.toml ! \
+ *     defectoverlay ! videoconvert ! x264enc ! mp4mux ! filesink location=annotated.mp4
+ * ]|
+ *
+ * Since: plugins-defect-0.1.0
+ */
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct DefectOverlay(ObjectSubclass<imp::DefectOverlay>)
+        @extends gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "defectoverlay",
+        gst::Rank::NONE,
+        DefectOverlay::static_type(),
+    )
+}

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! GStreamer video helpers shared by the elements: the formats they accept and how a mapped
+//! frame becomes the pure modules' view of it.
+
+use gst_video::VideoFormat;
+use gst_video::prelude::*;
+
+use crate::analysis::letterbox::{FrameView, PixelFormat, YuvMatrix};
+use crate::draw::{Canvas, YuvEncoding};
+
+/// Raw formats the elements work on in place.
+pub const FORMATS: &[VideoFormat] = &[
+    VideoFormat::Rgb,
+    VideoFormat::Bgr,
+    VideoFormat::Rgba,
+    VideoFormat::Bgra,
+    VideoFormat::Rgbx,
+    VideoFormat::Bgrx,
+    VideoFormat::Argb,
+    VideoFormat::Abgr,
+    VideoFormat::Xrgb,
+    VideoFormat::Xbgr,
+    VideoFormat::Gray8,
+    VideoFormat::Nv12,
+    VideoFormat::I420,
+];
+
+/// The pure preprocessing's description of a negotiated format.
+pub fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
+    let packed = |bytes_per_pixel, red, green, blue| PixelFormat::Packed {
+        bytes_per_pixel,
+        red,
+        green,
+        blue,
+    };
+    Some(match format {
+        VideoFormat::Rgb => PixelFormat::RGB,
+        VideoFormat::Bgr => PixelFormat::BGR,
+        VideoFormat::Rgba | VideoFormat::Rgbx => PixelFormat::RGBA,
+        VideoFormat::Bgra | VideoFormat::Bgrx => PixelFormat::BGRA,
+        VideoFormat::Argb | VideoFormat::Xrgb => packed(4, 1, 2, 3),
+        VideoFormat::Abgr | VideoFormat::Xbgr => packed(4, 3, 2, 1),
+        VideoFormat::Gray8 => PixelFormat::Gray8,
+        VideoFormat::Nv12 => PixelFormat::Nv12,
+        VideoFormat::I420 => PixelFormat::I420,
+        _ => return None,
+    })
+}
+
+/// The caps' YUV matrix and range; BT.601 limited range where the caps do not say.
+pub fn yuv_matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
+    let colorimetry = info.colorimetry();
+    let full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
+    match colorimetry.matrix().kr_kb() {
+        Ok((kr, kb)) => YuvMatrix::new(kr as f32, kb as f32, full_range),
+        Err(_) => YuvMatrix::new(0.299, 0.114, full_range),
+    }
+}
+
+pub fn frame_view<'a>(
+    frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>,
+) -> Result<FrameView<'a>, String> {
+    let mut planes: [&[u8]; 3] = [&[], &[], &[]];
+    let mut strides = [0usize; 3];
+    for plane in 0..frame.n_planes().min(3) as usize {
+        let stride = frame.plane_stride()[plane];
+        if stride <= 0 {
+            return Err(format!(
+                "plane {plane} has stride {stride}; only positive strides are supported"
+            ));
+        }
+        strides[plane] = stride as usize;
+        planes[plane] = frame
+            .plane_data(plane as u32)
+            .map_err(|e| format!("cannot read plane {plane}: {e}"))?;
+    }
+    Ok(FrameView {
+        width: frame.width(),
+        height: frame.height(),
+        planes,
+        strides,
+    })
+}
+
+/// The caps' RGB to YUV encoding, for drawing.
+pub fn yuv_encoding(info: &gst_video::VideoInfo) -> YuvEncoding {
+    let colorimetry = info.colorimetry();
+    let full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
+    let (kr, kb) = colorimetry.matrix().kr_kb().unwrap_or((0.299, 0.114));
+    YuvEncoding {
+        kr: kr as f32,
+        kb: kb as f32,
+        full_range,
+    }
+}
+
+/// A writable frame as a drawing canvas.
+pub fn canvas<'a>(
+    frame: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+) -> Result<Canvas<'a>, String> {
+    let info = frame.info().clone();
+    let format = pixel_format(info.format())
+        .ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
+    let n_planes = frame.n_planes().min(3) as usize;
+    let mut strides = [0usize; 3];
+    for (plane, stride) in strides.iter_mut().enumerate().take(n_planes) {
+        let s = frame.plane_stride()[plane];
+        if s <= 0 {
+            return Err(format!(
+                "plane {plane} has stride {s}; only positive strides are supported"
+            ));
+        }
+        *stride = s as usize;
+    }
+    let mut planes: [&mut [u8]; 3] = [&mut [], &mut [], &mut []];
+    let mut rest = frame.planes_data_mut();
+    for (plane, slot) in planes.iter_mut().enumerate().take(n_planes) {
+        let data = std::mem::take(&mut rest[plane]);
+        *slot = data;
+    }
+    Canvas::new(
+        info.width(),
+        info.height(),
+        format,
+        yuv_encoding(&info),
+        planes,
+        strides,
+    )
+    .map_err(|e| e.to_string())
+}
