@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `defectoverlay` checked pixel by pixel in every format: box edges in the severity colour,
+//! the banner in the verdict colour, text present; and in pipelines after `defectdetect`,
+//! directly and after a tee and a queue.
+
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use gst_video::VideoFormat;
+use gst_video::prelude::*;
+
+const FORMATS: [VideoFormat; 8] = [
+    VideoFormat::Rgb,
+    VideoFormat::Bgr,
+    VideoFormat::Rgba,
+    VideoFormat::Bgrx,
+    VideoFormat::Argb,
+    VideoFormat::Gray8,
+    VideoFormat::Nv12,
+    VideoFormat::I420,
+];
+
+/// A dark 1280x720 frame with one ROI (critical, at 400..600 x 300..500) and a verdict meta.
+fn annotated_input(format: VideoFormat, verdict: &str, shadow: bool) -> gst::Buffer {
+    let image = RgbImage::new(1280, 720, [0, 0, 0]);
+    let mut buffer = frame_buffer(&image, format, 8);
+    {
+        let b = buffer.get_mut().unwrap();
+        let mut roi =
+            gst_video::VideoRegionOfInterestMeta::add(b, "scratches", (400, 300, 200, 200));
+        roi.add_param(
+            gst::Structure::builder("detection")
+                .field("label", "scratches")
+                .field("confidence", 0.87f64)
+                .field("severity", "critical")
+                .field("decision", "fail")
+                .build(),
+        );
+        let mut meta = gst::meta::CustomMeta::add(b, "DefectVerdictMeta").unwrap();
+        let s = meta.mut_structure();
+        s.set("verdict", verdict);
+        s.set("shadow", shadow);
+        s.set("frame", 42u64);
+    }
+    buffer
+}
+
+/// The RGB colour at (x, y) of a buffer in `format` with rows padded by 8 bytes.
+fn pixel(buffer: &gst::BufferRef, format: VideoFormat, x: usize, y: usize) -> [f64; 3] {
+    let info = gst_video::VideoInfo::builder(format, 1280, 720)
+        .build()
+        .unwrap();
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).unwrap();
+    let plane = |p: u32| frame.plane_data(p).unwrap();
+    let stride = |p: usize| frame.plane_stride()[p] as usize;
+    let packed = |bpp: usize, r: usize, g: usize, b: usize| {
+        let i = y * stride(0) + x * bpp;
+        let d = plane(0);
+        [d[i + r], d[i + g], d[i + b]].map(|v| v as f64)
+    };
+    match format {
+        VideoFormat::Rgb => packed(3, 0, 1, 2),
+        VideoFormat::Bgr => packed(3, 2, 1, 0),
+        VideoFormat::Rgba => packed(4, 0, 1, 2),
+        VideoFormat::Bgrx => packed(4, 2, 1, 0),
+        VideoFormat::Argb => packed(4, 1, 2, 3),
+        VideoFormat::Gray8 => [plane(0)[y * stride(0) + x] as f64; 3],
+        VideoFormat::Nv12 | VideoFormat::I420 => {
+            let luma = plane(0)[y * stride(0) + x] as f64;
+            let (u, v) = if format == VideoFormat::Nv12 {
+                let i = (y / 2) * stride(1) + (x / 2) * 2;
+                (plane(1)[i] as f64, plane(1)[i + 1] as f64)
+            } else {
+                let i = (y / 2) * stride(1) + x / 2;
+                (
+                    plane(1)[i] as f64,
+                    plane(2)[(y / 2) * stride(2) + x / 2] as f64,
+                )
+            };
+            // 1280x720 caps default to BT.709 limited range, which the overlay follows.
+            let (c, d, e) = (luma - 16.0, u - 128.0, v - 128.0);
+            [
+                1.164 * c + 1.793 * e,
+                1.164 * c - 0.213 * d - 0.533 * e,
+                1.164 * c + 2.112 * d,
+            ]
+            .map(|v| v.clamp(0.0, 255.0))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn assert_colour(got: [f64; 3], want: [u8; 3], format: VideoFormat, what: &str) {
+    let want = want.map(|v| v as f64);
+    let close = if format == VideoFormat::Gray8 {
+        let luma = 0.299 * want[0] + 0.587 * want[1] + 0.114 * want[2];
+        (got[0] - luma).abs() <= 2.0
+    } else {
+        got.iter().zip(want).all(|(g, w)| (g - w).abs() <= 14.0)
+    };
+    assert!(close, "{format:?} {what}: got {got:?}, want {want:?}");
+}
+
+fn overlay_once(format: VideoFormat, verdict: &str, shadow: bool) -> gst::Buffer {
+    init();
+    let mut h = gst_check::Harness::new("defectoverlay");
+    let info = gst_video::VideoInfo::builder(format, 1280, 720)
+        .build()
+        .unwrap();
+    h.set_src_caps(info.to_caps().unwrap());
+    h.push(annotated_input(format, verdict, shadow)).unwrap();
+    h.pull().unwrap()
+}
+
+#[test]
+fn boxes_banner_and_text_in_every_format() {
+    for format in FORMATS {
+        let out = overlay_once(format, "FAIL", false);
+        // 720p: lines 2 px, glyphs 16 px, label strip and banner 20 px high.
+        assert_colour(
+            pixel(&out, format, 400, 400),
+            [230, 20, 60],
+            format,
+            "left box edge",
+        );
+        assert_colour(
+            pixel(&out, format, 598, 400),
+            [230, 20, 60],
+            format,
+            "right box edge",
+        );
+        assert_colour(
+            pixel(&out, format, 500, 400),
+            [0, 0, 0],
+            format,
+            "inside the box",
+        );
+        assert_colour(
+            pixel(&out, format, 1270, 10),
+            [210, 20, 20],
+            format,
+            "banner far right",
+        );
+        let inked = (4..700)
+            .filter(|&x| pixel(&out, format, x, 10).iter().sum::<f64>() > 600.0)
+            .count();
+        assert!(
+            inked > 40,
+            "{format:?}: banner text has {inked} white pixels on its middle row"
+        );
+        let label_ink = (400..560)
+            .filter(|&x| pixel(&out, format, x, 290).iter().sum::<f64>() < 60.0)
+            .count();
+        assert!(
+            label_ink > 10,
+            "{format:?}: label text has {label_ink} dark pixels"
+        );
+        assert_colour(
+            pixel(&out, format, 640, 600),
+            [0, 0, 0],
+            format,
+            "untouched area",
+        );
+    }
+}
+
+#[test]
+fn verdict_colours_and_shadow_marking() {
+    for (verdict, colour) in [
+        ("PASS", [0, 170, 60]),
+        ("REVIEW", [255, 176, 0]),
+        ("FAIL", [210, 20, 20]),
+    ] {
+        let out = overlay_once(VideoFormat::Rgb, verdict, false);
+        assert_colour(
+            pixel(&out, VideoFormat::Rgb, 1270, 10),
+            colour,
+            VideoFormat::Rgb,
+            verdict,
+        );
+        // No shadow stripe under a normal banner.
+        assert_colour(
+            pixel(&out, VideoFormat::Rgb, 2, 21),
+            [0, 0, 0],
+            VideoFormat::Rgb,
+            "below the banner",
+        );
+    }
+    let shadow = overlay_once(VideoFormat::Rgb, "FAIL", true);
+    assert_colour(
+        pixel(&shadow, VideoFormat::Rgb, 2, 21),
+        [210, 20, 20],
+        VideoFormat::Rgb,
+        "shadow stripe",
+    );
+}
+
+#[test]
+fn text_scales_with_resolution() {
+    init();
+    let mut h = gst_check::Harness::new("defectoverlay");
+    let info = gst_video::VideoInfo::builder(VideoFormat::Gray8, 3840, 2160)
+        .build()
+        .unwrap();
+    h.set_src_caps(info.to_caps().unwrap());
+    let mut buffer = gst::Buffer::from_mut_slice(vec![0u8; info.size()]);
+    let mut meta =
+        gst::meta::CustomMeta::add(buffer.get_mut().unwrap(), "DefectVerdictMeta").unwrap();
+    meta.mut_structure().set("verdict", "PASS");
+    h.push(buffer).unwrap();
+    let out = h.pull().unwrap();
+    let map = out.map_readable().unwrap();
+    let banner_rows = (0..100).take_while(|&y| map[y * 3840 + 3800] > 50).count();
+    assert_eq!(banner_rows, 60, "4K banner: 48 px glyphs plus padding");
+}
+
+#[test]
+fn works_after_defectdetect_directly_and_after_tee_and_queue() {
+    init();
+    let (image, _) = two_squares_640x480();
+    for tail in ["defectoverlay", "tee name=t ! queue ! defectoverlay"] {
+        let pipeline = gst::parse::launch(&format!(
+            "appsrc name=src format=time ! defectdetect model={} ! {tail} ! appsink name=sink sync=false",
+            test_model("squares_v8")
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let src = pipeline
+            .by_name("src")
+            .unwrap()
+            .downcast::<gst_app::AppSrc>()
+            .unwrap();
+        let sink = pipeline
+            .by_name("sink")
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        src.set_caps(Some(&caps(VideoFormat::I420, 640, 480)));
+        pipeline.set_state(gst::State::Playing).unwrap();
+        src.push_buffer(frame_buffer(&image, VideoFormat::I420, 0))
+            .unwrap();
+        src.end_of_stream().unwrap();
+        let sample = sink.pull_sample().expect("a frame");
+        pipeline.set_state(gst::State::Null).unwrap();
+        let buffer = sample.buffer().unwrap();
+        let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).unwrap();
+        let luma = frame.plane_data(0).unwrap();
+        let stride = frame.plane_stride()[0] as usize;
+        // Banner (FAIL red (210, 20, 20): BT.601 limited luma 82) across the top.
+        assert!(
+            (luma[5 * stride + 630] as i32 - 82).abs() < 3,
+            "{tail}: banner luma {}",
+            luma[5 * stride + 630]
+        );
+    }
+}
