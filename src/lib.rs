@@ -13,6 +13,7 @@ pub mod defectdetect;
 pub mod defectoverlay;
 pub mod draw;
 pub mod meta;
+pub mod metrics;
 pub mod video;
 
 gst::plugin_define!(
