@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod policy;
+pub mod replay;
 pub mod runtime;
 
 pub mod defectdetect;

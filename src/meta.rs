@@ -6,7 +6,7 @@
 //!   structure holds `verdict` (string PASS, FAIL or REVIEW), `shadow` (boolean), `part-id`
 //!   (string, absent when the frame belongs to no part), `frame` (guint64), `critical`,
 //!   `major`, `minor`, `cosmetic` (guint: detections counted by severity), `model-id`
-//!   (string) and `reasons` (array of `reason` structures: `label-id`, `label`, `severity`,
+//!   (string), `inference-ms` and `total-ms` (double: model time; whole element time) and `reasons` (array of `reason` structures: `label-id`, `label`, `severity`,
 //!   `decision`, `confidence`, `x-min`, `y-min`, `x-max`, `y-max` in pixels). From C:
 //!   `gst_custom_meta_get_structure (gst_buffer_get_custom_meta (buf, "DefectVerdictMeta"))`;
 //!   from Python: `buf.get_custom_meta("DefectVerdictMeta").get_structure()`.

@@ -446,7 +446,9 @@ impl BaseTransformImpl for DefectDetect {
             );
             gst::FlowError::NotNegotiated
         })?;
-        let detections = self.detect(state, &settings, &mut loaded.detector, buffer)?;
+        let started = std::time::Instant::now();
+        let (detections, inference) =
+            self.detect(state, &settings, &mut loaded.detector, buffer)?;
 
         let frame_number = state.frame_number;
         state.frame_number += 1;
@@ -470,6 +472,8 @@ impl BaseTransformImpl for DefectDetect {
         drop(state_guard);
 
         let report = Report {
+            inference_ms: inference.as_secs_f64() * 1e3,
+            total_ms: started.elapsed().as_secs_f64() * 1e3,
             frame_number,
             part_id: part_id.as_deref(),
             shadow: settings.shadow_mode,
@@ -604,7 +608,7 @@ impl DefectDetect {
         settings: &Settings,
         detector: &mut Detector,
         buffer: &gst::BufferRef,
-    ) -> Result<Vec<Detection>, gst::FlowError> {
+    ) -> Result<(Vec<Detection>, std::time::Duration), gst::FlowError> {
         let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &state.info)
             .map_err(|_| {
                 gst::element_imp_error!(
@@ -636,12 +640,14 @@ impl DefectDetect {
         drop(frame);
 
         state.candidates.clear();
+        let inference_started = std::time::Instant::now();
         let stats = detector
             .detect(settings.conf_threshold as f32, &mut state.candidates)
             .map_err(|e| {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
                 gst::FlowError::Error
             })?;
+        let inference = inference_started.elapsed();
         if stats.non_finite > 0 && !state.non_finite_warned {
             state.non_finite_warned = true;
             gst::element_imp_warning!(
@@ -661,19 +667,24 @@ impl DefectDetect {
             state.candidates.truncate(max);
         }
         let geometry = state.letterbox.geometry();
-        Ok(state
+        let detections = state
             .candidates
             .iter()
             .map(|d| Detection {
                 bbox: geometry.to_source(&d.bbox),
                 ..*d
             })
-            .collect())
+            .collect();
+        Ok((detections, inference))
     }
 }
 
 /// One frame's results, as the metas and messages carry them.
 struct Report<'a> {
+    /// Model run and decoding.
+    inference_ms: f64,
+    /// Preprocessing, inference, NMS and the policy.
+    total_ms: f64,
     frame_number: u64,
     part_id: Option<&'a str>,
     shadow: bool,
@@ -728,6 +739,8 @@ impl Report<'_> {
             .field("minor", minor)
             .field("cosmetic", cosmetic)
             .field("model-id", self.model_id)
+            .field("inference-ms", self.inference_ms)
+            .field("total-ms", self.total_ms)
             .field("reasons", reasons)
     }
 

@@ -1,0 +1,222 @@
+//! Scores a replay against ground truth and writes the report: per-class P/R/F1/AP, mAP,
+//! confusion matrix, verdict escapes and false rejects per frame and per part, latency.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::Replay;
+use super::truth::GroundTruth;
+use crate::metrics::{self, Evaluation, Prediction, Truth};
+
+/// Verdict agreement with the truth (a frame or part is defective when it has a truth box).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VerdictStats {
+    pub total: u64,
+    pub defective: u64,
+    /// Truth defective, verdict PASS.
+    pub escapes: u64,
+    /// Truth clean, verdict FAIL.
+    pub false_rejects: u64,
+    pub reviews: u64,
+    pub fails: u64,
+}
+
+impl VerdictStats {
+    fn add(&mut self, defective: bool, verdict: &str) {
+        self.total += 1;
+        self.defective += defective as u64;
+        self.escapes += (defective && verdict == "PASS") as u64;
+        self.false_rejects += (!defective && verdict == "FAIL") as u64;
+        self.reviews += (verdict == "REVIEW") as u64;
+        self.fails += (verdict == "FAIL") as u64;
+    }
+
+    pub fn review_rate(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.reviews as f64 / self.total as f64
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub evaluation: Evaluation,
+    pub class_names: Vec<String>,
+    pub frames: VerdictStats,
+    pub parts: VerdictStats,
+    /// p50, p95, p99 of the element's total time per frame, ms.
+    pub latency_ms: [f64; 3],
+    pub fps: f64,
+    pub model_id: String,
+    pub truths: Vec<Truth>,
+    pub predictions: Vec<Prediction>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("ground-truth class {0:?} is not a class of the model (the model has {1:?})")]
+pub struct ClassMismatch(pub String, pub Vec<String>);
+
+/// Scores `replay` against `truth`; `thresholds[c]` is class c's confidence for P/R/F1.
+pub fn score(
+    replay: &Replay,
+    truth: &GroundTruth,
+    thresholds: &[f32],
+) -> Result<Report, ClassMismatch> {
+    let names = &replay.class_names;
+    if let Some(unknown) = truth.class_names.iter().find(|n| !names.contains(n)) {
+        return Err(ClassMismatch(unknown.clone(), names.clone()));
+    }
+    let mut truths = Vec::new();
+    let mut predictions = Vec::new();
+    let mut frames = VerdictStats::default();
+    let mut parts: BTreeMap<String, (bool, String)> = BTreeMap::new();
+    for frame in &replay.frames {
+        let t = truth.frame(
+            frame.index,
+            frame.stem.as_deref(),
+            frame.width,
+            frame.height,
+        );
+        for (name, bbox) in &t.boxes {
+            let class_id = names.iter().position(|n| n == name).unwrap_or(0);
+            truths.push(Truth {
+                image: frame.index,
+                class_id,
+                bbox: *bbox,
+            });
+        }
+        for d in &frame.detections {
+            predictions.push(Prediction {
+                image: frame.index,
+                class_id: d.class_id,
+                confidence: d.confidence,
+                bbox: d.bbox,
+            });
+        }
+        let defective = !t.boxes.is_empty();
+        frames.add(defective, &frame.verdict);
+        if let Some(part) = t.part_id {
+            let entry = parts.entry(part).or_insert((false, "PASS".into()));
+            entry.0 |= defective;
+            entry.1 = worst(&entry.1, &frame.verdict).to_string();
+        }
+    }
+    let mut part_stats = VerdictStats::default();
+    for (defective, verdict) in parts.values() {
+        part_stats.add(*defective, verdict);
+    }
+    let evaluation = metrics::evaluate(&truths, &predictions, names.len(), thresholds);
+    let mut latencies: Vec<f64> = replay.frames.iter().map(|f| f.total_ms).collect();
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |p: f64| {
+        if latencies.is_empty() {
+            0.0
+        } else {
+            latencies[((latencies.len() - 1) as f64 * p).round() as usize]
+        }
+    };
+    Ok(Report {
+        evaluation,
+        class_names: names.clone(),
+        frames,
+        parts: part_stats,
+        latency_ms: [percentile(0.5), percentile(0.95), percentile(0.99)],
+        fps: replay.frames.len() as f64 / replay.wall_seconds.max(1e-9),
+        model_id: replay.model_id.clone(),
+        truths,
+        predictions,
+    })
+}
+
+fn worst<'a>(a: &'a str, b: &'a str) -> &'a str {
+    let rank = |v: &str| match v {
+        "FAIL" => 2,
+        "REVIEW" => 1,
+        _ => 0,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+impl Report {
+    /// The table `defect-replay` prints.
+    pub fn table(&self) -> String {
+        let mut out = format!("model {}\n", self.model_id);
+        out += &format!(
+            "{:<18} {:>6} {:>9} {:>7} {:>7} {:>7} {:>7} {:>10}\n",
+            "class", "truths", "precision", "recall", "F1", "AP50", "AP50-95", "TP/FP/FN"
+        );
+        for c in &self.evaluation.classes {
+            let ap = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+            out += &format!(
+                "{:<18} {:>6} {:>9.3} {:>7.3} {:>7.3} {:>7} {:>7} {:>10}\n",
+                self.class_names.get(c.class_id).map_or("?", String::as_str),
+                c.truths,
+                c.precision,
+                c.recall,
+                c.f1,
+                ap(c.ap50),
+                ap(c.ap50_95),
+                format!(
+                    "{}/{}/{}",
+                    c.true_positives, c.false_positives, c.false_negatives
+                )
+            );
+        }
+        out += &format!(
+            "mAP@0.5 {:.3}   mAP@0.5:0.95 {:.3}\n",
+            self.evaluation.map50, self.evaluation.map50_95
+        );
+        for (what, s) in [("frames", &self.frames), ("parts", &self.parts)] {
+            if s.total > 0 {
+                out += &format!(
+                    "{what}: {} ({} defective)  FAIL {}  REVIEW {} ({:.1} %)  escapes {}  false rejects {}\n",
+                    s.total,
+                    s.defective,
+                    s.fails,
+                    s.reviews,
+                    100.0 * s.review_rate(),
+                    s.escapes,
+                    s.false_rejects
+                );
+            }
+        }
+        out += &format!(
+            "latency per frame p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms   throughput {:.1} frames/s\n",
+            self.latency_ms[0], self.latency_ms[1], self.latency_ms[2], self.fps
+        );
+        out
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let verdicts = |s: &VerdictStats| {
+            json!({"total": s.total, "defective": s.defective, "fail": s.fails, "review": s.reviews,
+                   "review_rate": s.review_rate(), "escapes": s.escapes, "false_rejects": s.false_rejects})
+        };
+        json!({
+            "model_id": self.model_id,
+            "classes": self.evaluation.classes.iter().map(|c| json!({
+                "class_id": c.class_id,
+                "name": self.class_names.get(c.class_id),
+                "truths": c.truths,
+                "true_positives": c.true_positives,
+                "false_positives": c.false_positives,
+                "false_negatives": c.false_negatives,
+                "precision": c.precision,
+                "recall": c.recall,
+                "f1": c.f1,
+                "ap50": c.ap50,
+                "ap50_95": c.ap50_95,
+            })).collect::<Vec<_>>(),
+            "map50": self.evaluation.map50,
+            "map50_95": self.evaluation.map50_95,
+            "confusion_matrix": {"rows": "predicted", "columns": "truth", "labels": self.class_names.iter().cloned().chain(["background".to_string()]).collect::<Vec<_>>(), "counts": self.evaluation.confusion},
+            "frames": verdicts(&self.frames),
+            "parts": verdicts(&self.parts),
+            "latency_ms": {"p50": self.latency_ms[0], "p95": self.latency_ms[1], "p99": self.latency_ms[2]},
+            "throughput_fps": self.fps,
+        })
+    }
+}
