@@ -123,7 +123,7 @@ fn load_coco(text: &str) -> Result<GroundTruth, String> {
             truth.by_stem.insert(stem.to_string(), entry.clone());
         }
         truth.by_frame.insert(frame, entry);
-        frame_of_image.insert(id, (frame, image["file_name"].as_str().map(|f| stem_of(f))));
+        frame_of_image.insert(id, (frame, image["file_name"].as_str().map(stem_of)));
     }
     for a in list("annotations")? {
         let image = a["image_id"]
