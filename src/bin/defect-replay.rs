@@ -75,7 +75,7 @@ fn progress_bar(done: u64, total: u64, started: std::time::Instant) {
             "=".repeat(filled),
             " ".repeat(30 - filled.min(30))
         );
-    } else if done % 10 == 0 {
+    } else if done.is_multiple_of(10) {
         eprint!("\r{done} frames  {fps:.1} frames/s ");
     }
 }
