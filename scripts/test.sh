@@ -14,7 +14,7 @@ cargo build --all-targets --locked
 
 echo "== gst-inspect-1.0"
 inspect=$(GST_PLUGIN_PATH="$PWD/target/debug" gst-inspect-1.0 defectdetect)
-for property in model labels conf-threshold iou-threshold max-detections layout execution-provider threads ort-library; do
+for property in model labels conf-threshold iou-threshold max-detections layout execution-provider threads ort-library policy shadow-mode frames-per-part; do
   grep -q "^  $property " <<<"$inspect" || { echo "test: gst-inspect-1.0 lacks property $property" >&2; exit 1; }
 done
 echo "defectdetect and its properties are visible to gst-inspect-1.0"
@@ -23,4 +23,4 @@ echo "== cargo test"
 cargo test --all-targets --locked
 
 echo "== python tests"
-.venv/bin/python -m pytest -q scripts
+.venv/bin/python -m pytest -q scripts tests/python

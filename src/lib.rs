@@ -7,10 +7,12 @@
 
 pub mod analysis;
 pub mod policy;
+pub mod records;
 pub mod replay;
 pub mod runtime;
 
 pub mod defectdetect;
+pub mod defectmetaconvert;
 pub mod defectoverlay;
 pub mod draw;
 pub mod meta;
@@ -33,5 +35,6 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
     meta::register();
     defectdetect::register(plugin)?;
     defectoverlay::register(plugin)?;
+    defectmetaconvert::register(plugin)?;
     Ok(())
 }

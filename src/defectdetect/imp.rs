@@ -110,6 +110,8 @@ struct Loaded {
     detector: Detector,
     policy: Policy,
     model_id: String,
+    /// SHA-256 of the policy file, when there is one.
+    policy_sha256: Option<String>,
 }
 
 #[derive(Default)]
@@ -478,23 +480,27 @@ impl BaseTransformImpl for DefectDetect {
             part_id: part_id.as_deref(),
             shadow: settings.shadow_mode,
             model_id: &loaded.model_id,
+            model: info,
+            policy_sha256: loaded.policy_sha256.as_deref(),
             verdict: &verdict,
             class_name: &|id| info.class_name(id),
         };
         attach_roi_metas(buffer, &verdict.judged, width, height, report.class_name);
         attach_verdict_meta(buffer, &report);
         let running_time = self.running_time(buffer);
-        let mut messages = vec![
+        let messages = [
             report.detections_message(buffer, running_time),
             report.verdict_message(buffer, running_time),
         ];
-        messages.extend(
-            finished_part.map(|part| part_message(&part, settings.shadow_mode, &loaded.model_id)),
-        );
+        let part =
+            finished_part.map(|part| part_message(&part, settings.shadow_mode, &loaded.model_id));
         // Posting runs the application's sync handlers, which may read properties: no lock held.
         drop(loaded_guard);
         for message in messages {
             self.post(message);
+        }
+        if let Some(part) = part {
+            self.report_part(part);
         }
         Ok(gst::FlowSuccess::Ok)
     }
@@ -519,12 +525,14 @@ impl DefectDetect {
             gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{warning}"));
         }
         gst::info!(CAT, imp = self, "loaded {:?}", detector.info());
-        let policy = self.load_policy(settings.policy.as_deref(), &detector.info().names)?;
+        let (policy, policy_sha256) =
+            self.load_policy(settings.policy.as_deref(), &detector.info().names)?;
         let model_id = detector.info().model_id();
         *lock(&self.loaded) = Some(Loaded {
             detector,
             policy,
             model_id,
+            policy_sha256,
         });
         Ok(())
     }
@@ -534,9 +542,9 @@ impl DefectDetect {
         &self,
         path: Option<&std::path::Path>,
         classes: &[String],
-    ) -> Result<Policy, gst::StateChangeError> {
+    ) -> Result<(Policy, Option<String>), gst::StateChangeError> {
         let Some(path) = path else {
-            return Ok(Policy::fail_on_any_detection());
+            return Ok((Policy::fail_on_any_detection(), None));
         };
         let fail = |message: String| {
             gst::element_imp_error!(self, gst::ResourceError::Settings, ("{message}"));
@@ -552,7 +560,7 @@ impl DefectDetect {
                 path.display()
             )));
         }
-        Ok(policy)
+        Ok((policy, Some(crate::runtime::sha256_hex(text.as_bytes()))))
     }
 
     fn model_info(&self) -> Option<String> {
@@ -597,8 +605,18 @@ impl DefectDetect {
             .map(|l| l.model_id.clone())
             .unwrap_or_default();
         if let Some(part) = part {
-            self.post(part_message(&part, shadow, &model_id));
+            self.report_part(part_message(&part, shadow, &model_id));
         }
+    }
+
+    /// A finished part goes downstream in-band, as a custom event ahead of the next frame (or
+    /// of EOS), and onto the bus.
+    fn report_part(&self, part: gst::Structure) {
+        let _ = self
+            .obj()
+            .src_pad()
+            .push_event(gst::event::CustomDownstream::new(part.clone()));
+        self.post(part);
     }
 
     /// Preprocesses the frame, runs the model and post-processes: detections in frame pixels.
@@ -689,6 +707,8 @@ struct Report<'a> {
     part_id: Option<&'a str>,
     shadow: bool,
     model_id: &'a str,
+    model: &'a crate::runtime::ModelInfo,
+    policy_sha256: Option<&'a str>,
     verdict: &'a FrameVerdict,
     class_name: &'a dyn Fn(usize) -> String,
 }
@@ -739,6 +759,16 @@ impl Report<'_> {
             .field("minor", minor)
             .field("cosmetic", cosmetic)
             .field("model-id", self.model_id)
+            .field("model-name", self.model.name())
+            .field(
+                "model-version",
+                self.model
+                    .metadata
+                    .get("version")
+                    .map_or("", String::as_str),
+            )
+            .field("model-sha256", &self.model.sha256)
+            .field_if_some("policy-sha256", self.policy_sha256)
             .field("inference-ms", self.inference_ms)
             .field("total-ms", self.total_ms)
             .field("reasons", reasons)

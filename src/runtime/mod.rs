@@ -9,7 +9,7 @@ mod library;
 mod model;
 
 pub use library::{default_library_candidates, environment, resolve_library};
-pub use model::{Detector, DetectorOptions, ModelInfo, file_sha256};
+pub use model::{Detector, DetectorOptions, ModelInfo, file_sha256, sha256_hex};
 
 use std::path::PathBuf;
 

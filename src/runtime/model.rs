@@ -52,6 +52,13 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
+    /// The model file's stem.
+    pub fn name(&self) -> String {
+        self.path
+            .file_stem()
+            .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
+    }
+
     /// A short identity for verdicts: file stem, metadata `version`, first 12 hex digits of
     /// the SHA-256.
     pub fn model_id(&self) -> String {
@@ -379,6 +386,16 @@ fn class_names(
         .get("names")
         .and_then(|text| model_meta::parse_names(text).ok())
         .unwrap_or_default())
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(data))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Hex SHA-256 of a file.

@@ -1,0 +1,208 @@
+//! The NDJSON verdict records (`docs/verdict.schema.json`), free of GStreamer: one line a
+//! frame, and one line a finished part.
+
+use serde::Serialize;
+
+/// Bumped on any incompatible change of the records.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelRef {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct SeverityCounts {
+    pub critical: u32,
+    pub major: u32,
+    pub minor: u32,
+    pub cosmetic: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetectionRecord {
+    pub class_id: u32,
+    pub class_name: String,
+    pub severity: Option<String>,
+    pub decision: Option<String>,
+    pub confidence: f64,
+    /// x1, y1, x2, y2 in frame pixels.
+    #[serde(rename = "box")]
+    pub bbox: [f64; 4],
+    /// Square pixels.
+    pub area: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Latency {
+    pub inference: f64,
+    pub total: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrameRecord {
+    pub schema_version: u32,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub utc: String,
+    pub pts_ns: Option<u64>,
+    pub frame: u64,
+    pub source_id: String,
+    pub part_id: Option<String>,
+    pub model: Option<ModelRef>,
+    pub policy_sha256: Option<String>,
+    pub detections: Vec<DetectionRecord>,
+    /// PASS, FAIL or REVIEW; null when no `defectdetect` upstream gave one.
+    pub verdict: Option<String>,
+    /// Indices into `detections` of the detections that decided the verdict.
+    pub reasons: Vec<usize>,
+    pub shadow: bool,
+    pub counts: SeverityCounts,
+    pub latency_ms: Option<Latency>,
+}
+
+impl FrameRecord {
+    /// Reasons are the failing detections of a FAIL, the ones in review of a REVIEW.
+    pub fn derive_reasons(&mut self) {
+        let wanted = match self.verdict.as_deref() {
+            Some("FAIL") => "fail",
+            Some("REVIEW") => "review",
+            _ => return self.reasons.clear(),
+        };
+        self.reasons = (0..self.detections.len())
+            .filter(|&i| self.detections[i].decision.as_deref() == Some(wanted))
+            .collect();
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartRecord {
+    pub schema_version: u32,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub utc: String,
+    pub source_id: String,
+    pub part_id: String,
+    pub verdict: String,
+    pub shadow: bool,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub frames: u64,
+    pub counts: SeverityCounts,
+    pub model_id: String,
+}
+
+/// One NDJSON line (with its newline).
+pub fn to_line(record: &impl Serialize) -> String {
+    let mut line =
+        serde_json::to_string(record).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    line.push('\n');
+    line
+}
+
+/// RFC 3339 UTC time with milliseconds, e.g. `2026-11-22T18:40:05.123Z`.
+pub fn utc_timestamp(since_epoch: std::time::Duration) -> String {
+    let seconds = since_epoch.as_secs();
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
+    (year, month, day)
+}
+
+/// The current UTC time as [`utc_timestamp`] writes it.
+pub fn utc_now() -> String {
+    utc_timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(
+            utc_timestamp(Duration::from_millis(0)),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            utc_timestamp(Duration::from_millis(951_782_400_500)),
+            "2000-02-29T00:00:00.500Z"
+        );
+        assert_eq!(
+            utc_timestamp(Duration::from_secs(1_795_372_805)),
+            "2026-11-22T18:40:05.000Z"
+        );
+    }
+
+    fn detection(decision: &str) -> DetectionRecord {
+        DetectionRecord {
+            class_id: 0,
+            class_name: "a".into(),
+            severity: Some("major".into()),
+            decision: Some(decision.into()),
+            confidence: 0.5,
+            bbox: [0.0, 0.0, 2.0, 3.0],
+            area: 6.0,
+        }
+    }
+
+    #[test]
+    fn reasons_follow_the_verdict_and_lines_end_in_newline() {
+        let mut record = FrameRecord {
+            schema_version: SCHEMA_VERSION,
+            kind: "frame",
+            utc: utc_timestamp(Duration::ZERO),
+            pts_ns: None,
+            frame: 0,
+            source_id: "cam".into(),
+            part_id: None,
+            model: None,
+            policy_sha256: None,
+            detections: vec![detection("review"), detection("fail"), detection("accept")],
+            verdict: Some("FAIL".into()),
+            reasons: vec![],
+            shadow: false,
+            counts: SeverityCounts::default(),
+            latency_ms: None,
+        };
+        record.derive_reasons();
+        assert_eq!(record.reasons, [1]);
+        record.verdict = Some("REVIEW".into());
+        record.derive_reasons();
+        assert_eq!(record.reasons, [0]);
+        let line = to_line(&record);
+        assert!(
+            line.ends_with("}\n")
+                && line.contains("\"box\":[0.0,0.0,2.0,3.0]")
+                && line.contains("\"type\":\"frame\"")
+        );
+    }
+}

@@ -1,0 +1,45 @@
+"""defectmetaconvert output validated against docs/verdict.schema.json.
+
+Runs gst-launch-1.0 with the plugin built under target/debug (the test command builds it)."""
+import json
+import os
+import pathlib
+import subprocess
+
+import jsonschema
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PLUGIN_DIR = ROOT / "target" / "debug"
+SCHEMA = json.loads((ROOT / "docs" / "verdict.schema.json").read_text())
+
+
+def run_pipeline(tmp_path, frames, extra=""):
+    out = tmp_path / "verdicts.ndjson"
+    env = dict(os.environ, GST_PLUGIN_PATH=str(PLUGIN_DIR))
+    line = (
+        f"videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,width=640,height=480 ! "
+        f"defectdetect model={ROOT / 'models/test/squares_v8.onnx'} {extra} ! "
+        f"defectmetaconvert source-id=line-7 ! filesink location={out}"
+    )
+    subprocess.run(["gst-launch-1.0", "-q", *line.split()], check=True, env=env, timeout=120)
+    return [json.loads(l) for l in out.read_text().splitlines()]
+
+
+def test_every_record_is_valid(tmp_path):
+    records = run_pipeline(tmp_path, 12, "frames-per-part=5")
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for record in records:
+        errors = sorted(validator.iter_errors(record), key=str)
+        assert not errors, f"{record}: {errors[0].message}"
+    frames = [r for r in records if r["type"] == "frame"]
+    parts = [r for r in records if r["type"] == "part"]
+    assert [f["frame"] for f in frames] == list(range(12))
+    assert [p["part_id"] for p in parts] == ["0", "1", "2"]
+    assert all(f["source_id"] == "line-7" for f in records)
+    assert frames[0]["model"]["name"] == "squares_v8"
+
+
+def test_schema_rejects_a_broken_record(tmp_path):
+    record = run_pipeline(tmp_path, 1)[0]
+    record["verdict"] = "MAYBE"
+    assert not jsonschema.Draft202012Validator(SCHEMA).is_valid(record)
