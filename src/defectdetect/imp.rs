@@ -839,7 +839,7 @@ fn attach_roi_metas(
     height: f32,
     class_name: &dyn Fn(usize) -> String,
 ) {
-    for j in judged {
+    for (id, j) in judged.iter().enumerate() {
         let (d, b) = (&j.detection, j.detection.bbox);
         let rect = (
             b.x1.round() as u32,
@@ -849,6 +849,8 @@ fn attach_roi_metas(
         );
         let label = class_name(d.class_id);
         let mut roi = gst_video::VideoRegionOfInterestMeta::add(buffer, &label, rect);
+        // Ids 0..n-1 let bindings without meta iteration fetch every ROI by id.
+        roi.set_id(id as i32);
         roi.add_param(
             gst::Structure::builder("detection")
                 .field("label_id", d.class_id as i32)
