@@ -288,3 +288,53 @@ impl Policy {
 
 #[cfg(test)]
 mod tests;
+
+impl Policy {
+    /// The policy as TOML that [`parse_policy`] reads back to an equal policy (minimum areas are
+    /// written in px²).
+    pub fn to_toml(&self) -> String {
+        let mut out = String::new();
+        let severities: Vec<String> = self.fail_severities.iter().map(|s| format!("\"{s}\"")).collect();
+        out += &format!("fail-severities = [{}]\n", severities.join(", "));
+        if let Some(ppm) = self.pixels_per_mm {
+            out += &format!("pixels-per-mm = {ppm}\n");
+        }
+        let shape = |s: &Shape| match s {
+            Shape::Rect([x1, y1, x2, y2]) => format!("rect = [{x1}, {y1}, {x2}, {y2}]\n"),
+            Shape::Polygon(points) => {
+                let p: Vec<String> = points.iter().map(|(x, y)| format!("[{x}, {y}]")).collect();
+                format!("polygon = [{}]\n", p.join(", "))
+            }
+        };
+        if let Some(region) = &self.region {
+            out += &format!("\n[region]\n{}", shape(region));
+        }
+        for mask in &self.ignore {
+            out += &format!("\n[[ignore]]\n{}", shape(mask));
+        }
+        let rule = |r: &ClassRule| {
+            let mut text = format!("min-confidence = {}\nseverity = \"{}\"\nmin-area = {}\n", r.min_confidence, r.severity, r.min_area_px);
+            if let Some((low, high)) = r.review_band {
+                text += &format!("review-band = [{low}, {high}]\n");
+            }
+            text
+        };
+        out += &format!("\n[default]\n{}", rule(&self.default_rule));
+        for (name, r) in &self.classes {
+            out += &format!("\n[classes.\"{}\"]\n{}", name.replace('\\', "\\\\").replace('"', "\\\""), rule(r));
+        }
+        out
+    }
+
+    /// Sets a class's `min-confidence`, keeping its other settings (the default rule's when the
+    /// class had none) and trimming its review band to stay below the new threshold.
+    pub fn set_min_confidence(&mut self, class_name: &str, threshold: f32) {
+        let mut rule = self.rule(class_name).clone();
+        rule.min_confidence = threshold;
+        rule.review_band = rule.review_band.and_then(|(low, high)| {
+            let high = high.min(threshold);
+            (low < high).then_some((low, high))
+        });
+        self.classes.insert(class_name.to_string(), rule);
+    }
+}

@@ -332,3 +332,25 @@ fn the_example_policy_parses() {
     let p = parse_policy(&text, "pipelines/policy.toml").unwrap();
     assert_eq!(p.classes.len(), 6);
 }
+
+#[test]
+fn policies_round_trip_through_toml() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/policy.toml")).unwrap();
+    let mut p = parse_policy(&text, "policy.toml").unwrap();
+    p.region = Some(Shape::Polygon(vec![(0.0, 0.0), (10.0, 0.0), (0.0, 10.0)]));
+    p.class_lines.clear();
+    let mut again = parse_policy(&p.to_toml(), "again.toml").unwrap_or_else(|e| panic!("{e}\n{}", p.to_toml()));
+    again.class_lines.clear();
+    assert_eq!(again, p);
+}
+
+#[test]
+fn setting_a_threshold_trims_the_review_band() {
+    let mut p = policy(BASIC);
+    p.set_min_confidence("scratches", 0.4);
+    assert_eq!(p.classes["scratches"].review_band, Some((0.3, 0.4)));
+    p.set_min_confidence("scratches", 0.2);
+    assert_eq!(p.classes["scratches"].review_band, None);
+    p.set_min_confidence("new_class", 0.6);
+    assert_eq!(p.classes["new_class"].severity, Severity::Major);
+}
