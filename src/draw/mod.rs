@@ -214,6 +214,30 @@ impl<'a> Canvas<'a> {
         self.fill_rect(x1 - t, y0, x1, y1, colour);
     }
 
+    /// A straight line from (x0, y0) to (x1, y1), `thickness` pixels wide (Bresenham, with a
+    /// square pen).
+    pub fn line(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, thickness: i64, colour: Rgb) {
+        let t = thickness.max(1);
+        let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
+        let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
+        let (mut x, mut y, mut error) = (x0, y0, dx + dy);
+        loop {
+            self.fill_rect(x - t / 2, y - t / 2, x - t / 2 + t, y - t / 2 + t, colour);
+            if x == x1 && y == y1 {
+                break;
+            }
+            let e2 = 2 * error;
+            if e2 >= dy {
+                error += dy;
+                x += sx;
+            }
+            if e2 <= dx {
+                error += dx;
+                y += sy;
+            }
+        }
+    }
+
     /// Draws `text` with its top-left corner at (x, y); each glyph is 8·scale pixels square.
     /// Characters outside ASCII are drawn as '?'. Returns the width drawn.
     pub fn text(&mut self, x: i64, y: i64, text: &str, scale: u32, colour: Rgb) -> i64 {
@@ -357,6 +381,23 @@ mod tests {
             "an 'I' has more than 8 lit pixels"
         );
         assert_eq!(text_width("PASS", 3), 96);
+    }
+
+    #[test]
+    fn lines_join_their_ends() {
+        let mut data = vec![0u8; 10 * 10];
+        let mut c = Canvas::new(
+            10,
+            10,
+            PixelFormat::Gray8,
+            YuvEncoding::default(),
+            [&mut data, &mut [], &mut []],
+            [10, 0, 0],
+        )
+        .unwrap();
+        c.line(0, 0, 9, 9, 1, Rgb::WHITE);
+        assert!((0..10).all(|i| data[i * 10 + i] == 255));
+        assert_eq!(data.iter().filter(|&&p| p == 255).count(), 10);
     }
 
     #[test]

@@ -440,7 +440,12 @@ pub struct SweepPoint {
 /// Greedy matching in descending confidence decides each prediction independently of the
 /// ones below it, so precision and recall at threshold t are those of the curve's prefix
 /// ending at the last prediction scoring t.
-pub fn sweep_threshold(truths: &[Truth], predictions: &[Prediction], class_id: usize, target_recall: f64) -> Option<SweepPoint> {
+pub fn sweep_threshold(
+    truths: &[Truth],
+    predictions: &[Prediction],
+    class_id: usize,
+    target_recall: f64,
+) -> Option<SweepPoint> {
     let curve = pr_curve(truths, predictions, class_id);
     let mut best: Option<SweepPoint> = None;
     for (i, &(recall, precision, confidence)) in curve.iter().enumerate() {
@@ -449,7 +454,11 @@ pub fn sweep_threshold(truths: &[Truth], predictions: &[Prediction], class_id: u
             continue;
         }
         if best.is_none_or(|b| precision > b.precision) {
-            best = Some(SweepPoint { threshold: confidence, precision, recall });
+            best = Some(SweepPoint {
+                threshold: confidence,
+                precision,
+                recall,
+            });
         }
     }
     best
@@ -460,15 +469,38 @@ mod sweep_tests {
     use super::*;
 
     fn b(x: f32) -> BBox {
-        BBox { x1: x, y1: 0.0, x2: x + 10.0, y2: 10.0 }
+        BBox {
+            x1: x,
+            y1: 0.0,
+            x2: x + 10.0,
+            y2: 10.0,
+        }
     }
 
     #[test]
     fn the_sweep_finds_the_cheapest_threshold_for_the_recall() {
         // Four truths. Predictions by confidence: hit .9, false .8, hit .7, hit .6, false .5, hit .4.
-        let truths: Vec<Truth> = (0..4).map(|i| Truth { image: i, class_id: 0, bbox: b(0.0) }).collect();
-        let p = |image: u64, confidence: f32, hit: bool| Prediction { image, class_id: 0, confidence, bbox: b(if hit { 0.0 } else { 50.0 }) };
-        let predictions = [p(0, 0.9, true), p(9, 0.8, false), p(1, 0.7, true), p(2, 0.6, true), p(9, 0.5, false), p(3, 0.4, true)];
+        let truths: Vec<Truth> = (0..4)
+            .map(|i| Truth {
+                image: i,
+                class_id: 0,
+                bbox: b(0.0),
+            })
+            .collect();
+        let p = |image: u64, confidence: f32, hit: bool| Prediction {
+            image,
+            class_id: 0,
+            confidence,
+            bbox: b(if hit { 0.0 } else { 50.0 }),
+        };
+        let predictions = [
+            p(0, 0.9, true),
+            p(9, 0.8, false),
+            p(1, 0.7, true),
+            p(2, 0.6, true),
+            p(9, 0.5, false),
+            p(3, 0.4, true),
+        ];
         // Recall ≥ 0.5 from 0.7 down; the best precision there is at 0.6 (3 of 4).
         let half = sweep_threshold(&truths, &predictions, 0, 0.5).unwrap();
         assert_eq!(half.threshold, 0.6);
@@ -481,10 +513,24 @@ mod sweep_tests {
 
     #[test]
     fn tied_confidences_are_taken_together() {
-        let truths = [Truth { image: 0, class_id: 0, bbox: b(0.0) }];
+        let truths = [Truth {
+            image: 0,
+            class_id: 0,
+            bbox: b(0.0),
+        }];
         let predictions = [
-            Prediction { image: 1, class_id: 0, confidence: 0.5, bbox: b(0.0) },
-            Prediction { image: 0, class_id: 0, confidence: 0.5, bbox: b(0.0) },
+            Prediction {
+                image: 1,
+                class_id: 0,
+                confidence: 0.5,
+                bbox: b(0.0),
+            },
+            Prediction {
+                image: 0,
+                class_id: 0,
+                confidence: 0.5,
+                bbox: b(0.0),
+            },
         ];
         let point = sweep_threshold(&truths, &predictions, 0, 1.0).unwrap();
         assert_eq!((point.threshold, point.precision), (0.5, 0.5));

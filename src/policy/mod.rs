@@ -294,7 +294,11 @@ impl Policy {
     /// written in px²).
     pub fn to_toml(&self) -> String {
         let mut out = String::new();
-        let severities: Vec<String> = self.fail_severities.iter().map(|s| format!("\"{s}\"")).collect();
+        let severities: Vec<String> = self
+            .fail_severities
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect();
         out += &format!("fail-severities = [{}]\n", severities.join(", "));
         if let Some(ppm) = self.pixels_per_mm {
             out += &format!("pixels-per-mm = {ppm}\n");
@@ -313,7 +317,10 @@ impl Policy {
             out += &format!("\n[[ignore]]\n{}", shape(mask));
         }
         let rule = |r: &ClassRule| {
-            let mut text = format!("min-confidence = {}\nseverity = \"{}\"\nmin-area = {}\n", r.min_confidence, r.severity, r.min_area_px);
+            let mut text = format!(
+                "min-confidence = {}\nseverity = \"{}\"\nmin-area = {}\n",
+                r.min_confidence, r.severity, r.min_area_px
+            );
             if let Some((low, high)) = r.review_band {
                 text += &format!("review-band = [{low}, {high}]\n");
             }
@@ -321,7 +328,11 @@ impl Policy {
         };
         out += &format!("\n[default]\n{}", rule(&self.default_rule));
         for (name, r) in &self.classes {
-            out += &format!("\n[classes.\"{}\"]\n{}", name.replace('\\', "\\\\").replace('"', "\\\""), rule(r));
+            out += &format!(
+                "\n[classes.\"{}\"]\n{}",
+                name.replace('\\', "\\\\").replace('"', "\\\""),
+                rule(r)
+            );
         }
         out
     }

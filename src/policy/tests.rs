@@ -335,11 +335,16 @@ fn the_example_policy_parses() {
 
 #[test]
 fn policies_round_trip_through_toml() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/policy.toml")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipelines/policy.toml"
+    ))
+    .unwrap();
     let mut p = parse_policy(&text, "policy.toml").unwrap();
     p.region = Some(Shape::Polygon(vec![(0.0, 0.0), (10.0, 0.0), (0.0, 10.0)]));
     p.class_lines.clear();
-    let mut again = parse_policy(&p.to_toml(), "again.toml").unwrap_or_else(|e| panic!("{e}\n{}", p.to_toml()));
+    let mut again =
+        parse_policy(&p.to_toml(), "again.toml").unwrap_or_else(|e| panic!("{e}\n{}", p.to_toml()));
     again.class_lines.clear();
     assert_eq!(again, p);
 }

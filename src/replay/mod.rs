@@ -3,6 +3,7 @@
 //! its model and policy, in a GStreamer pipeline) and collecting each frame's detections and
 //! verdict, for `defect-replay` and the tests.
 
+pub mod plots;
 pub mod report;
 pub mod truth;
 

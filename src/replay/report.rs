@@ -220,3 +220,144 @@ impl Report {
         })
     }
 }
+
+/// Writes `report.json`, `report.md`, the plots, and the ground truth and predictions as COCO
+/// files (for pycocotools) into `dir`. Returns the files written.
+pub fn write_outputs(
+    dir: &std::path::Path,
+    report: &Report,
+    replay: &Replay,
+) -> std::io::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    let mut write = |name: &str, text: String| -> std::io::Result<()> {
+        let path = dir.join(name);
+        std::fs::write(&path, text)?;
+        written.push(path);
+        Ok(())
+    };
+    write(
+        "report.json",
+        serde_json::to_string_pretty(&report.to_json()).unwrap_or_default(),
+    )?;
+    write(
+        "truth.coco.json",
+        serde_json::to_string(&coco_truth(report, replay)).unwrap_or_default(),
+    )?;
+    write(
+        "predictions.coco.json",
+        serde_json::to_string(&coco_predictions(report)).unwrap_or_default(),
+    )?;
+    let curves: Vec<Vec<(f64, f64)>> = (0..report.class_names.len())
+        .map(|c| {
+            metrics::pr_curve(&report.truths, &report.predictions, c)
+                .into_iter()
+                .map(|(r, p, _)| (r, p))
+                .collect()
+        })
+        .collect();
+    super::plots::pr_curves(&dir.join("pr_curves.png"), &report.class_names, &curves)?;
+    let mut labels = report.class_names.clone();
+    labels.push("background".into());
+    super::plots::confusion(
+        &dir.join("confusion.png"),
+        &labels,
+        &report.evaluation.confusion,
+    )?;
+    let latencies: Vec<f64> = replay.frames.iter().map(|f| f.total_ms).collect();
+    super::plots::latency_histogram(&dir.join("latency.png"), &latencies)?;
+    write(
+        "report.md",
+        format!(
+            "# Replay report\n\n```\n{}```\n\n![Precision-recall](pr_curves.png)\n\n![Confusion matrix](confusion.png)\n\n![Latency](latency.png)\n",
+            report.table()
+        ),
+    )?;
+    for name in ["pr_curves.png", "confusion.png", "latency.png"] {
+        written.push(dir.join(name));
+    }
+    Ok(written)
+}
+
+fn xywh(b: &crate::analysis::BBox) -> [f64; 4] {
+    [
+        b.x1 as f64,
+        b.y1 as f64,
+        b.width() as f64,
+        b.height() as f64,
+    ]
+}
+
+fn coco_truth(report: &Report, replay: &Replay) -> serde_json::Value {
+    json!({
+        "images": replay.frames.iter().map(|f| json!({
+            "id": f.index,
+            "file_name": f.stem.clone().unwrap_or_else(|| format!("frame_{:06}", f.index)),
+            "width": f.width,
+            "height": f.height,
+        })).collect::<Vec<_>>(),
+        "annotations": report.truths.iter().enumerate().map(|(i, t)| json!({
+            "id": i + 1,
+            "image_id": t.image,
+            "category_id": t.class_id,
+            "bbox": xywh(&t.bbox),
+            "area": t.bbox.area(),
+            "iscrowd": 0,
+        })).collect::<Vec<_>>(),
+        "categories": report.class_names.iter().enumerate().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>(),
+    })
+}
+
+fn coco_predictions(report: &Report) -> serde_json::Value {
+    json!(report
+        .predictions
+        .iter()
+        .map(|p| json!({"image_id": p.image, "category_id": p.class_id, "bbox": xywh(&p.bbox), "score": p.confidence}))
+        .collect::<Vec<_>>())
+}
+
+/// Per-class thresholds at which a sweep reaches `target_recall` with the best precision.
+pub fn sweep(report: &Report, target_recall: f64) -> Vec<Option<metrics::SweepPoint>> {
+    (0..report.class_names.len())
+        .map(|c| metrics::sweep_threshold(&report.truths, &report.predictions, c, target_recall))
+        .collect()
+}
+
+/// Two reports side by side: mAP, per-class F1, escapes and false rejects.
+pub fn compare(a: &Report, b: &Report, label_a: &str, label_b: &str) -> String {
+    let mut out = format!("{:<18} {:>12} {:>12}\n", "A/B", label_a, label_b);
+    out += &format!(
+        "{:<18} {:>12.3} {:>12.3}\n",
+        "mAP@0.5", a.evaluation.map50, b.evaluation.map50
+    );
+    out += &format!(
+        "{:<18} {:>12.3} {:>12.3}\n",
+        "mAP@0.5:0.95", a.evaluation.map50_95, b.evaluation.map50_95
+    );
+    for (ca, cb) in a.evaluation.classes.iter().zip(&b.evaluation.classes) {
+        let name = format!(
+            "F1 {}",
+            a.class_names.get(ca.class_id).map_or("?", String::as_str)
+        );
+        out += &format!("{:<18} {:>12.3} {:>12.3}\n", name, ca.f1, cb.f1);
+    }
+    out += &format!(
+        "{:<18} {:>12} {:>12}\n",
+        "frame escapes", a.frames.escapes, b.frames.escapes
+    );
+    out += &format!(
+        "{:<18} {:>12} {:>12}\n",
+        "false rejects", a.frames.false_rejects, b.frames.false_rejects
+    );
+    out += &format!(
+        "{:<18} {:>11.1}% {:>11.1}%\n",
+        "review rate",
+        100.0 * a.frames.review_rate(),
+        100.0 * b.frames.review_rate()
+    );
+    out += &format!(
+        "{:<18} {:>12.2} {:>12.2}\n",
+        "p50 latency ms", a.latency_ms[0], b.latency_ms[0]
+    );
+    out
+}

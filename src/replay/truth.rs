@@ -305,7 +305,10 @@ mod tests {
         assert_eq!(f.boxes.len(), 1);
         let (name, b) = &f.boxes[0];
         assert_eq!(name, "b");
-        for (got, want) in [b.x1, b.y1, b.x2, b.y2].iter().zip([80.0, 30.0, 120.0, 70.0]) {
+        for (got, want) in [b.x1, b.y1, b.x2, b.y2]
+            .iter()
+            .zip([80.0, 30.0, 120.0, 70.0])
+        {
             assert!((got - want).abs() < 1e-3, "{b:?}");
         }
         std::fs::write(dir.join("frame_000008.txt"), "9 0.5 0.5 0.2 0.4\n").unwrap();
