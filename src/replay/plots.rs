@@ -138,7 +138,6 @@ pub fn pr_curves(path: &Path, names: &[String], curves: &[Vec<(f64, f64)>]) -> s
         c.fill_rect(WIDTH as i64 - 230, y, WIDTH as i64 - 214, y + 8, colour);
         c.text(WIDTH as i64 - 208, y, name, 1, Rgb::BLACK);
     }
-    drop(c);
     plot.save(path)
 }
 
@@ -202,7 +201,6 @@ pub fn confusion(path: &Path, labels: &[String], counts: &[Vec<u64>]) -> std::io
             Rgb::BLACK,
         );
     }
-    drop(c);
     plot.save(path)
 }
 
@@ -235,6 +233,5 @@ pub fn latency_histogram(path: &Path, latencies_ms: &[f64]) -> std::io::Result<(
         let (x1, y1) = to_px(max * (i + 1) as f64 / BINS as f64, 0.0);
         c.fill_rect(x0 + 1, y0, x1, y1, PALETTE[0]);
     }
-    drop(c);
     plot.save(path)
 }
