@@ -194,9 +194,11 @@ fn run_pipeline(
     let class_names = class_names_of(&info);
     let total = images.len() as u64;
     let mut frames = Vec::new();
+    let mut stalled = 0;
     loop {
-        match sink.try_pull_sample(gst::ClockTime::from_seconds(60)) {
+        match sink.try_pull_sample(gst::ClockTime::from_mseconds(500)) {
             Some(sample) => {
+                stalled = 0;
                 let index = frames.len() as u64;
                 let stem = images
                     .get(index as usize)
@@ -207,9 +209,14 @@ fn run_pipeline(
             }
             None if sink.is_eos() => break,
             None => {
-                return Err(ReplayError::Pipeline(
-                    bus_error(pipeline).unwrap_or_else(|| "no frame for 60 s".into()),
-                ));
+                // An error stops the flow: report it at once rather than after the stall limit.
+                if let Some(error) = bus_error(pipeline) {
+                    return Err(ReplayError::Pipeline(error));
+                }
+                stalled += 1;
+                if stalled >= 120 {
+                    return Err(ReplayError::Pipeline("no frame for 60 s".into()));
+                }
             }
         }
     }

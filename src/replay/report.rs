@@ -290,6 +290,8 @@ fn xywh(b: &crate::analysis::BBox) -> [f64; 4] {
 
 fn coco_truth(report: &Report, replay: &Replay) -> serde_json::Value {
     json!({
+        "info": {"description": format!("ground truth of a defect-replay of {}", report.model_id)},
+        "licenses": [],
         "images": replay.frames.iter().map(|f| json!({
             "id": f.index,
             "file_name": f.stem.clone().unwrap_or_else(|| format!("frame_{:06}", f.index)),
