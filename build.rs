@@ -8,7 +8,10 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DEFECT_ORT_LIBRARY");
     let default = std::env::var("DEFECT_ORT_LIBRARY").unwrap_or_else(|_| {
         let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-        Path::new(&manifest).join(".ort/libonnxruntime.so").display().to_string()
+        Path::new(&manifest)
+            .join(".ort/libonnxruntime.so")
+            .display()
+            .to_string()
     });
     println!("cargo:rustc-env=DEFECT_ORT_LIBRARY={default}");
 }
