@@ -6,11 +6,13 @@
 //! each element has its own folder and is a thin adapter over both.
 
 pub mod analysis;
+pub mod capture;
 pub mod policy;
 pub mod records;
 pub mod replay;
 pub mod runtime;
 
+pub mod defectcapture;
 pub mod defectdetect;
 pub mod defectmetaconvert;
 pub mod defectoverlay;
@@ -36,5 +38,6 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
     defectdetect::register(plugin)?;
     defectoverlay::register(plugin)?;
     defectmetaconvert::register(plugin)?;
+    defectcapture::register(plugin)?;
     Ok(())
 }

@@ -199,7 +199,8 @@ impl YuvMatrix {
         Self::new(0.2126, 0.0722, false)
     }
 
-    fn rgb(self, y: f32, u: f32, v: f32) -> [f32; 3] {
+    /// RGB in [0, 255] of one YUV sample.
+    pub fn rgb(self, y: f32, u: f32, v: f32) -> [f32; 3] {
         let y = (y - self.y_offset) * self.y_scale;
         let (u, v) = ((u - 128.0) * self.c_scale, (v - 128.0) * self.c_scale);
         [

@@ -258,6 +258,7 @@ impl DefectMetaConvert {
                 inference: number("inference-ms").unwrap_or(0.0),
                 total,
             }),
+            capture_dropped: v.and_then(|s| s.get::<u64>("capture-dropped").ok()),
         };
         record.derive_reasons();
         record

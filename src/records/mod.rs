@@ -62,6 +62,8 @@ pub struct FrameRecord {
     pub shadow: bool,
     pub counts: SeverityCounts,
     pub latency_ms: Option<Latency>,
+    /// Frames `defectcapture` could not queue for writing so far; null without it.
+    pub capture_dropped: Option<u64>,
 }
 
 impl FrameRecord {
@@ -192,6 +194,7 @@ mod tests {
             shadow: false,
             counts: SeverityCounts::default(),
             latency_ms: None,
+            capture_dropped: None,
         };
         record.derive_reasons();
         assert_eq!(record.reasons, [1]);

@@ -1,0 +1,392 @@
+//! Capture for retraining, free of GStreamer: frames converted to RGB (or grey), encoded as
+//! PNG or JPEG, YOLO label files made from the detections, and a directory whose size is
+//! bounded by removing the oldest captures first.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use crate::analysis::BBox;
+use crate::analysis::letterbox::{FrameView, PixelFormat, YuvMatrix};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    Png,
+    Jpeg,
+}
+
+impl ImageFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "png",
+            ImageFormat::Jpeg => "jpg",
+        }
+    }
+}
+
+/// A decoded image: 3 (RGB) or 1 (grey) bytes a pixel, tightly packed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u8,
+    pub pixels: Vec<u8>,
+}
+
+/// Converts a frame to packed RGB, or keeps GRAY8 as grey (mono cameras stay mono).
+/// Planes must hold the frame (the letterbox's checks apply; callers map frames with GStreamer).
+pub fn frame_to_image(frame: &FrameView, format: PixelFormat, yuv: YuvMatrix) -> Image {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let row = |plane: usize, y: usize| &frame.planes[plane][y * frame.strides[plane]..];
+    if format == PixelFormat::Gray8 {
+        let mut pixels = Vec::with_capacity(w * h);
+        for y in 0..h {
+            pixels.extend_from_slice(&row(0, y)[..w]);
+        }
+        return Image {
+            width: frame.width,
+            height: frame.height,
+            channels: 1,
+            pixels,
+        };
+    }
+    let mut pixels = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        match format {
+            PixelFormat::Packed {
+                bytes_per_pixel,
+                red,
+                green,
+                blue,
+            } => {
+                for px in
+                    row(0, y)[..w * bytes_per_pixel as usize].chunks_exact(bytes_per_pixel as usize)
+                {
+                    pixels.extend_from_slice(&[
+                        px[red as usize],
+                        px[green as usize],
+                        px[blue as usize],
+                    ]);
+                }
+            }
+            PixelFormat::Nv12 | PixelFormat::I420 => {
+                let luma = row(0, y);
+                for x in 0..w {
+                    let (u, v) = if format == PixelFormat::Nv12 {
+                        let uv = row(1, y / 2);
+                        (uv[(x / 2) * 2], uv[(x / 2) * 2 + 1])
+                    } else {
+                        (row(1, y / 2)[x / 2], row(2, y / 2)[x / 2])
+                    };
+                    let rgb = yuv.rgb(luma[x] as f32, u as f32, v as f32);
+                    pixels.extend(rgb.map(|c| c.round() as u8));
+                }
+            }
+            PixelFormat::Gray8 => unreachable!("handled above"),
+        }
+    }
+    Image {
+        width: frame.width,
+        height: frame.height,
+        channels: 3,
+        pixels,
+    }
+}
+
+/// Encodes an image as PNG or JPEG (quality 90).
+pub fn encode(image: &Image, format: ImageFormat) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    match format {
+        ImageFormat::Png => {
+            let mut encoder = png::Encoder::new(&mut out, image.width, image.height);
+            encoder.set_color(if image.channels == 1 {
+                png::ColorType::Grayscale
+            } else {
+                png::ColorType::Rgb
+            });
+            encoder.set_depth(png::BitDepth::Eight);
+            encoder.set_compression(png::Compression::Fast);
+            let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+            writer
+                .write_image_data(&image.pixels)
+                .map_err(|e| e.to_string())?;
+        }
+        ImageFormat::Jpeg => {
+            let (w, h) = (u16::try_from(image.width), u16::try_from(image.height));
+            let (Ok(w), Ok(h)) = (w, h) else {
+                return Err("JPEG is limited to 65535 pixels a side".into());
+            };
+            let colour = if image.channels == 1 {
+                jpeg_encoder::ColorType::Luma
+            } else {
+                jpeg_encoder::ColorType::Rgb
+            };
+            jpeg_encoder::Encoder::new(&mut out, 90)
+                .encode(&image.pixels, w, h, colour)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(out)
+}
+
+/// YOLO label lines (`class cx cy w h`, normalised) for boxes in a `width` x `height` frame.
+pub fn yolo_labels(boxes: &[(usize, BBox)], width: u32, height: u32) -> String {
+    let (w, h) = (width.max(1) as f64, height.max(1) as f64);
+    boxes
+        .iter()
+        .map(|(class, b)| {
+            let (x1, y1, x2, y2) = (b.x1 as f64, b.y1 as f64, b.x2 as f64, b.y2 as f64);
+            format!(
+                "{class} {:.6} {:.6} {:.6} {:.6}\n",
+                (x1 + x2) / 2.0 / w,
+                (y1 + y2) / 2.0 / h,
+                (x2 - x1) / w,
+                (y2 - y1) / h
+            )
+        })
+        .collect()
+}
+
+/// Parses YOLO label lines back into boxes in pixels (for checking a capture).
+pub fn parse_yolo_labels(text: &str, width: u32, height: u32) -> Option<Vec<(usize, BBox)>> {
+    let (w, h) = (width as f32, height as f32);
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let v: Vec<f32> = line
+                .split_whitespace()
+                .map(|f| f.parse().ok())
+                .collect::<Option<_>>()?;
+            let [class, cx, cy, bw, bh] = v[..] else {
+                return None;
+            };
+            Some((
+                class as usize,
+                BBox::from_center(cx * w, cy * h, bw * w, bh * h),
+            ))
+        })
+        .collect()
+}
+
+/// A capture directory kept under a size and a file count by deleting the oldest captures.
+#[derive(Debug)]
+pub struct BoundedDir {
+    dir: PathBuf,
+    max_bytes: u64,
+    max_captures: usize,
+    /// Oldest first: the files of one capture and their total size.
+    captures: VecDeque<(Vec<PathBuf>, u64)>,
+    bytes: u64,
+}
+
+impl BoundedDir {
+    /// Opens (creating) the directory and adopts captures already there, oldest first.
+    pub fn open(dir: &Path, max_bytes: u64, max_captures: usize) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let probe = dir.join(".defectcapture-probe");
+        std::fs::write(&probe, b"")?;
+        std::fs::remove_file(&probe)?;
+        let mut existing: Vec<(std::time::SystemTime, PathBuf, u64)> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                meta.is_file().then(|| {
+                    (
+                        meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                        e.path(),
+                        meta.len(),
+                    )
+                })
+            })
+            .collect();
+        existing.sort();
+        let mut bounded = Self {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            max_captures,
+            captures: VecDeque::new(),
+            bytes: 0,
+        };
+        // An image and its label share a stem: one capture.
+        let mut by_stem: std::collections::HashMap<std::ffi::OsString, usize> = Default::default();
+        for (_, path, size) in existing {
+            bounded.bytes += size;
+            let stem = path.file_stem().unwrap_or_default().to_os_string();
+            match by_stem.get(&stem) {
+                Some(&i) => {
+                    let (paths, total) = &mut bounded.captures[i];
+                    paths.push(path);
+                    *total += size;
+                }
+                None => {
+                    by_stem.insert(stem, bounded.captures.len());
+                    bounded.captures.push_back((vec![path], size));
+                }
+            }
+        }
+        bounded.trim()?;
+        Ok(bounded)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes the files of one capture, then removes the oldest captures beyond the bounds.
+    pub fn write(&mut self, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
+        let mut paths = Vec::new();
+        let mut size = 0;
+        for (name, data) in files {
+            let path = self.dir.join(name);
+            std::fs::write(&path, data)?;
+            size += data.len() as u64;
+            paths.push(path);
+        }
+        self.bytes += size;
+        self.captures.push_back((paths, size));
+        self.trim()
+    }
+
+    fn trim(&mut self) -> std::io::Result<()> {
+        while (self.bytes > self.max_bytes || self.captures.len() > self.max_captures)
+            && self.captures.len() > 1
+        {
+            if let Some((paths, size)) = self.captures.pop_front() {
+                for path in paths {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                self.bytes -= size;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn captures(&self) -> usize {
+        self.captures.len()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_round_trip() {
+        let boxes = vec![
+            (
+                3,
+                BBox {
+                    x1: 10.0,
+                    y1: 20.0,
+                    x2: 50.0,
+                    y2: 80.0,
+                },
+            ),
+            (
+                0,
+                BBox {
+                    x1: 0.0,
+                    y1: 0.0,
+                    x2: 640.0,
+                    y2: 480.0,
+                },
+            ),
+        ];
+        let text = yolo_labels(&boxes, 640, 480);
+        let back = parse_yolo_labels(&text, 640, 480).unwrap();
+        for ((c1, a), (c2, b)) in boxes.iter().zip(&back) {
+            assert_eq!(c1, c2);
+            assert!(
+                (a.x1 - b.x1).abs() < 0.01 && (a.y2 - b.y2).abs() < 0.01,
+                "{a:?} {b:?}"
+            );
+        }
+        assert_eq!(parse_yolo_labels("1 2 3\n", 10, 10), None);
+    }
+
+    #[test]
+    fn frames_convert_to_rgb_and_grey() {
+        let bgr = [1u8, 2, 3, 4, 5, 6];
+        let view = FrameView {
+            width: 2,
+            height: 1,
+            planes: [&bgr, &[], &[]],
+            strides: [6, 0, 0],
+        };
+        assert_eq!(
+            frame_to_image(&view, PixelFormat::BGR, YuvMatrix::bt601()).pixels,
+            [3, 2, 1, 6, 5, 4]
+        );
+        let grey = [9u8, 8, 0, 7, 6, 0];
+        let view = FrameView {
+            width: 2,
+            height: 2,
+            planes: [&grey, &[], &[]],
+            strides: [3, 0, 0],
+        };
+        let image = frame_to_image(&view, PixelFormat::Gray8, YuvMatrix::bt601());
+        assert_eq!((image.channels, image.pixels), (1, vec![9, 8, 7, 6]));
+        let (luma, uv) = ([235u8; 4], [128u8, 128]);
+        let view = FrameView {
+            width: 2,
+            height: 2,
+            planes: [&luma, &uv, &[]],
+            strides: [2, 2, 0],
+        };
+        assert!(
+            frame_to_image(&view, PixelFormat::Nv12, YuvMatrix::bt601())
+                .pixels
+                .iter()
+                .all(|&p| p == 255)
+        );
+    }
+
+    #[test]
+    fn png_and_jpeg_encode() {
+        let image = Image {
+            width: 4,
+            height: 2,
+            channels: 3,
+            pixels: vec![128; 24],
+        };
+        assert!(
+            encode(&image, ImageFormat::Png)
+                .unwrap()
+                .starts_with(b"\x89PNG")
+        );
+        assert!(
+            encode(&image, ImageFormat::Jpeg)
+                .unwrap()
+                .starts_with(&[0xff, 0xd8])
+        );
+    }
+
+    #[test]
+    fn the_directory_stays_bounded_oldest_first() {
+        let dir = std::env::temp_dir().join(format!("bounded-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut bounded = BoundedDir::open(&dir, 250, 100).unwrap();
+        for i in 0..5 {
+            bounded
+                .write(&[
+                    (format!("{i}.png"), vec![0; 90]),
+                    (format!("{i}.txt"), vec![0; 10]),
+                ])
+                .unwrap();
+        }
+        assert_eq!(bounded.captures(), 2);
+        assert!(
+            !dir.join("2.png").exists() && dir.join("3.png").exists() && dir.join("4.txt").exists()
+        );
+        let reopened = BoundedDir::open(&dir, 1000, 3).unwrap();
+        assert_eq!(reopened.bytes(), 200);
+        assert!(BoundedDir::open(Path::new("/proc/nonexistent/dir"), 10, 10).is_err());
+    }
+}

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+/**
+ * SECTION:element-defectcapture
+ * @see_also: defectdetect, defectmetaconvert
+ *
+ * `defectcapture` keeps the frames a model must learn from next: frames whose verdict (the
+ * `DefectVerdictMeta` of `defectdetect`) is FAIL or REVIEW, and every `pass-every`-th PASS
+ * frame, are written to `location` as PNG or JPEG (`frame_<n>_<verdict>.png`) with a
+ * YOLO-format label file made from the detections (`frame_<n>_<verdict>.txt`: `class cx cy
+ * w h`, normalised). The directory stays under `max-size-mb` and `max-files`: the oldest
+ * captures are removed first.
+ *
+ * Writing never blocks the streaming thread: frames go to a worker thread through a queue of
+ * `queue-size` frames; when it is full the frame is not captured and the drop is counted.
+ * The count so far is added to each frame's `DefectVerdictMeta` as `capture-dropped`, so it
+ * appears in `defectmetaconvert`'s records. The video passes through unchanged. Queued
+ * frames hold their buffers: keep `queue-size` below the number of buffers upstream can lend.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 filesrc location=tests/data/conveyor_color.mp4 ! decodebin ! videoconvert ! \
+ *     defectdetect model=models/surface-defects.onnx policy=pipelines/policy.toml ! \
+ *     defectcapture location=captures pass-every=100 ! defectmetaconvert ! filesink location=v.ndjson
+ * ]|
+ *
+ * Since: plugins-defect-0.1.0
+ */
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct DefectCapture(ObjectSubclass<imp::DefectCapture>)
+        @extends gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+/// Image format of the captures.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstDefectCaptureFormat")]
+pub enum CaptureFormat {
+    #[default]
+    #[enum_value(name = "PNG (lossless)", nick = "png")]
+    Png = 0,
+    #[enum_value(name = "JPEG (quality 90)", nick = "jpeg")]
+    Jpeg = 1,
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    CaptureFormat::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    gst::Element::register(
+        Some(plugin),
+        "defectcapture",
+        gst::Rank::NONE,
+        DefectCapture::static_type(),
+    )
+}

@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `defectcapture`: exactly the FAIL and REVIEW frames (and the PASS sample) land in the
+//! directory with YOLO labels that round-trip to the detections' boxes; a full queue drops
+//! frames and the count reaches the records; an unwritable directory fails at start.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use gst::prelude::*;
+use gst_video::VideoFormat;
+
+const POLICY: &str = "[classes.white_square]\nmin-confidence = 0.5\nseverity = \"critical\"\n\
+[classes.red_square]\nmin-confidence = 0.999\nseverity = \"minor\"\nreview-band = [0.9, 0.999]\n";
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("defect-capture-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A 640x480 frame with a white square (FAIL) and/or a red one (REVIEW) on model windows.
+fn frame(white: bool, red: bool) -> RgbImage {
+    let mut image = RgbImage::new(640, 480, [12, 12, 12]);
+    let (w, r) = (window_box(640, 480, 8, 5), window_box(640, 480, 14, 20));
+    if white {
+        image.fill_rect(
+            w[0] as usize,
+            w[1] as usize,
+            w[2] as usize,
+            w[3] as usize,
+            [255, 255, 255],
+        );
+    }
+    if red {
+        image.fill_rect(
+            r[0] as usize,
+            r[1] as usize,
+            r[2] as usize,
+            r[3] as usize,
+            [255, 0, 0],
+        );
+    }
+    image
+}
+
+/// Runs frames through `defectdetect policy ! defectcapture <props> ! defectmetaconvert` and
+/// returns the NDJSON records.
+fn run(
+    frames: &[RgbImage],
+    format: VideoFormat,
+    capture_properties: &str,
+) -> Vec<serde_json::Value> {
+    init();
+    let dir = temp_dir("policy");
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time ! defectdetect model={} policy={} ! defectcapture {capture_properties} ! \
+         defectmetaconvert ! appsink name=sink sync=false",
+        test_model("squares_v8"),
+        policy.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    src.set_caps(Some(&caps(format, frames[0].width, frames[0].height)));
+    src.set_max_bytes(0);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    for (i, image) in frames.iter().enumerate() {
+        let mut buffer = frame_buffer(image, format, 0);
+        buffer
+            .get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(33 * i as u64));
+        src.push_buffer(buffer).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let mut records = Vec::new();
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(30)) {
+        let map = sample.buffer().unwrap().map_readable().unwrap();
+        records.extend(
+            std::str::from_utf8(&map)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap()),
+        );
+    }
+    // NULL stops the element: the writer finishes its queue first.
+    pipeline.set_state(gst::State::Null).unwrap();
+    records
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn exactly_the_fail_and_review_frames_with_round_tripping_labels() {
+    let dir = temp_dir("exact");
+    let frames = [
+        frame(true, true),
+        frame(false, true),
+        frame(false, false),
+        frame(true, false),
+        frame(false, false),
+        frame(false, true),
+    ];
+    let records = run(
+        &frames,
+        VideoFormat::I420,
+        &format!("location={}", dir.display()),
+    );
+    let verdicts: Vec<&str> = records
+        .iter()
+        .map(|r| r["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        verdicts,
+        ["FAIL", "REVIEW", "PASS", "FAIL", "PASS", "REVIEW"]
+    );
+    let expected: Vec<String> = [(0, "FAIL"), (1, "REVIEW"), (3, "FAIL"), (5, "REVIEW")]
+        .iter()
+        .flat_map(|(n, v)| {
+            [
+                format!("frame_{n:08}_{v}.png"),
+                format!("frame_{n:08}_{v}.txt"),
+            ]
+        })
+        .collect();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort();
+    assert_eq!(listing(&dir), expected_sorted);
+
+    // Labels round-trip to the detections' boxes (the records hold them in pixels).
+    for (record, name) in records.iter().zip(0..) {
+        let verdict = record["verdict"].as_str().unwrap();
+        if verdict == "PASS" {
+            continue;
+        }
+        let text =
+            std::fs::read_to_string(dir.join(format!("frame_{name:08}_{verdict}.txt"))).unwrap();
+        let labels = gstdefect::capture::parse_yolo_labels(&text, 640, 480).unwrap();
+        let detections = record["detections"].as_array().unwrap();
+        assert_eq!(labels.len(), detections.len());
+        for (class, b) in labels {
+            let twin = detections
+                .iter()
+                .find(|d| d["class_id"].as_u64() == Some(class as u64))
+                .unwrap();
+            let want: Vec<f64> = twin["box"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            for (got, want) in [b.x1, b.y1, b.x2, b.y2].iter().zip(want) {
+                assert!((*got as f64 - want).abs() <= 1.0, "{name}: {got} vs {want}");
+            }
+        }
+        let png = std::fs::File::open(dir.join(format!("frame_{name:08}_{verdict}.png"))).unwrap();
+        let info = png::Decoder::new(std::io::BufReader::new(png))
+            .read_info()
+            .unwrap()
+            .info()
+            .clone();
+        assert_eq!((info.width, info.height), (640, 480));
+    }
+    assert!(records.iter().all(|r| r["capture_dropped"] == 0));
+}
+
+#[test]
+fn pass_frames_are_sampled_and_gray_stays_gray_jpeg() {
+    let dir = temp_dir("sample");
+    let frames: Vec<RgbImage> = (0..6).map(|_| frame(false, false)).collect();
+    run(
+        &frames,
+        VideoFormat::Gray8,
+        &format!("location={} pass-every=3 format=jpeg", dir.display()),
+    );
+    assert_eq!(
+        listing(&dir),
+        [
+            "frame_00000000_PASS.jpg",
+            "frame_00000000_PASS.txt",
+            "frame_00000003_PASS.jpg",
+            "frame_00000003_PASS.txt"
+        ]
+    );
+    let jpeg = std::fs::read(dir.join("frame_00000000_PASS.jpg")).unwrap();
+    assert_eq!(&jpeg[..2], &[0xff, 0xd8]);
+}
+
+#[test]
+fn a_full_queue_drops_frames_and_the_records_count_them() {
+    let dir = temp_dir("full");
+    // Large frames take the writer far longer to encode than the detector to pass on.
+    let mut big = RgbImage::new(1920, 1080, [12, 12, 12]);
+    let b = window_box(1920, 1080, 12, 20);
+    big.fill_rect(
+        b[0] as usize,
+        b[1] as usize,
+        b[2] as usize,
+        b[3] as usize,
+        [255, 255, 255],
+    );
+    let frames: Vec<RgbImage> = (0..40).map(|_| big.clone()).collect();
+    let records = run(
+        &frames,
+        VideoFormat::Rgb,
+        &format!("location={} queue-size=1", dir.display()),
+    );
+    let dropped = records.last().unwrap()["capture_dropped"].as_u64().unwrap();
+    assert!(dropped > 0, "no frame was dropped");
+    let captured = listing(&dir).iter().filter(|n| n.ends_with(".png")).count() as u64;
+    assert_eq!(
+        captured + dropped,
+        40,
+        "every FAIL frame is either captured or counted as dropped"
+    );
+    let counts: Vec<u64> = records
+        .iter()
+        .map(|r| r["capture_dropped"].as_u64().unwrap())
+        .collect();
+    assert!(
+        counts.windows(2).all(|w| w[0] <= w[1]),
+        "the count only grows"
+    );
+}
+
+#[test]
+fn the_directory_is_bounded() {
+    let dir = temp_dir("bounded");
+    let frames: Vec<RgbImage> = (0..8).map(|_| frame(true, false)).collect();
+    run(
+        &frames,
+        VideoFormat::Rgb,
+        &format!("location={} max-files=3", dir.display()),
+    );
+    assert_eq!(listing(&dir).len(), 6, "three captures of two files");
+    assert!(
+        dir.join("frame_00000007_FAIL.png").exists()
+            && !dir.join("frame_00000004_FAIL.png").exists()
+    );
+}
+
+#[test]
+fn an_unwritable_directory_fails_at_start_naming_it() {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=2 ! defectdetect model={} ! defectcapture location=/proc/defect-capture ! fakesink",
+        test_model("squares_v8")
+    ))
+    .unwrap();
+    let _ = pipeline.set_state(gst::State::Playing);
+    let message = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
+        .expect("an error");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let gst::MessageView::Error(e) = message.view() else {
+        unreachable!()
+    };
+    let text = format!("{} {:?}", e.error(), e.debug());
+    assert!(text.contains("/proc/defect-capture"), "{text}");
+}
