@@ -309,6 +309,32 @@ def make_bad_layout():
     )
 
 
+def make_nan_v8():
+    """A [1, 6, 4] YOLOv8-layout output with NaN and infinite values: anchor 0 has a NaN box,
+    anchor 1 an infinite score, anchor 2 an infinite width, anchor 3 is a valid box (class 1,
+    0.9). The constant is added to 0 x mean(image) so that the output depends on the input."""
+    nan, inf = float("nan"), float("inf")
+    table = np.array(
+        [
+            [nan, 100.0, 100.0, 128.0],  # cx
+            [100.0, 100.0, 100.0, 128.0],  # cy
+            [20.0, 20.0, inf, 32.0],  # w
+            [20.0, 20.0, 20.0, 32.0],  # h
+            [0.9, inf, 0.9, 0.1],  # class 0
+            [0.1, 0.1, 0.1, 0.9],  # class 1
+        ],
+        dtype=np.float32,
+    ).reshape(1, 6, 4)
+    inits = [f32("table", table), f32("zero", np.zeros((1,), np.float32))]
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0, name="mean"),
+        helper.make_node("Mul", ["m", "zero"], ["z"], name="times_zero"),
+        helper.make_node("Add", ["table", "z"], ["output0"], name="add"),
+    ]
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, 4])
+    return finish("nan_v8", nodes, inits, image_input(3), out, NAMES2, description="Outputs NaN and Inf (robustness tests)")
+
+
 MODELS = {
     "squares_v8.onnx": lambda: make_v8(3),
     "squares_v5.onnx": make_v5,
@@ -317,6 +343,7 @@ MODELS = {
     "squares_v8_gray.onnx": lambda: make_v8(1),
     "bad_not_image.onnx": make_bad_not_image,
     "bad_layout.onnx": make_bad_layout,
+    "nan_v8.onnx": make_nan_v8,
 }
 
 

@@ -118,6 +118,9 @@ struct Loaded {
 pub struct DefectDetect {
     settings: Mutex<Settings>,
     loaded: Mutex<Option<Loaded>>,
+    /// A model loaded in the background while playing, adopted at the next frame.
+    pending: Mutex<Option<Loaded>>,
+    reload_generation: std::sync::atomic::AtomicU64,
     /// Parts and the upstream part id outlive caps changes, so they sit beside `State`.
     state: Mutex<Option<State>>,
 }
@@ -155,8 +158,12 @@ impl ObjectImpl for DefectDetect {
             vec![
                 glib::ParamSpecString::builder("model")
                     .nick("Model")
-                    .blurb("Path to the ONNX detector (YOLOv8/YOLO11, YOLOv5 or end-to-end output); loaded in NULL to READY")
-                    .mutable_ready()
+                    .blurb(
+                        "Path to the ONNX detector (YOLOv8/YOLO11, YOLOv5 or end-to-end output); loaded in NULL to READY. \
+                         Set while running, it loads in the background and takes over at a frame boundary; a model that \
+                         fails to load keeps the current one and posts a warning",
+                    )
+                    .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("labels")
                     .nick("Labels")
@@ -246,9 +253,15 @@ impl ObjectImpl for DefectDetect {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if pspec.name() == "model" {
+            lock(&self.settings).model = optional_path(value);
+            if lock(&self.loaded).is_some() {
+                self.reload_in_background();
+            }
+            return;
+        }
         let mut settings = lock(&self.settings);
         match pspec.name() {
-            "model" => settings.model = optional_path(value),
             "labels" => settings.labels = optional_path(value),
             "conf-threshold" => {
                 settings.conf_threshold = value.get().expect("type checked upstream")
@@ -448,6 +461,7 @@ impl BaseTransformImpl for DefectDetect {
             );
             gst::FlowError::NotNegotiated
         })?;
+        self.adopt_pending(loaded, state);
         let started = std::time::Instant::now();
         let (detections, inference) =
             self.detect(state, &settings, &mut loaded.detector, buffer)?;
@@ -507,10 +521,19 @@ impl BaseTransformImpl for DefectDetect {
 }
 
 impl DefectDetect {
+    /// NULL to READY: loads model and policy, or fails the state change naming the reason.
     fn load(&self) -> Result<(), gst::StateChangeError> {
         let settings = lock(&self.settings).clone();
-        let (detector, warnings) =
-            Detector::load(&settings.detector_options()).map_err(|error| {
+        match build_loaded(&settings) {
+            Ok((loaded, warnings)) => {
+                for warning in warnings {
+                    gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{warning}"));
+                }
+                gst::info!(CAT, imp = self, "loaded {:?}", loaded.detector.info());
+                *lock(&self.loaded) = Some(loaded);
+                Ok(())
+            }
+            Err(LoadError::Runtime(error)) => {
                 let kind = match &error {
                     RuntimeError::ModelMissing(_) => gst::ResourceError::NotFound,
                     RuntimeError::Library { .. } | RuntimeError::Environment(_) => {
@@ -519,48 +542,100 @@ impl DefectDetect {
                     _ => gst::ResourceError::Read,
                 };
                 gst::element_imp_error!(self, kind, ("{error}"));
-                gst::StateChangeError
-            })?;
-        for warning in warnings {
-            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{warning}"));
+                Err(gst::StateChangeError)
+            }
+            Err(LoadError::Policy(message)) => {
+                gst::element_imp_error!(self, gst::ResourceError::Settings, ("{message}"));
+                Err(gst::StateChangeError)
+            }
         }
-        gst::info!(CAT, imp = self, "loaded {:?}", detector.info());
-        let (policy, policy_sha256) =
-            self.load_policy(settings.policy.as_deref(), &detector.info().names)?;
-        let model_id = detector.info().model_id();
-        *lock(&self.loaded) = Some(Loaded {
-            detector,
-            policy,
-            model_id,
-            policy_sha256,
-        });
-        Ok(())
     }
 
-    /// Reads and validates the policy against the model's classes; no file: fail on any detection.
-    fn load_policy(
-        &self,
-        path: Option<&std::path::Path>,
-        classes: &[String],
-    ) -> Result<(Policy, Option<String>), gst::StateChangeError> {
-        let Some(path) = path else {
-            return Ok((Policy::fail_on_any_detection(), None));
-        };
-        let fail = |message: String| {
-            gst::element_imp_error!(self, gst::ResourceError::Settings, ("{message}"));
-            gst::StateChangeError
-        };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| fail(format!("policy file {}: {e}", path.display())))?;
-        let policy = parse_policy(&text, &path.display().to_string())
-            .map_err(|e| fail(format!("policy {e}")))?;
-        if let Some((name, line)) = policy.unknown_classes(classes).next() {
-            return Err(fail(format!(
-                "policy {}:{line}: unknown class {name:?}; the model's classes are {classes:?}",
-                path.display()
-            )));
+    /// A new `model` while READY or beyond: load it on a thread so that frames keep flowing;
+    /// the next frame after it is ready switches to it. A model that fails to load leaves the
+    /// current one in place, with a warning.
+    fn reload_in_background(&self) {
+        let settings = lock(&self.settings).clone();
+        let generation = self
+            .reload_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        let element = self.obj().downgrade();
+        let spawned = std::thread::Builder::new()
+            .name("defectdetect-reload".into())
+            .spawn(move || {
+                let result = build_loaded(&settings);
+                let Some(element) = element.upgrade() else {
+                    return;
+                };
+                let imp = element.imp();
+                // A later reload supersedes this one.
+                if imp
+                    .reload_generation
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                    != generation
+                {
+                    return;
+                }
+                match result {
+                    Ok((loaded, warnings)) => {
+                        for warning in warnings {
+                            gst::element_imp_warning!(
+                                imp,
+                                gst::LibraryError::Settings,
+                                ("{warning}")
+                            );
+                        }
+                        gst::info!(CAT, imp = imp, "new model ready: {}", loaded.model_id);
+                        *lock(&imp.pending) = Some(loaded);
+                    }
+                    Err(error) => {
+                        let reason = match error {
+                            LoadError::Runtime(e) => e.to_string(),
+                            LoadError::Policy(message) => message,
+                        };
+                        gst::element_imp_warning!(
+                            imp,
+                            gst::ResourceError::Read,
+                            ("keeping the current model: {reason}")
+                        );
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            gst::element_imp_warning!(
+                self,
+                gst::CoreError::Thread,
+                ("cannot load the new model: {e}")
+            );
         }
-        Ok((policy, Some(crate::runtime::sha256_hex(text.as_bytes()))))
+    }
+
+    /// Takes a model loaded in the background, at a frame boundary, and re-plans the
+    /// letterbox for its input size.
+    fn adopt_pending(&self, loaded: &mut Loaded, state: &mut State) {
+        let Some(new) = lock(&self.pending).take() else {
+            return;
+        };
+        *loaded = new;
+        let model = loaded.detector.info();
+        let geometry = LetterboxGeometry::new(
+            state.info.width(),
+            state.info.height(),
+            model.width,
+            model.height,
+        );
+        let format = pixel_format(state.info.format())
+            .unwrap_or(crate::analysis::letterbox::PixelFormat::RGB);
+        state.letterbox = Letterbox::new(geometry, format, yuv_matrix(&state.info), model.channels);
+        state.border_filled = false;
+        gst::info!(
+            CAT,
+            imp = self,
+            "switched to {} at frame {}",
+            loaded.model_id,
+            state.frame_number
+        );
     }
 
     fn model_info(&self) -> Option<String> {
@@ -695,6 +770,50 @@ impl DefectDetect {
             .collect();
         Ok((detections, inference))
     }
+}
+
+enum LoadError {
+    Runtime(RuntimeError),
+    Policy(String),
+}
+
+/// Loads the model and the policy the settings name; returns the warnings to post.
+fn build_loaded(settings: &Settings) -> Result<(Loaded, Vec<String>), LoadError> {
+    let (detector, warnings) =
+        Detector::load(&settings.detector_options()).map_err(LoadError::Runtime)?;
+    let (policy, policy_sha256) = load_policy(settings.policy.as_deref(), &detector.info().names)
+        .map_err(LoadError::Policy)?;
+    let model_id = detector.info().model_id();
+    Ok((
+        Loaded {
+            detector,
+            policy,
+            model_id,
+            policy_sha256,
+        },
+        warnings,
+    ))
+}
+
+/// Reads and validates the policy against the model's classes; no file: fail on any detection.
+fn load_policy(
+    path: Option<&std::path::Path>,
+    classes: &[String],
+) -> Result<(Policy, Option<String>), String> {
+    let Some(path) = path else {
+        return Ok((Policy::fail_on_any_detection(), None));
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("policy file {}: {e}", path.display()))?;
+    let policy =
+        parse_policy(&text, &path.display().to_string()).map_err(|e| format!("policy {e}"))?;
+    if let Some((name, line)) = policy.unknown_classes(classes).next() {
+        return Err(format!(
+            "policy {}:{line}: unknown class {name:?}; the model's classes are {classes:?}",
+            path.display()
+        ));
+    }
+    Ok((policy, Some(crate::runtime::sha256_hex(text.as_bytes()))))
 }
 
 /// One frame's results, as the metas and messages carry them.
