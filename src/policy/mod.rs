@@ -293,6 +293,7 @@ impl Policy {
     /// The policy as TOML that [`parse_policy`] reads back to an equal policy (minimum areas are
     /// written in px²).
     pub fn to_toml(&self) -> String {
+        // Debug formatting writes floats TOML reads back as floats (`100.0`, `1e30`).
         let mut out = String::new();
         let severities: Vec<String> = self
             .fail_severities
@@ -301,12 +302,15 @@ impl Policy {
             .collect();
         out += &format!("fail-severities = [{}]\n", severities.join(", "));
         if let Some(ppm) = self.pixels_per_mm {
-            out += &format!("pixels-per-mm = {ppm}\n");
+            out += &format!("pixels-per-mm = {ppm:?}\n");
         }
         let shape = |s: &Shape| match s {
-            Shape::Rect([x1, y1, x2, y2]) => format!("rect = [{x1}, {y1}, {x2}, {y2}]\n"),
+            Shape::Rect([x1, y1, x2, y2]) => format!("rect = [{x1:?}, {y1:?}, {x2:?}, {y2:?}]\n"),
             Shape::Polygon(points) => {
-                let p: Vec<String> = points.iter().map(|(x, y)| format!("[{x}, {y}]")).collect();
+                let p: Vec<String> = points
+                    .iter()
+                    .map(|(x, y)| format!("[{x:?}, {y:?}]"))
+                    .collect();
                 format!("polygon = [{}]\n", p.join(", "))
             }
         };
@@ -318,19 +322,20 @@ impl Policy {
         }
         let rule = |r: &ClassRule| {
             let mut text = format!(
-                "min-confidence = {}\nseverity = \"{}\"\nmin-area = {}\n",
+                "min-confidence = {:?}\nseverity = \"{}\"\nmin-area = {:?}\n",
                 r.min_confidence, r.severity, r.min_area_px
             );
             if let Some((low, high)) = r.review_band {
-                text += &format!("review-band = [{low}, {high}]\n");
+                text += &format!("review-band = [{low:?}, {high:?}]\n");
             }
             text
         };
         out += &format!("\n[default]\n{}", rule(&self.default_rule));
         for (name, r) in &self.classes {
+            // A TOML string value is a valid quoted key, whatever the name holds.
             out += &format!(
-                "\n[classes.\"{}\"]\n{}",
-                name.replace('\\', "\\\\").replace('"', "\\\""),
+                "\n[classes.{}]\n{}",
+                toml::Value::String(name.clone()),
                 rule(r)
             );
         }
