@@ -262,20 +262,36 @@ fn linear_taps(src: u32, dst: u32) -> Vec<Tap> {
         .collect()
 }
 
-/// Preprocessing for one (frame size, pixel format, model input) combination: tap tables are
-/// computed once, each frame costs one pass over the model's input pixels.
+/// Preprocessing for one (frame size, pixel format, model input) combination: tap tables and
+/// row buffers are made once, each frame costs one pass. The pass is separable: for each
+/// output row, the two source rows are blended vertically into a float row buffer (a
+/// contiguous loop the compiler vectorises), then output pixels are read from it horizontally.
 #[derive(Debug, Clone)]
 pub struct Letterbox {
     geometry: LetterboxGeometry,
     format: PixelFormat,
     yuv: YuvMatrix,
     channels: usize,
-    x_taps: Vec<Tap>,
     y_taps: Vec<Tap>,
+    /// Per output column, positions in a row buffer of plane 0 (bytes for packed formats).
+    x_main: Vec<XTap>,
+    /// Per output column, positions in a chroma row buffer (of U for NV12; V follows).
+    x_chroma: Vec<XTap>,
+    /// Vertical blends of the current output row's two source rows, per plane.
+    rows: [Vec<f32>; 3],
+}
+
+/// One output column's two source positions in a row buffer and the weight of the second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct XTap {
+    a: usize,
+    b: usize,
+    w: f32,
 }
 
 /// Weights of the BT.601 luma, used when a colour frame feeds a 1-channel model.
 const LUMA: [f32; 3] = [0.299, 0.587, 0.114];
+const INV_255: f32 = 1.0 / 255.0;
 
 impl Letterbox {
     /// `channels` is the model's input channel count: 3 (RGB) or 1 (grey).
@@ -285,9 +301,40 @@ impl Letterbox {
         yuv: YuvMatrix,
         channels: usize,
     ) -> Self {
+        let x_taps = linear_taps(geometry.src_width, geometry.resized_width);
+        let scaled = |step: usize, map: fn(usize) -> usize| -> Vec<XTap> {
+            x_taps
+                .iter()
+                .map(|t| XTap {
+                    a: map(t.i0) * step,
+                    b: map(t.i1) * step,
+                    w: t.w1,
+                })
+                .collect()
+        };
+        let (x_main, x_chroma) = match format {
+            PixelFormat::Packed {
+                bytes_per_pixel, ..
+            } => (scaled(bytes_per_pixel as usize, |i| i), Vec::new()),
+            PixelFormat::Gray8 => (scaled(1, |i| i), Vec::new()),
+            PixelFormat::Nv12 => (scaled(1, |i| i), scaled(2, |i| i / 2)),
+            PixelFormat::I420 => (scaled(1, |i| i), scaled(1, |i| i / 2)),
+        };
+        let w = geometry.src_width as usize;
+        let cw = w.div_ceil(2);
+        let row_lengths = match format {
+            PixelFormat::Packed {
+                bytes_per_pixel, ..
+            } => [w * bytes_per_pixel as usize, 0, 0],
+            PixelFormat::Gray8 => [w, 0, 0],
+            PixelFormat::Nv12 => [w, cw * 2, 0],
+            PixelFormat::I420 => [w, cw, cw],
+        };
         Self {
-            x_taps: linear_taps(geometry.src_width, geometry.resized_width),
             y_taps: linear_taps(geometry.src_height, geometry.resized_height),
+            x_main,
+            x_chroma,
+            rows: row_lengths.map(|n| vec![0.0; n]),
             geometry,
             format,
             yuv,
@@ -311,35 +358,126 @@ impl Letterbox {
     }
 
     /// Writes the frame's letterboxed, normalised pixels into the tensor's inner rectangle.
-    pub fn run(&self, frame: &FrameView, tensor: &mut [f32]) -> Result<(), LetterboxError> {
+    pub fn run(&mut self, frame: &FrameView, tensor: &mut [f32]) -> Result<(), LetterboxError> {
         self.check(frame, tensor)?;
-        let g = &self.geometry;
+        let g = self.geometry;
         let plane_len = g.dst_width as usize * g.dst_height as usize;
-        for (dy, ty) in self.y_taps.iter().enumerate() {
+        let width = g.resized_width as usize;
+        for dy in 0..self.y_taps.len() {
+            let ty = self.y_taps[dy];
+            self.blend_rows(frame, &ty);
             let start = (g.top as usize + dy) * g.dst_width as usize + g.left as usize;
-            let mut out = RowWriter::new(
-                tensor,
-                self.channels,
-                plane_len,
-                start,
-                g.resized_width as usize,
-            );
-            match self.format {
-                PixelFormat::Packed {
-                    bytes_per_pixel,
-                    red,
-                    green,
-                    blue,
-                } => {
-                    let offsets = [red as usize, green as usize, blue as usize];
-                    self.packed_row(frame, ty, bytes_per_pixel as usize, offsets, &mut out)
-                }
-                PixelFormat::Gray8 => self.gray_row(frame, ty, &mut out),
-                PixelFormat::Nv12 => self.yuv_row(frame, ty, ChromaLayout::Interleaved, &mut out),
-                PixelFormat::I420 => self.yuv_row(frame, ty, ChromaLayout::Planar, &mut out),
+            if self.channels == 1 {
+                self.write_grey(&mut tensor[start..start + width]);
+            } else {
+                let (r, rest) = tensor.split_at_mut(plane_len);
+                let (gr, b) = rest.split_at_mut(plane_len);
+                let range = start..start + width;
+                self.write_rgb(&mut r[range.clone()], &mut gr[range.clone()], &mut b[range]);
             }
         }
         Ok(())
+    }
+
+    /// Blends the source rows `ty.i0` and `ty.i1` of each plane into the row buffers.
+    fn blend_rows(&mut self, frame: &FrameView, ty: &Tap) {
+        let chroma_rows = matches!(self.format, PixelFormat::Nv12 | PixelFormat::I420);
+        for plane in 0..3 {
+            let len = self.rows[plane].len();
+            if len == 0 {
+                continue;
+            }
+            let (r0, r1) = if plane > 0 && chroma_rows {
+                (ty.i0 / 2, ty.i1 / 2)
+            } else {
+                (ty.i0, ty.i1)
+            };
+            let stride = frame.strides[plane];
+            let top = &frame.planes[plane][r0 * stride..r0 * stride + len];
+            let bottom = &frame.planes[plane][r1 * stride..r1 * stride + len];
+            blend(&mut self.rows[plane], top, bottom, ty.w1);
+        }
+    }
+
+    fn write_rgb(&self, r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
+        let out = r
+            .iter_mut()
+            .zip(g.iter_mut())
+            .zip(b.iter_mut())
+            .zip(&self.x_main);
+        match self.format {
+            PixelFormat::Packed {
+                red, green, blue, ..
+            } => {
+                let (ro, go, bo) = (red as usize, green as usize, blue as usize);
+                let row = &self.rows[0];
+                for (((r, g), b), t) in out {
+                    *r = lerp(row[t.a + ro], row[t.b + ro], t.w) * INV_255;
+                    *g = lerp(row[t.a + go], row[t.b + go], t.w) * INV_255;
+                    *b = lerp(row[t.a + bo], row[t.b + bo], t.w) * INV_255;
+                }
+            }
+            PixelFormat::Gray8 => {
+                let row = &self.rows[0];
+                for (((r, g), b), t) in out {
+                    let v = lerp(row[t.a], row[t.b], t.w) * INV_255;
+                    (*r, *g, *b) = (v, v, v);
+                }
+            }
+            PixelFormat::Nv12 | PixelFormat::I420 => {
+                for ((((r, g), b), t), c) in out.zip(&self.x_chroma) {
+                    let [vr, vg, vb] = self.yuv_at(t, c);
+                    (*r, *g, *b) = (vr * INV_255, vg * INV_255, vb * INV_255);
+                }
+            }
+        }
+    }
+
+    fn write_grey(&self, out: &mut [f32]) {
+        match self.format {
+            PixelFormat::Gray8 => {
+                let row = &self.rows[0];
+                for (o, t) in out.iter_mut().zip(&self.x_main) {
+                    *o = lerp(row[t.a], row[t.b], t.w) * INV_255;
+                }
+            }
+            PixelFormat::Packed {
+                red, green, blue, ..
+            } => {
+                let row = &self.rows[0];
+                for (o, t) in out.iter_mut().zip(&self.x_main) {
+                    let at = |offset: u8| {
+                        lerp(row[t.a + offset as usize], row[t.b + offset as usize], t.w)
+                    };
+                    *o = (LUMA[0] * at(red) + LUMA[1] * at(green) + LUMA[2] * at(blue)) * INV_255;
+                }
+            }
+            PixelFormat::Nv12 | PixelFormat::I420 => {
+                for ((o, t), c) in out.iter_mut().zip(&self.x_main).zip(&self.x_chroma) {
+                    let [r, g, b] = self.yuv_at(t, c);
+                    *o = (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b) * INV_255;
+                }
+            }
+        }
+    }
+
+    /// RGB in [0, 255] of one output column of a YUV frame, from the row buffers.
+    #[inline(always)]
+    fn yuv_at(&self, t: &XTap, c: &XTap) -> [f32; 3] {
+        let y = lerp(self.rows[0][t.a], self.rows[0][t.b], t.w);
+        let (u, v) = if self.format == PixelFormat::Nv12 {
+            let uv = &self.rows[1];
+            (
+                lerp(uv[c.a], uv[c.b], t.w),
+                lerp(uv[c.a + 1], uv[c.b + 1], t.w),
+            )
+        } else {
+            (
+                lerp(self.rows[1][c.a], self.rows[1][c.b], t.w),
+                lerp(self.rows[2][c.a], self.rows[2][c.b], t.w),
+            )
+        };
+        self.yuv.rgb(y, u, v)
     }
 
     fn check(&self, frame: &FrameView, tensor: &[f32]) -> Result<(), LetterboxError> {
@@ -381,142 +519,20 @@ impl Letterbox {
         }
         Ok(())
     }
-
-    fn packed_row(
-        &self,
-        frame: &FrameView,
-        ty: &Tap,
-        bpp: usize,
-        offsets: [usize; 3],
-        out: &mut RowWriter,
-    ) {
-        let stride = frame.strides[0];
-        let row0 = &frame.planes[0][ty.i0 * stride..];
-        let row1 = &frame.planes[0][ty.i1 * stride..];
-        for (dx, tx) in self.x_taps.iter().enumerate() {
-            let (a, b) = (tx.i0 * bpp, tx.i1 * bpp);
-            let rgb = offsets.map(|o| {
-                bilinear(
-                    row0[a + o],
-                    row0[b + o],
-                    row1[a + o],
-                    row1[b + o],
-                    tx.w1,
-                    ty.w1,
-                )
-            });
-            out.put(dx, rgb);
-        }
-    }
-
-    fn gray_row(&self, frame: &FrameView, ty: &Tap, out: &mut RowWriter) {
-        let stride = frame.strides[0];
-        let row0 = &frame.planes[0][ty.i0 * stride..];
-        let row1 = &frame.planes[0][ty.i1 * stride..];
-        for (dx, tx) in self.x_taps.iter().enumerate() {
-            let v = bilinear(
-                row0[tx.i0],
-                row0[tx.i1],
-                row1[tx.i0],
-                row1[tx.i1],
-                tx.w1,
-                ty.w1,
-            );
-            out.put_gray(dx, v);
-        }
-    }
-
-    fn yuv_row(&self, frame: &FrameView, ty: &Tap, chroma: ChromaLayout, out: &mut RowWriter) {
-        let luma = |row: usize| &frame.planes[0][row * frame.strides[0]..];
-        let (y0, y1) = (luma(ty.i0), luma(ty.i1));
-        let chroma_row =
-            |plane: usize, row: usize| &frame.planes[plane][(row / 2) * frame.strides[plane]..];
-        let (u_plane, v_plane, step, v_offset) = match chroma {
-            ChromaLayout::Interleaved => (1, 1, 2, 1),
-            ChromaLayout::Planar => (1, 2, 1, 0),
-        };
-        let (u0, u1) = (chroma_row(u_plane, ty.i0), chroma_row(u_plane, ty.i1));
-        let (v0, v1) = (chroma_row(v_plane, ty.i0), chroma_row(v_plane, ty.i1));
-        for (dx, tx) in self.x_taps.iter().enumerate() {
-            let y = bilinear(y0[tx.i0], y0[tx.i1], y1[tx.i0], y1[tx.i1], tx.w1, ty.w1);
-            let (c0, c1) = ((tx.i0 / 2) * step, (tx.i1 / 2) * step);
-            let u = bilinear(u0[c0], u0[c1], u1[c0], u1[c1], tx.w1, ty.w1);
-            let (d0, d1) = (c0 + v_offset, c1 + v_offset);
-            let v = bilinear(v0[d0], v0[d1], v1[d0], v1[d1], tx.w1, ty.w1);
-            out.put(dx, self.yuv.rgb(y, u, v));
-        }
-    }
 }
 
-#[derive(Clone, Copy)]
-enum ChromaLayout {
-    Interleaved,
-    Planar,
+/// `out = top + (bottom - top) * w`, element-wise: contiguous, so it vectorises.
+#[inline(always)]
+fn blend(out: &mut [f32], top: &[u8], bottom: &[u8], w: f32) {
+    for ((o, &t), &b) in out.iter_mut().zip(top).zip(bottom) {
+        let t = t as f32;
+        *o = t + (b as f32 - t) * w;
+    }
 }
 
 #[inline(always)]
-fn bilinear(p00: u8, p01: u8, p10: u8, p11: u8, wx: f32, wy: f32) -> f32 {
-    let top = p00 as f32 + (p01 as f32 - p00 as f32) * wx;
-    let bottom = p10 as f32 + (p11 as f32 - p10 as f32) * wx;
-    top + (bottom - top) * wy
-}
-
-/// Writes one output row into the planar tensor, as RGB planes or one grey plane.
-struct RowWriter<'a> {
-    planes: [&'a mut [f32]; 3],
-    grey: bool,
-}
-
-const INV_255: f32 = 1.0 / 255.0;
-
-impl<'a> RowWriter<'a> {
-    fn new(
-        tensor: &'a mut [f32],
-        channels: usize,
-        plane_len: usize,
-        start: usize,
-        len: usize,
-    ) -> Self {
-        if channels == 1 {
-            return Self {
-                planes: [&mut tensor[start..start + len], &mut [], &mut []],
-                grey: true,
-            };
-        }
-        let (r, rest) = tensor.split_at_mut(plane_len);
-        let (g, b) = rest.split_at_mut(plane_len);
-        Self {
-            planes: [
-                &mut r[start..start + len],
-                &mut g[start..start + len],
-                &mut b[start..start + len],
-            ],
-            grey: false,
-        }
-    }
-
-    #[inline(always)]
-    fn put(&mut self, x: usize, rgb: [f32; 3]) {
-        if self.grey {
-            self.planes[0][x] = (LUMA[0] * rgb[0] + LUMA[1] * rgb[1] + LUMA[2] * rgb[2]) * INV_255;
-        } else {
-            for (plane, value) in self.planes.iter_mut().zip(rgb) {
-                plane[x] = value * INV_255;
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn put_gray(&mut self, x: usize, value: f32) {
-        let v = value * INV_255;
-        if self.grey {
-            self.planes[0][x] = v;
-        } else {
-            for plane in self.planes.iter_mut() {
-                plane[x] = v;
-            }
-        }
-    }
+fn lerp(a: f32, b: f32, w: f32) -> f32 {
+    a + (b - a) * w
 }
 
 #[cfg(test)]
@@ -648,7 +664,7 @@ mod tests {
         strides: [usize; 3],
         channels: usize,
     ) -> Vec<f32> {
-        let lb = Letterbox::new(
+        let mut lb = Letterbox::new(
             LetterboxGeometry::new(w, h, 8, 8),
             format,
             YuvMatrix::bt601(),
@@ -765,7 +781,7 @@ mod tests {
 
     #[test]
     fn short_planes_are_errors_not_panics() {
-        let lb = Letterbox::new(
+        let mut lb = Letterbox::new(
             LetterboxGeometry::new(4, 4, 8, 8),
             PixelFormat::RGB,
             YuvMatrix::bt601(),

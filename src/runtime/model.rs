@@ -184,6 +184,13 @@ impl Detector {
         result.map_err(RuntimeError::Inference)
     }
 
+    /// Runs the model on the current input tensor and discards the output: the raw inference
+    /// cost, for benchmarks.
+    pub fn run_only(&mut self) -> Result<(), RuntimeError> {
+        self.run_session(|_, _| Ok(()))
+            .map_err(RuntimeError::Inference)
+    }
+
     fn run_session<T>(
         &mut self,
         read: impl FnOnce(&[i64], &[f32]) -> Result<T, String>,

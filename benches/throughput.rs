@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `cargo bench --bench throughput`: figures and ratios measured in one run on one machine.
+//!
+//! 1. the raw limit: ONNX Runtime session runs on a ready input tensor in a tight loop;
+//! 2. `defectdetect` in a pipeline (`appsrc ! defectdetect ! fakesink`) on 1920x1080 RGB and
+//!    NV12 frames and 4096x3000 GRAY8 frames, frames per second;
+//! 3. the cost of each stage: letterbox and normalisation, decoding and NMS, overlay, JSON;
+//! 4. the usual alternative: the same frames through plain Python onnxruntime + numpy
+//!    (`scripts/bench_python.py`, OpenCV letterbox, numpy decode and NMS).
+//!
+//! `BENCH_MODEL` picks the model (default: the bundled one, else the squares test model),
+//! `BENCH_THREADS` the ONNX Runtime intra-op threads (default 2), `BENCH_SECONDS` the time
+//! per measurement (default 3).
+
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gstdefect::analysis::decode::{Decoder, OutputLayout};
+use gstdefect::analysis::letterbox::{
+    FrameView, Letterbox, LetterboxGeometry, PixelFormat, YuvMatrix,
+};
+use gstdefect::analysis::{BBox, Detection, nms};
+use gstdefect::draw::overlay::{self, Annotation, Banner, Style};
+use gstdefect::draw::{Canvas, YuvEncoding};
+use gstdefect::policy::{Severity, Verdict};
+use gstdefect::records;
+use gstdefect::runtime::{Detector, DetectorOptions, Provider};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `f` repeatedly for about `seconds` (after a warm-up) and returns the mean time per call.
+fn time_per_call(seconds: f64, mut f: impl FnMut()) -> Duration {
+    for _ in 0..3 {
+        f();
+    }
+    let started = Instant::now();
+    let mut calls = 0u32;
+    while started.elapsed().as_secs_f64() < seconds || calls < 5 {
+        f();
+        calls += 1;
+    }
+    started.elapsed() / calls
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A frame with texture (so nothing is trivially compressible) in `format`.
+fn frame_bytes(
+    format: PixelFormat,
+    width: usize,
+    height: usize,
+) -> (Vec<u8>, [usize; 3], [usize; 3]) {
+    let pattern = |i: usize| ((i * 2654435761) >> 13) as u8;
+    match format {
+        PixelFormat::Packed {
+            bytes_per_pixel, ..
+        } => {
+            let stride = width * bytes_per_pixel as usize;
+            (
+                (0..stride * height).map(pattern).collect(),
+                [0, 0, 0],
+                [stride, 0, 0],
+            )
+        }
+        PixelFormat::Gray8 => (
+            (0..width * height).map(pattern).collect(),
+            [0, 0, 0],
+            [width, 0, 0],
+        ),
+        PixelFormat::Nv12 => {
+            let luma = width * height;
+            let chroma = width.div_ceil(2) * 2 * height.div_ceil(2);
+            (
+                (0..luma + chroma).map(pattern).collect(),
+                [0, luma, 0],
+                [width, width.div_ceil(2) * 2, 0],
+            )
+        }
+        PixelFormat::I420 => unimplemented!(),
+    }
+}
+
+fn view<'a>(
+    data: &'a [u8],
+    offsets: [usize; 3],
+    strides: [usize; 3],
+    w: u32,
+    h: u32,
+) -> FrameView<'a> {
+    let plane = |i: usize| {
+        if strides[i] == 0 {
+            &data[..0]
+        } else {
+            &data[offsets[i]..]
+        }
+    };
+    FrameView {
+        width: w,
+        height: h,
+        planes: [plane(0), plane(1), plane(2)],
+        strides,
+    }
+}
+
+fn letterbox_cost(
+    format: PixelFormat,
+    w: u32,
+    h: u32,
+    model: (u32, u32),
+    seconds: f64,
+) -> Duration {
+    let (data, offsets, strides) = frame_bytes(format, w as usize, h as usize);
+    let mut lb = Letterbox::new(
+        LetterboxGeometry::new(w, h, model.1, model.0),
+        format,
+        YuvMatrix::bt709(),
+        3,
+    );
+    let mut tensor = vec![0.0f32; lb.tensor_len()];
+    lb.fill_padding(&mut tensor);
+    let frame = view(&data, offsets, strides, w, h);
+    time_per_call(seconds, || lb.run(&frame, &mut tensor).expect("letterbox"))
+}
+
+/// A YOLOv8 output with N = 8400 anchors and 6 classes, a few hundred above threshold.
+fn decode_cost(seconds: f64) -> Duration {
+    let (classes, anchors) = (6usize, 8400usize);
+    let mut data = vec![0.0f32; (4 + classes) * anchors];
+    for a in 0..anchors {
+        data[a] = (a % 80) as f32 * 8.0;
+        data[anchors + a] = (a / 80) as f32 * 8.0;
+        data[2 * anchors + a] = 24.0;
+        data[3 * anchors + a] = 24.0;
+        for c in 0..classes {
+            data[(4 + c) * anchors + a] = if a % 29 == c {
+                0.6 + (a % 7) as f32 / 20.0
+            } else {
+                0.01
+            };
+        }
+    }
+    let shape = [1, (4 + classes) as i64, anchors as i64];
+    let mut decoder = Decoder::new();
+    let mut out = Vec::with_capacity(1024);
+    time_per_call(seconds, || {
+        out.clear();
+        decoder
+            .decode(OutputLayout::YoloV8, &shape, &data, 0.25, &mut out)
+            .expect("decode");
+        nms::nms_classwise(&mut out, 0.45, 300);
+    })
+}
+
+fn overlay_cost(seconds: f64) -> Duration {
+    let (w, h) = (1920usize, 1080usize);
+    let mut data = vec![0u8; w * h * 3];
+    let annotations: Vec<Annotation> = (0..10)
+        .map(|i| Annotation {
+            rect: [
+                100.0 + 150.0 * i as f32,
+                300.0,
+                200.0 + 150.0 * i as f32,
+                420.0,
+            ],
+            label: "scratches".into(),
+            confidence: 0.9,
+            severity: Some(Severity::Major),
+            counted: true,
+        })
+        .collect();
+    let banner = Banner {
+        verdict: Verdict::Fail,
+        shadow: false,
+        part_id: Some("17".into()),
+        frame: 1234,
+    };
+    time_per_call(seconds, || {
+        let mut canvas = Canvas::new(
+            w as u32,
+            h as u32,
+            PixelFormat::RGB,
+            YuvEncoding::default(),
+            [&mut data, &mut [], &mut []],
+            [w * 3, 0, 0],
+        )
+        .expect("canvas");
+        overlay::render(
+            &mut canvas,
+            &annotations,
+            Some(&banner),
+            Style::for_height(h as u32),
+        );
+    })
+}
+
+fn json_cost(seconds: f64) -> Duration {
+    let detections: Vec<records::DetectionRecord> = (0..10)
+        .map(|i| records::DetectionRecord {
+            class_id: i,
+            class_name: "scratches".into(),
+            severity: Some("major".into()),
+            decision: Some("fail".into()),
+            confidence: 0.9,
+            bbox: [1.0, 2.0, 3.0, 4.0],
+            area: 4.0,
+        })
+        .collect();
+    let record = records::FrameRecord {
+        schema_version: records::SCHEMA_VERSION,
+        kind: "frame",
+        utc: records::utc_now(),
+        pts_ns: Some(1),
+        frame: 1,
+        source_id: "line-1".into(),
+        part_id: Some("17".into()),
+        model: None,
+        policy_sha256: None,
+        detections,
+        verdict: Some("FAIL".into()),
+        reasons: vec![0],
+        shadow: false,
+        counts: records::SeverityCounts::default(),
+        latency_ms: None,
+        capture_dropped: None,
+    };
+    time_per_call(seconds, || {
+        std::hint::black_box(records::to_line(&record));
+    })
+}
+
+/// Frames per second of `appsrc ! defectdetect ! fakesink` on copies of one frame.
+fn pipeline_fps(model: &str, threads: u32, format: &str, w: usize, h: usize, frames: u64) -> f64 {
+    let info = gst_video::VideoInfo::builder(format.parse().expect("format"), w as u32, h as u32)
+        .fps(gst::Fraction::new(30, 1))
+        .build()
+        .expect("video info");
+    let data: Vec<u8> = (0..info.size())
+        .map(|i| ((i * 2654435761) >> 13) as u8)
+        .collect();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time max-bytes=0 block=true ! defectdetect model={model} threads={threads} ! fakesink sync=false"
+    ))
+    .expect("pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("pipeline");
+    let src = pipeline
+        .by_name("src")
+        .expect("src")
+        .downcast::<gst_app::AppSrc>()
+        .expect("appsrc");
+    src.set_caps(Some(&info.to_caps().expect("caps")));
+    src.set_max_buffers(4);
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let template = gst::Buffer::from_mut_slice(data);
+    let warmup = 5;
+    let mut started = Instant::now();
+    for i in 0..frames + warmup {
+        if i == warmup {
+            started = Instant::now();
+        }
+        let mut buffer = template.copy();
+        buffer
+            .get_mut()
+            .expect("writable")
+            .set_pts(gst::ClockTime::from_mseconds(33 * i));
+        src.push_buffer(buffer).expect("push");
+    }
+    src.end_of_stream().expect("eos");
+    let bus = pipeline.bus().expect("bus");
+    let message = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(600),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let elapsed = started.elapsed();
+    if let Some(gst::MessageView::Error(e)) = message.as_ref().map(|m| m.view()) {
+        panic!("{}", e.error());
+    }
+    pipeline.set_state(gst::State::Null).expect("null");
+    frames as f64 / elapsed.as_secs_f64()
+}
+
+fn python_fps(model: &str, threads: u32, frames: u32) -> Option<f64> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = std::process::Command::new(format!("{root}/.venv/bin/python"))
+        .args([
+            &format!("{root}/scripts/bench_python.py"),
+            "--model",
+            model,
+            "--threads",
+            &threads.to_string(),
+            "--frames",
+            &frames.to_string(),
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("fps "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn main() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let bundled = format!("{root}/models/surface-defects.onnx");
+    let model = std::env::var("BENCH_MODEL").unwrap_or_else(|_| {
+        if std::path::Path::new(&bundled).exists() {
+            bundled
+        } else {
+            format!("{root}/models/test/squares_v8.onnx")
+        }
+    });
+    let threads: u32 = env_or("BENCH_THREADS", 2);
+    let seconds: f64 = env_or("BENCH_SECONDS", 3.0);
+    gst::init().expect("gst init");
+    gstdefect::plugin_register_static().expect("register");
+
+    let options = DetectorOptions {
+        model: model.clone().into(),
+        provider: Provider::Cpu,
+        threads: threads as usize,
+        ..Default::default()
+    };
+    let (mut detector, _) = Detector::load(&options).expect("load the model");
+    let (mh, mw) = (detector.info().height, detector.info().width);
+    println!(
+        "machine: {} cores; model {} input {mh}x{mw}; ONNX Runtime threads {threads}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        detector.info().model_id()
+    );
+
+    let raw = time_per_call(seconds, || detector.run_only().expect("run"));
+    let raw_fps = 1.0 / raw.as_secs_f64();
+    println!(
+        "raw limit (session run on a ready tensor): {:.2} ms, {raw_fps:.1} fps",
+        ms(raw)
+    );
+    let mut detections = Vec::new();
+    let full = time_per_call(seconds, || {
+        detections.clear();
+        detector.detect(0.25, &mut detections).expect("detect");
+    });
+    println!("  session run + decode: {:.2} ms", ms(full));
+    drop(detector);
+
+    println!("stage costs (one thread):");
+    let lb_rgb = letterbox_cost(PixelFormat::RGB, 1920, 1080, (mh, mw), seconds);
+    let lb_nv12 = letterbox_cost(PixelFormat::Nv12, 1920, 1080, (mh, mw), seconds);
+    let lb_gray = letterbox_cost(PixelFormat::Gray8, 4096, 3000, (mh, mw), seconds);
+    println!(
+        "  letterbox + normalisation 1080p RGB   {:.3} ms (target <= 1 ms: {})",
+        ms(lb_rgb),
+        ms(lb_rgb) <= 1.0
+    );
+    println!(
+        "  letterbox + normalisation 1080p NV12  {:.3} ms (target <= 1 ms: {})",
+        ms(lb_nv12),
+        ms(lb_nv12) <= 1.0
+    );
+    println!(
+        "  letterbox + normalisation 12 MP GRAY8 {:.3} ms (target <= 3 ms: {})",
+        ms(lb_gray),
+        ms(lb_gray) <= 3.0
+    );
+    let decode = decode_cost(seconds);
+    println!(
+        "  decode + NMS, N = 8400, 6 classes     {:.3} ms (target <= 0.3 ms: {})",
+        ms(decode),
+        ms(decode) <= 0.3
+    );
+    println!(
+        "  overlay, 10 boxes + banner, 1080p RGB {:.3} ms",
+        ms(overlay_cost(seconds))
+    );
+    println!(
+        "  JSON record, 10 detections            {:.4} ms",
+        ms(json_cost(seconds))
+    );
+
+    let frames = (raw_fps * seconds * 2.0).clamp(30.0, 600.0) as u64;
+    println!("defectdetect in a pipeline ({frames} frames each):");
+    let mut plugin_1080 = 0.0;
+    for (format, w, h) in [
+        ("RGB", 1920, 1080),
+        ("NV12", 1920, 1080),
+        ("GRAY8", 4096, 3000),
+    ] {
+        let fps = pipeline_fps(&model, threads, format, w, h, frames);
+        if format == "RGB" {
+            plugin_1080 = fps;
+        }
+        println!(
+            "  {w}x{h} {format:<5} {fps:7.1} fps   {:.3} of the raw limit",
+            fps / raw_fps
+        );
+    }
+    match python_fps(&model, threads, frames.min(200) as u32) {
+        Some(py) => println!(
+            "python onnxruntime + numpy, 1080p RGB: {py:.1} fps; defectdetect / python = {:.2} (target >= 2)",
+            plugin_1080 / py
+        ),
+        None => {
+            println!("python alternative not measured (.venv with onnxruntime and OpenCV missing)")
+        }
+    }
+    println!(
+        "ratio defectdetect 1080p RGB / raw limit = {:.3} (target >= 0.95)",
+        plugin_1080 / raw_fps
+    );
+    let _ = Detection {
+        class_id: 0,
+        confidence: 0.0,
+        bbox: BBox::default(),
+    };
+}
