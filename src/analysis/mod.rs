@@ -11,5 +11,6 @@ pub mod detection;
 pub mod letterbox;
 pub mod model_meta;
 pub mod nms;
+pub mod tiles;
 
 pub use detection::{BBox, Detection};

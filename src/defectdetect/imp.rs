@@ -13,8 +13,9 @@ use gst_base::subclass::prelude::*;
 
 use super::{ExecutionProvider, Layout};
 use crate::analysis::decode::OutputLayout;
-use crate::analysis::letterbox::{Letterbox, LetterboxGeometry};
-use crate::analysis::{Detection, nms};
+use crate::analysis::letterbox::{Letterbox, LetterboxGeometry, PixelFormat};
+use crate::analysis::tiles;
+use crate::analysis::{BBox, Detection, nms};
 use crate::meta;
 use crate::policy::{FrameVerdict, Judged, PartTracker, PartVerdict, Policy, parse_policy};
 use crate::runtime::{Detector, DetectorOptions, Provider, RuntimeError};
@@ -46,6 +47,9 @@ struct Settings {
     policy: Option<PathBuf>,
     shadow_mode: bool,
     frames_per_part: u32,
+    interval: u32,
+    tile_size: u32,
+    tile_overlap: u32,
 }
 
 impl Default for Settings {
@@ -63,6 +67,9 @@ impl Default for Settings {
             policy: None,
             shadow_mode: false,
             frames_per_part: 0,
+            interval: 1,
+            tile_size: 0,
+            tile_overlap: 64,
         }
     }
 }
@@ -93,7 +100,13 @@ impl Settings {
 /// What lives between caps and stop: the negotiated frames and how to preprocess them.
 struct State {
     info: gst_video::VideoInfo,
+    format: PixelFormat,
+    /// For the whole frame, or for one tile when tiling.
     letterbox: Letterbox,
+    /// Top-left corners of the tiles; one (0, 0) without tiling.
+    tiles: Vec<(u32, u32)>,
+    /// The last inferred frame and its detections, carried forward by `interval`.
+    last: Option<(u64, Vec<Detection>)>,
     /// Whether the detector's input tensor already holds this geometry's grey border.
     border_filled: bool,
     frame_number: u64,
@@ -242,6 +255,34 @@ impl ObjectImpl for DefectDetect {
                     .default_value(0)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("interval")
+                    .nick("Inference interval")
+                    .blurb(
+                        "Run the model on every Nth frame; the frames between carry the last result forward \
+                         (marked carried, with the frame it came from)",
+                    )
+                    .minimum(1)
+                    .maximum(10_000)
+                    .default_value(1)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("tile-size")
+                    .nick("Tile size")
+                    .blurb(
+                        "Cut frames into overlapping tiles of this many pixels, each letterboxed to the model, so that \
+                         small defects on high-resolution frames keep their size; 0 = whole frames",
+                    )
+                    .maximum(16_384)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("tile-overlap")
+                    .nick("Tile overlap")
+                    .blurb("Pixels neighbouring tiles overlap by; detections in the overlap are merged by NMS")
+                    .maximum(8_192)
+                    .default_value(64)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("model-info")
                     .nick("Model information")
                     .blurb("What the loaded model expects and produces: input size, layout, classes, provider (read-only)")
@@ -281,6 +322,9 @@ impl ObjectImpl for DefectDetect {
             "frames-per-part" => {
                 settings.frames_per_part = value.get().expect("type checked upstream")
             }
+            "interval" => settings.interval = value.get().expect("type checked upstream"),
+            "tile-size" => settings.tile_size = value.get().expect("type checked upstream"),
+            "tile-overlap" => settings.tile_overlap = value.get().expect("type checked upstream"),
             name => gst::warning!(CAT, imp = self, "unknown property {name}"),
         }
         gst::debug!(CAT, imp = self, "set {} to {:?}", pspec.name(), value);
@@ -301,6 +345,9 @@ impl ObjectImpl for DefectDetect {
             "policy" => path_value(&settings.policy),
             "shadow-mode" => settings.shadow_mode.to_value(),
             "frames-per-part" => settings.frames_per_part.to_value(),
+            "interval" => settings.interval.to_value(),
+            "tile-size" => settings.tile_size.to_value(),
+            "tile-overlap" => settings.tile_overlap.to_value(),
             "model-info" => self.model_info().to_value(),
             _ => unimplemented!(),
         }
@@ -378,38 +425,44 @@ impl BaseTransformImpl for DefectDetect {
             .map_err(|_| gst::loggable_error!(CAT, "cannot parse video caps {incaps}"))?;
         let format = pixel_format(info.format())
             .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format {:?}", info.format()))?;
-        let (width, height, channels) = {
+        let settings = lock(&self.settings).clone();
+        let (letterbox, tiles) = {
             let loaded = lock(&self.loaded);
             let model = loaded
                 .as_ref()
                 .ok_or_else(|| gst::loggable_error!(CAT, "no model loaded"))?
                 .detector
                 .info();
-            (model.width, model.height, model.channels)
+            plan_letterbox(&info, format, model, &settings)
         };
-        let geometry = LetterboxGeometry::new(info.width(), info.height(), width, height);
         gst::info!(
             CAT,
             imp = self,
-            "{}x{} {:?} frames letterboxed to {:?}",
+            "{}x{} {:?} frames in {} tile(s) letterboxed as {:?}",
             info.width(),
             info.height(),
             info.format(),
-            geometry
+            tiles.len(),
+            letterbox.geometry()
         );
-        let letterbox = Letterbox::new(geometry, format, yuv_matrix(&info), channels);
         let mut state = lock(&self.state);
         match state.as_mut() {
             // A caps change keeps the frame count and the part in progress.
             Some(state) => {
                 state.info = info;
+                state.format = format;
                 state.letterbox = letterbox;
+                state.tiles = tiles;
+                state.last = None;
                 state.border_filled = false;
             }
             None => {
                 *state = Some(State {
                     info,
+                    format,
                     letterbox,
+                    tiles,
+                    last: None,
                     border_filled: false,
                     frame_number: 0,
                     candidates: Vec::with_capacity(1024),
@@ -461,12 +514,24 @@ impl BaseTransformImpl for DefectDetect {
             );
             gst::FlowError::NotNegotiated
         })?;
-        self.adopt_pending(loaded, state);
+        self.adopt_pending(loaded, state, &settings);
         let started = std::time::Instant::now();
-        let (detections, inference) =
-            self.detect(state, &settings, &mut loaded.detector, buffer)?;
-
         let frame_number = state.frame_number;
+        let carry = settings.interval > 1 && frame_number % settings.interval as u64 != 0;
+        let (detections, inference, carried_from) = match (&state.last, carry) {
+            (Some((from, detections)), true) => {
+                (detections.clone(), std::time::Duration::ZERO, Some(*from))
+            }
+            _ => {
+                let (detections, inference) =
+                    self.detect(state, &settings, &mut loaded.detector, buffer)?;
+                if settings.interval > 1 {
+                    state.last = Some((frame_number, detections.clone()));
+                }
+                (detections, inference, None)
+            }
+        };
+
         state.frame_number += 1;
         let info = loaded.detector.info();
         let verdict = loaded
@@ -491,6 +556,7 @@ impl BaseTransformImpl for DefectDetect {
             inference_ms: inference.as_secs_f64() * 1e3,
             total_ms: started.elapsed().as_secs_f64() * 1e3,
             frame_number,
+            carried_from,
             part_id: part_id.as_deref(),
             shadow: settings.shadow_mode,
             model_id: &loaded.model_id,
@@ -613,22 +679,15 @@ impl DefectDetect {
 
     /// Takes a model loaded in the background, at a frame boundary, and re-plans the
     /// letterbox for its input size.
-    fn adopt_pending(&self, loaded: &mut Loaded, state: &mut State) {
+    fn adopt_pending(&self, loaded: &mut Loaded, state: &mut State, settings: &Settings) {
         let Some(new) = lock(&self.pending).take() else {
             return;
         };
         *loaded = new;
-        let model = loaded.detector.info();
-        let geometry = LetterboxGeometry::new(
-            state.info.width(),
-            state.info.height(),
-            model.width,
-            model.height,
-        );
-        let format = pixel_format(state.info.format())
-            .unwrap_or(crate::analysis::letterbox::PixelFormat::RGB);
-        state.letterbox = Letterbox::new(geometry, format, yuv_matrix(&state.info), model.channels);
+        (state.letterbox, state.tiles) =
+            plan_letterbox(&state.info, state.format, loaded.detector.info(), settings);
         state.border_filled = false;
+        state.last = None;
         gst::info!(
             CAT,
             imp = self,
@@ -723,53 +782,98 @@ impl DefectDetect {
             state.letterbox.fill_padding(detector.input_mut());
             state.border_filled = true;
         }
-        state
-            .letterbox
-            .run(&view, detector.input_mut())
-            .map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ("{e}"));
-                gst::FlowError::Error
-            })?;
-        drop(frame);
-
-        state.candidates.clear();
-        let inference_started = std::time::Instant::now();
-        let stats = detector
-            .detect(settings.conf_threshold as f32, &mut state.candidates)
-            .map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
-                gst::FlowError::Error
-            })?;
-        let inference = inference_started.elapsed();
-        if stats.non_finite > 0 && !state.non_finite_warned {
-            state.non_finite_warned = true;
-            gst::element_imp_warning!(
-                self,
-                gst::StreamError::Decode,
-                (
-                    "the model output {} candidates with NaN or infinite values; they were dropped",
-                    stats.non_finite
+        let geometry = *state.letterbox.geometry();
+        let mut merged = Vec::new();
+        let mut inference = std::time::Duration::ZERO;
+        for &(x, y) in &state.tiles {
+            let region = if state.tiles.len() == 1 {
+                view
+            } else {
+                tiles::crop(
+                    &view,
+                    state.format,
+                    x,
+                    y,
+                    geometry.src_width,
+                    geometry.src_height,
                 )
-            );
+            };
+            state
+                .letterbox
+                .run(&region, detector.input_mut())
+                .map_err(|e| {
+                    gst::element_imp_error!(self, gst::StreamError::Format, ("{e}"));
+                    gst::FlowError::Error
+                })?;
+            state.candidates.clear();
+            let started = std::time::Instant::now();
+            let stats = detector
+                .detect(settings.conf_threshold as f32, &mut state.candidates)
+                .map_err(|e| {
+                    gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
+                    gst::FlowError::Error
+                })?;
+            inference += started.elapsed();
+            if stats.non_finite > 0 && !state.non_finite_warned {
+                state.non_finite_warned = true;
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Decode,
+                    (
+                        "the model output {} candidates with NaN or infinite values; they were dropped",
+                        stats.non_finite
+                    )
+                );
+            }
+            let (dx, dy) = (x as f32, y as f32);
+            merged.extend(state.candidates.iter().map(|d| {
+                let b = geometry.to_source(&d.bbox);
+                Detection {
+                    bbox: BBox {
+                        x1: b.x1 + dx,
+                        y1: b.y1 + dy,
+                        x2: b.x2 + dx,
+                        y2: b.y2 + dy,
+                    },
+                    ..*d
+                }
+            }));
         }
+        drop(frame);
         let max = settings.max_detections as usize;
-        if detector.info().layout.needs_nms() {
-            nms::nms_classwise(&mut state.candidates, settings.iou_threshold as f32, max);
+        // Tiles overlap: their detections are merged by NMS even for end-to-end models.
+        if detector.info().layout.needs_nms() || state.tiles.len() > 1 {
+            nms::nms_classwise(&mut merged, settings.iou_threshold as f32, max);
         } else {
-            nms::sort_by_confidence(&mut state.candidates);
-            state.candidates.truncate(max);
+            nms::sort_by_confidence(&mut merged);
+            merged.truncate(max);
         }
-        let geometry = state.letterbox.geometry();
-        let detections = state
-            .candidates
-            .iter()
-            .map(|d| Detection {
-                bbox: geometry.to_source(&d.bbox),
-                ..*d
-            })
-            .collect();
-        Ok((detections, inference))
+        Ok((merged, inference))
     }
+}
+
+/// The letterbox for whole frames, or for tiles of `tile-size` and their corners.
+fn plan_letterbox(
+    info: &gst_video::VideoInfo,
+    format: PixelFormat,
+    model: &crate::runtime::ModelInfo,
+    settings: &Settings,
+) -> (Letterbox, Vec<(u32, u32)>) {
+    let (width, height, corners) = if settings.tile_size > 0 {
+        tiles::plan(
+            info.width(),
+            info.height(),
+            settings.tile_size,
+            settings.tile_overlap,
+        )
+    } else {
+        (info.width(), info.height(), vec![(0, 0)])
+    };
+    let geometry = LetterboxGeometry::new(width, height, model.width, model.height);
+    (
+        Letterbox::new(geometry, format, yuv_matrix(info), model.channels),
+        corners,
+    )
 }
 
 enum LoadError {
@@ -823,6 +927,8 @@ struct Report<'a> {
     /// Preprocessing, inference, NMS and the policy.
     total_ms: f64,
     frame_number: u64,
+    /// The inferred frame whose detections this frame carries (`interval`).
+    carried_from: Option<u64>,
     part_id: Option<&'a str>,
     shadow: bool,
     model_id: &'a str,
@@ -873,6 +979,8 @@ impl Report<'_> {
             .field("shadow", self.shadow)
             .field_if_some("part-id", self.part_id)
             .field("frame", self.frame_number)
+            .field("carried", self.carried_from.is_some())
+            .field_if_some("source-frame", self.carried_from)
             .field("critical", critical)
             .field("major", major)
             .field("minor", minor)

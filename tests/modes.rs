@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `interval` and tiling give the detections of the plain mode where they should, and tiling
+//! finds a small defect on a 12 MP frame that whole-frame letterboxing misses.
+
+mod common;
+
+use common::*;
+use gst_video::VideoFormat;
+
+fn harness(properties: &str, format: VideoFormat, w: usize, h: usize) -> gst_check::Harness {
+    init();
+    let mut h_ = gst_check::Harness::new_parse(&format!(
+        "defectdetect model={} {properties}",
+        test_model("squares_v8")
+    ));
+    h_.set_src_caps(caps(format, w, h));
+    h_
+}
+
+fn push(
+    h: &mut gst_check::Harness,
+    image: &RgbImage,
+    format: VideoFormat,
+) -> (Vec<Roi>, gst::Structure) {
+    h.push(frame_buffer(image, format, 0)).unwrap();
+    let out = h.pull().unwrap();
+    let verdict = gst::meta::CustomMeta::from_buffer(&out, "DefectVerdictMeta")
+        .unwrap()
+        .structure()
+        .to_owned();
+    (rois(&out), verdict)
+}
+
+fn boxes(rois: &[Roi]) -> Vec<(i32, (u32, u32, u32, u32))> {
+    let mut b: Vec<_> = rois.iter().map(|r| (r.label_id, r.rect)).collect();
+    b.sort();
+    b
+}
+
+#[test]
+fn interval_carries_the_last_result_forward() {
+    let (squares, _) = two_squares_640x480();
+    let empty = RgbImage::new(640, 480, [0, 0, 0]);
+    let mut plain = harness("", VideoFormat::Rgb, 640, 480);
+    let (reference, _) = push(&mut plain, &squares, VideoFormat::Rgb);
+    let mut h = harness("interval=3", VideoFormat::Rgb, 640, 480);
+    let frames = [&squares, &empty, &empty, &empty, &squares, &squares];
+    let mut seen = Vec::new();
+    for frame in frames {
+        let (found, verdict) = push(&mut h, frame, VideoFormat::Rgb);
+        seen.push((
+            boxes(&found),
+            verdict.get::<bool>("carried").unwrap(),
+            verdict.get::<u64>("source-frame").ok(),
+        ));
+    }
+    assert_eq!(
+        seen[0],
+        (boxes(&reference), false, None),
+        "frame 0 is inferred: as the plain mode"
+    );
+    assert_eq!(
+        seen[1],
+        (boxes(&reference), true, Some(0)),
+        "frame 1 carries frame 0"
+    );
+    assert_eq!(seen[2], (boxes(&reference), true, Some(0)));
+    assert_eq!(seen[3], (vec![], false, None), "frame 3 is inferred: empty");
+    assert_eq!(seen[4], (vec![], true, Some(3)));
+    assert_eq!(seen[5], (vec![], true, Some(3)));
+}
+
+#[test]
+fn interval_one_is_the_plain_mode() {
+    let (squares, _) = two_squares_640x480();
+    let mut plain = harness("", VideoFormat::Nv12, 640, 480);
+    let mut one = harness("interval=1", VideoFormat::Nv12, 640, 480);
+    let (a, _) = push(&mut plain, &squares, VideoFormat::Nv12);
+    let (b, verdict) = push(&mut one, &squares, VideoFormat::Nv12);
+    assert_eq!(boxes(&a), boxes(&b));
+    assert!(!verdict.get::<bool>("carried").unwrap());
+}
+
+#[test]
+fn tiles_as_large_as_the_frame_are_the_plain_mode() {
+    let (squares, _) = two_squares_640x480();
+    let mut plain = harness("", VideoFormat::I420, 640, 480);
+    let mut tiled = harness("tile-size=1024", VideoFormat::I420, 640, 480);
+    let (a, _) = push(&mut plain, &squares, VideoFormat::I420);
+    let (b, _) = push(&mut tiled, &squares, VideoFormat::I420);
+    assert_eq!(boxes(&a), boxes(&b));
+    assert_eq!(a.len(), 2);
+}
+
+#[test]
+fn tiling_finds_a_small_defect_on_a_12_mp_frame() {
+    // 4096x3000 mono frame; a 32-px square at (1000, 1200). Whole-frame letterboxing shrinks
+    // it to 2 px; 256-px tiles keep it at 32 px. The square sits exactly on a model window
+    // of the tile whose corner is (960, 1152) (tiles step by 256 - 64 = 192 px).
+    let (x, y) = (1000usize, 1200usize);
+    let mut image = RgbImage::new(4096, 3000, [10, 10, 10]);
+    image.fill_rect(x, y, x + 32, y + 32, [255, 255, 255]);
+    let mut plain = harness("", VideoFormat::Gray8, 4096, 3000);
+    let (missed, _) = push(&mut plain, &image, VideoFormat::Gray8);
+    assert!(
+        missed.is_empty(),
+        "whole-frame letterboxing should miss it: {missed:#?}"
+    );
+    let mut tiled = harness(
+        "tile-size=256 tile-overlap=64",
+        VideoFormat::Gray8,
+        4096,
+        3000,
+    );
+    let (found, _) = push(&mut tiled, &image, VideoFormat::Gray8);
+    let expected = [Expected {
+        class: "white_square",
+        label_id: 0,
+        rect: [x as f64, y as f64, (x + 32) as f64, (y + 32) as f64],
+    }];
+    assert_rois(&found, &expected, 4096, 3000, 2.0, "tiled 12 MP");
+}
+
+#[test]
+fn a_defect_in_the_overlap_of_tiles_is_reported_once() {
+    // Tiles of 256 stepping by 192: x in [192, 256) is in two tiles. A square at (200, 8) lies
+    // on a window of both tiles 0 (x 0..256) and 1 (x 192..448): once after NMS.
+    let mut image = RgbImage::new(640, 256, [0, 0, 0]);
+    image.fill_rect(200, 8, 232, 40, [255, 255, 255]);
+    let mut tiled = harness("tile-size=256 tile-overlap=64", VideoFormat::Rgb, 640, 256);
+    let (found, _) = push(&mut tiled, &image, VideoFormat::Rgb);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].rect, (200, 8, 32, 32));
+}
