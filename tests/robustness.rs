@@ -250,3 +250,29 @@ fn caps_renegotiation_in_a_pipeline() {
     p.set_state(gst::State::Null).unwrap();
     assert_eq!(verdicts, 40);
 }
+
+#[test]
+fn the_latency_query_includes_the_processing_time() {
+    let p = pipeline(&format!(
+        "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! defectdetect name=d model={} ! \
+         fakesink name=sink",
+        test_model("squares_v8")
+    ));
+    p.set_state(gst::State::Playing).unwrap();
+    p.state(gst::ClockTime::from_seconds(10)).0.unwrap();
+    let mut query = gst::query::Latency::new();
+    let sink_pad = p.by_name("sink").unwrap().static_pad("sink").unwrap();
+    assert!(sink_pad.peer_query(&mut query));
+    let (live, min, _) = query.result();
+    // videotestsrc's own latency is one frame at most (33 ms); defectdetect adds more than 0.
+    let mut upstream = gst::query::Latency::new();
+    let detect_sink = p.by_name("d").unwrap().static_pad("sink").unwrap();
+    assert!(detect_sink.peer_query(&mut upstream));
+    p.set_state(gst::State::Null).unwrap();
+    assert!(live);
+    assert!(
+        min > upstream.result().1,
+        "defectdetect adds its processing time: {min} vs {}",
+        upstream.result().1
+    );
+}

@@ -134,6 +134,9 @@ pub struct DefectDetect {
     /// A model loaded in the background while playing, adopted at the next frame.
     pending: Mutex<Option<Loaded>>,
     reload_generation: std::sync::atomic::AtomicU64,
+    /// The processing latency answered to latency queries, in nanoseconds: the warm run at
+    /// load, raised when frames take longer (then a latency message asks to recompute).
+    latency_ns: std::sync::atomic::AtomicU64,
     /// Parts and the upstream part id outlive caps changes, so they sit beside `State`.
     state: Mutex<Option<State>>,
 }
@@ -475,6 +478,24 @@ impl BaseTransformImpl for DefectDetect {
         Ok(())
     }
 
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        if direction == gst::PadDirection::Src
+            && let gst::QueryViewMut::Latency(latency) = query.view_mut()
+        {
+            let upstream = self.obj().sink_pad().peer_query(latency.query_mut());
+            if upstream {
+                let (live, min, max) = latency.result();
+                let ours = gst::ClockTime::from_nseconds(
+                    self.latency_ns.load(std::sync::atomic::Ordering::Relaxed),
+                );
+                gst::debug!(CAT, imp = self, "adding {ours} of processing latency");
+                latency.set(live, min + ours, max.map(|m| m + ours));
+            }
+            return upstream;
+        }
+        BaseTransformImplExt::parent_query(self, direction, query)
+    }
+
     fn sink_event(&self, event: gst::Event) -> bool {
         match event.view() {
             gst::EventView::CustomDownstream(custom) => {
@@ -552,9 +573,10 @@ impl BaseTransformImpl for DefectDetect {
         let (width, height) = (state.info.width() as f32, state.info.height() as f32);
         drop(state_guard);
 
+        let total = started.elapsed();
         let report = Report {
             inference_ms: inference.as_secs_f64() * 1e3,
-            total_ms: started.elapsed().as_secs_f64() * 1e3,
+            total_ms: total.as_secs_f64() * 1e3,
             frame_number,
             carried_from,
             part_id: part_id.as_deref(),
@@ -576,6 +598,7 @@ impl BaseTransformImpl for DefectDetect {
             finished_part.map(|part| part_message(&part, settings.shadow_mode, &loaded.model_id));
         // Posting runs the application's sync handlers, which may read properties: no lock held.
         drop(loaded_guard);
+        self.track_latency(total);
         for message in messages {
             self.post(message);
         }
@@ -596,6 +619,9 @@ impl DefectDetect {
                     gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{warning}"));
                 }
                 gst::info!(CAT, imp = self, "loaded {:?}", loaded.detector.info());
+                let warm = loaded.detector.info().warm_run.as_nanos() as u64;
+                self.latency_ns
+                    .store(warm + warm / 4, std::sync::atomic::Ordering::Relaxed);
                 *lock(&self.loaded) = Some(loaded);
                 Ok(())
             }
@@ -713,6 +739,20 @@ impl DefectDetect {
             info.names,
             info.provider
         ))
+    }
+
+    /// Raises the reported latency when a frame took longer than it says (with a margin), and
+    /// asks the pipeline to recompute its latency.
+    fn track_latency(&self, took: std::time::Duration) {
+        let took = took.as_nanos() as u64;
+        let reported = self.latency_ns.load(std::sync::atomic::Ordering::Relaxed);
+        if took > reported {
+            self.latency_ns
+                .store(took + took / 4, std::sync::atomic::Ordering::Relaxed);
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
     }
 
     fn running_time(&self, buffer: &gst::BufferRef) -> Option<gst::ClockTime> {

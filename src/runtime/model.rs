@@ -49,6 +49,8 @@ pub struct ModelInfo {
     pub provider: &'static str,
     /// SHA-256 of the model file, hex: ties every result to the exact model.
     pub sha256: String,
+    /// Time of a warm run at load (the second dry run), an estimate of the inference latency.
+    pub warm_run: std::time::Duration,
 }
 
 impl ModelInfo {
@@ -137,6 +139,7 @@ impl Detector {
                 width,
                 height,
                 output_shape: Vec::new(),
+                warm_run: std::time::Duration::ZERO,
                 layout: OutputLayout::YoloV8,
                 names,
                 metadata,
@@ -154,6 +157,10 @@ impl Detector {
         detector.info.layout =
             choose_layout(options.layout, &output_shape, &detector.info).map_err(model_error)?;
         detector.info.output_shape = output_shape;
+        // The first run pays for lazy initialisation; the second is what frames will cost.
+        let started = std::time::Instant::now();
+        detector.run_session(|_, _| Ok(())).map_err(model_error)?;
+        detector.info.warm_run = started.elapsed();
         Ok((detector, warnings))
     }
 
