@@ -10,6 +10,7 @@ export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$PWD/../.ort/libonnxruntime.so}
 for target in decode policy model_meta; do
   mkdir -p "corpus/$target"
   echo "== fuzzing $target for ${SECONDS_EACH}s"
-  cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 2>&1 | tail -n 3
+  cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 > "target/$target.log" 2>&1 || { tail -n 60 "target/$target.log"; exit 1; }
+  grep -E "^Done" "target/$target.log"
 done
 echo "fuzz: every target ran ${SECONDS_EACH}s without a crash"
