@@ -15,10 +15,12 @@ pub mod runtime;
 pub mod defectcapture;
 pub mod defectdetect;
 pub mod defectmetaconvert;
+pub mod defectmqttsink;
 pub mod defectoverlay;
 pub mod draw;
 pub mod meta;
 pub mod metrics;
+pub mod mqtt;
 pub mod video;
 
 gst::plugin_define!(
@@ -38,6 +40,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
     defectdetect::register(plugin)?;
     defectoverlay::register(plugin)?;
     defectmetaconvert::register(plugin)?;
+    defectmqttsink::register(plugin)?;
     defectcapture::register(plugin)?;
     Ok(())
 }

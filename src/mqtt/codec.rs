@@ -293,27 +293,17 @@ impl Packet {
                 body.push(*code as u8);
             }
             Packet::Publish(p) => {
-                validate_topic_name(&p.topic)?;
-                match (p.qos, p.packet_id) {
-                    (QoS::AtMostOnce, None) => {
-                        if p.dup {
-                            return Err(CodecError::Malformed("DUP set on a QoS 0 PUBLISH"));
-                        }
-                    }
-                    (QoS::AtMostOnce, Some(_)) => {
-                        return Err(CodecError::Malformed("packet id on a QoS 0 PUBLISH"));
-                    }
-                    (_, None | Some(0)) => {
-                        return Err(CodecError::Malformed("QoS > 0 PUBLISH without packet id"));
-                    }
-                    (_, Some(_)) => {}
-                }
-                flags = (u8::from(p.dup) << 3) | ((p.qos as u8) << 1) | u8::from(p.retain);
-                put_str(&mut body, &p.topic)?;
-                if let Some(id) = p.packet_id {
-                    put_u16(&mut body, id);
-                }
-                body.extend_from_slice(&p.payload);
+                return encode_publish(
+                    PublishHeader {
+                        dup: p.dup,
+                        qos: p.qos,
+                        retain: p.retain,
+                        packet_id: p.packet_id,
+                    },
+                    &p.topic,
+                    &p.payload,
+                    out,
+                );
             }
             Packet::PubAck { packet_id } => {
                 if *packet_id == 0 {
@@ -361,6 +351,54 @@ impl Packet {
         self.encode(&mut out)?;
         Ok(out)
     }
+}
+
+/// The flags and packet id of a PUBLISH, for [`encode_publish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishHeader {
+    pub dup: bool,
+    pub qos: QoS,
+    pub retain: bool,
+    pub packet_id: Option<u16>,
+}
+
+/// Appends a PUBLISH made of borrowed parts (no copy of the payload beyond `out`); on
+/// error `out` is left as it was.
+pub fn encode_publish(
+    header: PublishHeader,
+    topic: &str,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    validate_topic_name(topic)?;
+    match (header.qos, header.packet_id) {
+        (QoS::AtMostOnce, None) => {
+            if header.dup {
+                return Err(CodecError::Malformed("DUP set on a QoS 0 PUBLISH"));
+            }
+        }
+        (QoS::AtMostOnce, Some(_)) => {
+            return Err(CodecError::Malformed("packet id on a QoS 0 PUBLISH"));
+        }
+        (_, None | Some(0)) => {
+            return Err(CodecError::Malformed("QoS > 0 PUBLISH without packet id"));
+        }
+        (_, Some(_)) => {}
+    }
+    let id_len = if header.packet_id.is_some() { 2 } else { 0 };
+    let len = 2 + topic.len() + id_len + payload.len();
+    let flags = (u8::from(header.dup) << 3) | ((header.qos as u8) << 1) | u8::from(header.retain);
+    let mut fixed = Vec::with_capacity(5);
+    fixed.push(0x30 | flags);
+    encode_remaining_length(len, &mut fixed)?;
+    out.reserve(fixed.len() + len);
+    out.extend_from_slice(&fixed);
+    put_str(out, topic)?;
+    if let Some(id) = header.packet_id {
+        put_u16(out, id);
+    }
+    out.extend_from_slice(payload);
+    Ok(())
 }
 
 /// A cursor over a packet's variable header and payload.
@@ -510,7 +548,8 @@ fn decode_body(kind: u8, flags: u8, body: &[u8]) -> Result<Packet, CodecError> {
             }
         }
         3 => {
-            let qos = QoS::from_u8((flags >> 1) & 0x03).ok_or(CodecError::BadFlags { kind, flags })?;
+            let qos =
+                QoS::from_u8((flags >> 1) & 0x03).ok_or(CodecError::BadFlags { kind, flags })?;
             let dup = flags & 0x08 != 0;
             if dup && qos == QoS::AtMostOnce {
                 return Err(CodecError::BadFlags { kind, flags });
@@ -544,8 +583,8 @@ fn decode_body(kind: u8, flags: u8, body: &[u8]) -> Result<Packet, CodecError> {
             while !r.buf.is_empty() {
                 let filter = r.string()?;
                 validate_topic_filter(&filter)?;
-                let qos = QoS::from_u8(r.u8()?)
-                    .ok_or(CodecError::Malformed("invalid requested QoS"))?;
+                let qos =
+                    QoS::from_u8(r.u8()?).ok_or(CodecError::Malformed("invalid requested QoS"))?;
                 filters.push((filter, qos));
             }
             if filters.is_empty() {
@@ -741,7 +780,11 @@ mod tests {
             let (decoded, used) = decode(rest, MAX).unwrap().unwrap();
             assert_eq!(&decoded, packet);
             for cut in 0..used {
-                assert_eq!(decode(&rest[..cut], MAX), Ok(None), "{packet:?} cut at {cut}");
+                assert_eq!(
+                    decode(&rest[..cut], MAX),
+                    Ok(None),
+                    "{packet:?} cut at {cut}"
+                );
             }
             rest = &rest[used..];
         }
@@ -780,15 +823,21 @@ mod tests {
                 "MQTT 3.1",
             ),
             (
-                vec![0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x01, 0, 0, 0, 0],
+                vec![
+                    0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x01, 0, 0, 0, 0,
+                ],
                 "reserved CONNECT flag",
             ),
             (
-                vec![0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x04, 0, 0, 0, 0],
+                vec![
+                    0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x04, 0, 0, 0, 0,
+                ],
                 "will",
             ),
             (
-                vec![0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x40, 0, 0, 0, 0],
+                vec![
+                    0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x40, 0, 0, 0, 0,
+                ],
                 "password without user",
             ),
             (vec![0x30, 0xff, 0xff, 0xff, 0xff, 0x7f], "five-byte length"),

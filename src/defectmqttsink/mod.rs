@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+/**
+ * SECTION:element-defectmqttsink
+ * @see_also: defectmetaconvert
+ *
+ * `defectmqttsink` publishes the verdict records that `defectmetaconvert` writes
+ * (`application/x-ndjson`: each buffer holds one or more `\n`-terminated JSON records) to an
+ * MQTT 3.1.1 broker, one MQTT message a record, over plain TCP.
+ *
+ * The topic is a template: `{source_id}` is replaced by the record's `source_id` field and
+ * `{type}` by its `type` field (`frame` or `part`); `/`, `+` and `#` in those values become
+ * `_`, and a missing field gives `unknown`. The default is `defect/{source_id}/verdicts`.
+ *
+ * The element never blocks the streaming thread on the network: records go into a queue of
+ * at most `max-queue` records that a background thread publishes. When the queue is full
+ * the oldest record is dropped and counted (`dropped`). A broker that is down at start, or
+ * goes away, is not an error: the element posts a warning naming `host:port` once per
+ * outage, keeps queueing and reconnects with exponential backoff (100 ms doubling up to
+ * `max-backoff-ms`).
+ *
+ * With `qos=1` a record leaves the queue only when the broker acknowledges it (PUBACK);
+ * after a reconnection the unacknowledged records are sent again, in order and with the DUP
+ * flag, before any newer one, so that subscribers receive every record, in order (a record
+ * appears twice only when its acknowledgement was lost with the connection). With `qos=0`
+ * a record leaves the queue once written to the socket.
+ *
+ * When the element stops (PAUSED to READY) it flushes the queue for at most
+ * `flush-timeout-ms`, then disconnects; records still queued are counted as dropped.
+ *
+ * The session is clean and the client id is `gst-defect-<pid>` unless `client-id` says
+ * otherwise: give each `defectmqttsink` talking to the same broker its own client id, as a
+ * broker disconnects the older of two clients with the same id. `sync` is off by default,
+ * as for `filesink`.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 -e filesrc location=tests/data/conveyor_color.mp4 ! decodebin ! videoconvert ! \
+ *     defectdetect model=models/surface-defects.onnx ! defectmetaconvert source-id=line-1 ! \
+ *     defectmqttsink host=127.0.0.1 port=1883 qos=1 topic='defect/{source_id}/{type}'
+ * ]|
+ * and, to watch the records: `mosquitto_sub -h 127.0.0.1 -t 'defect/#' -q 1`.
+ *
+ * ## Properties
+ *
+ * | property | default | meaning |
+ * |---|---|---|
+ * | `host` | 127.0.0.1 | broker host name or address |
+ * | `port` | 1883 | broker TCP port (1 to 65535) |
+ * | `client-id` | `gst-defect-<pid>` | MQTT client identifier |
+ * | `topic` | `defect/{source_id}/verdicts` | topic template (`{source_id}`, `{type}`) |
+ * | `qos` | 1 | 0 (at most once) or 1 (at least once) |
+ * | `keepalive` | 30 | keep-alive interval in seconds (0 = off) |
+ * | `max-queue` | 1000 | records queued at most; the oldest is dropped beyond |
+ * | `max-backoff-ms` | 5000 | longest wait between reconnection attempts |
+ * | `flush-timeout-ms` | 2000 | longest wait for the queue to drain at stop |
+ * | `dropped` | (read-only) | records dropped (queue full, or left at stop) |
+ * | `published` | (read-only) | records delivered: acknowledged (QoS 1) or written (QoS 0) |
+ *
+ * Since: plugins-defect-0.1.0
+ */
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct DefectMqttSink(ObjectSubclass<imp::DefectMqttSink>)
+        @extends gst_base::BaseSink, gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "defectmqttsink",
+        gst::Rank::NONE,
+        DefectMqttSink::static_type(),
+    )
+}

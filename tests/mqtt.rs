@@ -1,0 +1,591 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `defectmqttsink` against a real broker (`/usr/sbin/mosquitto`, Debian package `mosquitto`):
+//! every record of a 300-frame pipeline reaches a subscriber in order with QoS 1, also across
+//! a broker restart mid-run and with the broker down at start. Each test runs its own broker
+//! on a free port of 127.0.0.1 (killed by a guard, even when the test fails); the subscriber
+//! is the crate's own MQTT client.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::*;
+use gst::prelude::*;
+use gstdefect::mqtt::{Client, Connect, Packet, QoS};
+
+const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+const TOPIC: &str = "defect/line-1/verdicts";
+const FRAMES: u64 = 300;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A mosquitto child process; killed, and its directory removed, on drop.
+struct Broker {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Broker {
+    fn start(port: u16) -> Broker {
+        let dir = std::env::temp_dir().join(format!("defect-mqtt-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("mosquitto.conf"),
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_queued_messages 10000\nlog_dest stderr\n"
+            ),
+        )
+        .unwrap();
+        let mut broker = Broker {
+            port,
+            dir,
+            child: None,
+        };
+        broker.launch();
+        broker
+    }
+
+    fn launch(&mut self) {
+        assert!(self.child.is_none());
+        let log = std::fs::File::create(self.dir.join("mosquitto.log")).unwrap();
+        let child = Command::new(MOSQUITTO)
+            .arg("-c")
+            .arg(self.dir.join("mosquitto.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {MOSQUITTO} (Debian package mosquitto): {e}"));
+        self.child = Some(child);
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || started.elapsed() > Duration::from_secs(5) {
+                panic!(
+                    "mosquitto did not start on port {}: {}",
+                    self.port,
+                    std::fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Freezes the broker (SIGSTOP): it neither reads nor acknowledges any more, while the
+    /// kernel still accepts what the publisher writes.
+    fn freeze(&mut self) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args(["-STOP", &child.id().to_string()])
+                .status();
+            assert!(
+                status.as_ref().is_ok_and(|s| s.success()),
+                "kill -STOP: {status:?}"
+            );
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A frame record as received: the subscriber connection it came on, its frame number.
+#[derive(Debug, Clone, Copy)]
+struct Received {
+    connection: u32,
+    frame: u64,
+}
+
+/// A message as received: the subscriber connection it came on, topic, payload.
+#[derive(Debug, Clone)]
+struct Message {
+    connection: u32,
+    topic: String,
+    payload: Vec<u8>,
+}
+
+impl Message {
+    fn record(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).expect("a JSON record")
+    }
+}
+
+/// A QoS 1 subscriber to a topic filter that reconnects (every 20 ms) whenever its
+/// connection breaks, and acknowledges what it receives.
+struct Subscriber {
+    messages: Arc<Mutex<Vec<Message>>>,
+    /// Subscriptions made so far (one a connection).
+    subscribed: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Subscriber {
+    fn start(port: u16, filter: &str) -> Subscriber {
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let subscribed = Arc::new(AtomicU32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (messages, subscribed, stop) = (messages.clone(), subscribed.clone(), stop.clone());
+            let filter = filter.to_owned();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    subscribe_once(port, &filter, &messages, &subscribed, &stop);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        Subscriber {
+            messages,
+            subscribed,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn subscriptions(&self) -> u32 {
+        self.subscribed.load(Ordering::SeqCst)
+    }
+
+    fn messages(&self) -> Vec<Message> {
+        self.messages.lock().unwrap().clone()
+    }
+
+    /// The frame records received, in order.
+    fn received(&self) -> Vec<Received> {
+        self.messages()
+            .iter()
+            .filter_map(|m| {
+                let record = m.record();
+                (record["type"] == "frame").then(|| Received {
+                    connection: m.connection,
+                    frame: record["frame"].as_u64().expect("a frame number"),
+                })
+            })
+            .collect()
+    }
+
+    /// Distinct frames received.
+    fn distinct(&self) -> usize {
+        self.received()
+            .iter()
+            .map(|r| r.frame)
+            .collect::<BTreeSet<_>>()
+            .len()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One connection of the subscriber, until it breaks or the test stops it.
+fn subscribe_once(
+    port: u16,
+    filter: &str,
+    messages: &Mutex<Vec<Message>>,
+    subscribed: &AtomicU32,
+    stop: &AtomicBool,
+) {
+    let connect = Connect::new(format!("test-subscriber-{port}"), true, 30);
+    let Ok(mut client) = Client::connect("127.0.0.1", port, &connect, Duration::from_secs(1))
+    else {
+        return;
+    };
+    let mut early = Vec::new();
+    let subscription = client.subscribe(
+        1,
+        &[(filter, QoS::AtLeastOnce)],
+        Duration::from_secs(2),
+        |p| early.push(p),
+    );
+    if !matches!(subscription, Ok(codes) if codes == [1]) {
+        return;
+    }
+    let connection = subscribed.fetch_add(1, Ordering::SeqCst) + 1;
+    let handle = |client: &mut Client, publish: gstdefect::mqtt::Publish| {
+        if let Some(packet_id) = publish.packet_id
+            && client.send(&Packet::PubAck { packet_id }).is_err()
+        {
+            return false;
+        }
+        messages.lock().unwrap().push(Message {
+            connection,
+            topic: publish.topic,
+            payload: publish.payload,
+        });
+        true
+    };
+    for publish in early {
+        if !handle(&mut client, publish) {
+            return;
+        }
+    }
+    while !stop.load(Ordering::Relaxed) {
+        match client.read_packet_timeout(Duration::from_millis(100)) {
+            Ok(Some(Packet::Publish(publish))) => {
+                if !handle(&mut client, publish) {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+    client.disconnect();
+}
+
+/// A running pipeline and what its bus said; set to NULL on drop.
+struct Run {
+    pipeline: gst::Element,
+    bus: gst::Bus,
+    eos: bool,
+    warnings: Vec<String>,
+}
+
+impl Run {
+    fn new(port: u16, live: bool, extra: &str) -> Run {
+        init();
+        let (live, rate) = if live {
+            ("is-live=true", ",framerate=100/1")
+        } else {
+            ("", "")
+        };
+        let description = format!(
+            "videotestsrc num-buffers={FRAMES} {live} ! video/x-raw,width=320,height=240{rate} ! \
+             defectdetect model={} threads=1 ! defectmetaconvert source-id=line-1 ! \
+             defectmqttsink name=mqtt port={port} qos=1 client-id=test-publisher-{port} {extra}",
+            test_model("squares_v8")
+        );
+        let pipeline = gst::parse::launch(&description).expect("pipeline");
+        let bus = pipeline.bus().expect("bus");
+        pipeline
+            .set_state(gst::State::Playing)
+            .expect("pipeline plays");
+        Run {
+            pipeline,
+            bus,
+            eos: false,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn pump(&mut self) {
+        while let Some(message) = self.bus.pop() {
+            match message.view() {
+                gst::MessageView::Eos(_) => self.eos = true,
+                gst::MessageView::Warning(w) => self.warnings.push(w.error().to_string()),
+                gst::MessageView::Error(e) => {
+                    panic!("pipeline error: {} ({:?})", e.error(), e.debug())
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits until `done` holds, pumping the bus; fails the test after `timeout`.
+    fn wait(&mut self, what: &str, timeout: Duration, mut done: impl FnMut(&Run) -> bool) {
+        let started = Instant::now();
+        loop {
+            self.pump();
+            if done(self) {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "timed out after {timeout:?} waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the pipeline (the sink flushes) and returns its (published, dropped).
+    fn stop(&mut self) -> (u64, u64) {
+        self.pipeline
+            .set_state(gst::State::Null)
+            .expect("pipeline stops");
+        let sink = self
+            .pipeline
+            .downcast_ref::<gst::Bin>()
+            .and_then(|bin| bin.by_name("mqtt"))
+            .expect("the sink");
+        (sink.property("published"), sink.property("dropped"))
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// Every frame arrived at least once, in nondecreasing order on each subscriber connection.
+fn assert_complete_and_ordered(received: &[Received]) {
+    let mut last: Option<(u32, u64)> = None;
+    for r in received {
+        if let Some((connection, frame)) = last
+            && connection == r.connection
+        {
+            assert!(
+                r.frame >= frame,
+                "frame {} after frame {frame} on connection {connection}",
+                r.frame
+            );
+        }
+        last = Some((r.connection, r.frame));
+    }
+    let frames: BTreeSet<u64> = received.iter().map(|r| r.frame).collect();
+    let missing: Vec<u64> = (0..FRAMES).filter(|f| !frames.contains(f)).collect();
+    assert!(missing.is_empty(), "frames never received: {missing:?}");
+    assert_eq!(frames.len() as u64, FRAMES, "unexpected frames: {frames:?}");
+}
+
+fn all_frames(subscriber: &Subscriber) -> bool {
+    subscriber.distinct() as u64 == FRAMES
+}
+
+fn wait_subscribed(subscriber: &Subscriber, count: u32) {
+    let started = Instant::now();
+    while subscriber.subscriptions() < count {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the subscriber did not subscribe"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn every_record_reaches_the_subscriber_in_order_with_qos1() {
+    let started = Instant::now();
+    let port = free_port();
+    let _broker = Broker::start(port);
+    let subscriber = Subscriber::start(port, TOPIC);
+    wait_subscribed(&subscriber, 1);
+    let mut run = Run::new(port, false, "");
+    run.wait("EOS", Duration::from_secs(40), |r| r.eos);
+    run.wait("every frame", Duration::from_secs(15), |_| {
+        all_frames(&subscriber)
+    });
+    let (published, dropped) = run.stop();
+    let received = subscriber.received();
+    assert_complete_and_ordered(&received);
+    // One connection all along: exactly 0..299, no duplicate.
+    let frames: Vec<u64> = received.iter().map(|r| r.frame).collect();
+    assert_eq!(frames, (0..FRAMES).collect::<Vec<_>>());
+    assert!(published >= FRAMES, "published {published}");
+    assert_eq!(dropped, 0);
+    assert!(run.warnings.is_empty(), "{:?}", run.warnings);
+    assert!(
+        subscriber
+            .messages()
+            .iter()
+            .all(|m| m.topic == TOPIC && m.record()["source_id"] == "line-1")
+    );
+    eprintln!("300 records over MQTT in {:?}", started.elapsed());
+}
+
+#[test]
+fn records_survive_a_broker_restart() {
+    let started = Instant::now();
+    let port = free_port();
+    let mut broker = Broker::start(port);
+    let subscriber = Subscriber::start(port, TOPIC);
+    wait_subscribed(&subscriber, 1);
+    let mut run = Run::new(port, true, "");
+    run.wait("100 records", Duration::from_secs(20), |_| {
+        subscriber.distinct() >= 100
+    });
+    // Freeze the broker first, so that the records sent in the next 200 ms stay
+    // unacknowledged and die with it: the publisher has to send them again.
+    broker.freeze();
+    std::thread::sleep(Duration::from_millis(200));
+    broker.kill();
+    let killed = Instant::now();
+    // The publisher retries at once, then 100, 200, 400, 800 ms apart (about 0, 0.1, 0.3,
+    // 0.7 and 1.5 s after the loss): restarting at 0.8 s lets the subscriber, which retries
+    // every 20 ms, subscribe again well before the publisher re-sends.
+    std::thread::sleep(Duration::from_millis(800).saturating_sub(killed.elapsed()));
+    broker.launch();
+    wait_subscribed(&subscriber, 2);
+    run.wait("every frame", Duration::from_secs(30), |_| {
+        all_frames(&subscriber)
+    });
+    run.wait("EOS", Duration::from_secs(20), |r| r.eos);
+    let (published, dropped) = run.stop();
+    let received = subscriber.received();
+    assert_complete_and_ordered(&received);
+    assert!(
+        received.iter().any(|r| r.connection == 2),
+        "nothing after the restart"
+    );
+    assert!(published >= FRAMES, "published {published}");
+    assert_eq!(dropped, 0);
+    let target = format!("127.0.0.1:{port}");
+    assert!(
+        run.warnings.iter().any(|w| w.contains(&target)),
+        "no warning naming {target}: {:?}",
+        run.warnings
+    );
+    let after = received.iter().filter(|r| r.connection > 1).count();
+    eprintln!(
+        "broker restart: {} records received ({} before the restart, {after} after; {} distinct) in {:?}",
+        received.len(),
+        received.len() - after,
+        FRAMES,
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_broker_down_at_start_gets_everything_once_up() {
+    let started = Instant::now();
+    let port = free_port();
+    let mut run = Run::new(port, true, "");
+    let target = format!("127.0.0.1:{port}");
+    run.wait(
+        "a warning naming the broker",
+        Duration::from_secs(10),
+        |r| r.warnings.iter().any(|w| w.contains(&target)),
+    );
+    let warned = Instant::now();
+    // Attempts at about 0, 0.1, 0.3, 0.7 and 1.5 s: bring the broker up at 0.8 s so that
+    // the subscriber is in before the publisher connects.
+    std::thread::sleep(Duration::from_millis(800).saturating_sub(warned.elapsed()));
+    let _broker = Broker::start(port);
+    let subscriber = Subscriber::start(port, TOPIC);
+    wait_subscribed(&subscriber, 1);
+    run.wait("every frame", Duration::from_secs(30), |_| {
+        all_frames(&subscriber)
+    });
+    run.wait("EOS", Duration::from_secs(20), |r| r.eos);
+    let (published, dropped) = run.stop();
+    let received = subscriber.received();
+    assert_complete_and_ordered(&received);
+    let frames: Vec<u64> = received.iter().map(|r| r.frame).collect();
+    assert_eq!(frames, (0..FRAMES).collect::<Vec<_>>());
+    assert!(published >= FRAMES, "published {published}");
+    assert_eq!(dropped, 0);
+    assert_eq!(
+        run.warnings.iter().filter(|w| w.contains(&target)).count(),
+        1,
+        "one warning for the outage: {:?}",
+        run.warnings
+    );
+    eprintln!("broker down at start: delivered in {:?}", started.elapsed());
+}
+
+#[test]
+fn lines_split_across_buffers_go_to_templated_topics() {
+    init();
+    let port = free_port();
+    let _broker = Broker::start(port);
+    let subscriber = Subscriber::start(port, "plant/#");
+    wait_subscribed(&subscriber, 1);
+    let mut harness = gst_check::Harness::new_parse(&format!(
+        "defectmqttsink port={port} qos=0 topic=plant/{{source_id}}/{{type}}"
+    ));
+    harness.set_src_caps_str("application/x-ndjson");
+    harness.play();
+    let chunks: [&[u8]; 4] = [
+        b"{\"type\":\"frame\",\"frame\":0,\"source_id\":\"cam-a\"}\n{\"type\":\"fr",
+        b"ame\",\"frame\":1,\"source_id\":\"cam-a\"}\r\n\n",
+        b"{\"type\":\"part\",\"part_id\":\"p1\",\"source_id\":\"cam/b\"}\n",
+        // No newline: published at EOS.
+        b"{\"type\":\"frame\",\"frame\":2,\"source_id\":\"cam-a\"}",
+    ];
+    for chunk in chunks {
+        harness.push(gst::Buffer::from_slice(chunk)).unwrap();
+    }
+    assert!(harness.push_event(gst::event::Eos::new()));
+    let started = Instant::now();
+    while subscriber.messages().len() < 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            subscriber.messages()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let messages = subscriber.messages();
+    let topics: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "plant/cam-a/frame",
+            "plant/cam-a/frame",
+            "plant/cam_b/part",
+            "plant/cam-a/frame"
+        ]
+    );
+    let payloads: Vec<String> = messages
+        .iter()
+        .map(|m| String::from_utf8(m.payload.clone()).unwrap())
+        .collect();
+    assert_eq!(
+        payloads[1],
+        r#"{"type":"frame","frame":1,"source_id":"cam-a"}"#
+    );
+    let frames: Vec<u64> = subscriber.received().iter().map(|r| r.frame).collect();
+    assert_eq!(frames, [0, 1, 2]);
+    let sink = harness.find_element("defectmqttsink").expect("the sink");
+    assert_eq!(sink.property::<u64>("published"), 4);
+    assert_eq!(sink.property::<u64>("dropped"), 0);
+}
+
+#[test]
+fn an_invalid_topic_template_fails_at_start() {
+    init();
+    let sink = gst::ElementFactory::make("defectmqttsink")
+        .property("topic", "defect/{camera}")
+        .property("port", free_port() as u32)
+        .build()
+        .unwrap();
+    let pipeline = gst::Pipeline::new();
+    pipeline.add(&sink).unwrap();
+    assert!(pipeline.set_state(gst::State::Paused).is_err());
+    let message = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+        .expect("an error message");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let gst::MessageView::Error(e) = message.view() else {
+        unreachable!()
+    };
+    let text = format!("{} {:?}", e.error(), e.debug());
+    assert!(text.contains("{camera}"), "{text}");
+}
