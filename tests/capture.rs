@@ -282,3 +282,58 @@ fn an_unwritable_directory_fails_at_start_naming_it() {
     let text = format!("{} {:?}", e.error(), e.debug());
     assert!(text.contains("/proc/defect-capture"), "{text}");
 }
+
+/// Mounts a 2 MiB tmpfs (needs root; skipped elsewhere) and returns its path.
+fn tiny_filesystem() -> Option<std::path::PathBuf> {
+    let dir = temp_dir("full");
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .ok()?;
+    status.success().then_some(dir)
+}
+
+#[test]
+fn a_full_disk_warns_and_keeps_the_stream_flowing() {
+    let Some(dir) = tiny_filesystem() else {
+        eprintln!("full-disk test skipped: cannot mount a tmpfs here");
+        return;
+    };
+    init();
+    // Noisy 640x480 PNGs (about 900 KB each): two fit in 2 MiB, then the disk is full.
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=20 pattern=snow ! video/x-raw,width=640,height=480 ! defectdetect model={} ! \
+         defectcapture name=c location={} pass-every=1 queue-size=32 max-size-mb=64 ! fakesink",
+        test_model("squares_v8"),
+        dir.display()
+    ))
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let mut warnings = Vec::new();
+    for message in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match message.view() {
+            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{}", e.error()),
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let capture = pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("c")
+        .unwrap();
+    let errors: u64 = capture.property("write-errors");
+    let captured: u64 = capture.property("captured");
+    let _ = std::process::Command::new("umount").arg(&dir).status();
+    assert!(
+        errors > 0 && captured > 0,
+        "errors {errors}, captured {captured}"
+    );
+    assert_eq!(captured + errors, 20);
+    assert_eq!(warnings.len(), 1, "one warning: {warnings:?}");
+    assert!(warnings[0].contains("No space left"), "{warnings:?}");
+}
