@@ -211,8 +211,14 @@ fn pass_frames_are_sampled_and_gray_stays_gray_jpeg() {
 #[test]
 fn a_full_queue_drops_frames_and_the_records_count_them() {
     let dir = temp_dir("full");
-    // Large frames take the writer far longer to encode than the detector to pass on.
+    // Large noisy frames take the writer far longer to encode as PNG than the detector to
+    // pass on (noise does not compress).
     let mut big = RgbImage::new(1920, 1080, [12, 12, 12]);
+    let mut seed = 12345u32;
+    for p in big.pixels.iter_mut() {
+        seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+        *p = (seed >> 27) as u8;
+    }
     let b = window_box(1920, 1080, 12, 20);
     big.fill_rect(
         b[0] as usize,

@@ -132,3 +132,118 @@ fn a_defect_in_the_overlap_of_tiles_is_reported_once() {
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!(found[0].rect, (200, 8, 32, 32));
 }
+
+/// Pushes `count` copies of `image` as fast as possible through
+/// `appsrc ! defectdetect <properties> ! appsink` and returns (rois, verdict meta) per frame
+/// and the `defect-verdict` messages.
+fn stream(
+    properties: &str,
+    image: &RgbImage,
+    count: u64,
+) -> (Vec<(Vec<Roi>, gst::Structure)>, usize) {
+    use gst::prelude::*;
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time ! defectdetect model={} {properties} ! appsink name=sink sync=false",
+        test_model("squares_v8")
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    src.set_caps(Some(&caps(VideoFormat::Rgb, image.width, image.height)));
+    src.set_max_bytes(0);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let template = frame_buffer(image, VideoFormat::Rgb, 0);
+    for i in 0..count {
+        let mut buffer = template.copy();
+        buffer
+            .get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(10 * i));
+        src.push_buffer(buffer).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let mut frames = Vec::new();
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(30)) {
+        let buffer = sample.buffer().unwrap();
+        let verdict = gst::meta::CustomMeta::from_buffer(buffer, "DefectVerdictMeta")
+            .unwrap()
+            .structure()
+            .to_owned();
+        frames.push((rois(buffer), verdict));
+    }
+    let bus = pipeline.bus().unwrap();
+    let messages = std::iter::from_fn(|| bus.pop())
+        .filter(|m| m.structure().is_some_and(|s| s.name() == "defect-verdict"))
+        .count();
+    pipeline.set_state(gst::State::Null).unwrap();
+    (frames, messages)
+}
+
+#[test]
+fn asynchronous_inference_gives_every_frame_a_verdict_and_the_plain_detections() {
+    let (squares, _) = two_squares_640x480();
+    let (plain, _) = stream("", &squares, 1);
+    let reference = boxes(&plain[0].0);
+    let (frames, messages) = stream("async-inference=true", &squares, 60);
+    assert_eq!(
+        frames.len(),
+        60,
+        "every frame comes out, EOS included frames in flight"
+    );
+    assert_eq!(messages, 60, "one verdict message per frame");
+    let mut sources = std::collections::BTreeSet::new();
+    for (i, (found, verdict)) in frames.iter().enumerate() {
+        assert_eq!(verdict.get::<u64>("frame").unwrap(), i as u64);
+        match verdict.get::<u64>("source-frame") {
+            Ok(source) => {
+                assert!(verdict.get::<bool>("carried").unwrap());
+                assert!(source <= i as u64, "results come from earlier frames");
+                assert_eq!(
+                    boxes(found),
+                    reference,
+                    "frame {i} carries the plain mode's detections"
+                );
+                sources.insert(source);
+            }
+            Err(_) => assert!(found.is_empty(), "no result yet: nothing detected"),
+        }
+    }
+    assert!(!sources.is_empty(), "the worker produced results");
+    let skipped = frames
+        .last()
+        .unwrap()
+        .1
+        .get::<u64>("skipped-frames")
+        .unwrap();
+    println!(
+        "async: {} frames inferred, {skipped} skipped",
+        sources.len()
+    );
+}
+
+#[test]
+fn asynchronous_inference_skips_frames_under_overload() {
+    // 12 MP frames tiled into 30 tiles: inference is far slower than pushing.
+    let mut big = RgbImage::new(4096, 3000, [10, 10, 10]);
+    big.fill_rect(1000, 1200, 1032, 1232, [255, 255, 255]);
+    let (frames, messages) = stream("async-inference=true tile-size=640", &big, 40);
+    assert_eq!((frames.len(), messages), (40, 40));
+    let skipped = frames
+        .last()
+        .unwrap()
+        .1
+        .get::<u64>("skipped-frames")
+        .unwrap();
+    assert!(skipped > 0, "under overload frames are skipped and counted");
+}

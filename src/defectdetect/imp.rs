@@ -3,7 +3,7 @@
 //! [`crate::analysis`] and [`crate::runtime`] to GStreamer buffers, metas and messages.
 
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use gst::glib;
 use gst::prelude::*;
@@ -11,15 +11,15 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use super::inference::{self, Preprocess, Thresholds};
 use super::{ExecutionProvider, Layout};
+use crate::analysis::Detection;
 use crate::analysis::decode::OutputLayout;
-use crate::analysis::letterbox::{Letterbox, LetterboxGeometry, PixelFormat};
-use crate::analysis::tiles;
-use crate::analysis::{BBox, Detection, nms};
+use crate::analysis::letterbox::PixelFormat;
 use crate::meta;
 use crate::policy::{FrameVerdict, Judged, PartTracker, PartVerdict, Policy, parse_policy};
 use crate::runtime::{Detector, DetectorOptions, Provider, RuntimeError};
-use crate::video::{FORMATS, frame_view, pixel_format, yuv_matrix};
+use crate::video::{FORMATS, frame_view, pixel_format};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -50,6 +50,7 @@ struct Settings {
     interval: u32,
     tile_size: u32,
     tile_overlap: u32,
+    async_inference: bool,
 }
 
 impl Default for Settings {
@@ -70,11 +71,20 @@ impl Default for Settings {
             interval: 1,
             tile_size: 0,
             tile_overlap: 64,
+            async_inference: false,
         }
     }
 }
 
 impl Settings {
+    fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            confidence: self.conf_threshold as f32,
+            iou: self.iou_threshold as f32,
+            max_detections: self.max_detections as usize,
+        }
+    }
+
     fn detector_options(&self) -> DetectorOptions {
         DetectorOptions {
             model: self.model.clone().unwrap_or_default(),
@@ -101,36 +111,68 @@ impl Settings {
 struct State {
     info: gst_video::VideoInfo,
     format: PixelFormat,
-    /// For the whole frame, or for one tile when tiling.
-    letterbox: Letterbox,
-    /// Top-left corners of the tiles; one (0, 0) without tiling.
-    tiles: Vec<(u32, u32)>,
+    /// The synchronous path's plan (the asynchronous worker keeps its own).
+    pre: Preprocess,
     /// The last inferred frame and its detections, carried forward by `interval`.
     last: Option<(u64, Vec<Detection>)>,
-    /// Whether the detector's input tensor already holds this geometry's grey border.
-    border_filled: bool,
     frame_number: u64,
-    /// Reused between frames so that steady-state detection allocates nothing.
-    candidates: Vec<Detection>,
     non_finite_warned: bool,
     parts: PartTracker,
     /// The part named by the last `defect-part` event.
     upstream_part: Option<String>,
 }
 
-/// What NULL to READY loads and READY to NULL drops.
-struct Loaded {
-    detector: Detector,
+/// What the verdicts need of the loaded model and policy: cheap to share with the
+/// streaming thread while the asynchronous worker holds the detector.
+#[derive(Debug)]
+struct Identity {
+    model: crate::runtime::ModelInfo,
     policy: Policy,
     model_id: String,
     /// SHA-256 of the policy file, when there is one.
     policy_sha256: Option<String>,
 }
 
+/// What NULL to READY loads and READY to NULL drops.
+struct Loaded {
+    detector: Detector,
+    identity: Arc<Identity>,
+}
+
+/// The newest result of the asynchronous worker.
+#[derive(Debug, Clone)]
+struct Latest {
+    frame: u64,
+    size: (u32, u32),
+    detections: Vec<Detection>,
+    duration: std::time::Duration,
+}
+
+/// One frame handed to the asynchronous worker.
+struct Job {
+    buffer: gst::Buffer,
+    frame: u64,
+    info: gst_video::VideoInfo,
+    format: PixelFormat,
+    settings: Settings,
+}
+
+/// The asynchronous worker: a queue of one frame and its thread.
+struct Worker {
+    sender: std::sync::mpsc::SyncSender<Job>,
+    thread: std::thread::JoinHandle<()>,
+}
+
 #[derive(Default)]
 pub struct DefectDetect {
     settings: Mutex<Settings>,
     loaded: Mutex<Option<Loaded>>,
+    /// The loaded model's identity, readable without waiting for the detector.
+    identity: Mutex<Option<Arc<Identity>>>,
+    latest: Mutex<Option<Latest>>,
+    worker: Mutex<Option<Worker>>,
+    /// Frames the asynchronous worker had no time for (they carry an earlier result).
+    skipped: std::sync::atomic::AtomicU64,
     /// A model loaded in the background while playing, adopted at the next frame.
     pending: Mutex<Option<Loaded>>,
     reload_generation: std::sync::atomic::AtomicU64,
@@ -286,6 +328,21 @@ impl ObjectImpl for DefectDetect {
                     .default_value(64)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("async-inference")
+                    .nick("Asynchronous inference")
+                    .blurb(
+                        "Run the model on a worker thread: frames never wait for it and carry the newest result \
+                         (marked carried); frames arriving while it is busy are not inferred and are counted \
+                         (`skipped`). The latency query then adds nothing",
+                    )
+                    .default_value(false)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("skipped")
+                    .nick("Skipped frames")
+                    .blurb("Frames the asynchronous worker had no time for (read-only)")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecString::builder("model-info")
                     .nick("Model information")
                     .blurb("What the loaded model expects and produces: input size, layout, classes, provider (read-only)")
@@ -328,6 +385,9 @@ impl ObjectImpl for DefectDetect {
             "interval" => settings.interval = value.get().expect("type checked upstream"),
             "tile-size" => settings.tile_size = value.get().expect("type checked upstream"),
             "tile-overlap" => settings.tile_overlap = value.get().expect("type checked upstream"),
+            "async-inference" => {
+                settings.async_inference = value.get().expect("type checked upstream")
+            }
             name => gst::warning!(CAT, imp = self, "unknown property {name}"),
         }
         gst::debug!(CAT, imp = self, "set {} to {:?}", pspec.name(), value);
@@ -351,6 +411,11 @@ impl ObjectImpl for DefectDetect {
             "interval" => settings.interval.to_value(),
             "tile-size" => settings.tile_size.to_value(),
             "tile-overlap" => settings.tile_overlap.to_value(),
+            "async-inference" => settings.async_inference.to_value(),
+            "skipped" => self
+                .skipped
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .to_value(),
             "model-info" => self.model_info().to_value(),
             _ => unimplemented!(),
         }
@@ -407,6 +472,7 @@ impl ElementImpl for DefectDetect {
         let success = self.parent_change_state(transition)?;
         if transition == gst::StateChange::ReadyToNull {
             *lock(&self.loaded) = None;
+            *lock(&self.identity) = None;
         }
         Ok(success)
     }
@@ -418,7 +484,32 @@ impl BaseTransformImpl for DefectDetect {
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        self.skipped.store(0, std::sync::atomic::Ordering::Relaxed);
+        *lock(&self.latest) = None;
+        if lock(&self.settings).async_inference {
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<Job>(1);
+            let element = self.obj().downgrade();
+            let thread = std::thread::Builder::new()
+                .name("defectdetect-infer".into())
+                .spawn(move || run_worker(receiver, element))
+                .map_err(|e| {
+                    gst::error_msg!(
+                        gst::CoreError::Thread,
+                        ["cannot start the inference worker: {e}"]
+                    )
+                })?;
+            *lock(&self.worker) = Some(Worker { sender, thread });
+        }
+        Ok(())
+    }
+
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(worker) = lock(&self.worker).take() {
+            // Closing the queue ends the worker after the frame in hand.
+            drop(worker.sender);
+            let _ = worker.thread.join();
+        }
         *lock(&self.state) = None;
         Ok(())
     }
@@ -429,15 +520,16 @@ impl BaseTransformImpl for DefectDetect {
         let format = pixel_format(info.format())
             .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format {:?}", info.format()))?;
         let settings = lock(&self.settings).clone();
-        let (letterbox, tiles) = {
-            let loaded = lock(&self.loaded);
-            let model = loaded
-                .as_ref()
-                .ok_or_else(|| gst::loggable_error!(CAT, "no model loaded"))?
-                .detector
-                .info();
-            plan_letterbox(&info, format, model, &settings)
-        };
+        let identity = lock(&self.identity)
+            .clone()
+            .ok_or_else(|| gst::loggable_error!(CAT, "no model loaded"))?;
+        let pre = Preprocess::plan(
+            &info,
+            format,
+            &identity.model,
+            settings.tile_size,
+            settings.tile_overlap,
+        );
         gst::info!(
             CAT,
             imp = self,
@@ -445,8 +537,8 @@ impl BaseTransformImpl for DefectDetect {
             info.width(),
             info.height(),
             info.format(),
-            tiles.len(),
-            letterbox.geometry()
+            pre.tiles.len(),
+            pre.letterbox.geometry()
         );
         let mut state = lock(&self.state);
         match state.as_mut() {
@@ -454,21 +546,16 @@ impl BaseTransformImpl for DefectDetect {
             Some(state) => {
                 state.info = info;
                 state.format = format;
-                state.letterbox = letterbox;
-                state.tiles = tiles;
+                state.pre = pre;
                 state.last = None;
-                state.border_filled = false;
             }
             None => {
                 *state = Some(State {
                     info,
                     format,
-                    letterbox,
-                    tiles,
+                    pre,
                     last: None,
-                    border_filled: false,
                     frame_number: 0,
-                    candidates: Vec::with_capacity(1024),
                     non_finite_warned: false,
                     parts: PartTracker::new(),
                     upstream_part: None,
@@ -485,9 +572,13 @@ impl BaseTransformImpl for DefectDetect {
             let upstream = self.obj().sink_pad().peer_query(latency.query_mut());
             if upstream {
                 let (live, min, max) = latency.result();
-                let ours = gst::ClockTime::from_nseconds(
-                    self.latency_ns.load(std::sync::atomic::Ordering::Relaxed),
-                );
+                let ours = if lock(&self.settings).async_inference {
+                    gst::ClockTime::ZERO
+                } else {
+                    gst::ClockTime::from_nseconds(
+                        self.latency_ns.load(std::sync::atomic::Ordering::Relaxed),
+                    )
+                };
                 gst::debug!(CAT, imp = self, "adding {ours} of processing latency");
                 latency.set(live, min + ours, max.map(|m| m + ours));
             }
@@ -523,6 +614,33 @@ impl BaseTransformImpl for DefectDetect {
         buffer: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = lock(&self.settings).clone();
+        let started = std::time::Instant::now();
+        let inferred = if settings.async_inference {
+            self.infer_async(buffer, &settings)?
+        } else {
+            self.infer_sync(buffer, &settings)?
+        };
+        self.decide_and_report(buffer, &settings, inferred, started)
+    }
+}
+
+/// A frame's detections and where they came from.
+struct Inferred {
+    identity: Arc<Identity>,
+    frame_number: u64,
+    detections: Vec<Detection>,
+    inference: std::time::Duration,
+    /// The inferred frame whose detections this frame carries (`interval`, `async-inference`).
+    carried_from: Option<u64>,
+}
+
+impl DefectDetect {
+    /// The streaming thread runs the model (every `interval` frames).
+    fn infer_sync(
+        &self,
+        buffer: &gst::BufferRef,
+        settings: &Settings,
+    ) -> Result<Inferred, gst::FlowError> {
         // Lock order everywhere: loaded, then state.
         let mut loaded_guard = lock(&self.loaded);
         let loaded = loaded_guard.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
@@ -535,9 +653,9 @@ impl BaseTransformImpl for DefectDetect {
             );
             gst::FlowError::NotNegotiated
         })?;
-        self.adopt_pending(loaded, state, &settings);
-        let started = std::time::Instant::now();
+        self.adopt_pending(loaded, state, settings);
         let frame_number = state.frame_number;
+        state.frame_number += 1;
         let carry = settings.interval > 1 && frame_number % settings.interval as u64 != 0;
         let (detections, inference, carried_from) = match (&state.last, carry) {
             (Some((from, detections)), true) => {
@@ -545,45 +663,131 @@ impl BaseTransformImpl for DefectDetect {
             }
             _ => {
                 let (detections, inference) =
-                    self.detect(state, &settings, &mut loaded.detector, buffer)?;
+                    self.detect(state, settings, &mut loaded.detector, buffer)?;
                 if settings.interval > 1 {
                     state.last = Some((frame_number, detections.clone()));
                 }
                 (detections, inference, None)
             }
         };
+        Ok(Inferred {
+            identity: loaded.identity.clone(),
+            frame_number,
+            detections,
+            inference,
+            carried_from,
+        })
+    }
 
-        state.frame_number += 1;
-        let info = loaded.detector.info();
-        let verdict = loaded
+    /// The streaming thread hands the frame to the worker if it is free, and takes the newest
+    /// result it has; it never waits for the model.
+    fn infer_async(
+        &self,
+        buffer: &gst::BufferRef,
+        settings: &Settings,
+    ) -> Result<Inferred, gst::FlowError> {
+        let identity = lock(&self.identity)
+            .clone()
+            .ok_or(gst::FlowError::NotNegotiated)?;
+        let (frame_number, info, format) = {
+            let mut state_guard = lock(&self.state);
+            let state = state_guard.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
+            state.frame_number += 1;
+            (state.frame_number - 1, state.info.clone(), state.format)
+        };
+        let size = (info.width(), info.height());
+        if let Some(worker) = lock(&self.worker).as_ref() {
+            let job = Job {
+                buffer: buffer.to_owned(),
+                frame: frame_number,
+                info,
+                format,
+                settings: settings.clone(),
+            };
+            match worker.sender.try_send(job) {
+                Ok(()) => {}
+                Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                    self.skipped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                    return Err(gst::FlowError::Error);
+                }
+            }
+        }
+        // Results for another frame size (before a caps change) do not apply.
+        let latest = lock(&self.latest).clone().filter(|l| l.size == size);
+        Ok(match latest {
+            Some(l) => Inferred {
+                identity,
+                frame_number,
+                detections: l.detections,
+                inference: l.duration,
+                carried_from: Some(l.frame),
+            },
+            None => Inferred {
+                identity,
+                frame_number,
+                detections: Vec::new(),
+                inference: std::time::Duration::ZERO,
+                carried_from: None,
+            },
+        })
+    }
+
+    /// Applies the policy, groups parts, attaches the metas and posts the messages.
+    fn decide_and_report(
+        &self,
+        buffer: &mut gst::BufferRef,
+        settings: &Settings,
+        inferred: Inferred,
+        started: std::time::Instant,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Inferred {
+            identity,
+            frame_number,
+            detections,
+            inference,
+            carried_from,
+        } = inferred;
+        let info = &identity.model;
+        let verdict = identity
             .policy
             .evaluate(&detections, |id| info.class_name(id));
-        let part_id = meta::part_id_from_buffer(buffer)
-            .or_else(|| state.upstream_part.clone())
-            .or_else(|| {
-                (settings.frames_per_part > 0)
-                    .then(|| (frame_number / settings.frames_per_part as u64).to_string())
-            });
-        let finished_part = match &part_id {
-            Some(id) => state
-                .parts
-                .observe(id, frame_number, verdict.verdict, &verdict.counts),
-            None => state.parts.finish(),
+        let (part_id, finished_part, width, height) = {
+            let mut state_guard = lock(&self.state);
+            let state = state_guard.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
+            let part_id = meta::part_id_from_buffer(buffer)
+                .or_else(|| state.upstream_part.clone())
+                .or_else(|| {
+                    (settings.frames_per_part > 0)
+                        .then(|| (frame_number / settings.frames_per_part as u64).to_string())
+                });
+            let finished_part = match &part_id {
+                Some(id) => state
+                    .parts
+                    .observe(id, frame_number, verdict.verdict, &verdict.counts),
+                None => state.parts.finish(),
+            };
+            (
+                part_id,
+                finished_part,
+                state.info.width() as f32,
+                state.info.height() as f32,
+            )
         };
-        let (width, height) = (state.info.width() as f32, state.info.height() as f32);
-        drop(state_guard);
-
         let total = started.elapsed();
         let report = Report {
             inference_ms: inference.as_secs_f64() * 1e3,
             total_ms: total.as_secs_f64() * 1e3,
             frame_number,
             carried_from,
+            skipped: self.skipped.load(std::sync::atomic::Ordering::Relaxed),
             part_id: part_id.as_deref(),
             shadow: settings.shadow_mode,
-            model_id: &loaded.model_id,
+            model_id: &identity.model_id,
             model: info,
-            policy_sha256: loaded.policy_sha256.as_deref(),
+            policy_sha256: identity.policy_sha256.as_deref(),
             verdict: &verdict,
             class_name: &|id| info.class_name(id),
         };
@@ -595,10 +799,10 @@ impl BaseTransformImpl for DefectDetect {
             report.verdict_message(buffer, running_time),
         ];
         let part =
-            finished_part.map(|part| part_message(&part, settings.shadow_mode, &loaded.model_id));
-        // Posting runs the application's sync handlers, which may read properties: no lock held.
-        drop(loaded_guard);
-        self.track_latency(total);
+            finished_part.map(|part| part_message(&part, settings.shadow_mode, &identity.model_id));
+        if !settings.async_inference {
+            self.track_latency(total);
+        }
         for message in messages {
             self.post(message);
         }
@@ -607,9 +811,7 @@ impl BaseTransformImpl for DefectDetect {
         }
         Ok(gst::FlowSuccess::Ok)
     }
-}
 
-impl DefectDetect {
     /// NULL to READY: loads model and policy, or fails the state change naming the reason.
     fn load(&self) -> Result<(), gst::StateChangeError> {
         let settings = lock(&self.settings).clone();
@@ -619,6 +821,7 @@ impl DefectDetect {
                     gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{warning}"));
                 }
                 gst::info!(CAT, imp = self, "loaded {:?}", loaded.detector.info());
+                *lock(&self.identity) = Some(loaded.identity.clone());
                 let warm = loaded.detector.info().warm_run.as_nanos() as u64;
                 self.latency_ns
                     .store(warm + warm / 4, std::sync::atomic::Ordering::Relaxed);
@@ -678,7 +881,12 @@ impl DefectDetect {
                                 ("{warning}")
                             );
                         }
-                        gst::info!(CAT, imp = imp, "new model ready: {}", loaded.model_id);
+                        gst::info!(
+                            CAT,
+                            imp = imp,
+                            "new model ready: {}",
+                            loaded.identity.model_id
+                        );
                         *lock(&imp.pending) = Some(loaded);
                     }
                     Err(error) => {
@@ -710,26 +918,30 @@ impl DefectDetect {
             return;
         };
         *loaded = new;
-        (state.letterbox, state.tiles) =
-            plan_letterbox(&state.info, state.format, loaded.detector.info(), settings);
-        state.border_filled = false;
+        *lock(&self.identity) = Some(loaded.identity.clone());
+        state.pre = Preprocess::plan(
+            &state.info,
+            state.format,
+            loaded.detector.info(),
+            settings.tile_size,
+            settings.tile_overlap,
+        );
         state.last = None;
         gst::info!(
             CAT,
             imp = self,
             "switched to {} at frame {}",
-            loaded.model_id,
+            loaded.identity.model_id,
             state.frame_number
         );
     }
 
     fn model_info(&self) -> Option<String> {
-        let loaded = lock(&self.loaded);
-        let loaded = loaded.as_ref()?;
-        let info = loaded.detector.info();
+        let identity = lock(&self.identity).clone()?;
+        let info = &identity.model;
         Some(format!(
             "{}: input {}x{}x{} ({}), output {:?} decoded as {}, classes {:?}, provider {}",
-            loaded.model_id,
+            identity.model_id,
             info.channels,
             info.height,
             info.width,
@@ -774,7 +986,7 @@ impl DefectDetect {
     fn finish_part(&self) {
         let part = lock(&self.state).as_mut().and_then(|s| s.parts.finish());
         let shadow = lock(&self.settings).shadow_mode;
-        let model_id = lock(&self.loaded)
+        let model_id = lock(&self.identity)
             .as_ref()
             .map(|l| l.model_id.clone())
             .unwrap_or_default();
@@ -818,102 +1030,96 @@ impl DefectDetect {
             gst::element_imp_error!(self, gst::StreamError::Format, ("{reason}"));
             gst::FlowError::Error
         })?;
-        if !state.border_filled {
-            state.letterbox.fill_padding(detector.input_mut());
-            state.border_filled = true;
+        let result = inference::infer(detector, &mut state.pre, &view, settings.thresholds())
+            .map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
+                gst::FlowError::Error
+            })?;
+        if result.non_finite > 0 && !state.non_finite_warned {
+            state.non_finite_warned = true;
+            self.warn_non_finite(result.non_finite);
         }
-        let geometry = *state.letterbox.geometry();
-        let mut merged = Vec::new();
-        let mut inference = std::time::Duration::ZERO;
-        for &(x, y) in &state.tiles {
-            let region = if state.tiles.len() == 1 {
-                view
-            } else {
-                tiles::crop(
-                    &view,
-                    state.format,
-                    x,
-                    y,
-                    geometry.src_width,
-                    geometry.src_height,
-                )
-            };
-            state
-                .letterbox
-                .run(&region, detector.input_mut())
-                .map_err(|e| {
-                    gst::element_imp_error!(self, gst::StreamError::Format, ("{e}"));
-                    gst::FlowError::Error
-                })?;
-            state.candidates.clear();
-            let started = std::time::Instant::now();
-            let stats = detector
-                .detect(settings.conf_threshold as f32, &mut state.candidates)
-                .map_err(|e| {
-                    gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
-                    gst::FlowError::Error
-                })?;
-            inference += started.elapsed();
-            if stats.non_finite > 0 && !state.non_finite_warned {
-                state.non_finite_warned = true;
-                gst::element_imp_warning!(
-                    self,
-                    gst::StreamError::Decode,
-                    (
-                        "the model output {} candidates with NaN or infinite values; they were dropped",
-                        stats.non_finite
-                    )
-                );
-            }
-            let (dx, dy) = (x as f32, y as f32);
-            merged.extend(state.candidates.iter().map(|d| {
-                let b = geometry.to_source(&d.bbox);
-                Detection {
-                    bbox: BBox {
-                        x1: b.x1 + dx,
-                        y1: b.y1 + dy,
-                        x2: b.x2 + dx,
-                        y2: b.y2 + dy,
-                    },
-                    ..*d
-                }
-            }));
-        }
-        drop(frame);
-        let max = settings.max_detections as usize;
-        // Tiles overlap: their detections are merged by NMS even for end-to-end models.
-        if detector.info().layout.needs_nms() || state.tiles.len() > 1 {
-            nms::nms_classwise(&mut merged, settings.iou_threshold as f32, max);
-        } else {
-            nms::sort_by_confidence(&mut merged);
-            merged.truncate(max);
-        }
-        Ok((merged, inference))
+        Ok((result.detections, result.duration))
+    }
+
+    fn warn_non_finite(&self, count: usize) {
+        gst::element_imp_warning!(
+            self,
+            gst::StreamError::Decode,
+            (
+                "the model output {} candidates with NaN or infinite values; they were dropped",
+                count
+            )
+        );
     }
 }
 
-/// The letterbox for whole frames, or for tiles of `tile-size` and their corners.
-fn plan_letterbox(
-    info: &gst_video::VideoInfo,
-    format: PixelFormat,
-    model: &crate::runtime::ModelInfo,
-    settings: &Settings,
-) -> (Letterbox, Vec<(u32, u32)>) {
-    let (width, height, corners) = if settings.tile_size > 0 {
-        tiles::plan(
-            info.width(),
-            info.height(),
-            settings.tile_size,
-            settings.tile_overlap,
-        )
-    } else {
-        (info.width(), info.height(), vec![(0, 0)])
-    };
-    let geometry = LetterboxGeometry::new(width, height, model.width, model.height);
-    (
-        Letterbox::new(geometry, format, yuv_matrix(info), model.channels),
-        corners,
-    )
+/// The asynchronous worker: infers the frames it is handed, one at a time, keeping the
+/// newest result; adopts a model loaded in the background between frames.
+fn run_worker(jobs: std::sync::mpsc::Receiver<Job>, element: glib::WeakRef<super::DefectDetect>) {
+    let mut pre: Option<Preprocess> = None;
+    let mut warned = false;
+    for job in jobs {
+        let Some(element) = element.upgrade() else {
+            return;
+        };
+        let imp = element.imp();
+        let mut loaded_guard = lock(&imp.loaded);
+        let Some(loaded) = loaded_guard.as_mut() else {
+            return;
+        };
+        if let Some(new) = lock(&imp.pending).take() {
+            *loaded = new;
+            *lock(&imp.identity) = Some(loaded.identity.clone());
+        }
+        let model = loaded.detector.info();
+        let key = (
+            job.info.width(),
+            job.info.height(),
+            job.info.format(),
+            model.model_id(),
+        );
+        if pre.as_ref().is_none_or(|p| p.key != key) {
+            pre = Some(Preprocess::plan(
+                &job.info,
+                job.format,
+                model,
+                job.settings.tile_size,
+                job.settings.tile_overlap,
+            ));
+        }
+        let Some(plan) = pre.as_mut() else { return };
+        let result =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(job.buffer.as_ref(), &job.info)
+                .map_err(|e| e.to_string())
+                .and_then(|frame| {
+                    let view = frame_view(&frame)?;
+                    inference::infer(&mut loaded.detector, plan, &view, job.settings.thresholds())
+                });
+        drop(loaded_guard);
+        match result {
+            Ok(result) => {
+                if result.non_finite > 0 && !warned {
+                    warned = true;
+                    imp.warn_non_finite(result.non_finite);
+                }
+                *lock(&imp.latest) = Some(Latest {
+                    frame: job.frame,
+                    size: (job.info.width(), job.info.height()),
+                    detections: result.detections,
+                    duration: result.duration,
+                });
+            }
+            Err(reason) => {
+                gst::element_imp_error!(
+                    imp,
+                    gst::StreamError::Failed,
+                    ("inference failed: {reason}")
+                );
+                return;
+            }
+        }
+    }
 }
 
 enum LoadError {
@@ -927,16 +1133,14 @@ fn build_loaded(settings: &Settings) -> Result<(Loaded, Vec<String>), LoadError>
         Detector::load(&settings.detector_options()).map_err(LoadError::Runtime)?;
     let (policy, policy_sha256) = load_policy(settings.policy.as_deref(), &detector.info().names)
         .map_err(LoadError::Policy)?;
-    let model_id = detector.info().model_id();
-    Ok((
-        Loaded {
-            detector,
-            policy,
-            model_id,
-            policy_sha256,
-        },
-        warnings,
-    ))
+    let model = detector.info().clone();
+    let identity = Arc::new(Identity {
+        model_id: model.model_id(),
+        model,
+        policy,
+        policy_sha256,
+    });
+    Ok((Loaded { detector, identity }, warnings))
 }
 
 /// Reads and validates the policy against the model's classes; no file: fail on any detection.
@@ -969,6 +1173,8 @@ struct Report<'a> {
     frame_number: u64,
     /// The inferred frame whose detections this frame carries (`interval`).
     carried_from: Option<u64>,
+    /// Frames the asynchronous worker skipped so far.
+    skipped: u64,
     part_id: Option<&'a str>,
     shadow: bool,
     model_id: &'a str,
@@ -1020,6 +1226,7 @@ impl Report<'_> {
             .field_if_some("part-id", self.part_id)
             .field("frame", self.frame_number)
             .field("carried", self.carried_from.is_some())
+            .field("skipped-frames", self.skipped)
             .field_if_some("source-frame", self.carried_from)
             .field("critical", critical)
             .field("major", major)

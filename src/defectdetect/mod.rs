@@ -33,6 +33,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod inference;
 
 glib::wrapper! {
     pub struct DefectDetect(ObjectSubclass<imp::DefectDetect>)
