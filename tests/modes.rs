@@ -247,3 +247,76 @@ fn asynchronous_inference_skips_frames_under_overload() {
         .unwrap();
     assert!(skipped > 0, "under overload frames are skipped and counted");
 }
+
+#[test]
+fn detectors_of_the_same_model_share_one_session() {
+    use gstdefect::runtime::{Detector, DetectorOptions, Provider};
+    init();
+    let options = DetectorOptions {
+        model: test_model("squares_v8").into(),
+        provider: Provider::Cpu,
+        threads: 1,
+        ..Default::default()
+    };
+    let (a, _) = Detector::load(&options).unwrap();
+    let (b, _) = Detector::load(&options).unwrap();
+    assert_eq!((a.session_users(), b.session_users()), (2, 2));
+    let other = DetectorOptions {
+        threads: 2,
+        ..options.clone()
+    };
+    let (c, _) = Detector::load(&other).unwrap();
+    assert_eq!(
+        c.session_users(),
+        1,
+        "other thread settings: a session of its own"
+    );
+    drop(a);
+    assert_eq!(b.session_users(), 1);
+}
+
+#[test]
+fn two_elements_on_one_model_both_detect() {
+    use gst::prelude::*;
+    init();
+    let (squares, _) = two_squares_640x480();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time ! tee name=t \
+         t. ! queue ! defectdetect model={m} threads=1 ! appsink name=a sync=false \
+         t. ! queue ! defectdetect model={m} threads=1 ! appsink name=b sync=false",
+        m = test_model("squares_v8")
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    src.set_caps(Some(&caps(VideoFormat::Rgb, 640, 480)));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    for i in 0..10 {
+        let mut buffer = frame_buffer(&squares, VideoFormat::Rgb, 0);
+        buffer
+            .get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(33 * i));
+        src.push_buffer(buffer).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    for name in ["a", "b"] {
+        let sink = pipeline
+            .by_name(name)
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        let mut count = 0;
+        while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(30)) {
+            assert_eq!(rois(sample.buffer().unwrap()).len(), 2);
+            count += 1;
+        }
+        assert_eq!(count, 10, "{name}");
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+}

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ort::ep::{self, ExecutionProvider as _, ExecutionProviderDispatch};
 use ort::session::Session;
@@ -84,9 +85,49 @@ impl ModelInfo {
     }
 }
 
+/// What makes two loads the same session: the file (by content), where and how it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SessionKey {
+    sha256: String,
+    provider: Provider,
+    threads: usize,
+}
+
+/// Sessions in use, shared by the detectors (elements) that load the same model the same way:
+/// one copy of the weights and one thread pool instead of one per element.
+static SESSIONS: std::sync::Mutex<
+    Vec<(SessionKey, std::sync::Weak<std::sync::Mutex<SharedSession>>)>,
+> = std::sync::Mutex::new(Vec::new());
+
+/// A session and the provider it runs on.
+struct SharedSession {
+    session: Session,
+    provider: &'static str,
+}
+
+/// The live session for `key`, or a new one made by `build` and remembered.
+fn shared_session(
+    key: SessionKey,
+    build: impl FnOnce() -> Result<(Session, &'static str), String>,
+) -> Result<Arc<std::sync::Mutex<SharedSession>>, String> {
+    let mut sessions = SESSIONS.lock().unwrap_or_else(|p| p.into_inner());
+    sessions.retain(|(_, weak)| weak.strong_count() > 0);
+    if let Some(session) = sessions
+        .iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, weak)| weak.upgrade())
+    {
+        return Ok(session);
+    }
+    let (session, provider) = build()?;
+    let shared = Arc::new(std::sync::Mutex::new(SharedSession { session, provider }));
+    sessions.push((key, Arc::downgrade(&shared)));
+    Ok(shared)
+}
+
 /// A session with its input tensor and decoder, ready to run frame after frame.
 pub struct Detector {
-    session: Session,
+    session: Arc<std::sync::Mutex<SharedSession>>,
     info: ModelInfo,
     input: Vec<f32>,
     decoder: Decoder,
@@ -121,14 +162,26 @@ impl Detector {
             reason,
         };
 
-        let (session, provider) =
-            build_session(&env, options, &mut warnings).map_err(model_error)?;
-        let metadata = read_metadata(&session);
-        let (input_name, channels, height, width) =
-            image_input(&session, &metadata).map_err(model_error)?;
-        let names = class_names(options.labels.as_deref(), &metadata)?;
         let sha256 =
             file_sha256(&path).map_err(|e| model_error(format!("cannot read the file: {e}")))?;
+        let key = SessionKey {
+            sha256: sha256.clone(),
+            provider: options.provider,
+            threads: options.threads,
+        };
+        let session = shared_session(key, || build_session(&env, options, &mut warnings))
+            .map_err(model_error)?;
+        let (input, metadata, provider) = {
+            let shared = session.lock().unwrap_or_else(|p| p.into_inner());
+            let metadata = read_metadata(&shared.session);
+            (
+                image_input(&shared.session, &metadata),
+                metadata,
+                shared.provider,
+            )
+        };
+        let (input_name, channels, height, width) = input.map_err(model_error)?;
+        let names = class_names(options.labels.as_deref(), &metadata)?;
 
         let mut detector = Detector {
             session,
@@ -162,6 +215,11 @@ impl Detector {
         detector.run_session(|_, _| Ok(())).map_err(model_error)?;
         detector.info.warm_run = started.elapsed();
         Ok((detector, warnings))
+    }
+
+    /// How many detectors use this detector's session (itself included).
+    pub fn session_users(&self) -> usize {
+        Arc::strong_count(&self.session)
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -210,7 +268,9 @@ impl Detector {
         ];
         let tensor =
             TensorRef::from_array_view((shape, &self.input[..])).map_err(|e| e.to_string())?;
-        let outputs = self
+        // Detectors sharing the session take turns.
+        let mut shared = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = shared
             .session
             .run(ort::inputs![self.info.input_name.as_str() => tensor])
             .map_err(|e| e.to_string())?;
