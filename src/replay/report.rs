@@ -105,8 +105,8 @@ pub fn score(
         }
     }
     let mut part_stats = VerdictStats::default();
-    for (defective, verdict) in parts.values() {
-        part_stats.add(*defective, verdict);
+    for (id, (defective, verdict)) in &parts {
+        part_stats.add(truth.defective_parts.get(id).copied().unwrap_or(*defective), verdict);
     }
     let evaluation = metrics::evaluate(&truths, &predictions, names.len(), thresholds);
     let mut latencies: Vec<f64> = replay.frames.iter().map(|f| f.total_ms).collect();

@@ -29,6 +29,9 @@ pub struct GroundTruth {
     pub class_names: Vec<String>,
     /// YOLO boxes are normalised until the frame size is known.
     pub normalised: bool,
+    /// Whether each part is defective, where the ground truth says so per part (a COCO
+    /// top-level `parts` list); otherwise a part is defective when one of its frames has a box.
+    pub defective_parts: BTreeMap<String, bool>,
 }
 
 impl GroundTruth {
@@ -124,6 +127,18 @@ fn load_coco(text: &str) -> Result<GroundTruth, String> {
         }
         truth.by_frame.insert(frame, entry);
         frame_of_image.insert(id, (frame, image["file_name"].as_str().map(stem_of)));
+    }
+    if let Some(parts) = json.get("parts").and_then(|v| v.as_array()) {
+        for part in parts {
+            let id = match &part["part_id"] {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                _ => continue,
+            };
+            if let Some(defective) = part["defective"].as_bool() {
+                truth.defective_parts.insert(id, defective);
+            }
+        }
     }
     for a in list("annotations")? {
         let image = a["image_id"]
