@@ -53,12 +53,27 @@ fn run(
     format: VideoFormat,
     capture_properties: &str,
 ) -> Vec<serde_json::Value> {
+    run_counted(frames, format, capture_properties).0
+}
+
+/// What `defectcapture` counted over a run: captured, dropped, write errors.
+struct Counts {
+    captured: u64,
+    dropped: u64,
+    write_errors: u64,
+}
+
+fn run_counted(
+    frames: &[RgbImage],
+    format: VideoFormat,
+    capture_properties: &str,
+) -> (Vec<serde_json::Value>, Counts) {
     init();
     let dir = temp_dir("policy");
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, POLICY).unwrap();
     let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time ! defectdetect model={} policy={} ! defectcapture {capture_properties} ! \
+        "appsrc name=src format=time ! defectdetect model={} policy={} ! defectcapture name=capture {capture_properties} ! \
          defectmetaconvert ! appsink name=sink sync=false",
         test_model("squares_v8"),
         policy.display()
@@ -100,7 +115,13 @@ fn run(
     }
     // NULL stops the element: the writer finishes its queue first.
     pipeline.set_state(gst::State::Null).unwrap();
-    records
+    let capture = pipeline.by_name("capture").unwrap();
+    let counts = Counts {
+        captured: capture.property("captured"),
+        dropped: capture.property("dropped"),
+        write_errors: capture.property("write-errors"),
+    };
+    (records, counts)
 }
 
 fn listing(dir: &Path) -> Vec<String> {
@@ -211,31 +232,43 @@ fn pass_frames_are_sampled_and_gray_stays_gray_jpeg() {
 #[test]
 fn a_full_queue_drops_frames_and_the_records_count_them() {
     let dir = temp_dir("full");
-    // Large noisy frames take the writer far longer to encode as PNG than the detector to
-    // pass on (noise does not compress).
-    let mut big = RgbImage::new(1920, 1080, [12, 12, 12]);
+    // Noisy frames take the writer far longer to encode as PNG than the detector to pass
+    // on (noise does not compress); 960x540 keeps the directory small on CI disks.
+    let (width, height) = (960, 540);
+    let mut noisy = RgbImage::new(width, height, [12, 12, 12]);
     let mut seed = 12345u32;
-    for p in big.pixels.iter_mut() {
+    for p in noisy.pixels.iter_mut() {
         seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
         *p = (seed >> 27) as u8;
     }
-    let b = window_box(1920, 1080, 12, 20);
-    big.fill_rect(
+    let b = window_box(width, height, 12, 20);
+    noisy.fill_rect(
         b[0] as usize,
         b[1] as usize,
         b[2] as usize,
         b[3] as usize,
         [255, 255, 255],
     );
-    let frames: Vec<RgbImage> = (0..40).map(|_| big.clone()).collect();
-    let records = run(
+    let frames: Vec<RgbImage> = (0..40).map(|_| noisy.clone()).collect();
+    let (records, counts) = run_counted(
         &frames,
         VideoFormat::Rgb,
         &format!("location={} queue-size=1", dir.display()),
     );
+    let fails = records.iter().filter(|r| r["verdict"] == "FAIL").count() as u64;
+    assert_eq!(fails, 40, "every frame shows the FAIL square");
+    assert_eq!(counts.write_errors, 0, "no capture failed to write");
     let dropped = records.last().unwrap()["capture_dropped"].as_u64().unwrap();
     assert!(dropped > 0, "no frame was dropped");
+    assert_eq!(
+        dropped, counts.dropped,
+        "the records carry the element's count"
+    );
     let captured = listing(&dir).iter().filter(|n| n.ends_with(".png")).count() as u64;
+    assert_eq!(
+        captured, counts.captured,
+        "every capture counted is on disk"
+    );
     assert_eq!(
         captured + dropped,
         40,
@@ -291,7 +324,7 @@ fn an_unwritable_directory_fails_at_start_naming_it() {
 
 /// Mounts a 2 MiB tmpfs (needs root; skipped elsewhere) and returns its path.
 fn tiny_filesystem() -> Option<std::path::PathBuf> {
-    let dir = temp_dir("full");
+    let dir = temp_dir("tiny-filesystem");
     let status = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
         .arg(&dir)

@@ -424,6 +424,7 @@ fn write_captures(
                 counters.captured.fetch_add(1, Ordering::Relaxed);
             }
             Err(reason) => {
+                gst::debug!(CAT, "cannot write capture {}: {reason}", job.stem);
                 if counters.write_errors.fetch_add(1, Ordering::Relaxed) == 0
                     && let Some(element) = element.upgrade()
                 {

@@ -106,7 +106,10 @@ pub fn score(
     }
     let mut part_stats = VerdictStats::default();
     for (id, (defective, verdict)) in &parts {
-        part_stats.add(truth.defective_parts.get(id).copied().unwrap_or(*defective), verdict);
+        part_stats.add(
+            truth.defective_parts.get(id).copied().unwrap_or(*defective),
+            verdict,
+        );
     }
     let evaluation = metrics::evaluate(&truths, &predictions, names.len(), thresholds);
     let mut latencies: Vec<f64> = replay.frames.iter().map(|f| f.total_ms).collect();
