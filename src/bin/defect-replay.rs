@@ -9,6 +9,8 @@
 //!               [--model-b M2.onnx] [--policy-b P2.toml]
 //! ```
 //! Precision, recall and F1 use each class's policy `min-confidence` (at least `--conf`).
+//! Verdicts are scored against the truth boxes the policy inspects: a frame is defective when a
+//! truth box has its centre in the policy's region and in no ignore mask.
 //! `--sweep-recall R` writes `DIR/swept-policy.toml`: per class, the threshold reaching
 //! recall R with the best precision (replay with `--conf` low, e.g. 0.01, to sweep widely).
 //! `--model-b`/`--policy-b` replay a second configuration and print both side by side.
@@ -135,7 +137,7 @@ fn run_one(
                 .map_or(conf, |p| p.rule(name).min_confidence.max(conf))
         })
         .collect();
-    let report = score(&replay, &truth, &thresholds)
+    let report = score(&replay, &truth, &thresholds, policy.as_ref())
         .map_err(|e| format!("{}: {e}", args.truth.display()))?;
     Ok((report, replay, policy))
 }

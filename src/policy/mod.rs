@@ -26,7 +26,7 @@ pub use shape::Shape;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::analysis::Detection;
+use crate::analysis::{BBox, Detection};
 
 /// How bad a defect is; the order is from worst to mildest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -255,15 +255,31 @@ impl Policy {
         result
     }
 
-    fn judge(&self, detection: &Detection, rule: &ClassRule) -> Judged {
-        let b = &detection.bbox;
+    /// Whether the policy looks at a box: its centre inside the region and in no ignore mask.
+    /// Replay scoring asks the same of ground-truth boxes.
+    pub fn inspects(&self, bbox: &BBox) -> bool {
+        matches!(self.placement(bbox), Decision::Accept)
+    }
+
+    /// `OutsideRegion`, `Masked`, or `Accept` where the box's centre is inspected.
+    fn placement(&self, b: &BBox) -> Decision {
         let (cx, cy) = ((b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0);
-        let area_px = b.area();
-        let confidence = detection.confidence;
-        let decision = if self.region.as_ref().is_some_and(|r| !r.contains(cx, cy)) {
+        if self.region.as_ref().is_some_and(|r| !r.contains(cx, cy)) {
             Decision::OutsideRegion
         } else if self.ignore.iter().any(|mask| mask.contains(cx, cy)) {
             Decision::Masked
+        } else {
+            Decision::Accept
+        }
+    }
+
+    fn judge(&self, detection: &Detection, rule: &ClassRule) -> Judged {
+        let b = &detection.bbox;
+        let area_px = b.area();
+        let confidence = detection.confidence;
+        let placement = self.placement(b);
+        let decision = if placement != Decision::Accept {
+            placement
         } else if area_px < rule.min_area_px {
             Decision::TooSmall
         } else if confidence >= rule.min_confidence && self.fail_severities.contains(&rule.severity)

@@ -8,8 +8,10 @@ use serde_json::json;
 use super::Replay;
 use super::truth::GroundTruth;
 use crate::metrics::{self, Evaluation, Prediction, Truth};
+use crate::policy::Policy;
 
-/// Verdict agreement with the truth (a frame or part is defective when it has a truth box).
+/// Verdict agreement with the truth (a frame or part is defective when it has a truth box the
+/// policy inspects).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VerdictStats {
     pub total: u64,
@@ -60,10 +62,16 @@ pub struct Report {
 pub struct ClassMismatch(pub String, pub Vec<String>);
 
 /// Scores `replay` against `truth`; `thresholds[c]` is class c's confidence for P/R/F1.
+///
+/// Detection metrics count every truth box. Verdicts are scored against what `policy` looks
+/// at: a frame is defective when one of its truth boxes has its centre in the inspection
+/// region and in no ignore mask, as the policy judges detections (a defect at the edge of a
+/// frame, on a part entering or leaving, is judged on the frames where its part is inspected).
 pub fn score(
     replay: &Replay,
     truth: &GroundTruth,
     thresholds: &[f32],
+    policy: Option<&Policy>,
 ) -> Result<Report, ClassMismatch> {
     let names = &replay.class_names;
     if let Some(unknown) = truth.class_names.iter().find(|n| !names.contains(n)) {
@@ -96,7 +104,10 @@ pub fn score(
                 bbox: d.bbox,
             });
         }
-        let defective = !t.boxes.is_empty();
+        let defective = t
+            .boxes
+            .iter()
+            .any(|(_, bbox)| policy.is_none_or(|p| p.inspects(bbox)));
         frames.add(defective, &frame.verdict);
         if let Some(part) = t.part_id {
             let entry = parts.entry(part).or_insert((false, "PASS".into()));
@@ -365,4 +376,74 @@ pub fn compare(a: &Report, b: &Report, label_a: &str, label_b: &str) -> String {
         "p50 latency ms", a.latency_ms[0], b.latency_ms[0]
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::BBox;
+    use crate::replay::FrameResult;
+    use crate::replay::truth::FrameTruth;
+
+    fn frame(index: u64, verdict: &str) -> FrameResult {
+        FrameResult {
+            index,
+            stem: None,
+            width: 100,
+            height: 100,
+            detections: Vec::new(),
+            verdict: verdict.into(),
+            inference_ms: 1.0,
+            total_ms: 1.0,
+        }
+    }
+
+    #[test]
+    fn verdicts_are_scored_against_the_truth_boxes_the_policy_inspects() {
+        let replay = Replay {
+            frames: vec![frame(0, "PASS"), frame(1, "PASS")],
+            class_names: vec!["scratch".into()],
+            model_id: "m".into(),
+            wall_seconds: 1.0,
+        };
+        let mut truth = GroundTruth {
+            class_names: vec!["scratch".into()],
+            ..Default::default()
+        };
+        let at = |x: f32| BBox {
+            x1: x,
+            y1: 40.0,
+            x2: x + 10.0,
+            y2: 50.0,
+        };
+        for (index, x) in [(0, 2.0), (1, 45.0)] {
+            truth.by_frame.insert(
+                index,
+                FrameTruth {
+                    boxes: vec![("scratch".into(), at(x))],
+                    part_id: None,
+                },
+            );
+        }
+        let band = crate::policy::parse_policy(
+            "[region]\nrect = [20, 0, 80, 100]\n[classes.scratch]\nmin-confidence = 0.5\n",
+            "band.toml",
+        )
+        .unwrap();
+        let everything = score(&replay, &truth, &[0.25], None).unwrap();
+        assert_eq!(
+            (everything.frames.defective, everything.frames.escapes),
+            (2, 2)
+        );
+        let inspected = score(&replay, &truth, &[0.25], Some(&band)).unwrap();
+        assert_eq!(
+            (inspected.frames.defective, inspected.frames.escapes),
+            (1, 1),
+            "the box at the frame's edge is outside the region"
+        );
+        assert_eq!(
+            inspected.evaluation.classes[0].truths, 2,
+            "metrics count both"
+        );
+    }
 }

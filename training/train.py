@@ -1,0 +1,388 @@
+#!/usr/bin/env python3
+"""Train the surface-defect detector on CPU.
+
+    python training/train.py --data training/data --out training/runs/exp --minutes 38
+
+Images are letterboxed to 384x640 (like the plugin), then random 320x320 crops with
+scale jitter, flips/rot90, photometric jitter, grey conversion and JPEG artefacts.
+Assignment: centre sampling (k nearest in-box locations per level, size ranges per
+level); class targets are IoU-aware soft labels (BCE), box loss GIoU + L1.
+"""
+import argparse
+import glob
+import math
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model import Detector, NC  # noqa: E402
+
+IMGSZ = (384, 640)  # h, w
+CROP = 320
+
+
+def letterbox(img, hw=IMGSZ, pad=114):
+    h, w = img.shape[:2]
+    r = min(hw[0] / h, hw[1] / w)
+    nw, nh = int(round(w * r)), int(round(h * r))
+    if (nw, nh) != (w, h):
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    top, left = (hw[0] - nh) // 2, (hw[1] - nw) // 2
+    out = np.full((hw[0], hw[1], 3), pad, np.uint8)
+    out[top:top + nh, left:left + nw] = img
+    return out, r, left, top
+
+
+def load_split(d, limit=None):
+    ims, labs = [], []
+    files = sorted(glob.glob(os.path.join(d, "images", "*.png")))[:limit]
+    for p in files:
+        im = cv2.imread(p)  # BGR
+        H, W = im.shape[:2]
+        lb, r, dx, dy = letterbox(im)
+        lp = p.replace("images", "labels")[:-4] + ".txt"
+        lab = np.array([list(map(float, l.split()[:5])) for l in open(lp) if l.strip()], np.float32).reshape(-1, 5)
+        b = np.zeros((len(lab), 5), np.float32)
+        if len(lab):
+            b[:, 0] = lab[:, 0]
+            b[:, 1] = (lab[:, 1] - lab[:, 3] / 2) * W * r + dx
+            b[:, 2] = (lab[:, 2] - lab[:, 4] / 2) * H * r + dy
+            b[:, 3] = (lab[:, 1] + lab[:, 3] / 2) * W * r + dx
+            b[:, 4] = (lab[:, 2] + lab[:, 4] / 2) * H * r + dy
+        ims.append(cv2.cvtColor(lb, cv2.COLOR_BGR2RGB))
+        labs.append(b)
+    return ims, labs
+
+
+def augment(rng, img, boxes):
+    """Random scaled crop -> CROP x CROP.  Returns img uint8, keep boxes, ignore boxes."""
+    s = math.exp(rng.uniform(math.log(0.7), math.log(1.35)))
+    cs = int(round(CROP / s))
+    H, W = img.shape[:2]
+    if cs > H:
+        cs = H
+        s = CROP / cs
+    x0 = int(rng.integers(0, W - cs + 1))
+    y0 = int(rng.integers(0, H - cs + 1))
+    # bias crops towards defects half of the time
+    if len(boxes) and rng.random() < 0.5:
+        b = boxes[int(rng.integers(0, len(boxes)))]
+        cx, cy = (b[1] + b[3]) / 2, (b[2] + b[4]) / 2
+        x0 = int(np.clip(cx - rng.uniform(0.2, 0.8) * cs, 0, W - cs))
+        y0 = int(np.clip(cy - rng.uniform(0.2, 0.8) * cs, 0, H - cs))
+    crop = img[y0:y0 + cs, x0:x0 + cs]
+    crop = cv2.resize(crop, (CROP, CROP), interpolation=cv2.INTER_LINEAR)
+    keep, ign = [], []
+    for c, a0, b0, a1, b1 in boxes:
+        X0, Y0, X1, Y1 = (a0 - x0) * s, (b0 - y0) * s, (a1 - x0) * s, (b1 - y0) * s
+        area = max(1e-3, (X1 - X0) * (Y1 - Y0))
+        cx0, cy0, cx1, cy1 = max(0, X0), max(0, Y0), min(CROP, X1), min(CROP, Y1)
+        if cx1 - cx0 < 2 or cy1 - cy0 < 2:
+            continue
+        vis = (cx1 - cx0) * (cy1 - cy0) / area
+        (keep if vis >= 0.6 else ign).append([c, cx0, cy0, cx1, cy1])
+    keep = np.array(keep, np.float32).reshape(-1, 5)
+    ign = np.array(ign, np.float32).reshape(-1, 5)
+    # geometric: flips / transpose
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+        for a in (keep, ign):
+            a[:, [1, 3]] = CROP - a[:, [3, 1]]
+    if rng.random() < 0.5:
+        crop = crop[::-1]
+        for a in (keep, ign):
+            a[:, [2, 4]] = CROP - a[:, [4, 2]]
+    if rng.random() < 0.3:
+        crop = crop.transpose(1, 0, 2)
+        for a in (keep, ign):
+            a[:, [1, 2, 3, 4]] = a[:, [2, 1, 4, 3]]
+    crop = np.ascontiguousarray(crop).astype(np.float32)
+    # photometric
+    if rng.random() < 0.25:
+        crop = np.repeat(crop.mean(2, keepdims=True), 3, 2)
+    elif rng.random() < 0.3:
+        crop = crop[..., rng.permutation(3)]
+    crop = crop * rng.uniform(0.75, 1.25) + rng.uniform(-20, 20)
+    m = crop.mean()
+    crop = (crop - m) * rng.uniform(0.8, 1.2) + m
+    if rng.random() < 0.3:  # slight defocus / motion blur
+        if rng.random() < 0.7:
+            crop = cv2.GaussianBlur(crop, (0, 0), rng.uniform(0.5, 1.3))
+        else:
+            k = np.zeros((5, 5), np.float32); k[2, :] = 1 / 5
+            if rng.random() < 0.5:
+                k = k.T.copy()
+            crop = cv2.filter2D(crop, -1, k)
+    if rng.random() < 0.4:  # sensor noise
+        crop = crop + rng.normal(0, rng.uniform(1.5, 7.0), crop.shape[:2] + ((1,) if rng.random() < 0.5 else (3,))).astype(np.float32)
+    crop = np.clip(crop, 0, 255).astype(np.uint8)
+    r = rng.random()
+    if r < 0.3:  # JPEG artefacts
+        ok, enc = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 95))])
+        crop = cv2.imdecode(enc, cv2.IMREAD_UNCHANGED)
+    elif r < 0.45:  # H.264-like: chroma subsampling + blocky low-quality coding of a smoothed image
+        yuv = cv2.cvtColor(crop, cv2.COLOR_RGB2YUV)
+        uv = cv2.resize(cv2.resize(yuv[..., 1:], (CROP // 2, CROP // 2), interpolation=cv2.INTER_AREA), (CROP, CROP))
+        yuv[..., 1:] = uv
+        crop = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB)
+        crop = cv2.GaussianBlur(crop, (0, 0), 0.6)
+        ok, enc = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(50, 85))])
+        crop = cv2.imdecode(enc, cv2.IMREAD_UNCHANGED)
+    return crop, keep, ign
+
+
+def box_iou_pair(a, b):
+    """a, b: (..., 4) xyxy, elementwise -> iou, giou."""
+    ix1, iy1 = torch.max(a[..., 0], b[..., 0]), torch.max(a[..., 1], b[..., 1])
+    ix2, iy2 = torch.min(a[..., 2], b[..., 2]), torch.min(a[..., 3], b[..., 3])
+    inter = (ix2 - ix1).clamp(0) * (iy2 - iy1).clamp(0)
+    aa = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    ab = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = aa + ab - inter + 1e-7
+    iou = inter / union
+    cx1, cy1 = torch.min(a[..., 0], b[..., 0]), torch.min(a[..., 1], b[..., 1])
+    cx2, cy2 = torch.max(a[..., 2], b[..., 2]), torch.max(a[..., 3], b[..., 3])
+    carea = (cx2 - cx1) * (cy2 - cy1) + 1e-7
+    return iou, iou - (carea - union) / carea
+
+
+LEVEL_RANGE = {8: (0, 128), 16: (48, 1e9)}
+TOPK = 9
+
+
+def assign(pts, st, gt, ign):
+    """pts (N,2), st (N,), gt (M,5) [cls,x1,y1,x2,y2] -> gt index per point (-1 none), ignore mask."""
+    N = pts.shape[0]
+    ignore = torch.zeros(N, dtype=torch.bool)
+    for g in ign:
+        ignore |= (pts[:, 0] >= g[1]) & (pts[:, 0] <= g[3]) & (pts[:, 1] >= g[2]) & (pts[:, 1] <= g[4])
+    M = gt.shape[0]
+    idx = torch.full((N,), -1, dtype=torch.long)
+    if M == 0:
+        return idx, ignore
+    x, y = pts[:, 0:1], pts[:, 1:2]
+    inside = (x > gt[None, :, 1]) & (x < gt[None, :, 3]) & (y > gt[None, :, 2]) & (y < gt[None, :, 4])
+    gcx, gcy = (gt[:, 1] + gt[:, 3]) / 2, (gt[:, 2] + gt[:, 4]) / 2
+    dist = ((x - gcx[None]) ** 2 + (y - gcy[None]) ** 2).sqrt()  # N,M
+    size = torch.max(gt[:, 3] - gt[:, 1], gt[:, 4] - gt[:, 2])
+    cand = torch.zeros(N, M, dtype=torch.bool)
+    for s, (lo, hi) in LEVEL_RANGE.items():
+        lvl = st == s
+        ok = (size >= lo) & (size <= hi)
+        d = torch.where(inside & lvl[:, None] & ok[None], dist, torch.full_like(dist, 1e9))
+        k = min(TOPK, N)
+        v, ii = d.topk(k, 0, largest=False)
+        sel = torch.zeros(N, M, dtype=torch.bool)
+        sel.scatter_(0, ii, v < 1e8)
+        cand |= sel
+    # fallback: GT without any candidate -> nearest stride-8 point
+    none = ~cand.any(0)
+    if none.any():
+        d8 = torch.where((st == 8)[:, None], dist, torch.full_like(dist, 1e9))
+        nn_ = d8.argmin(0)
+        for j in torch.nonzero(none).flatten():
+            cand[nn_[j], j] = True
+    area = (gt[:, 3] - gt[:, 1]) * (gt[:, 4] - gt[:, 2])
+    a = torch.where(cand, area[None].expand(N, M), torch.full((N, M), 1e12))
+    best = a.argmin(1)
+    has = cand.any(1)
+    idx[has] = best[has]
+    return idx, ignore
+
+
+def compute_loss(model_out, targets, ignores):
+    boxes, logits, pts, st = model_out  # B,N,4 ; B,N,nc
+    B, N, _ = boxes.shape
+    tcls = torch.zeros_like(logits)
+    weight = torch.ones_like(logits[..., 0])
+    box_l, l1_l, tsum = 0.0, 0.0, 0.0
+    for b in range(B):
+        gt = torch.from_numpy(targets[b])
+        idx, ign = assign(pts, st, gt, torch.from_numpy(ignores[b]))
+        weight[b, ign & (idx < 0)] = 0.0
+        pos = idx >= 0
+        if not pos.any():
+            continue
+        g = gt[idx[pos]]
+        pb = boxes[b, pos]
+        iou, giou = box_iou_pair(pb, g[:, 1:])
+        ti = iou.detach().clamp(0)
+        # normalise per GT so the best location of every object gets target 1
+        gmax = torch.zeros(gt.shape[0]).scatter_reduce(0, idx[pos], ti, "amax", include_self=True)
+        t = (ti / gmax[idx[pos]].clamp(min=1e-6)).clamp(0, 1)
+        cidx = g[:, 0].long()
+        tt = torch.zeros(pos.sum(), logits.shape[2])
+        tt[torch.arange(len(cidx)), cidx] = t
+        tcls[b, pos] = tt
+        w = t.detach()
+        s = st[pos][:, None]
+        p = pts[pos]
+        tl = torch.stack([p[:, 0] - g[:, 1], p[:, 1] - g[:, 2], g[:, 3] - p[:, 0], g[:, 4] - p[:, 1]], 1) / s
+        pl = torch.stack([p[:, 0] - pb[:, 0], p[:, 1] - pb[:, 1], pb[:, 2] - p[:, 0], pb[:, 3] - p[:, 1]], 1) / s
+        box_l = box_l + ((1 - giou) * w).sum()
+        l1_l = l1_l + (F.smooth_l1_loss(pl, tl, reduction="none").mean(1) * w).sum()
+        tsum += float(w.sum())
+    tsum = max(tsum, 1.0)
+    bce = F.binary_cross_entropy_with_logits(logits, tcls, reduction="none").sum(2) * weight
+    lcls = bce.sum() / tsum
+    lbox = box_l / tsum
+    ll1 = l1_l / tsum
+    return lcls + 2.5 * lbox + 0.5 * ll1, (float(lcls), float(lbox), float(ll1))
+
+
+def validate(model, ims, labs, batch=8, conf=0.25):
+    """EMA-model mAP@0.5 / P / R on letterboxed val images (same metrics as evaluate.py)."""
+    from evaluate import Accumulator, postprocess
+    acc = Accumulator(NC, conf)
+    model.eval()
+    model.export = True
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for i in range(0, len(ims), batch):
+            x = torch.from_numpy(np.stack(ims[i:i + batch])).permute(0, 3, 1, 2).float().div_(255.0)
+            out = model(x).float().numpy()
+            for j, o in enumerate(out):
+                acc.add(postprocess(o, 0.001, 0.45), labs[i + j])
+    model.export = False
+    rows, summ = acc.results()
+    return rows, summ
+
+
+class EMA:
+    def __init__(self, model, decay=0.9995):
+        import copy
+        self.m = copy.deepcopy(model).eval()
+        self.decay = decay
+        self.n = 0
+        for p in self.m.parameters():
+            p.requires_grad_(False)
+
+    def update(self, model):
+        self.n += 1
+        d = self.decay * (1 - math.exp(-self.n / 500))
+        with torch.no_grad():
+            msd = model.state_dict()
+            for k, v in self.m.state_dict().items():
+                if v.dtype.is_floating_point:
+                    v.mul_(d).add_(msd[k].detach(), alpha=1 - d)
+                else:
+                    v.copy_(msd[k])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="training/data")
+    ap.add_argument("--out", default="training/runs/exp")
+    ap.add_argument("--minutes", type=float, default=38.0)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bench", type=int, default=0, help="only time this many iterations")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    ap.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")
+    ap.add_argument("--val-every", type=float, default=8.0, help="minutes between validations")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+    t0 = time.time()
+    ims, labs = load_split(os.path.join(a.data, "train"), a.limit)
+    print(f"loaded {len(ims)} train images in {time.time() - t0:.0f}s", flush=True)
+    vims, vlabs = load_split(os.path.join(a.data, "val"), None) if os.path.isdir(os.path.join(a.data, "val")) else ([], [])
+    model = Detector()
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=5e-4)
+    ema = EMA(model)
+    budget = a.minutes * 60
+    start = time.time()
+    it = 0
+    best = -1.0
+    ck = os.path.join(a.out, "last.pt")
+    if a.resume and os.path.exists(ck):
+        st = torch.load(ck, map_location="cpu")
+        model.load_state_dict(st["train_model"])
+        ema.m.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        it, ema.n, best = st["it"], st.get("ema_n", st["it"]), st.get("best", -1.0)
+        start -= st.get("elapsed", 0.0)
+        rng = np.random.default_rng([a.seed, it])
+        print(f"resumed at iteration {it}, {st.get('elapsed', 0) / 60:.1f} min", flush=True)
+
+    def save(path):
+        torch.save({"model": ema.m.state_dict(), "train_model": model.state_dict(), "opt": opt.state_dict(),
+                    "it": it, "ema_n": ema.n, "best": best, "elapsed": time.time() - start,
+                    "args": vars(a)}, path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+    def do_val():
+        nonlocal best
+        if not vims:
+            return
+        t = time.time()
+        rows, summ = validate(ema.m, vims, vlabs)
+        msg = (f"val it {it}: mAP50 {summ['map50']:.4f} P {summ['precision']:.3f} R {summ['recall']:.3f} "
+               + " ".join(f"[{r['cls']}] P{r['precision']:.2f} R{r['recall']:.2f} AP{r['ap50']:.2f}" for r in rows)
+               + f" ({time.time() - t:.0f}s)")
+        print(msg, flush=True)
+        log.write(msg + "\n"); log.flush()
+        score = summ["map50"] + 0.5 * min(r["recall"] for r in rows) + 0.5 * min(r["precision"] for r in rows)
+        if score > best:
+            best = score
+            torch.save({"model": ema.m.state_dict(), "it": it, "val": summ}, os.path.join(a.out, "best.pt"))
+    last_val = time.time()
+    warm = 150
+    log = open(os.path.join(a.out, "log.txt"), "a")
+    last_ckpt = time.time()
+    while True:
+        el = time.time() - start
+        frac = el / budget
+        if (a.bench and it >= a.bench) or (not a.bench and frac >= 1.0):
+            break
+        lr = a.lr * (min(1.0, (it + 1) / warm)) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+        for gparam in opt.param_groups:
+            gparam["lr"] = lr
+        bi = rng.integers(0, len(ims), a.batch)
+        xs, ts, igs = [], [], []
+        for i in bi:
+            im, k, g = augment(rng, ims[i], labs[i])
+            xs.append(im)
+            ts.append(k)
+            igs.append(g)
+        x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float().div_(255.0)
+        model.train()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not a.fp32):
+            out = model(x)
+        out = tuple(o.float() for o in out)
+        loss, parts = compute_loss(out, ts, igs)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        ema.update(model)
+        it += 1
+        if it % 25 == 0 or a.bench:
+            msg = (f"it {it} t {el / 60:.1f}m lr {lr:.2e} loss {float(loss):.3f} cls {parts[0]:.3f} "
+                   f"giou {parts[1]:.3f} l1 {parts[2]:.3f} {(time.time() - start) / it:.2f}s/it")
+            print(msg, flush=True)
+            log.write(msg + "\n"); log.flush()
+        if time.time() - last_ckpt > 120:
+            save(ck)
+            last_ckpt = time.time()
+        if not a.bench and time.time() - last_val > a.val_every * 60:
+            do_val()
+            last_val = time.time()
+    save(ck)
+    if not a.bench:
+        do_val()
+    print(f"done: {it} iterations in {(time.time() - start) / 60:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main()
