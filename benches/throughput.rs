@@ -8,11 +8,61 @@
 //! 4. the usual alternative: the same frames through plain Python onnxruntime + numpy
 //!    (`scripts/bench_python.py`, OpenCV letterbox, numpy decode and NMS).
 //!
+//! 5. steady state: `defectdetect ! defectoverlay ! defectmetaconvert` on `BENCH_STEADY_FRAMES`
+//!    (default 20,000) 1080p RGB frames with the small squares test model (so the run takes
+//!    about a minute; the plugin's per-frame path is the same whatever the model): resident
+//!    memory after the first 1,000 frames and at the end, and heap allocations per frame made
+//!    through Rust's allocator (GLib's own allocations, e.g. of bus messages, are not counted).
+//!
 //! `BENCH_MODEL` picks the model (default: the bundled one, else the squares test model),
 //! `BENCH_THREADS` the ONNX Runtime intra-op threads (default 2), `BENCH_SECONDS` the time
 //! per measurement (default 3).
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// The system allocator, counting the allocations made through it.
+struct CountingAllocator;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded unchanged to `System`; only counters are added.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Resident memory of this process in KiB (`VmRSS`), 0 where /proc is missing.
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
 
 use gst::prelude::*;
 use gstdefect::analysis::decode::{Decoder, OutputLayout};
@@ -235,17 +285,20 @@ fn json_cost(seconds: f64) -> Duration {
     })
 }
 
-/// Frames per second of `appsrc ! defectdetect ! fakesink` on copies of one frame.
-fn pipeline_fps(model: &str, threads: u32, format: &str, w: usize, h: usize, frames: u64) -> f64 {
-    let info = gst_video::VideoInfo::builder(format.parse().expect("format"), w as u32, h as u32)
-        .fps(gst::Fraction::new(30, 1))
-        .build()
-        .expect("video info");
+/// Pushes `frames` copies of one textured frame of `info` through `appsrc ! {chain} ! fakesink`
+/// (after 5 warm-up frames), calling `on_frame` with each frame's index before it is pushed,
+/// and returns the time from the first counted frame to EOS.
+fn push_frames(
+    chain: &str,
+    info: &gst_video::VideoInfo,
+    frames: u64,
+    mut on_frame: impl FnMut(u64),
+) -> Duration {
     let data: Vec<u8> = (0..info.size())
         .map(|i| ((i * 2654435761) >> 13) as u8)
         .collect();
     let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time max-bytes=0 block=true ! defectdetect model={model} threads={threads} ! fakesink sync=false"
+        "appsrc name=src format=time max-bytes=0 block=true ! {chain} ! fakesink sync=false"
     ))
     .expect("pipeline")
     .downcast::<gst::Pipeline>()
@@ -258,12 +311,16 @@ fn pipeline_fps(model: &str, threads: u32, format: &str, w: usize, h: usize, fra
     src.set_caps(Some(&info.to_caps().expect("caps")));
     src.set_max_buffers(4);
     pipeline.set_state(gst::State::Playing).expect("playing");
+    // A shallow copy per frame: the pixels are shared, each buffer gets its own metas.
     let template = gst::Buffer::from_mut_slice(data);
     let warmup = 5;
     let mut started = Instant::now();
     for i in 0..frames + warmup {
         if i == warmup {
             started = Instant::now();
+        }
+        if i >= warmup {
+            on_frame(i - warmup);
         }
         let mut buffer = template.copy();
         buffer
@@ -275,7 +332,7 @@ fn pipeline_fps(model: &str, threads: u32, format: &str, w: usize, h: usize, fra
     src.end_of_stream().expect("eos");
     let bus = pipeline.bus().expect("bus");
     let message = bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(600),
+        gst::ClockTime::from_seconds(3600),
         &[gst::MessageType::Eos, gst::MessageType::Error],
     );
     let elapsed = started.elapsed();
@@ -283,7 +340,91 @@ fn pipeline_fps(model: &str, threads: u32, format: &str, w: usize, h: usize, fra
         panic!("{}", e.error());
     }
     pipeline.set_state(gst::State::Null).expect("null");
+    elapsed
+}
+
+fn video_info(format: &str, w: usize, h: usize) -> gst_video::VideoInfo {
+    gst_video::VideoInfo::builder(format.parse().expect("format"), w as u32, h as u32)
+        .fps(gst::Fraction::new(30, 1))
+        .build()
+        .expect("video info")
+}
+
+/// Frames per second of `appsrc ! defectdetect ! fakesink` on copies of one frame.
+fn pipeline_fps(model: &str, threads: u32, format: &str, w: usize, h: usize, frames: u64) -> f64 {
+    let chain = format!("defectdetect model={model} threads={threads}");
+    let elapsed = push_frames(&chain, &video_info(format, w, h), frames, |_| {});
     frames as f64 / elapsed.as_secs_f64()
+}
+
+/// What a long run of the whole per-frame path costs in memory.
+struct SteadyState {
+    frames: u64,
+    resident_after_warmup_kib: u64,
+    resident_at_end_kib: u64,
+    allocations_per_frame: f64,
+    allocated_bytes_per_frame: f64,
+}
+
+/// Runs `frames` 1080p RGB frames from `videotestsrc` (pooled buffers, as a camera source
+/// gives them) through detection, overlay and JSON records, sampling resident memory and the
+/// allocation counters after the first 1,000 frames and at the end.
+fn steady_state(model: &str, threads: u32, frames: u64) -> SteadyState {
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,format=RGB,width=1920,height=1080 ! \
+         defectdetect name=detect model={model} threads={threads} ! defectoverlay ! defectmetaconvert ! \
+         fakesink sync=false"
+    ))
+    .expect("pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("pipeline");
+    let warmup = 1000.min(frames / 2);
+    let at_warmup = std::sync::Arc::new(std::sync::Mutex::new((0, 0, 0)));
+    let sample = at_warmup.clone();
+    let seen = AtomicU64::new(0);
+    pipeline
+        .by_name("detect")
+        .expect("detect")
+        .static_pad("src")
+        .expect("src pad")
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            let seen = seen.fetch_add(1, Ordering::Relaxed) + 1;
+            if seen == warmup {
+                *sample.lock().expect("sample") = (
+                    resident_kib(),
+                    ALLOCATIONS.load(Ordering::Relaxed),
+                    ALLOCATED_BYTES.load(Ordering::Relaxed),
+                );
+            }
+            if seen.is_multiple_of(5000) {
+                eprintln!("  steady state: {seen}/{frames} frames");
+            }
+            gst::PadProbeReturn::Ok
+        });
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let bus = pipeline.bus().expect("bus");
+    let message = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(3600),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    if let Some(gst::MessageView::Error(e)) = message.as_ref().map(|m| m.view()) {
+        panic!("{}", e.error());
+    }
+    let at_end = (
+        resident_kib(),
+        ALLOCATIONS.load(Ordering::Relaxed),
+        ALLOCATED_BYTES.load(Ordering::Relaxed),
+    );
+    pipeline.set_state(gst::State::Null).expect("null");
+    let at_warmup = *at_warmup.lock().expect("sample");
+    let counted = (frames - warmup) as f64;
+    SteadyState {
+        frames,
+        resident_after_warmup_kib: at_warmup.0,
+        resident_at_end_kib: at_end.0,
+        allocations_per_frame: (at_end.1 - at_warmup.1) as f64 / counted,
+        allocated_bytes_per_frame: (at_end.2 - at_warmup.2) as f64 / counted,
+    }
 }
 
 fn python_fps(model: &str, threads: u32, frames: u32) -> Option<f64> {
@@ -413,6 +554,29 @@ fn main() {
         "ratio defectdetect 1080p RGB / raw limit = {:.3} (target >= 0.95)",
         plugin_1080 / raw_fps
     );
+    let steady_frames: u64 = env_or("BENCH_STEADY_FRAMES", 20_000);
+    if steady_frames > 0 {
+        let squares = format!("{root}/models/test/squares_v8.onnx");
+        let steady = steady_state(&squares, threads, steady_frames);
+        let growth_mib =
+            (steady.resident_at_end_kib as f64 - steady.resident_after_warmup_kib as f64) / 1024.0;
+        println!(
+            "steady state over {} frames (1080p RGB, detect + overlay + JSON, squares test model):",
+            steady.frames
+        );
+        println!(
+            "  resident memory {:.1} MiB after warm-up, {:.1} MiB at the end: growth {growth_mib:+.2} MiB (target within 5 MB: {})",
+            steady.resident_after_warmup_kib as f64 / 1024.0,
+            steady.resident_at_end_kib as f64 / 1024.0,
+            growth_mib.abs() <= 5.0
+        );
+        println!(
+            "  Rust heap allocations per frame: {:.1} ({:.0} bytes); no pixel-sized allocation: {}",
+            steady.allocations_per_frame,
+            steady.allocated_bytes_per_frame,
+            steady.allocated_bytes_per_frame < 64.0 * 1024.0
+        );
+    }
     let _ = Detection {
         class_id: 0,
         confidence: 0.0,
