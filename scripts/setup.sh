@@ -15,6 +15,12 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-bad gstreamer1.0-libav
   python3 python3-venv python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   meson ninja-build mosquitto
+  # camera sources of pipelines/ and their stand-ins in tests/python/test_pipelines.py:
+  # aravissrc (in libaravis-0.8-0) and the fake GigE Vision camera (aravis-tools),
+  # an RTSP server for Python (gst-rtsp-server), `ip` to see which interface reaches a GigE
+  # camera (no network namespace is needed: pipelines/README.md), x264enc for the annotated
+  # recordings of pipelines/ (gstreamer1.0-plugins-ugly)
+  libaravis-0.8-0 aravis-tools gir1.2-gst-rtsp-server-1.0 iproute2 gstreamer1.0-plugins-ugly
 )
 
 missing=()
