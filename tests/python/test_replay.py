@@ -1,7 +1,8 @@
 """defect-replay: mAP agrees with pycocotools, the threshold sweep's policy keeps its promise,
 and bad input is reported with the file and the reason.
 
-Uses the squares test model on synthetic frames: squares of the model's window size at
+The pycocotools check runs on the bundled model and recording, and on synthetic frames for the
+squares test model on synthetic frames: squares of the model's window size at
 random (unaligned) positions, so that boxes are good but not perfect and AP@0.5:0.95 is not 1."""
 import json
 import pathlib
@@ -65,6 +66,28 @@ def test_map_agrees_with_pycocotools(dataset, tmp_path):
     assert abs(report["map50_95"] - ap50_95) <= 0.005, (report["map50_95"], ap50_95)
     for name in ["report.md", "pr_curves.png", "confusion.png", "latency.png"]:
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_map_agrees_with_pycocotools_on_the_bundled_video(tmp_path):
+    """The bundled model on the bundled colour recording and its COCO ground truth."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    video, truth_file = ROOT / "tests/data/conveyor_color.mp4", ROOT / "tests/data/conveyor_color.coco.json"
+    result = subprocess.run(
+        [str(REPLAY), "--model", str(ROOT / "models/surface-defects.onnx"), "--video", str(video), "--truth", str(truth_file), "--conf", "0.01", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    truth = COCO(str(tmp_path / "truth.coco.json"))
+    evaluation = COCOeval(truth, truth.loadRes(str(tmp_path / "predictions.coco.json")), "bbox")
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    assert len(truth.getImgIds()) == 300
+    assert abs(report["map50"] - evaluation.stats[1]) <= 0.005, (report["map50"], evaluation.stats[1])
+    assert abs(report["map50_95"] - evaluation.stats[0]) <= 0.005, (report["map50_95"], evaluation.stats[0])
 
 
 def test_swept_policy_reaches_the_promised_recall(dataset, tmp_path):
