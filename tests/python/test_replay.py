@@ -1,9 +1,9 @@
 """defect-replay: mAP agrees with pycocotools, the threshold sweep's policy keeps its promise,
 and bad input is reported with the file and the reason.
 
-The pycocotools check runs on the bundled model and recording, and on synthetic frames for the
-squares test model on synthetic frames: squares of the model's window size at
-random (unaligned) positions, so that boxes are good but not perfect and AP@0.5:0.95 is not 1."""
+The pycocotools check runs on the bundled model and recording, and with the squares test model
+on synthetic frames: squares of the model's window size at random (unaligned) positions, so
+that boxes are good but not perfect and AP@0.5:0.95 is not 1."""
 import json
 import pathlib
 import subprocess
