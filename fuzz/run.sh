@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_EACH=${1:-60}
+mkdir -p target  # logs go here; cargo fuzz makes it only on its first build
 export RUSTC_BOOTSTRAP=1
 export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$PWD/../.ort/libonnxruntime.so}
 for target in decode policy model_meta; do
