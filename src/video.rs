@@ -49,12 +49,21 @@ pub fn pixel_format(format: VideoFormat) -> Option<PixelFormat> {
 
 /// The caps' YUV matrix and range; BT.601 limited range where the caps do not say.
 pub fn yuv_matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
+    let (kr, kb, full_range) = luma_coefficients(info);
+    YuvMatrix::new(kr, kb, full_range)
+}
+
+/// Kr, Kb and full range of the frames' colour matrix; BT.601's where the caps name none.
+/// The matrix is checked first because `kr_kb` on an RGB or unknown matrix builds an error
+/// (a heap allocation) on every frame.
+fn luma_coefficients(info: &gst_video::VideoInfo) -> (f32, f32, bool) {
     let colorimetry = info.colorimetry();
     let full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
-    match colorimetry.matrix().kr_kb() {
-        Ok((kr, kb)) => YuvMatrix::new(kr as f32, kb as f32, full_range),
-        Err(_) => YuvMatrix::new(0.299, 0.114, full_range),
-    }
+    let (kr, kb) = match colorimetry.matrix() {
+        gst_video::VideoColorMatrix::Rgb | gst_video::VideoColorMatrix::Unknown => (0.299, 0.114),
+        matrix => matrix.kr_kb().unwrap_or((0.299, 0.114)),
+    };
+    (kr as f32, kb as f32, full_range)
 }
 
 pub fn frame_view<'a>(
@@ -84,14 +93,8 @@ pub fn frame_view<'a>(
 
 /// The caps' RGB to YUV encoding, for drawing.
 pub fn yuv_encoding(info: &gst_video::VideoInfo) -> YuvEncoding {
-    let colorimetry = info.colorimetry();
-    let full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
-    let (kr, kb) = colorimetry.matrix().kr_kb().unwrap_or((0.299, 0.114));
-    YuvEncoding {
-        kr: kr as f32,
-        kb: kb as f32,
-        full_range,
-    }
+    let (kr, kb, full_range) = luma_coefficients(info);
+    YuvEncoding { kr, kb, full_range }
 }
 
 /// A writable frame as a drawing canvas.

@@ -145,16 +145,17 @@ impl PixelFormat {
         blue: 0,
     };
 
-    /// Bytes each plane needs for a `width` x `height` frame: (bytes per row, rows).
-    fn plane_extents(self, width: usize, height: usize) -> Vec<(usize, usize)> {
+    /// Bytes each plane needs for a `width` x `height` frame: (bytes per row, rows); (0, 0)
+    /// for planes the format does not have. An array, so checking a frame allocates nothing.
+    fn plane_extents(self, width: usize, height: usize) -> [(usize, usize); 3] {
         let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
         match self {
             PixelFormat::Packed {
                 bytes_per_pixel, ..
-            } => vec![(width * bytes_per_pixel as usize, height)],
-            PixelFormat::Gray8 => vec![(width, height)],
-            PixelFormat::Nv12 => vec![(width, height), (cw * 2, ch)],
-            PixelFormat::I420 => vec![(width, height), (cw, ch), (cw, ch)],
+            } => [(width * bytes_per_pixel as usize, height), (0, 0), (0, 0)],
+            PixelFormat::Gray8 => [(width, height), (0, 0), (0, 0)],
+            PixelFormat::Nv12 => [(width, height), (cw * 2, ch), (0, 0)],
+            PixelFormat::I420 => [(width, height), (cw, ch), (cw, ch)],
         }
     }
 }

@@ -2,7 +2,7 @@
 //! The `defectdetect` element: an in-place `BaseTransform` adapting
 //! [`crate::analysis`] and [`crate::runtime`] to GStreamer buffers, metas and messages.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use gst::glib;
@@ -34,17 +34,19 @@ const DEFAULT_IOU_THRESHOLD: f64 = 0.45;
 const DEFAULT_MAX_DETECTIONS: u32 = 300;
 
 #[derive(Debug, Clone)]
+/// Paths are `Arc<Path>` so that the copy the streaming thread takes of the settings for each
+/// frame (properties may change while playing) allocates nothing.
 struct Settings {
-    model: Option<PathBuf>,
-    labels: Option<PathBuf>,
+    model: Option<Arc<Path>>,
+    labels: Option<Arc<Path>>,
     conf_threshold: f64,
     iou_threshold: f64,
     max_detections: u32,
     layout: Layout,
     execution_provider: ExecutionProvider,
     threads: u32,
-    ort_library: Option<PathBuf>,
-    policy: Option<PathBuf>,
+    ort_library: Option<Arc<Path>>,
+    policy: Option<Arc<Path>>,
     shadow_mode: bool,
     frames_per_part: u32,
     interval: u32,
@@ -87,8 +89,8 @@ impl Settings {
 
     fn detector_options(&self) -> DetectorOptions {
         DetectorOptions {
-            model: self.model.clone().unwrap_or_default(),
-            labels: self.labels.clone(),
+            model: self.model.as_deref().map(PathBuf::from).unwrap_or_default(),
+            labels: self.labels.as_deref().map(PathBuf::from),
             layout: match self.layout {
                 Layout::Auto => None,
                 Layout::Yolov8 => Some(OutputLayout::YoloV8),
@@ -102,7 +104,7 @@ impl Settings {
                 ExecutionProvider::Tensorrt => Provider::TensorRt,
             },
             threads: self.threads as usize,
-            ort_library: self.ort_library.clone(),
+            ort_library: self.ort_library.as_deref().map(PathBuf::from),
         }
     }
 }
@@ -197,16 +199,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn optional_path(value: &glib::Value) -> Option<PathBuf> {
+fn optional_path(value: &glib::Value) -> Option<Arc<Path>> {
     value
         .get::<Option<String>>()
         .ok()
         .flatten()
         .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
+        .map(|s| Arc::from(Path::new(&s)))
 }
 
-fn path_value(path: &Option<PathBuf>) -> glib::Value {
+fn path_value(path: &Option<Arc<Path>>) -> glib::Value {
     path.as_ref().map(|p| p.display().to_string()).to_value()
 }
 
@@ -1233,7 +1235,7 @@ impl Report<'_> {
             .field("minor", minor)
             .field("cosmetic", cosmetic)
             .field("model-id", self.model_id)
-            .field("model-name", self.model.name())
+            .field("model-name", self.model.name().as_ref())
             .field(
                 "model-version",
                 self.model

@@ -55,11 +55,11 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
-    /// The model file's stem.
-    pub fn name(&self) -> String {
+    /// The model file's stem (borrowed: verdicts name the model on every frame).
+    pub fn name(&self) -> std::borrow::Cow<'_, str> {
         self.path
             .file_stem()
-            .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
+            .map_or(std::borrow::Cow::Borrowed("model"), |s| s.to_string_lossy())
     }
 
     /// A short identity for verdicts: file stem, metadata `version`, first 12 hex digits of
