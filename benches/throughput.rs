@@ -18,7 +18,7 @@
 //! `BENCH_MODEL` picks the model (default: the bundled one, else the squares test model),
 //! `BENCH_THREADS` the ONNX Runtime intra-op threads (default 2), `BENCH_SECONDS` the time
 //! per measurement (default 3). The machines this runs on are shared and their speed drifts
-//! by 10-30% from one minute to the next, so stage costs are the fastest of five windows, and
+//! by 10-60% from one minute to the next, so stage costs are the fastest of five windows, and
 //! each pipeline runs in blocks of 10 frames alternating with blocks of 10 raw-limit runs: a
 //! slow spell then falls on both sides of the ratio alike.
 

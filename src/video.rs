@@ -54,15 +54,11 @@ pub fn yuv_matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
 }
 
 /// Kr, Kb and full range of the frames' colour matrix; BT.601's where the caps name none.
-/// The matrix is checked first because `kr_kb` on an RGB or unknown matrix builds an error
-/// (a heap allocation) on every frame.
+/// Elements compute it once per caps.
 fn luma_coefficients(info: &gst_video::VideoInfo) -> (f32, f32, bool) {
     let colorimetry = info.colorimetry();
     let full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
-    let (kr, kb) = match colorimetry.matrix() {
-        gst_video::VideoColorMatrix::Rgb | gst_video::VideoColorMatrix::Unknown => (0.299, 0.114),
-        matrix => matrix.kr_kb().unwrap_or((0.299, 0.114)),
-    };
+    let (kr, kb) = colorimetry.matrix().kr_kb().unwrap_or((0.299, 0.114));
     (kr as f32, kb as f32, full_range)
 }
 
@@ -97,9 +93,10 @@ pub fn yuv_encoding(info: &gst_video::VideoInfo) -> YuvEncoding {
     YuvEncoding { kr, kb, full_range }
 }
 
-/// A writable frame as a drawing canvas.
+/// A writable frame as a drawing canvas; `encoding` is `yuv_encoding` of its caps.
 pub fn canvas<'a>(
     frame: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    encoding: YuvEncoding,
 ) -> Result<Canvas<'a>, String> {
     let info = frame.info().clone();
     let format = pixel_format(info.format())
@@ -125,7 +122,7 @@ pub fn canvas<'a>(
         info.width(),
         info.height(),
         format,
-        yuv_encoding(&info),
+        encoding,
         planes,
         strides,
     )

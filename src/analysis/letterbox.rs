@@ -838,64 +838,25 @@ mod tests {
         assert!(t.iter().all(|&v| (v - 1.0).abs() < 1e-4));
     }
 
-    /// A test frame: format, width, height, bytes, strides, and the model's channels.
-    type Case = (PixelFormat, u32, u32, Vec<u8>, [usize; 3], usize);
-
-    /// Frames of every format with texture, at integer (`widen`) and fractional (`blend`)
-    /// scale factors, into 3- and 1-channel tensors.
-    fn textured_cases() -> Vec<Case> {
-        let texture =
-            |n: usize| -> Vec<u8> { (0..n).map(|i| ((i * 2654435761) >> 13) as u8).collect() };
-        let mut cases = Vec::new();
-        for (w, h) in [(48u32, 24u32), (37, 29)] {
-            let (wu, hu) = (w as usize, h as usize);
-            let (cw, ch) = (wu.div_ceil(2), hu.div_ceil(2));
-            for channels in [3, 1] {
-                cases.push((
-                    PixelFormat::RGB,
-                    w,
-                    h,
-                    texture(wu * 3 * hu),
-                    [wu * 3, 0, 0],
-                    channels,
-                ));
-                cases.push((
-                    PixelFormat::BGRA,
-                    w,
-                    h,
-                    texture(wu * 4 * hu),
-                    [wu * 4, 0, 0],
-                    channels,
-                ));
-                cases.push((
-                    PixelFormat::Gray8,
-                    w,
-                    h,
-                    texture(wu * hu),
-                    [wu, 0, 0],
-                    channels,
-                ));
-                cases.push((
-                    PixelFormat::Nv12,
-                    w,
-                    h,
-                    texture(wu * hu + cw * 2 * ch),
-                    [wu, cw * 2, 0],
-                    channels,
-                ));
-                cases.push((
-                    PixelFormat::I420,
-                    w,
-                    h,
-                    texture(wu * hu + 2 * cw * ch),
-                    [wu, cw, cw],
-                    channels,
-                ));
+    /// A textured frame of `format`: its bytes, tightly packed, and its strides.
+    fn textured_frame(format: PixelFormat, w: usize, h: usize) -> (Vec<u8>, [usize; 3]) {
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let (len, strides) = match format {
+            PixelFormat::Packed {
+                bytes_per_pixel, ..
+            } => {
+                let row = w * bytes_per_pixel as usize;
+                (row * h, [row, 0, 0])
             }
-        }
-        cases
+            PixelFormat::Gray8 => (w * h, [w, 0, 0]),
+            PixelFormat::Nv12 => (w * h + cw * 2 * ch, [w, cw * 2, 0]),
+            PixelFormat::I420 => (w * h + 2 * cw * ch, [w, cw, cw]),
+        };
+        let bytes = (0..len).map(|i| ((i * 2654435761) >> 13) as u8).collect();
+        (bytes, strides)
     }
 
+    /// The planes of a tightly packed frame made by `textured_frame`.
     fn planes_of(format: PixelFormat, data: &[u8], w: usize, h: usize) -> [&[u8]; 3] {
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
         match format {
@@ -914,8 +875,22 @@ mod tests {
 
     #[test]
     fn dispatched_and_portable_passes_agree_bit_for_bit() {
-        // `run` takes the AVX2 build where the CPU has it; `fill` is the portable build.
-        for (format, w, h, data, strides, channels) in textured_cases() {
+        // `run` takes the AVX2 build where the CPU has it; `fill` is the portable build. Both
+        // sizes go into 16x16: 48x24 at an integer factor (`widen`), 37x29 at a fractional
+        // one (`blend`).
+        let formats = [
+            PixelFormat::RGB,
+            PixelFormat::BGRA,
+            PixelFormat::Gray8,
+            PixelFormat::Nv12,
+            PixelFormat::I420,
+        ];
+        for ((w, h), format, channels) in [(48u32, 24u32), (37, 29)]
+            .into_iter()
+            .flat_map(|size| formats.map(|format| (size, format)))
+            .flat_map(|(size, format)| [3, 1].map(|channels| (size, format, channels)))
+        {
+            let (data, strides) = textured_frame(format, w as usize, h as usize);
             let frame = FrameView {
                 width: w,
                 height: h,

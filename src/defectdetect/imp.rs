@@ -33,9 +33,9 @@ const DEFAULT_CONF_THRESHOLD: f64 = 0.25;
 const DEFAULT_IOU_THRESHOLD: f64 = 0.45;
 const DEFAULT_MAX_DETECTIONS: u32 = 300;
 
-#[derive(Debug, Clone)]
 /// Paths are `Arc<Path>` so that the copy the streaming thread takes of the settings for each
 /// frame (properties may change while playing) allocates nothing.
+#[derive(Debug, Clone)]
 struct Settings {
     model: Option<Arc<Path>>,
     labels: Option<Arc<Path>>,

@@ -9,10 +9,11 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use crate::draw::YuvEncoding;
 use crate::draw::overlay::{self, Annotation, Banner, Style};
 use crate::meta;
 use crate::policy::{Severity, Verdict};
-use crate::video::{FORMATS, canvas};
+use crate::video::{FORMATS, canvas, yuv_encoding};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -45,10 +46,17 @@ impl Default for Settings {
     }
 }
 
+/// What the negotiated caps fix: the frames' layout and, for YUV, their colour encoding.
+#[derive(Clone)]
+struct Negotiated {
+    info: gst_video::VideoInfo,
+    encoding: YuvEncoding,
+}
+
 #[derive(Default)]
 pub struct DefectOverlay {
     settings: Mutex<Settings>,
-    info: Mutex<Option<gst_video::VideoInfo>>,
+    negotiated: Mutex<Option<Negotiated>>,
 }
 
 #[glib::object_subclass]
@@ -176,12 +184,13 @@ impl BaseTransformImpl for DefectOverlay {
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(incaps)
             .map_err(|_| gst::loggable_error!(CAT, "cannot parse video caps {incaps}"))?;
-        *lock(&self.info) = Some(info);
+        let encoding = yuv_encoding(&info);
+        *lock(&self.negotiated) = Some(Negotiated { info, encoding });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        *lock(&self.info) = None;
+        *lock(&self.negotiated) = None;
         Ok(())
     }
 
@@ -190,7 +199,7 @@ impl BaseTransformImpl for DefectOverlay {
         buffer: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = lock(&self.settings).clone();
-        let info = lock(&self.info)
+        let Negotiated { info, encoding } = lock(&self.negotiated)
             .clone()
             .ok_or(gst::FlowError::NotNegotiated)?;
         let annotations = if settings.show_boxes {
@@ -239,7 +248,7 @@ impl BaseTransformImpl for DefectOverlay {
                 );
                 gst::FlowError::Error
             })?;
-        let mut canvas = canvas(&mut frame).map_err(|reason| {
+        let mut canvas = canvas(&mut frame, encoding).map_err(|reason| {
             gst::element_imp_error!(self, gst::StreamError::Format, ("{reason}"));
             gst::FlowError::Error
         })?;
