@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """Train the surface-defect detector on CPU.
 
-    python training/train.py --data training/data --out training/runs/exp --minutes 38
+    python training/train.py --data training/data --neu training/data/neu \
+        --init training/runs/init.pt --out training/runs/exp --minutes 240
 
-Images are letterboxed to 384x640 (like the plugin), then random 320x320 crops with
-scale jitter, flips/rot90, photometric jitter, grey conversion and JPEG artefacts.
+Synthetic images are letterboxed to 384x640 (like the plugin), then random CROP x CROP crops
+with scale jitter.  NEU-DET images (``--neu``, the output of training/neu_det.py; a fraction
+``--neu-frac`` of every batch) are placed at a random scale (0.45x to 4x their 200 px: the plugin
+shows them at 1.92x in a 384x640 input, half and twice that, or at 0.5x as a 200x200 window of a
+1280x720 frame), alone, cropped, or as a mosaic of several, on the letterbox grey, a plain grey
+or a clean synthetic surface.  Then flips/rot90, brightness and contrast (x0.6 to x1.35), blur,
+sensor noise, grey conversion and JPEG artefacts for both.
 Assignment: centre sampling (k nearest in-box locations per level, size ranges per
 level); class targets are IoU-aware soft labels (BCE), box loss GIoU + L1.
 """
@@ -24,7 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import Detector, NC  # noqa: E402
 
 IMGSZ = (384, 640)  # h, w
-CROP = 320
+CROP = 384
+NEU_EVAL_SCALE = IMGSZ[0] / 200.0  # a 200x200 NEU image fills the input's height
 
 
 def letterbox(img, hw=IMGSZ, pad=114):
@@ -41,12 +48,12 @@ def letterbox(img, hw=IMGSZ, pad=114):
 
 def load_split(d, limit=None):
     ims, labs = [], []
-    files = sorted(glob.glob(os.path.join(d, "images", "*.png")))[:limit]
+    files = sorted(glob.glob(os.path.join(d, "images", "*.png")) + glob.glob(os.path.join(d, "images", "*.jpg")))[:limit]
     for p in files:
         im = cv2.imread(p)  # BGR
         H, W = im.shape[:2]
         lb, r, dx, dy = letterbox(im)
-        lp = p.replace("images", "labels")[:-4] + ".txt"
+        lp = os.path.join(os.path.dirname(os.path.dirname(p)), "labels", os.path.splitext(os.path.basename(p))[0] + ".txt")
         lab = np.array([list(map(float, l.split()[:5])) for l in open(lp) if l.strip()], np.float32).reshape(-1, 5)
         b = np.zeros((len(lab), 5), np.float32)
         if len(lab):
@@ -89,6 +96,12 @@ def augment(rng, img, boxes):
         (keep if vis >= 0.6 else ign).append([c, cx0, cy0, cx1, cy1])
     keep = np.array(keep, np.float32).reshape(-1, 5)
     ign = np.array(ign, np.float32).reshape(-1, 5)
+    return post_augment(rng, crop, keep, ign)
+
+
+def post_augment(rng, crop, keep, ign, photometric=True):
+    """Flips / transpose, then (unless already done per image) brightness and contrast,
+    then blur, sensor noise and compression artefacts on a CROP x CROP uint8 RGB image."""
     # geometric: flips / transpose
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
@@ -108,9 +121,8 @@ def augment(rng, img, boxes):
         crop = np.repeat(crop.mean(2, keepdims=True), 3, 2)
     elif rng.random() < 0.3:
         crop = crop[..., rng.permutation(3)]
-    crop = crop * rng.uniform(0.75, 1.25) + rng.uniform(-20, 20)
-    m = crop.mean()
-    crop = (crop - m) * rng.uniform(0.8, 1.2) + m
+    if photometric:
+        crop = brightness_contrast(rng, crop)
     if rng.random() < 0.3:  # slight defocus / motion blur
         if rng.random() < 0.7:
             crop = cv2.GaussianBlur(crop, (0, 0), rng.uniform(0.5, 1.3))
@@ -135,6 +147,119 @@ def augment(rng, img, boxes):
         ok, enc = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(50, 85))])
         crop = cv2.imdecode(enc, cv2.IMREAD_UNCHANGED)
     return crop, keep, ign
+
+
+def brightness_contrast(rng, img):
+    """Gain x0.6..x1.35 (what a line's lighting and exposure change), offset, contrast."""
+    img = img.astype(np.float32) * math.exp(rng.uniform(math.log(0.6), math.log(1.35))) + rng.uniform(-15, 15)
+    m = img.mean()
+    return (img - m) * math.exp(rng.uniform(math.log(0.7), math.log(1.35))) + m
+
+
+def load_neu(d):
+    """NEU split written by neu_det.py: grey uint8 images and boxes [cls, x1, y1, x2, y2] (px)."""
+    ims, labs = [], []
+    for p in sorted(glob.glob(os.path.join(d, "images", "*.jpg"))):
+        im = cv2.imread(p, cv2.IMREAD_GRAYSCALE)
+        H, W = im.shape
+        lp = os.path.join(d, "labels", os.path.splitext(os.path.basename(p))[0] + ".txt")
+        lab = np.array([list(map(float, l.split()[:5])) for l in open(lp) if l.strip()], np.float32).reshape(-1, 5)
+        b = np.zeros((len(lab), 5), np.float32)
+        if len(lab):
+            b[:, 0] = lab[:, 0]
+            b[:, 1] = (lab[:, 1] - lab[:, 3] / 2) * W
+            b[:, 2] = (lab[:, 2] - lab[:, 4] / 2) * H
+            b[:, 3] = (lab[:, 1] + lab[:, 3] / 2) * W
+            b[:, 4] = (lab[:, 2] + lab[:, 4] / 2) * H
+        ims.append(im)
+        labs.append(b)
+    return ims, labs
+
+
+def clean_surfaces(count, seed=7):
+    """Defect-free synthetic grey surfaces (CROP x CROP, uint8) used as NEU backgrounds."""
+    from generate import render_surface
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        kind = ["rolled", "brushed", "cast"][int(rng.integers(0, 3))]
+        g = render_surface(rng, CROP, CROP, kind, np.ones(3, np.float32), int(rng.integers(0, 2)))[..., 0]
+        g = cv2.GaussianBlur(g, (0, 0), rng.uniform(0.3, 1.0))
+        out.append(np.clip(g * 255 * rng.uniform(0.5, 1.4), 0, 255).astype(np.uint8))
+    return out
+
+
+def neu_scale(rng):
+    """Scale of a NEU image in the training crop, relative to its 200 px."""
+    r = rng.random()
+    if r < 0.5:  # around how the plugin shows a NEU image (1.92x)
+        return NEU_EVAL_SCALE * math.exp(rng.uniform(math.log(0.8), math.log(1.25)))
+    if r < 0.8:  # smaller: half size (0.96x), a 200x200 window of a 1280x720 frame (0.5x)
+        return math.exp(rng.uniform(math.log(0.45), math.log(1.55)))
+    return math.exp(rng.uniform(math.log(2.4), math.log(4.0)))  # twice the size (3.84x)
+
+
+def neu_sample(rng, ims, labs, backgrounds):
+    """One CROP x CROP RGB training image made of NEU-DET images; returns img, keep, ignore."""
+    s = neu_scale(rng)
+    size = int(round(200 * s))
+    # background: the letterbox grey, a plain grey level, or a clean synthetic surface
+    r = rng.random()
+    if r < 0.45:
+        canvas = np.full((CROP, CROP), 114, np.float32)
+    elif r < 0.65:
+        canvas = np.full((CROP, CROP), rng.uniform(40, 200), np.float32) + rng.normal(0, 3, (CROP, CROP))
+    else:
+        canvas = backgrounds[int(rng.integers(0, len(backgrounds)))].astype(np.float32)
+        if rng.random() < 0.5:
+            canvas = canvas.T.copy()
+    keep, ign = [], []
+
+    def place(i, x0, y0, scale):
+        """Pastes image i scaled by `scale` with its top-left at (x0, y0) (may be negative)."""
+        im = ims[i]
+        sz = int(round(im.shape[0] * scale))
+        img = cv2.resize(im, (sz, sz), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        img = brightness_contrast(rng, img)
+        boxes = labs[i][:, 1:5] * scale
+        if rng.random() < 0.5:  # each image of a mosaic turned on its own (the crop is turned later)
+            for _ in range(int(rng.integers(1, 4))):  # np.rot90: (x, y) -> (y, size - x)
+                img = np.rot90(img)
+                boxes = np.stack([boxes[:, 1], sz - boxes[:, 2], boxes[:, 3], sz - boxes[:, 0]], 1)
+        ax0, ay0 = max(0, x0), max(0, y0)
+        ax1, ay1 = min(CROP, x0 + sz), min(CROP, y0 + sz)
+        if ax1 <= ax0 or ay1 <= ay0:
+            return
+        canvas[ay0:ay1, ax0:ax1] = img[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]
+        for c, (a0, b0, a1, b1) in zip(labs[i][:, 0], boxes):
+            X0, Y0, X1, Y1 = a0 + x0, b0 + y0, a1 + x0, b1 + y0
+            area = max(1e-3, (X1 - X0) * (Y1 - Y0))
+            cx0, cy0, cx1, cy1 = max(ax0, X0), max(ay0, Y0), min(ax1, X1), min(ay1, Y1)
+            if cx1 - cx0 < 2 or cy1 - cy0 < 2:
+                continue
+            vis = (cx1 - cx0) * (cy1 - cy0) / area
+            (keep if vis >= 0.6 else ign).append([c, cx0, cy0, cx1, cy1])
+
+    if size >= CROP:  # one image, cropped
+        x0 = -int(rng.integers(0, size - CROP + 1))
+        y0 = -int(rng.integers(0, size - CROP + 1))
+        place(int(rng.integers(0, len(ims))), x0, y0, s)
+    elif size * 2 <= CROP and rng.random() < 0.6:  # mosaic of n x n images
+        n = CROP // size
+        ox = int(rng.integers(0, CROP - n * size + 1))
+        oy = int(rng.integers(0, CROP - n * size + 1))
+        for gy in range(n):
+            for gx in range(n):
+                if rng.random() < 0.85:
+                    place(int(rng.integers(0, len(ims))), ox + gx * size, oy + gy * size, s)
+    else:
+        x0 = int(rng.integers(0, CROP - size + 1))
+        y0 = int(rng.integers(0, CROP - size + 1))
+        place(int(rng.integers(0, len(ims))), x0, y0, s)
+    crop = np.repeat(np.clip(canvas, 0, 255).astype(np.uint8)[..., None], 3, 2)
+    keep = np.array(keep, np.float32).reshape(-1, 5)
+    ign = np.array(ign, np.float32).reshape(-1, 5)
+    return post_augment(rng, crop, keep, ign, photometric=False)
 
 
 def box_iou_pair(a, b):
@@ -236,13 +361,26 @@ def compute_loss(model_out, targets, ignores):
     return lcls + 2.5 * lbox + 0.5 * ll1, (float(lcls), float(lbox), float(ll1))
 
 
+def cpu_has_bf16():
+    """bfloat16 autocast pays only where the CPU computes in bf16 (AVX512-BF16 or AMX);
+    elsewhere PyTorch emulates it and a step takes twice as long."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+BF16 = cpu_has_bf16()
+
+
 def validate(model, ims, labs, batch=8, conf=0.25):
     """EMA-model mAP@0.5 / P / R on letterboxed val images (same metrics as evaluate.py)."""
     from evaluate import Accumulator, postprocess
     acc = Accumulator(NC, conf)
     model.eval()
     model.export = True
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=BF16):
         for i in range(0, len(ims), batch):
             x = torch.from_numpy(np.stack(ims[i:i + batch])).permute(0, 3, 1, 2).float().div_(255.0)
             out = model(x).float().numpy()
@@ -279,14 +417,17 @@ def main():
     ap.add_argument("--data", default="training/data")
     ap.add_argument("--out", default="training/runs/exp")
     ap.add_argument("--minutes", type=float, default=38.0)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--neu", default=None, help="NEU-DET splits written by training/neu_det.py")
+    ap.add_argument("--neu-frac", type=float, default=0.6, help="share of NEU-DET samples in a batch")
+    ap.add_argument("--init", default=None, help="start from this checkpoint's weights (init_from_onnx.py)")
+    ap.add_argument("--batch", type=int, default=12)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bench", type=int, default=0, help="only time this many iterations")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    ap.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")
+    ap.add_argument("--fp32", action="store_true", help="no bfloat16 autocast (it is used only where the CPU has bf16)")
     ap.add_argument("--val-every", type=float, default=8.0, help="minutes between validations")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -297,7 +438,17 @@ def main():
     ims, labs = load_split(os.path.join(a.data, "train"), a.limit)
     print(f"loaded {len(ims)} train images in {time.time() - t0:.0f}s", flush=True)
     vims, vlabs = load_split(os.path.join(a.data, "val"), None) if os.path.isdir(os.path.join(a.data, "val")) else ([], [])
+    nims = nlabs = nvims = nvlabs = backgrounds = None
+    if a.neu:
+        nims, nlabs = load_neu(os.path.join(a.neu, "train"))
+        # validation exactly as the plugin sees a NEU image: letterboxed into 384x640
+        nvims, nvlabs = load_split(os.path.join(a.neu, "val"), None)
+        backgrounds = clean_surfaces(64)
+        print(f"NEU-DET: {len(nims)} train, {len(nvims)} val images; {a.neu_frac:.0%} of each batch", flush=True)
     model = Detector()
+    if a.init:
+        model.load_state_dict(torch.load(a.init, map_location="cpu")["model"])
+        print(f"initialised from {a.init}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=5e-4)
     ema = EMA(model)
     budget = a.minutes * 60
@@ -323,19 +474,29 @@ def main():
 
     def do_val():
         nonlocal best
-        if not vims:
+        if not vims and not nvims:
             return
         t = time.time()
-        rows, summ = validate(ema.m, vims, vlabs)
-        msg = (f"val it {it}: mAP50 {summ['map50']:.4f} P {summ['precision']:.3f} R {summ['recall']:.3f} "
-               + " ".join(f"[{r['cls']}] P{r['precision']:.2f} R{r['recall']:.2f} AP{r['ap50']:.2f}" for r in rows)
-               + f" ({time.time() - t:.0f}s)")
-        print(msg, flush=True)
-        log.write(msg + "\n"); log.flush()
-        score = summ["map50"] + 0.5 * min(r["recall"] for r in rows) + 0.5 * min(r["precision"] for r in rows)
+        score, summs = 0.0, {}
+        for name, vi, vl in (("synthetic", vims, vlabs), ("neu", nvims, nvlabs)):
+            if not vi:
+                continue
+            rows, summ = validate(ema.m, vi, vl)
+            summs[name] = summ
+            msg = (f"val {name} it {it}: mAP50 {summ['map50']:.4f} P {summ['precision']:.3f} R {summ['recall']:.3f} "
+                   + " ".join(f"[{r['cls']}] P{r['precision']:.2f} R{r['recall']:.2f} AP{r['ap50']:.2f}" for r in rows)
+                   + f" ({time.time() - t:.0f}s)")
+            print(msg, flush=True)
+            log.write(msg + "\n"); log.flush()
+            if name == "neu":  # the real images decide; the synthetic ones only guard the videos
+                score += summ["map50"]
+            else:
+                score += (0.5 if nvims else 1.0) * summ["map50"] + (
+                    0.0 if nvims else 0.5 * min(r["recall"] for r in rows) + 0.5 * min(r["precision"] for r in rows))
         if score > best:
             best = score
-            torch.save({"model": ema.m.state_dict(), "it": it, "val": summ}, os.path.join(a.out, "best.pt"))
+            torch.save({"model": ema.m.state_dict(), "it": it, "val": summs, "score": score},
+                       os.path.join(a.out, "best.pt"))
     last_val = time.time()
     warm = 150
     log = open(os.path.join(a.out, "log.txt"), "a")
@@ -351,13 +512,16 @@ def main():
         bi = rng.integers(0, len(ims), a.batch)
         xs, ts, igs = [], [], []
         for i in bi:
-            im, k, g = augment(rng, ims[i], labs[i])
+            if nims and rng.random() < a.neu_frac:
+                im, k, g = neu_sample(rng, nims, nlabs, backgrounds)
+            else:
+                im, k, g = augment(rng, ims[i], labs[i])
             xs.append(im)
             ts.append(k)
             igs.append(g)
         x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float().div_(255.0)
         model.train()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not a.fp32):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=BF16 and not a.fp32):
             out = model(x)
         out = tuple(o.float() for o in out)
         loss, parts = compute_loss(out, ts, igs)
