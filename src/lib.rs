@@ -21,6 +21,7 @@ pub mod draw;
 pub mod meta;
 pub mod metrics;
 pub mod mqtt;
+pub mod plc;
 pub mod video;
 
 gst::plugin_define!(
@@ -42,5 +43,6 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
     defectmetaconvert::register(plugin)?;
     defectmqttsink::register(plugin)?;
     defectcapture::register(plugin)?;
+    plc::register(plugin)?;
     Ok(())
 }
