@@ -119,6 +119,8 @@ pub enum Event {
     },
     /// A reject that was not fired, and why.
     Missed { label: String, reason: String },
+    /// The worker stopped on an internal error: no reject is fired any more.
+    Failed(String),
 }
 
 /// Counters since the worker started.
@@ -157,12 +159,14 @@ struct State {
     status_dirty: bool,
     stop: bool,
     finished: bool,
+    /// The worker is acting on rejects it took out of the queues.
+    busy: bool,
     stats: Stats,
 }
 
 impl State {
     fn idle(&self) -> bool {
-        self.timed.is_empty() && self.counted.is_empty() && self.coil_off_at.is_none()
+        self.timed.is_empty() && self.counted.is_empty() && self.coil_off_at.is_none() && !self.busy
     }
 }
 
@@ -197,7 +201,7 @@ impl Shared {
     }
 }
 
-type EventCallback = Box<dyn Fn(Event) + Send + Sync + 'static>;
+type EventCallback = Arc<dyn Fn(Event) + Send + Sync + 'static>;
 
 /// The handle on the worker. Dropping it stops the worker.
 pub struct Modbus {
@@ -232,19 +236,38 @@ impl Modbus {
                 status_dirty: false,
                 stop: false,
                 finished: false,
+                busy: false,
                 stats: Stats::default(),
             }),
             cond: Condvar::new(),
         });
+        let on_event: EventCallback = Arc::new(on_event);
         let worker = Worker {
             shared: shared.clone(),
             config,
-            on_event: Box::new(on_event),
+            on_event: on_event.clone(),
             runtime,
         };
+        let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("modbus-reject".into())
-            .spawn(move || worker.run())?;
+            .spawn(move || {
+                let run = std::panic::AssertUnwindSafe(move || worker.run());
+                if let Err(panic) = std::panic::catch_unwind(run) {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".into());
+                    {
+                        let mut st = thread_shared.lock();
+                        st.finished = true;
+                        st.stats.connected = false;
+                    }
+                    thread_shared.cond.notify_all();
+                    on_event(Event::Failed(message));
+                }
+            })?;
         Ok(Modbus {
             shared,
             thread: Mutex::new(Some(thread)),
@@ -426,9 +449,15 @@ impl Worker {
         loop {
             match self.next_action(&mut local) {
                 Action::Exit => break,
-                Action::Fire(timed) => self.fire(&mut local, timed),
+                Action::Fire(timed) => {
+                    self.fire(&mut local, timed);
+                    self.done();
+                }
                 Action::CoilOff => self.coil_off(&mut local),
-                Action::Poll => self.poll(&mut local),
+                Action::Poll => {
+                    self.poll(&mut local);
+                    self.done();
+                }
                 Action::Connect => self.connect(&mut local),
                 Action::Heartbeat(value) => {
                     let register = self.status_register() + HEARTBEAT;
@@ -450,6 +479,12 @@ impl Worker {
         self.finish(&mut local);
     }
 
+    /// The rejects taken out of the queues were acted on.
+    fn done(&self) {
+        self.shared.lock().busy = false;
+        self.shared.cond.notify_all();
+    }
+
     fn status_register(&self) -> u16 {
         self.config.status_register.unwrap_or(0)
     }
@@ -465,6 +500,7 @@ impl Worker {
             if st.timed.front().is_some_and(|t| t.due <= now) {
                 let timed = st.timed.pop_front().expect("a front");
                 st.stats.pending = st.timed.len() + st.counted.len();
+                st.busy = true;
                 return Action::Fire(timed);
             }
             if st.coil_off_at.is_some_and(|at| at <= now) {
@@ -477,6 +513,7 @@ impl Worker {
             }
             let connected = local.link.is_some();
             if connected && self.config.encoder.is_some() && local.next_poll <= now {
+                st.busy = true;
                 return Action::Poll;
             }
             if !connected && local.next_attempt <= now {
@@ -560,10 +597,11 @@ impl Worker {
     ) -> Option<Result<T, Failure>> {
         let link = local.link.as_mut()?;
         let started = Instant::now();
-        let result = match self.runtime.block_on(tokio::time::timeout(
-            self.config.timeout,
-            make(&mut link.ctx),
-        )) {
+        let timeout = self.config.timeout;
+        let result = match self
+            .runtime
+            .block_on(async { tokio::time::timeout(timeout, make(&mut link.ctx)).await })
+        {
             Err(_) => Err(Failure::Transport(format!(
                 "no answer within {} ms",
                 self.config.timeout.as_millis()
@@ -611,7 +649,7 @@ impl Worker {
             return self.missed(
                 timed.label,
                 format!(
-                    "{:.1} ms past its due time (more than max-lateness)",
+                    "{:.1} ms past its due time (more than max-pulse-lateness-ms)",
                     late.as_secs_f64() * 1e3
                 ),
             );
@@ -834,10 +872,14 @@ impl Worker {
             self.missed(label, "the element stopped before it fell due".into());
         }
         if let Some(mut link) = local.link.take() {
-            let _ = self.runtime.block_on(tokio::time::timeout(
-                self.config.timeout,
-                tokio_modbus::client::Client::disconnect(&mut link.ctx),
-            ));
+            let timeout = self.config.timeout;
+            let _ = self.runtime.block_on(async {
+                tokio::time::timeout(
+                    timeout,
+                    tokio_modbus::client::Client::disconnect(&mut link.ctx),
+                )
+                .await
+            });
         }
         let mut st = self.shared.lock();
         st.stats.connected = false;

@@ -120,7 +120,10 @@ impl ObjectSubclass for DefectModbusSink {
 impl ObjectImpl for DefectModbusSink {
     fn constructed(&self) {
         self.parent_constructed();
-        self.obj().set_sync(false);
+        let obj = self.obj();
+        obj.set_sync(false);
+        // A sink of video frames that only reads their metas: keep no frame alive.
+        obj.set_enable_last_sample(false);
     }
 
     fn properties() -> &'static [glib::ParamSpec] {
@@ -222,7 +225,7 @@ impl ObjectImpl for DefectModbusSink {
                     .default_value(DEFAULT_STATUS_REGISTER)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecUInt::builder("max-lateness-ms")
+                glib::ParamSpecUInt::builder("max-pulse-lateness-ms")
                     .nick("Maximum lateness")
                     .blurb(
                         "A reject that cannot be written within this many ms of its due time \
@@ -304,7 +307,7 @@ impl ObjectImpl for DefectModbusSink {
             "reject-delay-counts" => s.reject_delay_counts = number(DEFAULT_REJECT_DELAY_COUNTS),
             "encoder-poll-ms" => s.encoder_poll_ms = number(DEFAULT_ENCODER_POLL_MS),
             "status-register" => s.status_register = signed(DEFAULT_STATUS_REGISTER),
-            "max-lateness-ms" => s.max_lateness_ms = number(DEFAULT_MAX_LATENESS_MS),
+            "max-pulse-lateness-ms" => s.max_lateness_ms = number(DEFAULT_MAX_LATENESS_MS),
             "timeout-ms" => s.timeout_ms = number(DEFAULT_TIMEOUT_MS),
             "max-backoff-ms" => s.max_backoff_ms = number(DEFAULT_MAX_BACKOFF_MS),
             "drain-timeout-ms" => s.drain_timeout_ms = number(DEFAULT_DRAIN_TIMEOUT_MS),
@@ -333,7 +336,7 @@ impl ObjectImpl for DefectModbusSink {
             "reject-delay-counts" => s.reject_delay_counts.to_value(),
             "encoder-poll-ms" => s.encoder_poll_ms.to_value(),
             "status-register" => s.status_register.to_value(),
-            "max-lateness-ms" => s.max_lateness_ms.to_value(),
+            "max-pulse-lateness-ms" => s.max_lateness_ms.to_value(),
             "timeout-ms" => s.timeout_ms.to_value(),
             "max-backoff-ms" => s.max_backoff_ms.to_value(),
             "drain-timeout-ms" => s.drain_timeout_ms.to_value(),
@@ -648,6 +651,12 @@ impl DefectModbusSink {
                         .build(),
                 );
             }
+            Event::Failed(message) => gst::element_imp_error!(
+                self,
+                gst::ResourceError::Failed,
+                ("The Modbus worker failed: {}", message),
+                ["No reject can be fired any more"]
+            ),
             Event::Missed { label, reason } => {
                 gst::warning!(CAT, imp = self, "{label}: reject missed: {reason}");
                 self.post(

@@ -30,7 +30,7 @@
  * pulses on its own timer. A PLC that is away at start, or goes away, is not an error: the
  * element posts one warning naming `host:port` per outage and reconnects with backoff
  * (100 ms doubling up to `max-backoff-ms`). A reject that cannot leave within
- * `max-lateness-ms` of its due time (not connected, the verdict came too late, the PLC
+ * `max-pulse-lateness-ms` of its due time (not connected, the verdict came too late, the PLC
  * refused the write) is never fired late: it is counted in `missed-rejects`, logged, and
  * posted as a `defect-reject-missed` element message (fields `label`, `reason`). Each pulse
  * fired is posted as a `defect-reject` message (fields `label`, `late-us`: microseconds

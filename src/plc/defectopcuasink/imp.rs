@@ -95,7 +95,10 @@ impl ObjectSubclass for DefectOpcUaSink {
 impl ObjectImpl for DefectOpcUaSink {
     fn constructed(&self) {
         self.parent_constructed();
-        self.obj().set_sync(false);
+        let obj = self.obj();
+        obj.set_sync(false);
+        // A sink of video frames that only reads their metas: keep no frame alive.
+        obj.set_enable_last_sample(false);
     }
 
     fn properties() -> &'static [glib::ParamSpec] {
