@@ -220,6 +220,12 @@ impl OpcUaServer {
             namespace_uri: NAMESPACE_URI.to_owned(),
             ..Default::default()
         };
+        // The server spawns its background tasks on the runtime it is built in.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the OPC UA runtime: {e}"))?;
+        let enter = runtime.enter();
         let builder = ServerBuilder::new()
             .application_name("gst-plugin-defect inspection")
             .application_uri(format!("urn:gst-plugin-defect:{advertised}:{port}"))
@@ -264,10 +270,7 @@ impl OpcUaServer {
             pending: Mutex::new(Pending::default()),
             wake: tokio::sync::Notify::new(),
         });
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the OPC UA runtime: {e}"))?;
+        drop(enter);
         let thread_shared = shared.clone();
         let thread_handle = handle.clone();
         let thread = std::thread::Builder::new()

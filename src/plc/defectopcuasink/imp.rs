@@ -289,7 +289,7 @@ impl BaseSinkImpl for DefectOpcUaSink {
         let server = OpcUaServer::start(&config).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenWrite,
-                ["Cannot start the OPC UA server: {}", e]
+                ("Cannot start the OPC UA server: {}", e)
             )
         })?;
         gst::info!(
