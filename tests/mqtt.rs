@@ -6,6 +6,8 @@
 //! is the crate's own MQTT client.
 
 mod common;
+#[path = "common/mqtt_wire.rs"]
+mod wire;
 
 use std::collections::BTreeSet;
 use std::net::{TcpListener, TcpStream};
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use gst::prelude::*;
-use gstdefect::mqtt::{Client, Connect, Packet, QoS};
+use wire::{Client, Connect, Packet, QoS};
 
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 const TOPIC: &str = "defect/line-1/verdicts";
@@ -236,7 +238,7 @@ fn subscribe_once(
         return;
     }
     let connection = subscribed.fetch_add(1, Ordering::SeqCst) + 1;
-    let handle = |client: &mut Client, publish: gstdefect::mqtt::Publish| {
+    let handle = |client: &mut Client, publish: wire::Publish| {
         if let Some(packet_id) = publish.packet_id
             && client.send(&Packet::PubAck { packet_id }).is_err()
         {
@@ -547,7 +549,7 @@ fn lines_split_across_buffers_go_to_templated_topics() {
         [
             "plant/cam-a/frame",
             "plant/cam-a/frame",
-            "plant/cam_b/part",
+            "plant/cam%2Fb/part",
             "plant/cam-a/frame"
         ]
     );
