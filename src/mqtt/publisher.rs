@@ -665,6 +665,8 @@ impl Worker {
             usize::MAX
         };
         let mut last_write = Instant::now();
+        // When records were last written: a PINGREQ's own answer must not look overdue.
+        let mut last_record_write: Option<Instant> = None;
         let mut bytes = Vec::new();
         loop {
             let mut st = self.shared.lock();
@@ -746,28 +748,31 @@ impl Worker {
                     // QoS 0 records are done now: wake `wait_idle`.
                     self.shared.cond.notify_all();
                 }
+                // Taken before writing: an answer may be read before the write returns.
+                last_write = Instant::now();
+                last_record_write = Some(last_write);
                 if let Err(e) = writer.write_bytes(&bytes) {
                     let by_broker = closed_by_peer(&e);
                     return SessionEnd::Lost(e.to_string(), by_broker);
                 }
-                last_write = Instant::now();
                 continue;
             }
             // A PINGREQ: after `keepalive` without sending (the protocol's rule), or while
             // records go out and nothing comes back, after `keepalive / 2` of silence.
             let idle_ping = last_write + keepalive;
-            let silent_ping = (st.awaiting.is_none() && last_write > st.last_received)
-                .then(|| st.last_received + keepalive / 2);
+            let silent_ping = (st.awaiting.is_none()
+                && last_record_write.is_some_and(|t| t > st.last_received))
+            .then(|| st.last_received + keepalive / 2);
             let ping_at = silent_ping.map_or(idle_ping, |t| t.min(idle_ping));
             if !keepalive.is_zero() && st.ping_sent.is_none() && now >= ping_at {
                 st.ping_sent = Some(now);
                 st.awaiting.get_or_insert(now);
                 drop(st);
+                last_write = now;
                 if let Err(e) = writer.write_bytes(&codec::PINGREQ) {
                     let by_broker = closed_by_peer(&e);
                     return SessionEnd::Lost(e.to_string(), by_broker);
                 }
-                last_write = Instant::now();
                 continue;
             }
             let mut wake = now + Duration::from_secs(3600);
