@@ -15,22 +15,26 @@
 //!   subscriber sees every record in order, a record appearing twice only when its PUBACK was
 //!   lost with the connection. QoS 0 records leave the queue once written to the socket.
 //! * **Records a broker refuses.** A broker closes the connection of a client that sends it
-//!   something it will not take (mosquitto: a packet over its `max_packet_size`). When the
-//!   broker closes the connection with the oldest record unacknowledged, that record takes a
-//!   strike; after `max_rejections` strikes in a row it is dropped, counted in `dropped` and
-//!   `rejected`, and reported ([`Event::Rejected`]), so the records behind it go through.
+//!   something it will not take (mosquitto: a packet over its `max_packet_size`), and the
+//!   PUBACKs of the records before it may be lost with the connection. So when the broker
+//!   closes the connection with QoS 1 records unacknowledged, those records become suspects
+//!   and are sent again one at a time, each waiting for its PUBACK; a suspect sent alone on
+//!   a connection the broker closes takes a strike, and after `max_rejections` strikes it
+//!   is dropped, counted in `dropped` and `rejected`, and reported ([`Event::Rejected`]), so
+//!   the records behind it go through. Once the suspects are acknowledged (or dropped) the
+//!   full window is used again.
 //! * **Reconnection.** Attempts are spaced by an exponential backoff: `initial_backoff`
 //!   (100 ms) after the first failure, doubling up to `max_backoff`. A connection that was
 //!   up for a while ([`STABLE_CONNECTION`]) and is lost is retried at once, with the backoff
 //!   reset; one that drops right after being set up waits the backoff, so a broker that keeps
 //!   closing the connection (say another client with the same id) is not hammered.
-//! * **Keep-alive.** A PINGREQ goes out after `keepalive` seconds without sending, and, while
-//!   QoS 0 records stream with nothing coming back, after `keepalive / 2` seconds without
-//!   hearing from the broker. When a PUBACK or PINGRESP is awaited and nothing at all comes
-//!   from the broker for `keepalive` seconds, the connection is given up as dead (a broker
-//!   that accepts connections and then stops reading): [`Event::ConnectionLost`] within
-//!   `keepalive` of the first unanswered packet. Writes time out after `keepalive` too (at
-//!   most [`WRITE_TIMEOUT`]).
+//! * **Keep-alive.** A PINGREQ goes out after `keepalive` seconds without sending, and when
+//!   records (QoS 0: nothing answers them) have gone out since the broker last said
+//!   anything: at once, then at most every `keepalive / 2` seconds. When a PUBACK or
+//!   PINGRESP is awaited and nothing at all comes from the broker for `keepalive` seconds,
+//!   the connection is given up as dead (a broker that accepts connections and then stops
+//!   reading): [`Event::ConnectionLost`] within `keepalive` of the first unanswered packet.
+//!   Writes time out after `keepalive` too (at most [`WRITE_TIMEOUT`]).
 //! * **Stop.** [`Publisher::stop`] lets the worker flush the queue for at most a given time,
 //!   then sends DISCONNECT and closes; records never sent are counted as dropped, records
 //!   sent and not acknowledged as `unconfirmed`.
@@ -212,6 +216,9 @@ struct State {
     awaiting: Option<Instant>,
     /// Bytes of topics and payloads in `queue`.
     queued_bytes: usize,
+    /// Records at the head of the queue that were unacknowledged when the broker closed the
+    /// connection: sent one at a time until acknowledged.
+    suspects: usize,
     /// Flush deadline, once a stop was asked for.
     stop: Option<Instant>,
     finished: bool,
@@ -306,6 +313,7 @@ impl Publisher {
                 ping_sent: None,
                 awaiting: None,
                 queued_bytes: 0,
+                suspects: 0,
                 stop: None,
                 finished: false,
                 socket: None,
@@ -533,12 +541,12 @@ impl Worker {
                     });
                     connected_before = true;
                     let started = Instant::now();
-                    let (end, heard) = self.session(reader, writer);
+                    let (end, heard, in_flight) = self.session(reader, writer);
                     match end {
                         SessionEnd::Finished => break,
                         SessionEnd::Lost(reason, by_broker) => {
                             if by_broker {
-                                self.strike();
+                                self.suspect(in_flight);
                             }
                             // One warning an outage: a connection that never heard from
                             // the broker past its CONNACK does not end the outage.
@@ -576,21 +584,27 @@ impl Worker {
         self.shared.cond.notify_all();
     }
 
-    /// The broker closed the connection with the oldest record sent and unacknowledged:
-    /// that record takes a strike, and is dropped at `max_rejections`.
-    fn strike(&self) {
+    /// The broker closed the connection with `in_flight` records unacknowledged: they become
+    /// suspects; when a suspect was sent alone, it takes a strike, and is dropped at
+    /// `max_rejections`.
+    fn suspect(&self, in_flight: usize) {
+        if in_flight == 0 || self.config.qos == QoS::AtMostOnce {
+            return;
+        }
         let mut st = self.shared.lock();
+        if st.suspects == 0 {
+            st.suspects = in_flight;
+            return;
+        }
         let Some(head) = st.queue.front_mut() else {
             return;
         };
-        if !head.sent || self.config.qos == QoS::AtMostOnce {
-            return;
-        }
         head.strikes += 1;
         if head.strikes < self.config.max_rejections {
             return;
         }
         let Some(entry) = st.remove(0) else { return };
+        st.suspects -= 1;
         st.stats.dropped += 1;
         st.stats.rejected += 1;
         drop(st);
@@ -619,8 +633,8 @@ impl Worker {
     }
 
     /// One connection, until it ends; also says whether anything came from the broker after
-    /// its CONNACK.
-    fn session(&self, reader: PacketReader, mut writer: PacketWriter) -> (SessionEnd, bool) {
+    /// its CONNACK, and how many records were in flight at the end.
+    fn session(&self, reader: PacketReader, mut writer: PacketWriter) -> (SessionEnd, bool, usize) {
         let (connection, connected_at) = {
             let mut st = self.shared.lock();
             st.connection += 1;
@@ -646,13 +660,14 @@ impl Worker {
             let _ = thread.join();
         }
         let mut st = self.shared.lock();
+        let in_flight = st.in_flight;
         st.socket = None;
         st.in_flight = 0;
         st.ping_sent = None;
         st.awaiting = None;
         st.stats.connected = false;
         let heard = st.last_received > connected_at;
-        (end, heard)
+        (end, heard, in_flight)
     }
 
     /// Sends queued records, pings, and waits, until the connection breaks or a stop ends it.
@@ -667,6 +682,7 @@ impl Worker {
         let mut last_write = Instant::now();
         // When records were last written: a PINGREQ's own answer must not look overdue.
         let mut last_record_write: Option<Instant> = None;
+        let mut last_ping: Option<Instant> = None;
         let mut bytes = Vec::new();
         loop {
             let mut st = self.shared.lock();
@@ -693,6 +709,8 @@ impl Worker {
                 );
             }
             bytes.clear();
+            // Suspects of a refused record go one at a time.
+            let window = if st.suspects > 0 { 1 } else { window };
             while st.in_flight < st.queue.len()
                 && st.in_flight < window
                 && bytes.len() < MAX_BATCH_BYTES
@@ -757,18 +775,20 @@ impl Worker {
                 }
                 continue;
             }
-            // A PINGREQ: after `keepalive` without sending (the protocol's rule), or while
-            // records go out and nothing comes back, after `keepalive / 2` of silence.
+            // A PINGREQ: after `keepalive` without sending (the protocol's rule), and while
+            // records go out with nothing coming back (QoS 0): at once, then at most every
+            // `keepalive / 2`.
             let idle_ping = last_write + keepalive;
             let silent_ping = (st.awaiting.is_none()
                 && last_record_write.is_some_and(|t| t > st.last_received))
-            .then(|| st.last_received + keepalive / 2);
+            .then(|| last_ping.map_or(now, |t| t + keepalive / 2));
             let ping_at = silent_ping.map_or(idle_ping, |t| t.min(idle_ping));
             if !keepalive.is_zero() && st.ping_sent.is_none() && now >= ping_at {
                 st.ping_sent = Some(now);
                 st.awaiting.get_or_insert(now);
                 drop(st);
                 last_write = now;
+                last_ping = Some(now);
                 if let Err(e) = writer.write_bytes(&codec::PINGREQ) {
                     let by_broker = closed_by_peer(&e);
                     return SessionEnd::Lost(e.to_string(), by_broker);
@@ -817,6 +837,7 @@ fn read_loop(shared: &Shared, connection: u64, mut reader: PacketReader) {
                         {
                             st.remove(index);
                             st.in_flight -= 1;
+                            st.suspects = st.suspects.saturating_sub(1);
                             st.stats.acknowledged += 1;
                         }
                     }
