@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `defectmqttsink` against a real broker (`/usr/sbin/mosquitto`, Debian package `mosquitto`):
 //! every record of a 300-frame pipeline reaches a subscriber in order with QoS 1, also across
-//! a broker restart mid-run and with the broker down at start. Each test runs its own broker
+//! a broker restart mid-run and with the broker down at start; ids brokers refuse are escaped,
+//! a refused record does not block the queue, `dropped` counts only undelivered records, a
+//! deaf broker is a warning within `keepalive`, the queue is bounded in bytes (issue 14,
+//! item 4); TLS with certificates made by `openssl` and password authentication. Each test runs its own broker
 //! on a free port of 127.0.0.1 (killed by a guard, even when the test fails); the subscriber
 //! is the crate's own MQTT client.
 
@@ -1006,4 +1009,258 @@ fn the_queue_is_bounded_in_bytes() {
     drop(run);
     let defaults = gst::ElementFactory::make("defectmqttsink").build().unwrap();
     assert_eq!(defaults.property::<u64>("max-queue-bytes"), 64 << 20);
+}
+
+/// Runs the `openssl` command line tool (Debian package openssl) in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl (Debian package openssl): {e}"));
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Makes in `dir` a CA (`<ca>.pem`, `<ca>.key`) and, signed by it, a certificate `<name>.pem`
+/// with key `<name>.key` for `extensions` (an openssl extension file's lines). P-256 keys.
+fn certificate(dir: &Path, ca: &str, name: &str, extensions: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    if !dir.join(format!("{ca}.pem")).exists() {
+        let (key, pem, subject) = (
+            format!("{ca}.key"),
+            format!("{ca}.pem"),
+            format!("/CN=defect test {ca}"),
+        );
+        let mut args = vec!["req", "-x509"];
+        args.extend(ec);
+        args.extend([
+            "-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subject,
+        ]);
+        openssl(dir, &args);
+    }
+    std::fs::write(dir.join(format!("{name}.ext")), extensions).unwrap();
+    let (key, csr, pem, ext, ca_pem, ca_key) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+        format!("{ca}.pem"),
+        format!("{ca}.key"),
+    );
+    let mut args = vec!["req"];
+    args.extend(ec);
+    args.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=localhost"]);
+    openssl(dir, &args);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    );
+}
+
+/// A broker with three listeners: plain and anonymous (for the subscriber), TLS asking for a
+/// client certificate (certificates made by `openssl`), and plain with a password file
+/// (`mosquitto_passwd`: user `inspector`, password `s3cret`). Returns the broker and the
+/// TLS and password ports.
+fn secured_broker() -> (Broker, u16, u16) {
+    let (plain, tls, auth) = (free_port(), free_port(), free_port());
+    let broker = Broker::start_with(plain, |dir| {
+        certificate(
+            dir,
+            "ca",
+            "server",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        );
+        certificate(dir, "ca", "client", "extendedKeyUsage=clientAuth\n");
+        certificate(dir, "other-ca", "stranger", "extendedKeyUsage=clientAuth\n");
+        let passwords = dir.join("passwords");
+        let status = Command::new("mosquitto_passwd")
+            .args(["-c", "-b"])
+            .arg(&passwords)
+            .args(["inspector", "s3cret"])
+            .status()
+            .expect("mosquitto_passwd (Debian package mosquitto)");
+        assert!(status.success());
+        // mosquitto may drop root privileges before reading its files.
+        for entry in std::fs::read_dir(dir).unwrap() {
+            use std::os::unix::fs::PermissionsExt;
+            let path = entry.unwrap().path();
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644));
+        }
+        let d = dir.display();
+        format!(
+            "per_listener_settings true\n\
+             listener {plain} 127.0.0.1\nallow_anonymous true\n\
+             listener {tls} 127.0.0.1\nallow_anonymous true\ncafile {d}/ca.pem\n\
+             certfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\n\
+             listener {auth} 127.0.0.1\nallow_anonymous false\npassword_file {d}/passwords\n"
+        )
+    });
+    (broker, tls, auth)
+}
+
+/// Pushes `count` frame records through a sink with `properties`; returns the counts and
+/// the warnings once the subscriber has them all (or, when `expect_delivery` is false,
+/// after the first warning).
+fn publish_through(
+    subscriber: &Subscriber,
+    properties: &str,
+    count: u64,
+    expect_delivery: bool,
+) -> (SinkCounts, Vec<String>) {
+    let before = subscriber.distinct() as u64;
+    let mut run = SinkRun::new(properties);
+    for frame in 0..count {
+        run.push(&frame_record(frame, "line-1"));
+    }
+    if expect_delivery {
+        run.wait("every record", Duration::from_secs(20), |_| {
+            subscriber.distinct() as u64 == before + count
+        });
+    } else {
+        run.wait("a warning", Duration::from_secs(20), |r| {
+            !r.warnings.is_empty()
+        });
+    }
+    run.pipeline.set_state(gst::State::Null).unwrap();
+    run.pump();
+    (run.counts(), std::mem::take(&mut run.warnings))
+}
+
+/// TLS (rustls): the broker's certificate checked against `ca-file`, a client certificate
+/// from `cert-file` / `key-file` for a broker that asks for one. A CA that did not sign the
+/// broker's certificate, or no client certificate where one is required, is a warning
+/// naming the problem, and nothing is published.
+#[test]
+fn tls_with_a_ca_file_and_a_client_certificate() {
+    let (broker, tls, _) = secured_broker();
+    let subscriber = Subscriber::start(broker.port, TOPIC);
+    wait_subscribed(&subscriber, 1);
+    let d = broker.dir.display();
+    let (counts, warnings) = publish_through(
+        &subscriber,
+        &format!(
+            "port={tls} ca-file={d}/ca.pem cert-file={d}/client.pem key-file={d}/client.key \
+             client-id=test-tls"
+        ),
+        50,
+        true,
+    );
+    assert_eq!((counts.published, counts.dropped), (50, 0));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let frames: Vec<u64> = subscriber.received().iter().map(|r| r.frame).collect();
+    assert_eq!(frames, (0..50).collect::<Vec<_>>());
+
+    let (counts, warnings) = publish_through(
+        &subscriber,
+        &format!(
+            "port={tls} ca-file={d}/other-ca.pem cert-file={d}/client.pem \
+             key-file={d}/client.key client-id=test-tls-wrong-ca"
+        ),
+        5,
+        false,
+    );
+    assert_eq!(counts.published, 0);
+    assert!(
+        warnings[0].contains("TLS") && warnings[0].contains("certificate"),
+        "{warnings:?}"
+    );
+    eprintln!("wrong CA: {}", warnings[0]);
+
+    let (counts, warnings) = publish_through(
+        &subscriber,
+        &format!("port={tls} ca-file={d}/ca.pem client-id=test-tls-anonymous"),
+        5,
+        false,
+    );
+    assert_eq!(counts.published, 0);
+    eprintln!("no client certificate: {}", warnings[0]);
+    assert_eq!(subscriber.distinct(), 50, "nothing more arrived");
+}
+
+/// `username` / `password`: the right password publishes, a wrong one is a warning with
+/// the broker's answer and publishes nothing.
+#[test]
+fn user_name_and_password() {
+    let (broker, _, auth) = secured_broker();
+    let subscriber = Subscriber::start(broker.port, TOPIC);
+    wait_subscribed(&subscriber, 1);
+    let (counts, warnings) = publish_through(
+        &subscriber,
+        &format!("port={auth} username=inspector password=s3cret client-id=test-password"),
+        30,
+        true,
+    );
+    assert_eq!((counts.published, counts.dropped), (30, 0));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let (counts, warnings) = publish_through(
+        &subscriber,
+        &format!("port={auth} username=inspector password=wrong client-id=test-password-bad"),
+        5,
+        false,
+    );
+    assert_eq!(counts.published, 0);
+    assert!(
+        warnings[0].contains("not authorized") || warnings[0].contains("bad user name"),
+        "{warnings:?}"
+    );
+    eprintln!("wrong password: {}", warnings[0]);
+    assert_eq!(subscriber.distinct(), 30);
+}
+
+/// TLS and credential settings that cannot work fail the start, naming the problem.
+#[test]
+fn impossible_security_settings_fail_at_start() {
+    init();
+    for (properties, expected) in [
+        ("cert-file=/nonexistent/client.pem", "key-file go together"),
+        ("ca-file=/nonexistent/ca.pem", "/nonexistent/ca.pem"),
+        ("password=secret", "without username"),
+    ] {
+        let pipeline = gst::parse::launch(&format!(
+            "appsrc caps=application/x-ndjson ! defectmqttsink port={} {properties}",
+            free_port()
+        ))
+        .unwrap();
+        assert!(
+            pipeline.set_state(gst::State::Paused).is_err(),
+            "{properties}"
+        );
+        let message = pipeline
+            .bus()
+            .unwrap()
+            .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+            .expect("an error message");
+        pipeline.set_state(gst::State::Null).unwrap();
+        let gst::MessageView::Error(e) = message.view() else {
+            unreachable!()
+        };
+        let text = format!("{} {:?}", e.error(), e.debug());
+        assert!(text.contains(expected), "{properties}: {text}");
+    }
 }
