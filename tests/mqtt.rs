@@ -4,9 +4,9 @@
 //! a broker restart mid-run and with the broker down at start; ids brokers refuse are escaped,
 //! a refused record does not block the queue, `dropped` counts only undelivered records, a
 //! deaf broker is a warning within `keepalive`, the queue is bounded in bytes (issue 14,
-//! item 4); TLS with certificates made by `openssl` and password authentication. Each test runs its own broker
-//! on a free port of 127.0.0.1 (killed by a guard, even when the test fails); the subscriber
-//! is the crate's own MQTT client.
+//! item 4); TLS with certificates made by `openssl` and password authentication. Each test
+//! runs its own broker on free ports of 127.0.0.1 (killed by a guard, even when the test
+//! fails); the subscriber is the tests' own MQTT client (`tests/common/mqtt_wire.rs`).
 
 mod common;
 #[path = "common/mqtt_wire.rs"]
