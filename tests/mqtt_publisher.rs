@@ -302,10 +302,10 @@ fn connack(writer: &mut PacketWriter) {
         .unwrap();
 }
 
-fn event_log() -> (
-    Arc<Mutex<Vec<(Instant, Event)>>>,
-    impl Fn(Event) + Send + Sync + 'static,
-) {
+/// The events a publisher reported, with when.
+type EventLog = Arc<Mutex<Vec<(Instant, Event)>>>;
+
+fn event_log() -> (EventLog, impl Fn(Event) + Send + Sync + 'static) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let log = events.clone();
     (events, move |e| {
