@@ -988,7 +988,7 @@ fn a_broker_that_never_reads_is_a_warning_within_keepalive() {
 #[test]
 fn the_queue_is_bounded_in_bytes() {
     let port = free_port();
-    let run = SinkRun::new(&format!(
+    let mut run = SinkRun::new(&format!(
         "port={port} max-queue-bytes={} client-id=test-bytes-{port}",
         16 << 20
     ));
@@ -1004,6 +1004,13 @@ fn the_queue_is_bounded_in_bytes() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(run.counts().dropped, 17);
+    run.pump();
+    let full: Vec<&String> = run
+        .warnings
+        .iter()
+        .filter(|w| w.contains("MQTT queue full"))
+        .collect();
+    assert_eq!(full.len(), 1, "one warning for the run: {:?}", run.warnings);
     let sink = run.pipeline.by_name("mqtt").unwrap();
     assert_eq!(sink.property::<u64>("max-queue-bytes"), 16 << 20);
     drop(run);

@@ -102,6 +102,8 @@ struct Running {
     pending: Vec<u8>,
     /// Field values already reported as needing escaping.
     reported: HashSet<(&'static str, String)>,
+    /// Whether a full queue was reported on the bus in this run.
+    warned_full: bool,
 }
 
 #[derive(Default)]
@@ -515,6 +517,7 @@ impl BaseSinkImpl for DefectMqttSink {
             qos,
             pending: Vec::new(),
             reported: HashSet::new(),
+            warned_full: false,
         });
         Ok(())
     }
@@ -644,13 +647,21 @@ impl DefectMqttSink {
             }
         }
         if !running.publisher.publish(rendered.topic, line) {
-            let dropped = running.publisher.stats().dropped;
-            // The first drop of a run, then one line every thousand.
-            if dropped == 1 || dropped.is_multiple_of(1000) {
-                gst::warning!(
-                    CAT,
-                    imp = self,
-                    "MQTT queue full: {dropped} oldest records dropped so far"
+            let stats = running.publisher.stats();
+            // On the bus: the first drop of a run, then one every thousand.
+            if !running.warned_full || stats.dropped.is_multiple_of(1000) {
+                running.warned_full = true;
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Write,
+                    (
+                        "MQTT queue full ({} records, {} bytes queued): {} records dropped so \
+                         far, the oldest unsent first",
+                        stats.queued,
+                        stats.queued_bytes,
+                        stats.dropped
+                    ),
+                    ["Bounded by max-queue and max-queue-bytes; the broker is slow or away"]
                 );
             }
         }
