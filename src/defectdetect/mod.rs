@@ -34,6 +34,11 @@ use gst::prelude::*;
 
 mod imp;
 mod inference;
+mod loaded;
+mod metas;
+mod settings;
+mod slot;
+mod worker;
 
 glib::wrapper! {
     pub struct DefectDetect(ObjectSubclass<imp::DefectDetect>)
