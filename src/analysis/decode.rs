@@ -107,7 +107,11 @@ pub fn infer_layout(
     if batch != 1 || a <= 0 || b <= 0 {
         return Err(unknown());
     }
-    let layout = if a < b {
+    // `end2end` metadata decides for [1, K, 6] even with fewer than 6 rows (K < 6 would
+    // otherwise read as YOLOv8).
+    let layout = if end2end_hint && b == 6 {
+        OutputLayout::EndToEnd
+    } else if a < b {
         OutputLayout::YoloV8
     } else if end2end_hint || (b == 6 && class_count != Some(1)) {
         OutputLayout::EndToEnd
@@ -337,6 +341,15 @@ mod tests {
         assert_eq!(
             infer_layout(&[1, 300, 6], Some(1), true),
             Ok(OutputLayout::EndToEnd)
+        );
+        assert_eq!(
+            infer_layout(&[1, 2, 6], None, true),
+            Ok(OutputLayout::EndToEnd),
+            "few rows, end2end metadata"
+        );
+        assert_eq!(
+            infer_layout(&[1, 2, 6], None, false),
+            Ok(OutputLayout::YoloV8)
         );
         assert!(matches!(
             infer_layout(&[1, 2, 3, 4], None, false),

@@ -536,7 +536,12 @@ impl DefectDetect {
             part: key,
             caps_serial: state.caps_serial,
         };
-        let seen = match worker.submit(job) {
+        // Without parts the queue is kept full; with parts, a busy worker queues only the
+        // frame a part needs (its first), so that every part is inspected.
+        let may_queue = part_id
+            .as_deref()
+            .is_none_or(|p| state.parts.needs_inspection(p));
+        let seen = match worker.submit(job, may_queue) {
             Submit::Accepted => Seen::Pending,
             Submit::Busy => {
                 self.skipped.fetch_add(1, Ordering::Relaxed);

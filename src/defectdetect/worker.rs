@@ -106,8 +106,14 @@ impl Worker {
         Ok(Self { sender, shared })
     }
 
-    pub fn submit(&self, job: Job) -> Submit {
+    /// Hands a frame to the worker when it is idle; when it is busy, queues it (one frame at
+    /// most) only if `may_queue`, else the frame is not inferred. Keeping the queue for the
+    /// frames that need it (a part's first) means every part gets inspected.
+    pub fn submit(&self, job: Job, may_queue: bool) -> Submit {
         let mut results = lock(&self.shared.results);
+        if results.in_flight > 0 && !may_queue {
+            return Submit::Busy;
+        }
         match self.sender.try_send(job) {
             Ok(()) => {
                 results.in_flight += 1;

@@ -124,7 +124,7 @@ pub fn parse_policy(text: &str, file: &str) -> Result<Policy, PolicyError> {
             if !(ppm.is_finite() && ppm > 0.0) {
                 return Err(at.error(
                     value.span(),
-                    format!("pixels-per-mm {v} must be a finite number greater than 0"),
+                    format!("pixels-per-mm {v:?} must be a finite number greater than 0"),
                 ));
             }
             Some(ppm)
@@ -186,7 +186,7 @@ fn finite(at: &Locator, value: &Spanned<f64>, what: &str) -> Result<f32, PolicyE
     if f.is_finite() {
         Ok(f)
     } else {
-        Err(at.error(value.span(), format!("{what} {v} is not a finite number")))
+        Err(at.error(value.span(), format!("{what} {v:?} is not a finite number")))
     }
 }
 
@@ -213,7 +213,7 @@ fn parse_shape(at: &Locator, shape: Spanned<RawShape>, what: &str) -> Result<Sha
             if !rect.get_ref().iter().all(|v| (*v as f32).is_finite()) {
                 return Err(at.error(
                     rect.span(),
-                    format!("{what} rect [{x1}, {y1}, {x2}, {y2}] holds a value that is not a finite number"),
+                    format!("{what} rect [{x1:?}, {y1:?}, {x2:?}, {y2:?}] holds a value that is not a finite number"),
                 ));
             }
             if x1 < x2 && y1 < y2 {
@@ -243,7 +243,7 @@ fn parse_shape(at: &Locator, shape: Spanned<RawShape>, what: &str) -> Result<Sha
             {
                 return Err(at.error(
                     points.span(),
-                    format!("{what} polygon vertex [{x}, {y}] is not a pair of finite numbers"),
+                    format!("{what} polygon vertex [{x:?}, {y:?}] is not a pair of finite numbers"),
                 ));
             }
             let vertices: Vec<(f64, f64)> = points.get_ref().iter().map(|&[x, y]| (x, y)).collect();

@@ -94,6 +94,16 @@ impl PartTracker {
         }
     }
 
+    /// Whether a frame of `part_id` would be the first the model sees of its part (it starts
+    /// a part, or none of its part's frames was inspected): without it the part cannot PASS,
+    /// so a busy asynchronous worker queues it rather than skip it.
+    pub fn needs_inspection(&self, part_id: &str) -> bool {
+        match &self.current {
+            Some(open) if open.part.part_id == part_id => open.part.inspected == 0,
+            _ => true,
+        }
+    }
+
     /// Adds a frame of `part_id`; a different id than the current part's ends that part.
     pub fn observe(&mut self, part_id: &str, frame: u64, seen: Seen) -> PartKey {
         if self
@@ -318,5 +328,10 @@ mod tests {
             ]
         );
         assert_ne!(d, e);
+        assert!(t.needs_inspection("f"));
+        t.observe("f", 9, Seen::NotInspected);
+        assert!(t.needs_inspection("f"));
+        t.observe("f", 10, Seen::Pending);
+        assert!(!t.needs_inspection("f") && t.needs_inspection("g"));
     }
 }
