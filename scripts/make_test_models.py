@@ -53,7 +53,7 @@ bad_layout.onnx          image input [1, 3, 256, 256] -> output [1, 2, 3, 4]
 nan_v8.onnx              a fixed [1, 6, 4] YOLOv8 output holding NaN and Inf.
 
 Robustness models (issue 14), all tiny:
-slow_e2e.onnx            end-to-end [1, 2, 6]: two fixed detections on every frame
+slow_e2e.onnx            end-to-end [1, 8, 6]: two fixed detections on every frame
                          (white_square at (16, 16)-(80, 80) 0.9, red_square at
                          (160, 160)-(224, 224) 0.9) after a chain of SLOW_STEPS
                          512x512 MatMul + Tanh nodes on a matrix grown from the
@@ -68,10 +68,10 @@ nonames_v8.onnx          squares_v8 without `names` metadata (classes class0, cl
 badnames_v8.onnx         fixed YOLOv8 output [1, 6, 8]; names "{0: 'a', 1: " (malformed).
 nulnames_v8.onnx         the same; names holds a NUL byte inside a quoted name.
 nonutf8names_v8.onnx     the same; names holds the bytes ff fe (not UTF-8).
-e2e_bad_values.onnx      fixed end-to-end output [1, 4, 6]: a row with class 2^31,
+e2e_bad_values.onnx      fixed end-to-end output [1, 8, 6]: a row with class 2^31,
                          an inverted box, a score of 1e30 (class 1) and a valid
                          class-0 detection at 0.9; names {0: 'white_square', 1: 'red_square'}.
-border_probe.onnx        end-to-end [1, 1, 6]: one detection (0, 0)-(8, 8) of class 0
+border_probe.onnx        end-to-end [1, 8, 6]: one detection (0, 0)-(8, 8) of class 0
                          whose score is the mean of the top-left 8x8 of the input: the
                          letterbox border there gives 114/255 = 0.447 when grey, 0 when
                          black (tests that every model swap re-plans the letterbox).
@@ -363,6 +363,9 @@ def make_nan_v8():
 
 SLOW_STEPS = 40
 SLOW_SIDE = 512
+# Rows of the fixed end-to-end outputs: more than 6, so that [1, K, 6] reads as end-to-end by
+# its shape alone (rows past the detections have score 0).
+E2E_ROWS = 8
 
 
 def constant_output(name, table, names, description, extra_meta=None, channels=3):
@@ -381,9 +384,8 @@ def constant_output(name, table, names, description, extra_meta=None, channels=3
 
 def make_slow_e2e():
     """Two fixed detections after SLOW_STEPS heavy MatMul + Tanh nodes."""
-    table = np.array(
-        [[[16, 16, 80, 80, 0.9, 0], [160, 160, 224, 224, 0.9, 1]]], dtype=np.float32
-    )
+    table = np.zeros((1, E2E_ROWS, 6), np.float32)
+    table[0, :2] = [[16, 16, 80, 80, 0.9, 0], [160, 160, 224, 224, 0.9, 1]]
     inits = [
         f32("table", table),
         f32("zero", np.zeros((1,), np.float32)),
@@ -412,7 +414,7 @@ def make_slow_e2e():
         helper.make_node("Mul", ["r", "zero"], ["z"], name="times_zero"),
         helper.make_node("Add", ["table", "z"], ["output0"], name="add"),
     ]
-    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 2, 6])
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, E2E_ROWS, 6])
     desc = f"Slow test model: {SLOW_STEPS} MatMul {SLOW_SIDE}x{SLOW_SIDE} + Tanh, then two fixed end-to-end detections"
     return finish("slow_e2e", nodes, inits, image_input(3), out, NAMES2, {"end2end": "True"}, description=desc)
 
@@ -487,13 +489,12 @@ def make_nonutf8names_v8():
 
 
 def make_e2e_bad_values():
-    table = [
-        [
-            [10, 10, 40, 40, 0.9, 2147483648.0],  # class 2^31
-            [90, 10, 60, 40, 0.9, 0],  # inverted (x2 < x1)
-            [100, 100, 140, 140, 1e30, 1],  # score 1e30
-            [160, 160, 224, 224, 0.9, 0],  # valid
-        ]
+    table = np.zeros((1, E2E_ROWS, 6), np.float32)
+    table[0, :4] = [
+        [10, 10, 40, 40, 0.9, 2147483648.0],  # class 2^31
+        [90, 10, 60, 40, 0.9, 0],  # inverted (x2 < x1)
+        [100, 100, 140, 140, 1e30, 1],  # score 1e30
+        [160, 160, 224, 224, 0.9, 0],  # valid
     ]
     return constant_output(
         "e2e_bad_values", table, NAMES2, "End-to-end output with bad values", extra_meta={"end2end": "True"}
@@ -505,8 +506,8 @@ def make_border_probe():
         i64("starts", [0, 0]),
         i64("ends", [8, 8]),
         i64("axes", [2, 3]),
-        f32("table", np.array([[[0, 0, 8, 8, 0, 0]]], dtype=np.float32)),
-        f32("onehot", np.array([[[0, 0, 0, 0, 1, 0]]], dtype=np.float32)),
+        f32("table", np.pad(np.array([[[0, 0, 8, 8, 0, 0]]], np.float32), ((0, 0), (0, E2E_ROWS - 1), (0, 0)))),
+        f32("onehot", np.pad(np.array([[[0, 0, 0, 0, 1, 0]]], np.float32), ((0, 0), (0, E2E_ROWS - 1), (0, 0)))),
     ]
     nodes = [
         helper.make_node("Slice", ["images", "starts", "ends", "axes"], ["corner"], name="corner"),
@@ -514,7 +515,7 @@ def make_border_probe():
         helper.make_node("Mul", ["onehot", "score"], ["scored"], name="scored"),
         helper.make_node("Add", ["table", "scored"], ["output0"], name="add"),
     ]
-    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 1, 6])
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, E2E_ROWS, 6])
     desc = "One end-to-end detection scored by the mean of the input's top-left 8x8 (letterbox border probe)"
     return finish("border_probe", nodes, inits, image_input(3), out, NAMES2, {"end2end": "True"}, description=desc)
 

@@ -261,7 +261,7 @@ fn item3_async_frames_without_a_result_are_unknown_and_parts_never_pass() {
     }
     let inspected = frames.iter().filter(|f| f["inspected"] == true).count();
     assert!(
-        inspected >= 1 && inspected < 60,
+        (1..60).contains(&inspected),
         "{inspected} frames inspected"
     );
     assert_eq!(parts.len(), 3, "{parts:#?}");
@@ -912,13 +912,14 @@ fn item15_async_swap_replans_the_letterbox() {
     );
     let image = RgbImage::new(256, 128, [0, 0, 0]);
     let mut confidences = Vec::new();
-    let mut swapped_at = None;
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
+    let mut set_at = None;
+    while set_at.is_none_or(|at: Instant| at.elapsed() < Duration::from_secs(3)) {
         run.push(&image);
+        // From the first frame that carries a result of the worker on, every frame does (one
+        // caps, no parts).
         for f in frames(&run.pull(Duration::from_secs(30))) {
-            if f["carried"] == true {
-                let detections = f["detections"].as_array().unwrap();
+            let detections = f["detections"].as_array().unwrap();
+            if !confidences.is_empty() || !detections.is_empty() {
                 confidences.push(
                     detections
                         .first()
@@ -928,29 +929,24 @@ fn item15_async_swap_replans_the_letterbox() {
         }
         if run.pushed == 10 {
             run.detect.set_property("model", test_model("border_probe"));
-        }
-        if swapped_at.is_none() && log.lines().len() >= 2 {
-            swapped_at = Some(run.pushed);
-        }
-        if swapped_at.is_some_and(|at| run.pushed > at + 15) {
-            break;
+            set_at = Some(Instant::now());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let (_, messages) = run.finish();
     no_errors(&messages);
-    assert!(
-        swapped_at.is_some(),
-        "the model was swapped: {:?}",
-        log.lines()
-    );
-    assert!(confidences.len() > 10);
+    assert!(confidences.len() > 10, "{confidences:?}");
     for c in &confidences {
         assert!(
             (c - 114.0 / 255.0).abs() < 0.01,
             "border not grey 114: {confidences:?}"
         );
     }
+    assert!(
+        log.lines().len() >= 2,
+        "the model was swapped: {:?}",
+        log.lines()
+    );
 }
 
 /// Item 16: `set_property("model")` does not wait for the inference in progress (it took the
