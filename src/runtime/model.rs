@@ -403,8 +403,21 @@ impl Detector {
         ];
         let tensor =
             TensorRef::from_array_view((shape, &self.input[..])).map_err(|e| e.to_string())?;
-        // Detectors sharing the session take turns.
-        let mut shared = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        // Detectors sharing the session take turns. While another detector runs, this one
+        // waits without blocking on the lock, so that an interruption (a state change) ends
+        // the wait too.
+        let mut shared = loop {
+            match self.session.try_lock() {
+                Ok(guard) => break guard,
+                Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    if self.interrupter.is_interrupted() {
+                        return Err("interrupted while waiting for the shared session".into());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        };
         let outputs = shared
             .session
             .run_with_options(
