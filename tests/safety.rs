@@ -1024,7 +1024,15 @@ fn item16_set_property_never_waits_and_quick_sets_are_one_build() {
     };
     assert_eq!(model_name, "squares_e2e");
     p.set_state(gst::State::Null).unwrap();
-    assert_eq!(builds.lines().len(), 1, "{:?}", builds.lines());
+    // Sets closer together than the slot's settling time (100 ms) are one build; only a
+    // machine so loaded that this thread slept that long between two sets could see two.
+    let expected = if set_ms < 100.0 { 1 } else { 2 };
+    assert!(
+        builds.lines().len() <= expected,
+        "{set_ms:.1} ms: {:?}",
+        builds.lines()
+    );
+    assert!(!builds.lines().is_empty());
 }
 
 /// Item 16: PLAYING to NULL while a long inference is in progress does not wait for it (it

@@ -453,8 +453,9 @@ fn shapes_outside_or_over_the_frame_are_reported_with_their_line() {
 }
 
 /// Item 9 of issue 14: parsing is linear in the number of `[classes.*]` tables (it was
-/// quadratic: 200,000 tables took over two minutes). Ten times the tables must take well under
-/// a hundred times as long (the best of three runs of each, measured side by side).
+/// quadratic: 200,000 tables took over two minutes, and over 400 s for this test). Ten times the
+/// tables must take well under a hundred times as long: the best of three runs of each,
+/// interleaved so that a busy machine slows both alike (linear is about 10, quadratic 100).
 #[test]
 fn parsing_is_linear_in_the_number_of_class_tables() {
     let policy_of = |n: usize| -> String {
@@ -462,18 +463,18 @@ fn parsing_is_linear_in_the_number_of_class_tables() {
             .map(|i| format!("[classes.c{i}]\nmin-confidence = 0.5\n"))
             .collect()
     };
-    let best = |text: &str| {
-        (0..3)
-            .map(|_| {
-                let started = std::time::Instant::now();
-                let p = parse_policy(text, "big.toml").unwrap();
-                assert!(p.classes.len() >= 20_000);
-                started.elapsed().as_secs_f64()
-            })
-            .fold(f64::INFINITY, f64::min)
+    let time = |text: &str| {
+        let started = std::time::Instant::now();
+        let p = parse_policy(text, "big.toml").unwrap();
+        assert!(p.classes.len() >= 20_000);
+        started.elapsed().as_secs_f64()
     };
     let (small, large) = (policy_of(20_000), policy_of(200_000));
-    let (t_small, t_large) = (best(&small), best(&large));
+    let (mut t_small, mut t_large) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..3 {
+        t_small = t_small.min(time(&small));
+        t_large = t_large.min(time(&large));
+    }
     let p = parse_policy(&large, "big.toml").unwrap();
     assert_eq!(p.class_lines["c199999"], 399_999);
     println!(
@@ -483,7 +484,7 @@ fn parsing_is_linear_in_the_number_of_class_tables() {
         t_large / t_small
     );
     assert!(
-        t_large / t_small < 30.0,
+        t_large / t_small < 50.0,
         "ratio {:.1}: not linear",
         t_large / t_small
     );
