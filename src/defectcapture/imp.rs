@@ -344,12 +344,14 @@ impl BaseTransformImpl for DefectCapture {
         let wanted = match verdict.as_str() {
             "FAIL" => settings.capture_fail,
             "REVIEW" => settings.capture_review,
-            _ => {
+            // UNKNOWN (not inspected) is neither a failure nor a sample of good parts.
+            "PASS" => {
                 state.passes_seen += 1;
                 settings.pass_every > 0
                     && state.passes_seen % settings.pass_every as u64
                         == 1 % settings.pass_every as u64
             }
+            _ => false,
         };
         if wanted && let Some(sender) = &state.sender {
             let job = Job {
