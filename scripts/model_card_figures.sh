@@ -12,9 +12,13 @@ cd "$(dirname "$0")/.."
 MODEL=${MODEL:-models/surface-defects.onnx}
 OUT=${OUT:-out/model-card}
 COUNT=${COUNT:-300}
+# PROFILE=dev reuses the test build (target/debug, optimised at level 1; inference is
+# onnxruntime's either way), release is the default.
+PROFILE=${PROFILE:-release}
+BIN=target/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")
 
 scripts/setup.sh >/dev/null
-cargo build --release --locked --quiet
+cargo build --profile "$PROFILE" --locked --quiet --bin defect-replay
 mkdir -p "$OUT"
 if [[ ${SYNTHETIC:-1} == 1 ]]; then
 if [[ ! -d $OUT/test-split/images ]]; then
@@ -22,18 +26,18 @@ if [[ ! -d $OUT/test-split/images ]]; then
   .venv/bin/python training/generate.py --split test --count "$COUNT" --out "$OUT/test-split"
 fi
 echo "== held-out test split through defectdetect"
-target/release/defect-replay --model "$MODEL" --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" \
+"$BIN/defect-replay" --model "$MODEL" --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" \
   --threads 2 --out "$OUT/test-split-report"
 echo "== held-out test split at conf 0.01: AP over the whole curve, per-class thresholds for recall 0.90"
-target/release/defect-replay --model "$MODEL" --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" \
+"$BIN/defect-replay" --model "$MODEL" --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" \
   --threads 2 --conf 0.01 --sweep-recall 0.9 --out "$OUT/test-split-sweep"
 for video in tests/data/*.mp4; do
   name=$(basename "$video" .mp4)
   echo "== $video through defectdetect (conf 0.25, no policy: detection figures)"
-  target/release/defect-replay --model "$MODEL" --video "$video" \
+  "$BIN/defect-replay" --model "$MODEL" --video "$video" \
     --truth "tests/data/$name.coco.json" --threads 2 --out "$OUT/$name-detections"
   echo "== $video through defectdetect (policy pipelines/policy.toml)"
-  target/release/defect-replay --model "$MODEL" --policy pipelines/policy.toml --video "$video" \
+  "$BIN/defect-replay" --model "$MODEL" --policy pipelines/policy.toml --video "$video" \
     --truth "tests/data/$name.coco.json" --threads 2 --out "$OUT/$name"
 done
 fi
@@ -52,7 +56,7 @@ text = re.sub(r"(?ms)^\[region\]\n.*?(?=^\[|\Z)", "", text)
 text = re.sub(r"(?ms)^\[\[ignore\]\]\n.*?(?=^\[|\Z)", "", text)
 open(sys.argv[2], "w").write("# pipelines/policy.toml without [region] and [[ignore]] (frame pixels of the belt video)\n" + text)
 PY
-  replay() { target/release/defect-replay --model "$MODEL" --threads 2 "$@"; }
+  replay() { "$BIN/defect-replay" --model "$MODEL" --threads 2 "$@"; }
   echo "== NEU-DET test split through defectdetect: precision, recall, F1 at conf 0.25"
   replay --images "$NEU/data/test/images" --truth "$NEU/data/test.coco.json" --out "$NEU/test"
   echo "== NEU-DET test split at conf 0.01: AP@0.5, AP@0.5:0.95, mAP, confusion matrix"
