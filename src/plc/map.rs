@@ -8,8 +8,8 @@
 //! | offset | content |
 //! |---|---|
 //! | 0 | heartbeat: +1 every second, wraps after 65535 |
-//! | 1 | last verdict: 0 none yet, 1 PASS, 2 FAIL, 3 REVIEW |
-//! | 2 | flags: bit 0 shadow mode, bit 1 the last verdict asked for a reject (FAIL, or REVIEW with `reject-review`, not in shadow mode) |
+//! | 1 | last verdict: 0 none yet, 1 PASS, 2 FAIL, 3 REVIEW, 4 UNKNOWN (not inspected) |
+//! | 2 | flags: bit 0 shadow mode, bit 1 the last verdict asked for a reject (FAIL; UNKNOWN unless `reject-unknown` is off; REVIEW with `reject-review`; never in shadow mode) |
 //! | 3..=6 | detections of the last verdict by severity: critical, major, minor, cosmetic |
 //! | 7..=8 | PASS verdicts counted (u32, high word first) |
 //! | 9..=10 | FAIL verdicts counted |
@@ -17,11 +17,12 @@
 //! | 13..=14 | reject pulses fired |
 //! | 15..=16 | rejects missed (`missed-rejects`) |
 //! | 17..=24 | model version, 16 ASCII characters, 2 per register, first in the high byte, zero-padded |
+//! | 25..=26 | UNKNOWN verdicts counted (parts or frames the model did not judge) |
 
 use super::verdict::{SeverityCounts, Verdict};
 
 /// Registers in the status block.
-pub const STATUS_REGISTERS: u16 = 25;
+pub const STATUS_REGISTERS: u16 = 27;
 /// Offset of the heartbeat in the block.
 pub const HEARTBEAT: u16 = 0;
 /// Characters of the model version kept.
@@ -38,6 +39,7 @@ pub struct Status {
     pub pass: u64,
     pub fail: u64,
     pub review: u64,
+    pub unknown: u64,
     pub fired: u64,
     pub missed: u64,
     pub model_version: String,
@@ -49,6 +51,7 @@ pub fn verdict_code(verdict: Option<Verdict>) -> u16 {
         Some(Verdict::Pass) => 1,
         Some(Verdict::Fail) => 2,
         Some(Verdict::Review) => 3,
+        Some(Verdict::Unknown) => 4,
     }
 }
 
@@ -84,6 +87,7 @@ impl Status {
             regs.extend(u32_words(n));
         }
         regs.extend(ascii_words(&self.model_version));
+        regs.extend(u32_words(self.unknown));
         debug_assert_eq!(regs.len(), STATUS_REGISTERS as usize);
         regs
     }
@@ -104,6 +108,7 @@ mod tests {
             pass: 5,
             fail: 0x1_0002,
             review: 9,
+            unknown: 0x2_0003,
             fired: 4,
             missed: 1,
             model_version: "1.0.0".into(),
@@ -114,7 +119,9 @@ mod tests {
         assert_eq!(&r[7..17], &[0, 5, 1, 2, 0, 9, 0, 4, 0, 1]);
         assert_eq!(r[17], u16::from_be_bytes(*b"1."));
         assert_eq!(r[19], u16::from_be_bytes([b'0', 0]));
-        assert_eq!(&r[20..], &[0; 5]);
+        assert_eq!(&r[20..25], &[0; 5]);
+        assert_eq!(&r[25..], &[2, 3]);
+        assert_eq!(verdict_code(Some(Verdict::Unknown)), 4);
     }
 
     #[test]

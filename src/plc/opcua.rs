@@ -5,7 +5,7 @@
 //! ```text
 //! Objects/Inspection/<source-id>/
 //!     LastVerdict (String)  LastPartId (String)  LastDefects (String[])
-//!     PassCount, FailCount, ReviewCount, FrameCount (UInt64)
+//!     PassCount, FailCount, ReviewCount, UnknownCount, FrameCount (UInt64)
 //!     FrameVerdict (String)  ModelVersion (String)  Heartbeat (UInt32)  ShadowMode (Boolean)
 //! ```
 //!
@@ -73,6 +73,7 @@ pub struct Snapshot {
     pub pass: u64,
     pub fail: u64,
     pub review: u64,
+    pub unknown: u64,
     pub frames: u64,
     pub frame_verdict: String,
     pub model_version: String,
@@ -80,13 +81,14 @@ pub struct Snapshot {
 }
 
 /// The variables, in this order: see [`variables`].
-pub const VARIABLES: [&str; 11] = [
+pub const VARIABLES: [&str; 12] = [
     "LastVerdict",
     "LastPartId",
     "LastDefects",
     "PassCount",
     "FailCount",
     "ReviewCount",
+    "UnknownCount",
     "FrameCount",
     "FrameVerdict",
     "ModelVersion",
@@ -109,6 +111,7 @@ impl Snapshot {
             ("PassCount", Variant::from(self.pass)),
             ("FailCount", Variant::from(self.fail)),
             ("ReviewCount", Variant::from(self.review)),
+            ("UnknownCount", Variant::from(self.unknown)),
             ("FrameCount", Variant::from(self.frames)),
             ("FrameVerdict", Variant::from(self.frame_verdict.as_str())),
             ("ModelVersion", Variant::from(self.model_version.as_str())),

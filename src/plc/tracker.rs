@@ -40,6 +40,8 @@ pub struct Counts {
     pub pass: u64,
     pub fail: u64,
     pub review: u64,
+    /// Parts or frames the model did not judge (never counted as PASS).
+    pub unknown: u64,
     /// Frames with a verdict, whatever the unit.
     pub frames: u64,
 }
@@ -50,6 +52,7 @@ impl Counts {
             Verdict::Pass => self.pass += 1,
             Verdict::Fail => self.fail += 1,
             Verdict::Review => self.review += 1,
+            Verdict::Unknown => self.unknown += 1,
         }
     }
 }
@@ -248,6 +251,7 @@ mod tests {
                 pass: 1,
                 fail: 2,
                 review: 0,
+                unknown: 0,
                 frames: 4
             }
         );
@@ -264,6 +268,16 @@ mod tests {
         assert_eq!(d.defects, ["crazing"]);
         assert!(t.part(&part("a", Verdict::Review, 5), t0).is_none());
         assert_eq!(t.counts().review, 1);
+    }
+
+    #[test]
+    fn unknown_verdicts_are_counted_apart_never_as_pass() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(Unit::Part);
+        t.frame(&frame(0, "a", Verdict::Unknown, &[]), t0);
+        let d = t.part(&part("a", Verdict::Unknown, 0), t0).unwrap();
+        assert_eq!(d.verdict, Verdict::Unknown);
+        assert_eq!((t.counts().unknown, t.counts().pass), (1, 0));
     }
 
     #[test]

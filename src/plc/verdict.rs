@@ -6,32 +6,9 @@
 
 use crate::meta;
 
-/// A verdict as the policy gives it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Verdict {
-    Pass,
-    Fail,
-    Review,
-}
-
-impl Verdict {
-    pub fn parse(text: &str) -> Option<Verdict> {
-        match text {
-            "PASS" => Some(Verdict::Pass),
-            "FAIL" => Some(Verdict::Fail),
-            "REVIEW" => Some(Verdict::Review),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::Review => "REVIEW",
-        }
-    }
-}
+/// A verdict as the policy gives it: PASS, UNKNOWN (the model has not judged the frame, or
+/// some frames of the part; never a PASS), REVIEW or FAIL.
+pub use crate::policy::Verdict;
 
 /// Detections of a frame or a part counted by severity: critical, major, minor, cosmetic.
 pub type SeverityCounts = [u32; 4];
@@ -72,7 +49,8 @@ fn counts(s: &gst::StructureRef) -> SeverityCounts {
     ["critical", "major", "minor", "cosmetic"].map(|f| s.get::<u32>(f).unwrap_or(0))
 }
 
-/// The verdict of a frame, `None` when it has no `DefectVerdictMeta` or no known verdict.
+/// The verdict of a frame, `None` when it has no `DefectVerdictMeta` or a verdict this code
+/// does not know (never read as PASS: the elements warn about such frames).
 pub fn frame_verdict(buffer: &gst::BufferRef) -> Option<FrameVerdict> {
     let custom = gst::meta::CustomMeta::from_buffer(buffer, meta::VERDICT_META).ok()?;
     let s = custom.structure();
@@ -175,6 +153,11 @@ mod tests {
             .field("last-frame", 20u64)
             .field("minor", 4u32)
             .build();
+        let unknown = gst::Structure::builder(PART_VERDICT_EVENT)
+            .field("part-id", "4")
+            .field("verdict", "UNKNOWN")
+            .build();
+        assert_eq!(part_verdict(&unknown).unwrap().verdict, Verdict::Unknown);
         let p = part_verdict(&s).unwrap();
         assert_eq!(
             (p.part_id.as_str(), p.verdict, p.last_frame, p.counts),

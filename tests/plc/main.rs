@@ -43,14 +43,14 @@ fn verdict_buffer(frame: u64, verdict: &str, shadow: bool, part: Option<&str>) -
             s.set("part-id", part);
         }
         s.set("frame", frame);
-        let failing = u32::from(verdict != "PASS");
+        let failing = u32::from(verdict == "FAIL" || verdict == "REVIEW");
         s.set("critical", failing);
         s.set("major", 2 * failing);
         s.set("minor", 0u32);
         s.set("cosmetic", 0u32);
         s.set("model-id", "test:1.2.3:0123456789ab");
         s.set("model-version", "1.2.3");
-        let reasons: Vec<gst::Structure> = (verdict != "PASS")
+        let reasons: Vec<gst::Structure> = (failing > 0)
             .then(|| {
                 gst::Structure::builder("reason")
                     .field("label", "scratches")
@@ -81,12 +81,14 @@ fn part_event(part: &str, verdict: &str, last_frame: u64) -> gst::Event {
     )
 }
 
-/// A harness around an element made from a launch description with `properties`, not
-/// started yet (`play()`).
+/// A harness around an element made from a launch description with `properties` (the
+/// harness starts it).
 fn harness(factory: &str, properties: &[(&str, &str)]) -> gst_check::Harness {
     let description = properties
         .iter()
-        .fold(factory.to_string(), |d, (name, value)| format!("{d} {name}={value}"));
+        .fold(factory.to_string(), |d, (name, value)| {
+            format!("{d} {name}={value}")
+        });
     let mut h = gst_check::Harness::new_parse(&description);
     h.set_src_caps_str("video/x-raw,format=RGB,width=4,height=4,framerate=30/1");
     h
@@ -164,33 +166,40 @@ fn frame_verdicts_pulse_fail_frames_at_the_delay_and_fill_the_status_block() {
         ("FAIL", false),
         ("REVIEW", false),
         ("FAIL", true),
+        ("UNKNOWN", true),
+        ("UNKNOWN", false),
         ("FAIL", false),
     ];
     for (n, (verdict, shadow)) in frames.into_iter().enumerate() {
         let t = now_us();
         h.push(verdict_buffer(n as u64, verdict, shadow, None))
             .unwrap();
-        if verdict == "FAIL" && !shadow {
+        // A frame the model did not judge is rejected as a FAIL (reject-unknown, default on).
+        if (verdict == "FAIL" || verdict == "UNKNOWN") && !shadow {
             due.push(t + 300_000);
         }
         std::thread::sleep(Duration::from_millis(150));
     }
-    // REVIEW rejects too, once asked for (mutable while playing).
+    // Without reject-unknown, an UNKNOWN frame does not pulse (mutable while playing) ...
+    element.set_property("reject-unknown", false);
+    h.push(verdict_buffer(7, "UNKNOWN", false, None)).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    // ... and REVIEW rejects too, once asked for.
     element.set_property("reject-review", true);
     let t = now_us();
-    h.push(verdict_buffer(5, "REVIEW", false, None)).unwrap();
+    h.push(verdict_buffer(8, "REVIEW", false, None)).unwrap();
     due.push(t + 300_000);
     assert!(h.push_event(gst::event::Eos::new()));
     // EOS went through once every queued reject fell due and the coil is off again.
     assert_pulses_at(&peer.pulses(COIL), &due, 50, "frame unit");
-    assert_eq!(element.property::<u64>("pulses"), 3);
+    assert_eq!(element.property::<u64>("pulses"), 4);
     assert_eq!(element.property::<u64>("missed-rejects"), 0);
 
     wait_until(Duration::from_secs(3), "the status block", || {
-        peer.last_block(STATUS).is_some_and(|b| b[13..15] == [0, 3])
+        peer.last_block(STATUS).is_some_and(|b| b[13..15] == [0, 4])
     });
     let block = peer.last_block(STATUS).unwrap();
-    assert_eq!(block.len(), 25);
+    assert_eq!(block.len(), 27);
     assert_eq!(block[1], 3, "last verdict REVIEW: {block:?}");
     assert_eq!(block[2] & 0b11, 0b10, "not shadow, reject asked: {block:?}");
     assert_eq!(&block[3..7], &[1, 2, 0, 0], "severity counts: {block:?}");
@@ -199,8 +208,9 @@ fn frame_verdicts_pulse_fail_frames_at_the_delay_and_fill_the_status_block() {
         &[0, 1, 0, 3, 0, 2],
         "PASS, FAIL, REVIEW: {block:?}"
     );
+    assert_eq!(&block[25..27], &[0, 3], "UNKNOWN: {block:?}");
     assert_eq!(&block[15..17], &[0, 0], "missed: {block:?}");
-    let version: Vec<u8> = block[17..].iter().flat_map(|w| w.to_be_bytes()).collect();
+    let version: Vec<u8> = block[17..25].iter().flat_map(|w| w.to_be_bytes()).collect();
     assert!(version.starts_with(b"1.2.3\0"), "{version:?}");
     // The heartbeat went out every second (at least twice in the ~1.3 s run).
     let heartbeats: Vec<u16> = peer
@@ -306,19 +316,19 @@ fn encoder_counts_set_the_reject_position() {
 #[test]
 fn a_plc_away_at_start_is_a_warning_and_its_rejects_are_missed() {
     init();
-    let port = free_port().to_string();
-    let mut h = harness(
-        "defectmodbussink",
-        &[
-            ("port", &port),
-            ("unit", "frame"),
-            ("reject-delay-ms", "10"),
-            ("max-backoff-ms", "200"),
-        ],
-    );
-    let element = h.find_element("defectmodbussink").unwrap();
+    let port = free_port();
+    let element = gst::ElementFactory::make("defectmodbussink")
+        .property("port", u32::from(port))
+        .property_from_str("unit", "frame")
+        .property("reject-delay-ms", 10u32)
+        .property("max-backoff-ms", 200u32)
+        .build()
+        .unwrap();
+    // The bus first: the harness starts the element, and the warning comes at once.
     let bus = gst::Bus::new();
-    h.element().unwrap().set_bus(Some(&bus));
+    element.set_bus(Some(&bus));
+    let mut h = gst_check::Harness::with_element(&element, Some("sink"), None);
+    h.set_src_caps_str("video/x-raw,format=RGB,width=4,height=4,framerate=30/1");
     h.play();
     h.push(verdict_buffer(0, "FAIL", false, None)).unwrap();
     assert!(h.push_event(gst::event::Eos::new()));
@@ -497,13 +507,16 @@ impl VideoRun {
         last
     }
 
-    /// Due times of the FAIL parts, in order: last frame seen plus the delay.
-    fn fail_due(&self, delay_ms: i64) -> Vec<(String, i64)> {
+    /// Due times of the parts to reject (FAIL, and UNKNOWN: not inspected), in order: last
+    /// frame seen plus the delay.
+    fn reject_due(&self, delay_ms: i64) -> Vec<(String, i64)> {
         let last = self.last_seen();
         let mut due: Vec<(String, i64)> = self
             .part_records()
             .iter()
-            .filter(|r| r["verdict"] == "FAIL" && r["shadow"] == false)
+            .filter(|r| {
+                (r["verdict"] == "FAIL" || r["verdict"] == "UNKNOWN") && r["shadow"] == false
+            })
             .map(|r| {
                 let id = r["part_id"].as_str().unwrap().to_string();
                 let seen = *last
@@ -546,8 +559,9 @@ fn plc_branch(peer: &ModbusPeer, extra: &str) -> String {
     )
 }
 
-fn count_verdicts(parts: &[serde_json::Value]) -> [u64; 3] {
-    ["PASS", "FAIL", "REVIEW"].map(|v| parts.iter().filter(|r| r["verdict"] == v).count() as u64)
+fn count_verdicts(parts: &[serde_json::Value]) -> [u64; 4] {
+    ["PASS", "FAIL", "REVIEW", "UNKNOWN"]
+        .map(|v| parts.iter().filter(|r| r["verdict"] == v).count() as u64)
 }
 
 #[test]
@@ -579,32 +593,36 @@ fn bundled_video_one_pulse_per_fail_part_and_opcua_counters_match_the_records() 
     run.pipeline.set_state(gst::State::Playing).unwrap();
     run.wait_eos();
 
-    // Modbus: one pulse per FAIL part at its due time, none for PASS or REVIEW parts.
+    // Modbus: one pulse per FAIL (or UNKNOWN) part at its due time, none for PASS or REVIEW.
     let parts = run.part_records();
-    let [pass, fail, review] = count_verdicts(&parts);
-    println!("parts: {pass} PASS, {fail} FAIL, {review} REVIEW");
+    let [pass, fail, review, unknown] = count_verdicts(&parts);
+    println!("parts: {pass} PASS, {fail} FAIL, {review} REVIEW, {unknown} UNKNOWN");
     assert!(
         fail > 0 && pass > 0,
         "the bundled video has failing and passing parts"
     );
-    let due: Vec<i64> = run.fail_due(DELAY_MS).iter().map(|(_, t)| *t).collect();
+    let due: Vec<i64> = run.reject_due(DELAY_MS).iter().map(|(_, t)| *t).collect();
     let pulses = peer.pulses(COIL);
     for (p, d) in pulses.iter().zip(&due) {
         println!("pulse {} us after its due time", p.on_us - d);
     }
     assert_pulses_at(&pulses, &due, PULSE_MS, "bundled video");
     let plc = run.element("plc");
-    assert_eq!(plc.property::<u64>("pulses"), fail);
+    assert_eq!(plc.property::<u64>("pulses"), fail + unknown);
     assert_eq!(plc.property::<u64>("missed-rejects"), 0);
     let block = peer.last_block(STATUS).expect("a status block");
     let word = |i: usize| u64::from(block[i]) << 16 | u64::from(block[i + 1]);
-    assert_eq!([word(7), word(9), word(11)], [pass, fail, review]);
+    assert_eq!(
+        [word(7), word(9), word(11), word(25)],
+        [pass, fail, review, unknown]
+    );
 
     // OPC UA: the counters equal the records' counts (read once the last update landed).
     let names = [
         "PassCount",
         "FailCount",
         "ReviewCount",
+        "UnknownCount",
         "FrameCount",
         "ShadowMode",
     ];
@@ -612,6 +630,7 @@ fn bundled_video_one_pulse_per_fail_part_and_opcua_counters_match_the_records() 
         Variant::from(pass),
         Variant::from(fail),
         Variant::from(review),
+        Variant::from(unknown),
         Variant::from(300u64),
         Variant::from(false),
     ];
@@ -703,7 +722,7 @@ fn bundled_video_plc_killed_and_restarted_mid_stream() {
     loop {
         let now = now_us();
         if run
-            .fail_due(DELAY_MS)
+            .reject_due(DELAY_MS)
             .iter()
             .any(|(_, t)| *t > killed_us && *t + 100_000 < now)
         {
@@ -723,7 +742,7 @@ fn bundled_video_plc_killed_and_restarted_mid_stream() {
         .map(|w| w.t_us)
         .find(|t| *t >= restarted_us)
         .expect("the element reconnected");
-    let due = run.fail_due(DELAY_MS);
+    let due = run.reject_due(DELAY_MS);
     let during: Vec<&(String, i64)> = due
         .iter()
         .filter(|(_, t)| *t >= killed_us && *t < reconnected_us)

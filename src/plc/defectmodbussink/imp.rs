@@ -32,6 +32,7 @@ const DEFAULT_REJECT_COIL: u32 = 0;
 const DEFAULT_PULSE_MS: u32 = 100;
 const DEFAULT_REJECT_DELAY_MS: u32 = 1000;
 const DEFAULT_REJECT_REVIEW: bool = false;
+const DEFAULT_REJECT_UNKNOWN: bool = true;
 const DEFAULT_ENCODER_REGISTER: i32 = -1;
 const DEFAULT_REJECT_DELAY_COUNTS: u32 = 1000;
 const DEFAULT_ENCODER_POLL_MS: u32 = 2;
@@ -50,6 +51,7 @@ struct Settings {
     pulse_ms: u32,
     reject_delay_ms: u32,
     reject_review: bool,
+    reject_unknown: bool,
     unit: PlcUnit,
     encoder_register: i32,
     reject_delay_counts: u32,
@@ -71,6 +73,7 @@ impl Default for Settings {
             pulse_ms: DEFAULT_PULSE_MS,
             reject_delay_ms: DEFAULT_REJECT_DELAY_MS,
             reject_review: DEFAULT_REJECT_REVIEW,
+            reject_unknown: DEFAULT_REJECT_UNKNOWN,
             unit: PlcUnit::default(),
             encoder_register: DEFAULT_ENCODER_REGISTER,
             reject_delay_counts: DEFAULT_REJECT_DELAY_COUNTS,
@@ -185,6 +188,14 @@ impl ObjectImpl for DefectModbusSink {
                     .nick("Reject REVIEW")
                     .blurb("Reject REVIEW verdicts as well as FAIL ones")
                     .default_value(DEFAULT_REJECT_REVIEW)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("reject-unknown")
+                    .nick("Reject UNKNOWN")
+                    .blurb(
+                        "Reject UNKNOWN verdicts (a part or frame the model did not judge) as                          FAIL ones: a part not inspected must not pass. Off only where                          uninspected parts are checked elsewhere",
+                    )
+                    .default_value(DEFAULT_REJECT_UNKNOWN)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecInt::builder("encoder-register")
@@ -303,6 +314,7 @@ impl ObjectImpl for DefectModbusSink {
             "pulse-ms" => s.pulse_ms = number(DEFAULT_PULSE_MS),
             "reject-delay-ms" => s.reject_delay_ms = number(DEFAULT_REJECT_DELAY_MS),
             "reject-review" => s.reject_review = value.get().unwrap_or(DEFAULT_REJECT_REVIEW),
+            "reject-unknown" => s.reject_unknown = value.get().unwrap_or(DEFAULT_REJECT_UNKNOWN),
             "encoder-register" => s.encoder_register = signed(DEFAULT_ENCODER_REGISTER),
             "reject-delay-counts" => s.reject_delay_counts = number(DEFAULT_REJECT_DELAY_COUNTS),
             "encoder-poll-ms" => s.encoder_poll_ms = number(DEFAULT_ENCODER_POLL_MS),
@@ -332,6 +344,7 @@ impl ObjectImpl for DefectModbusSink {
             "pulse-ms" => s.pulse_ms.to_value(),
             "reject-delay-ms" => s.reject_delay_ms.to_value(),
             "reject-review" => s.reject_review.to_value(),
+            "reject-unknown" => s.reject_unknown.to_value(),
             "encoder-register" => s.encoder_register.to_value(),
             "reject-delay-counts" => s.reject_delay_counts.to_value(),
             "encoder-poll-ms" => s.encoder_poll_ms.to_value(),
@@ -522,12 +535,22 @@ impl DefectModbusSink {
 
     /// Updates the status block and, for a verdict to reject, queues the pulse.
     fn act(&self, running: &mut Running, decision: Decision) {
-        let (reject_review, delay_ms, delay_counts) = {
+        let (reject_review, reject_unknown, delay_ms, delay_counts) = {
             let s = lock(&self.settings);
-            (s.reject_review, s.reject_delay_ms, s.reject_delay_counts)
+            (
+                s.reject_review,
+                s.reject_unknown,
+                s.reject_delay_ms,
+                s.reject_delay_counts,
+            )
         };
-        let rejectable = decision.verdict == Verdict::Fail
-            || (reject_review && decision.verdict == Verdict::Review);
+        // A part (or frame) the model did not judge is never let through as a PASS.
+        let rejectable = match decision.verdict {
+            Verdict::Fail => true,
+            Verdict::Unknown => reject_unknown,
+            Verdict::Review => reject_review,
+            Verdict::Pass => false,
+        };
         let reject = rejectable && !decision.shadow;
         let counts = running.tracker.counts();
         running.modbus.update_status(|status| {
@@ -538,6 +561,7 @@ impl DefectModbusSink {
             status.pass = counts.pass;
             status.fail = counts.fail;
             status.review = counts.review;
+            status.unknown = counts.unknown;
         });
         let label = match &decision.part_id {
             Some(part) if running.tracker.unit() == crate::plc::tracker::Unit::Part => {

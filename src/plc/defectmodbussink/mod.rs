@@ -5,7 +5,9 @@
  *
  * `defectmodbussink` takes `defectdetect`'s output (video buffers with `DefectVerdictMeta`,
  * and the `defect-part-verdict` events of finished parts) and drives a reject gate over
- * Modbus TCP: on a FAIL (and, with `reject-review`, a REVIEW) it writes the coil
+ * Modbus TCP: on a FAIL, an UNKNOWN (a part or frame the model did not judge: never let
+ * through as a PASS; `reject-unknown=false` turns that off) and, with `reject-review`, a
+ * REVIEW, it writes the coil
  * `reject-coil` on, and off again `pulse-ms` later, when the part reaches the gate:
  * `reject-delay-ms` after the element saw the part's last frame (or the frame, with
  * `unit=frame`), or, for belts whose speed varies, when the encoder count in holding register
@@ -16,7 +18,7 @@
  * | holding register | content |
  * |---|---|
  * | `status-register` + 0 | heartbeat: +1 every second, wraps after 65535 |
- * | + 1 | last verdict: 0 none yet, 1 PASS, 2 FAIL, 3 REVIEW |
+ * | + 1 | last verdict: 0 none yet, 1 PASS, 2 FAIL, 3 REVIEW, 4 UNKNOWN |
  * | + 2 | flags: bit 0 shadow mode, bit 1 the last verdict asked for a reject |
  * | + 3 ... + 6 | detections of the last verdict: critical, major, minor, cosmetic |
  * | + 7, + 8 | PASS verdicts (32 bits, high word first) |
@@ -25,6 +27,7 @@
  * | + 13, + 14 | reject pulses fired |
  * | + 15, + 16 | rejects missed |
  * | + 17 ... + 24 | model version: 16 ASCII characters, 2 a register, first in the high byte |
+ * | + 25, + 26 | UNKNOWN verdicts (parts or frames not inspected) |
  *
  * The stream never waits for the PLC: a worker thread owns the connection and fires the
  * pulses on its own timer. A PLC that is away at start, or goes away, is not an error: the

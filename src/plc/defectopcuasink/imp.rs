@@ -375,5 +375,6 @@ fn apply(snapshot: &mut Snapshot, tracker: &Tracker, decision: Decision) {
     snapshot.pass = counts.pass;
     snapshot.fail = counts.fail;
     snapshot.review = counts.review;
+    snapshot.unknown = counts.unknown;
     snapshot.frames = counts.frames;
 }

@@ -9,10 +9,10 @@
  *
  * | node (`ns=<urn:gst-plugin-defect:inspection>;s=Inspection/<source-id>/...`) | type | content |
  * |---|---|---|
- * | `LastVerdict` | String | PASS, FAIL or REVIEW of the last part (or frame, `unit=frame`); empty before the first |
+ * | `LastVerdict` | String | PASS, FAIL, REVIEW or UNKNOWN (not inspected) of the last part (or frame, `unit=frame`); empty before the first |
  * | `LastPartId` | String | its part id (empty for a frame without part) |
  * | `LastDefects` | String[] | class labels of the detections that decided it |
- * | `PassCount`, `FailCount`, `ReviewCount` | UInt64 | verdicts counted since start |
+ * | `PassCount`, `FailCount`, `ReviewCount`, `UnknownCount` | UInt64 | verdicts counted since start |
  * | `FrameCount` | UInt64 | frames with a verdict since start |
  * | `FrameVerdict` | String | the verdict of the last frame |
  * | `ModelVersion` | String | the model's id: file stem, version, SHA-256 prefix |
