@@ -115,6 +115,42 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
+/// The CPU flags that bear on timing and speed (of those the CPU has), and the kernel's
+/// clock source.
+fn cpu_flags() -> String {
+    const SHOWN: [&str; 10] = [
+        "hypervisor",
+        "constant_tsc",
+        "nonstop_tsc",
+        "tsc_deadline_timer",
+        "tsc_known_freq",
+        "sse4_2",
+        "avx",
+        "avx2",
+        "avx512f",
+        "fma",
+    ];
+    let flags: Vec<String> = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("flags"))
+                .map(|f| f.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .map(|f| {
+            f.split_whitespace()
+                .filter(|flag| SHOWN.contains(flag))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let clock =
+        std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+            .map(|c| c.trim().to_string())
+            .unwrap_or_else(|_| "?".into());
+    format!("{}; clock source {clock}", flags.join(" "))
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -256,6 +292,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average()
     );
+    println!("CPU flags: {}", cpu_flags());
     println!(
         "  {:<34} {:>9} {:>9} {:>9}",
         "microseconds", "p50", "p99", "max"

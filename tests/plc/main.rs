@@ -883,3 +883,106 @@ fn opcua_port_taken_is_a_clear_error() {
     assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
     element.set_state(gst::State::Null).unwrap();
 }
+
+// ---------------------------------------------------------------------------------------
+// pipelines/: a line with both machine outputs.
+
+#[test]
+fn pipelines_line_with_modbus_and_opcua_outputs() {
+    init();
+    let peer = ModbusPeer::start(&[]);
+    let opcua_port = free_port();
+    let out = std::env::temp_dir().join(format!("defect-plc-pipeline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let script = repo_path("pipelines/video-file.sh");
+    let env = [
+        ("NUM_BUFFERS", "150".to_string()),
+        ("RECORDING", String::new()),
+        ("OUT_DIR", out.display().to_string()),
+        ("DETECT_PROPS", "frames-per-part=25".to_string()),
+        ("MODBUS_HOST", "127.0.0.1".to_string()),
+        ("MODBUS_PORT", peer.port.to_string()),
+        (
+            "MODBUS_PROPS",
+            format!("reject-coil={COIL} status-register={STATUS} reject-delay-ms=200 pulse-ms=50"),
+        ),
+        ("OPCUA_PORT", opcua_port.to_string()),
+    ];
+    let dry = std::process::Command::new("bash")
+        .arg(&script)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("DRY_RUN", "1")
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(dry.status.success(), "{line}");
+    for wanted in [
+        format!(
+            "defectmodbussink name=plc host=127.0.0.1 port={}",
+            peer.port
+        ),
+        format!("defectopcuasink name=opcua port={opcua_port} source-id=video-file"),
+        "reject-delay-ms=200".to_string(),
+    ] {
+        assert!(line.contains(&wanted), "{wanted} not in {line}");
+    }
+
+    let mut child = std::process::Command::new("bash")
+        .arg(&script)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // SCADA's side while the line runs: the address space answers.
+    let url = format!("opc.tcp://127.0.0.1:{opcua_port}/");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let client = loop {
+        match OpcUaClient::connect(
+            &url,
+            "video-file",
+            SecurityPolicy::None,
+            MessageSecurityMode::None,
+        ) {
+            Ok(client) => break client,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+                    "no OPC UA session with the pipeline's server: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    let mut frames = 0;
+    while frames == 0 && child.try_wait().unwrap().is_none() {
+        frames = match &client.read(&["FrameCount"])[0] {
+            Variant::UInt64(n) => *n,
+            other => panic!("FrameCount {other:?}"),
+        };
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(frames > 0, "FrameCount grew while the line ran");
+    client.disconnect();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // One pulse per rejected part of the NDJSON records.
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(out.join("video-file.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let parts: Vec<serde_json::Value> = records
+        .into_iter()
+        .filter(|r| r["type"] == "part")
+        .collect();
+    let [_, fail, _, unknown] = count_verdicts(&parts);
+    assert!(fail > 0, "{parts:?}");
+    assert_eq!(peer.pulses(COIL).len() as u64, fail + unknown, "{parts:?}");
+    let _ = std::fs::remove_dir_all(&out);
+}
