@@ -13,6 +13,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use crate::plc::PlcUnit;
+use crate::plc::map::STATUS_REGISTERS;
 use crate::plc::modbus::{Due, EncoderConfig, Event, Modbus, ModbusConfig, Reject, Stats};
 use crate::plc::tracker::{Decision, Tracker};
 use crate::plc::verdict::{self, Verdict};
@@ -193,7 +194,9 @@ impl ObjectImpl for DefectModbusSink {
                 glib::ParamSpecBoolean::builder("reject-unknown")
                     .nick("Reject UNKNOWN")
                     .blurb(
-                        "Reject UNKNOWN verdicts (a part or frame the model did not judge) as                          FAIL ones: a part not inspected must not pass. Off only where                          uninspected parts are checked elsewhere",
+                        "Reject UNKNOWN verdicts (a part or frame the model did not judge) as \
+                         FAIL ones: a part not inspected must not pass. Off only where \
+                         uninspected parts are checked elsewhere",
                     )
                     .default_value(DEFAULT_REJECT_UNKNOWN)
                     .mutable_playing()
@@ -228,11 +231,11 @@ impl ObjectImpl for DefectModbusSink {
                 glib::ParamSpecInt::builder("status-register")
                     .nick("Status register")
                     .blurb(
-                        "First holding register (0-based) of the 25-register status block: \
+                        "First holding register (0-based) of the 27-register status block: \
                          heartbeat, last verdict, counts, model version (-1 = none)",
                     )
                     .minimum(-1)
-                    .maximum(i32::from(u16::MAX) - 25 + 1)
+                    .maximum(i32::from(u16::MAX) - i32::from(STATUS_REGISTERS) + 1)
                     .default_value(DEFAULT_STATUS_REGISTER)
                     .mutable_ready()
                     .build(),
