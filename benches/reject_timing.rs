@@ -13,7 +13,9 @@
 //!    `tokio-modbus` client (request to response), which bound what any worker can do.
 //!
 //! Rejects are due every `BENCH_SPACING_MS` (default 4) with 1 ms pulses, so the worker also
-//! writes the coil off between them, and its heartbeat (1 s) runs meanwhile, as in use.
+//! writes the coil off between them, and its heartbeat (1 s) runs meanwhile, as in use. The
+//! worker runs twice: at normal priority, then under `SCHED_FIFO` at `BENCH_RT_PRIORITY`
+//! (default 50; 0 skips it), as the element's `realtime-priority` puts it.
 //! Without `--bench` (the bench binary run directly) a smoke run of 200 pulses checks that the
 //! measurement works; its figures mean nothing.
 
@@ -58,14 +60,27 @@ impl tokio_modbus::server::Service for Recorder {
     }
 }
 
-/// Starts the server on a free port of 127.0.0.1, on its own thread.
-fn start_server(arrivals: Arrivals) -> u16 {
+/// Puts the calling thread under SCHED_FIFO at `priority`; false when refused.
+fn realtime(priority: i32) -> bool {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` outlives the call; pthread_self() names the calling thread.
+    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
+}
+
+/// Starts the server on a free port of 127.0.0.1, on its own thread. It stands in for a PLC,
+/// a device of its own that the station's load does not slow down: its thread runs under
+/// SCHED_FIFO (priority 60) where that is allowed. Returns the port and whether it does.
+fn start_server(arrivals: Arrivals) -> (u16, bool) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("modbus-server".into())
         .spawn(move || {
+            let _ = tx.send(realtime(60));
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -88,7 +103,7 @@ fn start_server(arrivals: Arrivals) -> u16 {
             });
         })
         .unwrap();
-    port
+    (port, rx.recv().unwrap_or(false))
 }
 
 /// p50, p99 and max of durations, in microseconds.
@@ -151,6 +166,22 @@ fn cpu_flags() -> String {
     format!("{}; clock source {clock}", flags.join(" "))
 }
 
+/// CPU time counters from /proc/stat: (total, steal), in clock ticks.
+fn cpu_ticks() -> (u64, u64) {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            let line = stat.lines().next()?.strip_prefix("cpu ")?.to_string();
+            let fields: Vec<u64> = line
+                .split_whitespace()
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal ...
+            Some((fields.iter().take(8).sum(), *fields.get(7)?))
+        })
+        .unwrap_or((0, 0))
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -202,38 +233,44 @@ fn baseline_round_trip(port: u16, n: usize) -> Vec<Duration> {
 }
 
 fn row(name: &str, q: [f64; 3]) {
-    println!("  {name:<34} {:>9.1} {:>9.1} {:>9.1}", q[0], q[1], q[2]);
+    println!("  {name:<40} {:>9.1} {:>9.1} {:>9.1}", q[0], q[1], q[2]);
 }
 
-fn main() {
-    let smoke = !std::env::args().any(|arg| arg == "--bench");
-    if smoke {
-        println!(
-            "smoke run (no --bench): figures are meaningless; measure with \
-             `cargo bench --bench reject_timing`"
-        );
-    }
-    let pulses: usize = env_or("BENCH_PULSES", if smoke { 200 } else { 10_000 });
-    let spacing = Duration::from_millis(env_or("BENCH_SPACING_MS", 4));
-    let arrivals: Arrivals = Arc::new(Mutex::new(Vec::new()));
-    let port = start_server(arrivals.clone());
+/// What one run of the worker gave.
+struct Run {
+    to_write: Vec<Duration>,
+    to_received: Vec<Duration>,
+    fired: u64,
+    missed: Vec<String>,
+    received: usize,
+    /// Why the real-time priority was refused, if it was.
+    refused: Option<String>,
+}
 
-    let timer = baseline_timer(pulses.min(2000), spacing);
-    let round_trip = baseline_round_trip(port, pulses.min(2000));
+/// `pulses` rejects `spacing` apart through the worker, at `priority` (SCHED_FIFO) or not.
+fn measure(
+    port: u16,
+    arrivals: &Arrivals,
+    pulses: usize,
+    spacing: Duration,
+    priority: Option<i32>,
+) -> Run {
     arrivals.lock().unwrap().clear();
-
     let fired: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
     let missed = Arc::new(Mutex::new(Vec::new()));
+    let refused = Arc::new(Mutex::new(None));
     let config = ModbusConfig {
         reject_coil: 0,
         pulse: Duration::from_millis(1),
         max_lateness: Duration::from_millis(50),
+        realtime_priority: priority,
         ..ModbusConfig::new("127.0.0.1", port)
     };
-    let (f, m) = (fired.clone(), missed.clone());
+    let (f, m, r) = (fired.clone(), missed.clone(), refused.clone());
     let modbus = Modbus::start(config, move |event| match event {
         Event::Fired { due, written, .. } => f.lock().unwrap().push((due, written)),
         Event::Missed { label, reason } => m.lock().unwrap().push(format!("{label}: {reason}")),
+        Event::PriorityRefused { reason, .. } => *r.lock().unwrap() = Some(reason),
         _ => {}
     })
     .unwrap();
@@ -260,27 +297,89 @@ fn main() {
     let stats = modbus.stop();
     std::thread::sleep(Duration::from_millis(50));
 
-    let fired = fired.lock().unwrap().clone();
+    let mut fired = fired.lock().unwrap().clone();
+    fired.sort_by_key(|(_, written)| *written);
     let to_write: Vec<Duration> = fired
         .iter()
         .map(|(due, written)| written.saturating_duration_since(*due))
         .collect();
-    let received = arrivals.lock().unwrap().clone();
-    // Pulses are 4 ms apart and their writes well under that: the n-th arrival is the n-th
-    // pulse's, unless one was missed.
-    let to_received: Vec<Duration> = if received.len() == due.len() {
+    let mut received = arrivals.lock().unwrap().clone();
+    received.sort();
+    // One coil-on write per pulse fired, and none for a missed reject: in time order, the
+    // n-th arrival is the n-th pulse's.
+    let to_received: Vec<Duration> = if received.len() == fired.len() {
         received
             .iter()
-            .zip(&due)
-            .map(|(r, d)| r.saturating_duration_since(*d))
+            .zip(&fired)
+            .map(|(r, (d, _))| r.saturating_duration_since(*d))
             .collect()
     } else {
+        println!(
+            "  {} pulses fired but {} arrived: no due -> received figures",
+            fired.len(),
+            received.len()
+        );
         Vec::new()
     };
-    let over_5ms = to_received
+    let missed = missed.lock().unwrap().clone();
+    assert_eq!(
+        stats.fired as usize + missed.len(),
+        pulses,
+        "every reject fired or missed"
+    );
+    let refused = refused.lock().unwrap().clone();
+    Run {
+        to_write,
+        to_received,
+        fired: stats.fired,
+        missed,
+        received: received.len(),
+        refused,
+    }
+}
+
+fn report(name: &str, run: Run) {
+    let over_5ms = run
+        .to_received
         .iter()
         .filter(|d| **d > Duration::from_millis(5))
         .count();
+    if let Some(reason) = &run.refused {
+        println!("  ({name}: real-time priority refused: {reason}; ran at normal priority)");
+    }
+    row(
+        &format!("{name}: due -> write started"),
+        quantiles(run.to_write),
+    );
+    row(
+        &format!("{name}: due -> received"),
+        quantiles(run.to_received),
+    );
+    println!(
+        "  {name}: fired {}, missed {}, received {}, later than 5 ms: {over_5ms}",
+        run.fired,
+        run.missed.len(),
+        run.received
+    );
+    for line in run.missed.iter().take(5) {
+        println!("    missed {line}");
+    }
+}
+
+fn main() {
+    let smoke = !std::env::args().any(|arg| arg == "--bench");
+    if smoke {
+        println!(
+            "smoke run (no --bench): figures are meaningless; measure with \
+             `cargo bench --bench reject_timing`"
+        );
+    }
+    let pulses: usize = env_or("BENCH_PULSES", if smoke { 200 } else { 10_000 });
+    let spacing = Duration::from_millis(env_or("BENCH_SPACING_MS", 4));
+    // The priority of the second run (realtime-priority); 0: no second run.
+    let priority: i32 = env_or("BENCH_RT_PRIORITY", 50);
+    let arrivals: Arrivals = Arc::new(Mutex::new(Vec::new()));
+    let (port, server_realtime) = start_server(arrivals.clone());
 
     println!(
         "reject timing: {pulses} pulses {} ms apart, 1 ms long, to a local Modbus TCP server",
@@ -294,34 +393,41 @@ fn main() {
     );
     println!("CPU flags: {}", cpu_flags());
     println!(
-        "  {:<34} {:>9} {:>9} {:>9}",
+        "the server (the PLC's stand-in) runs {}",
+        if server_realtime {
+            "under SCHED_FIFO 60"
+        } else {
+            "at normal priority (SCHED_FIFO refused)"
+        }
+    );
+    let timer = quantiles(baseline_timer(pulses.min(2000), spacing));
+    let round_trip = quantiles(baseline_round_trip(port, pulses.min(2000)));
+    let ticks_before = cpu_ticks();
+    let normal = measure(port, &arrivals, pulses, spacing, None);
+    let realtime =
+        (priority > 0).then(|| measure(port, &arrivals, pulses, spacing, Some(priority)));
+    let ticks_after = cpu_ticks();
+
+    println!(
+        "  {:<40} {:>9} {:>9} {:>9}",
         "microseconds", "p50", "p99", "max"
     );
-    let q_write = quantiles(to_write);
-    let q_received = quantiles(to_received);
-    let q_timer = quantiles(timer);
-    let q_rtt = quantiles(round_trip);
-    row("due -> write started (worker)", q_write);
-    row("due -> received by the server", q_received);
-    row("baseline: thread sleep overshoot", q_timer);
-    row("baseline: bare write round trip", q_rtt);
-    println!(
-        "  due -> received p50 / (sleep overshoot + round trip) p50: {:.2}",
-        q_received[0] / (q_timer[0] + q_rtt[0])
-    );
-    println!(
-        "fired {}, missed {}, received {}, later than 5 ms: {over_5ms}",
-        stats.fired,
-        stats.missed,
-        received.len()
-    );
-    let missed = missed.lock().unwrap();
-    for line in missed.iter().take(5) {
-        println!("  missed {line}");
+    row("baseline: thread sleep overshoot", timer);
+    row("baseline: bare write round trip", round_trip);
+    let received = quantiles(normal.to_received.clone());
+    report("worker", normal);
+    if let Some(run) = realtime {
+        report(&format!("worker, SCHED_FIFO {priority}"), run);
     }
-    assert_eq!(
-        stats.fired as usize + missed.len(),
-        pulses,
-        "every reject fired or missed"
+    println!(
+        "  worker due -> received p50 / (sleep overshoot + round trip) p50: {:.2}",
+        received[0] / (timer[0] + round_trip[0])
+    );
+    let total = ticks_after.0.saturating_sub(ticks_before.0).max(1);
+    let steal = ticks_after.1.saturating_sub(ticks_before.1);
+    println!(
+        "load average after: {}; CPU time stolen by the hypervisor during the runs: {:.1}%",
+        load_average(),
+        100.0 * steal as f64 / total as f64
     );
 }

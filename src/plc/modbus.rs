@@ -60,6 +60,9 @@ pub struct ModbusConfig {
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     pub heartbeat_period: Duration,
+    /// `SCHED_FIFO` priority (1-99) of the worker thread, for pulses on time on a busy
+    /// machine; `None`: normal scheduling.
+    pub realtime_priority: Option<i32>,
 }
 
 impl ModbusConfig {
@@ -77,6 +80,7 @@ impl ModbusConfig {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(5000),
             heartbeat_period: Duration::from_secs(1),
+            realtime_priority: None,
         }
     }
 }
@@ -121,6 +125,8 @@ pub enum Event {
     Missed { label: String, reason: String },
     /// The worker stopped on an internal error: no reject is fired any more.
     Failed(String),
+    /// The real-time priority asked for was refused (the worker runs at normal priority).
+    PriorityRefused { priority: i32, reason: String },
 }
 
 /// Counters since the worker started.
@@ -249,9 +255,15 @@ impl Modbus {
             runtime,
         };
         let thread_shared = shared.clone();
+        let priority = worker.config.realtime_priority;
         let thread = std::thread::Builder::new()
             .name("modbus-reject".into())
             .spawn(move || {
+                if let Some(priority) = priority
+                    && let Err(reason) = set_realtime_priority(priority)
+                {
+                    (worker.on_event)(Event::PriorityRefused { priority, reason });
+                }
                 let run = std::panic::AssertUnwindSafe(move || worker.run());
                 if let Err(panic) = std::panic::catch_unwind(run) {
                     let message = panic
@@ -354,6 +366,21 @@ impl Modbus {
 impl Drop for Modbus {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Puts the calling thread under `SCHED_FIFO` at `priority` (1-99).
+fn set_realtime_priority(priority: i32) -> Result<(), String> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a valid sched_param for the duration of the call, and
+    // pthread_self() names the calling thread.
+    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::from_raw_os_error(rc).to_string())
     }
 }
 
@@ -870,6 +897,25 @@ impl Worker {
         }
         for label in left {
             self.missed(label, "the element stopped before it fell due".into());
+        }
+        // The last counts (and the rejects just missed) reach the PLC before the connection
+        // closes.
+        let status = {
+            let mut st = self.shared.lock();
+            (self.config.status_register.is_some() && std::mem::take(&mut st.status_dirty)).then(
+                || {
+                    let mut status = st.status.clone();
+                    status.fired = st.stats.fired;
+                    status.missed = st.stats.missed;
+                    status.registers()
+                },
+            )
+        };
+        if let Some(registers) = status {
+            let first = self.status_register();
+            self.request(local, async |ctx| {
+                ctx.write_multiple_registers(first, &registers).await
+            });
         }
         if let Some(mut link) = local.link.take() {
             let timeout = self.config.timeout;

@@ -157,6 +157,8 @@ fn frame_verdicts_pulse_fail_frames_at_the_delay_and_fill_the_status_block() {
             ("unit", "frame"),
             ("reject-delay-ms", "300"),
             ("pulse-ms", "50"),
+            // SCHED_FIFO where allowed; where refused, a warning and normal priority.
+            ("realtime-priority", "10"),
         ],
     );
     let element = h.find_element("defectmodbussink").unwrap();
@@ -191,7 +193,7 @@ fn frame_verdicts_pulse_fail_frames_at_the_delay_and_fill_the_status_block() {
     due.push(t + 300_000);
     assert!(h.push_event(gst::event::Eos::new()));
     // EOS went through once every queued reject fell due and the coil is off again.
-    assert_pulses_at(&peer.pulses(COIL), &due, 50, "frame unit");
+    assert_pulses_at(&peer.ended_pulses(COIL), &due, 50, "frame unit");
     assert_eq!(element.property::<u64>("pulses"), 4);
     assert_eq!(element.property::<u64>("missed-rejects"), 0);
 
@@ -266,7 +268,12 @@ fn part_verdicts_pulse_from_the_last_frame_and_late_ones_are_missed_not_fired() 
     });
     assert!(h.push_event(part_event("c", "FAIL", 5)));
     assert!(h.push_event(gst::event::Eos::new()));
-    assert_pulses_at(&peer.pulses(COIL), &[last_seen + 250_000], 40, "part unit");
+    assert_pulses_at(
+        &peer.ended_pulses(COIL),
+        &[last_seen + 250_000],
+        40,
+        "part unit",
+    );
     assert_eq!(element.property::<u64>("pulses"), 1);
     assert_eq!(element.property::<u64>("missed-rejects"), 1);
     let missed = rx.recv_timeout(Duration::from_secs(2)).unwrap();
@@ -301,7 +308,7 @@ fn encoder_counts_set_the_reject_position() {
     }
     assert!(h.push_event(gst::event::Eos::new()));
     // One encoder count is 1 ms and the reading 2 ms: a few ms either side of 300 ms.
-    let pulses = peer.pulses(COIL);
+    let pulses = peer.ended_pulses(COIL);
     assert_eq!(pulses.len(), 3, "{pulses:?}");
     for (p, d) in pulses.iter().zip(&due) {
         let off = p.on_us - d;
@@ -602,7 +609,7 @@ fn bundled_video_one_pulse_per_fail_part_and_opcua_counters_match_the_records() 
         "the bundled video has failing and passing parts"
     );
     let due: Vec<i64> = run.reject_due(DELAY_MS).iter().map(|(_, t)| *t).collect();
-    let pulses = peer.pulses(COIL);
+    let pulses = peer.ended_pulses(COIL);
     for (p, d) in pulses.iter().zip(&due) {
         println!("pulse {} us after its due time", p.on_us - d);
     }
@@ -610,8 +617,14 @@ fn bundled_video_one_pulse_per_fail_part_and_opcua_counters_match_the_records() 
     let plc = run.element("plc");
     assert_eq!(plc.property::<u64>("pulses"), fail + unknown);
     assert_eq!(plc.property::<u64>("missed-rejects"), 0);
+    // The last status write reaches the test through the peer's output a moment later.
+    let words = |b: &[u16], i: usize| u64::from(b[i]) << 16 | u64::from(b[i + 1]);
+    wait_until(Duration::from_secs(3), "the final status block", || {
+        peer.last_block(STATUS)
+            .is_some_and(|b| [words(&b, 7), words(&b, 9), words(&b, 11)] == [pass, fail, review])
+    });
     let block = peer.last_block(STATUS).expect("a status block");
-    let word = |i: usize| u64::from(block[i]) << 16 | u64::from(block[i + 1]);
+    let word = |i: usize| words(&block, i);
     assert_eq!(
         [word(7), word(9), word(11), word(25)],
         [pass, fail, review, unknown]
@@ -689,6 +702,10 @@ fn bundled_video_in_shadow_mode_never_pulses() {
     let plc = run.element("plc");
     assert_eq!(plc.property::<u64>("pulses"), 0);
     assert_eq!(plc.property::<u64>("missed-rejects"), 0);
+    wait_until(Duration::from_secs(3), "the final status block", || {
+        peer.last_block(STATUS)
+            .is_some_and(|b| u64::from(b[9]) << 16 | u64::from(b[10]) == fails as u64)
+    });
     let block = peer.last_block(STATUS).expect("a status block");
     assert_eq!(
         block[2] & 0b11,
@@ -766,7 +783,7 @@ fn bundled_video_plc_killed_and_restarted_mid_stream() {
     // Nothing was fired late into the new connection, and pulses resumed after it.
     assert_eq!(pulses_before_restart, before.len());
     let resumed: Vec<Pulse> = peer
-        .pulses(COIL)
+        .ended_pulses(COIL)
         .into_iter()
         .filter(|p| p.on_us >= restarted_us)
         .collect();
@@ -785,6 +802,16 @@ fn bundled_video_plc_killed_and_restarted_mid_stream() {
     assert!(
         warnings[0].contains(&format!("127.0.0.1:{}", peer.port)),
         "{warnings:?}"
+    );
+    println!(
+        "outage of {} ms: {} FAIL parts due in it, missed-rejects {}; pulses {} before, {} after; \
+         warning: {}",
+        (reconnected_us - killed_us) / 1000,
+        during.len(),
+        plc.property::<u64>("missed-rejects"),
+        before.len(),
+        resumed.len(),
+        warnings[0]
     );
     // The records flowed on: every frame has its record.
     let frames = run
@@ -983,6 +1010,10 @@ fn pipelines_line_with_modbus_and_opcua_outputs() {
         .collect();
     let [_, fail, _, unknown] = count_verdicts(&parts);
     assert!(fail > 0, "{parts:?}");
-    assert_eq!(peer.pulses(COIL).len() as u64, fail + unknown, "{parts:?}");
+    assert_eq!(
+        peer.ended_pulses(COIL).len() as u64,
+        fail + unknown,
+        "{parts:?}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -161,6 +161,21 @@ impl ModbusPeer {
         pulses
     }
 
+    /// The pulses of a coil once the last one has ended (its writes reach the test through
+    /// the peer's output a little after the element saw them answered), waiting at most 3 s.
+    pub fn ended_pulses(&self, coil: u16) -> Vec<Pulse> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let pulses = self.pulses(coil);
+            if pulses.last().is_none_or(|p| p.off_us.is_some())
+                || std::time::Instant::now() > deadline
+            {
+                return pulses;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The last status block written at `first` (function 16), as numbers.
     pub fn last_block(&self, first: u16) -> Option<Vec<u16>> {
         self.writes()

@@ -42,6 +42,7 @@ const DEFAULT_MAX_LATENESS_MS: u32 = 20;
 const DEFAULT_TIMEOUT_MS: u32 = 500;
 const DEFAULT_MAX_BACKOFF_MS: u32 = 5000;
 const DEFAULT_DRAIN_TIMEOUT_MS: u32 = 10_000;
+const DEFAULT_REALTIME_PRIORITY: u32 = 0;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -62,6 +63,7 @@ struct Settings {
     timeout_ms: u32,
     max_backoff_ms: u32,
     drain_timeout_ms: u32,
+    realtime_priority: u32,
 }
 
 impl Default for Settings {
@@ -84,6 +86,7 @@ impl Default for Settings {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             max_backoff_ms: DEFAULT_MAX_BACKOFF_MS,
             drain_timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS,
+            realtime_priority: DEFAULT_REALTIME_PRIORITY,
         }
     }
 }
@@ -275,6 +278,17 @@ impl ObjectImpl for DefectModbusSink {
                     .default_value(DEFAULT_DRAIN_TIMEOUT_MS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("realtime-priority")
+                    .nick("Real-time priority")
+                    .blurb(
+                        "SCHED_FIFO priority (1-99) of the thread that fires the pulses, so that \
+                         they leave on time on a busy machine; 0 = normal scheduling. Needs \
+                         CAP_SYS_NICE or an RLIMIT_RTPRIO; refused, it is a warning",
+                    )
+                    .maximum(99)
+                    .default_value(DEFAULT_REALTIME_PRIORITY)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt64::builder("pulses")
                     .nick("Pulses")
                     .blurb("Rejects fired (written to the PLC)")
@@ -326,6 +340,7 @@ impl ObjectImpl for DefectModbusSink {
             "timeout-ms" => s.timeout_ms = number(DEFAULT_TIMEOUT_MS),
             "max-backoff-ms" => s.max_backoff_ms = number(DEFAULT_MAX_BACKOFF_MS),
             "drain-timeout-ms" => s.drain_timeout_ms = number(DEFAULT_DRAIN_TIMEOUT_MS),
+            "realtime-priority" => s.realtime_priority = number(DEFAULT_REALTIME_PRIORITY),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -356,6 +371,7 @@ impl ObjectImpl for DefectModbusSink {
             "timeout-ms" => s.timeout_ms.to_value(),
             "max-backoff-ms" => s.max_backoff_ms.to_value(),
             "drain-timeout-ms" => s.drain_timeout_ms.to_value(),
+            "realtime-priority" => s.realtime_priority.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -415,6 +431,8 @@ impl BaseSinkImpl for DefectModbusSink {
             encoder,
             timeout: Duration::from_millis(s.timeout_ms.into()),
             max_backoff: Duration::from_millis(s.max_backoff_ms.into()),
+            realtime_priority: (s.realtime_priority > 0)
+                .then(|| s.realtime_priority.min(99) as i32),
             ..ModbusConfig::new(s.host.clone(), port)
         };
         let target = format!("{}:{}", s.host, port);
@@ -653,6 +671,16 @@ impl DefectModbusSink {
                 [
                     "Rejects falling due meanwhile are missed (missed-rejects); retrying with backoff"
                 ]
+            ),
+            Event::PriorityRefused { priority, reason } => gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                (
+                    "Cannot run the reject thread at real-time priority {}: {}",
+                    priority,
+                    reason
+                ),
+                ["It runs at normal priority: give the process CAP_SYS_NICE or an rtprio limit"]
             ),
             Event::Refused(message) => gst::element_imp_warning!(
                 self,
