@@ -38,7 +38,9 @@
  * posted as a `defect-reject-missed` element message (fields `label`, `reason`). Each pulse
  * fired is posted as a `defect-reject` message (fields `label`, `late-us`: microseconds
  * between its due time and its write). At end of stream the element waits (at most
- * `drain-timeout-ms`) for queued rejects before it lets EOS through.
+ * `drain-timeout-ms`) for queued rejects before it lets EOS through. On a busy machine,
+ * `realtime-priority` runs the thread that fires the pulses under `SCHED_FIFO` (the process
+ * needs `CAP_SYS_NICE` or an rtprio limit; refused, it is a warning).
  *
  * ## Example launch line
  * |[
