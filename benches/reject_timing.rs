@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `cargo bench --bench reject_timing`: how close to their due time reject pulses leave, over
-//! `BENCH_PULSES` (default 10,000) pulses through `defectmodbussink`'s Modbus worker
+//! `cargo bench --profile dev --bench reject_timing` (or `--release`): how close to their due
+//! time reject pulses leave, over `BENCH_PULSES` (default 10,000) pulses through `defectmodbussink`'s Modbus worker
 //! (`gstdefect::plc::modbus`) to a local Modbus TCP server (`tokio-modbus`'s, in this
 //! process, recording when each coil write arrives).
 //!
@@ -371,7 +371,7 @@ fn main() {
     if smoke {
         println!(
             "smoke run (no --bench): figures are meaningless; measure with \
-             `cargo bench --bench reject_timing`"
+             `cargo bench --profile dev --bench reject_timing`"
         );
     }
     let pulses: usize = env_or("BENCH_PULSES", if smoke { 200 } else { 10_000 });
