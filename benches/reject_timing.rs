@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `cargo bench --profile dev --bench reject_timing` (or `--release`): how close to their due
-//! time reject pulses leave, over `BENCH_PULSES` (default 10,000) pulses through `defectmodbussink`'s Modbus worker
-//! (`gstdefect::plc::modbus`) to a local Modbus TCP server (`tokio-modbus`'s, in this
-//! process, recording when each coil write arrives).
+//! time reject pulses leave, over `BENCH_PULSES` (default 10,000) pulses through
+//! `defectmodbussink`'s Modbus worker (`gstdefect::plc::modbus`) to a local Modbus TCP server
+//! (`tokio-modbus`'s, in this process, recording when each coil write arrives).
 //!
 //! Measured, each as p50 / p99 / max:
 //! 1. due -> write: from a reject's due time to the start of its coil write (the worker's
