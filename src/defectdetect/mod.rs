@@ -3,7 +3,7 @@
  * SECTION:element-defectdetect
  * @see_also: defectoverlay
  *
- * `defectdetect` runs a YOLO-style ONNX detector (ONNX Runtime; CPU, CUDA or TensorRT) on
+ * `defectdetect` runs a YOLO-style ONNX detector (ONNX Runtime; CPU, CUDA, TensorRT or OpenVINO) on
  * every video frame. The video passes through unchanged; every detection is attached to
  * the buffer as a `GstVideoRegionOfInterestMeta` whose `roi_type` is the class name and
  * whose parameter structure `detection` holds `label_id`, `label`, `confidence` and the box
