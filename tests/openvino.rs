@@ -201,3 +201,33 @@ fn defectdetect_runs_on_openvino() {
     );
     assert!(boxes > 0, "detections on 40 frames of the video");
 }
+
+#[test]
+fn a_device_openvino_lacks_falls_back_to_cpu_with_a_warning() {
+    let Some(library) = openvino_library() else {
+        return;
+    };
+    if std::path::Path::new("/dev/accel").exists() {
+        eprintln!("this machine may have an NPU (/dev/accel): the fallback is not tested here");
+        return;
+    }
+    init();
+    let (detector, warnings) = Detector::load(&DetectorOptions {
+        model: repo_path("models/surface-defects.onnx"),
+        provider: Provider::OpenVino,
+        openvino_device: OpenVinoDevice::Npu,
+        precision: Precision::F32,
+        threads: 2,
+        ort_library: Some(library),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(detector.info().provider, "cpu");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("openvino/f32 execution provider failed")
+                && w.contains("falling back to CPU")),
+        "{warnings:?}"
+    );
+}
