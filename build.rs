@@ -14,4 +14,16 @@ fn main() {
             .to_string()
     });
     println!("cargo:rustc-env=DEFECT_ORT_LIBRARY={default}");
+
+    // The OpenVINO-enabled libonnxruntime (the onnxruntime-openvino wheel) for
+    // `execution-provider=openvino`: the link scripts/setup.sh makes, unless the build says otherwise.
+    println!("cargo:rerun-if-env-changed=DEFECT_ORT_OPENVINO_LIBRARY");
+    let openvino = std::env::var("DEFECT_ORT_OPENVINO_LIBRARY").unwrap_or_else(|_| {
+        let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+        Path::new(&manifest)
+            .join(".ort-openvino/libonnxruntime.so")
+            .display()
+            .to_string()
+    });
+    println!("cargo:rustc-env=DEFECT_ORT_OPENVINO_LIBRARY={openvino}");
 }

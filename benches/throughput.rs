@@ -504,6 +504,8 @@ fn main() {
         model: model.clone().into(),
         provider: Provider::Cpu,
         threads: threads as usize,
+        // As defectdetect's default, so that the raw limit and the element share one session.
+        spin: Some(false),
         ..Default::default()
     };
     let (mut detector, _) = Detector::load(&options).expect("load the model");

@@ -51,3 +51,23 @@ lib=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1* 
 mkdir -p .ort
 ln -sf "$PWD/$lib" .ort/libonnxruntime.so
 echo "setup: ONNX Runtime $ORT_VERSION at .ort/libonnxruntime.so"
+
+# The OpenVINO-enabled ONNX Runtime for execution-provider=openvino, in a venv of its own: the
+# onnxruntime-openvino wheel installs under the same module name as onnxruntime and lags it.
+# .ort-openvino links the wheel's library folder (the OpenVINO provider and runtime libraries
+# are found next to libonnxruntime); the plugin looks there for that provider. SKIP_OPENVINO=1
+# leaves it out (84 MB download); the plain CPU path never needs it.
+OV_ORT_VERSION=1.24.1
+if [[ "${SKIP_OPENVINO:-0}" != 1 ]]; then
+  if ! .venv-ov/bin/python -c "import onnxruntime; assert onnxruntime.__version__ == '$OV_ORT_VERSION'" 2>/dev/null; then
+    echo "setup: installing onnxruntime-openvino $OV_ORT_VERSION into .venv-ov"
+    [[ -x .venv-ov/bin/python ]] || /usr/bin/python3 -m venv .venv-ov
+    .venv-ov/bin/python -m pip install -q --disable-pip-version-check "onnxruntime-openvino==$OV_ORT_VERSION"
+  fi
+  capi=$(ls -d .venv-ov/lib/python3*/site-packages/onnxruntime/capi 2>/dev/null | head -n1)
+  ovlib=$(ls "$capi"/libonnxruntime.so.1* 2>/dev/null | head -n1)
+  [[ -n "$ovlib" ]] || { echo "setup: libonnxruntime not found in the onnxruntime-openvino wheel" >&2; exit 1; }
+  ln -sf "$(basename "$ovlib")" "$capi/libonnxruntime.so"
+  ln -sfn "$PWD/$capi" .ort-openvino
+  echo "setup: ONNX Runtime $OV_ORT_VERSION with OpenVINO at .ort-openvino/libonnxruntime.so"
+fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's one test command: installs what is missing (Debian packages, the pinned
-# ONNX Runtime wheel in .venv), builds the plugin, checks gst-inspect-1.0 sees it, then runs
+# ONNX Runtime wheel in .venv, the OpenVINO-enabled one in .venv-ov), builds the plugin, checks gst-inspect-1.0 sees it, then runs
 # every Rust test (unit, Harness, pipelines, parity with the numpy reference) and the
 # Python tests.
 set -euo pipefail
@@ -14,7 +14,7 @@ cargo build --all-targets --locked
 
 echo "== gst-inspect-1.0"
 inspect=$(GST_PLUGIN_PATH="$PWD/target/debug" gst-inspect-1.0 defectdetect)
-for property in model labels conf-threshold iou-threshold max-detections layout execution-provider threads ort-library policy shadow-mode frames-per-part; do
+for property in model labels conf-threshold iou-threshold max-detections layout execution-provider threads spin openvino-device precision ort-library policy shadow-mode frames-per-part; do
   grep -q "^  $property " <<<"$inspect" || { echo "test: gst-inspect-1.0 lacks property $property" >&2; exit 1; }
 done
 echo "defectdetect and its properties are visible to gst-inspect-1.0"

@@ -3,7 +3,7 @@
  * SECTION:element-defectdetect
  * @see_also: defectoverlay
  *
- * `defectdetect` runs a YOLO-style ONNX detector (ONNX Runtime; CPU, CUDA or TensorRT) on
+ * `defectdetect` runs a YOLO-style ONNX detector (ONNX Runtime; CPU, CUDA, TensorRT or OpenVINO) on
  * every video frame. The video passes through unchanged; every detection is attached to
  * the buffer as a `GstVideoRegionOfInterestMeta` whose `roi_type` is the class name and
  * whose parameter structure `detection` holds `label_id`, `label`, `confidence` and the box
@@ -102,11 +102,53 @@ pub enum ExecutionProvider {
         nick = "tensorrt"
     )]
     Tensorrt = 3,
+    #[enum_value(
+        name = "OpenVINO on openvino-device at precision (needs an OpenVINO-enabled ONNX Runtime; falls back to CPU with a warning)",
+        nick = "openvino"
+    )]
+    Openvino = 4,
+}
+
+/// The device the OpenVINO execution provider runs the model on.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstDefectOpenvinoDevice")]
+pub enum OpenvinoDevice {
+    #[default]
+    #[enum_value(name = "CPU", nick = "CPU")]
+    Cpu = 0,
+    #[enum_value(name = "Intel GPU", nick = "GPU")]
+    Gpu = 1,
+    #[enum_value(name = "Intel NPU", nick = "NPU")]
+    Npu = 2,
+    #[enum_value(name = "OpenVINO's automatic device selection", nick = "AUTO")]
+    Auto = 3,
+}
+
+/// The inference precision asked of OpenVINO.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstDefectPrecision")]
+pub enum Precision {
+    #[default]
+    #[enum_value(
+        name = "Auto: bf16 where the CPU computes it natively (AVX512-BF16 or AMX), else f32",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(name = "float32", nick = "f32")]
+    F32 = 1,
+    #[enum_value(name = "bfloat16", nick = "bf16")]
+    Bf16 = 2,
+    #[enum_value(name = "float16", nick = "f16")]
+    F16 = 3,
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Layout::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    OpenvinoDevice::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Precision::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "defectdetect",

@@ -8,14 +8,16 @@ use gst::glib;
 use gst::prelude::*;
 
 use super::inference::Thresholds;
-use super::{ExecutionProvider, Layout};
+use super::{ExecutionProvider, Layout, OpenvinoDevice, Precision};
 use crate::analysis::decode::OutputLayout;
-use crate::runtime::{DEFAULT_MAX_INPUT_PIXELS, DetectorOptions, Provider};
+use crate::runtime::Precision as RuntimePrecision;
+use crate::runtime::{DEFAULT_MAX_INPUT_PIXELS, DetectorOptions, OpenVinoDevice, Provider};
 
 pub(super) const DEFAULT_CONF_THRESHOLD: f64 = 0.25;
 pub(super) const DEFAULT_IOU_THRESHOLD: f64 = 0.45;
 pub(super) const DEFAULT_MAX_DETECTIONS: u32 = 300;
 pub(super) const DEFAULT_TILE_OVERLAP: u32 = 64;
+pub(super) const DEFAULT_SPIN: bool = false;
 
 /// Paths are `Arc<Path>` so that the copy the streaming thread takes of the settings for each
 /// frame (properties may change while playing) allocates nothing.
@@ -29,6 +31,9 @@ pub(super) struct Settings {
     pub layout: Layout,
     pub execution_provider: ExecutionProvider,
     pub threads: u32,
+    pub spin: bool,
+    pub openvino_device: OpenvinoDevice,
+    pub precision: Precision,
     pub ort_library: Option<Arc<Path>>,
     pub policy: Option<Arc<Path>>,
     pub shadow_mode: bool,
@@ -51,6 +56,9 @@ impl Default for Settings {
             layout: Layout::Auto,
             execution_provider: ExecutionProvider::Auto,
             threads: 0,
+            spin: DEFAULT_SPIN,
+            openvino_device: OpenvinoDevice::Cpu,
+            precision: Precision::Auto,
             ort_library: None,
             policy: None,
             shadow_mode: false,
@@ -88,8 +96,22 @@ impl Settings {
                 ExecutionProvider::Cpu => Provider::Cpu,
                 ExecutionProvider::Cuda => Provider::Cuda,
                 ExecutionProvider::Tensorrt => Provider::TensorRt,
+                ExecutionProvider::Openvino => Provider::OpenVino,
             },
             threads: self.threads as usize,
+            spin: Some(self.spin),
+            openvino_device: match self.openvino_device {
+                OpenvinoDevice::Cpu => OpenVinoDevice::Cpu,
+                OpenvinoDevice::Gpu => OpenVinoDevice::Gpu,
+                OpenvinoDevice::Npu => OpenVinoDevice::Npu,
+                OpenvinoDevice::Auto => OpenVinoDevice::Auto,
+            },
+            precision: match self.precision {
+                Precision::Auto => RuntimePrecision::Auto,
+                Precision::F32 => RuntimePrecision::F32,
+                Precision::Bf16 => RuntimePrecision::Bf16,
+                Precision::F16 => RuntimePrecision::F16,
+            },
             ort_library: self.ort_library.as_deref().map(PathBuf::from),
             max_input_pixels: self.max_input_pixels,
         }
@@ -126,6 +148,9 @@ impl Settings {
                 self.execution_provider = value.get().expect("type checked upstream")
             }
             "threads" => self.threads = get(),
+            "spin" => self.spin = value.get().expect("type checked upstream"),
+            "openvino-device" => self.openvino_device = value.get().expect("type checked upstream"),
+            "precision" => self.precision = value.get().expect("type checked upstream"),
             "ort-library" => self.ort_library = optional_path(value),
             "shadow-mode" => self.shadow_mode = value.get().expect("type checked upstream"),
             "frames-per-part" => self.frames_per_part = get(),
@@ -152,6 +177,9 @@ impl Settings {
             "layout" => self.layout.to_value(),
             "execution-provider" => self.execution_provider.to_value(),
             "threads" => self.threads.to_value(),
+            "spin" => self.spin.to_value(),
+            "openvino-device" => self.openvino_device.to_value(),
+            "precision" => self.precision.to_value(),
             "ort-library" => path_value(&self.ort_library),
             "policy" => path_value(&self.policy),
             "shadow-mode" => self.shadow_mode.to_value(),
@@ -241,7 +269,7 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .build(),
             glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)
                 .nick("Execution provider")
-                .blurb("Where ONNX Runtime runs the model; an unavailable GPU provider falls back to CPU with a warning")
+                .blurb("Where ONNX Runtime runs the model; an unavailable provider falls back to CPU with a warning")
                 .mutable_ready()
                 .build(),
             glib::ParamSpecUInt::builder("threads")
@@ -251,11 +279,37 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .default_value(0)
                 .mutable_ready()
                 .build(),
+            glib::ParamSpecBoolean::builder("spin")
+                .nick("Spin")
+                .blurb(
+                    "Let ONNX Runtime's intra-op threads spin (busy-wait) between pieces of work: a few per cent \
+                     faster on an idle machine, much slower when decoders, encoders or other elements share the \
+                     cores (they burn the time those need). Off by default; see the README",
+                )
+                .default_value(DEFAULT_SPIN)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("openvino-device", OpenvinoDevice::Cpu)
+                .nick("OpenVINO device")
+                .blurb("The device OpenVINO runs the model on when execution-provider=openvino")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("precision", Precision::Auto)
+                .nick("Inference precision")
+                .blurb(
+                    "OpenVINO's inference precision hint when execution-provider=openvino: auto is bf16 where \
+                     the CPU computes it natively (AVX512-BF16 or AMX), else f32; bf16 and f16 trade a little \
+                     accuracy for speed (see the model card)",
+                )
+                .mutable_ready()
+                .build(),
             glib::ParamSpecString::builder("ort-library")
                 .nick("ONNX Runtime library")
                 .blurb(
                     "Path to libonnxruntime.so (1.22 or newer). Default: $ORT_DYLIB_PATH, then the copy \
-                     scripts/setup.sh installs, then the system's. Loaded once per process",
+                     scripts/setup.sh installs, then the system's; with execution-provider=openvino first \
+                     $ORT_OPENVINO_DYLIB_PATH, then the OpenVINO-enabled copy scripts/setup.sh installs. Loaded once \
+                     per process, by the first element that loads a model",
                 )
                 .mutable_ready()
                 .build(),

@@ -4,11 +4,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ort::ep::{self, ExecutionProvider as _, ExecutionProviderDispatch};
+use ort::ep::{
+    self, ArbitrarilyConfigurableExecutionProvider as _, ExecutionProvider as _,
+    ExecutionProviderDispatch,
+};
 use ort::session::{RunOptions, Session};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
-use super::{Provider, RuntimeError, library};
+use super::{OpenVinoDevice, Precision, Provider, RuntimeError, library};
 use crate::analysis::Detection;
 use crate::analysis::decode::{self, DecodeStats, Decoder, OutputLayout};
 use crate::analysis::model_meta;
@@ -35,6 +38,12 @@ pub struct DetectorOptions {
     pub provider: Provider,
     /// Intra-op threads; 0 leaves ONNX Runtime's default.
     pub threads: usize,
+    /// Whether ONNX Runtime's intra-op threads spin while waiting for work; None leaves ONNX
+    /// Runtime's default (they spin).
+    pub spin: Option<bool>,
+    /// The device and precision of the OpenVINO provider (ignored by the others).
+    pub openvino_device: OpenVinoDevice,
+    pub precision: Precision,
     pub ort_library: Option<PathBuf>,
     /// The largest input (height x width) accepted, checked before anything of that size is
     /// allocated; 0 means [`DEFAULT_MAX_INPUT_PIXELS`].
@@ -169,6 +178,9 @@ struct SessionKey {
     sha256: String,
     provider: Provider,
     threads: usize,
+    spin: Option<bool>,
+    openvino_device: OpenVinoDevice,
+    precision: Precision,
 }
 
 /// Sessions in use, shared by the detectors (elements) that load the same model the same way:
@@ -248,7 +260,12 @@ impl Detector {
             }
             Ok(_) => {}
         }
-        let (env, library_warning) = library::environment(options.ort_library.as_deref())?;
+        let library = options.ort_library.clone().or_else(|| {
+            (options.provider == Provider::OpenVino)
+                .then(library::openvino_library)
+                .flatten()
+        });
+        let (env, library_warning) = library::environment(library.as_deref())?;
         let mut warnings: Vec<String> = library_warning.into_iter().collect();
 
         let sha256 =
@@ -257,6 +274,9 @@ impl Detector {
             sha256: sha256.clone(),
             provider: options.provider,
             threads: options.threads,
+            spin: options.spin,
+            openvino_device: options.openvino_device,
+            precision: options.precision,
         };
         let session = shared_session(key, || build_session(&env, options, &mut warnings))
             .map_err(model_error)?;
@@ -391,6 +411,13 @@ impl Detector {
             .map_err(RuntimeError::Inference)
     }
 
+    /// Runs the model on the current input tensor and returns its first output, shape and
+    /// values: for comparing providers, precisions and model copies.
+    pub fn output(&mut self) -> Result<(Vec<i64>, Vec<f32>), RuntimeError> {
+        self.run_session(|shape, data| Ok((shape.to_vec(), data.to_vec())))
+            .map_err(RuntimeError::Inference)
+    }
+
     fn run_session<T>(
         &mut self,
         read: impl FnOnce(&[i64], &[f32]) -> Result<T, String>,
@@ -458,7 +485,7 @@ fn build_session(
     options: &DetectorOptions,
     warnings: &mut Vec<String>,
 ) -> Result<(Session, &'static str), String> {
-    let (providers, label) = execution_providers(options.provider, warnings);
+    let (providers, label) = execution_providers(options, warnings);
     if !providers.is_empty() {
         match commit_session(env, options, &providers) {
             Ok(session) => return Ok((session, label)),
@@ -481,6 +508,11 @@ fn commit_session(
             .with_intra_threads(options.threads)
             .map_err(|e| e.to_string())?;
     }
+    if let Some(spin) = options.spin {
+        builder = builder
+            .with_intra_op_spinning(spin)
+            .map_err(|e| e.to_string())?;
+    }
     if !providers.is_empty() {
         builder = builder
             .with_execution_providers(providers)
@@ -493,7 +525,7 @@ fn commit_session(
 
 /// The providers to register for a choice, with warnings for the ones this ONNX Runtime lacks.
 fn execution_providers(
-    choice: Provider,
+    options: &DetectorOptions,
     warnings: &mut Vec<String>,
 ) -> (Vec<ExecutionProviderDispatch>, &'static str) {
     let tensorrt = ep::TensorRT::is_available().unwrap_or(false);
@@ -504,7 +536,26 @@ fn execution_providers(
              (a GPU build such as the onnxruntime-gpu wheel is needed); falling back to CPU"
         ))
     };
-    match choice {
+    match options.provider {
+        Provider::OpenVino if ep::OpenVINO::is_available().unwrap_or(false) => (
+            vec![openvino(options).build().error_on_failure()],
+            match options.precision.resolve() {
+                Precision::Bf16 => "openvino/bf16",
+                Precision::F16 => "openvino/f16",
+                Precision::F32 | Precision::Auto => "openvino/f32",
+            },
+        ),
+        Provider::OpenVino => {
+            warnings.push(format!(
+                "the OpenVINO execution provider is not available in the loaded ONNX Runtime ({}): \
+                 an OpenVINO-enabled build is needed (the onnxruntime-openvino wheel, which \
+                 scripts/setup.sh links at .ort-openvino/; or name one with the `ort-library` \
+                 property or {}, before any other element loads ONNX Runtime); falling back to CPU",
+                library::loaded_library().map_or_else(|| "?".into(), |p| p.display().to_string()),
+                library::OPENVINO_LIBRARY_ENV,
+            ));
+            (Vec::new(), "cpu")
+        }
         Provider::Cpu => (Vec::new(), "cpu"),
         Provider::Auto if tensorrt => (
             vec![
@@ -532,6 +583,30 @@ fn execution_providers(
             (Vec::new(), "cpu")
         }
     }
+}
+
+/// The OpenVINO provider for the options: the device, the precision as OpenVINO's inference
+/// precision hint for that device (its `load_config`, which unlike the provider's `precision`
+/// option accepts bf16 on CPUs), the threads.
+fn openvino(options: &DetectorOptions) -> ep::OpenVINO {
+    let device = options.openvino_device.as_str();
+    let mut provider = ep::OpenVINO::default()
+        .with_device_type(device)
+        .with_arbitrary_config("load_config", openvino_config(options));
+    if options.threads > 0 {
+        provider = provider.with_num_threads(options.threads);
+    }
+    provider
+}
+
+/// OpenVINO's `load_config` JSON: the precision hint for the device.
+fn openvino_config(options: &DetectorOptions) -> String {
+    serde_json::json!({
+        options.openvino_device.as_str(): {
+            "INFERENCE_PRECISION_HINT": options.precision.hint(),
+        }
+    })
+    .to_string()
 }
 
 /// The model's custom metadata; a value that cannot be read (not UTF-8) is left out with a
@@ -682,4 +757,43 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_precision_reaches_openvino_as_its_hint_for_the_device() {
+        let config = |device, precision| {
+            let options = DetectorOptions {
+                provider: Provider::OpenVino,
+                openvino_device: device,
+                precision,
+                ..Default::default()
+            };
+            serde_json::from_str::<serde_json::Value>(&openvino_config(&options)).unwrap()
+        };
+        assert_eq!(
+            config(OpenVinoDevice::Cpu, Precision::Bf16),
+            serde_json::json!({"CPU": {"INFERENCE_PRECISION_HINT": "bf16"}})
+        );
+        assert_eq!(
+            config(OpenVinoDevice::Gpu, Precision::F16),
+            serde_json::json!({"GPU": {"INFERENCE_PRECISION_HINT": "f16"}})
+        );
+        assert_eq!(
+            config(OpenVinoDevice::Npu, Precision::F32)["NPU"]["INFERENCE_PRECISION_HINT"],
+            "f32"
+        );
+        let auto = if super::super::cpu_has_bf16() {
+            "bf16"
+        } else {
+            "f32"
+        };
+        assert_eq!(
+            config(OpenVinoDevice::Auto, Precision::Auto)["AUTO"]["INFERENCE_PRECISION_HINT"],
+            auto
+        );
+    }
 }
