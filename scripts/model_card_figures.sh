@@ -4,31 +4,80 @@
 # only numpy and OpenCV) and the bundled videos, replayed with defect-replay (defectdetect,
 # conf-threshold 0.25, class-wise NMS 0.45; the videos also with pipelines/policy.toml for
 # verdicts). Writes reports under OUT (default out/model-card).
+# With NEU_DET_DIR (a copy of NEU-DET, Pascal VOC layout) it also measures every NEU-DET figure of
+# the card (test split, escapes, perturbations) and writes OUT/neu/summary.md; SYNTHETIC=0 skips
+# the synthetic split and the videos.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:-models/surface-defects.onnx}
 OUT=${OUT:-out/model-card}
 COUNT=${COUNT:-300}
+# PROFILE=dev reuses the test build (target/debug, optimised at level 1; inference is
+# onnxruntime's either way), release is the default.
+PROFILE=${PROFILE:-release}
+BIN=target/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")
 
 scripts/setup.sh >/dev/null
-cargo build --release --locked --quiet
+cargo build --profile "$PROFILE" --locked --quiet --bin defect-replay
 mkdir -p "$OUT"
+if [[ ${SYNTHETIC:-1} == 1 ]]; then
 if [[ ! -d $OUT/test-split/images ]]; then
   echo "figures: generating the held-out test split ($COUNT images)"
   .venv/bin/python training/generate.py --split test --count "$COUNT" --out "$OUT/test-split"
 fi
 echo "== held-out test split through defectdetect"
-target/release/defect-replay --model "$MODEL" --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" \
+"$BIN/defect-replay" --model "$MODEL" --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" \
   --threads 2 --out "$OUT/test-split-report"
 echo "== held-out test split at conf 0.01: AP over the whole curve, per-class thresholds for recall 0.90"
-target/release/defect-replay --model "$MODEL" --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" \
+"$BIN/defect-replay" --model "$MODEL" --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" \
   --threads 2 --conf 0.01 --sweep-recall 0.9 --out "$OUT/test-split-sweep"
 for video in tests/data/*.mp4; do
   name=$(basename "$video" .mp4)
   echo "== $video through defectdetect (conf 0.25, no policy: detection figures)"
-  target/release/defect-replay --model "$MODEL" --video "$video" \
+  "$BIN/defect-replay" --model "$MODEL" --video "$video" \
     --truth "tests/data/$name.coco.json" --threads 2 --out "$OUT/$name-detections"
   echo "== $video through defectdetect (policy pipelines/policy.toml)"
-  target/release/defect-replay --model "$MODEL" --policy pipelines/policy.toml --video "$video" \
+  "$BIN/defect-replay" --model "$MODEL" --policy pipelines/policy.toml --video "$video" \
     --truth "tests/data/$name.coco.json" --threads 2 --out "$OUT/$name"
 done
+fi
+
+# ---- NEU-DET (real steel), when NEU_DET_DIR names a copy of it (Pascal VOC layout; never committed)
+if [[ -n ${NEU_DET_DIR:-} ]]; then
+  NEU=$OUT/neu
+  echo "== NEU-DET: converting $NEU_DET_DIR (split by file number: n % 10 == 0 test, == 5 validation)"
+  .venv/bin/python training/neu_det.py --src "$NEU_DET_DIR" --out "$NEU/data"
+  # pipelines/policy.toml's thresholds and severities; its region and ignore mask are pixels of the
+  # 1280x720 belt video and would leave every 200x200 image outside, so they are dropped here.
+  .venv/bin/python - pipelines/policy.toml "$NEU/policy-no-region.toml" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+text = re.sub(r"(?ms)^\[region\]\n.*?(?=^\[|\Z)", "", text)
+text = re.sub(r"(?ms)^\[\[ignore\]\]\n.*?(?=^\[|\Z)", "", text)
+open(sys.argv[2], "w").write("# pipelines/policy.toml without [region] and [[ignore]] (frame pixels of the belt video)\n" + text)
+PY
+  replay() { "$BIN/defect-replay" --model "$MODEL" --threads 2 "$@"; }
+  echo "== NEU-DET test split through defectdetect: precision, recall, F1 at conf 0.25"
+  replay --images "$NEU/data/test/images" --truth "$NEU/data/test.coco.json" --out "$NEU/test"
+  echo "== NEU-DET test split at conf 0.01: AP@0.5, AP@0.5:0.95, mAP, confusion matrix"
+  replay --images "$NEU/data/test/images" --truth "$NEU/data/test.coco.json" --conf 0.01 --out "$NEU/test-ap"
+  echo "== NEU-DET test split, verdicts with pipelines/policy.toml's classes"
+  replay --images "$NEU/data/test/images" --truth "$NEU/data/test.coco.json" \
+    --policy "$NEU/policy-no-region.toml" --out "$NEU/test-policy"
+  echo "== NEU-DET validation split: per-class thresholds for recall 0.99 (never the test split)"
+  replay --images "$NEU/data/val/images" --truth "$NEU/data/val.coco.json" --conf 0.01 \
+    --policy "$NEU/policy-no-region.toml" --sweep-recall 0.99 --out "$NEU/val-sweep"
+  echo "== NEU-DET test split, verdicts with the validation-swept policy"
+  replay --images "$NEU/data/test/images" --truth "$NEU/data/test.coco.json" --conf 0.01 \
+    --policy "$NEU/val-sweep/swept-policy.toml" --out "$NEU/test-swept-policy"
+  echo "== NEU-DET test split, perturbed copies (training/neu_perturb.py), mAP@0.5 at conf 0.01"
+  .venv/bin/python training/neu_perturb.py --split "$NEU/data/test" --coco "$NEU/data/test.coco.json" \
+    --out "$NEU/perturbed"
+  for coco in "$NEU"/perturbed/*.coco.json; do
+    name=$(basename "$coco" .coco.json)
+    echo "-- $name"
+    replay --images "$NEU/perturbed/$name/images" --truth "$coco" --conf 0.01 --out "$NEU/perturbed-$name" \
+      | grep -E "mAP" || true
+  done
+  .venv/bin/python scripts/neu_summary.py "$NEU" | tee "$NEU/summary.md"
+fi

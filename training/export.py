@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from generate import CLASSES, GENERATOR_SEED, SPLIT_SEEDS  # noqa: E402
 from model import Detector, count_flops  # noqa: E402
 
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 
 
 def main():
@@ -52,7 +52,9 @@ def main():
     params = sum(p.numel() for p in model.parameters())
     gflops = count_flops(Detector().eval(), h, w) / 1e9
     meta = {
-        "description": ("gst-plugin-defect surface-defect detector (synthetic NEU-style classes), "
+        "description": ("gst-plugin-defect surface-defect detector for the six NEU-DET steel classes, "
+                        "trained on the NEU-DET train split (real hot-rolled steel, file numbers n % 10 "
+                        "not 0 or 5) and synthetic surfaces of training/generate.py; "
                         f"anchor-free YOLOv8-style head, strides 8/16, {params} params, {gflops:.2f} GFLOPs"),
         "author": "gst-plugin-defect",
         "license": "MIT OR Apache-2.0",
