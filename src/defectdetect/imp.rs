@@ -15,7 +15,7 @@
 //! Lock order, where two are held: the slot's current model, then `state`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -33,10 +33,11 @@ use super::worker::{Finished, Job, Submit, Worker};
 use crate::analysis::Detection;
 use crate::analysis::decode::{DecodeStats, MAX_CLASS_ID};
 use crate::analysis::letterbox::PixelFormat;
+use crate::element::lock;
 use crate::meta;
 use crate::policy::{FrameVerdict, PartKey, PartTracker, PartVerdict, Seen};
 use crate::runtime::{Interrupter, RuntimeError};
-use crate::video::{FORMATS, frame_view, pixel_format};
+use crate::video::{frame_view, pixel_format};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -104,13 +105,6 @@ impl ObjectSubclass for DefectDetect {
     type ParentType = gst_base::BaseTransform;
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not turn every later call into another panic.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl ObjectImpl for DefectDetect {
     fn properties() -> &'static [glib::ParamSpec] {
         settings::properties()
@@ -129,7 +123,9 @@ impl ObjectImpl for DefectDetect {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
             "skipped" => self.skipped.load(Ordering::Relaxed).to_value(),
-            "model-info" => self.slot.published().map(|i| i.describe()).to_value(),
+            crate::meta::fields::MODEL_INFO => {
+                self.slot.published().map(|i| i.describe()).to_value()
+            }
             _ => lock(&self.settings)
                 .get(pspec)
                 .unwrap_or_else(|| unimplemented!("property {}", pspec.name())),
@@ -140,42 +136,12 @@ impl ObjectImpl for DefectDetect {
 impl GstObjectImpl for DefectDetect {}
 
 impl ElementImpl for DefectDetect {
-    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
-                "Defect detector",
-                "Filter/Analyzer/Video",
-                "Detects defects with a YOLO-style ONNX model; attaches region-of-interest metas and posts detections",
-                "gst-plugin-defect developers",
-            )
-        });
-        Some(&*ELEMENT_METADATA)
-    }
-
-    fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(FORMATS.iter().copied())
-                .build();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
-            ]
-        });
-        PAD_TEMPLATES.as_ref()
-    }
+    crate::element::describe!(
+        "Defect detector",
+        "Filter/Analyzer/Video",
+        "Detects defects with a YOLO-style ONNX model; attaches region-of-interest metas and posts detections",
+        crate::element::video_filter_pads()
+    );
 
     fn change_state(
         &self,

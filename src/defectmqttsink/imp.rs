@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use gst::glib;
@@ -13,6 +13,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use crate::element::lock;
 use crate::mqtt::publisher::DEFAULT_MAX_QUEUE_BYTES;
 use crate::mqtt::{Event, Publisher, PublisherConfig, QoS, Stats, TopicTemplate, tls};
 
@@ -121,12 +122,6 @@ struct Counts {
     published: u64,
     rejected: u64,
     unconfirmed: u64,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The counters as the properties report them.
@@ -394,33 +389,12 @@ impl ObjectImpl for DefectMqttSink {
 impl GstObjectImpl for DefectMqttSink {}
 
 impl ElementImpl for DefectMqttSink {
-    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
-                "Defect MQTT sink",
-                "Sink/Network",
-                "Publishes NDJSON verdict records to an MQTT broker, one message a record",
-                "gst-plugin-defect developers",
-            )
-        });
-        Some(&*ELEMENT_METADATA)
-    }
-
-    fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let ndjson = gst::Caps::builder("application/x-ndjson").build();
-            vec![
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &ndjson,
-                )
-                .expect("valid template"),
-            ]
-        });
-        PAD_TEMPLATES.as_ref()
-    }
+    crate::element::describe!(
+        "Defect MQTT sink",
+        "Sink/Network",
+        "Publishes NDJSON verdict records to an MQTT broker, one message a record",
+        crate::element::pads(&crate::element::ndjson_caps(), None)
+    );
 }
 
 impl BaseSinkImpl for DefectMqttSink {

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use gst::prelude::*;
 
 use crate::analysis::BBox;
+use crate::meta::{Decision, DetectionParams, MetaError, ModelInfoMeta, Verdict, VerdictMeta};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ReplayError {
@@ -23,6 +24,8 @@ pub enum ReplayError {
     Input { path: PathBuf, reason: String },
     #[error("pipeline error: {0}")]
     Pipeline(String),
+    #[error("defectdetect's metadata: {0}")]
+    Meta(#[from] MetaError),
 }
 
 /// What to replay.
@@ -51,7 +54,8 @@ pub struct FrameDetection {
     pub label: String,
     pub confidence: f32,
     pub bbox: BBox,
-    pub decision: String,
+    /// The policy's decision (None for ROIs of other elements).
+    pub decision: Option<Decision>,
 }
 
 /// One replayed frame.
@@ -63,7 +67,7 @@ pub struct FrameResult {
     pub width: u32,
     pub height: u32,
     pub detections: Vec<FrameDetection>,
-    pub verdict: String,
+    pub verdict: Verdict,
     pub inference_ms: f64,
     pub total_ms: f64,
 }
@@ -275,12 +279,20 @@ impl Session {
             let _ = pipeline.set_state(gst::State::Null);
             return Err(ReplayError::Pipeline(message));
         }
-        let info: String = detect
-            .property::<Option<String>>("model-info")
-            .unwrap_or_default();
+        let info = match ModelInfoMeta::of(&detect) {
+            Some(Ok(info)) => info,
+            Some(Err(e)) => {
+                let _ = pipeline.set_state(gst::State::Null);
+                return Err(e.into());
+            }
+            None => {
+                let _ = pipeline.set_state(gst::State::Null);
+                return Err(ReplayError::Pipeline("defectdetect loaded no model".into()));
+            }
+        };
         Ok(Self {
-            model_id: info.split(':').take(3).collect::<Vec<_>>().join(":"),
-            class_names: class_names_of(&info),
+            model_id: info.model_id,
+            class_names: info.classes,
             pipeline,
             sink,
             src,
@@ -339,7 +351,7 @@ impl Session {
                         .images
                         .get(index as usize)
                         .map(|p| truth::file_name_of(p));
-                    frames.push(frame_result(&sample, index, file_name));
+                    frames.push(frame_result(&sample, index, file_name)?);
                     progress(frames.len() as u64, total.max(frames.len() as u64));
                 }
                 None if self.sink.is_eos() => break,
@@ -403,20 +415,6 @@ pub fn replay(
     Session::open(source, options)?.run(progress)
 }
 
-/// The class list `model-info` prints (`classes ["a", "b"]`).
-fn class_names_of(info: &str) -> Vec<String> {
-    let Some(start) = info.find("classes [") else {
-        return Vec::new();
-    };
-    let rest = &info[start + "classes [".len()..];
-    let end = rest.find("], provider").unwrap_or(rest.len());
-    rest[..end]
-        .split("\", \"")
-        .map(|s| s.trim_matches('"').to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
 /// Pushes each image file as one buffer from a thread, then end of stream. A file that
 /// cannot be read is posted as an error on the bus.
 fn feed_images(src: gst_app::AppSrc, files: Vec<PathBuf>) {
@@ -456,55 +454,60 @@ fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
     None
 }
 
-fn frame_result(sample: &gst::Sample, index: u64, file_name: Option<String>) -> FrameResult {
+/// A frame's result, read from the metas `defectdetect` attached; malformed metas are
+/// errors naming the field (the replay stops: its figures would be wrong).
+fn frame_result(
+    sample: &gst::Sample,
+    index: u64,
+    file_name: Option<String>,
+) -> Result<FrameResult, MetaError> {
     let (width, height) = sample
         .caps()
         .and_then(|c| gst_video::VideoInfo::from_caps(c).ok())
         .map_or((0, 0), |i| (i.width(), i.height()));
-    let buffer = sample.buffer();
-    let detections = buffer
-        .map(|b| {
-            b.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-                .filter_map(|roi| {
-                    let p = roi.param("detection")?;
-                    let n = |f: &str| p.get::<f64>(f).unwrap_or(0.0) as f32;
-                    Some(FrameDetection {
-                        class_id: p.get::<i32>("label_id").unwrap_or(0).max(0) as usize,
-                        label: p.get::<String>("label").unwrap_or_default(),
-                        confidence: n("confidence"),
-                        bbox: BBox {
-                            x1: n("x_min") * width as f32,
-                            y1: n("y_min") * height as f32,
-                            x2: n("x_max") * width as f32,
-                            y2: n("y_max") * height as f32,
-                        },
-                        decision: p.get::<String>("decision").unwrap_or_default(),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let verdict_meta =
-        buffer.and_then(|b| gst::meta::CustomMeta::from_buffer(b, crate::meta::VERDICT_META).ok());
-    let field = |name: &str| {
-        verdict_meta
-            .as_ref()
-            .and_then(|m| m.structure().get::<f64>(name).ok())
-            .unwrap_or(0.0)
+    let Some(buffer) = sample.buffer() else {
+        return Ok(FrameResult {
+            index,
+            file_name,
+            width,
+            height,
+            detections: Vec::new(),
+            verdict: Verdict::Unknown,
+            inference_ms: 0.0,
+            total_ms: 0.0,
+        });
     };
-    FrameResult {
+    let mut detections = Vec::new();
+    for roi in buffer.iter_meta::<gst_video::VideoRegionOfInterestMeta>() {
+        let Some(params) = DetectionParams::of_roi(&roi) else {
+            continue;
+        };
+        let p = params?;
+        detections.push(FrameDetection {
+            class_id: p.label_id as usize,
+            label: p.label,
+            confidence: p.confidence as f32,
+            bbox: BBox {
+                x1: p.x_min as f32 * width as f32,
+                y1: p.y_min as f32 * height as f32,
+                x2: p.x_max as f32 * width as f32,
+                y2: p.y_max as f32 * height as f32,
+            },
+            decision: p.decision,
+        });
+    }
+    // A frame without a verdict meta was not judged: never a pass.
+    let verdict = VerdictMeta::from_buffer(buffer).transpose()?;
+    Ok(FrameResult {
         index,
         file_name,
         width,
         height,
         detections,
-        verdict: verdict_meta
-            .as_ref()
-            .and_then(|m| m.structure().get::<String>("verdict").ok())
-            .unwrap_or_default(),
-        inference_ms: field("inference-ms"),
-        total_ms: field("total-ms"),
-    }
+        verdict: verdict.as_ref().map_or(Verdict::Unknown, |v| v.verdict),
+        inference_ms: verdict.as_ref().map_or(0.0, |v| v.inference_ms),
+        total_ms: verdict.as_ref().map_or(0.0, |v| v.total_ms),
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::Replay;
 use super::truth::{GroundTruth, Problem, TruthError};
 use crate::metrics::{self, Evaluation, Prediction, Truth};
-use crate::policy::Policy;
+use crate::policy::{Policy, Verdict};
 
 /// Verdict agreement with the truth (a frame or part is defective when it has a truth box the
 /// policy inspects).
@@ -26,13 +26,13 @@ pub struct VerdictStats {
 }
 
 impl VerdictStats {
-    fn add(&mut self, defective: bool, verdict: &str) {
+    fn add(&mut self, defective: bool, verdict: Verdict) {
         self.total += 1;
         self.defective += defective as u64;
-        self.escapes += (defective && verdict == "PASS") as u64;
-        self.false_rejects += (!defective && verdict == "FAIL") as u64;
-        self.reviews += (verdict == "REVIEW") as u64;
-        self.fails += (verdict == "FAIL") as u64;
+        self.escapes += (defective && verdict == Verdict::Pass) as u64;
+        self.false_rejects += (!defective && verdict == Verdict::Fail) as u64;
+        self.reviews += (verdict == Verdict::Review) as u64;
+        self.fails += (verdict == Verdict::Fail) as u64;
     }
 
     pub fn review_rate(&self) -> f64 {
@@ -101,7 +101,7 @@ pub fn score(
     let mut images = Vec::new();
     let mut unscored_frames = 0;
     let mut frames = VerdictStats::default();
-    let mut parts: BTreeMap<String, (bool, String)> = BTreeMap::new();
+    let mut parts: BTreeMap<String, (bool, Verdict)> = BTreeMap::new();
     for frame in &replay.frames {
         let image = match &frame.file_name {
             Some(name) => truth.image_of_file(name),
@@ -175,11 +175,12 @@ pub fn score(
         let defective = boxes
             .iter()
             .any(|(_, bbox)| policy.is_none_or(|p| p.inspects(bbox)));
-        frames.add(defective, &frame.verdict);
+        frames.add(defective, frame.verdict);
         if let Some(part) = image.and_then(|image| image.part_id.clone()) {
-            let entry = parts.entry(part).or_insert((false, "PASS".into()));
+            let entry = parts.entry(part).or_insert((false, Verdict::Pass));
             entry.0 |= defective;
-            entry.1 = worst(&entry.1, &frame.verdict).to_string();
+            // Verdicts are ordered best to worst; UNKNOWN (not inspected) is never a pass.
+            entry.1 = entry.1.max(frame.verdict);
         }
     }
     if !problems.is_empty() {
@@ -192,7 +193,7 @@ pub fn score(
     for (id, (defective, verdict)) in &parts {
         part_stats.add(
             truth.defective_parts.get(id).copied().unwrap_or(*defective),
-            verdict,
+            *verdict,
         );
     }
     let evaluation = metrics::evaluate(&truths, &predictions, names.len(), thresholds);
@@ -220,17 +221,6 @@ pub fn score(
         category_ids: classes.category_id_of_class,
         unscored_frames,
     })
-}
-
-fn worst<'a>(a: &'a str, b: &'a str) -> &'a str {
-    let rank = |v: &str| match v {
-        "FAIL" => 3,
-        "REVIEW" => 2,
-        "PASS" => 0,
-        // UNKNOWN (not inspected), or anything else, is never a pass.
-        _ => 1,
-    };
-    if rank(b) > rank(a) { b } else { a }
 }
 
 impl Report {
@@ -508,7 +498,7 @@ mod tests {
             width: 100,
             height: 100,
             detections: Vec::new(),
-            verdict: verdict.into(),
+            verdict: Verdict::parse(verdict).unwrap(),
             inference_ms: 1.0,
             total_ms: 1.0,
         }
@@ -571,7 +561,7 @@ mod tests {
                 x2: 11.0,
                 y2: 22.0,
             },
-            decision: String::new(),
+            decision: None,
         });
         let truth = GroundTruth::from_coco(
             Path::new("t.json"),
