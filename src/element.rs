@@ -118,3 +118,39 @@ impl MetaProblems {
         read.map_err(|e| self.report(element, cat, &e)).ok()
     }
 }
+
+/// Registers one of the plugin's elements (rank NONE: never picked by autoplugging).
+pub fn register<T: gst::glib::types::StaticType>(
+    plugin: &gst::Plugin,
+    name: &str,
+) -> Result<(), gst::glib::BoolError> {
+    gst::Element::register(Some(plugin), name, gst::Rank::NONE, T::static_type())
+}
+
+/// An element's `ObjectSubclass` (type name, wrapper `super::$imp`, parent class) and its
+/// empty `GstObjectImpl`.
+macro_rules! subclass {
+    ($imp:ident, $name:literal, $parent:ty) => {
+        #[glib::object_subclass]
+        impl ObjectSubclass for $imp {
+            const NAME: &'static str = $name;
+            type Type = super::$imp;
+            type ParentType = $parent;
+        }
+
+        impl GstObjectImpl for $imp {}
+    };
+}
+pub(crate) use subclass;
+
+/// A `BaseTransformImpl`'s constants for a filter that works on buffers in place and is
+/// never bypassed.
+macro_rules! in_place_transform {
+    () => {
+        const MODE: gst_base::subclass::BaseTransformMode =
+            gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+        const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+        const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+    };
+}
+pub(crate) use in_place_transform;

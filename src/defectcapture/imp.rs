@@ -87,12 +87,7 @@ pub struct DefectCapture {
     problems: MetaProblems,
 }
 
-#[glib::object_subclass]
-impl ObjectSubclass for DefectCapture {
-    const NAME: &'static str = "GstDefectCapture";
-    type Type = super::DefectCapture;
-    type ParentType = gst_base::BaseTransform;
-}
+crate::element::subclass!(DefectCapture, "GstDefectCapture", gst_base::BaseTransform);
 
 impl ObjectImpl for DefectCapture {
     fn properties() -> &'static [glib::ParamSpec] {
@@ -209,8 +204,6 @@ impl ObjectImpl for DefectCapture {
     }
 }
 
-impl GstObjectImpl for DefectCapture {}
-
 impl ElementImpl for DefectCapture {
     crate::element::describe!(
         "Defect capture",
@@ -221,10 +214,7 @@ impl ElementImpl for DefectCapture {
 }
 
 impl BaseTransformImpl for DefectCapture {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
-    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
-    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+    crate::element::in_place_transform!();
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();

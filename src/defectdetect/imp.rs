@@ -98,12 +98,7 @@ pub struct DefectDetect {
     frame_size: Mutex<Option<(u32, u32)>>,
 }
 
-#[glib::object_subclass]
-impl ObjectSubclass for DefectDetect {
-    const NAME: &'static str = "GstDefectDetect";
-    type Type = super::DefectDetect;
-    type ParentType = gst_base::BaseTransform;
-}
+crate::element::subclass!(DefectDetect, "GstDefectDetect", gst_base::BaseTransform);
 
 impl ObjectImpl for DefectDetect {
     fn properties() -> &'static [glib::ParamSpec] {
@@ -132,8 +127,6 @@ impl ObjectImpl for DefectDetect {
         }
     }
 }
-
-impl GstObjectImpl for DefectDetect {}
 
 impl ElementImpl for DefectDetect {
     crate::element::describe!(
@@ -171,10 +164,7 @@ impl ElementImpl for DefectDetect {
 }
 
 impl BaseTransformImpl for DefectDetect {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
-    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
-    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+    crate::element::in_place_transform!();
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();

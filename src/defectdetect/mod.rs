@@ -107,10 +107,5 @@ pub enum ExecutionProvider {
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Layout::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    gst::Element::register(
-        Some(plugin),
-        "defectdetect",
-        gst::Rank::NONE,
-        DefectDetect::static_type(),
-    )
+    crate::element::register::<DefectDetect>(plugin, "defectdetect")
 }

@@ -142,12 +142,7 @@ fn path_value(path: &Option<PathBuf>) -> glib::Value {
     path.as_ref().map(|p| p.display().to_string()).to_value()
 }
 
-#[glib::object_subclass]
-impl ObjectSubclass for DefectMqttSink {
-    const NAME: &'static str = "GstDefectMqttSink";
-    type Type = super::DefectMqttSink;
-    type ParentType = gst_base::BaseSink;
-}
+crate::element::subclass!(DefectMqttSink, "GstDefectMqttSink", gst_base::BaseSink);
 
 impl ObjectImpl for DefectMqttSink {
     fn constructed(&self) {
@@ -385,8 +380,6 @@ impl ObjectImpl for DefectMqttSink {
         }
     }
 }
-
-impl GstObjectImpl for DefectMqttSink {}
 
 impl ElementImpl for DefectMqttSink {
     crate::element::describe!(

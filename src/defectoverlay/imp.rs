@@ -61,12 +61,7 @@ pub struct DefectOverlay {
     problems: MetaProblems,
 }
 
-#[glib::object_subclass]
-impl ObjectSubclass for DefectOverlay {
-    const NAME: &'static str = "GstDefectOverlay";
-    type Type = super::DefectOverlay;
-    type ParentType = gst_base::BaseTransform;
-}
+crate::element::subclass!(DefectOverlay, "GstDefectOverlay", gst_base::BaseTransform);
 
 impl ObjectImpl for DefectOverlay {
     fn properties() -> &'static [glib::ParamSpec] {
@@ -130,8 +125,6 @@ impl ObjectImpl for DefectOverlay {
     }
 }
 
-impl GstObjectImpl for DefectOverlay {}
-
 impl ElementImpl for DefectOverlay {
     crate::element::describe!(
         "Defect overlay",
@@ -142,10 +135,7 @@ impl ElementImpl for DefectOverlay {
 }
 
 impl BaseTransformImpl for DefectOverlay {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
-    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
-    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+    crate::element::in_place_transform!();
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(incaps)
