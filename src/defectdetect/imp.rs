@@ -14,7 +14,7 @@
 //!
 //! Lock order, where two are held: the slot's current model, then `state`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -93,6 +93,9 @@ pub struct DefectDetect {
     /// The processing latency answered to latency queries, in nanoseconds: the warm run at
     /// load, raised when frames take longer (then a latency message asks to recompute).
     latency_ns: AtomicU64,
+    /// Upstream answered the last latency query as live: only then does a latency message
+    /// (which makes the pipeline recompute its latency) matter.
+    upstream_live: AtomicBool,
     state: Mutex<Option<State>>,
     /// The negotiated frame size, against which background builds check the policy.
     frame_size: Mutex<Option<(u32, u32)>>,
@@ -268,6 +271,7 @@ impl BaseTransformImpl for DefectDetect {
             let upstream = self.obj().sink_pad().peer_query(latency.query_mut());
             if upstream {
                 let (live, min, max) = latency.result();
+                self.upstream_live.store(live, Ordering::Relaxed);
                 let ours = if lock(&self.settings).async_inference {
                     gst::ClockTime::ZERO
                 } else {
@@ -883,13 +887,26 @@ impl DefectDetect {
         });
     }
 
-    /// Raises the reported latency when a frame took longer than it says (with a margin), and
-    /// asks the pipeline to recompute its latency.
+    /// Raises the reported latency when a frame took longer than it says, with room (half
+    /// again) so that the jitter of the next frames does not raise it once more, and, in a
+    /// live pipeline, asks the pipeline to recompute its latency. A non-live pipeline has no
+    /// latency to keep: no message (gst-launch-1.0 would print "Redistribute latency..." for
+    /// each).
     fn track_latency(&self, took: Duration) {
         let took = took.as_nanos() as u64;
         let reported = self.latency_ns.load(Ordering::Relaxed);
-        if took > reported {
-            self.latency_ns.store(took + took / 4, Ordering::Relaxed);
+        if took <= reported {
+            return;
+        }
+        self.latency_ns.store(took + took / 2, Ordering::Relaxed);
+        if self.upstream_live.load(Ordering::Relaxed) {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "a frame took {} (latency said {}): latency raised",
+                gst::ClockTime::from_nseconds(took),
+                gst::ClockTime::from_nseconds(reported)
+            );
             let _ = self
                 .obj()
                 .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
