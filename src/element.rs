@@ -15,6 +15,11 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// An element's debug category (one per element).
+pub fn debug_category(name: &str, description: &str) -> gst::DebugCategory {
+    gst::DebugCategory::new(name, gst::DebugColorFlags::empty(), Some(description))
+}
+
 /// The metadata of one of the plugin's elements.
 pub fn metadata(
     long_name: &str,
@@ -34,6 +39,11 @@ pub fn video_caps() -> gst::Caps {
     gst_video::VideoCapsBuilder::new()
         .format_list(FORMATS.iter().copied())
         .build()
+}
+
+/// Raw video of any format and memory (elements that read only metas).
+pub fn any_video_caps() -> gst::Caps {
+    gst::Caps::builder("video/x-raw").any_features().build()
 }
 
 /// NDJSON records, one a buffer.
@@ -60,10 +70,11 @@ pub fn video_filter_pads() -> Vec<gst::PadTemplate> {
     pads(&caps, Some(&caps))
 }
 
-/// Writes an `ElementImpl`'s `metadata` (long name, classification, description) and
-/// `pad_templates` (an expression giving the templates), each made once.
+/// Writes an `ElementImpl`'s `pad_templates` (an expression giving the templates) and
+/// `metadata` (long name, classification, description), each made once:
+/// `describe!(pads => "Long name", "Klass", "Description");`.
 macro_rules! describe {
-    ($long_name:expr, $classification:expr, $description:expr, $pads:expr $(,)?) => {
+    ($pads:expr => $long_name:expr, $classification:expr, $description:expr $(,)?) => {
         fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
             static METADATA: std::sync::LazyLock<gst::subclass::ElementMetadata> =
                 std::sync::LazyLock::new(|| {

@@ -16,17 +16,12 @@ use super::CaptureFormat;
 use crate::analysis::BBox;
 use crate::capture::{self, BoundedDir, ImageFormat};
 use crate::element::MetaProblems;
-use crate::element::lock;
+use crate::element::{self, lock};
 use crate::meta::{DetectionParams, Verdict, VerdictMeta};
 use crate::video::{frame_view, pixel_format, yuv_matrix};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "defectcapture",
-        gst::DebugColorFlags::empty(),
-        Some("Captures frames for retraining"),
-    )
-});
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| element::debug_category("defectcapture", "Captures frames for retraining"));
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -87,7 +82,7 @@ pub struct DefectCapture {
     problems: MetaProblems,
 }
 
-crate::element::subclass!(DefectCapture, "GstDefectCapture", gst_base::BaseTransform);
+element::subclass!(DefectCapture, "GstDefectCapture", gst_base::BaseTransform);
 
 impl ObjectImpl for DefectCapture {
     fn properties() -> &'static [glib::ParamSpec] {
@@ -205,16 +200,13 @@ impl ObjectImpl for DefectCapture {
 }
 
 impl ElementImpl for DefectCapture {
-    crate::element::describe!(
-        "Defect capture",
-        "Filter/Video",
-        "Writes FAIL, REVIEW and sampled PASS frames with YOLO labels into a bounded directory for retraining",
-        crate::element::video_filter_pads()
-    );
+    element::describe!(element::video_filter_pads() =>
+        "Defect capture", "Filter/Video",
+        "Writes FAIL, REVIEW and sampled PASS frames with YOLO labels into a bounded directory for retraining");
 }
 
 impl BaseTransformImpl for DefectCapture {
-    crate::element::in_place_transform!();
+    element::in_place_transform!();
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();

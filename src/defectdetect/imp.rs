@@ -33,19 +33,14 @@ use super::worker::{Finished, Job, Submit, Worker};
 use crate::analysis::Detection;
 use crate::analysis::decode::{DecodeStats, MAX_CLASS_ID};
 use crate::analysis::letterbox::PixelFormat;
-use crate::element::lock;
+use crate::element::{self, lock};
 use crate::meta;
 use crate::policy::{FrameVerdict, PartKey, PartTracker, PartVerdict, Seen};
 use crate::runtime::{Interrupter, RuntimeError};
 use crate::video::{frame_view, pixel_format};
 
-pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "defectdetect",
-        gst::DebugColorFlags::empty(),
-        Some("Defect detection with ONNX models"),
-    )
-});
+pub(super) static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| element::debug_category("defectdetect", "Defect detection with ONNX models"));
 
 /// A result carried forward to later frames (`interval`, `async-inference`).
 struct Carry {
@@ -101,7 +96,7 @@ pub struct DefectDetect {
     frame_size: Mutex<Option<(u32, u32)>>,
 }
 
-crate::element::subclass!(DefectDetect, "GstDefectDetect", gst_base::BaseTransform);
+element::subclass!(DefectDetect, "GstDefectDetect", gst_base::BaseTransform);
 
 impl ObjectImpl for DefectDetect {
     fn properties() -> &'static [glib::ParamSpec] {
@@ -132,12 +127,9 @@ impl ObjectImpl for DefectDetect {
 }
 
 impl ElementImpl for DefectDetect {
-    crate::element::describe!(
-        "Defect detector",
-        "Filter/Analyzer/Video",
-        "Detects defects with a YOLO-style ONNX model; attaches region-of-interest metas and posts detections",
-        crate::element::video_filter_pads()
-    );
+    element::describe!(element::video_filter_pads() =>
+        "Defect detector", "Filter/Analyzer/Video",
+        "Detects defects with a YOLO-style ONNX model; attaches region-of-interest metas and posts detections");
 
     fn change_state(
         &self,
@@ -167,7 +159,7 @@ impl ElementImpl for DefectDetect {
 }
 
 impl BaseTransformImpl for DefectDetect {
-    crate::element::in_place_transform!();
+    element::in_place_transform!();
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();

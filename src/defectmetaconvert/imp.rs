@@ -8,7 +8,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use crate::element::MetaProblems;
-use crate::element::lock;
+use crate::element::{self, lock};
 use crate::meta::{DetectionParams, PartVerdictMeta, VerdictMeta};
 use crate::records::{
     self, DetectionRecord, FrameRecord, Latency, ModelRef, PartRecord, SCHEMA_VERSION,
@@ -16,11 +16,7 @@ use crate::records::{
 };
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "defectmetaconvert",
-        gst::DebugColorFlags::empty(),
-        Some("Defect metas to NDJSON records"),
-    )
+    element::debug_category("defectmetaconvert", "Defect metas to NDJSON records")
 });
 
 const DEFAULT_SOURCE_ID: &str = "camera-0";
@@ -127,15 +123,9 @@ impl ObjectImpl for DefectMetaConvert {
 impl GstObjectImpl for DefectMetaConvert {}
 
 impl ElementImpl for DefectMetaConvert {
-    crate::element::describe!(
-        "Defect meta converter",
-        "Converter/Metadata",
-        "Turns defect detections and verdicts into NDJSON records, one per frame and one per part",
-        crate::element::pads(
-            &gst::Caps::builder("video/x-raw").any_features().build(),
-            Some(&crate::element::ndjson_caps()),
-        )
-    );
+    element::describe!(element::pads(&element::any_video_caps(), Some(&element::ndjson_caps())) =>
+        "Defect meta converter", "Converter/Metadata",
+        "Turns defect detections and verdicts into NDJSON records, one per frame and one per part");
 }
 
 impl DefectMetaConvert {

@@ -13,17 +13,12 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::element::lock;
+use crate::element::{self, lock};
 use crate::mqtt::publisher::DEFAULT_MAX_QUEUE_BYTES;
 use crate::mqtt::{Event, Publisher, PublisherConfig, QoS, Stats, TopicTemplate, tls};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "defectmqttsink",
-        gst::DebugColorFlags::empty(),
-        Some("Defect records to an MQTT broker"),
-    )
-});
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| element::debug_category("defectmqttsink", "Defect records to an MQTT broker"));
 
 const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: u32 = 1883;
@@ -142,7 +137,7 @@ fn path_value(path: &Option<PathBuf>) -> glib::Value {
     path.as_ref().map(|p| p.display().to_string()).to_value()
 }
 
-crate::element::subclass!(DefectMqttSink, "GstDefectMqttSink", gst_base::BaseSink);
+element::subclass!(DefectMqttSink, "GstDefectMqttSink", gst_base::BaseSink);
 
 impl ObjectImpl for DefectMqttSink {
     fn constructed(&self) {
@@ -382,12 +377,9 @@ impl ObjectImpl for DefectMqttSink {
 }
 
 impl ElementImpl for DefectMqttSink {
-    crate::element::describe!(
-        "Defect MQTT sink",
-        "Sink/Network",
-        "Publishes NDJSON verdict records to an MQTT broker, one message a record",
-        crate::element::pads(&crate::element::ndjson_caps(), None)
-    );
+    element::describe!(element::pads(&element::ndjson_caps(), None) =>
+        "Defect MQTT sink", "Sink/Network",
+        "Publishes NDJSON verdict records to an MQTT broker, one message a record");
 }
 
 impl BaseSinkImpl for DefectMqttSink {

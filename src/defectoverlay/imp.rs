@@ -12,16 +12,12 @@ use gst_base::subclass::prelude::*;
 use crate::draw::YuvEncoding;
 use crate::draw::overlay::{self, Annotation, Banner, Style};
 use crate::element::MetaProblems;
-use crate::element::lock;
+use crate::element::{self, lock};
 use crate::meta::{DetectionParams, VerdictMeta};
 use crate::video::{canvas, yuv_encoding};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "defectoverlay",
-        gst::DebugColorFlags::empty(),
-        Some("Draws defect detections and verdicts"),
-    )
+    element::debug_category("defectoverlay", "Draws defect detections and verdicts")
 });
 
 #[derive(Debug, Clone)]
@@ -61,7 +57,7 @@ pub struct DefectOverlay {
     problems: MetaProblems,
 }
 
-crate::element::subclass!(DefectOverlay, "GstDefectOverlay", gst_base::BaseTransform);
+element::subclass!(DefectOverlay, "GstDefectOverlay", gst_base::BaseTransform);
 
 impl ObjectImpl for DefectOverlay {
     fn properties() -> &'static [glib::ParamSpec] {
@@ -126,16 +122,13 @@ impl ObjectImpl for DefectOverlay {
 }
 
 impl ElementImpl for DefectOverlay {
-    crate::element::describe!(
-        "Defect overlay",
-        "Filter/Effect/Video",
-        "Draws defect boxes coloured by severity, labels and the PASS/FAIL/REVIEW banner in place",
-        crate::element::video_filter_pads()
-    );
+    element::describe!(element::video_filter_pads() =>
+        "Defect overlay", "Filter/Effect/Video",
+        "Draws defect boxes coloured by severity, labels and the PASS/FAIL/REVIEW banner in place");
 }
 
 impl BaseTransformImpl for DefectOverlay {
-    crate::element::in_place_transform!();
+    element::in_place_transform!();
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(incaps)
