@@ -94,6 +94,8 @@ pub struct DefectDetect {
     state: Mutex<Option<State>>,
     /// The negotiated frame size, against which background builds check the policy.
     frame_size: Mutex<Option<(u32, u32)>>,
+    /// Malformed part metas and events seen (the first is a warning).
+    problems: element::MetaProblems,
 }
 
 element::subclass!(DefectDetect, "GstDefectDetect", gst_base::BaseTransform);
@@ -280,8 +282,9 @@ impl BaseTransformImpl for DefectDetect {
     fn sink_event(&self, event: gst::Event) -> bool {
         match event.view() {
             gst::EventView::CustomDownstream(custom) => {
-                if let Some(s) = custom.structure().filter(|s| s.name() == meta::PART_EVENT) {
-                    let part = meta::part_id_of(s);
+                if let Some(read) = meta::part_of_event(custom) {
+                    // An event without a usable part id ends the upstream part (reported).
+                    let part = self.problems.check(&*self.obj(), *CAT, read);
                     gst::debug!(CAT, imp = self, "upstream part is now {part:?}");
                     if let Some(state) = lock(&self.state).as_mut() {
                         state.upstream_part = part;
@@ -371,12 +374,14 @@ impl DefectDetect {
     /// The part of a frame: its `DefectPartMeta`, else the last `defect-part` event, else
     /// `frames-per-part`.
     fn part_of(
+        &self,
         buffer: &gst::BufferRef,
         state: &State,
         settings: &Settings,
         frame: u64,
     ) -> Option<String> {
         meta::part_id_from_buffer(buffer)
+            .and_then(|read| self.problems.check(&*self.obj(), *CAT, read))
             .or_else(|| state.upstream_part.clone())
             .or_else(|| {
                 (settings.frames_per_part > 0)
@@ -409,7 +414,7 @@ impl DefectDetect {
         };
         let frame_number = state.frame_number;
         state.frame_number += 1;
-        let part_id = Self::part_of(buffer, state, settings, frame_number);
+        let part_id = self.part_of(buffer, state, settings, frame_number);
         let key = part_id.as_deref().map(|p| state.parts.key_for(p));
         let carry = settings.interval > 1
             && frame_number % settings.interval as u64 != 0
@@ -475,7 +480,7 @@ impl DefectDetect {
         self.apply_finished(state, worker.take_finished())?;
         let frame_number = state.frame_number;
         state.frame_number += 1;
-        let part_id = Self::part_of(buffer, state, settings, frame_number);
+        let part_id = self.part_of(buffer, state, settings, frame_number);
         let key = part_id.as_deref().map(|p| state.parts.key_for(p));
         let job = Job {
             buffer: buffer.to_owned(),

@@ -52,11 +52,14 @@ pub fn register() {
     }
 }
 
-/// The `part-id` of a structure, whether a string or an integer.
-pub fn part_id_of(structure: &gst::StructureRef) -> Option<String> {
-    let value = structure.value(PART_ID_FIELD).ok()?;
+/// The `part-id` of a `DefectPartMeta` or a `defect-part` event, a string or an integer.
+pub fn part_id_of(structure: &gst::StructureRef) -> Result<String, MetaError> {
+    let reader = structure::Reader::new(structure);
+    let Ok(value) = structure.value(PART_ID_FIELD) else {
+        return Err(reader.error(PART_ID_FIELD, "is missing"));
+    };
     if let Ok(text) = value.get::<String>() {
-        return Some(text);
+        return Ok(text);
     }
     for read in [
         |v: &glib::SendValue| v.get::<u64>().ok().map(|n| n.to_string()),
@@ -65,16 +68,31 @@ pub fn part_id_of(structure: &gst::StructureRef) -> Option<String> {
         |v: &glib::SendValue| v.get::<i32>().ok().map(|n| n.to_string()),
     ] {
         if let Some(text) = read(value) {
-            return Some(text);
+            return Ok(text);
         }
     }
-    None
+    Err(reader.error(
+        PART_ID_FIELD,
+        format!(
+            "is a {} where a string or an integer is expected",
+            value.type_()
+        ),
+    ))
 }
 
-/// The part id an application attached to a buffer with `DefectPartMeta`.
-pub fn part_id_from_buffer(buffer: &gst::BufferRef) -> Option<String> {
+/// The part id an application attached to a buffer with `DefectPartMeta`: None without
+/// one, an error naming the field when it has no usable `part-id`.
+pub fn part_id_from_buffer(buffer: &gst::BufferRef) -> Option<Result<String, MetaError>> {
     let meta = gst::meta::CustomMeta::from_buffer(buffer, PART_META).ok()?;
-    part_id_of(meta.structure())
+    Some(part_id_of(meta.structure()))
+}
+
+/// The part a `defect-part` event names: None when the event is another one.
+pub fn part_of_event(event: &gst::event::CustomDownstream) -> Option<Result<String, MetaError>> {
+    event
+        .structure()
+        .filter(|s| s.name() == PART_EVENT)
+        .map(part_id_of)
 }
 
 /// A `defect-part` event for applications and tests.
