@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use gstdefect::policy::{Policy, parse_policy};
 use gstdefect::replay::report::{Report, compare, score, sweep, write_outputs};
@@ -220,17 +220,24 @@ impl Progress {
     }
 }
 
+/// Frames per second with one decimal (indicatif's `{per_sec}` prints four).
+fn rate(state: &ProgressState, out: &mut dyn std::fmt::Write) {
+    let _ = write!(out, "{:.1} frames/s", state.per_sec());
+}
+
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{msg} [{bar:30}] {pos}/{len} frames, {per_sec}, {eta} left (elapsed {elapsed})",
+        "{msg} [{bar:30}] {pos}/{len} frames, {rate}, {eta} left (elapsed {elapsed})",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .with_key("rate", rate)
     .progress_chars("=> ")
 }
 
 fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {msg}: {pos} frames, {per_sec}")
+    ProgressStyle::with_template("{spinner} {msg}: {pos} frames, {rate}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner())
+        .with_key("rate", rate)
 }
 
 fn human(seconds: f64) -> String {
