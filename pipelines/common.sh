@@ -11,6 +11,8 @@
 #     frames. ! queue ! defectmetaconvert ! tee name=recs
 #       recs. ! queue ! filesink            the NDJSON verdict records, one a line
 #       recs. ! queue ! defectmqttsink      the same records over MQTT (only when MQTT_HOST is set)
+#     frames. ! queue ! defectmodbussink    reject pulses to the PLC over Modbus TCP (MODBUS_HOST set)
+#     frames. ! queue ! defectopcuasink     the OPC UA server for SCADA (OPCUA_PORT set)
 #     frames. ! queue ! defectoverlay ! videoconvert ! ENCODER ! MUXER ! filesink   annotated recording
 #
 # and runs it with `gst-launch-1.0 -e` (Ctrl-C sends EOS first, so the MP4 is finalised).
@@ -31,9 +33,13 @@
 #   MQTT_HOST    publish the records to this MQTT broker too (default: no MQTT)
 #   MQTT_PORT, MQTT_TOPIC, MQTT_QOS                   (default: the element's: 1883,
 #                                                      defect/{source_id}/verdicts, QoS 1)
-#   SOURCE_PROPS, DETECT_PROPS, OVERLAY_PROPS, MQTT_PROPS
+#   MODBUS_HOST  pulse a reject coil of this PLC over Modbus TCP (default: no Modbus)
+#   MODBUS_PORT                                       (default: the element's, 502)
+#   OPCUA_PORT   serve the verdicts over OPC UA on this port (default: no OPC UA)
+#   OPCUA_HOST   address the OPC UA server listens on (default: the element's, 127.0.0.1)
+#   SOURCE_PROPS, DETECT_PROPS, OVERLAY_PROPS, MQTT_PROPS, MODBUS_PROPS, OPCUA_PROPS
 #                extra properties (name=value, space separated) of the source, defectdetect,
-#                defectoverlay, defectmqttsink
+#                defectoverlay, defectmqttsink, defectmodbussink, defectopcuasink
 #   DRY_RUN=1    print the pipeline description (as Gst.parse_launch takes it) instead of running
 # Arguments of a script are passed to gst-launch-1.0 as its options (-v, -m, ...).
 
@@ -57,6 +63,12 @@ SOURCE_PROPS=${SOURCE_PROPS:-}
 DETECT_PROPS=${DETECT_PROPS:-}
 OVERLAY_PROPS=${OVERLAY_PROPS:-}
 MQTT_PROPS=${MQTT_PROPS:-}
+MODBUS_HOST=${MODBUS_HOST:-}
+MODBUS_PORT=${MODBUS_PORT:-}
+MODBUS_PROPS=${MODBUS_PROPS:-}
+OPCUA_PORT=${OPCUA_PORT:-}
+OPCUA_HOST=${OPCUA_HOST:-}
+OPCUA_PROPS=${OPCUA_PROPS:-}
 DRY_RUN=${DRY_RUN:-}
 
 # words VAR: the space-separated words of a variable, as separate tokens (no globbing)
@@ -99,6 +111,18 @@ run_pipeline() {
     [[ -n $MQTT_TOPIC ]] && line+=("topic=$MQTT_TOPIC")
     [[ -n $MQTT_QOS ]] && line+=("qos=$MQTT_QOS")
     mapfile -t extra < <(words MQTT_PROPS); line+=("${extra[@]}")
+  fi
+
+  # Verdicts to the machine: reject pulses to the PLC, the OPC UA server for SCADA.
+  if [[ -n $MODBUS_HOST ]]; then
+    line+=(frames. ! queue ! defectmodbussink name=plc "host=$MODBUS_HOST")
+    [[ -n $MODBUS_PORT ]] && line+=("port=$MODBUS_PORT")
+    mapfile -t extra < <(words MODBUS_PROPS); line+=("${extra[@]}")
+  fi
+  if [[ -n $OPCUA_PORT ]]; then
+    line+=(frames. ! queue ! defectopcuasink name=opcua "port=$OPCUA_PORT" "source-id=$SOURCE_ID")
+    [[ -n $OPCUA_HOST ]] && line+=("host=$OPCUA_HOST")
+    mapfile -t extra < <(words OPCUA_PROPS); line+=("${extra[@]}")
   fi
 
   if [[ -n $RECORDING ]]; then

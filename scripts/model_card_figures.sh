@@ -79,5 +79,24 @@ PY
     replay --images "$NEU/perturbed/$name/images" --truth "$coco" --conf 0.01 --out "$NEU/perturbed-$name" \
       | grep -E "mAP" || true
   done
+  if [[ -d $OUT/test-split/images ]]; then
+    echo "== false rejects of both policies on the clean images of the synthetic test split (NEU-DET has none)"
+    replay --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" \
+      --policy "$NEU/policy-no-region.toml" --out "$NEU/synthetic-policy" | grep -E "^frames" || true
+    replay --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" --conf 0.01 \
+      --policy "$NEU/val-sweep/swept-policy.toml" --out "$NEU/synthetic-swept-policy" | grep -E "^frames" || true
+  fi
+  # Latency beside 1.0.0 (the synthetic-only model this one started from), on the 1280x720 frames,
+  # each model twice, alternating, so that a busy machine slows both alike.
+  if git cat-file -e 81a1eb0:models/surface-defects.onnx 2>/dev/null; then
+    git show 81a1eb0:models/surface-defects.onnx > "$NEU/surface-defects-1.0.0.onnx"
+    for round in 1 2; do
+      for m in "$NEU/surface-defects-1.0.0.onnx" "$MODEL"; do
+        tag=$(basename "$m" .onnx)
+        "$BIN/defect-replay" --model "$m" --threads 2 --images "$NEU/perturbed/frame-1280x720/images" \
+          --truth "$NEU/perturbed/frame-1280x720.coco.json" --out "$NEU/latency-$tag-$round" >/dev/null 2>&1
+      done
+    done
+  fi
   .venv/bin/python scripts/neu_summary.py "$NEU" | tee "$NEU/summary.md"
 fi

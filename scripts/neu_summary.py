@@ -32,6 +32,25 @@ def main():
             f = r["frames"]
             print(f"- {label}: {f['total']} test images, {f['defective']} defective, FAIL {f['fail']}, "
                   f"REVIEW {f['review']}, escapes (PASS) {f['escapes']} = {f['escapes'] / max(f['defective'], 1):.1%}")
+    for name, label in (("synthetic-policy", "pipelines/policy.toml classes (no region)"),
+                        ("synthetic-swept-policy", "policy swept on validation for recall 0.99")):
+        r = load(d, name)
+        if r:
+            f = r["frames"]
+            clean = f["total"] - f["defective"]
+            print(f"- {label} on the synthetic test split: {clean} clean images, false rejects "
+                  f"{f['false_rejects']} = {f['false_rejects'] / max(clean, 1):.1%}")
+    lat = {}
+    for entry in sorted(os.listdir(d)):
+        if entry.startswith("latency-"):
+            r = load(d, entry)
+            if r:
+                lat.setdefault(entry[len("latency-"):].rsplit("-", 1)[0], []).append(r["latency_ms"]["p50"])
+    if lat:
+        print("\n| model | p50 latency per 1280x720 frame, each run (ms) |")
+        print("|---|---|")
+        for tag, values in lat.items():
+            print(f"| {tag} | {', '.join(f'{v:.2f}' for v in values)} |")
     rows = []
     for entry in sorted(os.listdir(d)):
         if entry.startswith("perturbed-"):

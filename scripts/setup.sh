@@ -41,7 +41,7 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "setup: creating .venv"
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-if ! .venv/bin/python -c "import onnxruntime, onnx, numpy, cv2, pytest, jsonschema, pycocotools; assert onnxruntime.__version__ == '$ORT_VERSION'" 2>/dev/null; then
+if ! .venv/bin/python -c "import onnxruntime, onnx, numpy, cv2, pytest, jsonschema, pycocotools, pymodbus; assert onnxruntime.__version__ == '$ORT_VERSION'" 2>/dev/null; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/requirements.txt
 fi

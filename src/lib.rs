@@ -23,6 +23,7 @@ pub mod files;
 pub mod meta;
 pub mod metrics;
 pub mod mqtt;
+pub mod plc;
 pub mod video;
 
 gst::plugin_define!(
@@ -44,5 +45,6 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
     defectmetaconvert::register(plugin)?;
     defectmqttsink::register(plugin)?;
     defectcapture::register(plugin)?;
+    plc::register(plugin)?;
     Ok(())
 }

@@ -16,7 +16,7 @@ use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use gstdefect::policy::{Policy, parse_policy};
-use gstdefect::replay::report::{Report, compare, score, sweep, write_outputs};
+use gstdefect::replay::report::{Report, compare, score, sweep, sweep_max_recall, write_outputs};
 use gstdefect::replay::truth::GroundTruth;
 use gstdefect::replay::{ReplayOptions, Session, Source, image_size};
 
@@ -80,7 +80,8 @@ struct Cli {
     out: Option<PathBuf>,
 
     /// Write DIR/swept-policy.toml (--out, else the current folder): per class, the
-    /// threshold reaching this recall with the best precision. In (0, 1].
+    /// threshold reaching this recall with the best precision (where it is out of reach, the
+    /// threshold of the highest recall reached, said in the file's header). In (0, 1].
     #[arg(long, value_name = "R", value_parser = parse_recall)]
     sweep_recall: Option<f64>,
 
@@ -452,22 +453,43 @@ fn write_swept_policy(
 ) -> Result<(), String> {
     let mut policy = base.unwrap_or_else(Policy::fail_on_any_detection);
     println!("threshold sweep for recall >= {target}:");
+    let mut short = Vec::new();
+    let fallback = sweep_max_recall(report);
     for (class, point) in sweep(report, target).into_iter().enumerate() {
         let name = &report.class_names[class];
-        match point {
-            Some(p) => {
+        match (point, fallback[class]) {
+            (Some(p), _) => {
                 println!(
                     "  {name:<18} min-confidence {:.4}  precision {:.3}  recall {:.3}",
                     p.threshold, p.precision, p.recall
                 );
                 policy.set_min_confidence(name, p.threshold);
             }
-            None => println!("  {name:<18} no threshold reaches the recall; left as it was"),
+            // Out of reach: the threshold of the highest recall reached, said on stdout and in
+            // the policy's header (the replay's --conf bounds how low it can go).
+            (None, Some(p)) => {
+                println!(
+                    "  {name:<18} min-confidence {:.4}  precision {:.3}  recall {:.3} \
+                     (the highest reached; {target} is out of reach)",
+                    p.threshold, p.precision, p.recall
+                );
+                policy.set_min_confidence(name, p.threshold);
+                short.push(format!("{name} {:.3}", p.recall));
+            }
+            (None, None) => println!("  {name:<18} never found; left as it was"),
         }
     }
+    let short = if short.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "# Recall {target} out of reach for: {} (their thresholds give the highest recall reached)\n",
+            short.join(", ")
+        )
+    };
     let path = out.join("swept-policy.toml");
     let text = format!(
-        "# Written by defect-replay --sweep-recall {target} for model {}\n{}",
+        "# Written by defect-replay --sweep-recall {target} for model {}\n{short}{}",
         report.model_id,
         policy.to_toml()
     );

@@ -71,3 +71,10 @@ pub const OUTPUT_SHAPE: &str = "output-shape";
 pub const OUTPUT_LAYOUT: &str = "output-layout";
 pub const CLASSES: &str = "classes";
 pub const PROVIDER: &str = "provider";
+
+// defectmodbussink's messages.
+pub const REJECT_MESSAGE: &str = "defect-reject";
+pub const REJECT_MISSED_MESSAGE: &str = "defect-reject-missed";
+pub const LATE_US: &str = "late-us";
+/// Why a reject was missed (a string; the `reason` structures of verdicts are another thing).
+pub const MISSED_BECAUSE: &str = "reason";

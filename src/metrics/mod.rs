@@ -464,6 +464,22 @@ pub fn sweep_threshold(
     best
 }
 
+/// The threshold of a class's highest recall (its lowest-scoring true positive), with the best
+/// precision among thresholds reaching that recall: what a sweep falls back to when the
+/// target recall cannot be reached. None when the class has no true positive at all.
+pub fn max_recall_threshold(
+    truths: &[Truth],
+    predictions: &[Prediction],
+    class_id: usize,
+) -> Option<SweepPoint> {
+    let curve = pr_curve(truths, predictions, class_id);
+    let top = curve.iter().map(|p| p.0).fold(0.0, f64::max);
+    if top <= 0.0 {
+        return None;
+    }
+    sweep_threshold(truths, predictions, class_id, top)
+}
+
 #[cfg(test)]
 mod sweep_tests {
     use super::*;
@@ -509,6 +525,37 @@ mod sweep_tests {
         assert_eq!((all.threshold, all.recall), (0.4, 1.0));
         assert!((all.precision - 4.0 / 6.0).abs() < 1e-9);
         assert_eq!(sweep_threshold(&truths[..1], &[], 0, 0.9), None);
+    }
+
+    #[test]
+    fn an_unreachable_recall_falls_back_to_the_highest_reached() {
+        // Three of five truths are ever found: hit .9, false .8, hit .3, false .2, hit .1.
+        let truths: Vec<Truth> = (0..5)
+            .map(|i| Truth {
+                image: i,
+                class_id: 0,
+                bbox: b(0.0),
+            })
+            .collect();
+        let p = |image: u64, confidence: f32, hit: bool| Prediction {
+            image,
+            class_id: 0,
+            confidence,
+            bbox: b(if hit { 0.0 } else { 50.0 }),
+        };
+        let predictions = [
+            p(0, 0.9, true),
+            p(9, 0.8, false),
+            p(1, 0.3, true),
+            p(9, 0.2, false),
+            p(2, 0.1, true),
+        ];
+        assert_eq!(sweep_threshold(&truths, &predictions, 0, 0.99), None);
+        let top = max_recall_threshold(&truths, &predictions, 0).unwrap();
+        assert_eq!(top.threshold, 0.1);
+        assert!((top.recall - 0.6).abs() < 1e-9);
+        assert!((top.precision - 0.6).abs() < 1e-9);
+        assert_eq!(max_recall_threshold(&truths, &[p(9, 0.5, false)], 0), None);
     }
 
     #[test]

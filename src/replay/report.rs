@@ -446,6 +446,14 @@ pub fn sweep(report: &Report, target_recall: f64) -> Vec<Option<metrics::SweepPo
         .collect()
 }
 
+/// Per class, the threshold of the highest recall the replay reached (for classes whose
+/// target recall is out of reach).
+pub fn sweep_max_recall(report: &Report) -> Vec<Option<metrics::SweepPoint>> {
+    (0..report.class_names.len())
+        .map(|c| metrics::max_recall_threshold(&report.truths, &report.predictions, c))
+        .collect()
+}
+
 /// Two reports side by side: mAP, per-class F1, escapes and false rejects.
 pub fn compare(a: &Report, b: &Report, label_a: &str, label_b: &str) -> String {
     let mut out = format!("{:<18} {:>12} {:>12}\n", "A/B", label_a, label_b);

@@ -92,3 +92,20 @@ def test_perturbations_move_boxes_with_the_pixels():
             ys, xs = np.nonzero(out > 130)
             found = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
             assert max(abs(a - b) for a, b in zip(found, (x1, y1, x2, y2))) <= 2, (name, found, bs)
+
+
+def test_retrain_and_card_scripts_parse_and_need_the_dataset(tmp_path):
+    """The one-command recipes parse with bash -n, and retrain.sh refuses to start (before any
+    install or training) without NEU_DET_DIR, naming it."""
+    import subprocess
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    for script in ("training/retrain.sh", "scripts/model_card_figures.sh"):
+        subprocess.run(["bash", "-n", os.path.join(root, script)], check=True)
+    env = {k: v for k, v in os.environ.items() if k != "NEU_DET_DIR"}
+    env["VENV"] = str(tmp_path / "no-venv")
+    r = subprocess.run(["bash", os.path.join(root, "training/retrain.sh")], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "NEU_DET_DIR" in r.stderr
+    assert not (tmp_path / "no-venv").exists()
