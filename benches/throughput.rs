@@ -17,7 +17,7 @@
 //!
 //! `BENCH_MODEL` picks the model (default: the bundled one, else the squares test model),
 //! `BENCH_THREADS` the ONNX Runtime intra-op threads (default 2), `BENCH_SECONDS` the time
-//! per measurement (default 3). The machines this runs on are shared and their speed drifts
+//! per measurement (default 3), `BENCH_ONLY=stages` stops after the stage costs. The machines this runs on are shared and their speed drifts
 //! by 10-60% from one minute to the next, so stage costs are the fastest of five windows, and
 //! each pipeline runs in blocks of 10 frames alternating with blocks of 10 raw-limit runs: a
 //! slow spell then falls on both sides of the ratio alike.
@@ -530,6 +530,8 @@ fn main() {
     let lb_rgb = letterbox_cost(PixelFormat::RGB, 1920, 1080, (mh, mw), seconds);
     let lb_nv12 = letterbox_cost(PixelFormat::Nv12, 1920, 1080, (mh, mw), seconds);
     let lb_gray = letterbox_cost(PixelFormat::Gray8, 4096, 3000, (mh, mw), seconds);
+    // 1080p into 640 wide is a factor of 3; this one resamples at a fractional factor.
+    let lb_rgb_12mp = letterbox_cost(PixelFormat::RGB, 4096, 3000, (mh, mw), seconds);
     println!(
         "  letterbox + normalisation 1080p RGB   {:.3} ms (target <= 1 ms: {})",
         ms(lb_rgb),
@@ -545,6 +547,10 @@ fn main() {
         ms(lb_gray),
         ms(lb_gray) <= 3.0
     );
+    println!(
+        "  letterbox + normalisation 12 MP RGB   {:.3} ms",
+        ms(lb_rgb_12mp)
+    );
     let decode = decode_cost(seconds);
     println!(
         "  decode + NMS, N = 8400, 6 classes     {:.3} ms (target <= 0.3 ms: {})",
@@ -559,6 +565,9 @@ fn main() {
         "  JSON record, 10 detections            {:.4} ms",
         ms(json_cost(seconds))
     );
+    if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "stages") {
+        return;
+    }
 
     // Each pipeline is measured side by side with the raw limit, in blocks of 10 frames.
     let (blocks, block) = if smoke {

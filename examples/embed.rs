@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Embedding the elements in a Rust application: build a pipeline, read the ROI metas and the
-//! verdict meta from each buffer at an appsink, and the verdict messages from the bus.
+//! verdict meta from each buffer at an appsink, and the verdict messages from the bus, through
+//! the contract's types (`gstdefect::meta`).
 //!
 //! ```sh
 //! cargo run --example embed -- models/test/squares_v8.onnx [VIDEO]
@@ -9,6 +10,7 @@
 //! application using the installed plugin would skip that call.
 
 use gst::prelude::*;
+use gstdefect::meta::{DetectionParams, PartVerdictMeta, Verdict, VerdictMeta};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -39,19 +41,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         frames += 1;
         for roi in buffer.iter_meta::<gst_video::VideoRegionOfInterestMeta>() {
             rois += 1;
-            let detection = roi.param("detection");
-            let confidence = detection
-                .and_then(|p| p.get::<f64>("confidence").ok())
-                .unwrap_or(0.0);
+            // The contract's types read the metas; a malformed one is an error naming the field.
+            let confidence = DetectionParams::of_roi(&roi)
+                .transpose()?
+                .map_or(0.0, |d| d.confidence);
             println!(
                 "frame {frames}: {} at {:?} confidence {confidence:.3}",
                 roi.roi_type(),
                 roi.rect()
             );
         }
-        if let Ok(meta) = gst::meta::CustomMeta::from_buffer(buffer, "DefectVerdictMeta") {
-            let verdict = meta.structure().get::<String>("verdict")?;
-            fails += (verdict == "FAIL") as u64;
+        if let Some(meta) = VerdictMeta::from_buffer(buffer).transpose()? {
+            fails += (meta.verdict == Verdict::Fail) as u64;
         }
     }
 
@@ -60,18 +61,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut verdict_messages, mut parts) = (0u64, Vec::new());
     while let Some(message) = bus.pop() {
         match message.view() {
-            gst::MessageView::Element(e) => match e.structure().map(|s| s.name().as_str()) {
-                Some("defect-verdict") => verdict_messages += 1,
-                Some("defect-part-verdict") => {
-                    let s = e.structure().ok_or("no structure")?;
-                    parts.push(format!(
-                        "{}={}",
-                        s.get::<String>("part-id")?,
-                        s.get::<String>("verdict")?
-                    ));
+            gst::MessageView::Element(e) => {
+                let Some(s) = e.structure() else { continue };
+                if let Some(part) = PartVerdictMeta::from_structure(s).transpose()? {
+                    parts.push(format!("{}={}", part.part_id, part.verdict));
+                } else if s.name() == gstdefect::meta::fields::VERDICT_MESSAGE {
+                    verdict_messages += 1;
                 }
-                _ => {}
-            },
+            }
             gst::MessageView::Error(e) => {
                 return Err(format!(
                     "{}: {}",

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # The demo: the bundled defect model and policy on the bundled recorded conveyor video.
+# The parts of the recording are announced to defectdetect as a line's trigger would (a
+# defect-part event ahead of each part's first frame, where the recording's truth file says
+# the part starts; scripts/demo_line.py), so each part's verdict is printed as it is decided.
 # Writes out/verdicts.ndjson (one record per frame, one per part), out/annotated.webm
 # (boxes coloured by severity, verdict banner), and prints a summary.
 set -euo pipefail
@@ -16,14 +19,21 @@ cargo build --release --locked --quiet
 export GST_PLUGIN_PATH="$PWD/target/release"
 mkdir -p "$OUT"
 
+TRUTH=${TRUTH:-${VIDEO%.*}.coco.json}
 echo "demo: $MODEL with $POLICY on $VIDEO"
-gst-launch-1.0 -e \
-  filesrc location="$VIDEO" ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
-  progressreport update-freq=2 ! \
-  defectdetect model="$MODEL" policy="$POLICY" ! tee name=t \
-  t. ! queue ! defectmetaconvert source-id=demo-line ! filesink location="$OUT/verdicts.ndjson" \
-  t. ! queue ! defectoverlay ! videoconvert ! vp8enc deadline=1 target-bitrate=4000000 ! webmmux ! \
-       filesink location="$OUT/annotated.webm"
+if [[ -f "$TRUTH" ]]; then
+  # The parts announced as the line's trigger would: a defect-part event ahead of each part.
+  /usr/bin/python3 scripts/demo_line.py "$VIDEO" "$MODEL" "$POLICY" "$TRUTH" "$OUT"
+else
+  echo "demo: no $TRUTH to say where parts start: a part every ${FRAMES_PER_PART:=60} frames"
+  gst-launch-1.0 -e \
+    filesrc location="$VIDEO" ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
+    progressreport update-freq=2 ! \
+    defectdetect model="$MODEL" policy="$POLICY" frames-per-part="$FRAMES_PER_PART" ! tee name=t \
+    t. ! queue ! defectmetaconvert source-id=demo-line ! filesink location="$OUT/verdicts.ndjson" \
+    t. ! queue ! defectoverlay ! videoconvert ! vp8enc deadline=1 target-bitrate=4000000 ! webmmux ! \
+         filesink location="$OUT/annotated.webm"
+fi
 
 .venv/bin/python - "$OUT/verdicts.ndjson" <<'PY'
 import collections, json, sys

@@ -32,12 +32,21 @@ Post-processing
     pad_x = round((nw - W * gain) / 2 - 0.1), pad_y = round((nh - H * gain) / 2 - 0.1);
     x = (x - pad_x) / gain, y = (y - pad_y) / gain; clip x to [0, W], y to [0, H].
 
+    This is what the Ultralytics predictor does with an exported ONNX model (its
+    `LetterBox(auto=False)`, `/ 255`, `non_max_suppression`, `scale_boxes`), except that
+    its default IoU threshold is 0.7 and this one's is 0.45, `defectdetect`'s default.
+    The predictor keeps boxes in float32 where this keeps float64: they differ by about
+    1e-4 px.
+
 CLI
     reference_detect.py --model M.onnx [--conf 0.25] [--iou 0.45] [--max-det 300]
         [--layout auto|v8|v5|e2e] (--raw FILE --width W --height H --format RGB|GRAY8
         | --image file.png)
     prints {"detections": [{"class_id", "label", "confidence", "box": [x1, y1, x2, y2]}],
             "input_size": [h, w], "layout": "v8"}   (detections by confidence, descending)
+    reference_detect.py --batch MANIFEST.json [--conf ...] [--iou ...]
+    MANIFEST is a list of {"model", "raw", "width", "height", "format"}; prints the list of
+    results, in order (each model is loaded once).
 """
 
 from __future__ import annotations
@@ -305,12 +314,13 @@ def load_raw(path: str, width: int, height: int, fmt: str) -> np.ndarray:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="onnxruntime + numpy reference YOLO detector")
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model")
     ap.add_argument("--conf", type=float, default=0.25)
     ap.add_argument("--iou", type=float, default=0.45)
     ap.add_argument("--max-det", type=int, default=300)
     ap.add_argument("--layout", choices=["auto", "v8", "v5", "e2e"], default="auto")
     src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--batch", help="JSON list of {model, raw, width, height, format}")
     src.add_argument("--raw", help="raw packed frame bytes")
     src.add_argument("--image", help="image file read with OpenCV")
     ap.add_argument("--width", type=int)
@@ -318,6 +328,22 @@ def main(argv=None) -> int:
     ap.add_argument("--format", choices=["RGB", "GRAY8"], default="RGB")
     args = ap.parse_args(argv)
 
+    if args.batch:
+        detectors: dict[str, ReferenceDetector] = {}
+        results = []
+        with open(args.batch) as f:
+            cases = json.load(f)
+        for case in cases:
+            if case["model"] not in detectors:
+                detectors[case["model"]] = ReferenceDetector(case["model"])
+            img = load_raw(case["raw"], case["width"], case["height"], case["format"])
+            results.append(detectors[case["model"]].detect(
+                img, conf=args.conf, iou=args.iou, layout=args.layout, max_det=args.max_det))
+        json.dump(results, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    if not args.model:
+        ap.error("--model is required (or --batch)")
     if args.raw:
         if not args.width or not args.height:
             ap.error("--raw needs --width and --height")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command: installs what is missing (Debian packages, the pinned
-# ONNX Runtime wheel in .venv, the OpenVINO-enabled one in .venv-ov), builds the plugin, checks gst-inspect-1.0 sees it, then runs
+# ONNX Runtime wheel in .venv, the OpenVINO-enabled one in .venv-ov), checks formatting
+# (cargo fmt) and lints (clippy, warnings are errors), builds the plugin, checks
+# gst-inspect-1.0 sees it, then runs
 # every Rust test (unit, Harness, pipelines, parity with the numpy reference) and the
 # Python tests.
 set -euo pipefail
@@ -8,6 +10,14 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 command -v cargo >/dev/null || { echo "test: cargo not found; install Rust 1.95 (rustup)" >&2; exit 1; }
+
+echo "== format and lints"
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  command -v rustup >/dev/null || { echo "test: cargo fmt or clippy missing and no rustup to add them" >&2; exit 1; }
+  rustup component add rustfmt clippy
+fi
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
 
 echo "== build"
 cargo build --all-targets --locked

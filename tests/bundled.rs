@@ -31,11 +31,7 @@ fn replay_video(name: &str, policy: bool) -> gstdefect::replay::report::Report {
     let source = Source::Video(repo_path(&format!("tests/data/{name}.mp4")));
     let result = replay(&source, &options, |_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(result.frames.len(), 300, "{name}: every frame replayed");
-    let truth = GroundTruth::load(
-        &repo_path(&format!("tests/data/{name}.coco.json")),
-        &result.class_names,
-    )
-    .unwrap();
+    let truth = GroundTruth::load(&repo_path(&format!("tests/data/{name}.coco.json"))).unwrap();
     let thresholds = vec![0.25; result.class_names.len()];
     let policy = options.policy.as_deref().map(|path| {
         let text = std::fs::read_to_string(path).unwrap();

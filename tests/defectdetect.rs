@@ -412,17 +412,19 @@ fn unavailable_gpu_provider_falls_back_to_cpu_with_a_warning() {
         gst::ClockTime::from_seconds(5),
         &[gst::MessageType::Warning],
     );
-    let info: String = pipeline
+    let detect = pipeline
         .downcast_ref::<gst::Bin>()
         .unwrap()
         .by_name("d")
-        .unwrap()
-        .property("model-info");
+        .unwrap();
+    let info = gstdefect::meta::ModelInfoMeta::of(&detect)
+        .expect("a model is loaded")
+        .expect("model-info as the contract says");
     pipeline.set_state(gst::State::Null).unwrap();
-    if info.contains("provider cuda") {
+    if info.provider == "cuda" {
         return; // A GPU build of ONNX Runtime with a GPU: nothing to fall back from.
     }
-    assert!(info.contains("provider cpu"), "{info}");
+    assert_eq!(info.provider, "cpu", "{info:?}");
     let warning = warning.expect("a fallback warning");
     let gst::MessageView::Warning(w) = warning.view() else {
         unreachable!()

@@ -26,11 +26,7 @@ fn replay_color(model: &str) -> (Replay, f64) {
     let source = Source::Video(repo_path("tests/data/conveyor_color.mp4"));
     let result = replay(&source, &options, |_, _| {}).unwrap_or_else(|e| panic!("{model}: {e}"));
     assert_eq!(result.frames.len(), 300, "{model}: every frame replayed");
-    let truth = GroundTruth::load(
-        &repo_path("tests/data/conveyor_color.coco.json"),
-        &result.class_names,
-    )
-    .unwrap();
+    let truth = GroundTruth::load(&repo_path("tests/data/conveyor_color.coco.json")).unwrap();
     let thresholds = vec![0.25; result.class_names.len()];
     let map50 = score(&result, &truth, &thresholds, None)
         .unwrap()

@@ -183,7 +183,7 @@ fn defectdetect_runs_on_openvino() {
             .expect("a frame");
         boxes += rois(sample.buffer().unwrap()).len();
     }
-    let info: Option<String> = pipeline.by_name("d").unwrap().property("model-info");
+    let info = gstdefect::meta::ModelInfoMeta::of(&pipeline.by_name("d").unwrap());
     let warnings: Vec<String> = pipeline
         .bus()
         .unwrap()
@@ -194,11 +194,10 @@ fn defectdetect_runs_on_openvino() {
         })
         .collect();
     pipeline.set_state(gst::State::Null).unwrap();
-    let info = info.expect("a model is loaded");
-    assert!(
-        info.ends_with("provider openvino/f32"),
-        "{info} {warnings:?}"
-    );
+    let info = info
+        .expect("a model is loaded")
+        .expect("model-info as the contract says");
+    assert!(info.provider == "openvino/f32", "{info:?} {warnings:?}");
     assert!(boxes > 0, "detections on 40 frames of the video");
 }
 

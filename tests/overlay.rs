@@ -9,6 +9,7 @@ use common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use gst_video::prelude::*;
+use gstdefect::meta::{Decision, DetectionParams, ModelRef, Severity, Verdict, VerdictMeta};
 
 const FORMATS: [VideoFormat; 8] = [
     VideoFormat::Rgb,
@@ -21,27 +22,46 @@ const FORMATS: [VideoFormat; 8] = [
     VideoFormat::I420,
 ];
 
+/// A verdict meta as `defectdetect` writes it.
+fn verdict_meta(verdict: Verdict, shadow: bool, frame: u64) -> VerdictMeta {
+    VerdictMeta {
+        verdict,
+        shadow,
+        part_id: None,
+        frame,
+        inspected: true,
+        carried: false,
+        skipped_frames: 0,
+        source_frame: None,
+        counts: [1, 0, 0, 0],
+        model: ModelRef::default(),
+        policy_sha256: None,
+        inference_ms: 1.0,
+        total_ms: 2.0,
+        reasons: Vec::new(),
+        capture_dropped: None,
+    }
+}
+
 /// A dark 1280x720 frame with one ROI (critical, at 400..600 x 300..500) and a verdict meta.
 fn annotated_input(format: VideoFormat, verdict: &str, shadow: bool) -> gst::Buffer {
     let image = RgbImage::new(1280, 720, [0, 0, 0]);
     let mut buffer = frame_buffer(&image, format, 8);
     {
         let b = buffer.get_mut().unwrap();
-        let mut roi =
-            gst_video::VideoRegionOfInterestMeta::add(b, "scratches", (400, 300, 200, 200));
-        roi.add_param(
-            gst::Structure::builder("detection")
-                .field("label", "scratches")
-                .field("confidence", 0.87f64)
-                .field("severity", "critical")
-                .field("decision", "fail")
-                .build(),
-        );
-        let mut meta = gst::meta::CustomMeta::add(b, "DefectVerdictMeta").unwrap();
-        let s = meta.mut_structure();
-        s.set("verdict", verdict);
-        s.set("shadow", shadow);
-        s.set("frame", 42u64);
+        DetectionParams {
+            label_id: 0,
+            label: "scratches".into(),
+            confidence: 0.87,
+            x_min: 400.0 / 1280.0,
+            y_min: 300.0 / 720.0,
+            x_max: 600.0 / 1280.0,
+            y_max: 500.0 / 720.0,
+            severity: Some(Severity::Critical),
+            decision: Some(Decision::Fail),
+        }
+        .attach(b, 0, (400, 300, 200, 200));
+        verdict_meta(Verdict::parse(verdict).unwrap(), shadow, 42).attach(b);
     }
     buffer
 }
@@ -205,9 +225,7 @@ fn text_scales_with_resolution() {
         .unwrap();
     h.set_src_caps(info.to_caps().unwrap());
     let mut buffer = gst::Buffer::from_mut_slice(vec![0u8; info.size()]);
-    let mut meta =
-        gst::meta::CustomMeta::add(buffer.get_mut().unwrap(), "DefectVerdictMeta").unwrap();
-    meta.mut_structure().set("verdict", "PASS");
+    verdict_meta(Verdict::Pass, false, 0).attach(buffer.get_mut().unwrap());
     h.push(buffer).unwrap();
     let out = h.pull().unwrap();
     let map = out.map_readable().unwrap();
@@ -256,4 +274,39 @@ fn works_after_defectdetect_directly_and_after_tee_and_queue() {
             luma[5 * stride + 630]
         );
     }
+}
+
+/// A verdict meta missing its fields (an application's, another version's) is not drawn as
+/// anything: a warning names the structure and the field.
+#[test]
+fn malformed_verdict_meta_is_a_warning_naming_the_field() {
+    init();
+    let mut h = gst_check::Harness::new("defectoverlay");
+    let bus = gst::Bus::new();
+    h.element().unwrap().set_bus(Some(&bus));
+    let info = gst_video::VideoInfo::builder(VideoFormat::Gray8, 320, 240)
+        .build()
+        .unwrap();
+    h.set_src_caps(info.to_caps().unwrap());
+    let mut buffer = gst::Buffer::from_mut_slice(vec![0u8; info.size()]);
+    let mut meta =
+        gst::meta::CustomMeta::add(buffer.get_mut().unwrap(), "DefectVerdictMeta").unwrap();
+    meta.mut_structure().set("verdict", "PASS");
+    h.push(buffer).unwrap();
+    let out = h.pull().unwrap();
+    assert!(
+        out.map_readable().unwrap().iter().all(|&v| v == 0),
+        "no banner drawn"
+    );
+    let warning = bus
+        .pop_filtered(&[gst::MessageType::Warning])
+        .expect("a warning");
+    let gst::MessageView::Warning(w) = warning.view() else {
+        unreachable!()
+    };
+    let text = w.error().to_string();
+    assert!(
+        text.contains("DefectVerdictMeta: field `shadow` is missing"),
+        "{text}"
+    );
 }

@@ -276,3 +276,29 @@ fn the_latency_query_includes_the_processing_time() {
         upstream.result().1
     );
 }
+
+/// A non-live pipeline has no latency to keep: however the frame times grow, `defectdetect`
+/// posts no latency message (gst-launch-1.0 would print "Redistribute latency..." for each).
+#[test]
+fn no_latency_messages_in_a_non_live_pipeline() {
+    let p = pipeline(&format!(
+        "videotestsrc num-buffers=40 ! video/x-raw,width=640,height=480 ! defectdetect name=d model={} ! \
+         fakesink",
+        test_model("squares_v8")
+    ));
+    let bus = p.bus().unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let mut latency_messages = 0;
+    for message in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match message.view() {
+            gst::MessageView::Latency(_) if message.src().is_some_and(|s| s.name() == "d") => {
+                latency_messages += 1
+            }
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{}", e.error()),
+            _ => {}
+        }
+    }
+    p.set_state(gst::State::Null).unwrap();
+    assert_eq!(latency_messages, 0);
+}

@@ -376,3 +376,43 @@ fn policy_errors_fail_at_start_with_file_line_and_reason() {
     };
     assert!(missing.contains("/nonexistent/policy.toml"), "{missing}");
 }
+
+/// A `DefectPartMeta` whose `part-id` is neither a string nor an integer is reported (a
+/// warning naming the meta and the field), and the frame falls back to the next part source.
+#[test]
+fn a_mistyped_part_id_is_a_warning_naming_the_field() {
+    let mut run = Run::new(&format!(
+        "model={} frames-per-part=5",
+        test_model("squares_v8")
+    ));
+    let image = RgbImage::new(640, 480, [0, 0, 0]);
+    let mut buffer = frame_buffer(&image, VideoFormat::Rgb, 0);
+    {
+        let mut meta =
+            gst::meta::CustomMeta::add(buffer.get_mut().unwrap(), "DefectPartMeta").unwrap();
+        meta.mut_structure().set("part-id", 1.5f64);
+    }
+    run.harness.push(buffer).unwrap();
+    let out = run.harness.pull().unwrap();
+    let verdict = gstdefect::meta::VerdictMeta::from_buffer(&out)
+        .expect("verdict meta")
+        .unwrap();
+    assert_eq!(
+        verdict.part_id.as_deref(),
+        Some("0"),
+        "frames-per-part decides"
+    );
+    let warning = std::iter::from_fn(|| run.bus.pop())
+        .find(|m| matches!(m.view(), gst::MessageView::Warning(_)))
+        .expect("a warning");
+    let gst::MessageView::Warning(w) = warning.view() else {
+        unreachable!()
+    };
+    assert!(
+        w.error().to_string().contains(
+            "DefectPartMeta: field `part-id` is a gdouble where a string or an integer is expected"
+        ),
+        "{}",
+        w.error()
+    );
+}

@@ -264,18 +264,94 @@ fn linear_taps(src: u32, dst: u32) -> Vec<Tap> {
         .collect()
 }
 
+/// OpenCV's `INTER_RESIZE_COEF_BITS`: `INTER_LINEAR` on 8-bit images weighs pixels with
+/// integers of 11 fractional bits.
+const COEF_ONE: f32 = (1 << 11) as f32;
+
+/// OpenCV's BT.601 luma weights of `cvtColor(RGB2GRAY)` on 8-bit images (14 fractional bits).
+const LUMA_FIXED: [i32; 3] = [4899, 9617, 1868];
+
+/// One output sample of OpenCV's fixed-point `INTER_LINEAR`: two source indices and their
+/// integer weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FixedTap {
+    i0: usize,
+    i1: usize,
+    w0: i32,
+    w1: i32,
+}
+
+/// The taps `cv::resize(INTER_LINEAR)` uses for 8-bit images, `dst` samples over `src`.
+///
+/// OpenCV computes the scale as `1 / (dst / src)` in double, each position
+/// `(d + 0.5) · scale − 0.5` rounded to single precision, and the weights `1 − f` and `f` in
+/// single precision scaled by 2048 and rounded to the nearest integer (ties to even). Columns
+/// beyond an edge take the edge pixel with weight 1 (`clamp_weights`); rows beyond an edge
+/// keep their weights and only their indices are clamped.
+fn fixed_taps(src: u32, dst: u32, clamp_weights: bool) -> Vec<FixedTap> {
+    let scale = 1.0 / (dst as f64 / src.max(1) as f64);
+    let last = src.max(1) as i64 - 1;
+    (0..dst)
+        .map(|d| {
+            let position = ((d as f64 + 0.5) * scale - 0.5) as f32;
+            let mut s = position.floor() as i64;
+            let mut f = position - s as f32;
+            if clamp_weights {
+                if s < 0 {
+                    (s, f) = (0, 0.0);
+                }
+                if s >= last {
+                    (s, f) = (last, 0.0);
+                }
+            }
+            FixedTap {
+                i0: s.clamp(0, last) as usize,
+                i1: (s + 1).clamp(0, last) as usize,
+                w0: ((1.0 - f) * COEF_ONE).round_ties_even() as i32,
+                w1: (f * COEF_ONE).round_ties_even() as i32,
+            }
+        })
+        .collect()
+}
+
 /// Preprocessing for one (frame size, pixel format, model input) combination: tap tables and
-/// row buffers are made once, each frame costs one pass. The pass is separable: for each
-/// output row, the two source rows are blended vertically into a float row buffer (a
-/// contiguous loop the compiler vectorises), then output pixels are read from it horizontally.
+/// row buffers are made once, each frame costs one pass.
+///
+/// Packed RGB and grey frames follow OpenCV's `cv::resize(INTER_LINEAR)` on 8-bit images
+/// exactly (what the Ultralytics predictor feeds its models), then divide by 255 as numpy
+/// does: the tensor equals the reference's bit for bit. The pass is OpenCV's separable one:
+/// each source row the output needs is resampled horizontally once into an integer row (with
+/// 11 fractional bits), and each output row blends two of those vertically with OpenCV's
+/// rounding, then normalises, in contiguous loops the compiler vectorises. A colour frame
+/// feeding a 1-channel model is converted to grey first with `cvtColor(RGB2GRAY)`'s integer
+/// weights, as the reference does.
+///
+/// YUV frames (NV12, I420) are interpolated in floating point: for each output row, the two
+/// source rows are blended vertically into float row buffers, output pixels are sampled
+/// horizontally from them in YUV (chroma taken from each luma tap's co-sited sample) and
+/// converted to RGB once per output pixel. That cannot equal a reference that converts the
+/// whole frame to 8-bit RGB first (with its own chroma upsampling and rounding) and then
+/// resizes; the two differ by about one grey level.
 #[derive(Debug, Clone)]
 pub struct Letterbox {
     geometry: LetterboxGeometry,
     format: PixelFormat,
     yuv: YuvMatrix,
     channels: usize,
+    /// Fixed-point taps of packed and grey frames: rows, and columns (source pixel indices).
+    fixed_y: Vec<FixedTap>,
+    fixed_x: Vec<FixedTap>,
+    /// Channels of the horizontal pass: 3 for a colour frame into a colour model, else 1.
+    fixed_channels: usize,
+    /// Whether every column tap has weights (2048, 0): an integer horizontal scale factor.
+    fixed_x_nearest: bool,
+    /// Two horizontally resampled source rows, planar (`fixed_channels` planes of
+    /// `resized_width` values), and the source row each holds for the current frame.
+    fixed_rows: [Vec<i32>; 2],
+    fixed_row_of: [Option<usize>; 2],
+    /// Float taps of YUV frames.
     y_taps: Vec<Tap>,
-    /// Per output column, positions in a row buffer of plane 0 (bytes for packed formats).
+    /// Per output column, positions in a row buffer of the luma plane.
     x_main: Vec<XTap>,
     /// Per output column, positions in a chroma row buffer (of U for NV12; V follows).
     x_chroma: Vec<XTap>,
@@ -294,7 +370,7 @@ struct XTap {
     w: f32,
 }
 
-/// Weights of the BT.601 luma, used when a colour frame feeds a 1-channel model.
+/// Weights of the BT.601 luma, used when a YUV frame feeds a 1-channel model.
 const LUMA: [f32; 3] = [0.299, 0.587, 0.114];
 const INV_255: f32 = 1.0 / 255.0;
 
@@ -306,6 +382,37 @@ impl Letterbox {
         yuv: YuvMatrix,
         channels: usize,
     ) -> Self {
+        let resized_width = geometry.resized_width as usize;
+        let yuv_format = matches!(format, PixelFormat::Nv12 | PixelFormat::I420);
+        let mut letterbox = Self {
+            geometry,
+            format,
+            yuv,
+            channels,
+            fixed_y: Vec::new(),
+            fixed_x: Vec::new(),
+            fixed_channels: 0,
+            fixed_x_nearest: false,
+            fixed_rows: [Vec::new(), Vec::new()],
+            fixed_row_of: [None; 2],
+            y_taps: Vec::new(),
+            x_main: Vec::new(),
+            x_chroma: Vec::new(),
+            rows: [Vec::new(), Vec::new(), Vec::new()],
+            yuv_row: [Vec::new(), Vec::new(), Vec::new()],
+        };
+        if !yuv_format {
+            let fixed_channels = match format {
+                PixelFormat::Packed { .. } if channels == 3 => 3,
+                _ => 1,
+            };
+            letterbox.fixed_y = fixed_taps(geometry.src_height, geometry.resized_height, false);
+            letterbox.fixed_x = fixed_taps(geometry.src_width, geometry.resized_width, true);
+            letterbox.fixed_channels = fixed_channels;
+            letterbox.fixed_x_nearest = letterbox.fixed_x.iter().all(|t| (t.w0, t.w1) == (2048, 0));
+            letterbox.fixed_rows = [(); 2].map(|_| vec![0; fixed_channels * resized_width]);
+            return letterbox;
+        }
         let x_taps = linear_taps(geometry.src_width, geometry.resized_width);
         let scaled = |step: usize, map: fn(usize) -> usize| -> Vec<XTap> {
             x_taps
@@ -317,40 +424,19 @@ impl Letterbox {
                 })
                 .collect()
         };
-        let (x_main, x_chroma) = match format {
-            PixelFormat::Packed {
-                bytes_per_pixel, ..
-            } => (scaled(bytes_per_pixel as usize, |i| i), Vec::new()),
-            PixelFormat::Gray8 => (scaled(1, |i| i), Vec::new()),
-            PixelFormat::Nv12 => (scaled(1, |i| i), scaled(2, |i| i / 2)),
-            PixelFormat::I420 => (scaled(1, |i| i), scaled(1, |i| i / 2)),
-        };
+        let chroma_step = if format == PixelFormat::Nv12 { 2 } else { 1 };
+        letterbox.x_main = scaled(1, |i| i);
+        letterbox.x_chroma = scaled(chroma_step, |i| i / 2);
         let w = geometry.src_width as usize;
-        let cw = w.div_ceil(2);
-        let row_lengths = match format {
-            PixelFormat::Packed {
-                bytes_per_pixel, ..
-            } => [w * bytes_per_pixel as usize, 0, 0],
-            PixelFormat::Gray8 => [w, 0, 0],
-            PixelFormat::Nv12 => [w, cw * 2, 0],
-            PixelFormat::I420 => [w, cw, cw],
-        };
-        let yuv_len = if x_chroma.is_empty() {
-            0
-        } else {
-            geometry.resized_width as usize
-        };
-        Self {
-            y_taps: linear_taps(geometry.src_height, geometry.resized_height),
-            yuv_row: [yuv_len; 3].map(|n| vec![0.0; n]),
-            x_main,
-            x_chroma,
-            rows: row_lengths.map(|n| vec![0.0; n]),
-            geometry,
-            format,
-            yuv,
-            channels,
-        }
+        letterbox.rows = [
+            w,
+            w.div_ceil(2) * chroma_step,
+            w.div_ceil(2) * (2 - chroma_step),
+        ]
+        .map(|n| vec![0.0; n]);
+        letterbox.yuv_row = [(); 3].map(|_| vec![0.0; resized_width]);
+        letterbox.y_taps = linear_taps(geometry.src_height, geometry.resized_height);
+        letterbox
     }
 
     pub fn geometry(&self) -> &LetterboxGeometry {
@@ -381,9 +467,9 @@ impl Letterbox {
         Ok(())
     }
 
-    /// The same pass compiled for AVX2: the byte-to-float row blends run eight lanes wide.
-    /// Rust builds for baseline x86-64 (SSE2), so without this the hot loops would not use
-    /// the wider registers every x86-64 CPU of the last decade has.
+    /// The same pass compiled for AVX2: the row loops run eight lanes wide. Rust builds for
+    /// baseline x86-64 (SSE2), so without this the hot loops would not use the wider
+    /// registers every x86-64 CPU of the last decade has.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn fill_avx2(&mut self, frame: &FrameView, tensor: &mut [f32]) {
@@ -394,15 +480,98 @@ impl Letterbox {
     /// `inline(always)` so that `fill_avx2` compiles all of it for AVX2.
     #[inline(always)]
     fn fill(&mut self, frame: &FrameView, tensor: &mut [f32]) {
+        match self.format {
+            PixelFormat::Nv12 | PixelFormat::I420 => self.fill_yuv(frame, tensor),
+            PixelFormat::Packed { .. } | PixelFormat::Gray8 => self.fill_fixed(frame, tensor),
+        }
+    }
+
+    /// OpenCV's fixed-point pass over a packed or grey frame.
+    #[inline(always)]
+    fn fill_fixed(&mut self, frame: &FrameView, tensor: &mut [f32]) {
+        let g = self.geometry;
+        let plane_len = g.dst_width as usize * g.dst_height as usize;
+        let width = g.resized_width as usize;
+        // The rows held are the previous frame's.
+        self.fixed_row_of = [None; 2];
+        for dy in 0..self.fixed_y.len() {
+            let t = self.fixed_y[dy];
+            // A weight of 0 multiplies the second row away: it is not read (integer factors).
+            let second = (t.w1 != 0).then_some(t.i1);
+            let keep =
+                second.and_then(|row| self.fixed_row_of.iter().position(|&r| r == Some(row)));
+            let s0 = self.resample_row(frame, t.i0, keep);
+            let s1 = match second {
+                Some(row) => self.resample_row(frame, row, Some(s0)),
+                None => s0,
+            };
+            let start = (g.top as usize + dy) * g.dst_width as usize + g.left as usize;
+            let (h0, h1) = (&self.fixed_rows[s0], &self.fixed_rows[s1]);
+            for c in 0..self.fixed_channels {
+                let out = &mut tensor[c * plane_len + start..][..width];
+                vertical(
+                    out,
+                    &h0[c * width..][..width],
+                    &h1[c * width..][..width],
+                    t.w0,
+                    t.w1,
+                );
+            }
+            if self.channels == 3 && self.fixed_channels == 1 {
+                // A grey frame into a colour model: the grey plane three times.
+                tensor.copy_within(start..start + width, plane_len + start);
+                tensor.copy_within(start..start + width, 2 * plane_len + start);
+            }
+        }
+    }
+
+    /// The slot of `fixed_rows` holding source row `row` resampled horizontally, computing it
+    /// into the slot other than `keep` when no slot holds it.
+    #[inline(always)]
+    fn resample_row(&mut self, frame: &FrameView, row: usize, keep: Option<usize>) -> usize {
+        if let Some(slot) = self.fixed_row_of.iter().position(|&r| r == Some(row)) {
+            return slot;
+        }
+        let slot = if keep == Some(0) { 1 } else { 0 };
+        let stride = frame.strides[0];
+        let out = &mut self.fixed_rows[slot];
+        match self.format {
+            PixelFormat::Packed {
+                bytes_per_pixel,
+                red,
+                green,
+                blue,
+            } => {
+                let bpp = bytes_per_pixel as usize;
+                let src =
+                    &frame.planes[0][row * stride..][..self.geometry.src_width as usize * bpp];
+                let offsets = [red as usize, green as usize, blue as usize];
+                if self.fixed_channels == 3 {
+                    let nearest = self.fixed_x_nearest;
+                    horizontal_rgb(out, src, &self.fixed_x, bpp, offsets, nearest);
+                } else {
+                    horizontal_luma(out, src, &self.fixed_x, bpp, offsets);
+                }
+            }
+            _ => {
+                let src = &frame.planes[0][row * stride..][..self.geometry.src_width as usize];
+                horizontal_grey(out, src, &self.fixed_x, self.fixed_x_nearest);
+            }
+        }
+        self.fixed_row_of[slot] = Some(row);
+        slot
+    }
+
+    /// The floating-point pass over a YUV frame.
+    #[inline(always)]
+    fn fill_yuv(&mut self, frame: &FrameView, tensor: &mut [f32]) {
         let g = self.geometry;
         let plane_len = g.dst_width as usize * g.dst_height as usize;
         let width = g.resized_width as usize;
         for dy in 0..self.y_taps.len() {
             let ty = self.y_taps[dy];
             self.blend_rows(frame, &ty);
-            if !self.x_chroma.is_empty() {
-                self.sample_yuv();
-            }
+            self.sample_yuv();
             let start = (g.top as usize + dy) * g.dst_width as usize + g.left as usize;
             if self.channels == 1 {
                 self.write_grey(&mut tensor[start..start + width]);
@@ -415,16 +584,16 @@ impl Letterbox {
         }
     }
 
-    /// Blends the source rows `ty.i0` and `ty.i1` of each plane into the row buffers.
+    /// Blends the source rows `ty.i0` and `ty.i1` of each plane into the row buffers
+    /// (chroma planes at half the rows).
     #[inline(always)]
     fn blend_rows(&mut self, frame: &FrameView, ty: &Tap) {
-        let chroma_rows = matches!(self.format, PixelFormat::Nv12 | PixelFormat::I420);
         for plane in 0..3 {
             let len = self.rows[plane].len();
             if len == 0 {
                 continue;
             }
-            let (r0, r1) = if plane > 0 && chroma_rows {
+            let (r0, r1) = if plane > 0 {
                 (ty.i0 / 2, ty.i1 / 2)
             } else {
                 (ty.i0, ty.i1)
@@ -444,68 +613,20 @@ impl Letterbox {
 
     #[inline(always)]
     fn write_rgb(&self, r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
-        let out = r
-            .iter_mut()
-            .zip(g.iter_mut())
-            .zip(b.iter_mut())
-            .zip(&self.x_main);
-        match self.format {
-            PixelFormat::Packed {
-                red, green, blue, ..
-            } => {
-                let (ro, go, bo) = (red as usize, green as usize, blue as usize);
-                let row = &self.rows[0];
-                for (((r, g), b), t) in out {
-                    *r = lerp(row[t.a + ro], row[t.b + ro], t.w) * INV_255;
-                    *g = lerp(row[t.a + go], row[t.b + go], t.w) * INV_255;
-                    *b = lerp(row[t.a + bo], row[t.b + bo], t.w) * INV_255;
-                }
-            }
-            PixelFormat::Gray8 => {
-                let row = &self.rows[0];
-                for (((r, g), b), t) in out {
-                    let v = lerp(row[t.a], row[t.b], t.w) * INV_255;
-                    (*r, *g, *b) = (v, v, v);
-                }
-            }
-            PixelFormat::Nv12 | PixelFormat::I420 => {
-                let [ys, us, vs] = &self.yuv_row;
-                let out = r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut());
-                for ((((r, g), b), &y), (&u, &v)) in out.zip(ys).zip(us.iter().zip(vs)) {
-                    let [vr, vg, vb] = self.yuv.rgb(y, u, v);
-                    (*r, *g, *b) = (vr * INV_255, vg * INV_255, vb * INV_255);
-                }
-            }
+        let [ys, us, vs] = &self.yuv_row;
+        let out = r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut());
+        for ((((r, g), b), &y), (&u, &v)) in out.zip(ys).zip(us.iter().zip(vs)) {
+            let [vr, vg, vb] = self.yuv.rgb(y, u, v);
+            (*r, *g, *b) = (vr * INV_255, vg * INV_255, vb * INV_255);
         }
     }
 
     #[inline(always)]
     fn write_grey(&self, out: &mut [f32]) {
-        match self.format {
-            PixelFormat::Gray8 => {
-                let row = &self.rows[0];
-                for (o, t) in out.iter_mut().zip(&self.x_main) {
-                    *o = lerp(row[t.a], row[t.b], t.w) * INV_255;
-                }
-            }
-            PixelFormat::Packed {
-                red, green, blue, ..
-            } => {
-                let row = &self.rows[0];
-                for (o, t) in out.iter_mut().zip(&self.x_main) {
-                    let at = |offset: u8| {
-                        lerp(row[t.a + offset as usize], row[t.b + offset as usize], t.w)
-                    };
-                    *o = (LUMA[0] * at(red) + LUMA[1] * at(green) + LUMA[2] * at(blue)) * INV_255;
-                }
-            }
-            PixelFormat::Nv12 | PixelFormat::I420 => {
-                let [ys, us, vs] = &self.yuv_row;
-                for ((o, &y), (&u, &v)) in out.iter_mut().zip(ys).zip(us.iter().zip(vs)) {
-                    let [r, g, b] = self.yuv.rgb(y, u, v);
-                    *o = (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b) * INV_255;
-                }
-            }
+        let [ys, us, vs] = &self.yuv_row;
+        for ((o, &y), (&u, &v)) in out.iter_mut().zip(ys).zip(us.iter().zip(vs)) {
+            let [r, g, b] = self.yuv.rgb(y, u, v);
+            *o = (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b) * INV_255;
         }
     }
 
@@ -569,6 +690,111 @@ impl Letterbox {
             }
         }
         Ok(())
+    }
+}
+
+/// OpenCV's horizontal pass over one row of packed pixels: per output column and channel
+/// (in RGB order, planar), the two source pixels weighed with 11 fractional bits.
+/// `nearest`: every tap has weights (2048, 0) (an integer scale factor), so the second pixel
+/// is not read.
+#[inline(always)]
+fn horizontal_rgb(
+    out: &mut [i32],
+    row: &[u8],
+    taps: &[FixedTap],
+    bpp: usize,
+    offsets: [usize; 3],
+    nearest: bool,
+) {
+    match (bpp, nearest) {
+        (3, false) => horizontal_rgb_n::<3, false>(out, row, taps, offsets),
+        (3, true) => horizontal_rgb_n::<3, true>(out, row, taps, offsets),
+        (_, false) => horizontal_rgb_n::<4, false>(out, row, taps, offsets),
+        (_, true) => horizontal_rgb_n::<4, true>(out, row, taps, offsets),
+    }
+}
+
+/// `horizontal_rgb` for pixels of `BPP` bytes: with the size known at compile time, reading
+/// a channel needs no bounds check.
+#[inline(always)]
+fn horizontal_rgb_n<const BPP: usize, const NEAREST: bool>(
+    out: &mut [i32],
+    row: &[u8],
+    taps: &[FixedTap],
+    [ro, go, bo]: [usize; 3],
+) {
+    let (r, rest) = out.split_at_mut(taps.len());
+    let (g, b) = rest.split_at_mut(taps.len());
+    let pixel = |i: usize| -> &[u8; BPP] {
+        row[i * BPP..][..BPP]
+            .try_into()
+            .expect("a slice of BPP bytes")
+    };
+    for (((r, g), b), t) in r.iter_mut().zip(g).zip(b).zip(taps) {
+        let p0 = pixel(t.i0);
+        if NEAREST {
+            let at = |o: usize| (p0[o % BPP] as i32) << 11;
+            (*r, *g, *b) = (at(ro), at(go), at(bo));
+        } else {
+            let p1 = pixel(t.i1);
+            let weigh = |o: usize| p0[o % BPP] as i32 * t.w0 + p1[o % BPP] as i32 * t.w1;
+            (*r, *g, *b) = (weigh(ro), weigh(go), weigh(bo));
+        }
+    }
+}
+
+/// The horizontal pass over one row of packed pixels converted to grey as
+/// `cvtColor(RGB2GRAY)` does on 8-bit images.
+#[inline(always)]
+fn horizontal_luma(
+    out: &mut [i32],
+    row: &[u8],
+    taps: &[FixedTap],
+    bpp: usize,
+    [ro, go, bo]: [usize; 3],
+) {
+    let luma = |p: &[u8]| {
+        (p[ro] as i32 * LUMA_FIXED[0]
+            + p[go] as i32 * LUMA_FIXED[1]
+            + p[bo] as i32 * LUMA_FIXED[2]
+            + (1 << 13))
+            >> 14
+    };
+    for (o, t) in out.iter_mut().zip(taps) {
+        *o = luma(&row[t.i0 * bpp..]) * t.w0 + luma(&row[t.i1 * bpp..]) * t.w1;
+    }
+}
+
+/// The horizontal pass over one row of a grey frame.
+#[inline(always)]
+fn horizontal_grey(out: &mut [i32], row: &[u8], taps: &[FixedTap], nearest: bool) {
+    if nearest {
+        for (o, t) in out.iter_mut().zip(taps) {
+            *o = (row[t.i0] as i32) << 11;
+        }
+        return;
+    }
+    for (o, t) in out.iter_mut().zip(taps) {
+        *o = row[t.i0] as i32 * t.w0 + row[t.i1] as i32 * t.w1;
+    }
+}
+
+/// OpenCV's vertical pass (`VResizeLinear` on 8-bit images: each row shifted right by 4,
+/// multiplied by its weight keeping the high 16 bits, summed, rounded off by 2 bits), then
+/// the division by 255 of the reference's `astype(float32) / 255`.
+#[inline(always)]
+fn vertical(out: &mut [f32], h0: &[i32], h1: &[i32], w0: i32, w1: i32) {
+    if w1 == 0 {
+        // The second row weighs nothing (and was not resampled).
+        for (o, &a) in out.iter_mut().zip(h0) {
+            let v = ((((w0 * (a >> 4)) >> 16) + 2) >> 2).clamp(0, 255);
+            *o = v as f32 / 255.0;
+        }
+        return;
+    }
+    for ((o, &a), &b) in out.iter_mut().zip(h0).zip(h1) {
+        let v = ((((w0 * (a >> 4)) >> 16) + ((w1 * (b >> 4)) >> 16) + 2) >> 2).clamp(0, 255);
+        *o = v as f32 / 255.0;
     }
 }
 
@@ -919,16 +1145,137 @@ mod tests {
         // 48x24 into 16: a factor of 3, every vertical tap has weight 0.
         let lb = Letterbox::new(
             LetterboxGeometry::new(48, 24, 16, 16),
-            PixelFormat::Gray8,
+            PixelFormat::Nv12,
             YuvMatrix::bt601(),
             1,
         );
         assert!(lb.y_taps.iter().all(|t| t.w1 == 0.0));
+        let lb = Letterbox::new(
+            LetterboxGeometry::new(48, 24, 16, 16),
+            PixelFormat::Gray8,
+            YuvMatrix::bt601(),
+            1,
+        );
+        assert!(lb.fixed_y.iter().all(|t| (t.w0, t.w1) == (2048, 0)));
         let (top, bottom) = ([7u8, 200, 33], [90u8, 1, 255]);
         let (mut widened, mut blended) = ([0.0; 3], [0.0; 3]);
         widen(&mut widened, &top);
         blend(&mut blended, &top, &bottom, 0.0);
         assert_eq!(widened, blended);
+    }
+
+    #[test]
+    fn fixed_taps_follow_opencv() {
+        // Downscale by 2: each output halfway between two inputs, weights 1024 each.
+        assert_eq!(
+            fixed_taps(4, 2, true),
+            vec![
+                FixedTap {
+                    i0: 0,
+                    i1: 1,
+                    w0: 1024,
+                    w1: 1024
+                },
+                FixedTap {
+                    i0: 2,
+                    i1: 3,
+                    w0: 1024,
+                    w1: 1024
+                }
+            ]
+        );
+        // Upscale by 2: columns beyond the edges take the edge pixel with weight 1...
+        let columns = fixed_taps(2, 4, true);
+        assert_eq!(
+            columns[0],
+            FixedTap {
+                i0: 0,
+                i1: 1,
+                w0: 2048,
+                w1: 0
+            }
+        );
+        assert_eq!(
+            columns[1],
+            FixedTap {
+                i0: 0,
+                i1: 1,
+                w0: 1536,
+                w1: 512
+            }
+        );
+        assert_eq!(
+            columns[3],
+            FixedTap {
+                i0: 1,
+                i1: 1,
+                w0: 2048,
+                w1: 0
+            }
+        );
+        // ...rows beyond the edges keep their weights on the clamped row.
+        let rows = fixed_taps(2, 4, false);
+        assert_eq!(
+            rows[0],
+            FixedTap {
+                i0: 0,
+                i1: 0,
+                w0: 512,
+                w1: 1536
+            }
+        );
+        assert_eq!(
+            rows[3],
+            FixedTap {
+                i0: 1,
+                i1: 1,
+                w0: 1536,
+                w1: 512
+            }
+        );
+    }
+
+    #[test]
+    fn identity_and_flat_frames_keep_their_values() {
+        // Every grey level through a same-size "resize" and through a flat upscale.
+        for (w, h, dst) in [(16u32, 16u32, 16u32), (16, 16, 40), (40, 40, 16)] {
+            for level in 0..=255u8 {
+                let data = vec![level; (w * h) as usize];
+                let t = run_on_size(PixelFormat::Gray8, w, h, dst, &data, w as usize, 1);
+                let want = level as f32 / 255.0;
+                assert!(t.iter().all(|&v| v == want), "level {level}");
+            }
+        }
+    }
+
+    fn run_on_size(
+        format: PixelFormat,
+        w: u32,
+        h: u32,
+        dst: u32,
+        data: &[u8],
+        stride: usize,
+        channels: usize,
+    ) -> Vec<f32> {
+        let mut lb = Letterbox::new(
+            LetterboxGeometry::new(w, h, dst, dst),
+            format,
+            YuvMatrix::bt601(),
+            channels,
+        );
+        let mut tensor = vec![0.0; lb.tensor_len()];
+        lb.fill_padding(&mut tensor);
+        lb.run(
+            &FrameView {
+                width: w,
+                height: h,
+                planes: [data, &[], &[]],
+                strides: [stride, 0, 0],
+            },
+            &mut tensor,
+        )
+        .unwrap();
+        tensor
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
@@ -15,16 +15,13 @@ use gst_base::subclass::prelude::*;
 use super::CaptureFormat;
 use crate::analysis::BBox;
 use crate::capture::{self, BoundedDir, ImageFormat};
-use crate::meta;
-use crate::video::{FORMATS, frame_view, pixel_format, yuv_matrix};
+use crate::element::MetaProblems;
+use crate::element::{self, lock};
+use crate::meta::{DetectionParams, Verdict, VerdictMeta};
+use crate::video::{frame_view, pixel_format, yuv_matrix};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "defectcapture",
-        gst::DebugColorFlags::empty(),
-        Some("Captures frames for retraining"),
-    )
-});
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| element::debug_category("defectcapture", "Captures frames for retraining"));
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -67,7 +64,7 @@ struct Job {
     info: gst_video::VideoInfo,
     boxes: Vec<(usize, BBox)>,
     frame: u64,
-    verdict: String,
+    verdict: Verdict,
 }
 
 struct State {
@@ -82,20 +79,10 @@ pub struct DefectCapture {
     settings: Mutex<Settings>,
     counters: Arc<Counters>,
     state: Mutex<Option<State>>,
+    problems: MetaProblems,
 }
 
-#[glib::object_subclass]
-impl ObjectSubclass for DefectCapture {
-    const NAME: &'static str = "GstDefectCapture";
-    type Type = super::DefectCapture;
-    type ParentType = gst_base::BaseTransform;
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+element::subclass!(DefectCapture, "GstDefectCapture", gst_base::BaseTransform);
 
 impl ObjectImpl for DefectCapture {
     fn properties() -> &'static [glib::ParamSpec] {
@@ -212,52 +199,14 @@ impl ObjectImpl for DefectCapture {
     }
 }
 
-impl GstObjectImpl for DefectCapture {}
-
 impl ElementImpl for DefectCapture {
-    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
-                "Defect capture",
-                "Filter/Video",
-                "Writes FAIL, REVIEW and sampled PASS frames with YOLO labels into a bounded directory for retraining",
-                "gst-plugin-defect developers",
-            )
-        });
-        Some(&*ELEMENT_METADATA)
-    }
-
-    fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(FORMATS.iter().copied())
-                .build();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
-            ]
-        });
-        PAD_TEMPLATES.as_ref()
-    }
+    element::describe!(element::video_filter_pads() =>
+        "Defect capture", "Filter/Video",
+        "Writes FAIL, REVIEW and sampled PASS frames with YOLO labels into a bounded directory for retraining");
 }
 
 impl BaseTransformImpl for DefectCapture {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
-    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
-    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+    element::in_place_transform!();
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
@@ -338,26 +287,29 @@ impl BaseTransformImpl for DefectCapture {
         let mut state_guard = lock(&self.state);
         let state = state_guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
-        let Some((verdict, frame)) = verdict_of(buffer) else {
+        let Some(verdict_meta) = VerdictMeta::from_buffer(buffer)
+            .and_then(|read| self.problems.check(&*self.obj(), *CAT, read))
+        else {
             return Ok(gst::FlowSuccess::Ok);
         };
-        let wanted = match verdict.as_str() {
-            "FAIL" => settings.capture_fail,
-            "REVIEW" => settings.capture_review,
+        let (verdict, frame) = (verdict_meta.verdict, verdict_meta.frame);
+        let wanted = match verdict {
+            Verdict::Fail => settings.capture_fail,
+            Verdict::Review => settings.capture_review,
             // UNKNOWN (not inspected) is neither a failure nor a sample of good parts.
-            "PASS" => {
+            Verdict::Unknown => false,
+            Verdict::Pass => {
                 state.passes_seen += 1;
                 settings.pass_every > 0
                     && state.passes_seen % settings.pass_every as u64
                         == 1 % settings.pass_every as u64
             }
-            _ => false,
         };
         if wanted && let Some(sender) = &state.sender {
             let job = Job {
                 buffer: buffer.to_owned(),
                 info,
-                boxes: boxes_of(buffer),
+                boxes: self.boxes_of(buffer),
                 frame,
                 verdict,
             };
@@ -376,55 +328,39 @@ impl BaseTransformImpl for DefectCapture {
         }
         drop(state_guard);
         let dropped = self.counters.dropped.load(Ordering::Relaxed);
-        if let Ok(mut verdict_meta) =
-            gst::meta::CustomMeta::from_mut_buffer(buffer, meta::VERDICT_META)
-        {
-            verdict_meta.mut_structure().set("capture-dropped", dropped);
-        }
+        VerdictMeta::set_capture_dropped(buffer, dropped);
         Ok(gst::FlowSuccess::Ok)
     }
 }
 
-/// The frame's verdict and number from `DefectVerdictMeta`.
-fn verdict_of(buffer: &gst::BufferRef) -> Option<(String, u64)> {
-    let verdict_meta = gst::meta::CustomMeta::from_buffer(buffer, meta::VERDICT_META).ok()?;
-    let s = verdict_meta.structure();
-    Some((
-        s.get::<String>("verdict").ok()?,
-        s.get::<u64>("frame").unwrap_or(0),
-    ))
-}
-
-/// The detections the policy counted (not those outside the region, masked or too small),
-/// boxes in pixels.
-fn boxes_of(buffer: &gst::BufferRef) -> Vec<(usize, BBox)> {
-    buffer
-        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-        .filter_map(|roi| {
-            let p = roi.param("detection");
-            let decision = p.and_then(|p| p.get::<String>("decision").ok());
-            if matches!(
-                decision.as_deref(),
-                Some("outside-region" | "masked" | "too-small")
-            ) {
-                return None;
-            }
-            let class = p
-                .and_then(|p| p.get::<i32>("label_id").ok())
-                .unwrap_or(0)
-                .max(0) as usize;
-            let (x, y, w, h) = roi.rect();
-            Some((
-                class,
-                BBox {
-                    x1: x as f32,
-                    y1: y as f32,
-                    x2: (x + w) as f32,
-                    y2: (y + h) as f32,
-                },
-            ))
-        })
-        .collect()
+impl DefectCapture {
+    /// The detections the policy counted (not those outside the region, masked or too
+    /// small), boxes in pixels.
+    fn boxes_of(&self, buffer: &gst::BufferRef) -> Vec<(usize, BBox)> {
+        buffer
+            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .filter_map(|roi| {
+                let params = match DetectionParams::of_roi(&roi) {
+                    // Another element's ROI: no class to label it with.
+                    None => return None,
+                    Some(read) => self.problems.check(&*self.obj(), *CAT, read)?,
+                };
+                if !params.counted() {
+                    return None;
+                }
+                let (x, y, w, h) = roi.rect();
+                Some((
+                    params.label_id as usize,
+                    BBox {
+                        x1: x as f32,
+                        y1: y as f32,
+                        x2: (x + w) as f32,
+                        y2: (y + h) as f32,
+                    },
+                ))
+            })
+            .collect()
+    }
 }
 
 /// The worker: converts, encodes and writes each job; reports the first write error.
@@ -475,7 +411,7 @@ fn write_one(job: &Job, dir: &mut BoundedDir, format: ImageFormat) -> Result<(),
     let labels = capture::yolo_labels(&job.boxes, job.info.width(), job.info.height());
     dir.write(
         job.frame,
-        &job.verdict,
+        job.verdict.as_str(),
         &[(format.extension(), &encoded), ("txt", labels.as_bytes())],
     )
     .map(|_| ())

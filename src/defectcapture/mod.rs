@@ -56,10 +56,5 @@ pub enum CaptureFormat {
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     CaptureFormat::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    gst::Element::register(
-        Some(plugin),
-        "defectcapture",
-        gst::Rank::NONE,
-        DefectCapture::static_type(),
-    )
+    crate::element::register::<DefectCapture>(plugin, "defectcapture")
 }

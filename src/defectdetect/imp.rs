@@ -14,8 +14,8 @@
 //!
 //! Lock order, where two are held: the slot's current model, then `state`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -33,18 +33,14 @@ use super::worker::{Finished, Job, Submit, Worker};
 use crate::analysis::Detection;
 use crate::analysis::decode::{DecodeStats, MAX_CLASS_ID};
 use crate::analysis::letterbox::PixelFormat;
+use crate::element::{self, lock};
 use crate::meta;
 use crate::policy::{FrameVerdict, PartKey, PartTracker, PartVerdict, Seen};
 use crate::runtime::{Interrupter, RuntimeError};
-use crate::video::{FORMATS, frame_view, pixel_format};
+use crate::video::{frame_view, pixel_format};
 
-pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "defectdetect",
-        gst::DebugColorFlags::empty(),
-        Some("Defect detection with ONNX models"),
-    )
-});
+pub(super) static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| element::debug_category("defectdetect", "Defect detection with ONNX models"));
 
 /// A result carried forward to later frames (`interval`, `async-inference`).
 struct Carry {
@@ -92,24 +88,17 @@ pub struct DefectDetect {
     /// The processing latency answered to latency queries, in nanoseconds: the warm run at
     /// load, raised when frames take longer (then a latency message asks to recompute).
     latency_ns: AtomicU64,
+    /// Upstream answered the last latency query as live: only then does a latency message
+    /// (which makes the pipeline recompute its latency) matter.
+    upstream_live: AtomicBool,
     state: Mutex<Option<State>>,
     /// The negotiated frame size, against which background builds check the policy.
     frame_size: Mutex<Option<(u32, u32)>>,
+    /// Malformed part metas and events seen (the first is a warning).
+    problems: element::MetaProblems,
 }
 
-#[glib::object_subclass]
-impl ObjectSubclass for DefectDetect {
-    const NAME: &'static str = "GstDefectDetect";
-    type Type = super::DefectDetect;
-    type ParentType = gst_base::BaseTransform;
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not turn every later call into another panic.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+element::subclass!(DefectDetect, "GstDefectDetect", gst_base::BaseTransform);
 
 impl ObjectImpl for DefectDetect {
     fn properties() -> &'static [glib::ParamSpec] {
@@ -129,7 +118,9 @@ impl ObjectImpl for DefectDetect {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
             "skipped" => self.skipped.load(Ordering::Relaxed).to_value(),
-            "model-info" => self.slot.published().map(|i| i.describe()).to_value(),
+            crate::meta::fields::MODEL_INFO => {
+                self.slot.published().map(|i| i.describe()).to_value()
+            }
             _ => lock(&self.settings)
                 .get(pspec)
                 .unwrap_or_else(|| unimplemented!("property {}", pspec.name())),
@@ -137,45 +128,10 @@ impl ObjectImpl for DefectDetect {
     }
 }
 
-impl GstObjectImpl for DefectDetect {}
-
 impl ElementImpl for DefectDetect {
-    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
-                "Defect detector",
-                "Filter/Analyzer/Video",
-                "Detects defects with a YOLO-style ONNX model; attaches region-of-interest metas and posts detections",
-                "gst-plugin-defect developers",
-            )
-        });
-        Some(&*ELEMENT_METADATA)
-    }
-
-    fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(FORMATS.iter().copied())
-                .build();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
-            ]
-        });
-        PAD_TEMPLATES.as_ref()
-    }
+    element::describe!(element::video_filter_pads() =>
+        "Defect detector", "Filter/Analyzer/Video",
+        "Detects defects with a YOLO-style ONNX model; attaches region-of-interest metas and posts detections");
 
     fn change_state(
         &self,
@@ -205,10 +161,7 @@ impl ElementImpl for DefectDetect {
 }
 
 impl BaseTransformImpl for DefectDetect {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
-    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
-    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+    element::in_place_transform!();
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
@@ -312,6 +265,7 @@ impl BaseTransformImpl for DefectDetect {
             let upstream = self.obj().sink_pad().peer_query(latency.query_mut());
             if upstream {
                 let (live, min, max) = latency.result();
+                self.upstream_live.store(live, Ordering::Relaxed);
                 let ours = if lock(&self.settings).async_inference {
                     gst::ClockTime::ZERO
                 } else {
@@ -328,8 +282,9 @@ impl BaseTransformImpl for DefectDetect {
     fn sink_event(&self, event: gst::Event) -> bool {
         match event.view() {
             gst::EventView::CustomDownstream(custom) => {
-                if let Some(s) = custom.structure().filter(|s| s.name() == meta::PART_EVENT) {
-                    let part = meta::part_id_of(s);
+                if let Some(read) = meta::part_of_event(custom) {
+                    // An event without a usable part id ends the upstream part (reported).
+                    let part = self.problems.check(&*self.obj(), *CAT, read);
                     gst::debug!(CAT, imp = self, "upstream part is now {part:?}");
                     if let Some(state) = lock(&self.state).as_mut() {
                         state.upstream_part = part;
@@ -419,12 +374,14 @@ impl DefectDetect {
     /// The part of a frame: its `DefectPartMeta`, else the last `defect-part` event, else
     /// `frames-per-part`.
     fn part_of(
+        &self,
         buffer: &gst::BufferRef,
         state: &State,
         settings: &Settings,
         frame: u64,
     ) -> Option<String> {
         meta::part_id_from_buffer(buffer)
+            .and_then(|read| self.problems.check(&*self.obj(), *CAT, read))
             .or_else(|| state.upstream_part.clone())
             .or_else(|| {
                 (settings.frames_per_part > 0)
@@ -457,7 +414,7 @@ impl DefectDetect {
         };
         let frame_number = state.frame_number;
         state.frame_number += 1;
-        let part_id = Self::part_of(buffer, state, settings, frame_number);
+        let part_id = self.part_of(buffer, state, settings, frame_number);
         let key = part_id.as_deref().map(|p| state.parts.key_for(p));
         let carry = settings.interval > 1
             && frame_number % settings.interval as u64 != 0
@@ -523,7 +480,7 @@ impl DefectDetect {
         self.apply_finished(state, worker.take_finished())?;
         let frame_number = state.frame_number;
         state.frame_number += 1;
-        let part_id = Self::part_of(buffer, state, settings, frame_number);
+        let part_id = self.part_of(buffer, state, settings, frame_number);
         let key = part_id.as_deref().map(|p| state.parts.key_for(p));
         let job = Job {
             buffer: buffer.to_owned(),
@@ -927,13 +884,26 @@ impl DefectDetect {
         });
     }
 
-    /// Raises the reported latency when a frame took longer than it says (with a margin), and
-    /// asks the pipeline to recompute its latency.
+    /// Raises the reported latency when a frame took longer than it says, with room (half
+    /// again) so that the jitter of the next frames does not raise it once more, and, in a
+    /// live pipeline, asks the pipeline to recompute its latency. A non-live pipeline has no
+    /// latency to keep: no message (gst-launch-1.0 would print "Redistribute latency..." for
+    /// each).
     fn track_latency(&self, took: Duration) {
         let took = took.as_nanos() as u64;
         let reported = self.latency_ns.load(Ordering::Relaxed);
-        if took > reported {
-            self.latency_ns.store(took + took / 4, Ordering::Relaxed);
+        if took <= reported {
+            return;
+        }
+        self.latency_ns.store(took + took / 2, Ordering::Relaxed);
+        if self.upstream_live.load(Ordering::Relaxed) {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "a frame took {} (latency said {}): latency raised",
+                gst::ClockTime::from_nseconds(took),
+                gst::ClockTime::from_nseconds(reported)
+            );
             let _ = self
                 .obj()
                 .post_message(gst::message::Latency::builder().src(&*self.obj()).build());

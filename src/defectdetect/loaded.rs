@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::inference::Preprocess;
 use super::settings::Settings;
 use super::slot::SlotModel;
+use crate::meta::ModelInfoMeta;
 use crate::policy::{Policy, parse_policy};
 use crate::runtime::{Detector, ModelInfo, RuntimeError};
 
@@ -28,20 +29,20 @@ pub(super) struct Identity {
 
 impl Identity {
     /// What the `model-info` property says.
-    pub fn describe(&self) -> String {
+    pub fn describe(&self) -> gst::Structure {
         let info = &self.model;
-        format!(
-            "{}: input {}x{}x{} ({}), output {:?} decoded as {}, classes {:?}, provider {}",
-            self.model_id,
-            info.channels,
-            info.height,
-            info.width,
-            info.input_name,
-            info.output_shape,
-            info.layout,
-            info.names,
-            info.provider
-        )
+        ModelInfoMeta {
+            model_id: self.model_id.clone(),
+            input_name: info.input_name.clone(),
+            channels: info.channels as u32,
+            width: info.width,
+            height: info.height,
+            output_shape: info.output_shape.clone(),
+            output_layout: info.layout.to_string(),
+            classes: info.names.clone(),
+            provider: info.provider.to_string(),
+        }
+        .to_structure()
     }
 }
 

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! What `defectdetect` attaches to buffers and posts: the ROI metas of the detections, the
-//! `DefectVerdictMeta`, the `defect-detections` and `defect-verdict` messages, and the
-//! `defect-part-verdict` message and event.
+//! What `defectdetect` attaches to buffers and posts, built as the contract's types
+//! ([`crate::meta`]): the ROI metas of the detections, the `DefectVerdictMeta`, the
+//! `defect-detections` and `defect-verdict` messages, and the `defect-part-verdict` message
+//! and event.
 
-use crate::meta;
+use crate::meta::{
+    DetectionParams, DetectionsMessage, ModelRef, PartVerdictMeta, Reason, VerdictMeta,
+};
 use crate::policy::{FrameVerdict, Judged, PartVerdict};
 use crate::runtime::ModelInfo;
 
@@ -38,63 +41,52 @@ impl Report<'_> {
         buffer: &gst::BufferRef,
         running_time: Option<gst::ClockTime>,
     ) -> gst::Structure {
-        let list = gst::Array::new(self.verdict.judged.iter().map(|j| {
-            let d = &j.detection;
-            gst::Structure::builder("detection")
-                .field("label-id", d.class_id as u32)
-                .field("label", (self.class_name)(d.class_id))
-                .field("confidence", d.confidence as f64)
-                .field("x-min", d.bbox.x1 as f64)
-                .field("y-min", d.bbox.y1 as f64)
-                .field("x-max", d.bbox.x2 as f64)
-                .field("y-max", d.bbox.y2 as f64)
-                .field("severity", j.severity.as_str())
-                .field("decision", j.decision.as_str())
-                .build()
-        }));
-        gst::Structure::builder("defect-detections")
-            .field("frame", self.frame_number)
-            .field("pts", buffer.pts())
-            .field("running-time", running_time)
-            .field("detections", list)
-            .build()
+        DetectionsMessage {
+            frame: self.frame_number,
+            pts: buffer.pts(),
+            running_time,
+            detections: self
+                .verdict
+                .judged
+                .iter()
+                .map(|j| reason(j, self.class_name))
+                .collect(),
+        }
+        .to_structure()
     }
 
-    /// The verdict fields shared by the meta and the message.
-    fn verdict_fields(&self, builder: gst::structure::Builder) -> gst::structure::Builder {
-        let [critical, major, minor, cosmetic] = self.verdict.counts;
-        let reasons = gst::Array::new(
-            self.verdict
-                .reasons()
-                .map(|j| reason_structure(j, self.class_name)),
-        );
-        builder
-            .field("verdict", self.verdict.verdict.as_str())
-            .field("shadow", self.shadow)
-            .field_if_some("part-id", self.part_id)
-            .field("frame", self.frame_number)
-            .field("inspected", self.inspected)
-            .field("carried", self.carried_from.is_some())
-            .field("skipped-frames", self.skipped)
-            .field_if_some("source-frame", self.carried_from)
-            .field("critical", critical)
-            .field("major", major)
-            .field("minor", minor)
-            .field("cosmetic", cosmetic)
-            .field("model-id", self.model_id)
-            .field("model-name", self.model.name().as_ref())
-            .field(
-                "model-version",
-                self.model
+    fn verdict_meta(&self) -> VerdictMeta {
+        VerdictMeta {
+            verdict: self.verdict.verdict,
+            shadow: self.shadow,
+            part_id: self.part_id.map(str::to_string),
+            frame: self.frame_number,
+            inspected: self.inspected,
+            carried: self.carried_from.is_some(),
+            skipped_frames: self.skipped,
+            source_frame: self.carried_from,
+            counts: self.verdict.counts,
+            model: ModelRef {
+                id: self.model_id.to_string(),
+                name: self.model.name().into_owned(),
+                version: self
+                    .model
                     .metadata
                     .get("version")
-                    .map_or("", String::as_str),
-            )
-            .field("model-sha256", &self.model.sha256)
-            .field_if_some("policy-sha256", self.policy_sha256)
-            .field("inference-ms", self.inference_ms)
-            .field("total-ms", self.total_ms)
-            .field("reasons", reasons)
+                    .cloned()
+                    .unwrap_or_default(),
+                sha256: self.model.sha256.clone(),
+            },
+            policy_sha256: self.policy_sha256.map(str::to_string),
+            inference_ms: self.inference_ms,
+            total_ms: self.total_ms,
+            reasons: self
+                .verdict
+                .reasons()
+                .map(|j| reason(j, self.class_name))
+                .collect(),
+            capture_dropped: None,
+        }
     }
 
     pub fn verdict_message(
@@ -102,57 +94,44 @@ impl Report<'_> {
         buffer: &gst::BufferRef,
         running_time: Option<gst::ClockTime>,
     ) -> gst::Structure {
-        self.verdict_fields(gst::Structure::builder("defect-verdict"))
-            .field("pts", buffer.pts())
-            .field("running-time", running_time)
-            .build()
+        self.verdict_meta().to_message(buffer.pts(), running_time)
     }
 
     pub fn attach_verdict_meta(&self, buffer: &mut gst::BufferRef) {
-        let fields = self
-            .verdict_fields(gst::Structure::builder(meta::VERDICT_META))
-            .build();
-        if let Ok(mut custom) = gst::meta::CustomMeta::add(buffer, meta::VERDICT_META) {
-            let structure = custom.mut_structure();
-            for (name, value) in fields.iter() {
-                structure.set_value(name, value.clone());
-            }
-        }
+        self.verdict_meta().attach(buffer);
     }
 }
 
-fn reason_structure(j: &Judged, class_name: &dyn Fn(usize) -> String) -> gst::Structure {
+/// A judged detection with its box in pixels.
+fn reason(j: &Judged, class_name: &dyn Fn(usize) -> String) -> Reason {
     let d = &j.detection;
-    gst::Structure::builder("reason")
-        .field("label-id", d.class_id as u32)
-        .field("label", class_name(d.class_id))
-        .field("severity", j.severity.as_str())
-        .field("decision", j.decision.as_str())
-        .field("confidence", d.confidence as f64)
-        .field("x-min", d.bbox.x1 as f64)
-        .field("y-min", d.bbox.y1 as f64)
-        .field("x-max", d.bbox.x2 as f64)
-        .field("y-max", d.bbox.y2 as f64)
-        .build()
+    Reason {
+        label_id: d.class_id as u32,
+        label: class_name(d.class_id),
+        confidence: d.confidence as f64,
+        x_min: d.bbox.x1 as f64,
+        y_min: d.bbox.y1 as f64,
+        x_max: d.bbox.x2 as f64,
+        y_max: d.bbox.y2 as f64,
+        severity: j.severity,
+        decision: j.decision,
+    }
 }
 
 /// The `defect-part-verdict` structure of a finished part (message and event).
 pub(super) fn part_message(part: &PartVerdict, shadow: bool, model_id: &str) -> gst::Structure {
-    let [critical, major, minor, cosmetic] = part.counts;
-    gst::Structure::builder("defect-part-verdict")
-        .field("part-id", &part.part_id)
-        .field("verdict", part.verdict.as_str())
-        .field("shadow", shadow)
-        .field("first-frame", part.first_frame)
-        .field("last-frame", part.last_frame)
-        .field("frames", part.frames)
-        .field("inspected-frames", part.inspected)
-        .field("critical", critical)
-        .field("major", major)
-        .field("minor", minor)
-        .field("cosmetic", cosmetic)
-        .field("model-id", model_id)
-        .build()
+    PartVerdictMeta {
+        part_id: part.part_id.clone(),
+        verdict: part.verdict,
+        shadow,
+        first_frame: part.first_frame,
+        last_frame: part.last_frame,
+        frames: part.frames,
+        inspected_frames: part.inspected,
+        counts: part.counts,
+        model_id: model_id.to_string(),
+    }
+    .to_structure()
 }
 
 /// One `GstVideoRegionOfInterestMeta` a detection, with the DL Streamer `detection`
@@ -172,23 +151,18 @@ pub(super) fn attach_roi_metas(
             b.width().round() as u32,
             b.height().round() as u32,
         );
-        let label = class_name(d.class_id);
-        let mut roi = gst_video::VideoRegionOfInterestMeta::add(buffer, &label, rect);
+        let params = DetectionParams {
+            label_id: d.class_id as u32,
+            label: class_name(d.class_id),
+            confidence: d.confidence as f64,
+            x_min: (b.x1 / width) as f64,
+            y_min: (b.y1 / height) as f64,
+            x_max: (b.x2 / width) as f64,
+            y_max: (b.y2 / height) as f64,
+            severity: Some(j.severity),
+            decision: Some(j.decision),
+        };
         // Ids 0..n-1 let bindings without meta iteration fetch every ROI by id.
-        roi.set_id(id as i32);
-        roi.add_param(
-            gst::Structure::builder("detection")
-                // Class ids are below 100,000 (decode::MAX_CLASS_ID): they fit a gint.
-                .field("label_id", d.class_id as i32)
-                .field("label", label)
-                .field("confidence", d.confidence as f64)
-                .field("x_min", (b.x1 / width) as f64)
-                .field("y_min", (b.y1 / height) as f64)
-                .field("x_max", (b.x2 / width) as f64)
-                .field("y_max", (b.y2 / height) as f64)
-                .field("severity", j.severity.as_str())
-                .field("decision", j.decision.as_str())
-                .build(),
-        );
+        params.attach(buffer, id as i32, rect);
     }
 }

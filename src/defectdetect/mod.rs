@@ -149,10 +149,5 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     OpenvinoDevice::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Precision::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    gst::Element::register(
-        Some(plugin),
-        "defectdetect",
-        gst::Rank::NONE,
-        DefectDetect::static_type(),
-    )
+    crate::element::register::<DefectDetect>(plugin, "defectdetect")
 }

@@ -398,9 +398,9 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .blurb("Frames the asynchronous worker had no time for (read-only)")
                 .read_only()
                 .build(),
-            glib::ParamSpecString::builder("model-info")
+            glib::ParamSpecBoxed::builder::<gst::Structure>(crate::meta::fields::MODEL_INFO)
                 .nick("Model information")
-                .blurb("What the loaded model expects and produces: input size, layout, classes, provider (read-only)")
+                .blurb("What the loaded model expects and produces, a structure model-info: model-id, input-name, channels, width, height, output-shape, output-layout, classes, provider (read-only; NULL before a model is loaded)")
                 .read_only()
                 .build(),
         ]

@@ -14,6 +14,7 @@
 //! - [`Slot::load`] (NULL to READY) and [`Slot::clear`] (READY to NULL) drop whatever was
 //!   pending, so that a build still under way cannot replace a freshly loaded model.
 
+use crate::element::lock;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -106,12 +107,6 @@ impl<M: SlotModel, R> Default for Slot<M, R> {
             }),
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What [`Slot::adopt`] did.

@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use gst::glib;
@@ -22,6 +22,7 @@ use super::loaded::{Identity, Loaded};
 use crate::analysis::Detection;
 use crate::analysis::decode::DecodeStats;
 use crate::analysis::letterbox::PixelFormat;
+use crate::element::lock;
 use crate::policy::PartKey;
 use crate::video::frame_view;
 
@@ -70,12 +71,6 @@ struct Results {
 struct Shared {
     results: Mutex<Results>,
     changed: Condvar,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A handle on the worker; cheap to clone, so that no lock is held while waiting on it.

@@ -1,24 +1,22 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The `defectmetaconvert` element: video buffers with metas in, NDJSON records out.
 
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::meta;
+use crate::element::MetaProblems;
+use crate::element::{self, lock};
+use crate::meta::{DetectionParams, PartVerdictMeta, VerdictMeta};
 use crate::records::{
     self, DetectionRecord, FrameRecord, Latency, ModelRef, PartRecord, SCHEMA_VERSION,
     SeverityCounts,
 };
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "defectmetaconvert",
-        gst::DebugColorFlags::empty(),
-        Some("Defect metas to NDJSON records"),
-    )
+    element::debug_category("defectmetaconvert", "Defect metas to NDJSON records")
 });
 
 const DEFAULT_SOURCE_ID: &str = "camera-0";
@@ -42,12 +40,7 @@ pub struct DefectMetaConvert {
     settings: Mutex<Settings>,
     /// Frame size of the negotiated video, for boxes in pixels.
     size: Mutex<(u32, u32)>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    problems: MetaProblems,
 }
 
 #[glib::object_subclass]
@@ -82,6 +75,7 @@ impl ObjectSubclass for DefectMetaConvert {
             srcpad,
             settings: Mutex::default(),
             size: Mutex::new((0, 0)),
+            problems: MetaProblems::default(),
         }
     }
 }
@@ -129,41 +123,9 @@ impl ObjectImpl for DefectMetaConvert {
 impl GstObjectImpl for DefectMetaConvert {}
 
 impl ElementImpl for DefectMetaConvert {
-    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
-                "Defect meta converter",
-                "Converter/Metadata",
-                "Turns defect detections and verdicts into NDJSON records, one per frame and one per part",
-                "gst-plugin-defect developers",
-            )
-        });
-        Some(&*ELEMENT_METADATA)
-    }
-
-    fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let video = gst::Caps::builder("video/x-raw").any_features().build();
-            let ndjson = gst::Caps::builder("application/x-ndjson").build();
-            vec![
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &video,
-                )
-                .expect("valid template"),
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &ndjson,
-                )
-                .expect("valid template"),
-            ]
-        });
-        PAD_TEMPLATES.as_ref()
-    }
+    element::describe!(element::pads(&element::any_video_caps(), Some(&element::ndjson_caps())) =>
+        "Defect meta converter", "Converter/Metadata",
+        "Turns defect detections and verdicts into NDJSON records, one per frame and one per part");
 }
 
 impl DefectMetaConvert {
@@ -178,9 +140,8 @@ impl DefectMetaConvert {
                 ))
             }
             gst::EventView::CustomDownstream(custom) => {
-                if let Some(part) = custom
-                    .structure()
-                    .filter(|s| s.name() == "defect-part-verdict")
+                if let Some(read) = custom.structure().and_then(PartVerdictMeta::from_structure)
+                    && let Some(part) = self.problems.check(&*self.obj(), *CAT, read)
                 {
                     let line = records::to_line(&self.part_record(part));
                     if self.push_line(line, None).is_err() {
@@ -218,80 +179,76 @@ impl DefectMetaConvert {
     fn frame_record(&self, buffer: &gst::BufferRef) -> FrameRecord {
         let source_id = lock(&self.settings).source_id.clone();
         let (width, height) = *lock(&self.size);
-        let verdict = gst::meta::CustomMeta::from_buffer(buffer, meta::VERDICT_META).ok();
-        let v = verdict.as_ref().map(|m| m.structure());
-        let text = |f: &str| v.and_then(|s| s.get::<String>(f).ok());
-        let count = |f: &str| v.and_then(|s| s.get::<u32>(f).ok()).unwrap_or(0);
-        let number = |f: &str| v.and_then(|s| s.get::<f64>(f).ok());
+        let v = VerdictMeta::from_buffer(buffer)
+            .and_then(|read| self.problems.check(&*self.obj(), *CAT, read));
         let detections = buffer
             .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-            .map(|roi| detection_record(&roi, width, height))
+            .filter_map(|roi| {
+                let params = match DetectionParams::of_roi(&roi) {
+                    None => None,
+                    Some(read) => Some(self.problems.check(&*self.obj(), *CAT, read)?),
+                };
+                Some(detection_record(&roi, params, width, height))
+            })
             .collect();
         let mut record = FrameRecord {
             schema_version: SCHEMA_VERSION,
             kind: "frame",
             utc: records::utc_now(),
             pts_ns: buffer.pts().map(|t| t.nseconds()),
-            frame: v.and_then(|s| s.get::<u64>("frame").ok()).unwrap_or(0),
+            frame: v.as_ref().map_or(0, |v| v.frame),
             source_id,
-            part_id: text("part-id"),
-            model: text("model-id").map(|id| ModelRef {
-                id,
-                name: text("model-name").unwrap_or_default(),
-                version: text("model-version").unwrap_or_default(),
-                sha256: text("model-sha256").unwrap_or_default(),
+            part_id: v.as_ref().and_then(|v| v.part_id.clone()),
+            model: v.as_ref().map(|v| ModelRef {
+                id: v.model.id.clone(),
+                name: v.model.name.clone(),
+                version: v.model.version.clone(),
+                sha256: v.model.sha256.clone(),
             }),
-            policy_sha256: text("policy-sha256"),
+            policy_sha256: v.as_ref().and_then(|v| v.policy_sha256.clone()),
             detections,
-            verdict: text("verdict"),
-            inspected: v.and_then(|s| s.get::<bool>("inspected").ok()),
-            carried: v
-                .and_then(|s| s.get::<bool>("carried").ok())
-                .unwrap_or(false),
-            source_frame: v.and_then(|s| s.get::<u64>("source-frame").ok()),
+            verdict: v.as_ref().map(|v| v.verdict.as_str().to_string()),
+            inspected: v.as_ref().map(|v| v.inspected),
+            carried: v.as_ref().is_some_and(|v| v.carried),
+            source_frame: v.as_ref().and_then(|v| v.source_frame),
             reasons: Vec::new(),
-            shadow: v
-                .and_then(|s| s.get::<bool>("shadow").ok())
-                .unwrap_or(false),
-            counts: SeverityCounts {
-                critical: count("critical"),
-                major: count("major"),
-                minor: count("minor"),
-                cosmetic: count("cosmetic"),
-            },
-            latency_ms: number("total-ms").map(|total| Latency {
-                inference: number("inference-ms").unwrap_or(0.0),
-                total,
+            shadow: v.as_ref().is_some_and(|v| v.shadow),
+            counts: counts(v.as_ref().map_or([0; 4], |v| v.counts)),
+            latency_ms: v.as_ref().map(|v| Latency {
+                inference: v.inference_ms,
+                total: v.total_ms,
             }),
-            capture_dropped: v.and_then(|s| s.get::<u64>("capture-dropped").ok()),
+            capture_dropped: v.as_ref().and_then(|v| v.capture_dropped),
         };
         record.derive_reasons();
         record
     }
 
-    fn part_record(&self, s: &gst::StructureRef) -> PartRecord {
-        let count = |f: &str| s.get::<u32>(f).unwrap_or(0);
-        let number = |f: &str| s.get::<u64>(f).unwrap_or(0);
+    fn part_record(&self, part: PartVerdictMeta) -> PartRecord {
         PartRecord {
             schema_version: SCHEMA_VERSION,
             kind: "part",
             utc: records::utc_now(),
             source_id: lock(&self.settings).source_id.clone(),
-            part_id: s.get::<String>("part-id").unwrap_or_default(),
-            verdict: s.get::<String>("verdict").unwrap_or_default(),
-            shadow: s.get::<bool>("shadow").unwrap_or(false),
-            first_frame: number("first-frame"),
-            last_frame: number("last-frame"),
-            frames: number("frames"),
-            inspected_frames: number("inspected-frames"),
-            counts: SeverityCounts {
-                critical: count("critical"),
-                major: count("major"),
-                minor: count("minor"),
-                cosmetic: count("cosmetic"),
-            },
-            model_id: s.get::<String>("model-id").unwrap_or_default(),
+            part_id: part.part_id,
+            verdict: part.verdict.as_str().to_string(),
+            shadow: part.shadow,
+            first_frame: part.first_frame,
+            last_frame: part.last_frame,
+            frames: part.frames,
+            inspected_frames: part.inspected_frames,
+            counts: counts(part.counts),
+            model_id: part.model_id,
         }
+    }
+}
+
+fn counts([critical, major, minor, cosmetic]: crate::policy::SeverityCounts) -> SeverityCounts {
+    SeverityCounts {
+        critical,
+        major,
+        minor,
+        cosmetic,
     }
 }
 
@@ -299,40 +256,36 @@ impl DefectMetaConvert {
 /// else the integer rectangle.
 fn detection_record(
     roi: &gst_video::VideoRegionOfInterestMeta,
+    params: Option<DetectionParams>,
     width: u32,
     height: u32,
 ) -> DetectionRecord {
-    let params = roi.param("detection");
     let (x, y, w, h) = roi.rect();
     let mut bbox = [x as f64, y as f64, (x + w) as f64, (y + h) as f64];
-    if let Some(p) = params
+    if let Some(p) = &params
         && width > 0
     {
-        let n = |f: &str| p.get::<f64>(f).ok();
-        if let (Some(x1), Some(y1), Some(x2), Some(y2)) =
-            (n("x_min"), n("y_min"), n("x_max"), n("y_max"))
-        {
-            bbox = [
-                x1 * width as f64,
-                y1 * height as f64,
-                x2 * width as f64,
-                y2 * height as f64,
-            ];
-        }
+        bbox = [
+            p.x_min * width as f64,
+            p.y_min * height as f64,
+            p.x_max * width as f64,
+            p.y_max * height as f64,
+        ];
     }
-    let text = |f: &str| params.and_then(|p| p.get::<String>(f).ok());
     DetectionRecord {
-        // defectdetect's class ids are below 100,000 (decode::MAX_CLASS_ID): they fit.
-        class_id: params
-            .and_then(|p| p.get::<i32>("label_id").ok())
-            .unwrap_or(0)
-            .max(0) as u32,
-        class_name: text("label").unwrap_or_else(|| roi.roi_type().to_string()),
-        severity: text("severity"),
-        decision: text("decision"),
-        confidence: params
-            .and_then(|p| p.get::<f64>("confidence").ok())
-            .unwrap_or(0.0),
+        class_id: params.as_ref().map_or(0, |p| p.label_id),
+        class_name: params
+            .as_ref()
+            .map_or_else(|| roi.roi_type().to_string(), |p| p.label.clone()),
+        severity: params
+            .as_ref()
+            .and_then(|p| p.severity)
+            .map(|s| s.as_str().to_string()),
+        decision: params
+            .as_ref()
+            .and_then(|p| p.decision)
+            .map(|d| d.as_str().to_string()),
+        confidence: params.as_ref().map_or(0.0, |p| p.confidence),
         area: (bbox[2] - bbox[0]).max(0.0) * (bbox[3] - bbox[1]).max(0.0),
         bbox,
     }

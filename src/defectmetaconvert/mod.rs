@@ -21,7 +21,6 @@
  * Since: plugins-defect-0.1.0
  */
 use gst::glib;
-use gst::prelude::*;
 
 mod imp;
 
@@ -30,10 +29,5 @@ glib::wrapper! {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    gst::Element::register(
-        Some(plugin),
-        "defectmetaconvert",
-        gst::Rank::NONE,
-        DefectMetaConvert::static_type(),
-    )
+    crate::element::register::<DefectMetaConvert>(plugin, "defectmetaconvert")
 }

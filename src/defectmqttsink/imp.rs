@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use gst::glib;
@@ -13,16 +13,12 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use crate::element::{self, lock};
 use crate::mqtt::publisher::DEFAULT_MAX_QUEUE_BYTES;
 use crate::mqtt::{Event, Publisher, PublisherConfig, QoS, Stats, TopicTemplate, tls};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "defectmqttsink",
-        gst::DebugColorFlags::empty(),
-        Some("Defect records to an MQTT broker"),
-    )
-});
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| element::debug_category("defectmqttsink", "Defect records to an MQTT broker"));
 
 const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: u32 = 1883;
@@ -123,12 +119,6 @@ struct Counts {
     unconfirmed: u64,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// The counters as the properties report them.
 fn counts(stats: &Stats, qos: QoS) -> Counts {
     Counts {
@@ -147,12 +137,7 @@ fn path_value(path: &Option<PathBuf>) -> glib::Value {
     path.as_ref().map(|p| p.display().to_string()).to_value()
 }
 
-#[glib::object_subclass]
-impl ObjectSubclass for DefectMqttSink {
-    const NAME: &'static str = "GstDefectMqttSink";
-    type Type = super::DefectMqttSink;
-    type ParentType = gst_base::BaseSink;
-}
+element::subclass!(DefectMqttSink, "GstDefectMqttSink", gst_base::BaseSink);
 
 impl ObjectImpl for DefectMqttSink {
     fn constructed(&self) {
@@ -391,36 +376,10 @@ impl ObjectImpl for DefectMqttSink {
     }
 }
 
-impl GstObjectImpl for DefectMqttSink {}
-
 impl ElementImpl for DefectMqttSink {
-    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
-                "Defect MQTT sink",
-                "Sink/Network",
-                "Publishes NDJSON verdict records to an MQTT broker, one message a record",
-                "gst-plugin-defect developers",
-            )
-        });
-        Some(&*ELEMENT_METADATA)
-    }
-
-    fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let ndjson = gst::Caps::builder("application/x-ndjson").build();
-            vec![
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &ndjson,
-                )
-                .expect("valid template"),
-            ]
-        });
-        PAD_TEMPLATES.as_ref()
-    }
+    element::describe!(element::pads(&element::ndjson_caps(), None) =>
+        "Defect MQTT sink", "Sink/Network",
+        "Publishes NDJSON verdict records to an MQTT broker, one message a record");
 }
 
 impl BaseSinkImpl for DefectMqttSink {

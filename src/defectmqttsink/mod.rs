@@ -84,7 +84,6 @@
  * Since: plugins-defect-0.1.0
  */
 use gst::glib;
-use gst::prelude::*;
 
 mod imp;
 
@@ -94,10 +93,5 @@ glib::wrapper! {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    gst::Element::register(
-        Some(plugin),
-        "defectmqttsink",
-        gst::Rank::NONE,
-        DefectMqttSink::static_type(),
-    )
+    crate::element::register::<DefectMqttSink>(plugin, "defectmqttsink")
 }

@@ -2,7 +2,7 @@
 //! The `defectoverlay` element: reads the ROI and verdict metas, draws with
 //! [`crate::draw::overlay`] into the frame in place.
 
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
@@ -11,16 +11,13 @@ use gst_base::subclass::prelude::*;
 
 use crate::draw::YuvEncoding;
 use crate::draw::overlay::{self, Annotation, Banner, Style};
-use crate::meta;
-use crate::policy::{Severity, Verdict};
-use crate::video::{FORMATS, canvas, yuv_encoding};
+use crate::element::MetaProblems;
+use crate::element::{self, lock};
+use crate::meta::{DetectionParams, VerdictMeta};
+use crate::video::{canvas, yuv_encoding};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "defectoverlay",
-        gst::DebugColorFlags::empty(),
-        Some("Draws defect detections and verdicts"),
-    )
+    element::debug_category("defectoverlay", "Draws defect detections and verdicts")
 });
 
 #[derive(Debug, Clone)]
@@ -57,20 +54,10 @@ struct Negotiated {
 pub struct DefectOverlay {
     settings: Mutex<Settings>,
     negotiated: Mutex<Option<Negotiated>>,
+    problems: MetaProblems,
 }
 
-#[glib::object_subclass]
-impl ObjectSubclass for DefectOverlay {
-    const NAME: &'static str = "GstDefectOverlay";
-    type Type = super::DefectOverlay;
-    type ParentType = gst_base::BaseTransform;
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+element::subclass!(DefectOverlay, "GstDefectOverlay", gst_base::BaseTransform);
 
 impl ObjectImpl for DefectOverlay {
     fn properties() -> &'static [glib::ParamSpec] {
@@ -134,52 +121,14 @@ impl ObjectImpl for DefectOverlay {
     }
 }
 
-impl GstObjectImpl for DefectOverlay {}
-
 impl ElementImpl for DefectOverlay {
-    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
-                "Defect overlay",
-                "Filter/Effect/Video",
-                "Draws defect boxes coloured by severity, labels and the PASS/FAIL/REVIEW banner in place",
-                "gst-plugin-defect developers",
-            )
-        });
-        Some(&*ELEMENT_METADATA)
-    }
-
-    fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(FORMATS.iter().copied())
-                .build();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
-            ]
-        });
-        PAD_TEMPLATES.as_ref()
-    }
+    element::describe!(element::video_filter_pads() =>
+        "Defect overlay", "Filter/Effect/Video",
+        "Draws defect boxes coloured by severity, labels and the PASS/FAIL/REVIEW banner in place");
 }
 
 impl BaseTransformImpl for DefectOverlay {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
-    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
-    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+    element::in_place_transform!();
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(incaps)
@@ -203,11 +152,11 @@ impl BaseTransformImpl for DefectOverlay {
             .clone()
             .ok_or(gst::FlowError::NotNegotiated)?;
         let annotations = if settings.show_boxes {
-            annotations(buffer, settings.show_ignored)
+            self.annotations(buffer, settings.show_ignored)
         } else {
             Vec::new()
         };
-        let banner = settings.show_banner.then(|| banner(buffer)).flatten();
+        let banner = settings.show_banner.then(|| self.banner(buffer)).flatten();
         if annotations.is_empty() && banner.is_none() {
             return Ok(gst::FlowSuccess::Ok);
         }
@@ -257,42 +206,43 @@ impl BaseTransformImpl for DefectOverlay {
     }
 }
 
-/// The boxes to draw, from the ROI metas `defectdetect` attached.
-fn annotations(buffer: &gst::BufferRef, show_ignored: bool) -> Vec<Annotation> {
-    buffer
-        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-        .filter_map(|roi| {
-            let (x, y, w, h) = roi.rect();
-            let params = roi.param("detection");
-            let text = |field: &str| params.and_then(|p| p.get::<String>(field).ok());
-            let decision = text("decision");
-            let counted = !matches!(
-                decision.as_deref(),
-                Some("outside-region" | "masked" | "too-small")
-            );
-            (counted || show_ignored).then(|| Annotation {
-                rect: [x as f32, y as f32, (x + w) as f32, (y + h) as f32],
-                label: text("label").unwrap_or_else(|| roi.roi_type().to_string()),
-                confidence: params
-                    .and_then(|p| p.get::<f64>("confidence").ok())
-                    .unwrap_or(0.0) as f32,
-                severity: text("severity").and_then(|s| Severity::parse(&s)),
-                counted,
+impl DefectOverlay {
+    /// The boxes to draw, from the ROI metas `defectdetect` attached (and other elements'
+    /// ROIs, labelled with their type).
+    fn annotations(&self, buffer: &gst::BufferRef, show_ignored: bool) -> Vec<Annotation> {
+        buffer
+            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .filter_map(|roi| {
+                let (x, y, w, h) = roi.rect();
+                let params = match DetectionParams::of_roi(&roi) {
+                    None => None,
+                    Some(read) => Some(self.problems.check(&*self.obj(), *CAT, read)?),
+                };
+                let counted = params.as_ref().is_none_or(DetectionParams::counted);
+                (counted || show_ignored).then(|| Annotation {
+                    rect: [x as f32, y as f32, (x + w) as f32, (y + h) as f32],
+                    label: params
+                        .as_ref()
+                        .map_or_else(|| roi.roi_type().to_string(), |p| p.label.clone()),
+                    confidence: params.as_ref().map_or(0.0, |p| p.confidence) as f32,
+                    severity: params.as_ref().and_then(|p| p.severity),
+                    counted,
+                })
             })
-        })
-        .collect()
-}
+            .collect()
+    }
 
-/// The banner, from the `DefectVerdictMeta` `defectdetect` attached.
-fn banner(buffer: &gst::BufferRef) -> Option<Banner> {
-    let verdict_meta = gst::meta::CustomMeta::from_buffer(buffer, meta::VERDICT_META).ok()?;
-    let s = verdict_meta.structure();
-    // A verdict this overlay does not know is never drawn as PASS.
-    let verdict = Verdict::parse(s.get::<&str>("verdict").ok()?).unwrap_or(Verdict::Unknown);
-    Some(Banner {
-        verdict,
-        shadow: s.get::<bool>("shadow").unwrap_or(false),
-        part_id: s.get::<String>("part-id").ok(),
-        frame: s.get::<u64>("frame").unwrap_or(0),
-    })
+    /// The banner, from the `DefectVerdictMeta` `defectdetect` attached; a malformed one is
+    /// reported and not drawn (never drawn as PASS).
+    fn banner(&self, buffer: &gst::BufferRef) -> Option<Banner> {
+        let meta = self
+            .problems
+            .check(&*self.obj(), *CAT, VerdictMeta::from_buffer(buffer)?)?;
+        Some(Banner {
+            verdict: meta.verdict,
+            shadow: meta.shadow,
+            part_id: meta.part_id,
+            frame: meta.frame,
+        })
+    }
 }

@@ -24,7 +24,6 @@
  * Since: plugins-defect-0.1.0
  */
 use gst::glib;
-use gst::prelude::*;
 
 mod imp;
 
@@ -34,10 +33,5 @@ glib::wrapper! {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    gst::Element::register(
-        Some(plugin),
-        "defectoverlay",
-        gst::Rank::NONE,
-        DefectOverlay::static_type(),
-    )
+    crate::element::register::<DefectOverlay>(plugin, "defectoverlay")
 }

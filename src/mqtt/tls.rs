@@ -10,11 +10,13 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
+
+use crate::element::lock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -137,12 +139,6 @@ struct Shared {
     conn: Mutex<ClientConnection>,
     /// The socket for writing; taken before `conn` by whoever writes.
     socket: Mutex<TcpStream>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The TLS records the connection has to send (data, alerts, key updates).

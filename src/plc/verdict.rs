@@ -1,17 +1,17 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! What the PLC elements read of `defectdetect`'s output, and the only place that reads it:
 //! a frame's `DefectVerdictMeta` ([`frame_verdict`]) and a finished part's
-//! `defect-part-verdict` event ([`part_verdict`]). When the meta contract moves into typed
-//! structs in [`crate::meta`], these two functions are all that change.
+//! `defect-part-verdict` event ([`part_verdict`]), both through the contract's types in
+//! [`crate::meta`].
 
-use crate::meta;
+use crate::meta::{MetaError, PartVerdictMeta, VerdictMeta};
 
 /// A verdict as the policy gives it: PASS, UNKNOWN (the model has not judged the frame, or
 /// some frames of the part; never a PASS), REVIEW or FAIL.
 pub use crate::policy::Verdict;
 
 /// Detections of a frame or a part counted by severity: critical, major, minor, cosmetic.
-pub type SeverityCounts = [u32; 4];
+pub use crate::policy::SeverityCounts;
 
 /// What a frame's `DefectVerdictMeta` says.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,97 +41,107 @@ pub struct PartVerdict {
     pub model_id: String,
 }
 
-/// Name of the custom downstream event `defectdetect` sends ahead of the frame that follows a
-/// finished part.
-pub const PART_VERDICT_EVENT: &str = "defect-part-verdict";
-
-fn counts(s: &gst::StructureRef) -> SeverityCounts {
-    ["critical", "major", "minor", "cosmetic"].map(|f| s.get::<u32>(f).unwrap_or(0))
+/// The verdict of a frame: None when it has no `DefectVerdictMeta`, an error naming the field
+/// when the meta is malformed or holds a verdict this code does not know (never read as
+/// PASS: the elements warn about such frames).
+pub fn frame_verdict(buffer: &gst::BufferRef) -> Option<Result<FrameVerdict, MetaError>> {
+    Some(VerdictMeta::from_buffer(buffer)?.map(|v| FrameVerdict {
+        verdict: v.verdict,
+        shadow: v.shadow,
+        part_id: v.part_id,
+        frame: v.frame,
+        counts: v.counts,
+        model_id: v.model.id,
+        model_version: v.model.version,
+        defects: v.reasons.into_iter().map(|r| r.label).collect(),
+    }))
 }
 
-/// The verdict of a frame, `None` when it has no `DefectVerdictMeta` or a verdict this code
-/// does not know (never read as PASS: the elements warn about such frames).
-pub fn frame_verdict(buffer: &gst::BufferRef) -> Option<FrameVerdict> {
-    let custom = gst::meta::CustomMeta::from_buffer(buffer, meta::VERDICT_META).ok()?;
-    let s = custom.structure();
-    let text = |f: &str| s.get::<String>(f).ok();
-    let defects = s
-        .get::<gst::ArrayRef>("reasons")
-        .map(|reasons| {
-            reasons
-                .iter()
-                .filter_map(|r| r.get::<gst::Structure>().ok())
-                .filter_map(|r| r.get::<String>("label").ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    Some(FrameVerdict {
-        verdict: Verdict::parse(&text("verdict")?)?,
-        shadow: s.get::<bool>("shadow").unwrap_or(false),
-        part_id: meta::part_id_of(s),
-        frame: s.get::<u64>("frame").unwrap_or(0),
-        counts: counts(s),
-        model_id: text("model-id").unwrap_or_default(),
-        model_version: text("model-version").unwrap_or_default(),
-        defects,
-    })
+/// The verdict of a finished part, from a custom downstream event's structure; None for any
+/// other structure, an error naming the field when it is malformed.
+pub fn part_verdict(s: &gst::StructureRef) -> Option<Result<PartVerdict, MetaError>> {
+    Some(PartVerdictMeta::from_structure(s)?.map(|p| PartVerdict {
+        part_id: p.part_id,
+        verdict: p.verdict,
+        shadow: p.shadow,
+        first_frame: p.first_frame,
+        last_frame: p.last_frame,
+        counts: p.counts,
+        model_id: p.model_id,
+    }))
 }
 
-/// The verdict of a finished part, from a custom downstream event's structure; `None` for
-/// any other structure.
-pub fn part_verdict(s: &gst::StructureRef) -> Option<PartVerdict> {
-    if s.name() != PART_VERDICT_EVENT {
-        return None;
+/// [`part_verdict`], a malformed one posted as a warning naming the field (parts are few:
+/// each is reported).
+pub fn part_verdict_or_warn(
+    element: &impl gst::prelude::IsA<gst::Element>,
+    s: &gst::StructureRef,
+) -> Option<PartVerdict> {
+    match part_verdict(s)? {
+        Ok(part) => Some(part),
+        Err(e) => {
+            gst::element_warning!(
+                element,
+                gst::StreamError::Format,
+                ("Malformed defect metadata: {}", e)
+            );
+            None
+        }
     }
-    Some(PartVerdict {
-        part_id: meta::part_id_of(s)?,
-        verdict: Verdict::parse(&s.get::<String>("verdict").ok()?)?,
-        shadow: s.get::<bool>("shadow").unwrap_or(false),
-        first_frame: s.get::<u64>("first-frame").unwrap_or(0),
-        last_frame: s.get::<u64>("last-frame").unwrap_or(0),
-        counts: counts(s),
-        model_id: s.get::<String>("model-id").unwrap_or_default(),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meta::{Decision, ModelRef, Reason, Severity, fields};
 
     fn init() {
         gst::init().unwrap();
-        meta::register();
+        crate::meta::register();
+    }
+
+    fn reason(label: &str) -> Reason {
+        Reason {
+            label_id: 0,
+            label: label.into(),
+            confidence: 0.9,
+            x_min: 0.0,
+            y_min: 0.0,
+            x_max: 1.0,
+            y_max: 1.0,
+            severity: Severity::Critical,
+            decision: Decision::Fail,
+        }
     }
 
     #[test]
     fn reads_the_frame_meta() {
         init();
         let mut buffer = gst::Buffer::with_size(4).unwrap();
-        {
-            let buffer = buffer.get_mut().unwrap();
-            let mut custom = gst::meta::CustomMeta::add(buffer, meta::VERDICT_META).unwrap();
-            let s = custom.mut_structure();
-            s.set("verdict", "FAIL");
-            s.set("shadow", true);
-            s.set("part-id", "7");
-            s.set("frame", 42u64);
-            s.set("critical", 1u32);
-            s.set("major", 2u32);
-            s.set("model-id", "m:1.0:abc");
-            s.set("model-version", "1.0");
-            s.set(
-                "reasons",
-                gst::Array::new([
-                    gst::Structure::builder("reason")
-                        .field("label", "scratches")
-                        .build(),
-                    gst::Structure::builder("reason")
-                        .field("label", "inclusion")
-                        .build(),
-                ]),
-            );
+        VerdictMeta {
+            verdict: Verdict::Fail,
+            shadow: true,
+            part_id: Some("7".into()),
+            frame: 42,
+            inspected: true,
+            carried: false,
+            skipped_frames: 0,
+            source_frame: None,
+            counts: [1, 2, 0, 0],
+            model: ModelRef {
+                id: "m:1.0:abc".into(),
+                name: "m".into(),
+                version: "1.0".into(),
+                sha256: "abc".into(),
+            },
+            policy_sha256: None,
+            inference_ms: 1.0,
+            total_ms: 2.0,
+            reasons: vec![reason("scratches"), reason("inclusion")],
+            capture_dropped: None,
         }
-        let v = frame_verdict(&buffer).unwrap();
+        .attach(buffer.get_mut().unwrap());
+        let v = frame_verdict(&buffer).unwrap().unwrap();
         assert_eq!(v.verdict, Verdict::Fail);
         assert!(v.shadow);
         assert_eq!(v.part_id.as_deref(), Some("7"));
@@ -140,30 +150,41 @@ mod tests {
         assert_eq!(v.model_version, "1.0");
         assert_eq!(v.defects, ["scratches", "inclusion"]);
         assert_eq!(frame_verdict(&gst::Buffer::new()), None);
+        // A meta another writer left without its fields is an error naming one.
+        let mut partial = gst::Buffer::new();
+        let mut custom =
+            gst::meta::CustomMeta::add(partial.get_mut().unwrap(), fields::VERDICT_META).unwrap();
+        custom.mut_structure().set(fields::VERDICT, "FAIL");
+        let error = frame_verdict(&partial).unwrap().unwrap_err();
+        assert_eq!(error.field, fields::SHADOW);
     }
 
     #[test]
     fn reads_the_part_event() {
         init();
-        let s = gst::Structure::builder(PART_VERDICT_EVENT)
-            .field("part-id", "3")
-            .field("verdict", "REVIEW")
-            .field("shadow", false)
-            .field("first-frame", 10u64)
-            .field("last-frame", 20u64)
-            .field("minor", 4u32)
-            .build();
-        let unknown = gst::Structure::builder(PART_VERDICT_EVENT)
-            .field("part-id", "4")
-            .field("verdict", "UNKNOWN")
-            .build();
-        assert_eq!(part_verdict(&unknown).unwrap().verdict, Verdict::Unknown);
-        let p = part_verdict(&s).unwrap();
+        let part = PartVerdictMeta {
+            part_id: "3".into(),
+            verdict: Verdict::Review,
+            shadow: false,
+            first_frame: 10,
+            last_frame: 20,
+            frames: 11,
+            inspected_frames: 11,
+            counts: [0, 0, 4, 0],
+            model_id: "m".into(),
+        };
+        let p = part_verdict(&part.to_structure()).unwrap().unwrap();
         assert_eq!(
             (p.part_id.as_str(), p.verdict, p.last_frame, p.counts),
             ("3", Verdict::Review, 20, [0, 0, 4, 0])
         );
-        let other = gst::Structure::builder("defect-part").build();
+        let mut unknown = part.to_structure();
+        unknown.set(fields::VERDICT, "MAYBE");
+        assert_eq!(
+            part_verdict(&unknown).unwrap().unwrap_err().field,
+            fields::VERDICT
+        );
+        let other = gst::Structure::builder(fields::PART_EVENT).build();
         assert_eq!(part_verdict(&other), None);
     }
 }

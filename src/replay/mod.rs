@@ -2,6 +2,10 @@
 //! Replaying recorded video or image folders through the real elements (`defectdetect` with
 //! its model and policy, in a GStreamer pipeline) and collecting each frame's detections and
 //! verdict, for `defect-replay` and the tests.
+//!
+//! A replay is opened first ([`Session::open`]: the pipeline is built from element factories
+//! and brought to READY, which loads the model and the policy, so that their errors and the
+//! model's classes are known before any frame is decoded), then run ([`Session::run`]).
 
 pub mod plots;
 pub mod report;
@@ -12,6 +16,7 @@ use std::path::{Path, PathBuf};
 use gst::prelude::*;
 
 use crate::analysis::BBox;
+use crate::meta::{Decision, DetectionParams, MetaError, ModelInfoMeta, Verdict, VerdictMeta};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ReplayError {
@@ -19,6 +24,8 @@ pub enum ReplayError {
     Input { path: PathBuf, reason: String },
     #[error("pipeline error: {0}")]
     Pipeline(String),
+    #[error("defectdetect's metadata: {0}")]
+    Meta(#[from] MetaError),
 }
 
 /// What to replay.
@@ -47,19 +54,20 @@ pub struct FrameDetection {
     pub label: String,
     pub confidence: f32,
     pub bbox: BBox,
-    pub decision: String,
+    /// The policy's decision (None for ROIs of other elements).
+    pub decision: Option<Decision>,
 }
 
 /// One replayed frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrameResult {
     pub index: u64,
-    /// File stem, for image folders.
-    pub stem: Option<String>,
+    /// The image's file name (with its extension), for image folders.
+    pub file_name: Option<String>,
     pub width: u32,
     pub height: u32,
     pub detections: Vec<FrameDetection>,
-    pub verdict: String,
+    pub verdict: Verdict,
     pub inference_ms: f64,
     pub total_ms: f64,
 }
@@ -73,8 +81,25 @@ pub struct Replay {
     pub wall_seconds: f64,
 }
 
-/// Images of a folder, sorted by name.
-pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>, ReplayError> {
+/// The kind of images a folder holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    Png,
+    Jpeg,
+}
+
+impl ImageKind {
+    fn of(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "png" => Some(Self::Png),
+            "jpg" | "jpeg" => Some(Self::Jpeg),
+            _ => None,
+        }
+    }
+}
+
+/// Images of a folder, sorted by name, all of one kind.
+pub fn image_files(dir: &Path) -> Result<(Vec<PathBuf>, ImageKind), ReplayError> {
     let error = |reason: String| ReplayError::Input {
         path: dir.to_path_buf(),
         reason,
@@ -82,175 +107,325 @@ pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>, ReplayError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| error(e.to_string()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|x| x.to_str())
-                .is_some_and(|x| matches!(x.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
-        })
+        .filter(|p| p.is_file() && ImageKind::of(p).is_some())
         .collect();
     files.sort();
-    if files.is_empty() {
-        return Err(error("no .png or .jpg images".into()));
-    }
-    Ok(files)
-}
-
-fn detect_properties(options: &ReplayOptions) -> String {
-    let mut properties = format!("model=\"{}\"", options.model.display());
-    if let Some(p) = &options.policy {
-        properties += &format!(" policy=\"{}\"", p.display());
-    }
-    if let Some(l) = &options.labels {
-        properties += &format!(" labels=\"{}\"", l.display());
-    }
-    if let Some(c) = options.conf_threshold {
-        properties += &format!(" conf-threshold={c}");
-    }
-    properties
-        + &format!(
-            " threads={} frames-per-part={}",
-            options.threads, options.frames_per_part
-        )
-}
-
-/// Replays `source` through `defectdetect`; `progress(done, total)` is called after each frame
-/// (total 0 when unknown). The plugin must be registered (statically or on the plugin path).
-pub fn replay(
-    source: &Source,
-    options: &ReplayOptions,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<Replay, ReplayError> {
-    let detect = format!("defectdetect name=detect {}", detect_properties(options));
-    let tail = format!("videoconvert ! {detect} ! appsink name=sink sync=false max-buffers=8");
-    let (description, images) = match source {
-        Source::Video(path) => {
-            if !path.is_file() {
-                return Err(ReplayError::Input {
-                    path: path.clone(),
-                    reason: "no such file".into(),
-                });
-            }
-            (
-                format!(
-                    "filesrc location=\"{}\" ! decodebin ! {tail}",
-                    path.display()
-                ),
-                Vec::new(),
-            )
-        }
-        Source::Images(dir) => {
-            let files = image_files(dir)?;
-            let png = files[0]
-                .extension()
-                .is_some_and(|x| x.eq_ignore_ascii_case("png"));
-            let (caps, decoder) = if png {
-                ("image/png", "pngdec")
-            } else {
-                ("image/jpeg", "jpegdec")
-            };
-            (
-                format!("appsrc name=src caps={caps} format=time ! {decoder} ! {tail}"),
-                files,
-            )
-        }
+    let Some(kind) = files.first().and_then(|f| ImageKind::of(f)) else {
+        return Err(error("no .png, .jpg or .jpeg images".into()));
     };
-    let pipeline = gst::parse::launch(&description)
-        .map_err(|e| ReplayError::Pipeline(e.to_string()))?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| ReplayError::Pipeline("not a pipeline".into()))?;
-    let result = run_pipeline(&pipeline, &images, &mut progress);
-    let _ = pipeline.set_state(gst::State::Null);
-    result
+    if let Some(other) = files.iter().find(|f| ImageKind::of(f) != Some(kind)) {
+        return Err(error(format!(
+            "holds both PNG and JPEG images ({} and {}); replay one kind at a time",
+            files[0].display(),
+            other.display()
+        )));
+    }
+    Ok((files, kind))
 }
 
-fn run_pipeline(
-    pipeline: &gst::Pipeline,
-    images: &[PathBuf],
-    progress: &mut impl FnMut(u64, u64),
-) -> Result<Replay, ReplayError> {
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or_else(|| ReplayError::Pipeline("no appsink".into()))?;
-    let started = std::time::Instant::now();
-    if let Err(e) = pipeline.set_state(gst::State::Playing) {
-        return Err(ReplayError::Pipeline(
-            bus_error(pipeline).unwrap_or_else(|| e.to_string()),
-        ));
+/// Width and height of a PNG or JPEG file, read from its header (no decoding).
+pub fn image_size(path: &Path) -> Result<(u32, u32), String> {
+    let data = std::fs::read(path).map_err(|e| e.to_string())?;
+    if data.len() >= 24 && data.starts_with(b"\x89PNG\r\n\x1a\n") {
+        let be =
+            |at: usize| u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+        return Ok((be(16), be(20)));
     }
-    if let Some(src) = pipeline
-        .by_name("src")
-        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-    {
-        feed_images(src, images.to_vec());
+    if !data.starts_with(&[0xFF, 0xD8]) {
+        return Err("not a PNG or JPEG image".into());
     }
-    let detect = pipeline
-        .by_name("detect")
-        .ok_or_else(|| ReplayError::Pipeline("no defectdetect".into()))?;
-    let info: String = detect
-        .property::<Option<String>>("model-info")
-        .unwrap_or_default();
-    let model_id = info.split(':').take(3).collect::<Vec<_>>().join(":");
-    let class_names = class_names_of(&info);
-    let total = images.len() as u64;
-    let mut frames = Vec::new();
-    let mut stalled = 0;
-    loop {
-        match sink.try_pull_sample(gst::ClockTime::from_mseconds(500)) {
-            Some(sample) => {
-                stalled = 0;
-                let index = frames.len() as u64;
-                let stem = images
-                    .get(index as usize)
-                    .and_then(|p| p.file_stem())
-                    .map(|s| s.to_string_lossy().into_owned());
-                frames.push(frame_result(&sample, index, stem));
-                progress(frames.len() as u64, total);
-            }
-            None if sink.is_eos() => break,
-            None => {
-                // An error stops the flow: report it at once rather than after the stall limit.
-                if let Some(error) = bus_error(pipeline) {
-                    return Err(ReplayError::Pipeline(error));
-                }
-                stalled += 1;
-                if stalled >= 120 {
-                    return Err(ReplayError::Pipeline("no frame for 60 s".into()));
-                }
-            }
+    let mut i = 2;
+    while i + 9 < data.len() {
+        if data[i] != 0xFF {
+            i += 1;
+            continue;
         }
+        let marker = data[i + 1];
+        if marker == 0xFF || marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
+            i += if marker == 0xFF { 1 } else { 2 };
+            continue;
+        }
+        let length = u16::from_be_bytes([data[i + 2], data[i + 3]]) as usize;
+        // Start of frame markers (not DHT C4, JPG C8, DAC CC).
+        if matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+            let height = u16::from_be_bytes([data[i + 5], data[i + 6]]) as u32;
+            let width = u16::from_be_bytes([data[i + 7], data[i + 8]]) as u32;
+            return Ok((width, height));
+        }
+        i += 2 + length;
     }
-    if let Some(error) = bus_error(pipeline) {
-        return Err(ReplayError::Pipeline(error));
-    }
-    Ok(Replay {
-        frames,
-        class_names,
-        model_id,
-        wall_seconds: started.elapsed().as_secs_f64(),
+    Err("no JPEG frame header".into())
+}
+
+/// A replay opened: the pipeline built and at READY, the model loaded.
+pub struct Session {
+    pipeline: gst::Pipeline,
+    sink: gst_app::AppSink,
+    src: Option<gst_app::AppSrc>,
+    images: Vec<PathBuf>,
+    class_names: Vec<String>,
+    model_id: String,
+}
+
+fn make(factory: &str) -> Result<gst::Element, ReplayError> {
+    gst::ElementFactory::make(factory).build().map_err(|_| {
+        ReplayError::Pipeline(format!("no element {factory} (is its plugin installed?)"))
     })
 }
 
-/// The class list `model-info` prints (`classes ["a", "b"]`).
-fn class_names_of(info: &str) -> Vec<String> {
-    let Some(start) = info.find("classes [") else {
-        return Vec::new();
-    };
-    let rest = &info[start + "classes [".len()..];
-    let end = rest.find("], provider").unwrap_or(rest.len());
-    rest[..end]
-        .split("\", \"")
-        .map(|s| s.trim_matches('"').to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
+/// A path as the element properties take it.
+fn path_text(path: &Path) -> Result<&str, ReplayError> {
+    path.to_str().ok_or_else(|| ReplayError::Input {
+        path: path.to_path_buf(),
+        reason: "the path is not valid UTF-8".into(),
+    })
 }
 
-/// Pushes each image file as one buffer from a thread, then end of stream.
+impl Session {
+    /// Builds the pipeline for `source` with `defectdetect` set up from `options`, and brings
+    /// it to READY: the model and policy load, their errors are returned here. Nothing is
+    /// decoded yet. The plugin must be registered (statically or on the plugin path).
+    pub fn open(source: &Source, options: &ReplayOptions) -> Result<Self, ReplayError> {
+        let pipeline = gst::Pipeline::new();
+        let convert = make("videoconvert")?;
+        let detect = make("defectdetect")?;
+        detect.set_property("model", path_text(&options.model)?);
+        if let Some(policy) = &options.policy {
+            detect.set_property("policy", path_text(policy)?);
+        }
+        if let Some(labels) = &options.labels {
+            detect.set_property("labels", path_text(labels)?);
+        }
+        if let Some(conf) = options.conf_threshold {
+            if !(0.0..=1.0).contains(&conf) {
+                return Err(ReplayError::Pipeline(format!(
+                    "confidence threshold {conf} is not in [0, 1]"
+                )));
+            }
+            detect.set_property("conf-threshold", conf);
+        }
+        detect.set_property("threads", options.threads.min(1024));
+        detect.set_property("frames-per-part", options.frames_per_part);
+        let sink = gst_app::AppSink::builder()
+            .sync(false)
+            .max_buffers(8)
+            .build();
+        pipeline
+            .add_many([&convert, &detect, sink.upcast_ref()])
+            .map_err(|e| ReplayError::Pipeline(e.to_string()))?;
+        gst::Element::link_many([&convert, &detect, sink.upcast_ref()])
+            .map_err(|e| ReplayError::Pipeline(e.to_string()))?;
+        let (src, images) = match source {
+            Source::Video(path) => {
+                if !path.is_file() {
+                    return Err(ReplayError::Input {
+                        path: path.clone(),
+                        reason: "no such file".into(),
+                    });
+                }
+                let file = make("filesrc")?;
+                file.set_property("location", path_text(path)?);
+                let decode = make("decodebin")?;
+                pipeline
+                    .add_many([&file, &decode])
+                    .map_err(|e| ReplayError::Pipeline(e.to_string()))?;
+                file.link(&decode)
+                    .map_err(|e| ReplayError::Pipeline(e.to_string()))?;
+                let convert = convert.downgrade();
+                decode.connect_pad_added(move |_, pad| {
+                    let is_video = pad
+                        .current_caps()
+                        .or_else(|| Some(pad.query_caps(None)))
+                        .and_then(|caps| caps.structure(0).map(|s| s.name().starts_with("video/")))
+                        .unwrap_or(false);
+                    let Some(convert) = convert.upgrade() else {
+                        return;
+                    };
+                    let Some(sink) = convert.static_pad("sink") else {
+                        return;
+                    };
+                    if is_video && !sink.is_linked() {
+                        // A failure shows as not-linked on the bus.
+                        let _ = pad.link(&sink);
+                    }
+                });
+                (None, Vec::new())
+            }
+            Source::Images(dir) => {
+                let (files, kind) = image_files(dir)?;
+                let (caps, decoder) = match kind {
+                    ImageKind::Png => ("image/png", make("pngdec")?),
+                    ImageKind::Jpeg => {
+                        let decoder = make("jpegdec")?;
+                        // libjpeg's accurate IDCT, which OpenCV and PIL use.
+                        decoder.set_property_from_str("idct-method", "islow");
+                        ("image/jpeg", decoder)
+                    }
+                };
+                let src = gst_app::AppSrc::builder()
+                    .caps(&gst::Caps::builder(caps).build())
+                    .format(gst::Format::Time)
+                    .build();
+                pipeline
+                    .add_many([src.upcast_ref(), &decoder])
+                    .map_err(|e| ReplayError::Pipeline(e.to_string()))?;
+                gst::Element::link_many([src.upcast_ref(), &decoder, &convert])
+                    .map_err(|e| ReplayError::Pipeline(e.to_string()))?;
+                (Some(src), files)
+            }
+        };
+        if let Err(e) = pipeline.set_state(gst::State::Ready) {
+            let message = bus_error(&pipeline).unwrap_or_else(|| e.to_string());
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err(ReplayError::Pipeline(message));
+        }
+        let info = match ModelInfoMeta::of(&detect) {
+            Some(Ok(info)) => info,
+            Some(Err(e)) => {
+                let _ = pipeline.set_state(gst::State::Null);
+                return Err(e.into());
+            }
+            None => {
+                let _ = pipeline.set_state(gst::State::Null);
+                return Err(ReplayError::Pipeline("defectdetect loaded no model".into()));
+            }
+        };
+        Ok(Self {
+            model_id: info.model_id,
+            class_names: info.classes,
+            pipeline,
+            sink,
+            src,
+            images,
+        })
+    }
+
+    /// The model's class names, in class-id order.
+    pub fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    /// The image files replayed, in order (empty for a video).
+    pub fn images(&self) -> &[PathBuf] {
+        &self.images
+    }
+
+    /// Replays every frame; `progress(done, total)` is called after each (total 0 while
+    /// unknown: for a video it is estimated from its duration and frame rate once the first
+    /// frame is out).
+    pub fn run(self, mut progress: impl FnMut(u64, u64)) -> Result<Replay, ReplayError> {
+        let result = self.run_pipeline(&mut progress);
+        let _ = self.pipeline.set_state(gst::State::Null);
+        result
+    }
+
+    fn run_pipeline(&self, progress: &mut impl FnMut(u64, u64)) -> Result<Replay, ReplayError> {
+        let started = std::time::Instant::now();
+        if let Err(e) = self.pipeline.set_state(gst::State::Playing) {
+            return Err(ReplayError::Pipeline(
+                bus_error(&self.pipeline).unwrap_or_else(|| e.to_string()),
+            ));
+        }
+        if let Some(src) = &self.src {
+            feed_images(src.clone(), self.images.clone());
+        }
+        let mut total = self.images.len() as u64;
+        let mut frames = Vec::new();
+        let mut stalled = 0;
+        loop {
+            match self
+                .sink
+                .try_pull_sample(gst::ClockTime::from_mseconds(500))
+            {
+                Some(sample) => {
+                    stalled = 0;
+                    let index = frames.len() as u64;
+                    if total == 0 {
+                        total = self.estimated_frames(&sample);
+                    }
+                    let file_name = self
+                        .images
+                        .get(index as usize)
+                        .map(|p| truth::file_name_of(p));
+                    frames.push(frame_result(&sample, index, file_name)?);
+                    progress(frames.len() as u64, total.max(frames.len() as u64));
+                }
+                None if self.sink.is_eos() => break,
+                None => {
+                    // An error stops the flow: report it at once rather than after the stall limit.
+                    if let Some(error) = bus_error(&self.pipeline) {
+                        return Err(ReplayError::Pipeline(error));
+                    }
+                    stalled += 1;
+                    if stalled >= 120 {
+                        return Err(ReplayError::Pipeline("no frame for 60 s".into()));
+                    }
+                }
+            }
+        }
+        if let Some(error) = bus_error(&self.pipeline) {
+            return Err(ReplayError::Pipeline(error));
+        }
+        if frames.is_empty() {
+            return Err(ReplayError::Pipeline("no video frame was decoded".into()));
+        }
+        if !self.images.is_empty() && frames.len() != self.images.len() {
+            return Err(ReplayError::Pipeline(format!(
+                "{} images went in but {} frames came out",
+                self.images.len(),
+                frames.len()
+            )));
+        }
+        Ok(Replay {
+            frames,
+            class_names: self.class_names.clone(),
+            model_id: self.model_id.clone(),
+            wall_seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Frames of a video: its duration times its frame rate, 0 when either is unknown.
+    fn estimated_frames(&self, sample: &gst::Sample) -> u64 {
+        let fps = sample
+            .caps()
+            .and_then(|c| gst_video::VideoInfo::from_caps(c).ok())
+            .map(|i| i.fps())
+            .filter(|f| f.numer() > 0 && f.denom() > 0);
+        let duration = self.pipeline.query_duration::<gst::ClockTime>();
+        match (fps, duration) {
+            (Some(fps), Some(duration)) => {
+                (duration.nseconds() as f64 * fps.numer() as f64 / fps.denom() as f64 / 1e9).round()
+                    as u64
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Replays `source` through `defectdetect`: [`Session::open`] then [`Session::run`].
+pub fn replay(
+    source: &Source,
+    options: &ReplayOptions,
+    progress: impl FnMut(u64, u64),
+) -> Result<Replay, ReplayError> {
+    Session::open(source, options)?.run(progress)
+}
+
+/// Pushes each image file as one buffer from a thread, then end of stream. A file that
+/// cannot be read is posted as an error on the bus.
 fn feed_images(src: gst_app::AppSrc, files: Vec<PathBuf>) {
     std::thread::spawn(move || {
         for (i, file) in files.iter().enumerate() {
-            let Ok(bytes) = std::fs::read(file) else {
-                break;
+            let bytes = match std::fs::read(file) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    gst::element_error!(src, gst::ResourceError::Read, ("{}: {e}", file.display()));
+                    return;
+                }
             };
             let mut buffer = gst::Buffer::from_mut_slice(bytes);
             if let Some(b) = buffer.get_mut() {
@@ -272,59 +447,99 @@ fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
                 .src()
                 .map(|s| s.path_string().to_string())
                 .unwrap_or_default();
-            return Some(format!("{source}: {}", e.error()));
+            let debug = e.debug().map(|d| format!(" ({d})")).unwrap_or_default();
+            return Some(format!("{source}: {}{debug}", e.error()));
         }
     }
     None
 }
 
-fn frame_result(sample: &gst::Sample, index: u64, stem: Option<String>) -> FrameResult {
+/// A frame's result, read from the metas `defectdetect` attached; malformed metas are
+/// errors naming the field (the replay stops: its figures would be wrong).
+fn frame_result(
+    sample: &gst::Sample,
+    index: u64,
+    file_name: Option<String>,
+) -> Result<FrameResult, MetaError> {
     let (width, height) = sample
         .caps()
         .and_then(|c| gst_video::VideoInfo::from_caps(c).ok())
         .map_or((0, 0), |i| (i.width(), i.height()));
-    let buffer = sample.buffer();
-    let detections = buffer
-        .map(|b| {
-            b.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-                .filter_map(|roi| {
-                    let p = roi.param("detection")?;
-                    let n = |f: &str| p.get::<f64>(f).unwrap_or(0.0) as f32;
-                    Some(FrameDetection {
-                        class_id: p.get::<i32>("label_id").unwrap_or(0).max(0) as usize,
-                        label: p.get::<String>("label").unwrap_or_default(),
-                        confidence: n("confidence"),
-                        bbox: BBox {
-                            x1: n("x_min") * width as f32,
-                            y1: n("y_min") * height as f32,
-                            x2: n("x_max") * width as f32,
-                            y2: n("y_max") * height as f32,
-                        },
-                        decision: p.get::<String>("decision").unwrap_or_default(),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let verdict_meta =
-        buffer.and_then(|b| gst::meta::CustomMeta::from_buffer(b, crate::meta::VERDICT_META).ok());
-    let field = |name: &str| {
-        verdict_meta
-            .as_ref()
-            .and_then(|m| m.structure().get::<f64>(name).ok())
-            .unwrap_or(0.0)
+    let Some(buffer) = sample.buffer() else {
+        return Ok(FrameResult {
+            index,
+            file_name,
+            width,
+            height,
+            detections: Vec::new(),
+            verdict: Verdict::Unknown,
+            inference_ms: 0.0,
+            total_ms: 0.0,
+        });
     };
-    FrameResult {
+    let mut detections = Vec::new();
+    for roi in buffer.iter_meta::<gst_video::VideoRegionOfInterestMeta>() {
+        let Some(params) = DetectionParams::of_roi(&roi) else {
+            continue;
+        };
+        let p = params?;
+        detections.push(FrameDetection {
+            class_id: p.label_id as usize,
+            label: p.label,
+            confidence: p.confidence as f32,
+            bbox: BBox {
+                x1: p.x_min as f32 * width as f32,
+                y1: p.y_min as f32 * height as f32,
+                x2: p.x_max as f32 * width as f32,
+                y2: p.y_max as f32 * height as f32,
+            },
+            decision: p.decision,
+        });
+    }
+    // A frame without a verdict meta was not judged: never a pass.
+    let verdict = VerdictMeta::from_buffer(buffer).transpose()?;
+    Ok(FrameResult {
         index,
-        stem,
+        file_name,
         width,
         height,
         detections,
-        verdict: verdict_meta
-            .as_ref()
-            .and_then(|m| m.structure().get::<String>("verdict").ok())
-            .unwrap_or_default(),
-        inference_ms: field("inference-ms"),
-        total_ms: field("total-ms"),
+        verdict: verdict.as_ref().map_or(Verdict::Unknown, |v| v.verdict),
+        inference_ms: verdict.as_ref().map_or(0.0, |v| v.inference_ms),
+        total_ms: verdict.as_ref().map_or(0.0, |v| v.total_ms),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_sizes_from_headers() {
+        let dir = std::env::temp_dir().join(format!("replay-sizes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = dir.join("a.png");
+        let mut bytes = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut bytes, 7, 5);
+            encoder.set_color(png::ColorType::Grayscale);
+            let mut writer = encoder.write_header().unwrap();
+            writer.write_image_data(&[0; 35]).unwrap();
+        }
+        std::fs::write(&png, &bytes).unwrap();
+        assert_eq!(image_size(&png), Ok((7, 5)));
+        let jpg = dir.join("b.jpg");
+        let mut bytes = Vec::new();
+        jpeg_encoder::Encoder::new(&mut bytes, 90)
+            .encode(&[128; 3 * 33 * 17], 33, 17, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        std::fs::write(&jpg, &bytes).unwrap();
+        assert_eq!(image_size(&jpg), Ok((33, 17)));
+        std::fs::write(dir.join("c.jpg"), b"not an image").unwrap();
+        assert!(image_size(&dir.join("c.jpg")).is_err());
+        std::fs::remove_file(dir.join("c.jpg")).unwrap();
+        let error = image_files(&dir).unwrap_err().to_string();
+        assert!(error.contains("both PNG and JPEG"), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

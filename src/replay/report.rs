@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::Replay;
-use super::truth::GroundTruth;
+use super::truth::{GroundTruth, Problem, TruthError};
 use crate::metrics::{self, Evaluation, Prediction, Truth};
-use crate::policy::Policy;
+use crate::policy::{Policy, Verdict};
 
 /// Verdict agreement with the truth (a frame or part is defective when it has a truth box the
 /// policy inspects).
@@ -26,13 +26,13 @@ pub struct VerdictStats {
 }
 
 impl VerdictStats {
-    fn add(&mut self, defective: bool, verdict: &str) {
+    fn add(&mut self, defective: bool, verdict: Verdict) {
         self.total += 1;
         self.defective += defective as u64;
-        self.escapes += (defective && verdict == "PASS") as u64;
-        self.false_rejects += (!defective && verdict == "FAIL") as u64;
-        self.reviews += (verdict == "REVIEW") as u64;
-        self.fails += (verdict == "FAIL") as u64;
+        self.escapes += (defective && verdict == Verdict::Pass) as u64;
+        self.false_rejects += (!defective && verdict == Verdict::Fail) as u64;
+        self.reviews += (verdict == Verdict::Review) as u64;
+        self.fails += (verdict == Verdict::Fail) as u64;
     }
 
     pub fn review_rate(&self) -> f64 {
@@ -56,45 +56,112 @@ pub struct Report {
     pub model_id: String,
     pub truths: Vec<Truth>,
     pub predictions: Vec<Prediction>,
+    /// Per truth box (parallel to `truths`): its annotation id in the truth and its area.
+    pub truth_annotations: Vec<(Option<i64>, f64)>,
+    /// The scored frames as the truth names them, in frame order: what the COCO exports use.
+    pub images: Vec<ScoredImage>,
+    /// Per model class, the category id of the exports (the truth's own ids).
+    pub category_ids: Vec<i64>,
+    /// Frames the truth has no entry for (a COCO file not listing every frame of a video):
+    /// not scored.
+    pub unscored_frames: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("ground-truth class {0:?} is not a class of the model (the model has {1:?})")]
-pub struct ClassMismatch(pub String, pub Vec<String>);
+/// A scored frame: its index in the replay and its id and file name in the truth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredImage {
+    pub frame: u64,
+    pub id: i64,
+    pub file_name: String,
+    pub width: u32,
+    pub height: u32,
+}
 
 /// Scores `replay` against `truth`; `thresholds[c]` is class c's confidence for P/R/F1.
 ///
-/// Detection metrics count every truth box. Verdicts are scored against what `policy` looks
-/// at: a frame is defective when one of its truth boxes has its centre in the inspection
-/// region and in no ignore mask, as the policy judges detections (a defect at the edge of a
-/// frame, on a part entering or leaving, is judged on the frames where its part is inspected).
+/// Frames are matched to the truth's images by file name (image folders) or frame number
+/// (videos). Detection metrics count every truth box. Verdicts are scored against what
+/// `policy` looks at: a frame is defective when one of its truth boxes has its centre in the
+/// inspection region and in no ignore mask, as the policy judges detections (a defect at the
+/// edge of a frame, on a part entering or leaving, is judged on the frames where its part is
+/// inspected). A truth category the model does not have, or a frame whose size is not the
+/// one the truth gives, is an error.
 pub fn score(
     replay: &Replay,
     truth: &GroundTruth,
     thresholds: &[f32],
     policy: Option<&Policy>,
-) -> Result<Report, ClassMismatch> {
+) -> Result<Report, TruthError> {
     let names = &replay.class_names;
-    if let Some(unknown) = truth.class_names.iter().find(|n| !names.contains(n)) {
-        return Err(ClassMismatch(unknown.clone(), names.clone()));
-    }
+    let classes = truth.classes_for(names)?;
+    let mut problems = Vec::new();
     let mut truths = Vec::new();
+    let mut truth_annotations = Vec::new();
     let mut predictions = Vec::new();
+    let mut images = Vec::new();
+    let mut unscored_frames = 0;
     let mut frames = VerdictStats::default();
-    let mut parts: BTreeMap<String, (bool, String)> = BTreeMap::new();
+    let mut parts: BTreeMap<String, (bool, Verdict)> = BTreeMap::new();
     for frame in &replay.frames {
-        let t = truth.frame(
-            frame.index,
-            frame.stem.as_deref(),
-            frame.width,
-            frame.height,
-        );
-        for (name, bbox) in &t.boxes {
-            let class_id = names.iter().position(|n| n == name).unwrap_or(0);
+        let image = match &frame.file_name {
+            Some(name) => truth.image_of_file(name),
+            None => truth.image_of_frame(frame.index),
+        }
+        .map(|i| &truth.images[i]);
+        if image.is_none() && !truth.missing_is_clean() {
+            unscored_frames += 1;
+            continue;
+        }
+        if let Some(image) = image
+            && let Some((w, h)) = image.size
+            && (w, h) != (frame.width, frame.height)
+        {
+            problems.push(Problem {
+                at: format!("image {}", image.id),
+                reason: format!(
+                    "the truth says {w}x{h} but frame {} is {}x{}",
+                    frame.index, frame.width, frame.height
+                ),
+            });
+            continue;
+        }
+        let coco = !truth.missing_is_clean();
+        images.push(ScoredImage {
+            frame: frame.index,
+            id: image
+                .filter(|_| coco)
+                .map_or(frame.index as i64, |image| image.id),
+            file_name: match (image.filter(|_| coco), &frame.file_name) {
+                (Some(image), _) if image.file_name.is_some() => {
+                    image.file_name.clone().unwrap_or_default()
+                }
+                (_, Some(name)) => name.clone(),
+                _ => format!("frame_{:06}", frame.index),
+            },
+            width: frame.width,
+            height: frame.height,
+        });
+        let boxes: Vec<(usize, crate::analysis::BBox)> = image
+            .map(|image| {
+                image
+                    .boxes
+                    .iter()
+                    .map(|b| {
+                        let bbox = truth.pixels(b, frame.width, frame.height);
+                        truth_annotations.push((
+                            b.annotation_id,
+                            if coco { b.area } else { bbox.area() as f64 },
+                        ));
+                        (classes.class_of_category[b.category], bbox)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for &(class_id, bbox) in &boxes {
             truths.push(Truth {
                 image: frame.index,
                 class_id,
-                bbox: *bbox,
+                bbox,
             });
         }
         for d in &frame.detections {
@@ -105,22 +172,28 @@ pub fn score(
                 bbox: d.bbox,
             });
         }
-        let defective = t
-            .boxes
+        let defective = boxes
             .iter()
             .any(|(_, bbox)| policy.is_none_or(|p| p.inspects(bbox)));
-        frames.add(defective, &frame.verdict);
-        if let Some(part) = t.part_id {
-            let entry = parts.entry(part).or_insert((false, "PASS".into()));
+        frames.add(defective, frame.verdict);
+        if let Some(part) = image.and_then(|image| image.part_id.clone()) {
+            let entry = parts.entry(part).or_insert((false, Verdict::Pass));
             entry.0 |= defective;
-            entry.1 = worst(&entry.1, &frame.verdict).to_string();
+            // Verdicts are ordered best to worst; UNKNOWN (not inspected) is never a pass.
+            entry.1 = entry.1.max(frame.verdict);
         }
+    }
+    if !problems.is_empty() {
+        return Err(TruthError {
+            path: truth.path.clone(),
+            problems,
+        });
     }
     let mut part_stats = VerdictStats::default();
     for (id, (defective, verdict)) in &parts {
         part_stats.add(
             truth.defective_parts.get(id).copied().unwrap_or(*defective),
-            verdict,
+            *verdict,
         );
     }
     let evaluation = metrics::evaluate(&truths, &predictions, names.len(), thresholds);
@@ -143,18 +216,11 @@ pub fn score(
         model_id: replay.model_id.clone(),
         truths,
         predictions,
+        truth_annotations,
+        images,
+        category_ids: classes.category_id_of_class,
+        unscored_frames,
     })
-}
-
-fn worst<'a>(a: &'a str, b: &'a str) -> &'a str {
-    let rank = |v: &str| match v {
-        "FAIL" => 3,
-        "REVIEW" => 2,
-        "PASS" => 0,
-        // UNKNOWN (not inspected), or anything else, is never a pass.
-        _ => 1,
-    };
-    if rank(b) > rank(a) { b } else { a }
 }
 
 impl Report {
@@ -200,6 +266,12 @@ impl Report {
                 );
             }
         }
+        if self.unscored_frames > 0 {
+            out += &format!(
+                "warning: {} frames have no image in the ground truth and were not scored\n",
+                self.unscored_frames
+            );
+        }
         out += &format!(
             "latency per frame p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms   throughput {:.1} frames/s\n",
             self.latency_ms[0], self.latency_ms[1], self.latency_ms[2], self.fps
@@ -234,6 +306,7 @@ impl Report {
             "parts": verdicts(&self.parts),
             "latency_ms": {"p50": self.latency_ms[0], "p95": self.latency_ms[1], "p99": self.latency_ms[2]},
             "throughput_fps": self.fps,
+            "unscored_frames": self.unscored_frames,
         })
     }
 }
@@ -259,7 +332,7 @@ pub fn write_outputs(
     )?;
     write(
         "truth.coco.json",
-        serde_json::to_string(&coco_truth(report, replay)).unwrap_or_default(),
+        serde_json::to_string(&coco_truth(report)).unwrap_or_default(),
     )?;
     write(
         "predictions.coco.json",
@@ -305,33 +378,64 @@ fn xywh(b: &crate::analysis::BBox) -> [f64; 4] {
     ]
 }
 
-fn coco_truth(report: &Report, replay: &Replay) -> serde_json::Value {
+/// The truth of the scored frames as a COCO file: the truth's own image ids, file names,
+/// category ids and annotation ids, so that it and `predictions.coco.json` can be used with
+/// pycocotools interchangeably with the user's original file.
+fn coco_truth(report: &Report) -> serde_json::Value {
+    let image_id: BTreeMap<u64, i64> = report.images.iter().map(|i| (i.frame, i.id)).collect();
+    let mut next_id = report
+        .truth_annotations
+        .iter()
+        .filter_map(|(id, _)| *id)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let annotations: Vec<serde_json::Value> = report
+        .truths
+        .iter()
+        .zip(&report.truth_annotations)
+        .map(|(t, (id, area))| {
+            let id = id.unwrap_or_else(|| {
+                next_id += 1;
+                next_id - 1
+            });
+            json!({
+                "id": id,
+                "image_id": image_id.get(&t.image),
+                "category_id": report.category_ids[t.class_id],
+                "bbox": xywh(&t.bbox),
+                "area": area,
+                "iscrowd": 0,
+            })
+        })
+        .collect();
     json!({
         "info": {"description": format!("ground truth of a defect-replay of {}", report.model_id)},
         "licenses": [],
-        "images": replay.frames.iter().map(|f| json!({
-            "id": f.index,
-            "file_name": f.stem.clone().unwrap_or_else(|| format!("frame_{:06}", f.index)),
-            "width": f.width,
-            "height": f.height,
+        "images": report.images.iter().map(|i| json!({
+            "id": i.id,
+            "file_name": i.file_name,
+            "width": i.width,
+            "height": i.height,
         })).collect::<Vec<_>>(),
-        "annotations": report.truths.iter().enumerate().map(|(i, t)| json!({
-            "id": i + 1,
-            "image_id": t.image,
-            "category_id": t.class_id,
-            "bbox": xywh(&t.bbox),
-            "area": t.bbox.area(),
-            "iscrowd": 0,
-        })).collect::<Vec<_>>(),
-        "categories": report.class_names.iter().enumerate().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>(),
+        "annotations": annotations,
+        "categories": report.class_names.iter().zip(&report.category_ids).map(|(name, id)| json!({"id": id, "name": name})).collect::<Vec<_>>(),
     })
 }
 
+/// The detections of the scored frames as COCO results, with the truth's image and
+/// category ids.
 fn coco_predictions(report: &Report) -> serde_json::Value {
+    let image_id: BTreeMap<u64, i64> = report.images.iter().map(|i| (i.frame, i.id)).collect();
     json!(report
         .predictions
         .iter()
-        .map(|p| json!({"image_id": p.image, "category_id": p.class_id, "bbox": xywh(&p.bbox), "score": p.confidence}))
+        .filter_map(|p| Some(json!({
+            "image_id": image_id.get(&p.image)?,
+            "category_id": report.category_ids.get(p.class_id).copied().unwrap_or(p.class_id as i64),
+            "bbox": xywh(&p.bbox),
+            "score": p.confidence,
+        })))
         .collect::<Vec<_>>())
 }
 
@@ -392,61 +496,53 @@ pub fn compare(a: &Report, b: &Report, label_a: &str, label_b: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::BBox;
     use crate::replay::FrameResult;
-    use crate::replay::truth::FrameTruth;
+    use std::path::Path;
 
     fn frame(index: u64, verdict: &str) -> FrameResult {
         FrameResult {
             index,
-            stem: None,
+            file_name: None,
             width: 100,
             height: 100,
             detections: Vec::new(),
-            verdict: verdict.into(),
+            verdict: Verdict::parse(verdict).unwrap(),
             inference_ms: 1.0,
             total_ms: 1.0,
         }
     }
 
-    #[test]
-    fn verdicts_are_scored_against_the_truth_boxes_the_policy_inspects() {
-        let replay = Replay {
-            frames: vec![frame(0, "PASS"), frame(1, "PASS")],
-            class_names: vec!["scratch".into()],
+    fn replay_of(frames: Vec<FrameResult>) -> Replay {
+        Replay {
+            frames,
+            class_names: vec!["scratch".into(), "dent".into()],
             model_id: "m".into(),
             wall_seconds: 1.0,
-        };
-        let mut truth = GroundTruth {
-            class_names: vec!["scratch".into()],
-            ..Default::default()
-        };
-        let at = |x: f32| BBox {
-            x1: x,
-            y1: 40.0,
-            x2: x + 10.0,
-            y2: 50.0,
-        };
-        for (index, x) in [(0, 2.0), (1, 45.0)] {
-            truth.by_frame.insert(
-                index,
-                FrameTruth {
-                    boxes: vec![("scratch".into(), at(x))],
-                    part_id: None,
-                },
-            );
         }
+    }
+
+    #[test]
+    fn verdicts_are_scored_against_the_truth_boxes_the_policy_inspects() {
+        let replay = replay_of(vec![frame(0, "PASS"), frame(1, "PASS")]);
+        let truth = GroundTruth::from_coco(
+            Path::new("t.json"),
+            r#"{"images": [{"id": 10, "frame_index": 0}, {"id": 11, "frame_index": 1}],
+                "annotations": [{"id": 1, "image_id": 10, "category_id": 3, "bbox": [2, 40, 10, 10]},
+                                {"id": 2, "image_id": 11, "category_id": 3, "bbox": [45, 40, 10, 10]}],
+                "categories": [{"id": 3, "name": "scratch"}]}"#,
+        )
+        .unwrap();
         let band = crate::policy::parse_policy(
             "[region]\nrect = [20, 0, 80, 100]\n[classes.scratch]\nmin-confidence = 0.5\n",
             "band.toml",
         )
         .unwrap();
-        let everything = score(&replay, &truth, &[0.25], None).unwrap();
+        let everything = score(&replay, &truth, &[0.25, 0.25], None).unwrap();
         assert_eq!(
             (everything.frames.defective, everything.frames.escapes),
             (2, 2)
         );
-        let inspected = score(&replay, &truth, &[0.25], Some(&band)).unwrap();
+        let inspected = score(&replay, &truth, &[0.25, 0.25], Some(&band)).unwrap();
         assert_eq!(
             (inspected.frames.defective, inspected.frames.escapes),
             (1, 1),
@@ -455,6 +551,79 @@ mod tests {
         assert_eq!(
             inspected.evaluation.classes[0].truths, 2,
             "metrics count both"
+        );
+    }
+
+    #[test]
+    fn exports_keep_the_truths_ids_and_names() {
+        let mut frames = vec![frame(0, "FAIL"), frame(1, "PASS")];
+        frames[0].file_name = Some("b.jpg".into());
+        frames[1].file_name = Some("a.jpg".into());
+        frames[0].detections.push(crate::replay::FrameDetection {
+            class_id: 0,
+            label: "scratch".into(),
+            confidence: 0.9,
+            bbox: crate::analysis::BBox {
+                x1: 1.0,
+                y1: 2.0,
+                x2: 11.0,
+                y2: 22.0,
+            },
+            decision: None,
+        });
+        let truth = GroundTruth::from_coco(
+            Path::new("t.json"),
+            r#"{"images": [{"id": 7001, "file_name": "a.jpg"}, {"id": 42, "file_name": "sub/b.jpg"}],
+                "annotations": [{"id": 900, "image_id": 42, "category_id": 5, "bbox": [1, 2, 10, 20], "area": 150}],
+                "categories": [{"id": 5, "name": "scratch"}]}"#,
+        )
+        .unwrap();
+        let report = score(&replay_of(frames), &truth, &[0.25, 0.25], None).unwrap();
+        let coco = coco_truth(&report);
+        assert_eq!(coco["images"][0]["id"], 42);
+        assert_eq!(coco["images"][0]["file_name"], "sub/b.jpg");
+        assert_eq!(coco["images"][1]["id"], 7001);
+        assert_eq!(coco["annotations"][0]["id"], 900);
+        assert_eq!(coco["annotations"][0]["image_id"], 42);
+        assert_eq!(coco["annotations"][0]["category_id"], 5);
+        assert_eq!(coco["annotations"][0]["area"], 150.0);
+        // "dent" is not in the truth: it gets the next free id.
+        assert_eq!(coco["categories"][1], json!({"id": 6, "name": "dent"}));
+        let predictions = coco_predictions(&report);
+        assert_eq!(predictions[0]["image_id"], 42);
+        assert_eq!(predictions[0]["category_id"], 5);
+        assert_eq!(report.evaluation.classes[0].true_positives, 1);
+    }
+
+    #[test]
+    fn frames_the_truth_does_not_list_are_not_scored_and_sizes_are_checked() {
+        let truth = GroundTruth::from_coco(
+            Path::new("t.json"),
+            r#"{"images": [{"id": 0, "width": 100, "height": 100}],
+                "annotations": [], "categories": [{"id": 0, "name": "dent"}]}"#,
+        )
+        .unwrap();
+        let report = score(
+            &replay_of(vec![frame(0, "PASS"), frame(1, "PASS")]),
+            &truth,
+            &[0.25, 0.25],
+            None,
+        )
+        .unwrap();
+        assert_eq!((report.frames.total, report.unscored_frames), (1, 1));
+        assert!(
+            report
+                .table()
+                .contains("1 frames have no image in the ground truth")
+        );
+        let mut wrong = frame(0, "PASS");
+        wrong.width = 64;
+        let error = score(&replay_of(vec![wrong]), &truth, &[0.25, 0.25], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("image 0: the truth says 100x100 but frame 0 is 64x100"),
+            "{error}"
         );
     }
 }

@@ -32,53 +32,59 @@ const STATUS: u16 = 10;
 /// A buffer with a `DefectVerdictMeta` as `defectdetect` attaches it.
 fn verdict_buffer(frame: u64, verdict: &str, shadow: bool, part: Option<&str>) -> gst::Buffer {
     let mut buffer = gst::Buffer::with_size(16).unwrap();
-    {
-        let buffer = buffer.get_mut().unwrap();
-        buffer.set_pts(gst::ClockTime::from_mseconds(frame * 33));
-        let mut custom = gst::meta::CustomMeta::add(buffer, meta::VERDICT_META).unwrap();
-        let s = custom.mut_structure();
-        s.set("verdict", verdict);
-        s.set("shadow", shadow);
-        if let Some(part) = part {
-            s.set("part-id", part);
-        }
-        s.set("frame", frame);
-        let failing = u32::from(verdict == "FAIL" || verdict == "REVIEW");
-        s.set("critical", failing);
-        s.set("major", 2 * failing);
-        s.set("minor", 0u32);
-        s.set("cosmetic", 0u32);
-        s.set("model-id", "test:1.2.3:0123456789ab");
-        s.set("model-version", "1.2.3");
-        let reasons: Vec<gst::Structure> = (failing > 0)
-            .then(|| {
-                gst::Structure::builder("reason")
-                    .field("label", "scratches")
-                    .build()
-            })
-            .into_iter()
-            .collect();
-        s.set("reasons", gst::Array::new(reasons));
+    let buffer_mut = buffer.get_mut().unwrap();
+    buffer_mut.set_pts(gst::ClockTime::from_mseconds(frame * 33));
+    let failing = u32::from(verdict == "FAIL" || verdict == "REVIEW");
+    let reason = meta::Reason {
+        label_id: 5,
+        label: "scratches".into(),
+        confidence: 0.9,
+        x_min: 1.0,
+        y_min: 2.0,
+        x_max: 30.0,
+        y_max: 40.0,
+        severity: meta::Severity::Critical,
+        decision: meta::Decision::Fail,
+    };
+    meta::VerdictMeta {
+        verdict: meta::Verdict::parse(verdict).expect("a verdict"),
+        shadow,
+        part_id: part.map(str::to_string),
+        frame,
+        inspected: true,
+        carried: false,
+        skipped_frames: 0,
+        source_frame: None,
+        counts: [failing, 2 * failing, 0, 0],
+        model: meta::ModelRef {
+            id: "test:1.2.3:0123456789ab".into(),
+            name: "test".into(),
+            version: "1.2.3".into(),
+            sha256: "0123456789ab".into(),
+        },
+        policy_sha256: None,
+        inference_ms: 1.0,
+        total_ms: 2.0,
+        reasons: (failing > 0).then_some(reason).into_iter().collect(),
+        capture_dropped: None,
     }
+    .attach(buffer_mut);
     buffer
 }
 
 fn part_event(part: &str, verdict: &str, last_frame: u64) -> gst::Event {
-    gst::event::CustomDownstream::new(
-        gst::Structure::builder("defect-part-verdict")
-            .field("part-id", part)
-            .field("verdict", verdict)
-            .field("shadow", false)
-            .field("first-frame", 0u64)
-            .field("last-frame", last_frame)
-            .field("frames", last_frame + 1)
-            .field("critical", 1u32)
-            .field("major", 0u32)
-            .field("minor", 0u32)
-            .field("cosmetic", 0u32)
-            .field("model-id", "test:1.2.3:0123456789ab")
-            .build(),
-    )
+    meta::PartVerdictMeta {
+        part_id: part.into(),
+        verdict: meta::Verdict::parse(verdict).expect("a verdict"),
+        shadow: false,
+        first_frame: 0,
+        last_frame,
+        frames: last_frame + 1,
+        inspected_frames: last_frame + 1,
+        counts: [1, 0, 0, 0],
+        model_id: "test:1.2.3:0123456789ab".into(),
+    }
+    .to_event()
 }
 
 /// A harness around an element made from a launch description with `properties` (the
@@ -427,7 +433,8 @@ impl VideoRun {
                     if let Some(buffer) = info.buffer() {
                         let t_us = now_us();
                         let v = gstdefect::plc::verdict::frame_verdict(buffer)
-                            .expect("every frame has a verdict");
+                            .expect("every frame has a verdict")
+                            .expect("as the contract says");
                         arrivals.lock().unwrap().push(Arrival {
                             part: v.part_id,
                             t_us,

@@ -45,3 +45,42 @@ def test_rust_and_python_examples_agree(tmp_path):
     assert summary(rust.stdout) == expected
     assert summary(python.stdout) == expected
     assert "red_square at (400, 200, 80, 80)" in python.stdout
+
+
+def test_demo_line_prints_a_verdict_for_every_part_of_the_recording(tmp_path):
+    """scripts/demo.sh's line (scripts/demo_line.py): the recording's parts announced as a
+    trigger would, each part's verdict printed; the bundled model's verdicts are those of the
+    truth; gst-launch-1.0 prints no "Redistribute latency..." (a non-live pipeline gets no
+    latency message)."""
+    import json
+
+    truth = ROOT / "tests/data/conveyor_color.coco.json"
+    env = dict(os.environ, GST_PLUGIN_PATH=str(ROOT / "target/debug"))
+    result = subprocess.run(
+        ["/usr/bin/python3", str(ROOT / "scripts/demo_line.py"), str(ROOT / "tests/data/conveyor_color.mp4"),
+         str(ROOT / "models/surface-defects.onnx"), str(ROOT / "pipelines/policy.toml"), str(truth), str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [l for l in result.stdout.splitlines() if l.startswith("demo: part ")]
+    parts = json.loads(truth.read_text())["parts"]
+    assert len(lines) == len(parts) == 6, result.stdout
+    for line, part in zip(lines, sorted(parts, key=lambda p: p["primary_first_frame"])):
+        assert line.startswith(f"demo: part {part['part_id']}: {'FAIL' if part['defective'] else 'PASS'}"), line
+    records = [json.loads(l) for l in (tmp_path / "verdicts.ndjson").read_text().splitlines()]
+    assert sum(r["type"] == "part" for r in records) == 6
+    # The same line in gst-launch-1.0 (demo.sh without a truth file) prints "Redistribute
+    # latency..." for every latency message: the decoder posts its own, defectdetect (in a
+    # non-live pipeline) none.
+    def redistributions(detect):
+        line = (
+            f"filesrc location={ROOT / 'tests/data/conveyor_color.mp4'} ! decodebin ! videoconvert ! "
+            f"video/x-raw,format=I420 ! {detect} fakesink"
+        )
+        launch = subprocess.run(["gst-launch-1.0", "-e", *line.split()], capture_output=True, text=True, timeout=300, env=env)
+        assert launch.returncode == 0, launch.stderr
+        return launch.stdout.count("Redistribute latency")
+
+    detect = (f"defectdetect model={ROOT / 'models/surface-defects.onnx'} policy={ROOT / 'pipelines/policy.toml'} "
+              f"frames-per-part=60 !")
+    assert redistributions(detect) == redistributions("")

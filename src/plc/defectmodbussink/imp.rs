@@ -3,7 +3,7 @@
 //! through the worker of [`crate::plc::modbus`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -12,6 +12,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use crate::element::{self, lock};
 use crate::plc::PlcUnit;
 use crate::plc::map::STATUS_REGISTERS;
 use crate::plc::modbus::{Due, EncoderConfig, Event, Modbus, ModbusConfig, Reject, Stats};
@@ -19,10 +20,9 @@ use crate::plc::tracker::{Decision, Tracker};
 use crate::plc::verdict::{self, Verdict};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
+    element::debug_category(
         "defectmodbussink",
-        gst::DebugColorFlags::empty(),
-        Some("Defect verdicts to a PLC over Modbus TCP"),
+        "Defect verdicts to a PLC over Modbus TCP",
     )
 });
 
@@ -111,18 +111,7 @@ pub struct DefectModbusSink {
     flushing: AtomicBool,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-#[glib::object_subclass]
-impl ObjectSubclass for DefectModbusSink {
-    const NAME: &'static str = "GstDefectModbusSink";
-    type Type = super::DefectModbusSink;
-    type ParentType = gst_base::BaseSink;
-}
+element::subclass!(DefectModbusSink, "GstDefectModbusSink", gst_base::BaseSink);
 
 impl ObjectImpl for DefectModbusSink {
     fn constructed(&self) {
@@ -377,37 +366,10 @@ impl ObjectImpl for DefectModbusSink {
     }
 }
 
-impl GstObjectImpl for DefectModbusSink {}
-
 impl ElementImpl for DefectModbusSink {
-    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
-                "Defect Modbus reject sink",
-                "Sink/Network",
-                "Pulses a reject coil over Modbus TCP for failed parts, at the delay to the \
-                 reject gate, and keeps the PLC's status registers up to date",
-                "gst-plugin-defect developers",
-            )
-        });
-        Some(&*ELEMENT_METADATA)
-    }
-
-    fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let video = gst::Caps::builder("video/x-raw").any_features().build();
-            vec![
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &video,
-                )
-                .expect("valid template"),
-            ]
-        });
-        PAD_TEMPLATES.as_ref()
-    }
+    element::describe!(element::pads(&element::any_video_caps(), None) =>
+        "Defect Modbus reject sink", "Sink/Network",
+        "Pulses a reject coil over Modbus TCP for failed parts, at the delay to the reject gate, and keeps the PLC's status registers up to date");
 }
 
 impl BaseSinkImpl for DefectModbusSink {
@@ -496,16 +458,26 @@ impl BaseSinkImpl for DefectModbusSink {
         let Some(running) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
-        let Some(frame) = verdict::frame_verdict(buffer) else {
-            if !running.warned_no_meta {
-                running.warned_no_meta = true;
-                gst::element_imp_warning!(
-                    self,
-                    gst::StreamError::Format,
-                    ("Frames without a verdict (DefectVerdictMeta): is defectdetect upstream?")
-                );
+        let frame = match verdict::frame_verdict(buffer) {
+            Some(Ok(frame)) => frame,
+            read => {
+                if !running.warned_no_meta {
+                    running.warned_no_meta = true;
+                    match read {
+                        Some(Err(e)) => gst::element_imp_warning!(
+                            self,
+                            gst::StreamError::Format,
+                            ("Malformed defect metadata: {}", e)
+                        ),
+                        _ => gst::element_imp_warning!(
+                            self,
+                            gst::StreamError::Format,
+                            ("Frames without a verdict (DefectVerdictMeta): is defectdetect upstream?")
+                        ),
+                    }
+                }
+                return Ok(gst::FlowSuccess::Ok);
             }
-            return Ok(gst::FlowSuccess::Ok);
         };
         let version = if frame.model_version.is_empty() {
             &frame.model_id
@@ -530,7 +502,10 @@ impl BaseSinkImpl for DefectModbusSink {
     fn event(&self, event: gst::Event) -> bool {
         match event.view() {
             gst::EventView::CustomDownstream(custom) => {
-                if let Some(part) = custom.structure().and_then(verdict::part_verdict) {
+                if let Some(part) = custom
+                    .structure()
+                    .and_then(|s| verdict::part_verdict_or_warn(&*self.obj(), s))
+                {
                     let now = Instant::now();
                     if let Some(running) = lock(&self.running).as_mut()
                         && let Some(decision) = running.tracker.part(&part, now)
@@ -700,10 +675,11 @@ impl DefectModbusSink {
                     "{label}: reject pulse, {late:?} after its due time"
                 );
                 self.post(
-                    gst::Structure::builder("defect-reject")
-                        .field("label", label)
-                        .field("late-us", late.as_micros() as u64)
-                        .build(),
+                    crate::meta::RejectMessage {
+                        label,
+                        late_us: late.as_micros() as u64,
+                    }
+                    .to_structure(),
                 );
             }
             Event::Failed(message) => gst::element_imp_error!(
@@ -714,12 +690,7 @@ impl DefectModbusSink {
             ),
             Event::Missed { label, reason } => {
                 gst::warning!(CAT, imp = self, "{label}: reject missed: {reason}");
-                self.post(
-                    gst::Structure::builder("defect-reject-missed")
-                        .field("label", label)
-                        .field("reason", reason)
-                        .build(),
-                );
+                self.post(crate::meta::RejectMissedMessage { label, reason }.to_structure());
             }
         }
     }

@@ -52,7 +52,6 @@
  * Since: plugins-defect-0.1.0
  */
 use gst::glib;
-use gst::prelude::*;
 
 mod imp;
 
@@ -62,10 +61,5 @@ glib::wrapper! {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    gst::Element::register(
-        Some(plugin),
-        "defectmodbussink",
-        gst::Rank::NONE,
-        DefectModbusSink::static_type(),
-    )
+    crate::element::register::<DefectModbusSink>(plugin, "defectmodbussink")
 }

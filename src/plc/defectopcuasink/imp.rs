@@ -3,7 +3,7 @@
 //! server of [`crate::plc::opcua`].
 
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -13,17 +13,14 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use super::SecurityMode;
+use crate::element::{self, lock};
 use crate::plc::PlcUnit;
 use crate::plc::opcua::{OpcUaConfig, OpcUaServer, Security, Snapshot};
 use crate::plc::tracker::{Decision, Tracker};
 use crate::plc::verdict;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "defectopcuasink",
-        gst::DebugColorFlags::empty(),
-        Some("Defect verdicts served over OPC UA"),
-    )
+    element::debug_category("defectopcuasink", "Defect verdicts served over OPC UA")
 });
 
 const DEFAULT_HOST: &str = "127.0.0.1";
@@ -79,18 +76,7 @@ pub struct DefectOpcUaSink {
     bound: Mutex<(u32, String)>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-#[glib::object_subclass]
-impl ObjectSubclass for DefectOpcUaSink {
-    const NAME: &'static str = "GstDefectOpcUaSink";
-    type Type = super::DefectOpcUaSink;
-    type ParentType = gst_base::BaseSink;
-}
+element::subclass!(DefectOpcUaSink, "GstDefectOpcUaSink", gst_base::BaseSink);
 
 impl ObjectImpl for DefectOpcUaSink {
     fn constructed(&self) {
@@ -233,37 +219,10 @@ impl ObjectImpl for DefectOpcUaSink {
     }
 }
 
-impl GstObjectImpl for DefectOpcUaSink {}
-
 impl ElementImpl for DefectOpcUaSink {
-    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
-                "Defect OPC UA server sink",
-                "Sink/Network",
-                "Serves verdicts, counters, defects, model version and a heartbeat to \
-                 SCADA/MES as an OPC UA server",
-                "gst-plugin-defect developers",
-            )
-        });
-        Some(&*ELEMENT_METADATA)
-    }
-
-    fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let video = gst::Caps::builder("video/x-raw").any_features().build();
-            vec![
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &video,
-                )
-                .expect("valid template"),
-            ]
-        });
-        PAD_TEMPLATES.as_ref()
-    }
+    element::describe!(element::pads(&element::any_video_caps(), None) =>
+        "Defect OPC UA server sink", "Sink/Network",
+        "Serves verdicts, counters, defects, model version and a heartbeat to SCADA/MES as an OPC UA server");
 }
 
 impl BaseSinkImpl for DefectOpcUaSink {
@@ -324,16 +283,26 @@ impl BaseSinkImpl for DefectOpcUaSink {
         let Some(running) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
-        let Some(frame) = verdict::frame_verdict(buffer) else {
-            if !running.warned_no_meta {
-                running.warned_no_meta = true;
-                gst::element_imp_warning!(
-                    self,
-                    gst::StreamError::Format,
-                    ("Frames without a verdict (DefectVerdictMeta): is defectdetect upstream?")
-                );
+        let frame = match verdict::frame_verdict(buffer) {
+            Some(Ok(frame)) => frame,
+            read => {
+                if !running.warned_no_meta {
+                    running.warned_no_meta = true;
+                    match read {
+                        Some(Err(e)) => gst::element_imp_warning!(
+                            self,
+                            gst::StreamError::Format,
+                            ("Malformed defect metadata: {}", e)
+                        ),
+                        _ => gst::element_imp_warning!(
+                            self,
+                            gst::StreamError::Format,
+                            ("Frames without a verdict (DefectVerdictMeta): is defectdetect upstream?")
+                        ),
+                    }
+                }
+                return Ok(gst::FlowSuccess::Ok);
             }
-            return Ok(gst::FlowSuccess::Ok);
         };
         let decision = running.tracker.frame(&frame, seen);
         let snapshot = &mut running.snapshot;
@@ -351,7 +320,9 @@ impl BaseSinkImpl for DefectOpcUaSink {
 
     fn event(&self, event: gst::Event) -> bool {
         if let gst::EventView::CustomDownstream(custom) = event.view()
-            && let Some(part) = custom.structure().and_then(verdict::part_verdict)
+            && let Some(part) = custom
+                .structure()
+                .and_then(|s| verdict::part_verdict_or_warn(&*self.obj(), s))
         {
             let now = Instant::now();
             if let Some(running) = lock(&self.running).as_mut()

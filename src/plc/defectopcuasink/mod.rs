@@ -70,10 +70,5 @@ pub enum SecurityMode {
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     SecurityMode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    gst::Element::register(
-        Some(plugin),
-        "defectopcuasink",
-        gst::Rank::NONE,
-        DefectOpcUaSink::static_type(),
-    )
+    crate::element::register::<DefectOpcUaSink>(plugin, "defectopcuasink")
 }

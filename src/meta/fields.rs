@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Every name of the contract: metas, structures, messages, events and their fields. No other
+//! module spells one of these as a string (`tests/contract.rs` checks it); they read and write
+//! through the types of [`crate::meta`].
+
+// Metas, events, messages and structures.
+pub const VERDICT_META: &str = "DefectVerdictMeta";
+pub const PART_META: &str = "DefectPartMeta";
+pub const PART_EVENT: &str = "defect-part";
+pub const DETECTION: &str = "detection";
+pub const REASON: &str = "reason";
+pub const DETECTIONS_MESSAGE: &str = "defect-detections";
+pub const VERDICT_MESSAGE: &str = "defect-verdict";
+pub const PART_VERDICT: &str = "defect-part-verdict";
+pub const MODEL_INFO: &str = "model-info";
+
+// The ROI meta's `detection` parameters (DL Streamer's names, normalised box).
+pub const ROI_LABEL_ID: &str = "label_id";
+pub const ROI_X_MIN: &str = "x_min";
+pub const ROI_Y_MIN: &str = "y_min";
+pub const ROI_X_MAX: &str = "x_max";
+pub const ROI_Y_MAX: &str = "y_max";
+
+// A detection or reason of the verdict and the messages (pixels).
+pub const LABEL_ID: &str = "label-id";
+pub const LABEL: &str = "label";
+pub const CONFIDENCE: &str = "confidence";
+pub const X_MIN: &str = "x-min";
+pub const Y_MIN: &str = "y-min";
+pub const X_MAX: &str = "x-max";
+pub const Y_MAX: &str = "y-max";
+pub const SEVERITY: &str = "severity";
+pub const DECISION: &str = "decision";
+
+// The verdict meta and message, the part verdict.
+pub const VERDICT: &str = "verdict";
+pub const SHADOW: &str = "shadow";
+pub const PART_ID: &str = "part-id";
+pub const FRAME: &str = "frame";
+pub const INSPECTED: &str = "inspected";
+pub const CARRIED: &str = "carried";
+pub const SKIPPED_FRAMES: &str = "skipped-frames";
+pub const SOURCE_FRAME: &str = "source-frame";
+pub const CRITICAL: &str = "critical";
+pub const MAJOR: &str = "major";
+pub const MINOR: &str = "minor";
+pub const COSMETIC: &str = "cosmetic";
+pub const MODEL_ID: &str = "model-id";
+pub const MODEL_NAME: &str = "model-name";
+pub const MODEL_VERSION: &str = "model-version";
+pub const MODEL_SHA256: &str = "model-sha256";
+pub const POLICY_SHA256: &str = "policy-sha256";
+pub const INFERENCE_MS: &str = "inference-ms";
+pub const TOTAL_MS: &str = "total-ms";
+pub const REASONS: &str = "reasons";
+pub const CAPTURE_DROPPED: &str = "capture-dropped";
+pub const PTS: &str = "pts";
+pub const RUNNING_TIME: &str = "running-time";
+pub const DETECTIONS: &str = "detections";
+pub const FIRST_FRAME: &str = "first-frame";
+pub const LAST_FRAME: &str = "last-frame";
+pub const FRAMES: &str = "frames";
+pub const INSPECTED_FRAMES: &str = "inspected-frames";
+
+// `model-info`.
+pub const INPUT_NAME: &str = "input-name";
+pub const CHANNELS: &str = "channels";
+pub const WIDTH: &str = "width";
+pub const HEIGHT: &str = "height";
+pub const OUTPUT_SHAPE: &str = "output-shape";
+pub const OUTPUT_LAYOUT: &str = "output-layout";
+pub const CLASSES: &str = "classes";
+pub const PROVIDER: &str = "provider";
+
+// defectmodbussink's messages.
+pub const REJECT_MESSAGE: &str = "defect-reject";
+pub const REJECT_MISSED_MESSAGE: &str = "defect-reject-missed";
+pub const LATE_US: &str = "late-us";
+/// Why a reject was missed (a string; the `reason` structures of verdicts are another thing).
+pub const MISSED_BECAUSE: &str = "reason";

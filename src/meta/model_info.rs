@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `defectdetect`'s `model-info` property: what the loaded model is, as a structure.
+
+use super::fields as f;
+use super::structure::{MetaError, Reader};
+
+/// The loaded model, as the `model-info` property gives it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ModelInfoMeta {
+    /// `name:version:sha256-prefix`, the id verdicts carry.
+    pub model_id: String,
+    pub input_name: String,
+    /// 3 (RGB) or 1 (grey).
+    pub channels: u32,
+    pub width: u32,
+    pub height: u32,
+    pub output_shape: Vec<i64>,
+    /// How the output is decoded (`yolov8`, `yolov5`, `end2end`).
+    pub output_layout: String,
+    /// Class names in class-id order.
+    pub classes: Vec<String>,
+    /// The execution provider sessions run on (`cpu`, `cuda`, `tensorrt`).
+    pub provider: String,
+}
+
+impl ModelInfoMeta {
+    pub fn to_structure(&self) -> gst::Structure {
+        gst::Structure::builder(f::MODEL_INFO)
+            .field(f::MODEL_ID, &self.model_id)
+            .field(f::INPUT_NAME, &self.input_name)
+            .field(f::CHANNELS, self.channels)
+            .field(f::WIDTH, self.width)
+            .field(f::HEIGHT, self.height)
+            .field(
+                f::OUTPUT_SHAPE,
+                gst::Array::new(self.output_shape.iter().copied()),
+            )
+            .field(f::OUTPUT_LAYOUT, &self.output_layout)
+            .field(
+                f::CLASSES,
+                gst::Array::new(self.classes.iter().map(String::as_str)),
+            )
+            .field(f::PROVIDER, &self.provider)
+            .build()
+    }
+
+    pub fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
+        let r = Reader::new(s);
+        if s.name() != f::MODEL_INFO {
+            return Err(r.error(
+                f::MODEL_INFO,
+                format!("is a structure named {:?}", s.name().as_str()),
+            ));
+        }
+        Ok(Self {
+            model_id: r.required(f::MODEL_ID)?,
+            input_name: r.required(f::INPUT_NAME)?,
+            channels: r.required(f::CHANNELS)?,
+            width: r.required(f::WIDTH)?,
+            height: r.required(f::HEIGHT)?,
+            output_shape: r.list(f::OUTPUT_SHAPE)?,
+            output_layout: r.required(f::OUTPUT_LAYOUT)?,
+            classes: r.list(f::CLASSES)?,
+            provider: r.required(f::PROVIDER)?,
+        })
+    }
+
+    /// The `model-info` of an element: None before a model is loaded.
+    pub fn of(element: &impl gst::prelude::ObjectExt) -> Option<Result<Self, MetaError>> {
+        element
+            .property::<Option<gst::Structure>>(f::MODEL_INFO)
+            .map(|s| Self::from_structure(&s))
+    }
+}

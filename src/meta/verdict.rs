@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The verdict of a frame (`DefectVerdictMeta` and the `defect-verdict` message) and of a part
+//! (`defect-part-verdict` message and event).
+
+use super::detection::Reason;
+use super::fields as f;
+use super::structure::{MetaError, Reader};
+use super::values::Verdict;
+use crate::policy::SeverityCounts;
+
+/// The model a verdict came from.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ModelRef {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+/// A frame's verdict, as `DefectVerdictMeta` and the `defect-verdict` message carry it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerdictMeta {
+    pub verdict: Verdict,
+    pub shadow: bool,
+    pub part_id: Option<String>,
+    pub frame: u64,
+    /// The model ran on this frame.
+    pub inspected: bool,
+    /// The detections are those of another frame (`source_frame`).
+    pub carried: bool,
+    pub skipped_frames: u64,
+    pub source_frame: Option<u64>,
+    /// Detections counted by severity, worst first.
+    pub counts: SeverityCounts,
+    pub model: ModelRef,
+    pub policy_sha256: Option<String>,
+    pub inference_ms: f64,
+    pub total_ms: f64,
+    /// The detections that decided a FAIL or a REVIEW.
+    pub reasons: Vec<Reason>,
+    /// Set by `defectcapture`: captures it dropped so far.
+    pub capture_dropped: Option<u64>,
+}
+
+const COUNTS: [&str; 4] = [f::CRITICAL, f::MAJOR, f::MINOR, f::COSMETIC];
+
+fn write_counts(
+    mut builder: gst::structure::Builder,
+    counts: &SeverityCounts,
+) -> gst::structure::Builder {
+    for (name, count) in COUNTS.iter().zip(counts) {
+        builder = builder.field(*name, *count);
+    }
+    builder
+}
+
+fn read_counts(r: &Reader) -> Result<SeverityCounts, MetaError> {
+    let mut counts = SeverityCounts::default();
+    for (name, count) in COUNTS.iter().zip(&mut counts) {
+        *count = r.required(name)?;
+    }
+    Ok(counts)
+}
+
+impl VerdictMeta {
+    fn fields(&self, builder: gst::structure::Builder) -> gst::structure::Builder {
+        let builder = builder
+            .field(f::VERDICT, self.verdict.as_str())
+            .field(f::SHADOW, self.shadow)
+            .field_if_some(f::PART_ID, self.part_id.as_deref())
+            .field(f::FRAME, self.frame)
+            .field(f::INSPECTED, self.inspected)
+            .field(f::CARRIED, self.carried)
+            .field(f::SKIPPED_FRAMES, self.skipped_frames)
+            .field_if_some(f::SOURCE_FRAME, self.source_frame);
+        write_counts(builder, &self.counts)
+            .field(f::MODEL_ID, &self.model.id)
+            .field(f::MODEL_NAME, &self.model.name)
+            .field(f::MODEL_VERSION, &self.model.version)
+            .field(f::MODEL_SHA256, &self.model.sha256)
+            .field_if_some(f::POLICY_SHA256, self.policy_sha256.as_deref())
+            .field(f::INFERENCE_MS, self.inference_ms)
+            .field(f::TOTAL_MS, self.total_ms)
+            .field(
+                f::REASONS,
+                gst::Array::new(self.reasons.iter().map(|r| r.to_structure(f::REASON))),
+            )
+            .field_if_some(f::CAPTURE_DROPPED, self.capture_dropped)
+    }
+
+    /// The meta's structure.
+    pub fn to_structure(&self) -> gst::Structure {
+        self.fields(gst::Structure::builder(f::VERDICT_META))
+            .build()
+    }
+
+    /// The `defect-verdict` element message.
+    pub fn to_message(
+        &self,
+        pts: Option<gst::ClockTime>,
+        running_time: Option<gst::ClockTime>,
+    ) -> gst::Structure {
+        self.fields(gst::Structure::builder(f::VERDICT_MESSAGE))
+            .field(f::PTS, pts)
+            .field(f::RUNNING_TIME, running_time)
+            .build()
+    }
+
+    /// Reads the meta's structure or the message's.
+    pub fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
+        let r = Reader::new(s);
+        let meta = Self {
+            verdict: r.named(f::VERDICT, Verdict::parse)?,
+            shadow: r.required(f::SHADOW)?,
+            part_id: r.optional(f::PART_ID)?,
+            frame: r.required(f::FRAME)?,
+            inspected: r.required(f::INSPECTED)?,
+            carried: r.required(f::CARRIED)?,
+            skipped_frames: r.required(f::SKIPPED_FRAMES)?,
+            source_frame: r.optional(f::SOURCE_FRAME)?,
+            counts: read_counts(&r)?,
+            model: ModelRef {
+                id: r.required(f::MODEL_ID)?,
+                name: r.required(f::MODEL_NAME)?,
+                version: r.required(f::MODEL_VERSION)?,
+                sha256: r.required(f::MODEL_SHA256)?,
+            },
+            policy_sha256: r.optional(f::POLICY_SHA256)?,
+            inference_ms: r.required(f::INFERENCE_MS)?,
+            total_ms: r.required(f::TOTAL_MS)?,
+            reasons: r.structures(f::REASONS, Reason::from_structure)?,
+            capture_dropped: r.optional(f::CAPTURE_DROPPED)?,
+        };
+        if meta.carried != meta.source_frame.is_some() {
+            return Err(r.error(
+                f::CARRIED,
+                format!(
+                    "is {} but `{}` is {}",
+                    meta.carried,
+                    f::SOURCE_FRAME,
+                    if meta.carried { "missing" } else { "present" }
+                ),
+            ));
+        }
+        Ok(meta)
+    }
+
+    /// Adds the meta to a buffer.
+    pub fn attach(&self, buffer: &mut gst::BufferRef) {
+        let fields = self.to_structure();
+        if let Ok(mut custom) = gst::meta::CustomMeta::add(buffer, f::VERDICT_META) {
+            let structure = custom.mut_structure();
+            for (name, value) in fields.iter() {
+                structure.set_value(name, value.clone());
+            }
+        }
+    }
+
+    /// The buffer's verdict meta: None when it has none, an error naming the field when it
+    /// is malformed.
+    pub fn from_buffer(buffer: &gst::BufferRef) -> Option<Result<Self, MetaError>> {
+        let meta = gst::meta::CustomMeta::from_buffer(buffer, f::VERDICT_META).ok()?;
+        Some(Self::from_structure(meta.structure()))
+    }
+
+    /// Records on the buffer's verdict meta, if it has one, the captures dropped so far.
+    pub fn set_capture_dropped(buffer: &mut gst::BufferRef, dropped: u64) {
+        if let Ok(mut meta) = gst::meta::CustomMeta::from_mut_buffer(buffer, f::VERDICT_META) {
+            meta.mut_structure().set(f::CAPTURE_DROPPED, dropped);
+        }
+    }
+}
+
+/// A finished part's verdict: the `defect-part-verdict` message and downstream event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartVerdictMeta {
+    pub part_id: String,
+    pub verdict: Verdict,
+    pub shadow: bool,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub frames: u64,
+    pub inspected_frames: u64,
+    pub counts: SeverityCounts,
+    pub model_id: String,
+}
+
+impl PartVerdictMeta {
+    pub fn to_structure(&self) -> gst::Structure {
+        let builder = gst::Structure::builder(f::PART_VERDICT)
+            .field(f::PART_ID, &self.part_id)
+            .field(f::VERDICT, self.verdict.as_str())
+            .field(f::SHADOW, self.shadow)
+            .field(f::FIRST_FRAME, self.first_frame)
+            .field(f::LAST_FRAME, self.last_frame)
+            .field(f::FRAMES, self.frames)
+            .field(f::INSPECTED_FRAMES, self.inspected_frames);
+        write_counts(builder, &self.counts)
+            .field(f::MODEL_ID, &self.model_id)
+            .build()
+    }
+
+    /// The part verdict a structure holds; None when it is another structure.
+    pub fn from_structure(s: &gst::StructureRef) -> Option<Result<Self, MetaError>> {
+        (s.name() == f::PART_VERDICT).then(|| {
+            let r = Reader::new(s);
+            Ok(Self {
+                part_id: r.required(f::PART_ID)?,
+                verdict: r.named(f::VERDICT, Verdict::parse)?,
+                shadow: r.required(f::SHADOW)?,
+                first_frame: r.required(f::FIRST_FRAME)?,
+                last_frame: r.required(f::LAST_FRAME)?,
+                frames: r.required(f::FRAMES)?,
+                inspected_frames: r.required(f::INSPECTED_FRAMES)?,
+                counts: read_counts(&r)?,
+                model_id: r.required(f::MODEL_ID)?,
+            })
+        })
+    }
+
+    /// The downstream event that carries it.
+    pub fn to_event(&self) -> gst::Event {
+        gst::event::CustomDownstream::new(self.to_structure())
+    }
+}
