@@ -1017,10 +1017,13 @@ fn pipelines_line_with_modbus_and_opcua_outputs() {
         .collect();
     let [_, fail, _, unknown] = count_verdicts(&parts);
     assert!(fail > 0, "{parts:?}");
+    // The file plays unpaced, so parts can fall due closer together than the pulse: the sink
+    // merges those into one longer pulse, writing the coil on once per reject.
+    let pulses = peer.ended_pulses(COIL);
     assert_eq!(
-        peer.ended_pulses(COIL).len() as u64,
+        pulses.iter().map(|p| u64::from(p.rejects)).sum::<u64>(),
         fail + unknown,
-        "{parts:?}"
+        "{parts:?} {pulses:?}"
     );
     let _ = std::fs::remove_dir_all(&out);
 }

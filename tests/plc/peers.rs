@@ -45,6 +45,9 @@ pub struct Write {
 pub struct Pulse {
     pub on_us: i64,
     pub off_us: Option<i64>,
+    /// Rejects the pulse carries: more than one when rejects fell due closer together than
+    /// the pulse length and the sink merged them (it writes the coil on again, extending it).
+    pub rejects: u32,
 }
 
 /// A pymodbus server child process; killed on drop.
@@ -144,15 +147,11 @@ impl ModbusPeer {
             }
             let on = w.values.first().and_then(|v| v.as_bool()).unwrap_or(false);
             match (on, pulses.last_mut()) {
-                (true, Some(last)) if last.off_us.is_none() => {
-                    panic!(
-                        "coil {coil} written on again while on: {pulses:?} at {}",
-                        w.t_us
-                    )
-                }
+                (true, Some(last)) if last.off_us.is_none() => last.rejects += 1,
                 (true, _) => pulses.push(Pulse {
                     on_us: w.t_us,
                     off_us: None,
+                    rejects: 1,
                 }),
                 (false, Some(last)) if last.off_us.is_none() => last.off_us = Some(w.t_us),
                 (false, _) => {}
