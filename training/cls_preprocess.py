@@ -57,17 +57,18 @@ def _coeffs(in_size, out_size):
 
 
 def _pass(img, out_size, axis):
-    """One PIL resampling pass over axis (1 = horizontal, 0 = vertical) of an HxWxC uint8 image."""
+    """One PIL resampling pass over axis (1 = horizontal, 0 = vertical) of an HxWxC uint8 image.
+    The fixed-point sums are done in float64 (integers below 2^53, so exact) as a matrix product."""
     in_size = img.shape[axis]
     xmins, kk = _coeffs(in_size, out_size)
-    ksize = kk.shape[1]
-    src = np.moveaxis(img.astype(np.int64), axis, 0)  # [in, other, C]
-    pad = np.zeros((ksize,) + src.shape[1:], np.int64)
-    src = np.concatenate([src, pad], 0)  # weights past xmax are zero
-    idx = xmins[:, None] + np.arange(ksize)[None, :]  # [out, k]
-    acc = np.einsum("okxc,ok->oxc", src[idx], kk) + (1 << (PRECISION_BITS - 1))
-    out = np.clip(acc >> PRECISION_BITS, 0, 255).astype(np.uint8)
-    return np.moveaxis(out, 0, axis)
+    wm = np.zeros((out_size, in_size), np.float64)
+    for o in range(out_size):
+        n = min(kk.shape[1], in_size - xmins[o])
+        wm[o, xmins[o]:xmins[o] + n] = kk[o, :n]
+    src = np.moveaxis(img, axis, 0)  # [in, other, C]
+    acc = wm @ src.reshape(in_size, -1).astype(np.float64) + (1 << (PRECISION_BITS - 1))
+    out = np.clip(np.floor(acc / (1 << PRECISION_BITS)), 0, 255).astype(np.uint8)
+    return np.moveaxis(out.reshape((out_size,) + src.shape[1:]), 0, axis)
 
 
 def pil_resize_bilinear(img, width, height):
