@@ -33,7 +33,7 @@ parts = [r for r in records if r["type"] == "part"]
 verdicts = collections.Counter(r["verdict"] for r in frames)
 classes = collections.Counter(d["class_name"] for r in frames for d in r["detections"])
 latency = sorted(r["latency_ms"]["total"] for r in frames if r["latency_ms"])
-print(f"demo: {len(frames)} frames: " + ", ".join(f"{v} {verdicts[v]}" for v in ("PASS", "REVIEW", "FAIL")))
+print(f"demo: {len(frames)} frames: " + ", ".join(f"{v} {verdicts[v]}" for v in ("PASS", "REVIEW", "FAIL", "UNKNOWN") if v in verdicts or v != "UNKNOWN"))
 if parts:
     print(f"demo: {len(parts)} parts: " + ", ".join(f"{p['part_id']}={p['verdict']}" for p in parts))
 print("demo: detections by class: " + (", ".join(f"{k} {n}" for k, n in sorted(classes.items())) or "none"))

@@ -50,6 +50,31 @@ squares_v8_gray.onnx     input [1, 1, 256, 256], output [1, 5, 841]; single clas
 bad_not_image.onnx       input [1, 10] float -> output [1, 4] (not image-like).
 bad_layout.onnx          image input [1, 3, 256, 256] -> output [1, 2, 3, 4]
                          (4-D, no known layout).
+nan_v8.onnx              a fixed [1, 6, 4] YOLOv8 output holding NaN and Inf.
+
+Robustness models (issue 14), all tiny:
+slow_e2e.onnx            end-to-end [1, 8, 6]: two fixed detections on every frame
+                         (white_square at (16, 16)-(80, 80) 0.9, red_square at
+                         (160, 160)-(224, 224) 0.9) after a chain of SLOW_STEPS
+                         512x512 MatMul + Tanh nodes on a matrix grown from the
+                         image mean (weights made in-graph by ConstantOfShape): a
+                         slow model (about 0.1-1 s a run on one thread) for the
+                         asynchronous-inference and race tests.
+huge_input.onnx          input [1, 3, 100000, 100000] (120 GB as float32): must be
+                         refused by max-input-pixels before any allocation.
+huge_imgsz.onnx          squares_v8_dynamic with imgsz metadata [100000, 100000].
+zero_dim.onnx            input [1, 3, 0, 256]: a zero dimension.
+nonames_v8.onnx          squares_v8 without `names` metadata (classes class0, class1).
+badnames_v8.onnx         fixed YOLOv8 output [1, 6, 8]; names "{0: 'a', 1: " (malformed).
+nulnames_v8.onnx         the same; names holds a NUL byte inside a quoted name.
+nonutf8names_v8.onnx     the same; names holds the bytes ff fe (not UTF-8).
+e2e_bad_values.onnx      fixed end-to-end output [1, 8, 6]: a row with class 2^31,
+                         an inverted box, a score of 1e30 (class 1) and a valid
+                         class-0 detection at 0.9; names {0: 'white_square', 1: 'red_square'}.
+border_probe.onnx        end-to-end [1, 8, 6]: one detection (0, 0)-(8, 8) of class 0
+                         whose score is the mean of the top-left 8x8 of the input: the
+                         letterbox border there gives 114/255 = 0.447 when grey, 0 when
+                         black (tests that every model swap re-plans the letterbox).
 
 Usage: .venv/bin/python scripts/make_test_models.py [--out models/test] [--no-verify]
 """
@@ -59,6 +84,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 import numpy as np
 import onnx
@@ -335,6 +361,165 @@ def make_nan_v8():
     return finish("nan_v8", nodes, inits, image_input(3), out, NAMES2, description="Outputs NaN and Inf (robustness tests)")
 
 
+SLOW_STEPS = 40
+SLOW_SIDE = 512
+# Rows of the fixed end-to-end outputs: more than 6, so that [1, K, 6] reads as end-to-end by
+# its shape alone (rows past the detections have score 0).
+E2E_ROWS = 8
+
+
+def constant_output(name, table, names, description, extra_meta=None, channels=3):
+    """A model whose output is `table` + 0 * mean(image): it depends on the input, so that
+    ONNX Runtime runs it, but its values are fixed."""
+    table = np.asarray(table, dtype=np.float32)
+    inits = [f32("table", table), f32("zero", np.zeros((1,), np.float32))]
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0, name="mean"),
+        helper.make_node("Mul", ["m", "zero"], ["z"], name="times_zero"),
+        helper.make_node("Add", ["table", "z"], ["output0"], name="add"),
+    ]
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(table.shape))
+    return finish(name, nodes, inits, image_input(channels), out, names, extra_meta, description=description)
+
+
+def make_slow_e2e():
+    """Two fixed detections after SLOW_STEPS heavy MatMul + Tanh nodes."""
+    table = np.zeros((1, E2E_ROWS, 6), np.float32)
+    table[0, :2] = [[16, 16, 80, 80, 0.9, 0], [160, 160, 224, 224, 0.9, 1]]
+    inits = [
+        f32("table", table),
+        f32("zero", np.zeros((1,), np.float32)),
+        i64("side", [SLOW_SIDE, SLOW_SIDE]),
+        i64("one_one", [1, 1]),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0, name="mean"),
+        helper.make_node("Reshape", ["m", "one_one"], ["m2"], name="m2"),
+        helper.make_node("Expand", ["m2", "side"], ["x0"], name="grow"),
+        helper.make_node(
+            "ConstantOfShape",
+            ["side"],
+            ["w"],
+            name="weights",
+            value=numpy_helper.from_array(np.array([1.0 / SLOW_SIDE], dtype=np.float32)),
+        ),
+    ]
+    x = "x0"
+    for k in range(SLOW_STEPS):
+        nodes.append(helper.make_node("MatMul", [x, "w"], [f"p{k}"], name=f"matmul{k}"))
+        nodes.append(helper.make_node("Tanh", [f"p{k}"], [f"x{k + 1}"], name=f"tanh{k}"))
+        x = f"x{k + 1}"
+    nodes += [
+        helper.make_node("ReduceMean", [x], ["r"], keepdims=0, name="reduce"),
+        helper.make_node("Mul", ["r", "zero"], ["z"], name="times_zero"),
+        helper.make_node("Add", ["table", "z"], ["output0"], name="add"),
+    ]
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, E2E_ROWS, 6])
+    desc = f"Slow test model: {SLOW_STEPS} MatMul {SLOW_SIDE}x{SLOW_SIDE} + Tanh, then two fixed end-to-end detections"
+    return finish("slow_e2e", nodes, inits, image_input(3), out, NAMES2, {"end2end": "True"}, description=desc)
+
+
+def make_huge_input():
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0, name="mean"),
+        helper.make_node("Add", ["table", "m"], ["output0"], name="add"),
+    ]
+    inits = [f32("table", np.zeros((1, 6, 1), np.float32))]
+    inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 100000, 100000])
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, 1])
+    return finish(
+        "huge_input", nodes, inits, inp, out, NAMES2, description="Declares a [1, 3, 100000, 100000] input (120 GB)"
+    )
+
+
+def make_huge_imgsz():
+    model = make_v8_dynamic()
+    helper.set_model_props(
+        model, {**{p.key: p.value for p in model.metadata_props}, "imgsz": "[100000, 100000]"}
+    )
+    return model
+
+
+def make_zero_dim():
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0, name="mean"),
+        helper.make_node("Add", ["table", "m"], ["output0"], name="add"),
+    ]
+    inits = [f32("table", np.zeros((1, 6, 1), np.float32))]
+    inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 0, 256])
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, 1])
+    return finish("zero_dim", nodes, inits, inp, out, NAMES2, description="Input with a dimension of 0")
+
+
+def make_nonames_v8():
+    model = make_v8(3)
+    keep = [(p.key, p.value) for p in model.metadata_props if p.key != "names"]
+    del model.metadata_props[:]
+    for key, value in keep:
+        model.metadata_props.add(key=key, value=value)
+    return model
+
+
+# [1, 6, 8]: one class-0 box at 0.9, seven candidates below any threshold (more anchors than
+# rows, so that the layout reads as YOLOv8).
+ONE_V8 = [[
+    [128.0] + [64.0] * 7,
+    [128.0] + [64.0] * 7,
+    [32.0] * 8,
+    [32.0] * 8,
+    [0.9] + [0.01] * 7,
+    [0.1] + [0.01] * 7,
+]]
+
+
+def make_badnames_v8():
+    return constant_output("badnames_v8", ONE_V8, "{0: 'a', 1: ", "names metadata malformed")
+
+
+def make_nulnames_v8():
+    return constant_output("nulnames_v8", ONE_V8, "{0: 'a\0b', 1: 'c'}", "names metadata holding a NUL")
+
+
+# Replaced by bytes that are not UTF-8 after serialisation (same length).
+NON_UTF8_PLACEHOLDER = "{0: 'QQ', 1: 'c'}"
+
+
+def make_nonutf8names_v8():
+    return constant_output("nonutf8names_v8", ONE_V8, NON_UTF8_PLACEHOLDER, "names metadata not UTF-8")
+
+
+def make_e2e_bad_values():
+    table = np.zeros((1, E2E_ROWS, 6), np.float32)
+    table[0, :4] = [
+        [10, 10, 40, 40, 0.9, 2147483648.0],  # class 2^31
+        [90, 10, 60, 40, 0.9, 0],  # inverted (x2 < x1)
+        [100, 100, 140, 140, 1e30, 1],  # score 1e30
+        [160, 160, 224, 224, 0.9, 0],  # valid
+    ]
+    return constant_output(
+        "e2e_bad_values", table, NAMES2, "End-to-end output with bad values", extra_meta={"end2end": "True"}
+    )
+
+
+def make_border_probe():
+    inits = [
+        i64("starts", [0, 0]),
+        i64("ends", [8, 8]),
+        i64("axes", [2, 3]),
+        f32("table", np.pad(np.array([[[0, 0, 8, 8, 0, 0]]], np.float32), ((0, 0), (0, E2E_ROWS - 1), (0, 0)))),
+        f32("onehot", np.pad(np.array([[[0, 0, 0, 0, 1, 0]]], np.float32), ((0, 0), (0, E2E_ROWS - 1), (0, 0)))),
+    ]
+    nodes = [
+        helper.make_node("Slice", ["images", "starts", "ends", "axes"], ["corner"], name="corner"),
+        helper.make_node("ReduceMean", ["corner"], ["score"], keepdims=0, name="mean"),
+        helper.make_node("Mul", ["onehot", "score"], ["scored"], name="scored"),
+        helper.make_node("Add", ["table", "scored"], ["output0"], name="add"),
+    ]
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, E2E_ROWS, 6])
+    desc = "One end-to-end detection scored by the mean of the input's top-left 8x8 (letterbox border probe)"
+    return finish("border_probe", nodes, inits, image_input(3), out, NAMES2, {"end2end": "True"}, description=desc)
+
+
 MODELS = {
     "squares_v8.onnx": lambda: make_v8(3),
     "squares_v5.onnx": make_v5,
@@ -344,7 +529,20 @@ MODELS = {
     "bad_not_image.onnx": make_bad_not_image,
     "bad_layout.onnx": make_bad_layout,
     "nan_v8.onnx": make_nan_v8,
+    "slow_e2e.onnx": make_slow_e2e,
+    "huge_input.onnx": make_huge_input,
+    "huge_imgsz.onnx": make_huge_imgsz,
+    "zero_dim.onnx": make_zero_dim,
+    "nonames_v8.onnx": make_nonames_v8,
+    "badnames_v8.onnx": make_badnames_v8,
+    "nulnames_v8.onnx": make_nulnames_v8,
+    "nonutf8names_v8.onnx": make_nonutf8names_v8,
+    "e2e_bad_values.onnx": make_e2e_bad_values,
+    "border_probe.onnx": make_border_probe,
 }
+
+# Not run by verify(): they cannot run (that is what they are for).
+NOT_RUN = {"huge_input.onnx", "huge_imgsz.onnx", "zero_dim.onnx"}
 
 
 # --------------------------------------------------------------------------- #
@@ -366,15 +564,26 @@ def verify(path: str) -> None:
     import onnxruntime as ort
 
     name = os.path.basename(path)
-    onnx.checker.check_model(onnx.load(path), full_check=True)
+    if name == "nonutf8names_v8.onnx":
+        # The python protobuf refuses to parse strings that are not UTF-8; ONNX Runtime does not.
+        assert b"\xff\xfe" in open(path, "rb").read()
+    else:
+        onnx.checker.check_model(onnx.load(path), full_check=name not in NOT_RUN)
+    if name in NOT_RUN:
+        print(f"{name:26s} {os.path.getsize(path):7d} B  (not run)")
+        return
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     if name == "bad_not_image.onnx":
         x = np.ones((1, 10), dtype=np.float32)
     else:
         x = test_image(1 if inp.shape[1] == 1 else 3)
+    started = time.perf_counter()
     (y,) = sess.run(None, {inp.name: x})
+    took = time.perf_counter() - started
     size = os.path.getsize(path)
+    if name == "slow_e2e.onnx":
+        print(f"    one run: {took:.2f} s")
     print(f"{name:26s} {size:7d} B  in {inp.shape} -> out {list(y.shape)}")
     if not name.startswith("squares"):
         return
@@ -409,6 +618,8 @@ def main() -> int:
     for fname, builder in MODELS.items():
         path = os.path.join(args.out, fname)
         data = builder().SerializeToString(deterministic=True)
+        if fname == "nonutf8names_v8.onnx":
+            data = data.replace(b"'QQ'", b"'\xff\xfe'")
         with open(path, "wb") as f:
             f.write(data)
     if not args.no_verify:

@@ -15,6 +15,8 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-bad gstreamer1.0-libav
   python3 python3-venv python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   meson ninja-build mosquitto
+  # certificates for the TLS tests of defectmqttsink (tests/mqtt.rs)
+  openssl
   # camera sources of pipelines/ and their stand-ins in tests/python/test_pipelines.py:
   # aravissrc (in libaravis-0.8-0) and the fake GigE Vision camera (aravis-tools),
   # an RTSP server for Python (gst-rtsp-server), `ip` to see which interface reaches a GigE

@@ -18,6 +18,7 @@ pub mod defectmetaconvert;
 pub mod defectmqttsink;
 pub mod defectoverlay;
 pub mod draw;
+pub mod files;
 pub mod meta;
 pub mod metrics;
 pub mod mqtt;

@@ -3,8 +3,10 @@
 //! applications.
 //!
 //! - `DefectVerdictMeta` (a `GstCustomMeta`, added by `defectdetect` to every buffer): its
-//!   structure holds `verdict` (string PASS, FAIL or REVIEW), `shadow` (boolean), `part-id`
-//!   (string, absent when the frame belongs to no part), `frame` (guint64), `critical`,
+//!   structure holds `verdict` (string PASS, FAIL, REVIEW, or UNKNOWN when the model has not
+//!   judged the frame), `shadow` (boolean), `part-id` (string, absent when the frame belongs to
+//!   no part), `frame` (guint64), `inspected` (boolean: the model ran on this frame), `carried`
+//!   (boolean) and `source-frame` (guint64, the frame whose result it carries), `critical`,
 //!   `major`, `minor`, `cosmetic` (guint: detections counted by severity), `model-id`
 //!   (string), `inference-ms` and `total-ms` (double: model time; whole element time) and `reasons` (array of `reason` structures: `label-id`, `label`, `severity`,
 //!   `decision`, `confidence`, `x-min`, `y-min`, `x-max`, `y-max` in pixels). From C:

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `defectcapture`: exactly the FAIL and REVIEW frames (and the PASS sample) land in the
 //! directory with YOLO labels that round-trip to the detections' boxes; a full queue drops
-//! frames and the count reaches the records; an unwritable directory fails at start.
+//! frames and the count reaches the records; an unwritable directory fails at start; files
+//! the element did not write are never deleted, a second run never overwrites the first, and
+//! a full disk leaves no partial file (issue 14, items 1, 2 and 5).
 
 mod common;
 
@@ -10,6 +12,7 @@ use std::path::Path;
 use common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
+use gstdefect::capture::CaptureName;
 
 const POLICY: &str = "[classes.white_square]\nmin-confidence = 0.5\nseverity = \"critical\"\n\
 [classes.red_square]\nmin-confidence = 0.999\nseverity = \"minor\"\nreview-band = [0.9, 0.999]\n";
@@ -69,7 +72,12 @@ fn run_counted(
     capture_properties: &str,
 ) -> (Vec<serde_json::Value>, Counts) {
     init();
-    let dir = temp_dir("policy");
+    // One policy directory a run: tests run in parallel and each clears its own.
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = temp_dir(&format!(
+        "policy-{}",
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, POLICY).unwrap();
     let pipeline = gst::parse::launch(&format!(
@@ -133,6 +141,39 @@ fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The captures in `dir` as `frame_<n>_<VERDICT>.<ext>` (the run id left out), sorted; every
+/// file must be a capture, all of one run.
+fn captures(dir: &Path) -> Vec<String> {
+    let names: Vec<CaptureName> = listing(dir)
+        .iter()
+        .map(|n| CaptureName::parse(n).unwrap_or_else(|| panic!("not a capture name: {n}")))
+        .collect();
+    assert!(
+        names
+            .windows(2)
+            .all(|w| (&w[0].started, w[0].pid, w[0].run) == (&w[1].started, w[1].pid, w[1].run)),
+        "captures of several runs: {names:?}"
+    );
+    let mut short: Vec<String> = names
+        .iter()
+        .map(|n| format!("frame_{:08}_{}.{}", n.frame, n.verdict, n.extension))
+        .collect();
+    short.sort();
+    short
+}
+
+/// The path of the capture file of `frame` with `verdict` and extension `ext` in `dir`.
+fn capture_path(dir: &Path, frame: u64, verdict: &str, ext: &str) -> std::path::PathBuf {
+    listing(dir)
+        .iter()
+        .find(|n| {
+            CaptureName::parse(n)
+                .is_some_and(|c| c.frame == frame && c.verdict == verdict && c.extension == ext)
+        })
+        .map(|n| dir.join(n))
+        .unwrap_or_else(|| panic!("no capture of frame {frame} {verdict} .{ext}"))
+}
+
 #[test]
 fn exactly_the_fail_and_review_frames_with_round_tripping_labels() {
     let dir = temp_dir("exact");
@@ -168,7 +209,7 @@ fn exactly_the_fail_and_review_frames_with_round_tripping_labels() {
         .collect();
     let mut expected_sorted = expected.clone();
     expected_sorted.sort();
-    assert_eq!(listing(&dir), expected_sorted);
+    assert_eq!(captures(&dir), expected_sorted);
 
     // Labels round-trip to the detections' boxes (the records hold them in pixels).
     for (record, name) in records.iter().zip(0..) {
@@ -176,8 +217,7 @@ fn exactly_the_fail_and_review_frames_with_round_tripping_labels() {
         if verdict == "PASS" {
             continue;
         }
-        let text =
-            std::fs::read_to_string(dir.join(format!("frame_{name:08}_{verdict}.txt"))).unwrap();
+        let text = std::fs::read_to_string(capture_path(&dir, name, verdict, "txt")).unwrap();
         let labels = gstdefect::capture::parse_yolo_labels(&text, 640, 480).unwrap();
         let detections = record["detections"].as_array().unwrap();
         assert_eq!(labels.len(), detections.len());
@@ -196,7 +236,7 @@ fn exactly_the_fail_and_review_frames_with_round_tripping_labels() {
                 assert!((*got as f64 - want).abs() <= 1.0, "{name}: {got} vs {want}");
             }
         }
-        let png = std::fs::File::open(dir.join(format!("frame_{name:08}_{verdict}.png"))).unwrap();
+        let png = std::fs::File::open(capture_path(&dir, name, verdict, "png")).unwrap();
         let info = png::Decoder::new(std::io::BufReader::new(png))
             .read_info()
             .unwrap()
@@ -217,7 +257,7 @@ fn pass_frames_are_sampled_and_gray_stays_gray_jpeg() {
         &format!("location={} pass-every=3 format=jpeg", dir.display()),
     );
     assert_eq!(
-        listing(&dir),
+        captures(&dir),
         [
             "frame_00000000_PASS.jpg",
             "frame_00000000_PASS.txt",
@@ -225,7 +265,7 @@ fn pass_frames_are_sampled_and_gray_stays_gray_jpeg() {
             "frame_00000003_PASS.txt"
         ]
     );
-    let jpeg = std::fs::read(dir.join("frame_00000000_PASS.jpg")).unwrap();
+    let jpeg = std::fs::read(capture_path(&dir, 0, "PASS", "jpg")).unwrap();
     assert_eq!(&jpeg[..2], &[0xff, 0xd8]);
 }
 
@@ -293,10 +333,16 @@ fn the_directory_is_bounded() {
         VideoFormat::Rgb,
         &format!("location={} max-files=3", dir.display()),
     );
-    assert_eq!(listing(&dir).len(), 6, "three captures of two files");
-    assert!(
-        dir.join("frame_00000007_FAIL.png").exists()
-            && !dir.join("frame_00000004_FAIL.png").exists()
+    assert_eq!(
+        captures(&dir),
+        [5, 6, 7]
+            .iter()
+            .flat_map(|n| [
+                format!("frame_{n:08}_FAIL.png"),
+                format!("frame_{n:08}_FAIL.txt")
+            ])
+            .collect::<Vec<_>>(),
+        "the last three captures of two files"
     );
 }
 
@@ -322,6 +368,25 @@ fn an_unwritable_directory_fails_at_start_naming_it() {
     assert!(text.contains("/proc/defect-capture"), "{text}");
 }
 
+/// Whether a capture file is whole: a PNG that decodes to its last row, a label file that is
+/// not empty (a PASS sample without detections has no lines, but these frames are snow).
+fn whole_file(path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    if bytes.is_empty() {
+        return path.extension().is_some_and(|e| e == "txt");
+    }
+    if path.extension().is_some_and(|e| e == "png") {
+        let Ok(mut reader) = png::Decoder::new(std::io::Cursor::new(bytes)).read_info() else {
+            return false;
+        };
+        let mut out = vec![0; reader.output_buffer_size().unwrap_or(0)];
+        return reader.next_frame(&mut out).is_ok();
+    }
+    true
+}
+
 /// Mounts a 2 MiB tmpfs (needs root; skipped elsewhere) and returns its path.
 fn tiny_filesystem() -> Option<std::path::PathBuf> {
     let dir = temp_dir("tiny-filesystem");
@@ -333,6 +398,8 @@ fn tiny_filesystem() -> Option<std::path::PathBuf> {
     status.success().then_some(dir)
 }
 
+/// Issue 14, item 5 (with the unit test `a_failed_write_removes_the_files_of_the_capture`):
+/// the disk fills mid-run; the captures that did not fit leave no 0-byte or truncated file.
 #[test]
 fn a_full_disk_warns_and_keeps_the_stream_flowing() {
     let Some(dir) = tiny_filesystem() else {
@@ -367,7 +434,24 @@ fn a_full_disk_warns_and_keeps_the_stream_flowing() {
         .unwrap();
     let errors: u64 = capture.property("write-errors");
     let captured: u64 = capture.property("captured");
+    let names = listing(&dir);
+    let complete = names
+        .iter()
+        .map(|name| (name.clone(), whole_file(&dir.join(name))))
+        .collect::<Vec<_>>();
     let _ = std::process::Command::new("umount").arg(&dir).status();
+    // Issue 14, item 5: no 0-byte or truncated file, every image with its labels.
+    for (name, whole) in &complete {
+        assert!(whole, "{name} is empty or truncated (all: {names:?})");
+    }
+    let stems = |ext: &str| -> Vec<String> {
+        names
+            .iter()
+            .filter_map(|n| n.strip_suffix(ext).map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(stems(".png"), stems(".txt"), "images and labels pair up");
+    assert_eq!(stems(".png").len() as u64, captured, "{names:?}");
     assert!(
         errors > 0 && captured > 0,
         "errors {errors}, captured {captured}"
@@ -375,4 +459,64 @@ fn a_full_disk_warns_and_keeps_the_stream_flowing() {
     assert_eq!(captured + errors, 20);
     assert_eq!(warnings.len(), 1, "one warning: {warnings:?}");
     assert!(warnings[0].contains("No space left"), "{warnings:?}");
+}
+
+/// Issue 14, item 1: a directory holding 21 files the element did not write, with
+/// `max-files=2`: all 21 survive; only the element's own captures are trimmed.
+#[test]
+fn unrelated_files_in_the_directory_are_never_deleted() {
+    let dir = temp_dir("unrelated");
+    let mut unrelated: Vec<String> = (0..19).map(|i| format!("shift-{i:02}.csv")).collect();
+    unrelated.extend(["report.docx".into(), "inventory.sqlite".into()]);
+    for (i, name) in unrelated.iter().enumerate() {
+        std::fs::write(dir.join(name), format!("keep me {i}")).unwrap();
+    }
+    let frames: Vec<RgbImage> = (0..5).map(|_| frame(true, false)).collect();
+    run(
+        &frames,
+        VideoFormat::Rgb,
+        &format!("location={} max-files=2 max-size-mb=1", dir.display()),
+    );
+    let names = listing(&dir);
+    let missing: Vec<&String> = unrelated.iter().filter(|n| !names.contains(n)).collect();
+    assert!(missing.is_empty(), "deleted: {missing:?}");
+    for (i, name) in unrelated.iter().enumerate() {
+        assert_eq!(
+            std::fs::read_to_string(dir.join(name)).unwrap(),
+            format!("keep me {i}")
+        );
+    }
+    let own: Vec<&String> = names.iter().filter(|n| !unrelated.contains(n)).collect();
+    assert_eq!(own.len(), 4, "two captures of two files: {own:?}");
+}
+
+/// Issue 14, item 2: a second run into the same directory keeps every capture of the first
+/// (same frame numbers, new names), and adopts them for its bounds.
+#[test]
+fn a_second_run_never_overwrites_the_first() {
+    let dir = temp_dir("second-run");
+    let frames = [frame(true, false), frame(false, true)];
+    let properties = format!("location={} format=jpeg", dir.display());
+    run(&frames, VideoFormat::Rgb, &properties);
+    let first: Vec<(String, Vec<u8>, std::time::SystemTime)> = listing(&dir)
+        .into_iter()
+        .map(|n| {
+            let path = dir.join(&n);
+            let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+            (n, std::fs::read(&path).unwrap(), modified)
+        })
+        .collect();
+    assert_eq!(first.len(), 4);
+    run(&frames, VideoFormat::Rgb, &properties);
+    let names = listing(&dir);
+    assert_eq!(names.len(), 8, "{names:?}");
+    for (name, bytes, modified) in &first {
+        let path = dir.join(name);
+        assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{name} changed");
+        assert_eq!(
+            &std::fs::metadata(&path).unwrap().modified().unwrap(),
+            modified,
+            "{name} rewritten"
+        );
+    }
 }

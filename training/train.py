@@ -417,6 +417,8 @@ def main():
     ap.add_argument("--data", default="training/data")
     ap.add_argument("--out", default="training/runs/exp")
     ap.add_argument("--minutes", type=float, default=38.0)
+    ap.add_argument("--iters", type=int, default=0,
+                    help="length of the run in iterations instead of minutes (a shared machine's speed varies)")
     ap.add_argument("--neu", default=None, help="NEU-DET splits written by training/neu_det.py")
     ap.add_argument("--neu-frac", type=float, default=0.6, help="share of NEU-DET samples in a batch")
     ap.add_argument("--init", default=None, help="start from this checkpoint's weights (init_from_onnx.py)")
@@ -503,7 +505,7 @@ def main():
     last_ckpt = time.time()
     while True:
         el = time.time() - start
-        frac = el / budget
+        frac = it / a.iters if a.iters else el / budget
         if (a.bench and it >= a.bench) or (not a.bench and frac >= 1.0):
             break
         lr = a.lr * (min(1.0, (it + 1) / warm)) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))

@@ -58,11 +58,36 @@ pub enum DecodeError {
     },
 }
 
-/// What the decoder saw besides detections, for diagnostics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Class ids at or above this are not believed (a model names at most this many classes; the
+/// `names` metadata parser has the same bound): end-to-end rows carrying one are dropped.
+pub const MAX_CLASS_ID: u32 = 100_000;
+
+/// What the decoder saw besides detections, for diagnostics: candidates above the threshold it
+/// dropped or changed, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct DecodeStats {
-    /// Candidates above the threshold dropped because a coordinate or score was NaN or infinite.
+    /// Dropped: a coordinate or score was NaN or infinite.
     pub non_finite: usize,
+    /// Dropped: the box is inverted (x2 < x1 or y2 < y1; a negative width or height).
+    pub inverted: usize,
+    /// Dropped (end-to-end): the class is not an integer in [0, [`MAX_CLASS_ID`]).
+    pub bad_class: usize,
+    /// Kept with the score clamped to 1: the score was above 1 (scores must be
+    /// probabilities).
+    pub clamped: usize,
+    /// The largest score seen above 1, for the warning.
+    pub max_score: f32,
+}
+
+impl DecodeStats {
+    /// Adds another frame's or tile's counts.
+    pub fn add(&mut self, other: &DecodeStats) {
+        self.non_finite += other.non_finite;
+        self.inverted += other.inverted;
+        self.bad_class += other.bad_class;
+        self.clamped += other.clamped;
+        self.max_score = self.max_score.max(other.max_score);
+    }
 }
 
 /// Picks the layout of a concrete output shape.
@@ -82,7 +107,11 @@ pub fn infer_layout(
     if batch != 1 || a <= 0 || b <= 0 {
         return Err(unknown());
     }
-    let layout = if a < b {
+    // `end2end` metadata decides for [1, K, 6] even with fewer than 6 rows (K < 6 would
+    // otherwise read as YOLOv8).
+    let layout = if end2end_hint && b == 6 {
+        OutputLayout::EndToEnd
+    } else if a < b {
         OutputLayout::YoloV8
     } else if end2end_hint || (b == 6 && class_count != Some(1)) {
         OutputLayout::EndToEnd
@@ -109,6 +138,12 @@ pub fn class_count_of(layout: OutputLayout, shape: &[i64]) -> Result<Option<usiz
         OutputLayout::EndToEnd if b == 6 && a > 0 => Ok(None),
         _ => Err(mismatch()),
     }
+}
+
+/// What a layout's decoder hands on: a detection to check, or a row with an unusable class.
+enum Candidate {
+    Detection(Detection),
+    BadClass,
 }
 
 /// Decodes one output tensor into candidates above `conf_threshold`, reusing its buffers
@@ -144,11 +179,26 @@ impl Decoder {
             });
         }
         let mut stats = DecodeStats::default();
-        let mut push = |detection: Detection| {
-            if detection.confidence.is_finite() && detection.bbox.is_finite() {
-                out.push(detection);
-            } else {
+        let mut push = |candidate: Candidate| {
+            let mut detection = match candidate {
+                Candidate::Detection(d) => d,
+                Candidate::BadClass => {
+                    stats.bad_class += 1;
+                    return;
+                }
+            };
+            let b = &detection.bbox;
+            if !(detection.confidence.is_finite() && b.is_finite()) {
                 stats.non_finite += 1;
+            } else if b.x2 < b.x1 || b.y2 < b.y1 {
+                stats.inverted += 1;
+            } else {
+                if detection.confidence > 1.0 {
+                    stats.clamped += 1;
+                    stats.max_score = stats.max_score.max(detection.confidence);
+                    detection.confidence = 1.0;
+                }
+                out.push(detection);
             }
         };
         match layout {
@@ -167,7 +217,7 @@ impl Decoder {
         anchors: usize,
         data: &[f32],
         conf: f32,
-        push: &mut impl FnMut(Detection),
+        push: &mut impl FnMut(Candidate),
     ) {
         let classes = rows - 4;
         self.best_score.clear();
@@ -192,11 +242,11 @@ impl Decoder {
         for (anchor, (&score, &class)) in self.best_score.iter().zip(&self.best_class).enumerate() {
             if score > conf {
                 let at = |row: usize| data[row * anchors + anchor];
-                push(Detection {
+                push(Candidate::Detection(Detection {
                     class_id: class as usize,
                     confidence: score,
                     bbox: BBox::from_center(at(0), at(1), at(2), at(3)),
-                });
+                }));
             }
         }
     }
@@ -208,7 +258,7 @@ fn decode_v5(
     cols: usize,
     data: &[f32],
     conf: f32,
-    push: &mut impl FnMut(Detection),
+    push: &mut impl FnMut(Candidate),
 ) {
     for row in data.chunks_exact(cols).take(anchors) {
         let objectness = row[4];
@@ -218,32 +268,31 @@ fn decode_v5(
         let (class_id, class_score) = argmax(&row[5..]);
         let confidence = objectness * class_score;
         if confidence > conf {
-            push(Detection {
+            push(Candidate::Detection(Detection {
                 class_id,
                 confidence,
                 bbox: BBox::from_center(row[0], row[1], row[2], row[3]),
-            });
+            }));
         }
     }
 }
 
-/// `[K, 6]`: already final boxes; a class that is not a non-negative integer drops the row.
-fn decode_end_to_end(rows: usize, data: &[f32], conf: f32, push: &mut impl FnMut(Detection)) {
+/// `[K, 6]`: already final boxes; a class that is not an integer in [0, [`MAX_CLASS_ID`])
+/// drops the row (a float class id of 2^31 or more would otherwise wrap where ids are 32-bit
+/// signed, as in the ROI metas).
+fn decode_end_to_end(rows: usize, data: &[f32], conf: f32, push: &mut impl FnMut(Candidate)) {
     for row in data.chunks_exact(6).take(rows) {
         let confidence = row[4];
         if confidence.is_nan() || confidence <= conf {
             continue;
         }
         let class = row[5].round();
-        if !(0.0..=u32::MAX as f32).contains(&class) {
-            push(Detection {
-                class_id: 0,
-                confidence: f32::NAN,
-                bbox: BBox::default(),
-            });
+        let integral = (row[5] - class).abs() < 1e-3;
+        if !(integral && (0.0..MAX_CLASS_ID as f32).contains(&class)) {
+            push(Candidate::BadClass);
             continue;
         }
-        push(Detection {
+        push(Candidate::Detection(Detection {
             class_id: class as usize,
             confidence,
             bbox: BBox {
@@ -252,7 +301,7 @@ fn decode_end_to_end(rows: usize, data: &[f32], conf: f32, push: &mut impl FnMut
                 x2: row[2],
                 y2: row[3],
             },
-        });
+        }));
     }
 }
 
@@ -292,6 +341,15 @@ mod tests {
         assert_eq!(
             infer_layout(&[1, 300, 6], Some(1), true),
             Ok(OutputLayout::EndToEnd)
+        );
+        assert_eq!(
+            infer_layout(&[1, 2, 6], None, true),
+            Ok(OutputLayout::EndToEnd),
+            "few rows, end2end metadata"
+        );
+        assert!(
+            infer_layout(&[1, 2, 6], None, false).is_err(),
+            "without it, too few rows for YOLOv8"
         );
         assert!(matches!(
             infer_layout(&[1, 2, 3, 4], None, false),
@@ -415,7 +473,57 @@ mod tests {
         let stats = Decoder::new()
             .decode(OutputLayout::EndToEnd, &[1, 1, 6], &data, 0.25, &mut out)
             .unwrap();
-        assert_eq!(stats.non_finite, 1);
+        assert_eq!(stats.bad_class, 1);
+    }
+
+    /// Item 10 of issue 14: class ids of 2^31 and more, fractional and NaN class ids are
+    /// dropped (not wrapped to 0), inverted boxes dropped, scores above 1 clamped, each counted.
+    #[test]
+    fn out_of_range_classes_inverted_boxes_and_scores_above_one() {
+        #[rustfmt::skip]
+        let data = [
+            0.0, 0.0, 10.0, 10.0, 0.9, 2147483648.0,   // class 2^31
+            0.0, 0.0, 10.0, 10.0, 0.9, 4.0e9,          // beyond u32
+            0.0, 0.0, 10.0, 10.0, 0.9, 2.5,            // not an integer
+            0.0, 0.0, 10.0, 10.0, 0.9, f32::NAN,       // NaN class
+            10.0, 0.0, 0.0, 10.0, 0.9, 1.0,            // inverted x
+            0.0, 10.0, 10.0, 0.0, 0.9, 1.0,            // inverted y
+            0.0, 0.0, 10.0, 10.0, 1e30, 3.0,           // score 1e30: kept at 1
+            0.0, 0.0, 0.0, 10.0, 0.8, 99999.0,         // zero width, largest class: kept
+        ];
+        let mut out = Vec::new();
+        let stats = Decoder::new()
+            .decode(OutputLayout::EndToEnd, &[1, 8, 6], &data, 0.25, &mut out)
+            .unwrap();
+        assert_eq!(
+            (
+                stats.bad_class,
+                stats.inverted,
+                stats.clamped,
+                stats.non_finite
+            ),
+            (4, 2, 1, 0)
+        );
+        assert_eq!(stats.max_score, 1e30);
+        assert_eq!(out.len(), 2);
+        assert_eq!((out[0].class_id, out[0].confidence), (3, 1.0));
+        assert_eq!(out[1].class_id, 99_999);
+        // YOLOv8: a negative width is an inverted box; a score of 7 is clamped.
+        #[rustfmt::skip]
+        let v8 = [
+            10.0, 50.0,
+            10.0, 50.0,
+            -4.0, 8.0,
+            4.0, 8.0,
+            0.9, 7.0,
+        ];
+        let mut out = Vec::new();
+        let stats = Decoder::new()
+            .decode(OutputLayout::YoloV8, &[1, 5, 2], &v8, 0.25, &mut out)
+            .unwrap();
+        assert_eq!((stats.inverted, stats.clamped), (1, 1));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].confidence, 1.0);
     }
 
     #[test]

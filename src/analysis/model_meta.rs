@@ -65,13 +65,44 @@ pub fn parse_image_size(text: &str) -> Result<(u32, u32), MetaError> {
     }
 }
 
-/// Parses a labels file: one class name a line.
+/// Parses a labels file: one class name a line (a UTF-8 byte-order mark is not part of the
+/// first name).
 pub fn parse_labels(text: &str) -> Vec<String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     text.lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .map(str::to_string)
         .collect()
+}
+
+/// Replaces class names that cannot be used (empty, or holding control characters such as
+/// NUL, which C strings, topics and file names cut or reject) by `class<N>`; returns one
+/// warning per replaced name.
+pub fn sanitize_names(names: &mut [String]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (id, name) in names.iter_mut().enumerate() {
+        if name.trim().is_empty() || name.chars().any(char::is_control) {
+            let replacement = default_class_name(id);
+            warnings.push(format!(
+                "class {id} has an unusable name {name:?} (empty or holding control characters); it is named {replacement}"
+            ));
+            *name = replacement;
+        }
+    }
+    warnings
+}
+
+/// The class id of a default name `class<N>`.
+pub fn default_class_id(name: &str) -> Option<usize> {
+    let digits = name.strip_prefix("class")?;
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || (digits.len() > 1 && digits.starts_with('0'))
+    {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// Whether an `end2end` metadata value says the model already ran NMS.
@@ -254,5 +285,30 @@ mod tests {
             parse_labels("# classes\nscratch\n\n dent \r\n"),
             ["scratch", "dent"]
         );
+    }
+
+    /// Item 12 of issue 14: a UTF-8 byte-order mark is not part of the first label; names
+    /// with NUL or other control characters are replaced and said; `class<N>` names parse.
+    #[test]
+    fn bom_control_characters_and_default_names() {
+        assert_eq!(parse_labels("\u{feff}scratch\ndent\n"), ["scratch", "dent"]);
+        let mut names = vec![
+            "ok".to_string(),
+            "a\0b".into(),
+            " ".into(),
+            "tab\there".into(),
+        ];
+        let warnings = sanitize_names(&mut names);
+        assert_eq!(names, ["ok", "class1", "class2", "class3"]);
+        assert_eq!(warnings.len(), 3);
+        assert!(
+            warnings[0].contains("class 1 has an unusable name \"a\\0b\""),
+            "{warnings:?}"
+        );
+        assert_eq!(default_class_id("class0"), Some(0));
+        assert_eq!(default_class_id("class17"), Some(17));
+        for bad in ["class", "class01", "classx", "klass1", "class-1"] {
+            assert_eq!(default_class_id(bad), None, "{bad}");
+        }
     }
 }

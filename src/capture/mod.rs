@@ -1,9 +1,10 @@
 //! Capture for retraining, free of GStreamer: frames converted to RGB (or grey), encoded as
 //! PNG or JPEG, YOLO label files made from the detections, and a directory whose size is
-//! bounded by removing the oldest captures first.
+//! bounded by removing the oldest captures first ([`dir`]: only files it names itself).
 
-use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+pub mod dir;
+
+pub use dir::{BoundedDir, CaptureName, new_run_id};
 
 use crate::analysis::BBox;
 use crate::analysis::letterbox::{FrameView, PixelFormat, YuvMatrix};
@@ -167,112 +168,6 @@ pub fn parse_yolo_labels(text: &str, width: u32, height: u32) -> Option<Vec<(usi
         .collect()
 }
 
-/// A capture directory kept under a size and a file count by deleting the oldest captures.
-#[derive(Debug)]
-pub struct BoundedDir {
-    dir: PathBuf,
-    max_bytes: u64,
-    max_captures: usize,
-    /// Oldest first: the files of one capture and their total size.
-    captures: VecDeque<(Vec<PathBuf>, u64)>,
-    bytes: u64,
-}
-
-impl BoundedDir {
-    /// Opens (creating) the directory and adopts captures already there, oldest first.
-    pub fn open(dir: &Path, max_bytes: u64, max_captures: usize) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let probe = dir.join(".defectcapture-probe");
-        std::fs::write(&probe, b"")?;
-        std::fs::remove_file(&probe)?;
-        let mut existing: Vec<(std::time::SystemTime, PathBuf, u64)> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let meta = e.metadata().ok()?;
-                meta.is_file().then(|| {
-                    (
-                        meta.modified().unwrap_or(std::time::UNIX_EPOCH),
-                        e.path(),
-                        meta.len(),
-                    )
-                })
-            })
-            .collect();
-        existing.sort();
-        let mut bounded = Self {
-            dir: dir.to_path_buf(),
-            max_bytes,
-            max_captures,
-            captures: VecDeque::new(),
-            bytes: 0,
-        };
-        // An image and its label share a stem: one capture.
-        let mut by_stem: std::collections::HashMap<std::ffi::OsString, usize> = Default::default();
-        for (_, path, size) in existing {
-            bounded.bytes += size;
-            let stem = path.file_stem().unwrap_or_default().to_os_string();
-            match by_stem.get(&stem) {
-                Some(&i) => {
-                    let (paths, total) = &mut bounded.captures[i];
-                    paths.push(path);
-                    *total += size;
-                }
-                None => {
-                    by_stem.insert(stem, bounded.captures.len());
-                    bounded.captures.push_back((vec![path], size));
-                }
-            }
-        }
-        bounded.trim()?;
-        Ok(bounded)
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Writes the files of one capture, then removes the oldest captures beyond the bounds.
-    pub fn write(&mut self, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
-        let mut paths = Vec::new();
-        let mut size = 0;
-        for (name, data) in files {
-            let path = self.dir.join(name);
-            std::fs::write(&path, data)?;
-            size += data.len() as u64;
-            paths.push(path);
-        }
-        self.bytes += size;
-        self.captures.push_back((paths, size));
-        self.trim()
-    }
-
-    fn trim(&mut self) -> std::io::Result<()> {
-        while (self.bytes > self.max_bytes || self.captures.len() > self.max_captures)
-            && self.captures.len() > 1
-        {
-            if let Some((paths, size)) = self.captures.pop_front() {
-                for path in paths {
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                self.bytes -= size;
-            }
-        }
-        Ok(())
-    }
-
-    pub fn captures(&self) -> usize {
-        self.captures.len()
-    }
-
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,27 +261,5 @@ mod tests {
                 .unwrap()
                 .starts_with(&[0xff, 0xd8])
         );
-    }
-
-    #[test]
-    fn the_directory_stays_bounded_oldest_first() {
-        let dir = std::env::temp_dir().join(format!("bounded-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut bounded = BoundedDir::open(&dir, 250, 100).unwrap();
-        for i in 0..5 {
-            bounded
-                .write(&[
-                    (format!("{i}.png"), vec![0; 90]),
-                    (format!("{i}.txt"), vec![0; 10]),
-                ])
-                .unwrap();
-        }
-        assert_eq!(bounded.captures(), 2);
-        assert!(
-            !dir.join("2.png").exists() && dir.join("3.png").exists() && dir.join("4.txt").exists()
-        );
-        let reopened = BoundedDir::open(&dir, 1000, 3).unwrap();
-        assert_eq!(reopened.bytes(), 200);
-        assert!(BoundedDir::open(Path::new("/proc/nonexistent/dir"), 10, 10).is_err());
     }
 }

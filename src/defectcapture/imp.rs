@@ -66,7 +66,8 @@ struct Job {
     buffer: gst::Buffer,
     info: gst_video::VideoInfo,
     boxes: Vec<(usize, BBox)>,
-    stem: String,
+    frame: u64,
+    verdict: String,
 }
 
 struct State {
@@ -261,16 +262,29 @@ impl BaseTransformImpl for DefectCapture {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
         let max_bytes = settings.max_size_mb as u64 * 1024 * 1024;
-        let dir = BoundedDir::open(&settings.location, max_bytes, settings.max_files as usize)
-            .map_err(|e| {
-                gst::error_msg!(
-                    gst::ResourceError::OpenWrite,
-                    [
-                        "cannot write captures to {}: {e}",
-                        settings.location.display()
-                    ]
-                )
-            })?;
+        let run = capture::new_run_id();
+        let dir = BoundedDir::open(
+            &settings.location,
+            &run,
+            max_bytes,
+            settings.max_files as usize,
+        )
+        .map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenWrite,
+                [
+                    "cannot write captures to {}: {e}",
+                    settings.location.display()
+                ]
+            )
+        })?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "run {run}: {} earlier captures adopted in {}",
+            dir.captures(),
+            settings.location.display()
+        );
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Job>(settings.queue_size as usize);
         let format = match settings.format {
             CaptureFormat::Png => ImageFormat::Png,
@@ -330,19 +344,22 @@ impl BaseTransformImpl for DefectCapture {
         let wanted = match verdict.as_str() {
             "FAIL" => settings.capture_fail,
             "REVIEW" => settings.capture_review,
-            _ => {
+            // UNKNOWN (not inspected) is neither a failure nor a sample of good parts.
+            "PASS" => {
                 state.passes_seen += 1;
                 settings.pass_every > 0
                     && state.passes_seen % settings.pass_every as u64
                         == 1 % settings.pass_every as u64
             }
+            _ => false,
         };
         if wanted && let Some(sender) = &state.sender {
             let job = Job {
                 buffer: buffer.to_owned(),
                 info,
                 boxes: boxes_of(buffer),
-                stem: format!("frame_{frame:08}_{verdict}"),
+                frame,
+                verdict,
             };
             match sender.try_send(job) {
                 Ok(()) => {}
@@ -424,13 +441,17 @@ fn write_captures(
                 counters.captured.fetch_add(1, Ordering::Relaxed);
             }
             Err(reason) => {
-                gst::debug!(CAT, "cannot write capture {}: {reason}", job.stem);
+                gst::debug!(
+                    CAT,
+                    "cannot write the capture of frame {}: {reason}",
+                    job.frame
+                );
                 if counters.write_errors.fetch_add(1, Ordering::Relaxed) == 0
                     && let Some(element) = element.upgrade()
                 {
                     let message = format!(
-                        "cannot write capture {} in {}: {reason}",
-                        job.stem,
+                        "cannot write the capture of frame {} in {}: {reason}",
+                        job.frame,
                         dir.dir().display()
                     );
                     let _ = element.post_message(
@@ -452,9 +473,11 @@ fn write_one(job: &Job, dir: &mut BoundedDir, format: ImageFormat) -> Result<(),
     let image = capture::frame_to_image(&view, pixel_format, yuv_matrix(&job.info));
     let encoded = capture::encode(&image, format)?;
     let labels = capture::yolo_labels(&job.boxes, job.info.width(), job.info.height());
-    dir.write(&[
-        (format!("{}.{}", job.stem, format.extension()), encoded),
-        (format!("{}.txt", job.stem), labels.into_bytes()),
-    ])
+    dir.write(
+        job.frame,
+        &job.verdict,
+        &[(format.extension(), &encoded), ("txt", labels.as_bytes())],
+    )
+    .map(|_| ())
     .map_err(|e| e.to_string())
 }

@@ -5,10 +5,17 @@
  *
  * `defectcapture` keeps the frames a model must learn from next: frames whose verdict (the
  * `DefectVerdictMeta` of `defectdetect`) is FAIL or REVIEW, and every `pass-every`-th PASS
- * frame, are written to `location` as PNG or JPEG (`frame_<n>_<verdict>.png`) with a
- * YOLO-format label file made from the detections (`frame_<n>_<verdict>.txt`: `class cx cy
- * w h`, normalised). The directory stays under `max-size-mb` and `max-files`: the oldest
- * captures are removed first.
+ * frame, are written to `location` as PNG or JPEG with a YOLO-format label file made from
+ * the detections (`class cx cy w h`, normalised).
+ *
+ * Every file is named `<run>_<frame>_<VERDICT>.<png|jpg|txt>`, where `<run>` is the UTC
+ * time the element started, the process id and a counter of runs within the process
+ * (`20261122T184005123Z-4242-1_00000012_FAIL.png`): a second run never writes the names of
+ * the first, and files are created exclusively, never over an existing file (a name that
+ * exists gets `-2`, `-3`...). The directory stays under `max-size-mb` and `max-files` by
+ * removing the oldest captures first, but only files named that way: anything else in
+ * `location` is never adopted and never deleted. A capture that cannot be written whole
+ * (disk full) is removed again, image and labels, so that no truncated or empty file stays.
  *
  * Writing never blocks the streaming thread: frames go to a worker thread through a queue of
  * `queue-size` frames; when it is full the frame is not captured and the drop is counted.

@@ -1,9 +1,22 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The `defectdetect` element: an in-place `BaseTransform` adapting
-//! [`crate::analysis`] and [`crate::runtime`] to GStreamer buffers, metas and messages.
+//! The `defectdetect` element: an in-place `BaseTransform` adapting [`crate::analysis`],
+//! [`crate::policy`] and [`crate::runtime`] to GStreamer buffers, metas and messages.
+//!
+//! Who holds what:
+//! - `settings`: the properties (set by the application at any time; copied by the
+//!   streaming thread at each frame);
+//! - `slot` ([`super::slot`]): the model in use, the one waiting to take over, and their
+//!   generation. Only the thread that infers (the streaming thread, or the asynchronous
+//!   worker of [`super::worker`]) locks the model in use; property changes only queue a
+//!   background build;
+//! - `state`: what lives between caps and stop (frame counting, parts, the result carried
+//!   forward), touched by the streaming thread only (and by events, serialized with it).
+//!
+//! Lock order, where two are held: the slot's current model, then `state`.
 
-use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
@@ -11,17 +24,21 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::inference::{self, Preprocess, Thresholds};
-use super::{ExecutionProvider, Layout};
+use super::inference::{self, FrameInput, InferError, MAX_TILES};
+use super::loaded::{self, Identity, LoadError, Loaded};
+use super::metas::{Report, attach_roi_metas, part_message};
+use super::settings::{self, Change, Settings};
+use super::slot::{BuildFn, Current, Outcome, ReportFn, Slot};
+use super::worker::{Finished, Job, Submit, Worker};
 use crate::analysis::Detection;
-use crate::analysis::decode::OutputLayout;
+use crate::analysis::decode::{DecodeStats, MAX_CLASS_ID};
 use crate::analysis::letterbox::PixelFormat;
 use crate::meta;
-use crate::policy::{FrameVerdict, Judged, PartTracker, PartVerdict, Policy, parse_policy};
-use crate::runtime::{Detector, DetectorOptions, Provider, RuntimeError};
+use crate::policy::{FrameVerdict, PartKey, PartTracker, PartVerdict, Seen};
+use crate::runtime::{Interrupter, RuntimeError};
 use crate::video::{FORMATS, frame_view, pixel_format};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "defectdetect",
         gst::DebugColorFlags::empty(),
@@ -29,160 +46,55 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-const DEFAULT_CONF_THRESHOLD: f64 = 0.25;
-const DEFAULT_IOU_THRESHOLD: f64 = 0.45;
-const DEFAULT_MAX_DETECTIONS: u32 = 300;
-
-/// Paths are `Arc<Path>` so that the copy the streaming thread takes of the settings for each
-/// frame (properties may change while playing) allocates nothing.
-#[derive(Debug, Clone)]
-struct Settings {
-    model: Option<Arc<Path>>,
-    labels: Option<Arc<Path>>,
-    conf_threshold: f64,
-    iou_threshold: f64,
-    max_detections: u32,
-    layout: Layout,
-    execution_provider: ExecutionProvider,
-    threads: u32,
-    ort_library: Option<Arc<Path>>,
-    policy: Option<Arc<Path>>,
-    shadow_mode: bool,
-    frames_per_part: u32,
-    interval: u32,
-    tile_size: u32,
-    tile_overlap: u32,
-    async_inference: bool,
+/// A result carried forward to later frames (`interval`, `async-inference`).
+struct Carry {
+    frame: u64,
+    part: Option<PartKey>,
+    caps_serial: u64,
+    detections: Vec<Detection>,
+    identity: Arc<Identity>,
+    inference: Duration,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            model: None,
-            labels: None,
-            conf_threshold: DEFAULT_CONF_THRESHOLD,
-            iou_threshold: DEFAULT_IOU_THRESHOLD,
-            max_detections: DEFAULT_MAX_DETECTIONS,
-            layout: Layout::Auto,
-            execution_provider: ExecutionProvider::Auto,
-            threads: 0,
-            ort_library: None,
-            policy: None,
-            shadow_mode: false,
-            frames_per_part: 0,
-            interval: 1,
-            tile_size: 0,
-            tile_overlap: 64,
-            async_inference: false,
-        }
-    }
+/// Which decoder warnings were posted (each once per stream).
+#[derive(Default)]
+struct Warned {
+    non_finite: bool,
+    inverted: bool,
+    bad_class: bool,
+    clamped: bool,
 }
 
-impl Settings {
-    fn thresholds(&self) -> Thresholds {
-        Thresholds {
-            confidence: self.conf_threshold as f32,
-            iou: self.iou_threshold as f32,
-            max_detections: self.max_detections as usize,
-        }
-    }
-
-    fn detector_options(&self) -> DetectorOptions {
-        DetectorOptions {
-            model: self.model.as_deref().map(PathBuf::from).unwrap_or_default(),
-            labels: self.labels.as_deref().map(PathBuf::from),
-            layout: match self.layout {
-                Layout::Auto => None,
-                Layout::Yolov8 => Some(OutputLayout::YoloV8),
-                Layout::Yolov5 => Some(OutputLayout::YoloV5),
-                Layout::End2end => Some(OutputLayout::EndToEnd),
-            },
-            provider: match self.execution_provider {
-                ExecutionProvider::Auto => Provider::Auto,
-                ExecutionProvider::Cpu => Provider::Cpu,
-                ExecutionProvider::Cuda => Provider::Cuda,
-                ExecutionProvider::Tensorrt => Provider::TensorRt,
-            },
-            threads: self.threads as usize,
-            ort_library: self.ort_library.as_deref().map(PathBuf::from),
-        }
-    }
-}
-
-/// What lives between caps and stop: the negotiated frames and how to preprocess them.
+/// What lives between caps and stop.
 struct State {
     info: gst_video::VideoInfo,
     format: PixelFormat,
-    /// The synchronous path's plan (the asynchronous worker keeps its own).
-    pre: Preprocess,
-    /// The last inferred frame and its detections, carried forward by `interval`.
-    last: Option<(u64, Vec<Detection>)>,
+    /// Counts caps: results are carried only to frames of the caps they were made for.
+    caps_serial: u64,
     frame_number: u64,
-    non_finite_warned: bool,
     parts: PartTracker,
     /// The part named by the last `defect-part` event.
     upstream_part: Option<String>,
-}
-
-/// What the verdicts need of the loaded model and policy: cheap to share with the
-/// streaming thread while the asynchronous worker holds the detector.
-#[derive(Debug)]
-struct Identity {
-    model: crate::runtime::ModelInfo,
-    policy: Policy,
-    model_id: String,
-    /// SHA-256 of the policy file, when there is one.
-    policy_sha256: Option<String>,
-}
-
-/// What NULL to READY loads and READY to NULL drops.
-struct Loaded {
-    detector: Detector,
-    identity: Arc<Identity>,
-}
-
-/// The newest result of the asynchronous worker.
-#[derive(Debug, Clone)]
-struct Latest {
-    frame: u64,
-    size: (u32, u32),
-    detections: Vec<Detection>,
-    duration: std::time::Duration,
-}
-
-/// One frame handed to the asynchronous worker.
-struct Job {
-    buffer: gst::Buffer,
-    frame: u64,
-    info: gst_video::VideoInfo,
-    format: PixelFormat,
-    settings: Settings,
-}
-
-/// The asynchronous worker: a queue of one frame and its thread.
-struct Worker {
-    sender: std::sync::mpsc::SyncSender<Job>,
-    thread: std::thread::JoinHandle<()>,
+    carry: Option<Carry>,
+    warned: Warned,
 }
 
 #[derive(Default)]
 pub struct DefectDetect {
     settings: Mutex<Settings>,
-    loaded: Mutex<Option<Loaded>>,
-    /// The loaded model's identity, readable without waiting for the detector.
-    identity: Mutex<Option<Arc<Identity>>>,
-    latest: Mutex<Option<Latest>>,
+    slot: Slot<Loaded, Settings>,
+    /// Interrupts the current detector's run (set at each adoption): stopping never waits
+    /// for a long inference.
+    interrupter: Mutex<Option<Interrupter>>,
     worker: Mutex<Option<Worker>>,
-    /// Frames the asynchronous worker had no time for (they carry an earlier result).
-    skipped: std::sync::atomic::AtomicU64,
-    /// A model loaded in the background while playing, adopted at the next frame.
-    pending: Mutex<Option<Loaded>>,
-    reload_generation: std::sync::atomic::AtomicU64,
+    /// Frames the asynchronous worker had no time for.
+    skipped: AtomicU64,
     /// The processing latency answered to latency queries, in nanoseconds: the warm run at
     /// load, raised when frames take longer (then a latency message asks to recompute).
-    latency_ns: std::sync::atomic::AtomicU64,
-    /// Parts and the upstream part id outlive caps changes, so they sit beside `State`.
+    latency_ns: AtomicU64,
     state: Mutex<Option<State>>,
+    /// The negotiated frame size, against which background builds check the policy.
+    frame_size: Mutex<Option<(u32, u32)>>,
 }
 
 #[glib::object_subclass]
@@ -199,227 +111,28 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn optional_path(value: &glib::Value) -> Option<Arc<Path>> {
-    value
-        .get::<Option<String>>()
-        .ok()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .map(|s| Arc::from(Path::new(&s)))
-}
-
-fn path_value(path: &Option<Arc<Path>>) -> glib::Value {
-    path.as_ref().map(|p| p.display().to_string()).to_value()
-}
-
 impl ObjectImpl for DefectDetect {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            vec![
-                glib::ParamSpecString::builder("model")
-                    .nick("Model")
-                    .blurb(
-                        "Path to the ONNX detector (YOLOv8/YOLO11, YOLOv5 or end-to-end output); loaded in NULL to READY. \
-                         Set while running, it loads in the background and takes over at a frame boundary; a model that \
-                         fails to load keeps the current one and posts a warning",
-                    )
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecString::builder("labels")
-                    .nick("Labels")
-                    .blurb("Optional file with one class name a line; overrides the model's `names` metadata")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecDouble::builder("conf-threshold")
-                    .nick("Confidence threshold")
-                    .blurb("Detections with a confidence at or below this are dropped")
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(DEFAULT_CONF_THRESHOLD)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecDouble::builder("iou-threshold")
-                    .nick("IoU threshold")
-                    .blurb("Class-wise NMS suppresses a box overlapping a better one of its class by more than this")
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(DEFAULT_IOU_THRESHOLD)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("max-detections")
-                    .nick("Maximum detections")
-                    .blurb("At most this many detections are kept per frame, the most confident first")
-                    .minimum(1)
-                    .maximum(100_000)
-                    .default_value(DEFAULT_MAX_DETECTIONS)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default("layout", Layout::Auto)
-                    .nick("Output layout")
-                    .blurb("Layout of the model's output tensor; auto recognises it from the shape")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)
-                    .nick("Execution provider")
-                    .blurb("Where ONNX Runtime runs the model; an unavailable GPU provider falls back to CPU with a warning")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("threads")
-                    .nick("Threads")
-                    .blurb("ONNX Runtime intra-op threads for this element's session (0 = ONNX Runtime's default)")
-                    .maximum(1024)
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("ort-library")
-                    .nick("ONNX Runtime library")
-                    .blurb(
-                        "Path to libonnxruntime.so (1.22 or newer). Default: $ORT_DYLIB_PATH, then the copy \
-                         scripts/setup.sh installs, then the system's. Loaded once per process",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("policy")
-                    .nick("Policy")
-                    .blurb(
-                        "Inspection policy (TOML): per-class min-confidence, severity, min-area, review-band; \
-                         region and ignore masks. Without one every detection fails the frame",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("shadow-mode")
-                    .nick("Shadow mode")
-                    .blurb("Compute and report verdicts but mark them as shadow, so nothing downstream acts on them")
-                    .default_value(false)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("frames-per-part")
-                    .nick("Frames per part")
-                    .blurb(
-                        "Group every N frames into one part when upstream names no part (DefectPartMeta or a \
-                         defect-part event); 0 = no grouping",
-                    )
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("interval")
-                    .nick("Inference interval")
-                    .blurb(
-                        "Run the model on every Nth frame; the frames between carry the last result forward \
-                         (marked carried, with the frame it came from)",
-                    )
-                    .minimum(1)
-                    .maximum(10_000)
-                    .default_value(1)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("tile-size")
-                    .nick("Tile size")
-                    .blurb(
-                        "Cut frames into overlapping tiles of this many pixels, each letterboxed to the model, so that \
-                         small defects on high-resolution frames keep their size; 0 = whole frames",
-                    )
-                    .maximum(16_384)
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("tile-overlap")
-                    .nick("Tile overlap")
-                    .blurb("Pixels neighbouring tiles overlap by; detections in the overlap are merged by NMS")
-                    .maximum(8_192)
-                    .default_value(64)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("async-inference")
-                    .nick("Asynchronous inference")
-                    .blurb(
-                        "Run the model on a worker thread: frames never wait for it and carry the newest result \
-                         (marked carried); frames arriving while it is busy are not inferred and are counted \
-                         (`skipped`). The latency query then adds nothing",
-                    )
-                    .default_value(false)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt64::builder("skipped")
-                    .nick("Skipped frames")
-                    .blurb("Frames the asynchronous worker had no time for (read-only)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecString::builder("model-info")
-                    .nick("Model information")
-                    .blurb("What the loaded model expects and produces: input size, layout, classes, provider (read-only)")
-                    .read_only()
-                    .build(),
-            ]
-        });
-        PROPERTIES.as_ref()
+        settings::properties()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        if pspec.name() == "model" {
-            lock(&self.settings).model = optional_path(value);
-            if lock(&self.loaded).is_some() {
-                self.reload_in_background();
-            }
-            return;
-        }
-        let mut settings = lock(&self.settings);
-        match pspec.name() {
-            "labels" => settings.labels = optional_path(value),
-            "conf-threshold" => {
-                settings.conf_threshold = value.get().expect("type checked upstream")
-            }
-            "iou-threshold" => settings.iou_threshold = value.get().expect("type checked upstream"),
-            "max-detections" => {
-                settings.max_detections = value.get().expect("type checked upstream")
-            }
-            "layout" => settings.layout = value.get().expect("type checked upstream"),
-            "execution-provider" => {
-                settings.execution_provider = value.get().expect("type checked upstream")
-            }
-            "threads" => settings.threads = value.get().expect("type checked upstream"),
-            "ort-library" => settings.ort_library = optional_path(value),
-            "policy" => settings.policy = optional_path(value),
-            "shadow-mode" => settings.shadow_mode = value.get().expect("type checked upstream"),
-            "frames-per-part" => {
-                settings.frames_per_part = value.get().expect("type checked upstream")
-            }
-            "interval" => settings.interval = value.get().expect("type checked upstream"),
-            "tile-size" => settings.tile_size = value.get().expect("type checked upstream"),
-            "tile-overlap" => settings.tile_overlap = value.get().expect("type checked upstream"),
-            "async-inference" => {
-                settings.async_inference = value.get().expect("type checked upstream")
-            }
-            name => gst::warning!(CAT, imp = self, "unknown property {name}"),
-        }
+        let change = lock(&self.settings).set(value, pspec);
         gst::debug!(CAT, imp = self, "set {} to {:?}", pspec.name(), value);
+        match change {
+            Change::None => {}
+            Change::Reload => self.reload_in_background(),
+            Change::Unknown => gst::warning!(CAT, imp = self, "unknown property {}", pspec.name()),
+        }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let settings = lock(&self.settings);
         match pspec.name() {
-            "model" => path_value(&settings.model),
-            "labels" => path_value(&settings.labels),
-            "conf-threshold" => settings.conf_threshold.to_value(),
-            "iou-threshold" => settings.iou_threshold.to_value(),
-            "max-detections" => settings.max_detections.to_value(),
-            "layout" => settings.layout.to_value(),
-            "execution-provider" => settings.execution_provider.to_value(),
-            "threads" => settings.threads.to_value(),
-            "ort-library" => path_value(&settings.ort_library),
-            "policy" => path_value(&settings.policy),
-            "shadow-mode" => settings.shadow_mode.to_value(),
-            "frames-per-part" => settings.frames_per_part.to_value(),
-            "interval" => settings.interval.to_value(),
-            "tile-size" => settings.tile_size.to_value(),
-            "tile-overlap" => settings.tile_overlap.to_value(),
-            "async-inference" => settings.async_inference.to_value(),
-            "skipped" => self
-                .skipped
-                .load(std::sync::atomic::Ordering::Relaxed)
-                .to_value(),
-            "model-info" => self.model_info().to_value(),
-            _ => unimplemented!(),
+            "skipped" => self.skipped.load(Ordering::Relaxed).to_value(),
+            "model-info" => self.slot.published().map(|i| i.describe()).to_value(),
+            _ => lock(&self.settings)
+                .get(pspec)
+                .unwrap_or_else(|| unimplemented!("property {}", pspec.name())),
         }
     }
 }
@@ -468,13 +181,24 @@ impl ElementImpl for DefectDetect {
         &self,
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
-        if transition == gst::StateChange::NullToReady {
-            self.load()?;
+        match transition {
+            gst::StateChange::NullToReady => self.load()?,
+            gst::StateChange::PausedToReady => {
+                // Before the pads deactivate (which waits for the streaming thread): end a wait
+                // for the worker at end of stream, and interrupt the inference in progress.
+                if let Some(worker) = lock(&self.worker).as_ref() {
+                    worker.stop_waiting();
+                }
+                if let Some(interrupter) = lock(&self.interrupter).as_ref() {
+                    interrupter.interrupt();
+                }
+            }
+            _ => {}
         }
         let success = self.parent_change_state(transition)?;
         if transition == gst::StateChange::ReadyToNull {
-            *lock(&self.loaded) = None;
-            *lock(&self.identity) = None;
+            self.slot.clear();
+            *lock(&self.interrupter) = None;
         }
         Ok(success)
     }
@@ -487,32 +211,33 @@ impl BaseTransformImpl for DefectDetect {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        self.skipped.store(0, std::sync::atomic::Ordering::Relaxed);
-        *lock(&self.latest) = None;
-        if lock(&self.settings).async_inference {
-            let (sender, receiver) = std::sync::mpsc::sync_channel::<Job>(1);
-            let element = self.obj().downgrade();
-            let thread = std::thread::Builder::new()
-                .name("defectdetect-infer".into())
-                .spawn(move || run_worker(receiver, element))
-                .map_err(|e| {
-                    gst::error_msg!(
-                        gst::CoreError::Thread,
-                        ["cannot start the inference worker: {e}"]
-                    )
-                })?;
-            *lock(&self.worker) = Some(Worker { sender, thread });
+        let settings = lock(&self.settings).clone();
+        if let Some(reason) = settings.tiling_error() {
+            return Err(gst::error_msg!(gst::LibraryError::Settings, ["{reason}"]));
+        }
+        if let Some(interrupter) = lock(&self.interrupter).as_ref() {
+            interrupter.reset();
+        }
+        self.skipped.store(0, Ordering::Relaxed);
+        if settings.async_inference {
+            let worker = Worker::start(&self.obj()).map_err(|e| {
+                gst::error_msg!(
+                    gst::CoreError::Thread,
+                    ["cannot start the inference worker: {e}"]
+                )
+            })?;
+            *lock(&self.worker) = Some(worker);
         }
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // The worker is not waited for: a long inference in progress ends on its own.
         if let Some(worker) = lock(&self.worker).take() {
-            // Closing the queue ends the worker after the frame in hand.
-            drop(worker.sender);
-            let _ = worker.thread.join();
+            worker.stop();
         }
         *lock(&self.state) = None;
+        *lock(&self.frame_size) = None;
         Ok(())
     }
 
@@ -522,45 +247,58 @@ impl BaseTransformImpl for DefectDetect {
         let format = pixel_format(info.format())
             .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format {:?}", info.format()))?;
         let settings = lock(&self.settings).clone();
-        let identity = lock(&self.identity)
-            .clone()
+        let identity = self
+            .slot
+            .published()
             .ok_or_else(|| gst::loggable_error!(CAT, "no model loaded"))?;
-        let pre = Preprocess::plan(
-            &info,
-            format,
-            &identity.model,
-            settings.tile_size,
-            settings.tile_overlap,
-        );
+        let (width, height) = (info.width(), info.height());
+        let tiles = inference::tile_count(width, height, settings.tile_size, settings.tile_overlap);
+        if tiles > MAX_TILES {
+            gst::element_imp_error!(
+                self,
+                gst::LibraryError::Settings,
+                (
+                    "tile-size {} with tile-overlap {} cuts a {width}x{height} frame into {tiles} tiles; at most {MAX_TILES}",
+                    settings.tile_size,
+                    settings.tile_overlap
+                )
+            );
+            return Err(gst::loggable_error!(CAT, "too many tiles"));
+        }
+        let problems = identity.policy.frame_problems(width, height);
+        if let Some(error) = problems.errors.first() {
+            gst::element_imp_error!(self, gst::LibraryError::Settings, ("policy {error}"));
+            return Err(gst::loggable_error!(CAT, "policy region outside the frame"));
+        }
+        for warning in &problems.warnings {
+            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("policy {warning}"));
+        }
         gst::info!(
             CAT,
             imp = self,
-            "{}x{} {:?} frames in {} tile(s) letterboxed as {:?}",
-            info.width(),
-            info.height(),
+            "{width}x{height} {:?} frames in {tiles} tile(s) for {}",
             info.format(),
-            pre.tiles.len(),
-            pre.letterbox.geometry()
+            identity.model_id
         );
+        *lock(&self.frame_size) = Some((width, height));
         let mut state = lock(&self.state);
         match state.as_mut() {
             // A caps change keeps the frame count and the part in progress.
             Some(state) => {
                 state.info = info;
                 state.format = format;
-                state.pre = pre;
-                state.last = None;
+                state.caps_serial += 1;
             }
             None => {
                 *state = Some(State {
                     info,
                     format,
-                    pre,
-                    last: None,
+                    caps_serial: 0,
                     frame_number: 0,
-                    non_finite_warned: false,
                     parts: PartTracker::new(),
                     upstream_part: None,
+                    carry: None,
+                    warned: Warned::default(),
                 })
             }
         }
@@ -577,9 +315,7 @@ impl BaseTransformImpl for DefectDetect {
                 let ours = if lock(&self.settings).async_inference {
                     gst::ClockTime::ZERO
                 } else {
-                    gst::ClockTime::from_nseconds(
-                        self.latency_ns.load(std::sync::atomic::Ordering::Relaxed),
-                    )
+                    gst::ClockTime::from_nseconds(self.latency_ns.load(Ordering::Relaxed))
                 };
                 gst::debug!(CAT, imp = self, "adding {ours} of processing latency");
                 latency.set(live, min + ours, max.map(|m| m + ours));
@@ -600,10 +336,21 @@ impl BaseTransformImpl for DefectDetect {
                     }
                 }
             }
-            gst::EventView::Eos(_) => self.finish_part(),
+            gst::EventView::Eos(_) => self.finish_stream(),
+            gst::EventView::FlushStart(_) => {
+                if let Some(worker) = lock(&self.worker).as_ref() {
+                    worker.stop_waiting();
+                }
+            }
             gst::EventView::FlushStop(_) => {
+                let worker = lock(&self.worker).clone();
+                if let Some(worker) = &worker {
+                    drop(worker.take_finished());
+                    worker.resume();
+                }
                 if let Some(state) = lock(&self.state).as_mut() {
-                    state.parts = PartTracker::new();
+                    state.parts.reset();
+                    state.carry = None;
                 }
             }
             _ => {}
@@ -616,36 +363,82 @@ impl BaseTransformImpl for DefectDetect {
         buffer: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = lock(&self.settings).clone();
-        let started = std::time::Instant::now();
-        let inferred = if settings.async_inference {
-            self.infer_async(buffer, &settings)?
+        let started = Instant::now();
+        let decided = if settings.async_inference {
+            self.frame_async(buffer, &settings)?
         } else {
-            self.infer_sync(buffer, &settings)?
+            self.frame_sync(buffer, &settings)?
         };
-        self.decide_and_report(buffer, &settings, inferred, started)
+        self.report(buffer, &settings, decided, started)
     }
 }
 
-/// A frame's detections and where they came from.
-struct Inferred {
+/// A frame's verdict and where it came from, ready to be reported.
+struct Decided {
     identity: Arc<Identity>,
     frame_number: u64,
-    detections: Vec<Detection>,
-    inference: std::time::Duration,
-    /// The inferred frame whose detections this frame carries (`interval`, `async-inference`).
+    verdict: FrameVerdict,
+    inference: Duration,
     carried_from: Option<u64>,
+    inspected: bool,
+    part_id: Option<String>,
+    /// Parts whose verdicts are complete, oldest first.
+    parts: Vec<PartVerdict>,
+    width: f32,
+    height: f32,
 }
 
 impl DefectDetect {
-    /// The streaming thread runs the model (every `interval` frames).
-    fn infer_sync(
+    pub(super) fn slot(&self) -> &Slot<Loaded, Settings> {
+        &self.slot
+    }
+
+    /// At a frame boundary, with the current model locked: takes over a pending model.
+    /// Returns whether the model changed.
+    pub(super) fn adopt(&self, current: &mut Option<Current<Loaded>>, frame: u64) -> bool {
+        let Some(swap) = self.slot.adopt(current) else {
+            return false;
+        };
+        if let Some(current) = current.as_ref() {
+            let interrupter = current.model.detector.interrupter();
+            *lock(&self.interrupter) = Some(interrupter);
+            let warm = current.model.detector.info().warm_run.as_nanos() as u64;
+            self.latency_ns.store(warm + warm / 4, Ordering::Relaxed);
+            gst::info!(
+                CAT,
+                imp = self,
+                "model generation {} ({}) in use from frame {frame}",
+                swap.generation,
+                current.model.identity.model_id
+            );
+        }
+        drop(swap.previous);
+        true
+    }
+
+    /// The part of a frame: its `DefectPartMeta`, else the last `defect-part` event, else
+    /// `frames-per-part`.
+    fn part_of(
+        buffer: &gst::BufferRef,
+        state: &State,
+        settings: &Settings,
+        frame: u64,
+    ) -> Option<String> {
+        meta::part_id_from_buffer(buffer)
+            .or_else(|| state.upstream_part.clone())
+            .or_else(|| {
+                (settings.frames_per_part > 0)
+                    .then(|| (frame / settings.frames_per_part as u64).to_string())
+            })
+    }
+
+    /// The streaming thread runs the model (every `interval` frames of a part).
+    fn frame_sync(
         &self,
         buffer: &gst::BufferRef,
         settings: &Settings,
-    ) -> Result<Inferred, gst::FlowError> {
-        // Lock order everywhere: loaded, then state.
-        let mut loaded_guard = lock(&self.loaded);
-        let loaded = loaded_guard.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
+    ) -> Result<Decided, gst::FlowError> {
+        let mut current_guard = self.slot.lock_current();
         let mut state_guard = lock(&self.state);
         let state = state_guard.as_mut().ok_or_else(|| {
             gst::element_imp_error!(
@@ -655,179 +448,332 @@ impl DefectDetect {
             );
             gst::FlowError::NotNegotiated
         })?;
-        self.adopt_pending(loaded, state, settings);
+        if self.adopt(&mut current_guard, state.frame_number) {
+            state.carry = None;
+        }
+        let Some(current) = current_guard.as_mut() else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("no model loaded"));
+            return Err(gst::FlowError::NotNegotiated);
+        };
         let frame_number = state.frame_number;
         state.frame_number += 1;
-        let carry = settings.interval > 1 && frame_number % settings.interval as u64 != 0;
-        let (detections, inference, carried_from) = match (&state.last, carry) {
-            (Some((from, detections)), true) => {
-                (detections.clone(), std::time::Duration::ZERO, Some(*from))
-            }
+        let part_id = Self::part_of(buffer, state, settings, frame_number);
+        let key = part_id.as_deref().map(|p| state.parts.key_for(p));
+        let carry = settings.interval > 1
+            && frame_number % settings.interval as u64 != 0
+            && state
+                .carry
+                .as_ref()
+                .is_some_and(|c| c.part == key && c.caps_serial == state.caps_serial);
+        let (identity, detections, inference, carried_from) = match &state.carry {
+            Some(c) if carry => (
+                c.identity.clone(),
+                c.detections.clone(),
+                Duration::ZERO,
+                Some(c.frame),
+            ),
             _ => {
-                let (detections, inference) =
-                    self.detect(state, settings, &mut loaded.detector, buffer)?;
+                let result = self.detect_sync(state, settings, &mut current.model, buffer)?;
+                let identity = current.model.identity.clone();
                 if settings.interval > 1 {
-                    state.last = Some((frame_number, detections.clone()));
+                    state.carry = Some(Carry {
+                        frame: frame_number,
+                        part: key,
+                        caps_serial: state.caps_serial,
+                        detections: result.detections.clone(),
+                        identity: identity.clone(),
+                        inference: result.duration,
+                    });
                 }
-                (detections, inference, None)
+                (identity, result.detections, result.duration, None)
             }
         };
-        Ok(Inferred {
-            identity: loaded.identity.clone(),
+        drop(current_guard);
+        let verdict = identity
+            .policy
+            .evaluate(&detections, |id| identity.model.class_name(id));
+        let inspected = carried_from.is_none();
+        let seen = if inspected {
+            Seen::Judged(verdict.verdict, verdict.counts)
+        } else {
+            Seen::NotInspected
+        };
+        Ok(self.decided(
+            state,
+            identity,
             frame_number,
-            detections,
+            part_id,
+            seen,
+            verdict,
             inference,
             carried_from,
-        })
+        ))
     }
 
-    /// The streaming thread hands the frame to the worker if it is free, and takes the newest
-    /// result it has; it never waits for the model.
-    fn infer_async(
+    /// The streaming thread hands the frame to the worker if it is free and takes the newest
+    /// result of the frame's part; it never waits for the model.
+    fn frame_async(
         &self,
         buffer: &gst::BufferRef,
         settings: &Settings,
-    ) -> Result<Inferred, gst::FlowError> {
-        let identity = lock(&self.identity)
-            .clone()
-            .ok_or(gst::FlowError::NotNegotiated)?;
-        let (frame_number, info, format) = {
-            let mut state_guard = lock(&self.state);
-            let state = state_guard.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
-            state.frame_number += 1;
-            (state.frame_number - 1, state.info.clone(), state.format)
+    ) -> Result<Decided, gst::FlowError> {
+        let worker = lock(&self.worker).clone().ok_or(gst::FlowError::Flushing)?;
+        let mut state_guard = lock(&self.state);
+        let state = state_guard.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
+        self.apply_finished(state, worker.take_finished())?;
+        let frame_number = state.frame_number;
+        state.frame_number += 1;
+        let part_id = Self::part_of(buffer, state, settings, frame_number);
+        let key = part_id.as_deref().map(|p| state.parts.key_for(p));
+        let job = Job {
+            buffer: buffer.to_owned(),
+            frame: frame_number,
+            info: state.info.clone(),
+            format: state.format,
+            thresholds: settings.thresholds(),
+            tile_size: settings.tile_size,
+            tile_overlap: settings.tile_overlap,
+            part: key,
+            caps_serial: state.caps_serial,
         };
-        let size = (info.width(), info.height());
-        if let Some(worker) = lock(&self.worker).as_ref() {
-            let job = Job {
-                buffer: buffer.to_owned(),
-                frame: frame_number,
-                info,
-                format,
-                settings: settings.clone(),
-            };
-            match worker.sender.try_send(job) {
-                Ok(()) => {}
-                Err(std::sync::mpsc::TrySendError::Full(_)) => {
-                    self.skipped
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Without parts the queue is kept full; with parts, a busy worker queues only the
+        // frame a part needs (its first), so that every part is inspected.
+        let may_queue = part_id
+            .as_deref()
+            .is_none_or(|p| state.parts.needs_inspection(p));
+        let seen = match worker.submit(job, may_queue) {
+            Submit::Accepted => Seen::Pending,
+            Submit::Busy => {
+                self.skipped.fetch_add(1, Ordering::Relaxed);
+                Seen::NotInspected
+            }
+            Submit::Gone => {
+                // The worker ended after an error it reported; no result will come.
+                return Err(gst::FlowError::Error);
+            }
+        };
+        let carried = state
+            .carry
+            .as_ref()
+            .filter(|c| c.part == key && c.caps_serial == state.caps_serial);
+        let (identity, verdict, inference, carried_from) = match carried {
+            Some(c) => (
+                c.identity.clone(),
+                c.identity
+                    .policy
+                    .evaluate(&c.detections, |id| c.identity.model.class_name(id)),
+                c.inference,
+                Some(c.frame),
+            ),
+            // No result of this part yet: not PASS, UNKNOWN.
+            None => (
+                self.slot.published().ok_or(gst::FlowError::NotNegotiated)?,
+                FrameVerdict::unknown(),
+                Duration::ZERO,
+                None,
+            ),
+        };
+        let mut decided = self.decided(
+            state,
+            identity,
+            frame_number,
+            part_id,
+            seen,
+            verdict,
+            inference,
+            carried_from,
+        );
+        decided.inspected = matches!(seen, Seen::Pending);
+        Ok(decided)
+    }
+
+    /// Adds the frame to its part and gathers what the report needs.
+    #[allow(clippy::too_many_arguments)]
+    fn decided(
+        &self,
+        state: &mut State,
+        identity: Arc<Identity>,
+        frame_number: u64,
+        part_id: Option<String>,
+        seen: Seen,
+        verdict: FrameVerdict,
+        inference: Duration,
+        carried_from: Option<u64>,
+    ) -> Decided {
+        match &part_id {
+            Some(id) => {
+                state.parts.observe(id, frame_number, seen);
+            }
+            None => state.parts.finish(),
+        }
+        Decided {
+            identity,
+            frame_number,
+            verdict,
+            inference,
+            carried_from,
+            inspected: matches!(seen, Seen::Judged(..)),
+            part_id,
+            parts: state.parts.take_ready(),
+            width: state.info.width() as f32,
+            height: state.info.height() as f32,
+        }
+    }
+
+    /// Takes the worker's results: each counts for its own frame's part, and the newest is
+    /// carried forward.
+    fn apply_finished(
+        &self,
+        state: &mut State,
+        finished: Vec<Finished>,
+    ) -> Result<(), gst::FlowError> {
+        for result in finished {
+            match result.outcome {
+                Ok(output) => {
+                    self.warn_decode(&mut state.warned, &output.stats);
+                    let identity = &output.identity;
+                    let verdict = identity
+                        .policy
+                        .evaluate(&output.detections, |id| identity.model.class_name(id));
+                    if let Some(key) = result.part {
+                        state.parts.result(key, verdict.verdict, &verdict.counts);
+                    }
+                    if state.carry.as_ref().is_none_or(|c| c.frame < result.frame) {
+                        state.carry = Some(Carry {
+                            frame: result.frame,
+                            part: result.part,
+                            caps_serial: result.caps_serial,
+                            detections: output.detections,
+                            identity: output.identity,
+                            inference: output.duration,
+                        });
+                    }
                 }
-                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                Err(InferError::Interrupted) => {
+                    if let Some(key) = result.part {
+                        state.parts.abandon(key);
+                    }
+                }
+                Err(InferError::Failed(reason)) => {
+                    if let Some(key) = result.part {
+                        state.parts.abandon(key);
+                    }
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("inference failed: {reason}")
+                    );
                     return Err(gst::FlowError::Error);
                 }
             }
         }
-        // Results for another frame size (before a caps change) do not apply.
-        let latest = lock(&self.latest).clone().filter(|l| l.size == size);
-        Ok(match latest {
-            Some(l) => Inferred {
-                identity,
-                frame_number,
-                detections: l.detections,
-                inference: l.duration,
-                carried_from: Some(l.frame),
-            },
-            None => Inferred {
-                identity,
-                frame_number,
-                detections: Vec::new(),
-                inference: std::time::Duration::ZERO,
-                carried_from: None,
-            },
-        })
+        Ok(())
     }
 
-    /// Applies the policy, groups parts, attaches the metas and posts the messages.
-    fn decide_and_report(
+    /// Attaches the metas, posts the messages and reports the finished parts.
+    fn report(
         &self,
         buffer: &mut gst::BufferRef,
         settings: &Settings,
-        inferred: Inferred,
-        started: std::time::Instant,
+        decided: Decided,
+        started: Instant,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let Inferred {
-            identity,
-            frame_number,
-            detections,
-            inference,
-            carried_from,
-        } = inferred;
+        let identity = &decided.identity;
         let info = &identity.model;
-        let verdict = identity
-            .policy
-            .evaluate(&detections, |id| info.class_name(id));
-        let (part_id, finished_part, width, height) = {
-            let mut state_guard = lock(&self.state);
-            let state = state_guard.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
-            let part_id = meta::part_id_from_buffer(buffer)
-                .or_else(|| state.upstream_part.clone())
-                .or_else(|| {
-                    (settings.frames_per_part > 0)
-                        .then(|| (frame_number / settings.frames_per_part as u64).to_string())
-                });
-            let finished_part = match &part_id {
-                Some(id) => state
-                    .parts
-                    .observe(id, frame_number, verdict.verdict, &verdict.counts),
-                None => state.parts.finish(),
-            };
-            (
-                part_id,
-                finished_part,
-                state.info.width() as f32,
-                state.info.height() as f32,
-            )
-        };
         let total = started.elapsed();
         let report = Report {
-            inference_ms: inference.as_secs_f64() * 1e3,
+            inference_ms: decided.inference.as_secs_f64() * 1e3,
             total_ms: total.as_secs_f64() * 1e3,
-            frame_number,
-            carried_from,
-            skipped: self.skipped.load(std::sync::atomic::Ordering::Relaxed),
-            part_id: part_id.as_deref(),
+            frame_number: decided.frame_number,
+            inspected: decided.inspected,
+            carried_from: decided.carried_from,
+            skipped: self.skipped.load(Ordering::Relaxed),
+            part_id: decided.part_id.as_deref(),
             shadow: settings.shadow_mode,
             model_id: &identity.model_id,
             model: info,
             policy_sha256: identity.policy_sha256.as_deref(),
-            verdict: &verdict,
+            verdict: &decided.verdict,
             class_name: &|id| info.class_name(id),
         };
-        attach_roi_metas(buffer, &verdict.judged, width, height, report.class_name);
-        attach_verdict_meta(buffer, &report);
+        attach_roi_metas(
+            buffer,
+            &decided.verdict.judged,
+            decided.width,
+            decided.height,
+            report.class_name,
+        );
+        report.attach_verdict_meta(buffer);
         let running_time = self.running_time(buffer);
         let messages = [
             report.detections_message(buffer, running_time),
             report.verdict_message(buffer, running_time),
         ];
-        let part =
-            finished_part.map(|part| part_message(&part, settings.shadow_mode, &identity.model_id));
         if !settings.async_inference {
             self.track_latency(total);
         }
         for message in messages {
             self.post(message);
         }
-        if let Some(part) = part {
-            self.report_part(part);
+        for part in &decided.parts {
+            self.report_part(part_message(part, settings.shadow_mode, &identity.model_id));
         }
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// End of stream: waits for the worker's last results (they count for their parts), ends
+    /// the part in progress and reports every part still to report.
+    fn finish_stream(&self) {
+        let settings = lock(&self.settings).clone();
+        let worker = lock(&self.worker).clone();
+        let mut complete = true;
+        let mut finished = Vec::new();
+        if let Some(worker) = worker.filter(|_| settings.async_inference) {
+            complete = worker.wait_idle();
+            finished = worker.take_finished();
+        }
+        let (parts, model_id) = {
+            let mut state_guard = lock(&self.state);
+            let Some(state) = state_guard.as_mut() else {
+                return;
+            };
+            if self.apply_finished(state, finished).is_err() {
+                complete = false;
+            }
+            state.parts.finish();
+            if !complete || state.parts.has_pending() {
+                state.parts.abandon_all();
+            }
+            let model_id = state
+                .carry
+                .as_ref()
+                .map(|c| c.identity.model_id.clone())
+                .or_else(|| self.slot.published().map(|i| i.model_id.clone()))
+                .unwrap_or_default();
+            (state.parts.take_ready(), model_id)
+        };
+        for part in &parts {
+            self.report_part(part_message(part, settings.shadow_mode, &model_id));
+        }
     }
 
     /// NULL to READY: loads model and policy, or fails the state change naming the reason.
     fn load(&self) -> Result<(), gst::StateChangeError> {
         let settings = lock(&self.settings).clone();
-        match build_loaded(&settings) {
+        if let Some(reason) = settings.tiling_error() {
+            gst::element_imp_error!(self, gst::LibraryError::Settings, ("{reason}"));
+            return Err(gst::StateChangeError);
+        }
+        match loaded::build(&settings, None) {
             Ok((loaded, warnings)) => {
                 for warning in warnings {
                     gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{warning}"));
                 }
                 gst::info!(CAT, imp = self, "loaded {:?}", loaded.detector.info());
-                *lock(&self.identity) = Some(loaded.identity.clone());
                 let warm = loaded.detector.info().warm_run.as_nanos() as u64;
-                self.latency_ns
-                    .store(warm + warm / 4, std::sync::atomic::Ordering::Relaxed);
-                *lock(&self.loaded) = Some(loaded);
+                self.latency_ns.store(warm + warm / 4, Ordering::Relaxed);
+                *lock(&self.interrupter) = Some(loaded.detector.interrupter());
+                self.slot.load(loaded);
                 Ok(())
             }
             Err(LoadError::Runtime(error)) => {
@@ -848,121 +794,146 @@ impl DefectDetect {
         }
     }
 
-    /// A new `model` while READY or beyond: load it on a thread so that frames keep flowing;
-    /// the next frame after it is ready switches to it. A model that fails to load leaves the
-    /// current one in place, with a warning.
+    /// `model` or `policy` set while READY or beyond: the slot builds the new model and policy
+    /// in the background (requests in quick succession are one build) and the next frame after
+    /// it is ready switches to it. One that fails to load keeps the current one, with a
+    /// warning. Never waits for a build or an inference.
     fn reload_in_background(&self) {
         let settings = lock(&self.settings).clone();
-        let generation = self
-            .reload_generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            + 1;
-        let element = self.obj().downgrade();
-        let spawned = std::thread::Builder::new()
-            .name("defectdetect-reload".into())
-            .spawn(move || {
-                let result = build_loaded(&settings);
-                let Some(element) = element.upgrade() else {
-                    return;
-                };
-                let imp = element.imp();
-                // A later reload supersedes this one.
-                if imp
-                    .reload_generation
-                    .load(std::sync::atomic::Ordering::SeqCst)
-                    != generation
-                {
-                    return;
-                }
-                match result {
-                    Ok((loaded, warnings)) => {
-                        for warning in warnings {
-                            gst::element_imp_warning!(
-                                imp,
-                                gst::LibraryError::Settings,
-                                ("{warning}")
-                            );
-                        }
-                        gst::info!(
-                            CAT,
-                            imp = imp,
-                            "new model ready: {}",
-                            loaded.identity.model_id
-                        );
-                        *lock(&imp.pending) = Some(loaded);
-                    }
-                    Err(error) => {
-                        let reason = match error {
-                            LoadError::Runtime(e) => e.to_string(),
-                            LoadError::Policy(message) => message,
-                        };
-                        gst::element_imp_warning!(
-                            imp,
-                            gst::ResourceError::Read,
-                            ("keeping the current model: {reason}")
-                        );
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            gst::element_imp_warning!(
-                self,
-                gst::CoreError::Thread,
-                ("cannot load the new model: {e}")
+        let weak = self.obj().downgrade();
+        let build: BuildFn<Loaded, Settings> = Arc::new(move |settings: &Settings| {
+            let element = weak.upgrade().ok_or("the element is gone")?;
+            let imp = element.imp();
+            gst::info!(
+                CAT,
+                imp = imp,
+                "building model {:?} with policy {:?} in the background",
+                settings.model,
+                settings.policy
             );
+            let frame_size = *lock(&imp.frame_size);
+            loaded::build(settings, frame_size).map_err(|e| e.to_string())
+        });
+        let weak = self.obj().downgrade();
+        let report: ReportFn = Arc::new(move |outcome: Outcome| {
+            let Some(element) = weak.upgrade() else {
+                return;
+            };
+            let imp = element.imp();
+            match outcome {
+                Outcome::Ready {
+                    generation,
+                    warnings,
+                } => {
+                    for warning in warnings {
+                        gst::element_imp_warning!(imp, gst::LibraryError::Settings, ("{warning}"));
+                    }
+                    gst::info!(CAT, imp = imp, "model generation {generation} ready");
+                }
+                Outcome::Failed { generation, reason } => {
+                    gst::info!(CAT, imp = imp, "build {generation} failed");
+                    gst::element_imp_warning!(
+                        imp,
+                        gst::ResourceError::Read,
+                        ("keeping the current model and policy: {reason}")
+                    );
+                }
+                Outcome::Superseded { generation } => {
+                    gst::debug!(CAT, imp = imp, "build {generation} superseded");
+                }
+            }
+        });
+        if self.slot.request(settings, build, report) {
+            gst::debug!(CAT, imp = self, "background build requested");
         }
     }
 
-    /// Takes a model loaded in the background, at a frame boundary, and re-plans the
-    /// letterbox for its input size.
-    fn adopt_pending(&self, loaded: &mut Loaded, state: &mut State, settings: &Settings) {
-        let Some(new) = lock(&self.pending).take() else {
-            return;
+    /// Preprocesses the frame, runs the model and post-processes: detections in frame pixels.
+    fn detect_sync(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        loaded: &mut Loaded,
+        buffer: &gst::BufferRef,
+    ) -> Result<inference::Inference, gst::FlowError> {
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &state.info)
+            .map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    (
+                        "cannot map a {}x{} frame",
+                        state.info.width(),
+                        state.info.height()
+                    )
+                );
+                gst::FlowError::Error
+            })?;
+        let view = frame_view(&frame).map_err(|reason| {
+            gst::element_imp_error!(self, gst::StreamError::Format, ("{reason}"));
+            gst::FlowError::Error
+        })?;
+        let input = FrameInput {
+            info: &state.info,
+            format: state.format,
+            view: &view,
+            tile_size: settings.tile_size,
+            tile_overlap: settings.tile_overlap,
         };
-        *loaded = new;
-        *lock(&self.identity) = Some(loaded.identity.clone());
-        state.pre = Preprocess::plan(
-            &state.info,
-            state.format,
-            loaded.detector.info(),
-            settings.tile_size,
-            settings.tile_overlap,
-        );
-        state.last = None;
-        gst::info!(
-            CAT,
-            imp = self,
-            "switched to {} at frame {}",
-            loaded.identity.model_id,
-            state.frame_number
-        );
+        let result = match inference::infer(loaded, &input, settings.thresholds()) {
+            Ok(result) => result,
+            // Stopping: not an error.
+            Err(InferError::Interrupted) => return Err(gst::FlowError::Flushing),
+            Err(InferError::Failed(reason)) => {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{reason}"));
+                return Err(gst::FlowError::Error);
+            }
+        };
+        self.warn_decode(&mut state.warned, &result.stats);
+        Ok(result)
     }
 
-    fn model_info(&self) -> Option<String> {
-        let identity = lock(&self.identity).clone()?;
-        let info = &identity.model;
-        Some(format!(
-            "{}: input {}x{}x{} ({}), output {:?} decoded as {}, classes {:?}, provider {}",
-            identity.model_id,
-            info.channels,
-            info.height,
-            info.width,
-            info.input_name,
-            info.output_shape,
-            info.layout,
-            info.names,
-            info.provider
-        ))
+    /// Warns, once per stream and kind, about what the decoder dropped or changed.
+    fn warn_decode(&self, warned: &mut Warned, stats: &DecodeStats) {
+        let once = |flag: &mut bool, count: usize, message: &dyn Fn() -> String| {
+            if count > 0 && !*flag {
+                *flag = true;
+                gst::element_imp_warning!(self, gst::StreamError::Decode, ("{}", message()));
+            }
+        };
+        once(&mut warned.non_finite, stats.non_finite, &|| {
+            format!(
+                "the model output {} candidates with NaN or infinite values; they were dropped",
+                stats.non_finite
+            )
+        });
+        once(&mut warned.inverted, stats.inverted, &|| {
+            format!(
+                "the model output {} inverted boxes (x2 < x1 or y2 < y1); they were dropped",
+                stats.inverted
+            )
+        });
+        once(&mut warned.bad_class, stats.bad_class, &|| {
+            format!(
+                "the model output {} detections whose class is not an integer in [0, {MAX_CLASS_ID}); they were dropped",
+                stats.bad_class
+            )
+        });
+        once(&mut warned.clamped, stats.clamped, &|| {
+            format!(
+                "the model output {} scores above 1 (up to {:e}); they were clamped to 1: scores must be probabilities in [0, 1]",
+                stats.clamped, stats.max_score
+            )
+        });
     }
 
     /// Raises the reported latency when a frame took longer than it says (with a margin), and
     /// asks the pipeline to recompute its latency.
-    fn track_latency(&self, took: std::time::Duration) {
+    fn track_latency(&self, took: Duration) {
         let took = took.as_nanos() as u64;
-        let reported = self.latency_ns.load(std::sync::atomic::Ordering::Relaxed);
+        let reported = self.latency_ns.load(Ordering::Relaxed);
         if took > reported {
-            self.latency_ns
-                .store(took + took / 4, std::sync::atomic::Ordering::Relaxed);
+            self.latency_ns.store(took + took / 4, Ordering::Relaxed);
             let _ = self
                 .obj()
                 .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
@@ -984,19 +955,6 @@ impl DefectDetect {
         );
     }
 
-    /// Reports the part in progress, if any: at end of stream.
-    fn finish_part(&self) {
-        let part = lock(&self.state).as_mut().and_then(|s| s.parts.finish());
-        let shadow = lock(&self.settings).shadow_mode;
-        let model_id = lock(&self.identity)
-            .as_ref()
-            .map(|l| l.model_id.clone())
-            .unwrap_or_default();
-        if let Some(part) = part {
-            self.report_part(part_message(&part, shadow, &model_id));
-        }
-    }
-
     /// A finished part goes downstream in-band, as a custom event ahead of the next frame (or
     /// of EOS), and onto the bus.
     fn report_part(&self, part: gst::Structure) {
@@ -1005,340 +963,5 @@ impl DefectDetect {
             .src_pad()
             .push_event(gst::event::CustomDownstream::new(part.clone()));
         self.post(part);
-    }
-
-    /// Preprocesses the frame, runs the model and post-processes: detections in frame pixels.
-    fn detect(
-        &self,
-        state: &mut State,
-        settings: &Settings,
-        detector: &mut Detector,
-        buffer: &gst::BufferRef,
-    ) -> Result<(Vec<Detection>, std::time::Duration), gst::FlowError> {
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &state.info)
-            .map_err(|_| {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Format,
-                    (
-                        "cannot map a {}x{} frame",
-                        state.info.width(),
-                        state.info.height()
-                    )
-                );
-                gst::FlowError::Error
-            })?;
-        let view = frame_view(&frame).map_err(|reason| {
-            gst::element_imp_error!(self, gst::StreamError::Format, ("{reason}"));
-            gst::FlowError::Error
-        })?;
-        let result = inference::infer(detector, &mut state.pre, &view, settings.thresholds())
-            .map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
-                gst::FlowError::Error
-            })?;
-        if result.non_finite > 0 && !state.non_finite_warned {
-            state.non_finite_warned = true;
-            self.warn_non_finite(result.non_finite);
-        }
-        Ok((result.detections, result.duration))
-    }
-
-    fn warn_non_finite(&self, count: usize) {
-        gst::element_imp_warning!(
-            self,
-            gst::StreamError::Decode,
-            (
-                "the model output {} candidates with NaN or infinite values; they were dropped",
-                count
-            )
-        );
-    }
-}
-
-/// The asynchronous worker: infers the frames it is handed, one at a time, keeping the
-/// newest result; adopts a model loaded in the background between frames.
-fn run_worker(jobs: std::sync::mpsc::Receiver<Job>, element: glib::WeakRef<super::DefectDetect>) {
-    let mut pre: Option<Preprocess> = None;
-    let mut warned = false;
-    for job in jobs {
-        let Some(element) = element.upgrade() else {
-            return;
-        };
-        let imp = element.imp();
-        let mut loaded_guard = lock(&imp.loaded);
-        let Some(loaded) = loaded_guard.as_mut() else {
-            return;
-        };
-        if let Some(new) = lock(&imp.pending).take() {
-            *loaded = new;
-            *lock(&imp.identity) = Some(loaded.identity.clone());
-        }
-        let model = loaded.detector.info();
-        let key = (
-            job.info.width(),
-            job.info.height(),
-            job.info.format(),
-            model.model_id(),
-        );
-        if pre.as_ref().is_none_or(|p| p.key != key) {
-            pre = Some(Preprocess::plan(
-                &job.info,
-                job.format,
-                model,
-                job.settings.tile_size,
-                job.settings.tile_overlap,
-            ));
-        }
-        let Some(plan) = pre.as_mut() else { return };
-        let result =
-            gst_video::VideoFrameRef::from_buffer_ref_readable(job.buffer.as_ref(), &job.info)
-                .map_err(|e| e.to_string())
-                .and_then(|frame| {
-                    let view = frame_view(&frame)?;
-                    inference::infer(&mut loaded.detector, plan, &view, job.settings.thresholds())
-                });
-        drop(loaded_guard);
-        match result {
-            Ok(result) => {
-                if result.non_finite > 0 && !warned {
-                    warned = true;
-                    imp.warn_non_finite(result.non_finite);
-                }
-                *lock(&imp.latest) = Some(Latest {
-                    frame: job.frame,
-                    size: (job.info.width(), job.info.height()),
-                    detections: result.detections,
-                    duration: result.duration,
-                });
-            }
-            Err(reason) => {
-                gst::element_imp_error!(
-                    imp,
-                    gst::StreamError::Failed,
-                    ("inference failed: {reason}")
-                );
-                return;
-            }
-        }
-    }
-}
-
-enum LoadError {
-    Runtime(RuntimeError),
-    Policy(String),
-}
-
-/// Loads the model and the policy the settings name; returns the warnings to post.
-fn build_loaded(settings: &Settings) -> Result<(Loaded, Vec<String>), LoadError> {
-    let (detector, warnings) =
-        Detector::load(&settings.detector_options()).map_err(LoadError::Runtime)?;
-    let (policy, policy_sha256) = load_policy(settings.policy.as_deref(), &detector.info().names)
-        .map_err(LoadError::Policy)?;
-    let model = detector.info().clone();
-    let identity = Arc::new(Identity {
-        model_id: model.model_id(),
-        model,
-        policy,
-        policy_sha256,
-    });
-    Ok((Loaded { detector, identity }, warnings))
-}
-
-/// Reads and validates the policy against the model's classes; no file: fail on any detection.
-fn load_policy(
-    path: Option<&std::path::Path>,
-    classes: &[String],
-) -> Result<(Policy, Option<String>), String> {
-    let Some(path) = path else {
-        return Ok((Policy::fail_on_any_detection(), None));
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("policy file {}: {e}", path.display()))?;
-    let policy =
-        parse_policy(&text, &path.display().to_string()).map_err(|e| format!("policy {e}"))?;
-    if let Some((name, line)) = policy.unknown_classes(classes).next() {
-        return Err(format!(
-            "policy {}:{line}: unknown class {name:?}; the model's classes are {classes:?}",
-            path.display()
-        ));
-    }
-    Ok((policy, Some(crate::runtime::sha256_hex(text.as_bytes()))))
-}
-
-/// One frame's results, as the metas and messages carry them.
-struct Report<'a> {
-    /// Model run and decoding.
-    inference_ms: f64,
-    /// Preprocessing, inference, NMS and the policy.
-    total_ms: f64,
-    frame_number: u64,
-    /// The inferred frame whose detections this frame carries (`interval`).
-    carried_from: Option<u64>,
-    /// Frames the asynchronous worker skipped so far.
-    skipped: u64,
-    part_id: Option<&'a str>,
-    shadow: bool,
-    model_id: &'a str,
-    model: &'a crate::runtime::ModelInfo,
-    policy_sha256: Option<&'a str>,
-    verdict: &'a FrameVerdict,
-    class_name: &'a dyn Fn(usize) -> String,
-}
-
-impl Report<'_> {
-    fn detections_message(
-        &self,
-        buffer: &gst::BufferRef,
-        running_time: Option<gst::ClockTime>,
-    ) -> gst::Structure {
-        let list = gst::Array::new(self.verdict.judged.iter().map(|j| {
-            let d = &j.detection;
-            gst::Structure::builder("detection")
-                .field("label-id", d.class_id as u32)
-                .field("label", (self.class_name)(d.class_id))
-                .field("confidence", d.confidence as f64)
-                .field("x-min", d.bbox.x1 as f64)
-                .field("y-min", d.bbox.y1 as f64)
-                .field("x-max", d.bbox.x2 as f64)
-                .field("y-max", d.bbox.y2 as f64)
-                .field("severity", j.severity.as_str())
-                .field("decision", j.decision.as_str())
-                .build()
-        }));
-        gst::Structure::builder("defect-detections")
-            .field("frame", self.frame_number)
-            .field("pts", buffer.pts())
-            .field("running-time", running_time)
-            .field("detections", list)
-            .build()
-    }
-
-    /// The verdict fields shared by the meta and the message.
-    fn verdict_fields(&self, builder: gst::structure::Builder) -> gst::structure::Builder {
-        let [critical, major, minor, cosmetic] = self.verdict.counts;
-        let reasons = gst::Array::new(
-            self.verdict
-                .reasons()
-                .map(|j| reason_structure(j, self.class_name)),
-        );
-        builder
-            .field("verdict", self.verdict.verdict.as_str())
-            .field("shadow", self.shadow)
-            .field_if_some("part-id", self.part_id)
-            .field("frame", self.frame_number)
-            .field("carried", self.carried_from.is_some())
-            .field("skipped-frames", self.skipped)
-            .field_if_some("source-frame", self.carried_from)
-            .field("critical", critical)
-            .field("major", major)
-            .field("minor", minor)
-            .field("cosmetic", cosmetic)
-            .field("model-id", self.model_id)
-            .field("model-name", self.model.name().as_ref())
-            .field(
-                "model-version",
-                self.model
-                    .metadata
-                    .get("version")
-                    .map_or("", String::as_str),
-            )
-            .field("model-sha256", &self.model.sha256)
-            .field_if_some("policy-sha256", self.policy_sha256)
-            .field("inference-ms", self.inference_ms)
-            .field("total-ms", self.total_ms)
-            .field("reasons", reasons)
-    }
-
-    fn verdict_message(
-        &self,
-        buffer: &gst::BufferRef,
-        running_time: Option<gst::ClockTime>,
-    ) -> gst::Structure {
-        self.verdict_fields(gst::Structure::builder("defect-verdict"))
-            .field("pts", buffer.pts())
-            .field("running-time", running_time)
-            .build()
-    }
-}
-
-fn reason_structure(j: &Judged, class_name: &dyn Fn(usize) -> String) -> gst::Structure {
-    let d = &j.detection;
-    gst::Structure::builder("reason")
-        .field("label-id", d.class_id as u32)
-        .field("label", class_name(d.class_id))
-        .field("severity", j.severity.as_str())
-        .field("decision", j.decision.as_str())
-        .field("confidence", d.confidence as f64)
-        .field("x-min", d.bbox.x1 as f64)
-        .field("y-min", d.bbox.y1 as f64)
-        .field("x-max", d.bbox.x2 as f64)
-        .field("y-max", d.bbox.y2 as f64)
-        .build()
-}
-
-fn attach_verdict_meta(buffer: &mut gst::BufferRef, report: &Report) {
-    let fields = report
-        .verdict_fields(gst::Structure::builder(meta::VERDICT_META))
-        .build();
-    if let Ok(mut custom) = gst::meta::CustomMeta::add(buffer, meta::VERDICT_META) {
-        let structure = custom.mut_structure();
-        for (name, value) in fields.iter() {
-            structure.set_value(name, value.clone());
-        }
-    }
-}
-
-fn part_message(part: &PartVerdict, shadow: bool, model_id: &str) -> gst::Structure {
-    let [critical, major, minor, cosmetic] = part.counts;
-    gst::Structure::builder("defect-part-verdict")
-        .field("part-id", &part.part_id)
-        .field("verdict", part.verdict.as_str())
-        .field("shadow", shadow)
-        .field("first-frame", part.first_frame)
-        .field("last-frame", part.last_frame)
-        .field("frames", part.frames)
-        .field("critical", critical)
-        .field("major", major)
-        .field("minor", minor)
-        .field("cosmetic", cosmetic)
-        .field("model-id", model_id)
-        .build()
-}
-
-/// One `GstVideoRegionOfInterestMeta` a detection, with the DL Streamer `detection`
-/// parameters plus the policy's `severity` and `decision`.
-fn attach_roi_metas(
-    buffer: &mut gst::BufferRef,
-    judged: &[Judged],
-    width: f32,
-    height: f32,
-    class_name: &dyn Fn(usize) -> String,
-) {
-    for (id, j) in judged.iter().enumerate() {
-        let (d, b) = (&j.detection, j.detection.bbox);
-        let rect = (
-            b.x1.round() as u32,
-            b.y1.round() as u32,
-            b.width().round() as u32,
-            b.height().round() as u32,
-        );
-        let label = class_name(d.class_id);
-        let mut roi = gst_video::VideoRegionOfInterestMeta::add(buffer, &label, rect);
-        // Ids 0..n-1 let bindings without meta iteration fetch every ROI by id.
-        roi.set_id(id as i32);
-        roi.add_param(
-            gst::Structure::builder("detection")
-                .field("label_id", d.class_id as i32)
-                .field("label", label)
-                .field("confidence", d.confidence as f64)
-                .field("x_min", (b.x1 / width) as f64)
-                .field("y_min", (b.y1 / height) as f64)
-                .field("x_max", (b.x2 / width) as f64)
-                .field("y_max", (b.y2 / height) as f64)
-                .field("severity", j.severity.as_str())
-                .field("decision", j.decision.as_str())
-                .build(),
-        );
     }
 }

@@ -1,14 +1,28 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! One frame through the model: letterbox (whole frame or tiles), inference, decoding, NMS,
-//! boxes back in frame pixels. Shared by the synchronous path (the streaming thread) and the
-//! asynchronous worker, each with its own [`Preprocess`].
+//! boxes back in frame pixels. [`infer`] is the one function the streaming thread and the
+//! asynchronous worker call; the preprocessing plan lives with the model it was made for.
 
 use std::time::{Duration, Instant};
 
+use super::loaded::Loaded;
+use crate::analysis::decode::DecodeStats;
 use crate::analysis::letterbox::{FrameView, Letterbox, LetterboxGeometry, PixelFormat};
 use crate::analysis::{BBox, Detection, nms, tiles};
-use crate::runtime::{Detector, ModelInfo};
+use crate::runtime::{ModelInfo, RuntimeError};
 use crate::video::yuv_matrix;
+
+/// Frames are cut into at most this many tiles (a 12 MP frame in 256-px tiles overlapping by
+/// 64 is 30); more is a configuration error, not a workload.
+pub(super) const MAX_TILES: usize = 4096;
+
+/// How many tiles a frame of `width` x `height` is cut into (1 without tiling).
+pub(super) fn tile_count(width: u32, height: u32, tile_size: u32, tile_overlap: u32) -> usize {
+    if tile_size == 0 {
+        return 1;
+    }
+    tiles::plan(width, height, tile_size, tile_overlap).2.len()
+}
 
 /// How frames of one caps are cut and letterboxed for one model; reused frame after frame.
 #[derive(Debug)]
@@ -22,18 +36,67 @@ pub(super) struct Preprocess {
     pub border_filled: bool,
     /// Reused between frames so that steady-state detection allocates little.
     candidates: Vec<Detection>,
-    /// What the plan was made for: frame size, format, model.
-    pub key: (u32, u32, gst_video::VideoFormat, String),
+    /// What the plan was made for: frame size, format, tile size and overlap.
+    pub key: PlanKey,
+}
+
+pub(super) type PlanKey = (u32, u32, gst_video::VideoFormat, u32, u32);
+
+/// One frame to infer: its video info, pixel format, planes, and how to tile it.
+pub(super) struct FrameInput<'a> {
+    pub info: &'a gst_video::VideoInfo,
+    pub format: PixelFormat,
+    pub view: &'a FrameView<'a>,
+    pub tile_size: u32,
+    pub tile_overlap: u32,
+}
+
+impl FrameInput<'_> {
+    fn key(&self) -> PlanKey {
+        (
+            self.info.width(),
+            self.info.height(),
+            self.info.format(),
+            self.tile_size,
+            self.tile_overlap,
+        )
+    }
+}
+
+/// Why a frame could not be inferred.
+#[derive(Debug)]
+pub(super) enum InferError {
+    /// The run was interrupted (the element is stopping): not a failure.
+    Interrupted,
+    Failed(String),
+}
+
+impl std::fmt::Display for InferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InferError::Interrupted => f.write_str("interrupted"),
+            InferError::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl From<RuntimeError> for InferError {
+    fn from(e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::Interrupted => InferError::Interrupted,
+            e => InferError::Failed(e.to_string()),
+        }
+    }
 }
 
 impl Preprocess {
-    pub fn plan(
-        info: &gst_video::VideoInfo,
-        format: PixelFormat,
-        model: &ModelInfo,
-        tile_size: u32,
-        tile_overlap: u32,
-    ) -> Self {
+    pub fn plan(frame: &FrameInput, model: &ModelInfo) -> Self {
+        let (info, format, tile_size, tile_overlap) = (
+            frame.info,
+            frame.format,
+            frame.tile_size,
+            frame.tile_overlap,
+        );
         let (width, height, corners) = if tile_size > 0 {
             tiles::plan(info.width(), info.height(), tile_size, tile_overlap)
         } else {
@@ -46,7 +109,7 @@ impl Preprocess {
             tiles: corners,
             border_filled: false,
             candidates: Vec::with_capacity(1024),
-            key: (info.width(), info.height(), info.format(), model.model_id()),
+            key: frame.key(),
         }
     }
 }
@@ -57,8 +120,8 @@ pub(super) struct Inference {
     pub detections: Vec<Detection>,
     /// Model runs and decoding, all tiles together.
     pub duration: Duration,
-    /// Candidates dropped for NaN or infinite values.
-    pub non_finite: usize,
+    /// Candidates the decoder dropped or changed, by reason.
+    pub stats: DecodeStats,
 }
 
 /// Detection thresholds of one frame.
@@ -69,20 +132,34 @@ pub(super) struct Thresholds {
     pub max_detections: usize,
 }
 
-/// Runs the model on every tile of `view` and merges the detections, in frame pixels.
+/// Runs the model on every tile of the frame and merges the detections, in frame pixels;
+/// (re)plans the preprocessing when the model is new or the frames changed.
 pub(super) fn infer(
-    detector: &mut Detector,
-    pre: &mut Preprocess,
-    view: &FrameView,
+    loaded: &mut Loaded,
+    frame: &FrameInput,
     limits: Thresholds,
-) -> Result<Inference, String> {
+) -> Result<Inference, InferError> {
+    let key = frame.key();
+    if loaded.plan.as_ref().is_none_or(|p| p.key != key) {
+        let tiles = tile_count(key.0, key.1, key.3, key.4);
+        if tiles > MAX_TILES {
+            return Err(InferError::Failed(format!(
+                "tile-size {} with tile-overlap {} cuts a {}x{} frame into {tiles} tiles; at most {MAX_TILES}",
+                key.3, key.4, key.0, key.1
+            )));
+        }
+        loaded.plan = Some(Preprocess::plan(frame, loaded.detector.info()));
+    }
+    let Loaded { detector, plan, .. } = loaded;
+    let pre = plan.as_mut().expect("planned above");
+    let view = frame.view;
     if !pre.border_filled {
         pre.letterbox.fill_padding(detector.input_mut());
         pre.border_filled = true;
     }
     let geometry = *pre.letterbox.geometry();
     let mut merged = Vec::new();
-    let (mut duration, mut non_finite) = (Duration::ZERO, 0);
+    let (mut duration, mut stats) = (Duration::ZERO, DecodeStats::default());
     for &(x, y) in &pre.tiles {
         let region = if pre.tiles.len() == 1 {
             *view
@@ -98,14 +175,12 @@ pub(super) fn infer(
         };
         pre.letterbox
             .run(&region, detector.input_mut())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| InferError::Failed(e.to_string()))?;
         pre.candidates.clear();
         let started = Instant::now();
-        let stats = detector
-            .detect(limits.confidence, &mut pre.candidates)
-            .map_err(|e| e.to_string())?;
+        let tile_stats = detector.detect(limits.confidence, &mut pre.candidates)?;
         duration += started.elapsed();
-        non_finite += stats.non_finite;
+        stats.add(&tile_stats);
         let (dx, dy) = (x as f32, y as f32);
         merged.extend(pre.candidates.iter().map(|d| {
             let b = geometry.to_source(&d.bbox);
@@ -130,6 +205,6 @@ pub(super) fn infer(
     Ok(Inference {
         detections: merged,
         duration,
-        non_finite,
+        stats,
     })
 }

@@ -17,9 +17,18 @@
  * The output layout (YOLOv8/YOLO11 `[1, 4+nc, N]`, YOLOv5 `[1, N, 5+nc]`, end-to-end
  * `[1, K, 6]`) is recognised from the output shape; class-wise NMS follows.
  *
- * The model is loaded in the NULL to READY state change: a missing or invalid model, an
- * output the element cannot decode or an ONNX Runtime library that cannot be loaded is an
- * error there, naming the file and the reason.
+ * The model is loaded in the NULL to READY state change: a missing or invalid model, a model
+ * input larger than `max-input-pixels`, an output the element cannot decode, a policy with an
+ * error or an ONNX Runtime library that cannot be loaded is an error there, naming the file
+ * (and line) and the reason. `model` and `policy` set while playing are built in the
+ * background and take over at a frame boundary; one that fails keeps the current model and
+ * policy with a warning.
+ *
+ * Each frame's `DefectVerdictMeta` and `defect-verdict` message give its `verdict` (PASS, FAIL,
+ * REVIEW, or UNKNOWN when the model has not judged it: never a pass), whether the model ran on
+ * it (`inspected`) and which frame's result it carries (`carried`, `source-frame`). With
+ * `async-inference` a part's verdict waits for the results of its frames and is never PASS
+ * for a part the model did not see.
  *
  * ## Example launch line
  * |[
@@ -34,6 +43,11 @@ use gst::prelude::*;
 
 mod imp;
 mod inference;
+mod loaded;
+mod metas;
+mod settings;
+mod slot;
+mod worker;
 
 glib::wrapper! {
     pub struct DefectDetect(ObjectSubclass<imp::DefectDetect>)

@@ -244,6 +244,11 @@ impl DefectMetaConvert {
             policy_sha256: text("policy-sha256"),
             detections,
             verdict: text("verdict"),
+            inspected: v.and_then(|s| s.get::<bool>("inspected").ok()),
+            carried: v
+                .and_then(|s| s.get::<bool>("carried").ok())
+                .unwrap_or(false),
+            source_frame: v.and_then(|s| s.get::<u64>("source-frame").ok()),
             reasons: Vec::new(),
             shadow: v
                 .and_then(|s| s.get::<bool>("shadow").ok())
@@ -278,6 +283,7 @@ impl DefectMetaConvert {
             first_frame: number("first-frame"),
             last_frame: number("last-frame"),
             frames: number("frames"),
+            inspected_frames: number("inspected-frames"),
             counts: SeverityCounts {
                 critical: count("critical"),
                 major: count("major"),
@@ -316,6 +322,7 @@ fn detection_record(
     }
     let text = |f: &str| params.and_then(|p| p.get::<String>(f).ok());
     DetectionRecord {
+        // defectdetect's class ids are below 100,000 (decode::MAX_CLASS_ID): they fit.
         class_id: params
             .and_then(|p| p.get::<i32>("label_id").ok())
             .unwrap_or(0)

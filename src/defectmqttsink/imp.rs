@@ -2,6 +2,8 @@
 //! The `defectmqttsink` element: NDJSON records in, one MQTT message a record out, through
 //! the publisher worker of [`crate::mqtt`].
 
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -11,7 +13,8 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::mqtt::{Event, Publisher, PublisherConfig, QoS, Stats, TopicTemplate};
+use crate::mqtt::publisher::DEFAULT_MAX_QUEUE_BYTES;
+use crate::mqtt::{Event, Publisher, PublisherConfig, QoS, Stats, TopicTemplate, tls};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -33,6 +36,8 @@ const DEFAULT_FLUSH_TIMEOUT_MS: u32 = 2000;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// An unterminated line longer than this is not a record.
 const MAX_PENDING_BYTES: usize = 16 << 20;
+/// Distinct field values reported as needing escaping, at most, in one run.
+const MAX_REPORTED_VALUES: usize = 1000;
 
 fn default_client_id() -> String {
     format!("gst-defect-{}", std::process::id())
@@ -49,6 +54,20 @@ struct Settings {
     max_queue: u32,
     max_backoff_ms: u32,
     flush_timeout_ms: u32,
+    max_queue_bytes: u64,
+    tls: bool,
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+impl Settings {
+    /// TLS is on when asked for, or when any of its files is given.
+    fn tls_on(&self) -> bool {
+        self.tls || self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some()
+    }
 }
 
 impl Default for Settings {
@@ -63,6 +82,13 @@ impl Default for Settings {
             max_queue: DEFAULT_MAX_QUEUE,
             max_backoff_ms: DEFAULT_MAX_BACKOFF_MS,
             flush_timeout_ms: DEFAULT_FLUSH_TIMEOUT_MS,
+            max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES as u64,
+            tls: false,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            username: None,
+            password: None,
         }
     }
 }
@@ -74,14 +100,27 @@ struct Running {
     qos: QoS,
     /// The start of a record whose '\n' has not come yet.
     pending: Vec<u8>,
+    /// Field values already reported as needing escaping.
+    reported: HashSet<(&'static str, String)>,
+    /// Whether a full queue was reported on the bus in this run.
+    warned_full: bool,
 }
 
 #[derive(Default)]
 pub struct DefectMqttSink {
     settings: Mutex<Settings>,
     running: Mutex<Option<Running>>,
-    /// The counters of the last run, once stopped: (dropped, published).
-    last_counts: Mutex<(u64, u64)>,
+    /// The counters of the last run, once stopped.
+    last_counts: Mutex<Counts>,
+}
+
+/// The counters the properties report.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    dropped: u64,
+    published: u64,
+    rejected: u64,
+    unconfirmed: u64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -90,14 +129,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// (dropped, published) as the properties report them.
-fn counts(stats: &Stats, qos: QoS) -> (u64, u64) {
-    let published = if qos == QoS::AtMostOnce {
-        stats.published
-    } else {
-        stats.acknowledged
-    };
-    (stats.dropped, published)
+/// The counters as the properties report them.
+fn counts(stats: &Stats, qos: QoS) -> Counts {
+    Counts {
+        dropped: stats.dropped,
+        published: if qos == QoS::AtMostOnce {
+            stats.published
+        } else {
+            stats.acknowledged
+        },
+        rejected: stats.rejected,
+        unconfirmed: stats.unconfirmed,
+    }
+}
+
+fn path_value(path: &Option<PathBuf>) -> glib::Value {
+    path.as_ref().map(|p| p.display().to_string()).to_value()
 }
 
 #[glib::object_subclass]
@@ -189,15 +236,85 @@ impl ObjectImpl for DefectMqttSink {
                     .default_value(DEFAULT_FLUSH_TIMEOUT_MS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt64::builder("max-queue-bytes")
+                    .nick("Maximum queue bytes")
+                    .blurb(
+                        "Bytes (topics and payloads) queued at most; the oldest unsent record \
+                         is dropped beyond",
+                    )
+                    .minimum(1024)
+                    .default_value(DEFAULT_MAX_QUEUE_BYTES as u64)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("tls")
+                    .nick("TLS")
+                    .blurb(
+                        "Connect over TLS (also on when ca-file, cert-file or key-file is set); \
+                         the broker's certificate is checked against ca-file, or the system's \
+                         CA store without one",
+                    )
+                    .default_value(false)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("ca-file")
+                    .nick("CA file")
+                    .blurb("PEM file of the CA certificates the broker's certificate must chain to")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("cert-file")
+                    .nick("Certificate file")
+                    .blurb(
+                        "PEM file of the client certificate (chain), for brokers that ask for one",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("key-file")
+                    .nick("Key file")
+                    .blurb("PEM file of the private key of cert-file")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("username")
+                    .nick("User name")
+                    .blurb("User name sent in CONNECT (none by default)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("password")
+                    .nick("Password")
+                    .blurb(
+                        "Password sent in CONNECT (needs username; use TLS, or it crosses \
+                         the network in clear); write-only",
+                    )
+                    .write_only()
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt64::builder("dropped")
                     .nick("Dropped")
-                    .blurb("Records dropped: queue full, or still queued when the flush timed out")
+                    .blurb(
+                        "Records no broker received: queue full (oldest unsent first), never \
+                         sent when the flush timed out, or refused by the broker",
+                    )
                     .read_only()
                     .build(),
                 glib::ParamSpecUInt64::builder("published")
                     .nick("Published")
                     .blurb(
                         "Records delivered: acknowledged by the broker (QoS 1) or written (QoS 0)",
+                    )
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("rejected")
+                    .nick("Rejected")
+                    .blurb(
+                        "Records dropped because the broker closed the connection each time it \
+                         got them (3 times; counted in dropped too)",
+                    )
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("unconfirmed")
+                    .nick("Unconfirmed")
+                    .blurb(
+                        "QoS 1 records sent but not acknowledged when the element stopped: the \
+                         broker may or may not have them",
                     )
                     .read_only()
                     .build(),
@@ -216,6 +333,13 @@ impl ObjectImpl for DefectMqttSink {
                 .unwrap_or_else(|| default.to_owned())
         };
         let number = |default: u32| value.get::<u32>().unwrap_or(default);
+        let optional = || {
+            value
+                .get::<Option<String>>()
+                .ok()
+                .flatten()
+                .filter(|s| !s.is_empty())
+        };
         match pspec.name() {
             "host" => settings.host = text(DEFAULT_HOST),
             "port" => settings.port = number(DEFAULT_PORT),
@@ -226,6 +350,16 @@ impl ObjectImpl for DefectMqttSink {
             "max-queue" => settings.max_queue = number(DEFAULT_MAX_QUEUE),
             "max-backoff-ms" => settings.max_backoff_ms = number(DEFAULT_MAX_BACKOFF_MS),
             "flush-timeout-ms" => settings.flush_timeout_ms = number(DEFAULT_FLUSH_TIMEOUT_MS),
+            "max-queue-bytes" => {
+                settings.max_queue_bytes =
+                    value.get::<u64>().unwrap_or(DEFAULT_MAX_QUEUE_BYTES as u64)
+            }
+            "tls" => settings.tls = value.get::<bool>().unwrap_or(false),
+            "ca-file" => settings.ca_file = optional().map(PathBuf::from),
+            "cert-file" => settings.cert_file = optional().map(PathBuf::from),
+            "key-file" => settings.key_file = optional().map(PathBuf::from),
+            "username" => settings.username = optional(),
+            "password" => settings.password = value.get::<Option<String>>().ok().flatten(),
             other => gst::warning!(CAT, imp = self, "unknown property {other}"),
         }
     }
@@ -242,8 +376,16 @@ impl ObjectImpl for DefectMqttSink {
             "max-queue" => settings.max_queue.to_value(),
             "max-backoff-ms" => settings.max_backoff_ms.to_value(),
             "flush-timeout-ms" => settings.flush_timeout_ms.to_value(),
-            "dropped" => self.counts().0.to_value(),
-            "published" => self.counts().1.to_value(),
+            "max-queue-bytes" => settings.max_queue_bytes.to_value(),
+            "tls" => settings.tls_on().to_value(),
+            "ca-file" => path_value(&settings.ca_file),
+            "cert-file" => path_value(&settings.cert_file),
+            "key-file" => path_value(&settings.key_file),
+            "username" => settings.username.to_value(),
+            "dropped" => self.counts().dropped.to_value(),
+            "published" => self.counts().published.to_value(),
+            "rejected" => self.counts().rejected.to_value(),
+            "unconfirmed" => self.counts().unconfirmed.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -301,15 +443,51 @@ impl BaseSinkImpl for DefectMqttSink {
                 ["Invalid port {}", settings.port]
             )
         })?;
+        let tls = if settings.tls_on() {
+            Some(
+                tls::client_config(
+                    settings.ca_file.as_deref(),
+                    settings.cert_file.as_deref(),
+                    settings.key_file.as_deref(),
+                )
+                .map_err(|e| {
+                    gst::error_msg!(gst::LibraryError::Settings, ["Invalid TLS settings: {}", e])
+                })?,
+            )
+        } else {
+            None
+        };
+        if settings.password.is_some() && settings.username.is_none() {
+            return Err(gst::error_msg!(
+                gst::LibraryError::Settings,
+                ["password is set without username (MQTT 3.1.1 sends no password alone)"]
+            ));
+        }
+        if settings.password.is_some() && tls.is_none() {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "the password crosses the network in clear text: set tls=true (and ca-file)"
+            );
+        }
         let config = PublisherConfig {
             keepalive: u16::try_from(settings.keepalive).unwrap_or(u16::MAX),
             qos,
             max_queue: settings.max_queue as usize,
+            max_queue_bytes: usize::try_from(settings.max_queue_bytes).unwrap_or(usize::MAX),
             initial_backoff: INITIAL_BACKOFF,
             max_backoff: Duration::from_millis(settings.max_backoff_ms.into()),
+            username: settings.username.clone(),
+            password: settings.password.clone().map(String::into_bytes),
+            tls,
             ..PublisherConfig::new(settings.host.clone(), port, settings.client_id.clone())
         };
-        let target = format!("{}:{}", settings.host, port);
+        let target = format!(
+            "{}:{}{}",
+            settings.host,
+            port,
+            if config.tls.is_some() { " (TLS)" } else { "" }
+        );
         let weak = self.obj().downgrade();
         let publisher = Publisher::start(config, move |event| {
             if let Some(obj) = weak.upgrade() {
@@ -332,12 +510,14 @@ impl BaseSinkImpl for DefectMqttSink {
             settings.qos,
             settings.topic
         );
-        *lock(&self.last_counts) = (0, 0);
+        *lock(&self.last_counts) = Counts::default();
         *lock(&self.running) = Some(Running {
             publisher,
             template,
             qos,
             pending: Vec::new(),
+            reported: HashSet::new(),
+            warned_full: false,
         });
         Ok(())
     }
@@ -350,12 +530,13 @@ impl BaseSinkImpl for DefectMqttSink {
         // Not under the lock: the properties stay readable while the queue drains.
         let stats = running.publisher.stop(flush);
         *lock(&self.last_counts) = counts(&stats, running.qos);
-        if stats.dropped > 0 {
+        if stats.dropped > 0 || stats.unconfirmed > 0 {
             gst::warning!(
                 CAT,
                 imp = self,
-                "{} records dropped in all ({} published)",
+                "{} records dropped in all, {} sent without acknowledgement ({} published)",
                 stats.dropped,
+                stats.unconfirmed,
                 stats.published
             );
         }
@@ -417,8 +598,8 @@ impl BaseSinkImpl for DefectMqttSink {
 }
 
 impl DefectMqttSink {
-    /// (dropped, published) now, or of the last run.
-    fn counts(&self) -> (u64, u64) {
+    /// The counters now, or of the last run.
+    fn counts(&self) -> Counts {
         match lock(&self.running).as_ref() {
             Some(running) => counts(&running.publisher.stats(), running.qos),
             None => *lock(&self.last_counts),
@@ -431,15 +612,56 @@ impl DefectMqttSink {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        let topic = running.template.render(line);
-        if !running.publisher.publish(topic, line) {
-            let dropped = running.publisher.stats().dropped;
-            // The first drop of a run, then one line every thousand.
-            if dropped == 1 || dropped.is_multiple_of(1000) {
-                gst::warning!(
-                    CAT,
-                    imp = self,
-                    "MQTT queue full: {dropped} oldest records dropped so far"
+        let rendered = running.template.render(line);
+        for (field, value) in rendered.changed {
+            if running.reported.len() > MAX_REPORTED_VALUES {
+                break;
+            }
+            if running.reported.len() == MAX_REPORTED_VALUES {
+                running.reported.insert(("", String::new()));
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Format,
+                    (
+                        "{} distinct field values needed escaping for MQTT topics; \
+                         further ones are not reported",
+                        MAX_REPORTED_VALUES
+                    )
+                );
+                break;
+            }
+            let shown = format!("{:?}", value.chars().take(200).collect::<String>());
+            if running.reported.insert((field, value)) {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Format,
+                    (
+                        "{} {} cannot be an MQTT topic level as it is (control characters, \
+                         noncharacters, '+', '#' or over {} bytes): published under {:?}",
+                        field,
+                        shown,
+                        crate::mqtt::topic::MAX_LEVEL_BYTES,
+                        rendered.topic
+                    )
+                );
+            }
+        }
+        if !running.publisher.publish(rendered.topic, line) {
+            let stats = running.publisher.stats();
+            // On the bus: the first drop of a run, then one every thousand.
+            if !running.warned_full || stats.dropped.is_multiple_of(1000) {
+                running.warned_full = true;
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Write,
+                    (
+                        "MQTT queue full ({} records, {} bytes queued): {} records dropped so \
+                         far, the oldest unsent first",
+                        stats.queued,
+                        stats.queued_bytes,
+                        stats.dropped
+                    ),
+                    ["Bounded by max-queue and max-queue-bytes; the broker is slow or away"]
                 );
             }
         }
@@ -483,6 +705,29 @@ impl DefectMqttSink {
                     reason
                 ),
                 ["Records are queued (max-queue) and the connection is retried with backoff"]
+            ),
+            Event::Rejected { topic, bytes } => gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                (
+                    "The MQTT broker at {} closed the connection each time it got a record \
+                     for topic {:?} ({} bytes): record dropped",
+                    target,
+                    topic,
+                    bytes
+                ),
+                [
+                    "Counted in the rejected and dropped properties; check the broker's limits (max_packet_size) and access rules"
+                ]
+            ),
+            Event::Invalid { topic, reason } => gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                (
+                    "A record for topic {:?} cannot be sent: {}: dropped",
+                    topic,
+                    reason
+                )
             ),
             Event::ConnectionLost(reason) => gst::element_imp_warning!(
                 self,

@@ -86,7 +86,7 @@ impl ObjectImpl for DefectOverlay {
             vec![
                 flag("show-boxes", "Show boxes", "Draw a box around every detection, coloured by severity"),
                 flag("show-labels", "Show labels", "Write class name and confidence above every box"),
-                flag("show-banner", "Show banner", "Draw the frame's verdict banner (PASS green, FAIL red, REVIEW amber)"),
+                flag("show-banner", "Show banner", "Draw the frame's verdict banner (PASS green, FAIL red, REVIEW amber, UNKNOWN slate)"),
                 flag("show-ignored", "Show ignored", "Also draw, in grey, detections the policy ignored (outside region, masked, too small)"),
                 glib::ParamSpecUInt::builder("text-scale")
                     .nick("Text scale")
@@ -287,11 +287,8 @@ fn annotations(buffer: &gst::BufferRef, show_ignored: bool) -> Vec<Annotation> {
 fn banner(buffer: &gst::BufferRef) -> Option<Banner> {
     let verdict_meta = gst::meta::CustomMeta::from_buffer(buffer, meta::VERDICT_META).ok()?;
     let s = verdict_meta.structure();
-    let verdict = match s.get::<&str>("verdict").ok()? {
-        "FAIL" => Verdict::Fail,
-        "REVIEW" => Verdict::Review,
-        _ => Verdict::Pass,
-    };
+    // A verdict this overlay does not know is never drawn as PASS.
+    let verdict = Verdict::parse(s.get::<&str>("verdict").ok()?).unwrap_or(Verdict::Unknown);
     Some(Banner {
         verdict,
         shadow: s.get::<bool>("shadow").unwrap_or(false),

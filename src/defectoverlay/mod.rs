@@ -7,7 +7,7 @@
  * every `GstVideoRegionOfInterestMeta` as a box coloured by its defect's severity (critical
  * crimson, major orange, minor yellow, cosmetic cyan; grey for detections the policy
  * ignored) with its label and confidence, and the frame's `DefectVerdictMeta` as a banner
- * across the top: PASS green, FAIL red, REVIEW amber; shadow verdicts read "SHADOW … (not
+ * across the top: PASS green, FAIL red, REVIEW amber, UNKNOWN (not inspected) slate; shadow verdicts read "SHADOW … (not
  * enforced)" and get a striped edge. Text uses an 8x8 bitmap font embedded in the plugin,
  * scaled with the frame height so that it is readable from 720p to 4K.
  *

@@ -46,6 +46,8 @@ pub const PASS_GREEN: Rgb = Rgb(0, 170, 60);
 pub const FAIL_RED: Rgb = Rgb(210, 20, 20);
 pub const REVIEW_AMBER: Rgb = Rgb(255, 176, 0);
 pub const IGNORED_GREY: Rgb = Rgb(128, 128, 128);
+/// Not inspected: a slate blue-grey, distinct from PASS green and from ignored boxes.
+pub const UNKNOWN_SLATE: Rgb = Rgb(90, 100, 130);
 
 pub fn severity_colour(severity: Option<Severity>) -> Rgb {
     match severity {
@@ -62,6 +64,7 @@ pub fn verdict_colour(verdict: Verdict) -> Rgb {
         Verdict::Pass => PASS_GREEN,
         Verdict::Fail => FAIL_RED,
         Verdict::Review => REVIEW_AMBER,
+        Verdict::Unknown => UNKNOWN_SLATE,
     }
 }
 

@@ -1,19 +1,19 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! A small blocking MQTT 3.1.1 client over [`TcpStream`]: connect (CONNECT / CONNACK),
-//! send packets, read packets, subscribe. The socket can be split into a reading and a
-//! writing half ([`Client::split`]) so that one thread reads while another writes.
+//! A blocking MQTT 3.1.1 connection for publishing, over TCP or TLS: [`connect`] opens it
+//! (CONNECT / CONNACK) and hands back a reading and a writing half, so that one thread reads
+//! while another writes.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::codec::{self, CodecError, Connect, ConnectReturnCode, Packet, QoS};
+use super::codec::{self, CodecError, Connect, ConnectReturnCode, Incoming};
+use super::tls::{self, TlsReader, TlsWriter};
 
-/// Incoming packets larger than this are a protocol error (records are a few KiB).
-pub const MAX_INCOMING_PACKET: usize = 16 << 20;
-
-/// Once connected, a write blocked this long (a broker that stopped reading) fails.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Incoming packets larger than this are a protocol error (a broker sends a publisher
+/// packets of at most 4 bytes).
+pub const MAX_INCOMING_PACKET: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
@@ -31,6 +31,8 @@ pub enum MqttError {
     Timeout(&'static str),
     #[error("unexpected packet: {0}")]
     Unexpected(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl MqttError {
@@ -52,31 +54,68 @@ pub fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, MqttError> {
     Ok(addresses)
 }
 
+/// Where and how to connect.
+#[derive(Clone)]
+pub struct ConnectOptions {
+    pub host: String,
+    pub port: u16,
+    pub connect: Connect,
+    /// For each TCP connection attempt, the TLS handshake and the CONNACK.
+    pub timeout: Duration,
+    /// Once connected, a write blocked this long fails.
+    pub write_timeout: Duration,
+    /// TLS when set.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("client_id", &self.connect.client_id)
+            .field("username", &self.connect.username)
+            .field("timeout", &self.timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+enum ReadHalf {
+    Plain(TcpStream),
+    Tls(TlsReader),
+}
+
 /// The reading half: buffers bytes until whole packets are there.
-#[derive(Debug)]
 pub struct PacketReader {
-    stream: TcpStream,
+    half: ReadHalf,
     buf: Vec<u8>,
 }
 
-impl PacketReader {
-    pub fn new(stream: TcpStream) -> Self {
-        Self {
-            stream,
-            buf: Vec::with_capacity(4096),
-        }
+impl std::fmt::Debug for PacketReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketReader")
+            .field("buffered", &self.buf.len())
+            .finish_non_exhaustive()
     }
+}
 
+impl PacketReader {
     /// The next packet; blocks as the socket's read timeout allows (a timeout is an
     /// [`MqttError::Io`] for which [`MqttError::is_timeout`] holds, and loses no data).
-    pub fn read_packet(&mut self) -> Result<Packet, MqttError> {
+    pub fn read_packet(&mut self) -> Result<Incoming, MqttError> {
         loop {
             if let Some((packet, used)) = codec::decode(&self.buf, MAX_INCOMING_PACKET)? {
                 self.buf.drain(..used);
                 return Ok(packet);
             }
-            let mut chunk = [0u8; 8192];
-            match self.stream.read(&mut chunk) {
+            let mut chunk = [0u8; 512];
+            let read = match &mut self.half {
+                ReadHalf::Plain(stream) => stream.read(&mut chunk),
+                ReadHalf::Tls(stream) => stream.read(&mut chunk),
+            };
+            match read {
                 Ok(0) => return Err(MqttError::Closed),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -86,184 +125,133 @@ impl PacketReader {
     }
 
     pub fn set_timeout(&self, timeout: Option<Duration>) -> Result<(), MqttError> {
-        Ok(self.stream.set_read_timeout(timeout)?)
+        match &self.half {
+            ReadHalf::Plain(stream) => stream.set_read_timeout(timeout)?,
+            ReadHalf::Tls(stream) => stream.set_read_timeout(timeout)?,
+        }
+        Ok(())
     }
+}
+
+enum WriteHalf {
+    Plain(TcpStream),
+    Tls(TlsWriter),
 }
 
 /// The writing half.
-#[derive(Debug)]
 pub struct PacketWriter {
-    stream: TcpStream,
+    half: WriteHalf,
+}
+
+impl std::fmt::Debug for PacketWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketWriter").finish_non_exhaustive()
+    }
 }
 
 impl PacketWriter {
-    pub fn new(stream: TcpStream) -> Self {
-        Self { stream }
-    }
-
-    pub fn send(&mut self, packet: &Packet) -> Result<(), MqttError> {
-        let bytes = packet.to_bytes()?;
-        self.write_bytes(&bytes)
-    }
-
     /// Writes packets already encoded (several at once cost one system call).
     pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), MqttError> {
-        self.stream.write_all(bytes)?;
+        match &mut self.half {
+            WriteHalf::Plain(stream) => stream.write_all(bytes)?,
+            WriteHalf::Tls(stream) => stream.write_all(bytes)?,
+        }
         Ok(())
     }
 
     /// Closes both directions, which wakes a reader blocked on the same socket.
     pub fn shutdown(&self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        match &self.half {
+            WriteHalf::Plain(stream) => {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+            WriteHalf::Tls(stream) => stream.shutdown(),
+        }
     }
 
     /// Another handle on the socket, for shutting it down from elsewhere.
     pub fn try_clone_stream(&self) -> Result<TcpStream, MqttError> {
-        Ok(self.stream.try_clone()?)
+        Ok(match &self.half {
+            WriteHalf::Plain(stream) => stream.try_clone()?,
+            WriteHalf::Tls(stream) => stream.try_clone_stream()?,
+        })
     }
 }
 
-/// A connected client.
-#[derive(Debug)]
-pub struct Client {
-    reader: PacketReader,
-    writer: PacketWriter,
-    session_present: bool,
-}
-
-impl Client {
-    /// Opens a TCP connection to `host:port` (each resolved address in turn, at most
-    /// `timeout` each), sends CONNECT and waits at most `timeout` for an accepting CONNACK.
-    /// Once connected, writes time out after [`WRITE_TIMEOUT`] and reads block without limit.
-    pub fn connect(
-        host: &str,
-        port: u16,
-        connect: &Connect,
-        timeout: Duration,
-    ) -> Result<Client, MqttError> {
-        let timeout = timeout.max(Duration::from_millis(1));
-        let mut last_error = None;
-        let mut stream = None;
-        for address in resolve(host, port)? {
-            match TcpStream::connect_timeout(&address, timeout) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last_error = Some(e),
+/// Opens a TCP connection to `host:port` (each resolved address in turn, at most `timeout`
+/// each), runs the TLS handshake when asked, sends CONNECT and waits at most `timeout` for
+/// an accepting CONNACK. Returns the two halves (with the session-present flag); writes
+/// then time out after `write_timeout`, reads block without limit.
+pub fn connect(options: &ConnectOptions) -> Result<(PacketReader, PacketWriter, bool), MqttError> {
+    let timeout = options.timeout.max(Duration::from_millis(1));
+    let mut last_error = None;
+    let mut stream = None;
+    for address in resolve(&options.host, options.port)? {
+        match TcpStream::connect_timeout(&address, timeout) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
             }
-        }
-        let stream = match (stream, last_error) {
-            (Some(s), _) => s,
-            (None, Some(e)) => return Err(e.into()),
-            (None, None) => return Err(MqttError::Resolve(format!("{host}:{port}"))),
-        };
-        Self::handshake(stream, connect, timeout)
-    }
-
-    /// CONNECT / CONNACK over an open stream.
-    pub fn handshake(
-        stream: TcpStream,
-        connect: &Connect,
-        timeout: Duration,
-    ) -> Result<Client, MqttError> {
-        stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(timeout))?;
-        stream.set_read_timeout(Some(timeout))?;
-        let mut client = Client {
-            reader: PacketReader::new(stream.try_clone()?),
-            writer: PacketWriter::new(stream),
-            session_present: false,
-        };
-        client.send(&Packet::Connect(connect.clone()))?;
-        let packet = client.reader.read_packet().map_err(|e| {
-            if e.is_timeout() {
-                MqttError::Timeout("CONNACK")
-            } else {
-                e
-            }
-        })?;
-        match packet {
-            Packet::ConnAck {
-                code: ConnectReturnCode::Accepted,
-                session_present,
-            } => client.session_present = session_present,
-            Packet::ConnAck { code, .. } => return Err(MqttError::Refused(code)),
-            other => return Err(MqttError::Unexpected(format!("{other:?} before CONNACK"))),
-        }
-        client.reader.set_timeout(None)?;
-        client
-            .writer
-            .stream
-            .set_write_timeout(Some(WRITE_TIMEOUT))?;
-        Ok(client)
-    }
-
-    /// Whether the broker kept a session for this client id (clean session off).
-    pub fn session_present(&self) -> bool {
-        self.session_present
-    }
-
-    pub fn send(&mut self, packet: &Packet) -> Result<(), MqttError> {
-        self.writer.send(packet)
-    }
-
-    /// The next packet, waiting as the read timeout allows.
-    pub fn read_packet(&mut self) -> Result<Packet, MqttError> {
-        self.reader.read_packet()
-    }
-
-    /// The next packet within `timeout`, `Ok(None)` when none came.
-    pub fn read_packet_timeout(&mut self, timeout: Duration) -> Result<Option<Packet>, MqttError> {
-        self.reader
-            .set_timeout(Some(timeout.max(Duration::from_millis(1))))?;
-        match self.reader.read_packet() {
-            Ok(packet) => Ok(Some(packet)),
-            Err(e) if e.is_timeout() => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => last_error = Some(e),
         }
     }
-
-    /// Subscribes and waits at most `timeout` for the SUBACK; returns its codes. PUBLISH
-    /// packets that arrive first are handed to `on_publish`.
-    pub fn subscribe(
-        &mut self,
-        packet_id: u16,
-        filters: &[(&str, QoS)],
-        timeout: Duration,
-        mut on_publish: impl FnMut(codec::Publish),
-    ) -> Result<Vec<u8>, MqttError> {
-        self.send(&Packet::Subscribe {
-            packet_id,
-            filters: filters.iter().map(|(f, q)| ((*f).to_owned(), *q)).collect(),
-        })?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(MqttError::Timeout("SUBACK"));
-            }
-            match self.read_packet_timeout(left)? {
-                Some(Packet::SubAck {
-                    packet_id: id,
-                    codes,
-                }) if id == packet_id => return Ok(codes),
-                Some(Packet::Publish(p)) => on_publish(p),
-                Some(_) | None => {}
-            }
+    let stream = match (stream, last_error) {
+        (Some(s), _) => s,
+        (None, Some(e)) => return Err(e.into()),
+        (None, None) => {
+            return Err(MqttError::Resolve(format!(
+                "{}:{}",
+                options.host, options.port
+            )));
         }
-    }
-
-    /// Sends DISCONNECT (errors ignored) and closes the socket.
-    pub fn disconnect(mut self) {
-        let _ = self.send(&Packet::Disconnect);
-        self.writer.shutdown();
-    }
-
-    /// The two halves, for a reader thread and a writer thread.
-    pub fn split(self) -> (PacketReader, PacketWriter) {
-        (self.reader, self.writer)
-    }
+    };
+    stream.set_nodelay(true)?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.set_read_timeout(Some(timeout))?;
+    let (half_r, half_w) = match &options.tls {
+        None => (
+            ReadHalf::Plain(stream.try_clone()?),
+            WriteHalf::Plain(stream.try_clone()?),
+        ),
+        Some(config) => {
+            let (r, w) = tls::handshake(config.clone(), &options.host, stream.try_clone()?)
+                .map_err(|e| {
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) {
+                        MqttError::Timeout("the TLS handshake")
+                    } else {
+                        MqttError::Tls(e.to_string())
+                    }
+                })?;
+            (ReadHalf::Tls(r), WriteHalf::Tls(w))
+        }
+    };
+    let mut reader = PacketReader {
+        half: half_r,
+        buf: Vec::new(),
+    };
+    let mut writer = PacketWriter { half: half_w };
+    writer.write_bytes(&options.connect.to_bytes()?)?;
+    let packet = reader.read_packet().map_err(|e| {
+        if e.is_timeout() {
+            MqttError::Timeout("CONNACK")
+        } else {
+            e
+        }
+    })?;
+    let session_present = match packet {
+        Incoming::ConnAck {
+            code: ConnectReturnCode::Accepted,
+            session_present,
+        } => session_present,
+        Incoming::ConnAck { code, .. } => return Err(MqttError::Refused(code)),
+        other => return Err(MqttError::Unexpected(format!("{other:?} before CONNACK"))),
+    };
+    reader.set_timeout(None)?;
+    stream.set_write_timeout(Some(options.write_timeout.max(Duration::from_millis(1))))?;
+    Ok((reader, writer, session_present))
 }
 
 #[cfg(test)]
@@ -271,28 +259,37 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
-    /// A one-shot fake broker: answers CONNECT with `code`, then echoes PINGREQ.
-    fn fake_broker(code: ConnectReturnCode) -> (u16, std::thread::JoinHandle<Vec<Packet>>) {
+    fn options(port: u16, timeout: Duration) -> ConnectOptions {
+        ConnectOptions {
+            host: "127.0.0.1".into(),
+            port,
+            connect: Connect::new("unit", true, 5),
+            timeout,
+            write_timeout: timeout,
+            tls: None,
+        }
+    }
+
+    /// A one-shot fake broker speaking raw bytes: reads the CONNECT, answers `connack`,
+    /// then answers each PINGREQ with PINGRESP until the end of the stream. Returns the
+    /// bytes it read after the CONNECT.
+    fn fake_broker(connack: [u8; 4]) -> (u16, std::thread::JoinHandle<Vec<u8>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let handle = std::thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            let mut reader = PacketReader::new(stream.try_clone().unwrap());
-            let mut writer = PacketWriter::new(stream);
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut header = [0u8; 2];
+            stream.read_exact(&mut header).unwrap();
+            assert_eq!(header[0], 0x10, "CONNECT first");
+            let mut body = vec![0; header[1] as usize];
+            stream.read_exact(&mut body).unwrap();
+            stream.write_all(&connack).unwrap();
             let mut seen = Vec::new();
-            while let Ok(packet) = reader.read_packet() {
-                seen.push(packet.clone());
-                let reply = match packet {
-                    Packet::Connect(_) => Packet::ConnAck {
-                        session_present: false,
-                        code,
-                    },
-                    Packet::PingReq => Packet::PingResp,
-                    Packet::Disconnect => break,
-                    _ => continue,
-                };
-                if writer.send(&reply).is_err() {
-                    break;
+            let mut byte = [0u8; 2];
+            while stream.read_exact(&mut byte).is_ok() {
+                seen.extend_from_slice(&byte);
+                if byte == codec::PINGREQ {
+                    stream.write_all(&[0xd0, 0]).unwrap();
                 }
             }
             seen
@@ -302,46 +299,30 @@ mod tests {
 
     #[test]
     fn connects_pings_and_disconnects() {
-        let (port, broker) = fake_broker(ConnectReturnCode::Accepted);
-        let connect = Connect::new("unit", true, 5);
-        let mut client =
-            Client::connect("127.0.0.1", port, &connect, Duration::from_secs(5)).unwrap();
-        client.send(&Packet::PingReq).unwrap();
+        let (port, broker) = fake_broker([0x20, 2, 0, 0]);
+        let (mut reader, mut writer, session) =
+            connect(&options(port, Duration::from_secs(5))).unwrap();
+        assert!(!session);
+        writer.write_bytes(&codec::PINGREQ).unwrap();
+        assert_eq!(reader.read_packet().unwrap(), Incoming::PingResp);
+        reader.set_timeout(Some(Duration::from_millis(20))).unwrap();
+        assert!(reader.read_packet().unwrap_err().is_timeout());
+        writer.write_bytes(&codec::DISCONNECT).unwrap();
+        writer.shutdown();
         assert_eq!(
-            client.read_packet_timeout(Duration::from_secs(5)).unwrap(),
-            Some(Packet::PingResp)
-        );
-        assert_eq!(
-            client
-                .read_packet_timeout(Duration::from_millis(20))
-                .unwrap(),
-            None
-        );
-        client.disconnect();
-        let seen = broker.join().unwrap();
-        assert_eq!(
-            seen,
-            [
-                Packet::Connect(connect),
-                Packet::PingReq,
-                Packet::Disconnect
-            ]
+            broker.join().unwrap(),
+            [codec::PINGREQ, codec::DISCONNECT].concat()
         );
     }
 
     #[test]
     fn refusal_is_an_error() {
-        let (port, broker) = fake_broker(ConnectReturnCode::IdentifierRejected);
-        let result = Client::connect(
-            "127.0.0.1",
-            port,
-            &Connect::new("unit", true, 5),
-            Duration::from_secs(5),
-        );
+        let (port, broker) = fake_broker([0x20, 2, 0, 4]);
+        let result = connect(&options(port, Duration::from_secs(5)));
         assert!(
             matches!(
                 result,
-                Err(MqttError::Refused(ConnectReturnCode::IdentifierRejected))
+                Err(MqttError::Refused(ConnectReturnCode::BadUsernameOrPassword))
             ),
             "{result:?}"
         );
@@ -355,12 +336,22 @@ mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        let result = Client::connect(
-            "127.0.0.1",
-            port,
-            &Connect::new("unit", true, 5),
-            Duration::from_secs(1),
-        );
+        let result = connect(&options(port, Duration::from_secs(1)));
         assert!(matches!(result, Err(MqttError::Io(_))), "{result:?}");
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_named() {
+        let roots = std::env::temp_dir().join(format!("unit-ca-{}.pem", std::process::id()));
+        std::fs::write(&roots, "not a certificate").unwrap();
+        let error = tls::client_config(Some(&roots), None, None).unwrap_err();
+        assert!(
+            error.to_string().contains(&*roots.to_string_lossy()),
+            "{error}"
+        );
+        let _ = std::fs::remove_file(&roots);
+        let missing = std::path::Path::new("/nonexistent/ca.pem");
+        let error = tls::client_config(Some(missing), None, None).unwrap_err();
+        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
     }
 }

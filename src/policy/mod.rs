@@ -13,14 +13,16 @@
 //!    `[low, high)`;
 //! 4. else PASS.
 //!
-//! The detections that decided the verdict are its reasons.
+//! The detections that decided the verdict are its reasons. A frame or part the model has not
+//! judged is [`Verdict::Unknown`], never PASS (see [`parts`] for how a part's verdict waits for
+//! the results of its frames).
 
 mod parse;
 mod parts;
 mod shape;
 
 pub use parse::{PolicyError, parse_policy};
-pub use parts::{PartTracker, PartVerdict};
+pub use parts::{PartKey, PartTracker, PartVerdict, Seen};
 pub use shape::Shape;
 
 use std::collections::BTreeMap;
@@ -69,22 +71,40 @@ impl fmt::Display for Severity {
     }
 }
 
-/// A frame's or a part's verdict; the order is from best to worst.
+/// A frame's or a part's verdict; the order is from best to worst, so that the worst of a
+/// part's frames is its verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Verdict {
     #[default]
     Pass,
+    /// Not inspected: the model has given no result for the frame (asynchronous inference
+    /// that has not caught up), or for some frames of the part. Never a PASS; a FAIL or a
+    /// REVIEW seen on the inspected frames still wins.
+    Unknown,
     Review,
     Fail,
 }
 
 impl Verdict {
+    pub const ALL: [Verdict; 4] = [
+        Verdict::Pass,
+        Verdict::Unknown,
+        Verdict::Review,
+        Verdict::Fail,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Pass => "PASS",
+            Verdict::Unknown => "UNKNOWN",
             Verdict::Review => "REVIEW",
             Verdict::Fail => "FAIL",
         }
+    }
+
+    /// The verdict a string names (`PASS`, `UNKNOWN`, `REVIEW`, `FAIL`).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == text)
     }
 }
 
@@ -167,18 +187,33 @@ pub struct FrameVerdict {
 }
 
 impl FrameVerdict {
+    /// The verdict of a frame the model has not judged: no detections, UNKNOWN.
+    pub fn unknown() -> Self {
+        Self {
+            verdict: Verdict::Unknown,
+            ..Default::default()
+        }
+    }
+
     /// The detections that decided the verdict: the failing ones for FAIL, the ones in a
-    /// review band for REVIEW, none for PASS.
+    /// review band for REVIEW, none for PASS or UNKNOWN.
     pub fn reasons(&self) -> impl Iterator<Item = &Judged> {
         let wanted = match self.verdict {
             Verdict::Fail => Some(Decision::Fail),
             Verdict::Review => Some(Decision::Review),
-            Verdict::Pass => None,
+            Verdict::Pass | Verdict::Unknown => None,
         };
         self.judged
             .iter()
             .filter(move |j| Some(j.decision) == wanted)
     }
+}
+
+/// Problems of a policy's shapes on frames of a given size.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FrameProblems {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 /// A parsed, validated inspection policy.
@@ -195,6 +230,18 @@ pub struct Policy {
     pub pixels_per_mm: Option<f32>,
     /// Line of each class's table in the file, for errors found once the model is known.
     pub class_lines: BTreeMap<String, usize>,
+    /// Where the shapes are in the file, for problems found once the frame size is known.
+    pub source: PolicySource,
+}
+
+/// The file a policy came from and the lines of its shapes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PolicySource {
+    pub file: String,
+    /// Line of the `[region]` table (0 without one).
+    pub region_line: usize,
+    /// Line of each `[[ignore]]` table, in order.
+    pub ignore_lines: Vec<usize>,
 }
 
 impl Policy {
@@ -215,15 +262,55 @@ impl Policy {
         &'a self,
         model_classes: &'a [String],
     ) -> impl Iterator<Item = (&'a str, usize)> + 'a {
+        self.classes_not_known(move |name| model_classes.iter().any(|c| c == name))
+    }
+
+    /// Class names for which `known` says no, with their lines.
+    pub fn classes_not_known<'a>(
+        &'a self,
+        known: impl Fn(&str) -> bool + 'a,
+    ) -> impl Iterator<Item = (&'a str, usize)> + 'a {
         self.classes
             .keys()
-            .filter(|name| !model_classes.contains(name))
+            .filter(move |name| !known(name))
             .map(|name| {
                 (
                     name.as_str(),
                     self.class_lines.get(name).copied().unwrap_or(0),
                 )
             })
+    }
+
+    /// What is wrong with the region and masks on `width` x `height` frames, as
+    /// `file:line: reason`: errors (a region outside the frame would ignore every detection)
+    /// and warnings (a mask covering the whole frame, or outside it).
+    pub fn frame_problems(&self, width: u32, height: u32) -> FrameProblems {
+        let (w, h) = (width as f32, height as f32);
+        let mut problems = FrameProblems::default();
+        let at = |line: usize| format!("{}:{line}", self.source.file);
+        if let Some(region) = &self.region
+            && !region.overlaps(w, h)
+        {
+            problems.errors.push(format!(
+                "{}: the region lies entirely outside the {width}x{height} frame: every detection would be ignored",
+                at(self.source.region_line)
+            ));
+        }
+        for (i, mask) in self.ignore.iter().enumerate() {
+            let line = self.source.ignore_lines.get(i).copied().unwrap_or(0);
+            if mask.covers(w, h) {
+                problems.warnings.push(format!(
+                    "{}: the ignore mask covers the whole {width}x{height} frame: every detection is ignored",
+                    at(line)
+                ));
+            } else if !mask.overlaps(w, h) {
+                problems.warnings.push(format!(
+                    "{}: the ignore mask lies entirely outside the {width}x{height} frame",
+                    at(line)
+                ));
+            }
+        }
+        problems
     }
 
     /// Judges every detection (boxes in frame pixels) and decides the frame's verdict.

@@ -27,7 +27,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ClassRule, Policy, Severity, Shape};
+use super::{ClassRule, Policy, PolicySource, Severity, Shape};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{file}:{line}: {reason}")]
@@ -68,16 +68,31 @@ struct RawClass {
     review_band: Option<Spanned<Vec<f64>>>,
 }
 
-/// Turns byte offsets into line numbers.
+/// Turns byte offsets into line numbers: a binary search in the offsets of the line starts,
+/// found once, so that a policy with many tables parses in linear time.
 struct Locator<'a> {
-    text: &'a str,
     file: &'a str,
+    /// Byte offset of the start of every line after the first.
+    line_starts: Vec<usize>,
 }
 
-impl Locator<'_> {
+impl<'a> Locator<'a> {
+    fn new(text: &str, file: &'a str) -> Self {
+        Self {
+            file,
+            line_starts: text
+                .bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1)
+                .collect(),
+        }
+    }
+
     fn line(&self, span: Range<usize>) -> usize {
-        let end = span.start.min(self.text.len());
-        self.text[..end].matches('\n').count() + 1
+        self.line_starts
+            .partition_point(|&start| start <= span.start)
+            + 1
     }
 
     fn error(&self, span: Range<usize>, reason: impl Into<String>) -> PolicyError {
@@ -91,7 +106,7 @@ impl Locator<'_> {
 
 /// Parses and validates a policy. `file` names it in errors.
 pub fn parse_policy(text: &str, file: &str) -> Result<Policy, PolicyError> {
-    let at = Locator { text, file };
+    let at = Locator::new(text, file);
     let raw: RawPolicy = toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(0, |span| at.line(span));
         PolicyError {
@@ -102,10 +117,18 @@ pub fn parse_policy(text: &str, file: &str) -> Result<Policy, PolicyError> {
     })?;
 
     let pixels_per_mm = match raw.pixels_per_mm {
-        Some(value) if value.get_ref().is_nan() || *value.get_ref() <= 0.0 => {
-            return Err(at.error(value.span(), "pixels-per-mm must be greater than 0"));
+        Some(value) => {
+            let v = *value.get_ref();
+            // Checked as the f32 it becomes: 1e300 would be infinite, 1e-300 zero.
+            let ppm = v as f32;
+            if !(ppm.is_finite() && ppm > 0.0) {
+                return Err(at.error(
+                    value.span(),
+                    format!("pixels-per-mm {v:?} must be a finite number greater than 0"),
+                ));
+            }
+            Some(ppm)
         }
-        Some(value) => Some(*value.get_ref() as f32),
         None => None,
     };
     let fail_severities = match raw.fail_severities {
@@ -116,6 +139,11 @@ pub fn parse_policy(text: &str, file: &str) -> Result<Policy, PolicyError> {
             .collect::<Result<Vec<_>, _>>()?,
         None => vec![Severity::Critical, Severity::Major],
     };
+    let mut source = PolicySource {
+        file: file.to_string(),
+        region_line: raw.region.as_ref().map_or(0, |r| at.line(r.span())),
+        ignore_lines: raw.ignore.iter().map(|r| at.line(r.span())).collect(),
+    };
     let region = raw
         .region
         .map(|shape| parse_shape(&at, shape, "region"))
@@ -125,6 +153,7 @@ pub fn parse_policy(text: &str, file: &str) -> Result<Policy, PolicyError> {
         .into_iter()
         .map(|shape| parse_shape(&at, shape, "ignore"))
         .collect::<Result<Vec<_>, _>>()?;
+    source.ignore_lines.truncate(ignore.len());
     let default_rule = match raw.default {
         Some(rule) => parse_rule(&at, rule, pixels_per_mm)?,
         None => ClassRule::default(),
@@ -145,7 +174,20 @@ pub fn parse_policy(text: &str, file: &str) -> Result<Policy, PolicyError> {
         ignore,
         pixels_per_mm,
         class_lines,
+        source,
     })
+}
+
+/// A float of the policy as the f32 it becomes, or an error when it is NaN or infinite
+/// (a NaN threshold would switch its check off without a word).
+fn finite(at: &Locator, value: &Spanned<f64>, what: &str) -> Result<f32, PolicyError> {
+    let v = *value.get_ref();
+    let f = v as f32;
+    if f.is_finite() {
+        Ok(f)
+    } else {
+        Err(at.error(value.span(), format!("{what} {v:?} is not a finite number")))
+    }
 }
 
 fn severity(at: &Locator, name: &Spanned<String>) -> Result<Severity, PolicyError> {
@@ -168,6 +210,12 @@ fn parse_shape(at: &Locator, shape: Spanned<RawShape>, what: &str) -> Result<Sha
             polygon: None,
         } => {
             let [x1, y1, x2, y2] = *rect.get_ref();
+            if !rect.get_ref().iter().all(|v| (*v as f32).is_finite()) {
+                return Err(at.error(
+                    rect.span(),
+                    format!("{what} rect [{x1:?}, {y1:?}, {x2:?}, {y2:?}] holds a value that is not a finite number"),
+                ));
+            }
             if x1 < x2 && y1 < y2 {
                 Ok(Shape::Rect([x1 as f32, y1 as f32, x2 as f32, y2 as f32]))
             } else {
@@ -188,11 +236,27 @@ fn parse_shape(at: &Locator, shape: Spanned<RawShape>, what: &str) -> Result<Sha
                     format!("{what} polygon has {count} points; at least 3 are needed"),
                 ));
             }
+            if let Some([x, y]) = points
+                .get_ref()
+                .iter()
+                .find(|p| !p.iter().all(|v| (*v as f32).is_finite()))
+            {
+                return Err(at.error(
+                    points.span(),
+                    format!("{what} polygon vertex [{x:?}, {y:?}] is not a pair of finite numbers"),
+                ));
+            }
+            let vertices: Vec<(f64, f64)> = points.get_ref().iter().map(|&[x, y]| (x, y)).collect();
+            if super::shape::polygon_area2(&vertices).abs() < 1e-9 {
+                return Err(at.error(
+                    points.span(),
+                    format!("{what} polygon has no area (its points are collinear): it would contain nothing"),
+                ));
+            }
             Ok(Shape::Polygon(
-                points
-                    .into_inner()
+                vertices
                     .into_iter()
-                    .map(|[x, y]| (x as f32, y as f32))
+                    .map(|(x, y)| (x as f32, y as f32))
                     .collect(),
             ))
         }
@@ -233,10 +297,13 @@ fn parse_rule(
         (Some(_), Some(mm2)) => {
             return Err(at.error(mm2.span(), "give min-area (px²) or min-area-mm2, not both"));
         }
-        (Some(px), None) if *px.get_ref() < 0.0 => {
-            return Err(at.error(px.span(), "min-area must not be negative"));
+        (Some(px), None) => {
+            let area = finite(at, &px, "min-area")?;
+            if area < 0.0 {
+                return Err(at.error(px.span(), "min-area must not be negative"));
+            }
+            area
         }
-        (Some(px), None) => *px.get_ref() as f32,
         (None, Some(mm2)) => {
             let Some(ppm) = pixels_per_mm else {
                 return Err(at.error(
@@ -244,10 +311,20 @@ fn parse_rule(
                     "min-area-mm2 needs the top-level pixels-per-mm calibration",
                 ));
             };
-            if *mm2.get_ref() < 0.0 {
+            let area = finite(at, &mm2, "min-area-mm2")?;
+            if area < 0.0 {
                 return Err(at.error(mm2.span(), "min-area-mm2 must not be negative"));
             }
-            *mm2.get_ref() as f32 * ppm * ppm
+            let px = area * ppm * ppm;
+            if !px.is_finite() {
+                return Err(at.error(
+                    mm2.span(),
+                    format!(
+                        "min-area-mm2 {area} at pixels-per-mm {ppm} is not a finite number of px²"
+                    ),
+                ));
+            }
+            px
         }
         (None, None) => defaults.min_area_px,
     };

@@ -343,9 +343,11 @@ fn policies_round_trip_through_toml() {
     let mut p = parse_policy(&text, "policy.toml").unwrap();
     p.region = Some(Shape::Polygon(vec![(0.0, 0.0), (10.0, 0.0), (0.0, 10.0)]));
     p.class_lines.clear();
+    p.source = PolicySource::default();
     let mut again =
         parse_policy(&p.to_toml(), "again.toml").unwrap_or_else(|e| panic!("{e}\n{}", p.to_toml()));
     again.class_lines.clear();
+    again.source = PolicySource::default();
     assert_eq!(again, p);
 }
 
@@ -358,4 +360,132 @@ fn setting_a_threshold_trims_the_review_band() {
     assert_eq!(p.classes["scratches"].review_band, None);
     p.set_min_confidence("new_class", 0.6);
     assert_eq!(p.classes["new_class"].severity, Severity::Major);
+}
+
+/// Item 11 of issue 14: values that would switch a check off (NaN, infinities, a calibration
+/// that overflows, degenerate polygons) are errors naming the file and line.
+#[test]
+fn values_that_switch_checks_off_are_errors_with_their_line() {
+    let cases: [(&str, usize, &str); 12] = [
+        (
+            "[default]\nmin-area = nan\n",
+            2,
+            "min-area NaN is not a finite number",
+        ),
+        ("[default]\nmin-area = inf\n", 2, "not a finite number"),
+        ("[default]\nmin-area = 1e300\n", 2, "not a finite number"),
+        (
+            "pixels-per-mm = 2.0\n[default]\nmin-area-mm2 = nan\n",
+            3,
+            "min-area-mm2 NaN is not a finite number",
+        ),
+        (
+            "pixels-per-mm = inf\n",
+            1,
+            "pixels-per-mm inf must be a finite number",
+        ),
+        (
+            "pixels-per-mm = 1e300\n",
+            1,
+            "must be a finite number greater than 0",
+        ),
+        (
+            "pixels-per-mm = 1e-300\n",
+            1,
+            "must be a finite number greater than 0",
+        ),
+        (
+            "pixels-per-mm = 1e18\n[default]\nmin-area-mm2 = 1e10\n",
+            3,
+            "is not a finite number of px²",
+        ),
+        (
+            "[region]\npolygon = [[0, 0], [nan, 10], [10, 0]]\n",
+            2,
+            "is not a pair of finite numbers",
+        ),
+        (
+            "\n[[ignore]]\npolygon = [[0, 0], [inf, 10], [10, 0]]\n",
+            3,
+            "is not a pair of finite numbers",
+        ),
+        (
+            "[region]\npolygon = [[0, 0], [50, 50], [100, 100], [25, 25]]\n",
+            2,
+            "no area (its points are collinear)",
+        ),
+        (
+            "[region]\nrect = [0, 0, inf, 100]\n",
+            2,
+            "not a finite number",
+        ),
+    ];
+    for (text, line, reason) in cases {
+        let error = parse_policy(text, "p.toml").expect_err(text);
+        assert_eq!(error.line, line, "{text:?}: {error}");
+        assert!(error.reason.contains(reason), "{text:?}: {error}");
+        assert!(error.to_string().starts_with(&format!("p.toml:{line}: ")));
+    }
+}
+
+/// Item 11 of issue 14: a region outside the frame (every detection ignored) is an error and
+/// a mask over the whole frame a warning, both as file:line, once the frame size is known.
+#[test]
+fn shapes_outside_or_over_the_frame_are_reported_with_their_line() {
+    let p = parse_policy(
+        "[region]\nrect = [2000, 0, 2100, 100]\n\n[[ignore]]\nrect = [-1, -1, 5000, 5000]\n\n[[ignore]]\npolygon = [[3000, 0], [3100, 0], [3000, 50]]\n",
+        "p.toml",
+    )
+    .unwrap();
+    let problems = p.frame_problems(1280, 720);
+    assert_eq!(problems.errors.len(), 1, "{problems:?}");
+    assert!(
+        problems.errors[0]
+            .starts_with("p.toml:1: the region lies entirely outside the 1280x720 frame"),
+        "{problems:?}"
+    );
+    assert_eq!(problems.warnings.len(), 2, "{problems:?}");
+    assert!(problems.warnings[0].starts_with("p.toml:4: the ignore mask covers the whole"));
+    assert!(problems.warnings[1].starts_with("p.toml:7: the ignore mask lies entirely outside"));
+    assert_eq!(p.frame_problems(2200, 720).errors, Vec::<String>::new());
+    let ok = policy(BASIC).frame_problems(640, 480);
+    assert!(ok.errors.is_empty() && ok.warnings.is_empty());
+}
+
+/// Item 9 of issue 14: parsing is linear in the number of `[classes.*]` tables (it was
+/// quadratic: 200,000 tables took over two minutes, and over 400 s for this test). Ten times the
+/// tables must take well under a hundred times as long: the best of three runs of each,
+/// interleaved so that a busy machine slows both alike (linear is about 10, quadratic 100).
+#[test]
+fn parsing_is_linear_in_the_number_of_class_tables() {
+    let policy_of = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("[classes.c{i}]\nmin-confidence = 0.5\n"))
+            .collect()
+    };
+    let time = |text: &str| {
+        let started = std::time::Instant::now();
+        let p = parse_policy(text, "big.toml").unwrap();
+        assert!(p.classes.len() >= 20_000);
+        started.elapsed().as_secs_f64()
+    };
+    let (small, large) = (policy_of(20_000), policy_of(200_000));
+    let (mut t_small, mut t_large) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..3 {
+        t_small = t_small.min(time(&small));
+        t_large = t_large.min(time(&large));
+    }
+    let p = parse_policy(&large, "big.toml").unwrap();
+    assert_eq!(p.class_lines["c199999"], 399_999);
+    println!(
+        "20,000 tables {:.3} s, 200,000 tables {:.3} s: ratio {:.1} (linear 10, quadratic 100)",
+        t_small,
+        t_large,
+        t_large / t_small
+    );
+    assert!(
+        t_large / t_small < 50.0,
+        "ratio {:.1}: not linear",
+        t_large / t_small
+    );
 }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// Bumped on any incompatible change of the records.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelRef {
@@ -55,8 +55,16 @@ pub struct FrameRecord {
     pub model: Option<ModelRef>,
     pub policy_sha256: Option<String>,
     pub detections: Vec<DetectionRecord>,
-    /// PASS, FAIL or REVIEW; null when no `defectdetect` upstream gave one.
+    /// PASS, FAIL, REVIEW, or UNKNOWN when no result of the model applies to the frame yet
+    /// (asynchronous inference); null when no `defectdetect` upstream gave one.
     pub verdict: Option<String>,
+    /// The model ran on this frame (with `async-inference`, its result comes with a later
+    /// frame's record, as `source_frame`, and in its part's record); null without a verdict.
+    pub inspected: Option<bool>,
+    /// The detections and verdict are those of an earlier frame, `source_frame` (`interval`,
+    /// `async-inference`).
+    pub carried: bool,
+    pub source_frame: Option<u64>,
     /// Indices into `detections` of the detections that decided the verdict.
     pub reasons: Vec<usize>,
     pub shadow: bool,
@@ -93,6 +101,8 @@ pub struct PartRecord {
     pub first_frame: u64,
     pub last_frame: u64,
     pub frames: u64,
+    /// Frames of the part the model ran on.
+    pub inspected_frames: u64,
     pub counts: SeverityCounts,
     pub model_id: String,
 }
@@ -190,6 +200,9 @@ mod tests {
             policy_sha256: None,
             detections: vec![detection("review"), detection("fail"), detection("accept")],
             verdict: Some("FAIL".into()),
+            inspected: Some(true),
+            carried: false,
+            source_frame: None,
             reasons: vec![],
             shadow: false,
             counts: SeverityCounts::default(),

@@ -16,7 +16,8 @@ use crate::policy::Policy;
 pub struct VerdictStats {
     pub total: u64,
     pub defective: u64,
-    /// Truth defective, verdict PASS.
+    /// Truth defective, verdict PASS (UNKNOWN, not inspected, is not an escape: it is never
+    /// a pass).
     pub escapes: u64,
     /// Truth clean, verdict FAIL.
     pub false_rejects: u64,
@@ -147,9 +148,11 @@ pub fn score(
 
 fn worst<'a>(a: &'a str, b: &'a str) -> &'a str {
     let rank = |v: &str| match v {
-        "FAIL" => 2,
-        "REVIEW" => 1,
-        _ => 0,
+        "FAIL" => 3,
+        "REVIEW" => 2,
+        "PASS" => 0,
+        // UNKNOWN (not inspected), or anything else, is never a pass.
+        _ => 1,
     };
     if rank(b) > rank(a) { b } else { a }
 }

@@ -9,7 +9,10 @@ mod library;
 mod model;
 
 pub use library::{default_library_candidates, environment, resolve_library};
-pub use model::{Detector, DetectorOptions, ModelInfo, file_sha256, sha256_hex};
+pub use model::{
+    DEFAULT_MAX_INPUT_PIXELS, Detector, DetectorOptions, Interrupter, MAX_LABELS_BYTES, ModelInfo,
+    file_sha256, sha256_hex,
+};
 
 use std::path::PathBuf;
 
@@ -38,4 +41,6 @@ pub enum RuntimeError {
     Labels { path: PathBuf, reason: String },
     #[error("inference failed: {0}")]
     Inference(String),
+    #[error("inference interrupted")]
+    Interrupted,
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ort::ep::{self, ExecutionProvider as _, ExecutionProviderDispatch};
-use ort::session::Session;
+use ort::session::{RunOptions, Session};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use super::{Provider, RuntimeError, library};
@@ -16,6 +16,13 @@ use crate::analysis::model_meta;
 /// Input size used when neither the model's input shape nor its `imgsz` metadata gives one
 /// (the Ultralytics default).
 const FALLBACK_IMAGE_SIZE: u32 = 640;
+
+/// The largest model input accepted by default, in pixels (height x width): 4096 x 4096, a 4K
+/// frame or tile. Its float32 RGB tensor is 192 MiB.
+pub const DEFAULT_MAX_INPUT_PIXELS: u64 = 4096 * 4096;
+
+/// Labels files are read up to this size.
+pub const MAX_LABELS_BYTES: u64 = 4 << 20;
 
 /// What to load and how.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +36,19 @@ pub struct DetectorOptions {
     /// Intra-op threads; 0 leaves ONNX Runtime's default.
     pub threads: usize,
     pub ort_library: Option<PathBuf>,
+    /// The largest input (height x width) accepted, checked before anything of that size is
+    /// allocated; 0 means [`DEFAULT_MAX_INPUT_PIXELS`].
+    pub max_input_pixels: u64,
+}
+
+impl DetectorOptions {
+    fn max_input_pixels(&self) -> u64 {
+        if self.max_input_pixels == 0 {
+            DEFAULT_MAX_INPUT_PIXELS
+        } else {
+            self.max_input_pixels
+        }
+    }
 }
 
 /// What the model expects and produces, found at load time.
@@ -42,8 +62,11 @@ pub struct ModelInfo {
     pub height: u32,
     pub output_shape: Vec<i64>,
     pub layout: OutputLayout,
-    /// Class names indexed by class id.
+    /// Class names indexed by class id: from `labels`, else the `names` metadata, else
+    /// `class<N>` for the classes the output shape implies.
     pub names: Vec<String>,
+    /// Classes the output shape implies (None for end-to-end outputs, which do not say).
+    pub class_count: Option<usize>,
     /// All custom metadata of the model (Ultralytics writes names, imgsz, stride, version...).
     pub metadata: BTreeMap<String, String>,
     /// The execution provider sessions actually run on.
@@ -82,6 +105,61 @@ impl ModelInfo {
             .get(class_id)
             .cloned()
             .unwrap_or_else(|| model_meta::default_class_name(class_id))
+    }
+
+    /// Whether detections can carry this class name: one of `names`, or the default name
+    /// `class<N>` of an id the model may output but does not name.
+    pub fn knows_class(&self, name: &str) -> bool {
+        if self.names.iter().any(|n| n == name) {
+            return true;
+        }
+        model_meta::default_class_id(name).is_some_and(|id| {
+            id >= self.names.len()
+                && self.class_count.is_none_or(|count| id < count)
+                && id < decode::MAX_CLASS_ID as usize
+        })
+    }
+}
+
+/// Stops a detector's run in progress from another thread (a state change that must not wait
+/// for a long inference); the run returns [`RuntimeError::Interrupted`]. Runs started while
+/// interrupted return at once, until [`Interrupter::reset`].
+#[derive(Clone)]
+pub struct Interrupter {
+    options: Arc<RunOptions>,
+    interrupted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::fmt::Debug for Interrupter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interrupter")
+            .field("interrupted", &self.is_interrupted())
+            .finish()
+    }
+}
+
+impl Interrupter {
+    fn new() -> Result<Self, String> {
+        Ok(Self {
+            options: Arc::new(RunOptions::new().map_err(|e| e.to_string())?),
+            interrupted: Arc::default(),
+        })
+    }
+
+    pub fn interrupt(&self) {
+        self.interrupted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.options.terminate();
+    }
+
+    pub fn reset(&self) {
+        self.interrupted
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.options.unterminate();
+    }
+
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -131,6 +209,7 @@ pub struct Detector {
     info: ModelInfo,
     input: Vec<f32>,
     decoder: Decoder,
+    interrupter: Interrupter,
 }
 
 impl std::fmt::Debug for Detector {
@@ -152,15 +231,25 @@ impl Detector {
                 reason: "no model given (set the `model` property)".into(),
             });
         }
-        if !path.is_file() {
-            return Err(RuntimeError::ModelMissing(path));
-        }
-        let (env, library_warning) = library::environment(options.ort_library.as_deref())?;
-        let mut warnings: Vec<String> = library_warning.into_iter().collect();
         let model_error = |reason: String| RuntimeError::Model {
             path: path.clone(),
             reason,
         };
+        match std::fs::metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RuntimeError::ModelMissing(path));
+            }
+            Err(e) => return Err(model_error(e.to_string())),
+            Ok(m) if !m.is_file() => {
+                return Err(model_error(format!(
+                    "is {}, not an ONNX model file",
+                    crate::files::describe_non_regular(m.file_type())
+                )));
+            }
+            Ok(_) => {}
+        }
+        let (env, library_warning) = library::environment(options.ort_library.as_deref())?;
+        let mut warnings: Vec<String> = library_warning.into_iter().collect();
 
         let sha256 =
             file_sha256(&path).map_err(|e| model_error(format!("cannot read the file: {e}")))?;
@@ -173,15 +262,17 @@ impl Detector {
             .map_err(model_error)?;
         let (input, metadata, provider) = {
             let shared = session.lock().unwrap_or_else(|p| p.into_inner());
-            let metadata = read_metadata(&shared.session);
+            let metadata = read_metadata(&shared.session, &mut warnings);
             (
-                image_input(&shared.session, &metadata),
+                image_input(&shared.session, &metadata, options.max_input_pixels()),
                 metadata,
                 shared.provider,
             )
         };
         let (input_name, channels, height, width) = input.map_err(model_error)?;
-        let names = class_names(options.labels.as_deref(), &metadata)?;
+        let mut names = class_names(options.labels.as_deref(), &metadata, &mut warnings)?;
+        warnings.extend(model_meta::sanitize_names(&mut names));
+        let interrupter = Interrupter::new().map_err(model_error)?;
 
         let mut detector = Detector {
             session,
@@ -195,12 +286,15 @@ impl Detector {
                 warm_run: std::time::Duration::ZERO,
                 layout: OutputLayout::YoloV8,
                 names,
+                class_count: None,
                 metadata,
                 provider,
                 sha256,
             },
+            // Within max-input-pixels: checked by image_input.
             input: vec![0.0; channels * width as usize * height as usize],
             decoder: Decoder::new(),
+            interrupter,
         };
         // A dry run gives the concrete output shape (dynamic axes resolved) and warms the
         // session up, so that a model that cannot run fails now rather than on the first frame.
@@ -209,7 +303,37 @@ impl Detector {
             .map_err(model_error)?;
         detector.info.layout =
             choose_layout(options.layout, &output_shape, &detector.info).map_err(model_error)?;
+        let class_count = decode::class_count_of(detector.info.layout, &output_shape)
+            .ok()
+            .flatten();
+        detector.info.class_count = class_count;
         detector.info.output_shape = output_shape;
+        let names = &mut detector.info.names;
+        match (class_count, names.len()) {
+            // Without names the classes the output implies are class0, class1, ...
+            (Some(count), 0) => {
+                names.extend((0..count).map(model_meta::default_class_name));
+            }
+            (Some(count), named) if named != count => {
+                let source = match &options.labels {
+                    Some(labels) => format!("the labels file {} names", labels.display()),
+                    None => "the `names` metadata names".into(),
+                };
+                warnings.push(format!(
+                    "model {}: {source} {named} classes but the output has {count}; {}",
+                    path.display(),
+                    if named > count {
+                        "the extra names are never used".to_string()
+                    } else {
+                        format!("classes {named}.. are named class<N>")
+                    }
+                ));
+                if named < count {
+                    names.extend((named..count).map(model_meta::default_class_name));
+                }
+            }
+            _ => {}
+        }
         // The first run pays for lazy initialisation; the second is what frames will cost.
         let started = std::time::Instant::now();
         detector.run_session(|_, _| Ok(())).map_err(model_error)?;
@@ -224,6 +348,11 @@ impl Detector {
 
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// What interrupts this detector's runs from another thread.
+    pub fn interrupter(&self) -> Interrupter {
+        self.interrupter.clone()
     }
 
     /// The `[C, H, W]` input tensor the preprocessing writes into; kept between frames.
@@ -246,7 +375,13 @@ impl Detector {
                 .map_err(|e| e.to_string())
         });
         self.decoder = decoder;
-        result.map_err(RuntimeError::Inference)
+        result.map_err(|e| {
+            if self.interrupter.is_interrupted() {
+                RuntimeError::Interrupted
+            } else {
+                RuntimeError::Inference(e)
+            }
+        })
     }
 
     /// Runs the model on the current input tensor and discards the output: the raw inference
@@ -268,11 +403,27 @@ impl Detector {
         ];
         let tensor =
             TensorRef::from_array_view((shape, &self.input[..])).map_err(|e| e.to_string())?;
-        // Detectors sharing the session take turns.
-        let mut shared = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        // Detectors sharing the session take turns. While another detector runs, this one
+        // waits without blocking on the lock, so that an interruption (a state change) ends
+        // the wait too.
+        let mut shared = loop {
+            match self.session.try_lock() {
+                Ok(guard) => break guard,
+                Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    if self.interrupter.is_interrupted() {
+                        return Err("interrupted while waiting for the shared session".into());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        };
         let outputs = shared
             .session
-            .run(ort::inputs![self.info.input_name.as_str() => tensor])
+            .run_with_options(
+                ort::inputs![self.info.input_name.as_str() => tensor],
+                &self.interrupter.options,
+            )
             .map_err(|e| e.to_string())?;
         let output = outputs.values().next().ok_or("the model has no output")?;
         let (shape, data) = output
@@ -383,13 +534,23 @@ fn execution_providers(
     }
 }
 
-fn read_metadata(session: &Session) -> BTreeMap<String, String> {
+/// The model's custom metadata; a value that cannot be read (not UTF-8) is left out with a
+/// warning.
+fn read_metadata(session: &Session, warnings: &mut Vec<String>) -> BTreeMap<String, String> {
     let Ok(metadata) = session.metadata() else {
         return BTreeMap::new();
     };
     let keys = metadata.custom_keys().unwrap_or_default();
     keys.into_iter()
-        .filter_map(|key| metadata.custom(&key).map(|value| (key, value)))
+        .filter_map(|key| match metadata.custom(&key) {
+            Some(value) => Some((key, value)),
+            None => {
+                warnings.push(format!(
+                    "the model's `{key}` metadata is not valid UTF-8; it is ignored"
+                ));
+                None
+            }
+        })
         .collect()
 }
 
@@ -397,6 +558,7 @@ fn read_metadata(session: &Session) -> BTreeMap<String, String> {
 fn image_input(
     session: &Session,
     metadata: &BTreeMap<String, String>,
+    max_pixels: u64,
 ) -> Result<(String, usize, u32, u32), String> {
     let inputs = session.inputs();
     let [input] = inputs else {
@@ -424,27 +586,49 @@ fn image_input(
     if batch > 1 || !(channels == 1 || channels == 3 || channels == -1) {
         return Err(not_image(format!("its shape is {dims:?}")));
     }
+    if height == 0 || width == 0 {
+        return Err(not_image(format!(
+            "its shape {dims:?} has a dimension of 0"
+        )));
+    }
     let channels = if channels == 1 { 1 } else { 3 };
-    let (height, width) = if height > 0 && width > 0 {
-        (height as u32, width as u32)
+    let (height, width, from) = if height > 0 && width > 0 {
+        if height > u32::MAX as i64 || width > u32::MAX as i64 {
+            return Err(not_image(format!("its shape is {dims:?}")));
+        }
+        (height as u32, width as u32, "input shape")
     } else {
         match metadata.get("imgsz") {
-            Some(text) => model_meta::parse_image_size(text)
-                .map_err(|e| format!("dynamic input size and {e}"))?,
-            None => (FALLBACK_IMAGE_SIZE, FALLBACK_IMAGE_SIZE),
+            Some(text) => {
+                let (h, w) = model_meta::parse_image_size(text)
+                    .map_err(|e| format!("dynamic input size and {e}"))?;
+                (h, w, "imgsz metadata")
+            }
+            None => (FALLBACK_IMAGE_SIZE, FALLBACK_IMAGE_SIZE, "default size"),
         }
     };
+    let pixels = height as u64 * width as u64;
+    if pixels > max_pixels {
+        return Err(format!(
+            "its input of {height}x{width} ({from}) is {pixels} pixels, more than max-input-pixels \
+             ({max_pixels}); raise max-input-pixels to load it ({} MiB of input tensor)",
+            (pixels * channels as u64 * 4) >> 20
+        ));
+    }
     Ok((input.name().to_string(), channels, height, width))
 }
 
 fn class_names(
     labels: Option<&Path>,
     metadata: &BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<String>, RuntimeError> {
     if let Some(path) = labels {
-        let text = std::fs::read_to_string(path).map_err(|e| RuntimeError::Labels {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
+        let text = crate::files::read_text(path, MAX_LABELS_BYTES).map_err(|reason| {
+            RuntimeError::Labels {
+                path: path.to_path_buf(),
+                reason,
+            }
         })?;
         let names = model_meta::parse_labels(&text);
         if names.is_empty() {
@@ -453,13 +637,28 @@ fn class_names(
                 reason: "no class names in the file".into(),
             });
         }
+        if let Some(Ok(model_names)) = metadata.get("names").map(|t| model_meta::parse_names(t))
+            && model_names.len() != names.len()
+        {
+            warnings.push(format!(
+                "the labels file {} names {} classes but the model's `names` metadata {}; the labels file is used",
+                path.display(),
+                names.len(),
+                model_names.len()
+            ));
+        }
         return Ok(names);
     }
     // Unparsable `names` metadata is not fatal: classes then get default names.
-    Ok(metadata
-        .get("names")
-        .and_then(|text| model_meta::parse_names(text).ok())
-        .unwrap_or_default())
+    Ok(match metadata.get("names") {
+        Some(text) => model_meta::parse_names(text).unwrap_or_else(|e| {
+            warnings.push(format!(
+                "the model's `names` metadata is ignored ({e}); classes are named class<N>"
+            ));
+            Vec::new()
+        }),
+        None => Vec::new(),
+    })
 }
 
 /// Hex SHA-256 of bytes.

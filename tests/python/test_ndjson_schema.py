@@ -43,3 +43,21 @@ def test_schema_rejects_a_broken_record(tmp_path):
     record = run_pipeline(tmp_path, 1)[0]
     record["verdict"] = "MAYBE"
     assert not jsonschema.Draft202012Validator(SCHEMA).is_valid(record)
+
+
+def test_async_records_are_valid_and_say_what_was_inspected(tmp_path):
+    """Issue 14 item 3: with async-inference, records carry UNKNOWN for frames without a result
+    of their part, and inspected / carried / source_frame on every frame; all within the schema."""
+    records = run_pipeline(tmp_path, 30, "async-inference=true frames-per-part=10")
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for record in records:
+        errors = sorted(validator.iter_errors(record), key=str)
+        assert not errors, f"{record}: {errors[0].message}"
+    frames = [r for r in records if r["type"] == "frame"]
+    parts = [r for r in records if r["type"] == "part"]
+    assert len(frames) == 30 and len(parts) == 3
+    for f in frames:
+        assert f["carried"] == (f["source_frame"] is not None)
+        if not f["carried"]:
+            assert f["verdict"] == "UNKNOWN"
+    assert sum(p["inspected_frames"] for p in parts) == sum(f["inspected"] for f in frames)

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! What the model slot holds for `defectdetect`: a detector, its preprocessing plan (made for
+//! the frames it sees, dropped with it) and the policy its verdicts follow; built from the
+//! settings by [`build`], synchronously at NULL to READY, in the background while running.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::inference::Preprocess;
+use super::settings::Settings;
+use super::slot::SlotModel;
+use crate::policy::{Policy, parse_policy};
+use crate::runtime::{Detector, ModelInfo, RuntimeError};
+
+/// Policy files are read up to this size.
+pub(super) const MAX_POLICY_BYTES: u64 = 16 << 20;
+
+/// What the verdicts need of the loaded model and policy: cheap to share with the streaming
+/// thread while another thread holds the detector.
+#[derive(Debug)]
+pub(super) struct Identity {
+    pub model: ModelInfo,
+    pub policy: Policy,
+    pub model_id: String,
+    /// SHA-256 of the policy file, when there is one.
+    pub policy_sha256: Option<String>,
+}
+
+impl Identity {
+    /// What the `model-info` property says.
+    pub fn describe(&self) -> String {
+        let info = &self.model;
+        format!(
+            "{}: input {}x{}x{} ({}), output {:?} decoded as {}, classes {:?}, provider {}",
+            self.model_id,
+            info.channels,
+            info.height,
+            info.width,
+            info.input_name,
+            info.output_shape,
+            info.layout,
+            info.names,
+            info.provider
+        )
+    }
+}
+
+/// A detector with its policy and preprocessing plan: the unit the slot swaps.
+pub(super) struct Loaded {
+    pub detector: Detector,
+    pub identity: Arc<Identity>,
+    /// Made for the first frame the detector sees and remade when the frames change; a
+    /// new `Loaded` starts without one, so that every swap re-plans.
+    pub plan: Option<Preprocess>,
+}
+
+impl SlotModel for Loaded {
+    type Summary = Identity;
+
+    fn summary(&self) -> Arc<Identity> {
+        self.identity.clone()
+    }
+}
+
+/// Why a model and policy could not be loaded.
+#[derive(Debug)]
+pub(super) enum LoadError {
+    Runtime(RuntimeError),
+    Policy(String),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Runtime(e) => write!(f, "{e}"),
+            LoadError::Policy(message) => f.write_str(message),
+        }
+    }
+}
+
+/// Loads the model and the policy the settings name; `frame_size` (when frames are already
+/// flowing) is checked against the policy's region. Returns the warnings to post.
+pub(super) fn build(
+    settings: &Settings,
+    frame_size: Option<(u32, u32)>,
+) -> Result<(Loaded, Vec<String>), LoadError> {
+    let (detector, mut warnings) =
+        Detector::load(&settings.detector_options()).map_err(LoadError::Runtime)?;
+    let (policy, policy_sha256) =
+        load_policy(settings.policy.as_deref(), detector.info()).map_err(LoadError::Policy)?;
+    if let Some((width, height)) = frame_size {
+        let problems = policy.frame_problems(width, height);
+        if let Some(error) = problems.errors.into_iter().next() {
+            return Err(LoadError::Policy(format!("policy {error}")));
+        }
+        warnings.extend(problems.warnings.into_iter().map(|w| format!("policy {w}")));
+    }
+    let model = detector.info().clone();
+    let identity = Arc::new(Identity {
+        model_id: model.model_id(),
+        model,
+        policy,
+        policy_sha256,
+    });
+    Ok((
+        Loaded {
+            detector,
+            identity,
+            plan: None,
+        },
+        warnings,
+    ))
+}
+
+/// Reads and validates the policy against the model's classes; no file: fail on any detection.
+fn load_policy(path: Option<&Path>, model: &ModelInfo) -> Result<(Policy, Option<String>), String> {
+    let Some(path) = path else {
+        return Ok((Policy::fail_on_any_detection(), None));
+    };
+    let text = crate::files::read_text(path, MAX_POLICY_BYTES)
+        .map_err(|e| format!("policy file {}: {e}", path.display()))?;
+    let policy =
+        parse_policy(&text, &path.display().to_string()).map_err(|e| format!("policy {e}"))?;
+    if let Some((name, line)) = policy
+        .classes_not_known(|name| model.knows_class(name))
+        .next()
+    {
+        return Err(format!(
+            "policy {}:{line}: unknown class {name:?}; the model's classes are {:?}",
+            path.display(),
+            model.names
+        ));
+    }
+    Ok((policy, Some(crate::runtime::sha256_hex(text.as_bytes()))))
+}

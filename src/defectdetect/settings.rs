@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `defectdetect`'s properties: the settings they hold and their specifications.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+
+use gst::glib;
+use gst::prelude::*;
+
+use super::inference::Thresholds;
+use super::{ExecutionProvider, Layout};
+use crate::analysis::decode::OutputLayout;
+use crate::runtime::{DEFAULT_MAX_INPUT_PIXELS, DetectorOptions, Provider};
+
+pub(super) const DEFAULT_CONF_THRESHOLD: f64 = 0.25;
+pub(super) const DEFAULT_IOU_THRESHOLD: f64 = 0.45;
+pub(super) const DEFAULT_MAX_DETECTIONS: u32 = 300;
+pub(super) const DEFAULT_TILE_OVERLAP: u32 = 64;
+
+/// Paths are `Arc<Path>` so that the copy the streaming thread takes of the settings for each
+/// frame (properties may change while playing) allocates nothing.
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    pub model: Option<Arc<Path>>,
+    pub labels: Option<Arc<Path>>,
+    pub conf_threshold: f64,
+    pub iou_threshold: f64,
+    pub max_detections: u32,
+    pub layout: Layout,
+    pub execution_provider: ExecutionProvider,
+    pub threads: u32,
+    pub ort_library: Option<Arc<Path>>,
+    pub policy: Option<Arc<Path>>,
+    pub shadow_mode: bool,
+    pub frames_per_part: u32,
+    pub interval: u32,
+    pub tile_size: u32,
+    pub tile_overlap: u32,
+    pub async_inference: bool,
+    pub max_input_pixels: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            model: None,
+            labels: None,
+            conf_threshold: DEFAULT_CONF_THRESHOLD,
+            iou_threshold: DEFAULT_IOU_THRESHOLD,
+            max_detections: DEFAULT_MAX_DETECTIONS,
+            layout: Layout::Auto,
+            execution_provider: ExecutionProvider::Auto,
+            threads: 0,
+            ort_library: None,
+            policy: None,
+            shadow_mode: false,
+            frames_per_part: 0,
+            interval: 1,
+            tile_size: 0,
+            tile_overlap: DEFAULT_TILE_OVERLAP,
+            async_inference: false,
+            max_input_pixels: DEFAULT_MAX_INPUT_PIXELS,
+        }
+    }
+}
+
+impl Settings {
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            confidence: self.conf_threshold as f32,
+            iou: self.iou_threshold as f32,
+            max_detections: self.max_detections as usize,
+        }
+    }
+
+    pub fn detector_options(&self) -> DetectorOptions {
+        DetectorOptions {
+            model: self.model.as_deref().map(PathBuf::from).unwrap_or_default(),
+            labels: self.labels.as_deref().map(PathBuf::from),
+            layout: match self.layout {
+                Layout::Auto => None,
+                Layout::Yolov8 => Some(OutputLayout::YoloV8),
+                Layout::Yolov5 => Some(OutputLayout::YoloV5),
+                Layout::End2end => Some(OutputLayout::EndToEnd),
+            },
+            provider: match self.execution_provider {
+                ExecutionProvider::Auto => Provider::Auto,
+                ExecutionProvider::Cpu => Provider::Cpu,
+                ExecutionProvider::Cuda => Provider::Cuda,
+                ExecutionProvider::Tensorrt => Provider::TensorRt,
+            },
+            threads: self.threads as usize,
+            ort_library: self.ort_library.as_deref().map(PathBuf::from),
+            max_input_pixels: self.max_input_pixels,
+        }
+    }
+
+    /// Tiling that cannot work: an overlap as large as the tile would step by one pixel.
+    pub fn tiling_error(&self) -> Option<String> {
+        (self.tile_size > 0 && self.tile_overlap >= self.tile_size).then(|| {
+            format!(
+                "tile-overlap ({}) must be smaller than tile-size ({}): tiles would step by one pixel",
+                self.tile_overlap, self.tile_size
+            )
+        })
+    }
+
+    /// Sets a property; returns what the element must do about it.
+    pub fn set(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) -> Change {
+        let get = || value.get().expect("type checked upstream");
+        match pspec.name() {
+            "model" => {
+                self.model = optional_path(value);
+                return Change::Reload;
+            }
+            "policy" => {
+                self.policy = optional_path(value);
+                return Change::Reload;
+            }
+            "labels" => self.labels = optional_path(value),
+            "conf-threshold" => self.conf_threshold = get_f64(value),
+            "iou-threshold" => self.iou_threshold = get_f64(value),
+            "max-detections" => self.max_detections = get(),
+            "layout" => self.layout = value.get().expect("type checked upstream"),
+            "execution-provider" => {
+                self.execution_provider = value.get().expect("type checked upstream")
+            }
+            "threads" => self.threads = get(),
+            "ort-library" => self.ort_library = optional_path(value),
+            "shadow-mode" => self.shadow_mode = value.get().expect("type checked upstream"),
+            "frames-per-part" => self.frames_per_part = get(),
+            "interval" => self.interval = get(),
+            "tile-size" => self.tile_size = get(),
+            "tile-overlap" => self.tile_overlap = get(),
+            "async-inference" => self.async_inference = value.get().expect("type checked upstream"),
+            "max-input-pixels" => {
+                self.max_input_pixels = value.get().expect("type checked upstream")
+            }
+            _ => return Change::Unknown,
+        }
+        Change::None
+    }
+
+    /// The value of a property the settings hold.
+    pub fn get(&self, pspec: &glib::ParamSpec) -> Option<glib::Value> {
+        Some(match pspec.name() {
+            "model" => path_value(&self.model),
+            "labels" => path_value(&self.labels),
+            "conf-threshold" => self.conf_threshold.to_value(),
+            "iou-threshold" => self.iou_threshold.to_value(),
+            "max-detections" => self.max_detections.to_value(),
+            "layout" => self.layout.to_value(),
+            "execution-provider" => self.execution_provider.to_value(),
+            "threads" => self.threads.to_value(),
+            "ort-library" => path_value(&self.ort_library),
+            "policy" => path_value(&self.policy),
+            "shadow-mode" => self.shadow_mode.to_value(),
+            "frames-per-part" => self.frames_per_part.to_value(),
+            "interval" => self.interval.to_value(),
+            "tile-size" => self.tile_size.to_value(),
+            "tile-overlap" => self.tile_overlap.to_value(),
+            "async-inference" => self.async_inference.to_value(),
+            "max-input-pixels" => self.max_input_pixels.to_value(),
+            _ => return None,
+        })
+    }
+}
+
+/// What a property change asks of the element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Change {
+    None,
+    /// `model` or `policy`: rebuild in the background when loaded.
+    Reload,
+    Unknown,
+}
+
+fn get_f64(value: &glib::Value) -> f64 {
+    value.get().expect("type checked upstream")
+}
+
+fn optional_path(value: &glib::Value) -> Option<Arc<Path>> {
+    value
+        .get::<Option<String>>()
+        .ok()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .map(|s| Arc::from(Path::new(&s)))
+}
+
+fn path_value(path: &Option<Arc<Path>>) -> glib::Value {
+    path.as_ref().map(|p| p.display().to_string()).to_value()
+}
+
+/// The property specifications.
+pub(super) fn properties() -> &'static [glib::ParamSpec] {
+    static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+        vec![
+            glib::ParamSpecString::builder("model")
+                .nick("Model")
+                .blurb(
+                    "Path to the ONNX detector (YOLOv8/YOLO11, YOLOv5 or end-to-end output); loaded in NULL to READY. \
+                     Set while running, it loads in the background and takes over at a frame boundary; a model that \
+                     fails to load keeps the current one and posts a warning",
+                )
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecString::builder("labels")
+                .nick("Labels")
+                .blurb("Optional file with one class name a line; overrides the model's `names` metadata")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecDouble::builder("conf-threshold")
+                .nick("Confidence threshold")
+                .blurb("Detections with a confidence at or below this are dropped")
+                .minimum(0.0)
+                .maximum(1.0)
+                .default_value(DEFAULT_CONF_THRESHOLD)
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecDouble::builder("iou-threshold")
+                .nick("IoU threshold")
+                .blurb("Class-wise NMS suppresses a box overlapping a better one of its class by more than this")
+                .minimum(0.0)
+                .maximum(1.0)
+                .default_value(DEFAULT_IOU_THRESHOLD)
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecUInt::builder("max-detections")
+                .nick("Maximum detections")
+                .blurb("At most this many detections are kept per frame, the most confident first")
+                .minimum(1)
+                .maximum(100_000)
+                .default_value(DEFAULT_MAX_DETECTIONS)
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("layout", Layout::Auto)
+                .nick("Output layout")
+                .blurb("Layout of the model's output tensor; auto recognises it from the shape")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)
+                .nick("Execution provider")
+                .blurb("Where ONNX Runtime runs the model; an unavailable GPU provider falls back to CPU with a warning")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("threads")
+                .nick("Threads")
+                .blurb("ONNX Runtime intra-op threads for this element's session (0 = ONNX Runtime's default)")
+                .maximum(1024)
+                .default_value(0)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("ort-library")
+                .nick("ONNX Runtime library")
+                .blurb(
+                    "Path to libonnxruntime.so (1.22 or newer). Default: $ORT_DYLIB_PATH, then the copy \
+                     scripts/setup.sh installs, then the system's. Loaded once per process",
+                )
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt64::builder("max-input-pixels")
+                .nick("Maximum model input pixels")
+                .blurb(
+                    "Largest model input (height x width) accepted, checked before anything of that size is \
+                     allocated, at load and when `model` is replaced while running (a larger model is an error, or \
+                     a warning keeping the current model). The default, 4096 x 4096, fits 4K frames and tiles",
+                )
+                .minimum(1)
+                .maximum(1 << 40)
+                .default_value(DEFAULT_MAX_INPUT_PIXELS)
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecString::builder("policy")
+                .nick("Policy")
+                .blurb(
+                    "Inspection policy (TOML): per-class min-confidence, severity, min-area, review-band; \
+                     region and ignore masks. Without one every detection fails the frame. Set while running, \
+                     it is read in the background and takes over at a frame boundary; a policy with an error \
+                     keeps the current one and posts a warning",
+                )
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecBoolean::builder("shadow-mode")
+                .nick("Shadow mode")
+                .blurb("Compute and report verdicts but mark them as shadow, so nothing downstream acts on them")
+                .default_value(false)
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecUInt::builder("frames-per-part")
+                .nick("Frames per part")
+                .blurb(
+                    "Group every N frames into one part when upstream names no part (DefectPartMeta or a \
+                     defect-part event); 0 = no grouping",
+                )
+                .default_value(0)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("interval")
+                .nick("Inference interval")
+                .blurb(
+                    "Run the model on every Nth frame; the frames between carry the last result of their part \
+                     forward (marked carried, with the frame it came from); a new part is always inferred",
+                )
+                .minimum(1)
+                .maximum(10_000)
+                .default_value(1)
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecUInt::builder("tile-size")
+                .nick("Tile size")
+                .blurb(
+                    "Cut frames into overlapping tiles of this many pixels, each letterboxed to the model, so that \
+                     small defects on high-resolution frames keep their size; 0 = whole frames. Must be larger \
+                     than tile-overlap",
+                )
+                .maximum(16_384)
+                .default_value(0)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("tile-overlap")
+                .nick("Tile overlap")
+                .blurb(
+                    "Pixels neighbouring tiles overlap by (smaller than tile-size); detections in the overlap \
+                     are merged by NMS",
+                )
+                .maximum(8_192)
+                .default_value(DEFAULT_TILE_OVERLAP)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecBoolean::builder("async-inference")
+                .nick("Asynchronous inference")
+                .blurb(
+                    "Run the model on a worker thread: frames never wait for it and carry the newest result of \
+                     their part (marked carried), or verdict UNKNOWN while there is none; frames arriving while it \
+                     is busy are not inferred (counted in `skipped`). A part's verdict waits for the results of \
+                     its frames; end of stream waits for the last. The latency query then adds nothing",
+                )
+                .default_value(false)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt64::builder("skipped")
+                .nick("Skipped frames")
+                .blurb("Frames the asynchronous worker had no time for (read-only)")
+                .read_only()
+                .build(),
+            glib::ParamSpecString::builder("model-info")
+                .nick("Model information")
+                .blurb("What the loaded model expects and produces: input size, layout, classes, provider (read-only)")
+                .read_only()
+                .build(),
+        ]
+    });
+    PROPERTIES.as_ref()
+}

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The asynchronous inference worker (`async-inference=true`): a queue of one frame and a
+//! thread that infers the frames it is handed, one at a time, with the slot's current model
+//! (adopting a pending one between frames). Finished results wait in a list that the
+//! streaming thread drains at each frame and at end of stream, where it waits for the last.
+//!
+//! Stopping never waits for an inference: [`Worker::stop`] closes the queue and leaves the
+//! thread to end on its own (the run is interrupted by the element); waits for results end
+//! at once.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::inference::{self, FrameInput, InferError, Thresholds};
+use super::loaded::{Identity, Loaded};
+use crate::analysis::Detection;
+use crate::analysis::decode::DecodeStats;
+use crate::analysis::letterbox::PixelFormat;
+use crate::policy::PartKey;
+use crate::video::frame_view;
+
+/// One frame handed to the worker.
+pub(super) struct Job {
+    pub buffer: gst::Buffer,
+    pub frame: u64,
+    pub info: gst_video::VideoInfo,
+    pub format: PixelFormat,
+    pub thresholds: Thresholds,
+    pub tile_size: u32,
+    pub tile_overlap: u32,
+    /// The part of the frame, whose verdict waits for this result.
+    pub part: Option<PartKey>,
+    /// The caps the frame came with (results are carried only to frames of the same caps).
+    pub caps_serial: u64,
+}
+
+/// The result of one job.
+pub(super) struct Finished {
+    pub frame: u64,
+    pub part: Option<PartKey>,
+    pub caps_serial: u64,
+    pub outcome: Result<Output, InferError>,
+}
+
+/// What the model gave for a frame.
+pub(super) struct Output {
+    pub detections: Vec<Detection>,
+    pub duration: Duration,
+    pub stats: DecodeStats,
+    /// The model and policy that made it.
+    pub identity: Arc<Identity>,
+}
+
+#[derive(Default)]
+struct Results {
+    finished: VecDeque<Finished>,
+    /// Jobs accepted and not finished.
+    in_flight: usize,
+    /// The element is stopping: waits end.
+    stopping: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    results: Mutex<Results>,
+    changed: Condvar,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A handle on the worker; cheap to clone, so that no lock is held while waiting on it.
+#[derive(Clone)]
+pub(super) struct Worker {
+    sender: SyncSender<Job>,
+    shared: Arc<Shared>,
+}
+
+/// What became of a frame handed to the worker.
+pub(super) enum Submit {
+    Accepted,
+    /// The worker is busy and its queue full: the frame is not inferred.
+    Busy,
+    /// The worker has ended (after an error).
+    Gone,
+}
+
+impl Worker {
+    pub fn start(element: &super::DefectDetect) -> std::io::Result<Self> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Job>(1);
+        let shared = Arc::new(Shared::default());
+        let worker_shared = shared.clone();
+        let element = element.downgrade();
+        std::thread::Builder::new()
+            .name("defectdetect-infer".into())
+            .spawn(move || run(receiver, worker_shared, element))?;
+        Ok(Self { sender, shared })
+    }
+
+    /// Hands a frame to the worker when it is idle; when it is busy, queues it (one frame at
+    /// most) only if `may_queue`, else the frame is not inferred. Keeping the queue for the
+    /// frames that need it (a part's first) means every part gets inspected.
+    pub fn submit(&self, job: Job, may_queue: bool) -> Submit {
+        let mut results = lock(&self.shared.results);
+        if results.in_flight > 0 && !may_queue {
+            return Submit::Busy;
+        }
+        match self.sender.try_send(job) {
+            Ok(()) => {
+                results.in_flight += 1;
+                Submit::Accepted
+            }
+            Err(TrySendError::Full(_)) => Submit::Busy,
+            Err(TrySendError::Disconnected(_)) => Submit::Gone,
+        }
+    }
+
+    /// The results finished since the last call, oldest first.
+    pub fn take_finished(&self) -> Vec<Finished> {
+        lock(&self.shared.results).finished.drain(..).collect()
+    }
+
+    /// Waits until every accepted job has finished; false when the wait ended because the
+    /// element is stopping.
+    pub fn wait_idle(&self) -> bool {
+        let results = lock(&self.shared.results);
+        let results = self
+            .shared
+            .changed
+            .wait_while(results, |r| r.in_flight > 0 && !r.stopping)
+            .unwrap_or_else(|p| p.into_inner());
+        results.in_flight == 0
+    }
+
+    /// Ends any wait at once (flushing or stopping); new waits end at once too until
+    /// [`Worker::resume`].
+    pub fn stop_waiting(&self) {
+        lock(&self.shared.results).stopping = true;
+        self.shared.changed.notify_all();
+    }
+
+    pub fn resume(&self) {
+        lock(&self.shared.results).stopping = false;
+    }
+
+    /// Closes the queue: the thread ends after the frame in hand, without being waited for.
+    pub fn stop(self) {
+        self.stop_waiting();
+    }
+}
+
+/// The worker thread.
+fn run(jobs: Receiver<Job>, shared: Arc<Shared>, element: glib::WeakRef<super::DefectDetect>) {
+    for job in jobs {
+        let Some(element) = element.upgrade() else {
+            return;
+        };
+        let outcome = infer_job(element.imp(), &job);
+        let failed = matches!(outcome, Err(InferError::Failed(_)));
+        let mut results = lock(&shared.results);
+        results.in_flight = results.in_flight.saturating_sub(1);
+        results.finished.push_back(Finished {
+            frame: job.frame,
+            part: job.part,
+            caps_serial: job.caps_serial,
+            outcome,
+        });
+        shared.changed.notify_all();
+        if failed {
+            // The streaming thread reports the error; frames still queued are not inferred.
+            results.in_flight = 0;
+            return;
+        }
+    }
+}
+
+fn infer_job(imp: &super::imp::DefectDetect, job: &Job) -> Result<Output, InferError> {
+    let mut current = imp.slot().lock_current();
+    imp.adopt(&mut current, job.frame);
+    let Some(current) = current.as_mut() else {
+        return Err(InferError::Failed("no model loaded".into()));
+    };
+    let loaded: &mut Loaded = &mut current.model;
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(job.buffer.as_ref(), &job.info)
+        .map_err(|e| InferError::Failed(format!("cannot map the frame: {e}")))?;
+    let view = frame_view(&frame).map_err(InferError::Failed)?;
+    let input = FrameInput {
+        info: &job.info,
+        format: job.format,
+        view: &view,
+        tile_size: job.tile_size,
+        tile_overlap: job.tile_overlap,
+    };
+    let result = inference::infer(loaded, &input, job.thresholds)?;
+    Ok(Output {
+        detections: result.detections,
+        duration: result.duration,
+        stats: result.stats,
+        identity: loaded.identity.clone(),
+    })
+}
