@@ -24,7 +24,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::inference::{self, FrameInput, InferError, MAX_TILES};
+use super::inference::{self, AnomalyOutput, FrameInput, InferError, MAX_TILES};
 use super::loaded::{self, Identity, LoadError, Loaded};
 use super::metas::{Report, attach_roi_metas, part_message};
 use super::settings::{self, Change, Settings};
@@ -52,6 +52,7 @@ struct Carry {
     part: Option<PartKey>,
     caps_serial: u64,
     detections: Vec<Detection>,
+    anomaly: Option<Arc<AnomalyOutput>>,
     identity: Arc<Identity>,
     inference: Duration,
 }
@@ -102,6 +103,11 @@ impl ObjectSubclass for DefectDetect {
     const NAME: &'static str = "GstDefectDetect";
     type Type = super::DefectDetect;
     type ParentType = gst_base::BaseTransform;
+}
+
+/// A frame's width and height, for boxes and anomaly regions.
+fn frame_size(info: &gst_video::VideoInfo) -> (f32, f32) {
+    (info.width() as f32, info.height() as f32)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -465,10 +471,11 @@ impl DefectDetect {
                 .carry
                 .as_ref()
                 .is_some_and(|c| c.part == key && c.caps_serial == state.caps_serial);
-        let (identity, detections, inference, carried_from) = match &state.carry {
+        let (identity, detections, anomaly, inference, carried_from) = match &state.carry {
             Some(c) if carry => (
                 c.identity.clone(),
                 c.detections.clone(),
+                c.anomaly.clone(),
                 Duration::ZERO,
                 Some(c.frame),
             ),
@@ -481,17 +488,22 @@ impl DefectDetect {
                         part: key,
                         caps_serial: state.caps_serial,
                         detections: result.detections.clone(),
+                        anomaly: result.anomaly.clone(),
                         identity: identity.clone(),
                         inference: result.duration,
                     });
                 }
-                (identity, result.detections, result.duration, None)
+                (
+                    identity,
+                    result.detections,
+                    result.anomaly,
+                    result.duration,
+                    None,
+                )
             }
         };
         drop(current_guard);
-        let verdict = identity
-            .policy
-            .evaluate(&detections, |id| identity.model.class_name(id));
+        let verdict = identity.evaluate(&detections, anomaly.as_deref(), frame_size(&state.info));
         let inspected = carried_from.is_none();
         let seen = if inspected {
             Seen::Judged(verdict.verdict, verdict.counts)
@@ -560,8 +572,7 @@ impl DefectDetect {
             Some(c) => (
                 c.identity.clone(),
                 c.identity
-                    .policy
-                    .evaluate(&c.detections, |id| c.identity.model.class_name(id)),
+                    .evaluate(&c.detections, c.anomaly.as_deref(), frame_size(&state.info)),
                 c.inference,
                 Some(c.frame),
             ),
@@ -631,10 +642,11 @@ impl DefectDetect {
             match result.outcome {
                 Ok(output) => {
                     self.warn_decode(&mut state.warned, &output.stats);
-                    let identity = &output.identity;
-                    let verdict = identity
-                        .policy
-                        .evaluate(&output.detections, |id| identity.model.class_name(id));
+                    let verdict = output.identity.evaluate(
+                        &output.detections,
+                        output.anomaly.as_deref(),
+                        frame_size(&state.info),
+                    );
                     if let Some(key) = result.part {
                         state.parts.result(key, verdict.verdict, &verdict.counts);
                     }
@@ -644,6 +656,7 @@ impl DefectDetect {
                             part: result.part,
                             caps_serial: result.caps_serial,
                             detections: output.detections,
+                            anomaly: output.anomaly,
                             identity: output.identity,
                             inference: output.duration,
                         });
@@ -698,6 +711,7 @@ impl DefectDetect {
         };
         attach_roi_metas(
             buffer,
+            info.task,
             &decided.verdict.judged,
             decided.width,
             decided.height,
@@ -829,6 +843,13 @@ impl DefectDetect {
                         gst::element_imp_warning!(imp, gst::LibraryError::Settings, ("{warning}"));
                     }
                     gst::info!(CAT, imp = imp, "model generation {generation} ready");
+                    // The next frame uses it: applications (and tests) can tell when a new
+                    // policy or threshold is in force.
+                    imp.post(
+                        gst::Structure::builder("defect-model-ready")
+                            .field("generation", generation)
+                            .build(),
+                    );
                 }
                 Outcome::Failed { generation, reason } => {
                     gst::info!(CAT, imp = imp, "build {generation} failed");

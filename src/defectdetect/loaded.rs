@@ -6,10 +6,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::inference::Preprocess;
+use super::inference::{AnomalyOutput, Preprocess};
 use super::settings::Settings;
 use super::slot::SlotModel;
-use crate::policy::{Policy, parse_policy};
+use crate::analysis::Detection;
+use crate::analysis::task::Task;
+use crate::policy::{AnomalyThresholds, FrameVerdict, Policy, parse_policy};
 use crate::runtime::{Detector, ModelInfo, RuntimeError};
 
 /// Policy files are read up to this size.
@@ -24,21 +26,48 @@ pub(super) struct Identity {
     pub model_id: String,
     /// SHA-256 of the policy file, when there is one.
     pub policy_sha256: Option<String>,
+    /// An anomaly model's thresholds in force (the policy's, else the model's).
+    pub anomaly_thresholds: Option<AnomalyThresholds>,
 }
 
 impl Identity {
+    /// Judges a frame's result (detections, classes, or an anomaly map) by the policy, on a
+    /// `width` x `height` frame.
+    pub fn evaluate(
+        &self,
+        detections: &[Detection],
+        anomaly: Option<&AnomalyOutput>,
+        frame: (f32, f32),
+    ) -> FrameVerdict {
+        match (anomaly, self.anomaly_thresholds) {
+            (Some(output), Some(thresholds)) => {
+                self.policy
+                    .evaluate_anomaly(thresholds, output.score, &output.map, frame, 0)
+            }
+            _ => self
+                .policy
+                .evaluate(detections, |id| self.model.class_name(id)),
+        }
+    }
+
     /// What the `model-info` property says.
     pub fn describe(&self) -> String {
         let info = &self.model;
         format!(
-            "{}: input {}x{}x{} ({}), output {:?} decoded as {}, classes {:?}, provider {}",
+            "{}: task {}, input {}x{}x{} ({}), output {:?}{}, classes {:?}, provider {}",
             self.model_id,
+            info.task,
             info.channels,
             info.height,
             info.width,
             info.input_name,
             info.output_shape,
-            info.layout,
+            match (info.task, self.anomaly_thresholds) {
+                (Task::Detect, _) => format!(" decoded as {}", info.layout),
+                (Task::Anomaly, Some(t)) =>
+                    format!(", image threshold {}, pixel threshold {}", t.image, t.pixel),
+                _ => String::new(),
+            },
             info.names,
             info.provider
         )
@@ -96,11 +125,24 @@ pub(super) fn build(
         warnings.extend(problems.warnings.into_iter().map(|w| format!("policy {w}")));
     }
     let model = detector.info().clone();
+    let anomaly_thresholds = if model.task == Task::Anomaly {
+        let (image, pixel) = model.anomaly_thresholds;
+        Some(policy.anomaly.thresholds(image, pixel).map_err(|missing| {
+            LoadError::Policy(format!(
+                "model {} gives no {missing} (no `{}` metadata, no Anomalib post-processor): set {missing} in the policy's [anomaly] section",
+                model.path.display(),
+                missing.replace('-', "_")
+            ))
+        })?)
+    } else {
+        None
+    };
     let identity = Arc::new(Identity {
         model_id: model.model_id(),
         model,
         policy,
         policy_sha256,
+        anomaly_thresholds,
     });
     Ok((
         Loaded {

@@ -3,6 +3,7 @@
 //! `DefectVerdictMeta`, the `defect-detections` and `defect-verdict` messages, and the
 //! `defect-part-verdict` message and event.
 
+use crate::analysis::task::Task;
 use crate::meta;
 use crate::policy::{FrameVerdict, Judged, PartVerdict};
 use crate::runtime::ModelInfo;
@@ -50,9 +51,12 @@ impl Report<'_> {
                 .field("y-max", d.bbox.y2 as f64)
                 .field("severity", j.severity.as_str())
                 .field("decision", j.decision.as_str())
+                .field_if_some("peak-score", j.scores.map(|s| s[0] as f64))
+                .field_if_some("mean-score", j.scores.map(|s| s[1] as f64))
                 .build()
         }));
         gst::Structure::builder("defect-detections")
+            .field("task", self.model.task.as_str())
             .field("frame", self.frame_number)
             .field("pts", buffer.pts())
             .field("running-time", running_time)
@@ -70,6 +74,8 @@ impl Report<'_> {
         );
         builder
             .field("verdict", self.verdict.verdict.as_str())
+            .field("task", self.model.task.as_str())
+            .field_if_some("anomaly-score", self.verdict.anomaly_score.map(f64::from))
             .field("shadow", self.shadow)
             .field_if_some("part-id", self.part_id)
             .field("frame", self.frame_number)
@@ -156,9 +162,12 @@ pub(super) fn part_message(part: &PartVerdict, shadow: bool, model_id: &str) -> 
 }
 
 /// One `GstVideoRegionOfInterestMeta` a detection, with the DL Streamer `detection`
-/// parameters plus the policy's `severity` and `decision`.
+/// parameters plus the policy's `severity` and `decision`; an anomaly region's also carry
+/// `peak_score` and `mean_score`; a classifier's classes (whole-frame ROIs) also carry a
+/// `classification` structure (`label`, `label_id`, `confidence`), as `gvaclassify` adds.
 pub(super) fn attach_roi_metas(
     buffer: &mut gst::BufferRef,
+    task: Task,
     judged: &[Judged],
     width: f32,
     height: f32,
@@ -176,6 +185,9 @@ pub(super) fn attach_roi_metas(
         let mut roi = gst_video::VideoRegionOfInterestMeta::add(buffer, &label, rect);
         // Ids 0..n-1 let bindings without meta iteration fetch every ROI by id.
         roi.set_id(id as i32);
+        if task == Task::Classify {
+            roi.add_param(classification(d.class_id, &label, d.confidence));
+        }
         roi.add_param(
             gst::Structure::builder("detection")
                 // Class ids are below 100,000 (decode::MAX_CLASS_ID): they fit a gint.
@@ -188,7 +200,18 @@ pub(super) fn attach_roi_metas(
                 .field("y_max", (b.y2 / height) as f64)
                 .field("severity", j.severity.as_str())
                 .field("decision", j.decision.as_str())
+                .field_if_some("peak_score", j.scores.map(|s| s[0] as f64))
+                .field_if_some("mean_score", j.scores.map(|s| s[1] as f64))
                 .build(),
         );
     }
+}
+
+/// The `classification` parameter structure `gvaclassify` attaches to a region.
+pub(super) fn classification(class_id: usize, label: &str, confidence: f32) -> gst::Structure {
+    gst::Structure::builder("classification")
+        .field("label", label)
+        .field("label_id", class_id as i32)
+        .field("confidence", confidence as f64)
+        .build()
 }

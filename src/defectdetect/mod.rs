@@ -79,6 +79,31 @@ pub enum Layout {
     End2end = 3,
 }
 
+/// What the model does.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstDefectTask")]
+pub enum TaskChoice {
+    #[default]
+    #[enum_value(
+        name = "Auto: the model's `task` metadata, else recognised from its outputs",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(name = "Detection: boxes (YOLO layouts)", nick = "detect")]
+    Detect = 1,
+    #[enum_value(
+        name = "Classification: [1, nc] scores of the whole frame",
+        nick = "classify"
+    )]
+    Classify = 2,
+    #[enum_value(
+        name = "Anomaly detection: an anomaly map [1, 1, h, w] and optionally an image score",
+        nick = "anomaly"
+    )]
+    Anomaly = 3,
+}
+
 /// Where ONNX Runtime runs the model.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
 #[repr(u32)]
@@ -106,6 +131,7 @@ pub enum ExecutionProvider {
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Layout::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    TaskChoice::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),

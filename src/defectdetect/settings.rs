@@ -8,8 +8,9 @@ use gst::glib;
 use gst::prelude::*;
 
 use super::inference::Thresholds;
-use super::{ExecutionProvider, Layout};
+use super::{ExecutionProvider, Layout, TaskChoice};
 use crate::analysis::decode::OutputLayout;
+use crate::analysis::task::Task;
 use crate::runtime::{DEFAULT_MAX_INPUT_PIXELS, DetectorOptions, Provider};
 
 pub(super) const DEFAULT_CONF_THRESHOLD: f64 = 0.25;
@@ -27,6 +28,8 @@ pub(super) struct Settings {
     pub iou_threshold: f64,
     pub max_detections: u32,
     pub layout: Layout,
+    pub task: TaskChoice,
+    pub top_k: u32,
     pub execution_provider: ExecutionProvider,
     pub threads: u32,
     pub ort_library: Option<Arc<Path>>,
@@ -49,6 +52,8 @@ impl Default for Settings {
             iou_threshold: DEFAULT_IOU_THRESHOLD,
             max_detections: DEFAULT_MAX_DETECTIONS,
             layout: Layout::Auto,
+            task: TaskChoice::Auto,
+            top_k: 1,
             execution_provider: ExecutionProvider::Auto,
             threads: 0,
             ort_library: None,
@@ -70,6 +75,7 @@ impl Settings {
             confidence: self.conf_threshold as f32,
             iou: self.iou_threshold as f32,
             max_detections: self.max_detections as usize,
+            top_k: self.top_k as usize,
         }
     }
 
@@ -82,6 +88,12 @@ impl Settings {
                 Layout::Yolov8 => Some(OutputLayout::YoloV8),
                 Layout::Yolov5 => Some(OutputLayout::YoloV5),
                 Layout::End2end => Some(OutputLayout::EndToEnd),
+            },
+            task: match self.task {
+                TaskChoice::Auto => None,
+                TaskChoice::Detect => Some(Task::Detect),
+                TaskChoice::Classify => Some(Task::Classify),
+                TaskChoice::Anomaly => Some(Task::Anomaly),
             },
             provider: match self.execution_provider {
                 ExecutionProvider::Auto => Provider::Auto,
@@ -122,6 +134,8 @@ impl Settings {
             "iou-threshold" => self.iou_threshold = get_f64(value),
             "max-detections" => self.max_detections = get(),
             "layout" => self.layout = value.get().expect("type checked upstream"),
+            "task" => self.task = value.get().expect("type checked upstream"),
+            "top-k" => self.top_k = get(),
             "execution-provider" => {
                 self.execution_provider = value.get().expect("type checked upstream")
             }
@@ -150,6 +164,8 @@ impl Settings {
             "iou-threshold" => self.iou_threshold.to_value(),
             "max-detections" => self.max_detections.to_value(),
             "layout" => self.layout.to_value(),
+            "task" => self.task.to_value(),
+            "top-k" => self.top_k.to_value(),
             "execution-provider" => self.execution_provider.to_value(),
             "threads" => self.threads.to_value(),
             "ort-library" => path_value(&self.ort_library),
@@ -238,6 +254,25 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .nick("Output layout")
                 .blurb("Layout of the model's output tensor; auto recognises it from the shape")
                 .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("task", TaskChoice::Auto)
+                .nick("Task")
+                .blurb(
+                    "What the model does: detect (boxes), classify (whole-frame classes) or anomaly (an anomaly \
+                     map). auto reads the model's `task` metadata, else recognises the outputs",
+                )
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("top-k")
+                .nick("Top k")
+                .blurb(
+                    "Classifiers: how many of the most probable classes are attached to the frame and judged by \
+                     the policy",
+                )
+                .minimum(1)
+                .maximum(1000)
+                .default_value(1)
+                .mutable_playing()
                 .build(),
             glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)
                 .nick("Execution provider")
