@@ -242,6 +242,8 @@ impl DefectMetaConvert {
                 sha256: text("model-sha256").unwrap_or_default(),
             }),
             policy_sha256: text("policy-sha256"),
+            task: text("task"),
+            anomaly_score: number("anomaly-score"),
             detections,
             verdict: text("verdict"),
             inspected: v.and_then(|s| s.get::<bool>("inspected").ok()),
@@ -335,5 +337,7 @@ fn detection_record(
             .unwrap_or(0.0),
         area: (bbox[2] - bbox[0]).max(0.0) * (bbox[3] - bbox[1]).max(0.0),
         bbox,
+        peak_score: params.and_then(|p| p.get::<f64>("peak_score").ok()),
+        mean_score: params.and_then(|p| p.get::<f64>("mean_score").ok()),
     }
 }
