@@ -151,7 +151,7 @@ impl ElementImpl for DefectDetect {
             gst::subclass::ElementMetadata::new(
                 "Defect detector",
                 "Filter/Analyzer/Video",
-                "Detects defects with a YOLO-style ONNX model; attaches region-of-interest metas and posts detections",
+                "Detects defects with an ONNX model (YOLO-style detector, image classifier or anomaly model); attaches region-of-interest metas, verdicts and posts detections",
                 "gst-plugin-defect developers",
             )
         });

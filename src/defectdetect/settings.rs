@@ -215,7 +215,7 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
             glib::ParamSpecString::builder("model")
                 .nick("Model")
                 .blurb(
-                    "Path to the ONNX detector (YOLOv8/YOLO11, YOLOv5 or end-to-end output); loaded in NULL to READY. \
+                    "Path to the ONNX model: a detector (YOLOv8/YOLO11, YOLOv5 or end-to-end output), a classifier or an anomaly model; loaded in NULL to READY. \
                      Set while running, it loads in the background and takes over at a frame boundary; a model that \
                      fails to load keeps the current one and posts a warning",
                 )
