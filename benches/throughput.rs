@@ -272,6 +272,7 @@ fn json_cost(seconds: f64) -> Duration {
             area: 4.0,
             peak_score: None,
             mean_score: None,
+            classification: None,
         })
         .collect();
     let record = records::FrameRecord {

@@ -419,3 +419,90 @@ fn one_policy_threshold_keeps_the_models_other() {
         "{info}"
     );
 }
+
+/// A region's classification: label, severity, decision.
+type ClassOut = (String, String, String);
+
+/// `on-rois=true`: the crop of every ROI already on the buffer (an upstream detector's) is
+/// classified and gets a `classification` structure with the policy's judgement; the frame
+/// itself (green) is not classified and no ROI is added.
+#[test]
+fn on_rois_classifies_each_upstream_region() {
+    let policy = temp_file(
+        "rois.toml",
+        "[classes.red]\nmin-confidence = 0.5\nseverity = \"minor\"\n",
+    );
+    let mut run = Run::rgb(&format!(
+        "model={} on-rois=true policy={policy}",
+        cls_model(false)
+    ));
+    let mut image = RgbImage::new(640, 480, [0, 255, 0]);
+    image.fill_rect(40, 40, 200, 120, [255, 0, 0]);
+    image.fill_rect(400, 300, 480, 460, [0, 0, 255]);
+    let mut buffer = frame_buffer(&image, VideoFormat::Rgb, 0);
+    {
+        let buffer = buffer.get_mut().unwrap();
+        for (label, rect) in [
+            ("defect", (40, 40, 160, 80)),
+            ("defect", (400, 300, 80, 160)),
+        ] {
+            gst_video::VideoRegionOfInterestMeta::add(buffer, label, rect);
+        }
+        // A region outside the frame is left alone.
+        gst_video::VideoRegionOfInterestMeta::add(buffer, "defect", (700, 10, 20, 20));
+    }
+    run.harness.push(buffer).unwrap();
+    let out = run.harness.pull().unwrap();
+    let got: Vec<(String, Option<ClassOut>)> = out
+        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .map(|m| {
+            (
+                m.roi_type().to_string(),
+                m.param("classification").map(|c| {
+                    assert!(c.get::<f64>("confidence").unwrap() > 0.999);
+                    (
+                        c.get::<String>("label").unwrap(),
+                        c.get::<String>("severity").unwrap(),
+                        c.get::<String>("decision").unwrap(),
+                    )
+                }),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "defect".to_string(),
+                Some(("red".to_string(), "minor".to_string(), "accept".to_string()))
+            ),
+            (
+                "defect".to_string(),
+                Some(("blue".to_string(), "major".to_string(), "fail".to_string()))
+            ),
+            ("defect".to_string(), None),
+        ]
+    );
+    // A detector with on-rois is refused at start.
+    let error = start_error_playing(&format!("model={} on-rois=true", test_model("squares_v8")));
+    assert!(error.contains("on-rois needs a classifier"), "{error}");
+}
+
+/// The error posted when the element cannot go to PAUSED with these properties.
+fn start_error_playing(properties: &str) -> String {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=64 ! defectdetect {properties} ! fakesink"
+    ))
+    .unwrap();
+    let _ = pipeline.set_state(gst::State::Paused);
+    let bus = pipeline.bus().unwrap();
+    let message = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::Error])
+        .expect("an error");
+    let _ = pipeline.set_state(gst::State::Null);
+    match message.view() {
+        gst::MessageView::Error(e) => e.error().to_string(),
+        _ => unreachable!(),
+    }
+}

@@ -30,6 +30,7 @@ pub(super) struct Settings {
     pub layout: Layout,
     pub task: TaskChoice,
     pub top_k: u32,
+    pub on_rois: bool,
     pub execution_provider: ExecutionProvider,
     pub threads: u32,
     pub ort_library: Option<Arc<Path>>,
@@ -54,6 +55,7 @@ impl Default for Settings {
             layout: Layout::Auto,
             task: TaskChoice::Auto,
             top_k: 1,
+            on_rois: false,
             execution_provider: ExecutionProvider::Auto,
             threads: 0,
             ort_library: None,
@@ -136,6 +138,7 @@ impl Settings {
             "layout" => self.layout = value.get().expect("type checked upstream"),
             "task" => self.task = value.get().expect("type checked upstream"),
             "top-k" => self.top_k = get(),
+            "on-rois" => self.on_rois = value.get().expect("type checked upstream"),
             "execution-provider" => {
                 self.execution_provider = value.get().expect("type checked upstream")
             }
@@ -166,6 +169,7 @@ impl Settings {
             "layout" => self.layout.to_value(),
             "task" => self.task.to_value(),
             "top-k" => self.top_k.to_value(),
+            "on-rois" => self.on_rois.to_value(),
             "execution-provider" => self.execution_provider.to_value(),
             "threads" => self.threads.to_value(),
             "ort-library" => path_value(&self.ort_library),
@@ -273,6 +277,17 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .maximum(1000)
                 .default_value(1)
                 .mutable_playing()
+                .build(),
+            glib::ParamSpecBoolean::builder("on-rois")
+                .nick("Classify regions")
+                .blurb(
+                    "Classifiers: classify the crop of every region-of-interest meta already on the buffer (from \
+                     an upstream defectdetect) and add a `classification` structure (label, label_id, confidence, \
+                     the policy's severity and decision) to it, as gvaclassify does, instead of the whole frame. \
+                     The frame's verdict stays the upstream element's; not with async-inference",
+                )
+                .default_value(false)
+                .mutable_ready()
                 .build(),
             glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)
                 .nick("Execution provider")

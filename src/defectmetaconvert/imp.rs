@@ -9,8 +9,8 @@ use gst::subclass::prelude::*;
 
 use crate::meta;
 use crate::records::{
-    self, DetectionRecord, FrameRecord, Latency, ModelRef, PartRecord, SCHEMA_VERSION,
-    SeverityCounts,
+    self, ClassificationRecord, DetectionRecord, FrameRecord, Latency, ModelRef, PartRecord,
+    SCHEMA_VERSION, SeverityCounts,
 };
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -339,5 +339,15 @@ fn detection_record(
         bbox,
         peak_score: params.and_then(|p| p.get::<f64>("peak_score").ok()),
         mean_score: params.and_then(|p| p.get::<f64>("mean_score").ok()),
+        classification: roi.param("classification").map(|c| {
+            let text = |f: &str| c.get::<String>(f).ok();
+            ClassificationRecord {
+                class_id: c.get::<i32>("label_id").unwrap_or(0).max(0) as u32,
+                class_name: text("label").unwrap_or_default(),
+                confidence: c.get::<f64>("confidence").unwrap_or(0.0),
+                severity: text("severity"),
+                decision: text("decision"),
+            }
+        }),
     }
 }

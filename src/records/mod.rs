@@ -37,6 +37,18 @@ pub struct DetectionRecord {
     /// An anomaly region's peak and mean score (the model's units); null otherwise.
     pub peak_score: Option<f64>,
     pub mean_score: Option<f64>,
+    /// What a downstream classifier (`on-rois`) said of this region; null without one.
+    pub classification: Option<ClassificationRecord>,
+}
+
+/// A classifier's class for a region (`on-rois`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassificationRecord {
+    pub class_id: u32,
+    pub class_name: String,
+    pub confidence: f64,
+    pub severity: Option<String>,
+    pub decision: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -192,6 +204,7 @@ mod tests {
             area: 6.0,
             peak_score: None,
             mean_score: None,
+            classification: None,
         }
     }
 

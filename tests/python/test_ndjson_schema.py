@@ -83,3 +83,25 @@ def test_classify_and_anomaly_records_are_valid(tmp_path):
         d = r["detections"][0]
         assert d["class_name"] == "anomaly" and abs(d["peak_score"] - 10.0) < 1e-3
         assert 7.0 < d["mean_score"] <= 10.0
+
+
+def test_two_stage_records_carry_the_classification(tmp_path):
+    """Issue 15: a detector then a classifier with on-rois=true; each region's record holds the
+    classifier's class within schema 3 (the colour stand-in names the crops' colours)."""
+    out = tmp_path / "two.ndjson"
+    env = dict(os.environ, GST_PLUGIN_PATH=str(PLUGIN_DIR))
+    line = (
+        "videotestsrc num-buffers=2 pattern=ball ! video/x-raw,width=640,height=480 ! "
+        f"defectdetect model={ROOT / 'models/test/anomaly_ours.onnx'} ! "
+        f"defectdetect model={ROOT / 'models/test/cls_colour_224.onnx'} on-rois=true ! "
+        f"defectmetaconvert ! filesink location={out}"
+    )
+    subprocess.run(["gst-launch-1.0", "-q", *line.split()], check=True, env=env, timeout=120)
+    records = [json.loads(l) for l in out.read_text().splitlines()]
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for record in records:
+        errors = sorted(validator.iter_errors(record), key=str)
+        assert not errors, f"{record}: {errors[0].message}"
+        [region] = record["detections"]
+        c = region["classification"]
+        assert c is not None and c["class_name"] and 0 <= c["confidence"] <= 1
