@@ -270,6 +270,9 @@ fn json_cost(seconds: f64) -> Duration {
             confidence: 0.9,
             bbox: [1.0, 2.0, 3.0, 4.0],
             area: 4.0,
+            peak_score: None,
+            mean_score: None,
+            classification: None,
         })
         .collect();
     let record = records::FrameRecord {
@@ -282,6 +285,8 @@ fn json_cost(seconds: f64) -> Duration {
         part_id: Some("17".into()),
         model: None,
         policy_sha256: None,
+        task: Some("detect".into()),
+        anomaly_score: None,
         detections,
         verdict: Some("FAIL".into()),
         inspected: Some(true),

@@ -25,6 +25,8 @@ const FORMATS: [VideoFormat; 8] = [
 /// A verdict meta as `defectdetect` writes it.
 fn verdict_meta(verdict: Verdict, shadow: bool, frame: u64) -> VerdictMeta {
     VerdictMeta {
+        task: String::new(),
+        anomaly_score: None,
         verdict,
         shadow,
         part_id: None,
@@ -50,6 +52,8 @@ fn annotated_input(format: VideoFormat, verdict: &str, shadow: bool) -> gst::Buf
     {
         let b = buffer.get_mut().unwrap();
         DetectionParams {
+            peak_score: None,
+            mean_score: None,
             label_id: 0,
             label: "scratches".into(),
             confidence: 0.87,

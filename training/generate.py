@@ -256,9 +256,21 @@ def _tight(d, thr_frac=0.12):
     return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
 
 
-def add_defects(rng, img, region, n, existing=None, scale=1.0, orient=0.0, classes=None, margin=4):
+MASK_FRAC = 0.12  # pixel truth: |delta| above this fraction of the defect's peak (as the boxes)
+
+
+def defect_mask(d):
+    """Pixel truth of one defect delta field: where |d| > MASK_FRAC * max |d| (the criterion
+    ``_tight`` uses for the boxes)."""
+    a = np.abs(d)
+    return a > MASK_FRAC * a.max()
+
+
+def add_defects(rng, img, region, n, existing=None, scale=1.0, orient=0.0, classes=None, margin=4, mask=None):
     """Render n defects into img (float HxWx3, modified in place) inside region
-    (x0, y0, x1, y1).  Returns list of (cls, x0, y0, x1, y1) in image pixels."""
+    (x0, y0, x1, y1).  Returns list of (cls, x0, y0, x1, y1) in image pixels.
+    mask: optional HxW bool array; the pixels each defect changes (``defect_mask``) are set in
+    it.  It draws nothing from rng, so images are the same with or without it."""
     H, W = img.shape[:2]
     boxes = [] if existing is None else list(existing)
     out = []
@@ -296,6 +308,8 @@ def add_defects(rng, img, region, n, existing=None, scale=1.0, orient=0.0, class
                 continue
             sub = img[oy:oy + ph, ox:ox + pw]
             sub *= (1.0 + d)[..., None]
+            if mask is not None:
+                mask[oy:oy + ph, ox:ox + pw] |= defect_mask(d)
             boxes.append(box)
             out.append((c, *box))
             break
@@ -364,16 +378,17 @@ def part_mask(h, w, radius):
     return m.astype(np.float32)
 
 
-def render_part(rng, h, w, kind, colour, n_defects, scale=1.0, classes=None):
+def render_part(rng, h, w, kind, colour, n_defects, scale=1.0, classes=None, mask=None):
     """A rectangular part (plate/panel) with bevelled edges and defects.
-    Returns (rgb float hxwx3, alpha hxw, defect list in part coords)."""
+    Returns (rgb float hxwx3, alpha hxw, defect list in part coords).
+    mask: optional hxw bool array receiving the defects' pixels (see add_defects)."""
     orient = 0.0 if rng.random() < 0.7 else 90.0
     surf = render_surface(rng, h, w, kind, colour, rolling_dir=int(orient == 90.0))
     radius = int(rng.integers(4, max(5, min(h, w) // 10)))
     alpha = part_mask(h, w, radius)
     edge = 6
     defs = add_defects(rng, surf, (edge + 2, edge + 2, w - edge - 2, h - edge - 2), n_defects,
-                       scale=scale, orient=orient, classes=classes)
+                       scale=scale, orient=orient, classes=classes, mask=mask)
     # bevel: brighter top/left edge, darker bottom/right edge
     er = cv2.erode(alpha, np.ones((5, 5), np.uint8))
     rim = alpha - er
@@ -412,20 +427,29 @@ def n_defects_for(rng):
     return int(rng.choice([1, 1, 2, 2, 3, 4, 5]))
 
 
-def make_sample(rng):
-    """Return (bgr uint8 image, list of (cls, x0, y0, x1, y1))."""
+def make_sample(rng, n_defects=None, with_mask=False):
+    """Return (bgr uint8 image, list of (cls, x0, y0, x1, y1)), plus an HxW bool mask of the
+    defects' pixels when with_mask.  n_defects: force the number of defects (None: drawn from
+    rng, ~1/5 clean, as the detector's splits are made; those render exactly as before)."""
     W, H = SIZES[int(rng.integers(0, len(SIZES)))]
     kind = SURFACE_KINDS[int(rng.integers(0, len(SURFACE_KINDS)))]
     mono = rng.random() < 0.45
     colour = np.ones(3, np.float32) if mono else random_colour(rng, kind)
-    n = n_defects_for(rng)
+    n = n_defects_for(rng) if n_defects is None else int(n_defects)
+    mask = np.zeros((H, W), bool) if with_mask else None
     if rng.random() < 0.25:
         # part on conveyor scene
         img, _ = render_belt(rng, H, W)
         pw, ph = int(W * rng.uniform(0.5, 0.9)), int(H * rng.uniform(0.55, 0.95))
-        part, alpha, defs = render_part(rng, ph, pw, kind, colour, n)
+        pmask = np.zeros((ph, pw), bool) if with_mask else None
+        part, alpha, defs = render_part(rng, ph, pw, kind, colour, n, mask=pmask)
         x, y = int(rng.integers(-pw // 4, W - pw + pw // 4)), int((H - ph) / 2 + rng.integers(-10, 11))
         composite(img, part, alpha, x, y)
+        if with_mask:
+            # the part's defect pixels, where the part is visible in the frame
+            x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + pw), min(H, y + ph)
+            if x1 > x0 and y1 > y0:
+                mask[y0:y1, x0:x1] = (pmask & (alpha > 0.5))[y0 - y:y1 - y, x0 - x:x1 - x]
         boxes = []
         for c, a0, b0, a1, b1 in defs:
             X0, Y0, X1, Y1 = a0 + x, b0 + y, a1 + x, b1 + y
@@ -441,9 +465,11 @@ def make_sample(rng):
     else:
         orient = 0.0 if rng.random() < 0.7 else 90.0
         img = render_surface(rng, H, W, kind, colour, rolling_dir=int(orient == 90.0))
-        boxes = add_defects(rng, img, (0, 0, W, H), n, orient=orient)
+        boxes = add_defects(rng, img, (0, 0, W, H), n, orient=orient, mask=mask)
     img = apply_lighting(rng, img)
     img = apply_sensor(rng, img, mono)
+    if with_mask:
+        return to_uint8_bgr(img, mono), boxes, mask
     return to_uint8_bgr(img, mono), boxes
 
 

@@ -89,6 +89,25 @@ impl LetterboxGeometry {
         }
     }
 
+    /// Geometry that stretches the frame over the whole model input (no border, aspect ratio
+    /// not kept), as anomaly models are fed (`cv2.resize` to the input size). `gain` is the
+    /// horizontal scale; boxes are not mapped back through it.
+    pub fn stretch(src_width: u32, src_height: u32, dst_width: u32, dst_height: u32) -> Self {
+        Self {
+            src_width,
+            src_height,
+            dst_width,
+            dst_height,
+            resized_width: dst_width,
+            resized_height: dst_height,
+            left: 0,
+            top: 0,
+            gain: dst_width as f64 / src_width.max(1) as f64,
+            unpad_x: 0.0,
+            unpad_y: 0.0,
+        }
+    }
+
     /// Maps a box from model-input pixels to frame pixels, clipped to the frame.
     pub fn to_source(&self, b: &BBox) -> BBox {
         let (px, py, g) = (self.unpad_x as f32, self.unpad_y as f32, self.gain as f32);

@@ -24,15 +24,17 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::inference::{self, FrameInput, InferError, MAX_TILES};
+use super::inference::{self, AnomalyOutput, FrameInput, InferError, MAX_TILES};
 use super::loaded::{self, Identity, LoadError, Loaded};
-use super::metas::{Report, attach_roi_metas, part_message};
+use super::metas::{Report, attach_roi_metas, classification, part_message};
 use super::settings::{self, Change, Settings};
 use super::slot::{BuildFn, Current, Outcome, ReportFn, Slot};
 use super::worker::{Finished, Job, Submit, Worker};
 use crate::analysis::Detection;
+use crate::analysis::classify::{self, ClassifyGeometry, ClassifyPreprocess};
 use crate::analysis::decode::{DecodeStats, MAX_CLASS_ID};
 use crate::analysis::letterbox::PixelFormat;
+use crate::analysis::task::Task;
 use crate::element::{self, lock};
 use crate::meta;
 use crate::policy::{FrameVerdict, PartKey, PartTracker, PartVerdict, Seen};
@@ -48,6 +50,7 @@ struct Carry {
     part: Option<PartKey>,
     caps_serial: u64,
     detections: Vec<Detection>,
+    anomaly: Option<Arc<AnomalyOutput>>,
     identity: Arc<Identity>,
     inference: Duration,
 }
@@ -100,6 +103,11 @@ pub struct DefectDetect {
 
 element::subclass!(DefectDetect, "GstDefectDetect", gst_base::BaseTransform);
 
+/// A frame's width and height, for boxes and anomaly regions.
+fn frame_size(info: &gst_video::VideoInfo) -> (f32, f32) {
+    (info.width() as f32, info.height() as f32)
+}
+
 impl ObjectImpl for DefectDetect {
     fn properties() -> &'static [glib::ParamSpec] {
         settings::properties()
@@ -131,7 +139,7 @@ impl ObjectImpl for DefectDetect {
 impl ElementImpl for DefectDetect {
     element::describe!(element::video_filter_pads() =>
         "Defect detector", "Filter/Analyzer/Video",
-        "Detects defects with a YOLO-style ONNX model; attaches region-of-interest metas and posts detections");
+        "Detects defects with an ONNX model (YOLO-style detector, image classifier or anomaly model); attaches region-of-interest metas, verdicts and posts detections");
 
     fn change_state(
         &self,
@@ -167,6 +175,28 @@ impl BaseTransformImpl for DefectDetect {
         let settings = lock(&self.settings).clone();
         if let Some(reason) = settings.tiling_error() {
             return Err(gst::error_msg!(gst::LibraryError::Settings, ["{reason}"]));
+        }
+        if settings.on_rois {
+            if settings.async_inference {
+                return Err(gst::error_msg!(
+                    gst::LibraryError::Settings,
+                    [
+                        "on-rois classifies on the streaming thread: it cannot be combined with async-inference"
+                    ]
+                ));
+            }
+            if let Some(identity) = self.slot.published()
+                && identity.model.task != Task::Classify
+            {
+                return Err(gst::error_msg!(
+                    gst::LibraryError::Settings,
+                    (
+                        "on-rois needs a classifier; model {} is a {} model",
+                        identity.model_id,
+                        identity.model.task
+                    )
+                ));
+            }
         }
         if let Some(interrupter) = lock(&self.interrupter).as_ref() {
             interrupter.reset();
@@ -318,6 +348,9 @@ impl BaseTransformImpl for DefectDetect {
         buffer: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = lock(&self.settings).clone();
+        if settings.on_rois {
+            return self.classify_rois(buffer);
+        }
         let started = Instant::now();
         let decided = if settings.async_inference {
             self.frame_async(buffer, &settings)?
@@ -422,10 +455,11 @@ impl DefectDetect {
                 .carry
                 .as_ref()
                 .is_some_and(|c| c.part == key && c.caps_serial == state.caps_serial);
-        let (identity, detections, inference, carried_from) = match &state.carry {
+        let (identity, detections, anomaly, inference, carried_from) = match &state.carry {
             Some(c) if carry => (
                 c.identity.clone(),
                 c.detections.clone(),
+                c.anomaly.clone(),
                 Duration::ZERO,
                 Some(c.frame),
             ),
@@ -438,17 +472,22 @@ impl DefectDetect {
                         part: key,
                         caps_serial: state.caps_serial,
                         detections: result.detections.clone(),
+                        anomaly: result.anomaly.clone(),
                         identity: identity.clone(),
                         inference: result.duration,
                     });
                 }
-                (identity, result.detections, result.duration, None)
+                (
+                    identity,
+                    result.detections,
+                    result.anomaly,
+                    result.duration,
+                    None,
+                )
             }
         };
         drop(current_guard);
-        let verdict = identity
-            .policy
-            .evaluate(&detections, |id| identity.model.class_name(id));
+        let verdict = identity.evaluate(&detections, anomaly.as_deref(), frame_size(&state.info));
         let inspected = carried_from.is_none();
         let seen = if inspected {
             Seen::Judged(verdict.verdict, verdict.counts)
@@ -517,8 +556,7 @@ impl DefectDetect {
             Some(c) => (
                 c.identity.clone(),
                 c.identity
-                    .policy
-                    .evaluate(&c.detections, |id| c.identity.model.class_name(id)),
+                    .evaluate(&c.detections, c.anomaly.as_deref(), frame_size(&state.info)),
                 c.inference,
                 Some(c.frame),
             ),
@@ -588,10 +626,11 @@ impl DefectDetect {
             match result.outcome {
                 Ok(output) => {
                     self.warn_decode(&mut state.warned, &output.stats);
-                    let identity = &output.identity;
-                    let verdict = identity
-                        .policy
-                        .evaluate(&output.detections, |id| identity.model.class_name(id));
+                    let verdict = output.identity.evaluate(
+                        &output.detections,
+                        output.anomaly.as_deref(),
+                        frame_size(&state.info),
+                    );
                     if let Some(key) = result.part {
                         state.parts.result(key, verdict.verdict, &verdict.counts);
                     }
@@ -601,6 +640,7 @@ impl DefectDetect {
                             part: result.part,
                             caps_serial: result.caps_serial,
                             detections: output.detections,
+                            anomaly: output.anomaly,
                             identity: output.identity,
                             inference: output.duration,
                         });
@@ -655,6 +695,7 @@ impl DefectDetect {
         };
         attach_roi_metas(
             buffer,
+            info.task,
             &decided.verdict.judged,
             decided.width,
             decided.height,
@@ -786,6 +827,13 @@ impl DefectDetect {
                         gst::element_imp_warning!(imp, gst::LibraryError::Settings, ("{warning}"));
                     }
                     gst::info!(CAT, imp = imp, "model generation {generation} ready");
+                    // The next frame uses it: applications (and tests) can tell when a new
+                    // policy or threshold is in force.
+                    imp.post(
+                        gst::Structure::builder(crate::meta::fields::MODEL_READY_MESSAGE)
+                            .field(crate::meta::fields::GENERATION, generation)
+                            .build(),
+                    );
                 }
                 Outcome::Failed { generation, reason } => {
                     gst::info!(CAT, imp = imp, "build {generation} failed");
@@ -803,6 +851,145 @@ impl DefectDetect {
         if self.slot.request(settings, build, report) {
             gst::debug!(CAT, imp = self, "background build requested");
         }
+    }
+
+    /// `on-rois`: classifies the crop of every `GstVideoRegionOfInterestMeta` already on the
+    /// buffer and adds a `classification` structure (`label`, `label_id`, `confidence`, and the
+    /// policy's `severity` and `decision` for that class) to it, as `gvaclassify` does. The
+    /// frame's verdict stays the upstream detector's.
+    fn classify_rois(
+        &self,
+        buffer: &mut gst::BufferRef,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut current_guard = self.slot.lock_current();
+        let mut state_guard = lock(&self.state);
+        let state = state_guard.as_mut().ok_or_else(|| {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("frames arrived before caps")
+            );
+            gst::FlowError::NotNegotiated
+        })?;
+        self.adopt(&mut current_guard, state.frame_number);
+        state.frame_number += 1;
+        let Some(current) = current_guard.as_mut() else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("no model loaded"));
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let loaded = &mut current.model;
+        let identity = loaded.identity.clone();
+        if identity.model.task != Task::Classify {
+            gst::element_imp_error!(
+                self,
+                gst::LibraryError::Settings,
+                (
+                    "on-rois needs a classifier; model {} is a {} model",
+                    identity.model_id,
+                    identity.model.task
+                )
+            );
+            return Err(gst::FlowError::Error);
+        }
+        let rects: Vec<(u32, u32, u32, u32)> = buffer
+            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .map(|m| m.rect())
+            .collect();
+        if rects.is_empty() {
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        let (width, height) = (state.info.width(), state.info.height());
+        let mut results = Vec::with_capacity(rects.len());
+        {
+            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(&*buffer, &state.info)
+                .map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    ("cannot map a {width}x{height} frame")
+                );
+                gst::FlowError::Error
+            })?;
+            let view = frame_view(&frame).map_err(|reason| {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{reason}"));
+                gst::FlowError::Error
+            })?;
+            let yuv = crate::video::yuv_matrix(&state.info);
+            let (model_w, model_h, channels) = {
+                let info = loaded.detector.info();
+                (info.width, info.height, info.channels)
+            };
+            let (mut scores, mut probabilities) = (Vec::new(), Vec::new());
+            for (x, y, w, h) in rects {
+                // Clipped to the frame; an empty crop gets no classification.
+                let (x, y) = (x.min(width), y.min(height));
+                let (w, h) = (w.min(width - x), h.min(height - y));
+                if w == 0 || h == 0 {
+                    results.push(None);
+                    continue;
+                }
+                let mut pre =
+                    ClassifyPreprocess::new(ClassifyGeometry::new(w, h, model_w, model_h));
+                let ran = pre
+                    .run(
+                        &view,
+                        state.format,
+                        yuv,
+                        (x, y),
+                        channels,
+                        loaded.detector.input_mut(),
+                    )
+                    .map_err(|e| InferError::Failed(e.to_string()))
+                    .and_then(|()| {
+                        loaded
+                            .detector
+                            .classify(&mut scores)
+                            .map_err(InferError::from)
+                    })
+                    .and_then(|()| {
+                        classify::probabilities(&scores, &mut probabilities)
+                            .map_err(|e| InferError::Failed(e.to_string()))
+                    });
+                match ran {
+                    Ok(_) => {}
+                    Err(InferError::Interrupted) => return Err(gst::FlowError::Flushing),
+                    Err(InferError::Failed(reason)) => {
+                        gst::element_imp_error!(self, gst::StreamError::Failed, ("{reason}"));
+                        return Err(gst::FlowError::Error);
+                    }
+                }
+                let (class_id, confidence) = classify::top_k(&probabilities, 1)[0];
+                let detection = Detection {
+                    bbox: crate::analysis::BBox {
+                        x1: x as f32,
+                        y1: y as f32,
+                        x2: (x + w) as f32,
+                        y2: (y + h) as f32,
+                    },
+                    confidence,
+                    class_id,
+                };
+                let judged = identity
+                    .policy
+                    .evaluate(&[detection], |id| identity.model.class_name(id))
+                    .judged[0];
+                results.push(Some(judged));
+            }
+        }
+        drop(current_guard);
+        for (mut roi, result) in buffer
+            .iter_meta_mut::<gst_video::VideoRegionOfInterestMeta>()
+            .zip(results)
+        {
+            if let Some(j) = result {
+                let label = identity.model.class_name(j.detection.class_id);
+                let mut c = classification(j.detection.class_id, &label, j.detection.confidence);
+                c.severity = Some(j.severity);
+                c.decision = Some(j.decision);
+                roi.add_param(c.to_roi_param());
+            }
+        }
+        Ok(gst::FlowSuccess::Ok)
     }
 
     /// Preprocesses the frame, runs the model and post-processes: detections in frame pixels.

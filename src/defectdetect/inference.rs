@@ -5,9 +5,14 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use super::loaded::Loaded;
+use crate::analysis::anomaly::AnomalyMap;
+use crate::analysis::classify::{self, ClassifyGeometry, ClassifyPreprocess};
 use crate::analysis::decode::DecodeStats;
 use crate::analysis::letterbox::{FrameView, Letterbox, LetterboxGeometry, PixelFormat};
+use crate::analysis::task::Task;
 use crate::analysis::{BBox, Detection, nms, tiles};
 use crate::runtime::{ModelInfo, RuntimeError};
 use crate::video::yuv_matrix;
@@ -34,6 +39,12 @@ pub(super) struct Preprocess {
     pub tiles: Vec<(u32, u32)>,
     /// Whether the detector's input tensor already holds this geometry's grey border.
     pub border_filled: bool,
+    /// Classifiers: the Ultralytics classify resize and centre crop (instead of the letterbox).
+    pub classify: Option<ClassifyPreprocess>,
+    pub yuv: crate::analysis::letterbox::YuvMatrix,
+    /// Class probabilities, reused between frames.
+    scores: Vec<f32>,
+    probabilities: Vec<f32>,
     /// Reused between frames so that steady-state detection allocates little.
     candidates: Vec<Detection>,
     /// What the plan was made for: frame size, format, tile size and overlap.
@@ -97,27 +108,54 @@ impl Preprocess {
             frame.tile_size,
             frame.tile_overlap,
         );
-        let (width, height, corners) = if tile_size > 0 {
+        // Only detectors are tiled: a classifier or an anomaly model judges the whole frame.
+        let (width, height, corners) = if tile_size > 0 && model.task == Task::Detect {
             tiles::plan(info.width(), info.height(), tile_size, tile_overlap)
         } else {
             (info.width(), info.height(), vec![(0, 0)])
         };
-        let geometry = LetterboxGeometry::new(width, height, model.width, model.height);
+        let geometry = match model.task {
+            Task::Anomaly => LetterboxGeometry::stretch(width, height, model.width, model.height),
+            _ => LetterboxGeometry::new(width, height, model.width, model.height),
+        };
+        let classify = (model.task == Task::Classify).then(|| {
+            ClassifyPreprocess::new(ClassifyGeometry::new(
+                width,
+                height,
+                model.width,
+                model.height,
+            ))
+        });
         Self {
             format,
             letterbox: Letterbox::new(geometry, format, yuv_matrix(info), model.channels),
             tiles: corners,
             border_filled: false,
+            classify,
+            yuv: yuv_matrix(info),
+            scores: Vec::new(),
+            probabilities: Vec::new(),
             candidates: Vec::with_capacity(1024),
             key: frame.key(),
         }
     }
 }
 
+/// What an anomaly model gave for a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct AnomalyOutput {
+    /// The model's image score, when it gives one.
+    pub score: Option<f32>,
+    pub map: AnomalyMap,
+}
+
 /// What one frame's inference gave.
 #[derive(Debug)]
 pub(super) struct Inference {
+    /// Detections; a classifier's top-k classes (boxes: the whole frame).
     pub detections: Vec<Detection>,
+    /// An anomaly model's map and score (its regions depend on the policy).
+    pub anomaly: Option<Arc<AnomalyOutput>>,
     /// Model runs and decoding, all tiles together.
     pub duration: Duration,
     /// Candidates the decoder dropped or changed, by reason.
@@ -130,6 +168,8 @@ pub(super) struct Thresholds {
     pub confidence: f32,
     pub iou: f32,
     pub max_detections: usize,
+    /// Classes a classifier reports.
+    pub top_k: usize,
 }
 
 /// Runs the model on every tile of the frame and merges the detections, in frame pixels;
@@ -153,6 +193,11 @@ pub(super) fn infer(
     let Loaded { detector, plan, .. } = loaded;
     let pre = plan.as_mut().expect("planned above");
     let view = frame.view;
+    match detector.info().task {
+        Task::Classify => return classify_frame(detector, pre, view, limits.top_k),
+        Task::Anomaly => return anomaly_frame(detector, pre, view),
+        Task::Detect | Task::Segment => {}
+    }
     if !pre.border_filled {
         pre.letterbox.fill_padding(detector.input_mut());
         pre.border_filled = true;
@@ -204,7 +249,92 @@ pub(super) fn infer(
     }
     Ok(Inference {
         detections: merged,
+        anomaly: None,
         duration,
+        stats,
+    })
+}
+
+/// A classifier on the whole frame: its top-k classes, each a detection covering the frame.
+fn classify_frame(
+    detector: &mut crate::runtime::Detector,
+    pre: &mut Preprocess,
+    view: &FrameView,
+    top_k: usize,
+) -> Result<Inference, InferError> {
+    let channels = detector.info().channels;
+    let classify = pre.classify.as_mut().expect("planned for a classifier");
+    classify
+        .run(
+            view,
+            pre.format,
+            pre.yuv,
+            (0, 0),
+            channels,
+            detector.input_mut(),
+        )
+        .map_err(|e| InferError::Failed(e.to_string()))?;
+    let started = Instant::now();
+    detector.classify(&mut pre.scores)?;
+    let detections = top_classes(&pre.scores, &mut pre.probabilities, top_k, view)?;
+    Ok(Inference {
+        detections,
+        anomaly: None,
+        duration: started.elapsed(),
+        stats: DecodeStats::default(),
+    })
+}
+
+/// The top-k classes of a classifier's scores as detections covering the frame.
+pub(super) fn top_classes(
+    scores: &[f32],
+    probabilities: &mut Vec<f32>,
+    top_k: usize,
+    view: &FrameView,
+) -> Result<Vec<Detection>, InferError> {
+    classify::probabilities(scores, probabilities)
+        .map_err(|e| InferError::Failed(e.to_string()))?;
+    let whole = BBox {
+        x1: 0.0,
+        y1: 0.0,
+        x2: view.width as f32,
+        y2: view.height as f32,
+    };
+    Ok(classify::top_k(probabilities, top_k)
+        .into_iter()
+        .map(|(class_id, confidence)| Detection {
+            bbox: whole,
+            confidence,
+            class_id,
+        })
+        .collect())
+}
+
+/// An anomaly model on the whole frame (stretched to its input): its map and score.
+fn anomaly_frame(
+    detector: &mut crate::runtime::Detector,
+    pre: &mut Preprocess,
+    view: &FrameView,
+) -> Result<Inference, InferError> {
+    pre.letterbox
+        .run(view, detector.input_mut())
+        .map_err(|e| InferError::Failed(e.to_string()))?;
+    let started = Instant::now();
+    let (score, map) = detector.anomaly()?;
+    let non_finite = map.non_finite();
+    if non_finite == map.data.len() {
+        return Err(InferError::Failed(format!(
+            "the anomaly map holds no finite score ({non_finite} NaN or infinite values)"
+        )));
+    }
+    let stats = DecodeStats {
+        non_finite,
+        ..Default::default()
+    };
+    Ok(Inference {
+        detections: Vec::new(),
+        anomaly: Some(Arc::new(AnomalyOutput { score, map })),
+        duration: started.elapsed(),
         stats,
     })
 }

@@ -6,11 +6,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::inference::Preprocess;
+use super::inference::{AnomalyOutput, Preprocess};
 use super::settings::Settings;
 use super::slot::SlotModel;
+use crate::analysis::Detection;
+use crate::analysis::task::Task;
 use crate::meta::ModelInfoMeta;
-use crate::policy::{Policy, parse_policy};
+use crate::policy::{AnomalyThresholds, FrameVerdict, Policy, parse_policy};
 use crate::runtime::{Detector, ModelInfo, RuntimeError};
 
 /// Policy files are read up to this size.
@@ -25,20 +27,50 @@ pub(super) struct Identity {
     pub model_id: String,
     /// SHA-256 of the policy file, when there is one.
     pub policy_sha256: Option<String>,
+    /// An anomaly model's thresholds in force (the policy's, else the model's).
+    pub anomaly_thresholds: Option<AnomalyThresholds>,
 }
 
 impl Identity {
+    /// Judges a frame's result (detections, classes, or an anomaly map) by the policy, on a
+    /// `width` x `height` frame.
+    pub fn evaluate(
+        &self,
+        detections: &[Detection],
+        anomaly: Option<&AnomalyOutput>,
+        frame: (f32, f32),
+    ) -> FrameVerdict {
+        match (anomaly, self.anomaly_thresholds) {
+            (Some(output), Some(thresholds)) => {
+                self.policy
+                    .evaluate_anomaly(thresholds, output.score, &output.map, frame, 0)
+            }
+            _ => self
+                .policy
+                .evaluate(detections, |id| self.model.class_name(id)),
+        }
+    }
+
     /// What the `model-info` property says.
     pub fn describe(&self) -> gst::Structure {
         let info = &self.model;
+        let output_layout = match (info.task, self.anomaly_thresholds) {
+            (Task::Detect, _) => info.layout.to_string(),
+            (Task::Anomaly, Some(t)) => format!(
+                "anomaly map, image threshold {}, pixel threshold {}",
+                t.image, t.pixel
+            ),
+            (task, _) => task.to_string(),
+        };
         ModelInfoMeta {
+            task: info.task.to_string(),
             model_id: self.model_id.clone(),
             input_name: info.input_name.clone(),
             channels: info.channels as u32,
             width: info.width,
             height: info.height,
             output_shape: info.output_shape.clone(),
-            output_layout: info.layout.to_string(),
+            output_layout,
             classes: info.names.clone(),
             provider: info.provider.to_string(),
         }
@@ -97,11 +129,24 @@ pub(super) fn build(
         warnings.extend(problems.warnings.into_iter().map(|w| format!("policy {w}")));
     }
     let model = detector.info().clone();
+    let anomaly_thresholds = if model.task == Task::Anomaly {
+        let (image, pixel) = model.anomaly_thresholds;
+        Some(policy.anomaly.thresholds(image, pixel).map_err(|missing| {
+            LoadError::Policy(format!(
+                "model {} gives no {missing} (no `{}` metadata, no Anomalib post-processor): set {missing} in the policy's [anomaly] section",
+                model.path.display(),
+                missing.replace('-', "_")
+            ))
+        })?)
+    } else {
+        None
+    };
     let identity = Arc::new(Identity {
         model_id: model.model_id(),
         model,
         policy,
         policy_sha256,
+        anomaly_thresholds,
     });
     Ok((
         Loaded {

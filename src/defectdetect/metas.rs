@@ -4,8 +4,10 @@
 //! `defect-detections` and `defect-verdict` messages, and the `defect-part-verdict` message
 //! and event.
 
+use crate::analysis::task::Task;
 use crate::meta::{
-    DetectionParams, DetectionsMessage, ModelRef, PartVerdictMeta, Reason, VerdictMeta,
+    Classification, DetectionParams, DetectionsMessage, ModelRef, PartVerdictMeta, Reason,
+    VerdictMeta,
 };
 use crate::policy::{FrameVerdict, Judged, PartVerdict};
 use crate::runtime::ModelInfo;
@@ -42,6 +44,7 @@ impl Report<'_> {
         running_time: Option<gst::ClockTime>,
     ) -> gst::Structure {
         DetectionsMessage {
+            task: self.model.task.as_str().to_string(),
             frame: self.frame_number,
             pts: buffer.pts(),
             running_time,
@@ -57,6 +60,8 @@ impl Report<'_> {
 
     fn verdict_meta(&self) -> VerdictMeta {
         VerdictMeta {
+            task: self.model.task.as_str().to_string(),
+            anomaly_score: self.verdict.anomaly_score.map(f64::from),
             verdict: self.verdict.verdict,
             shadow: self.shadow,
             part_id: self.part_id.map(str::to_string),
@@ -106,6 +111,8 @@ impl Report<'_> {
 fn reason(j: &Judged, class_name: &dyn Fn(usize) -> String) -> Reason {
     let d = &j.detection;
     Reason {
+        peak_score: j.scores.map(|s| s[0] as f64),
+        mean_score: j.scores.map(|s| s[1] as f64),
         label_id: d.class_id as u32,
         label: class_name(d.class_id),
         confidence: d.confidence as f64,
@@ -135,9 +142,12 @@ pub(super) fn part_message(part: &PartVerdict, shadow: bool, model_id: &str) -> 
 }
 
 /// One `GstVideoRegionOfInterestMeta` a detection, with the DL Streamer `detection`
-/// parameters plus the policy's `severity` and `decision`.
+/// parameters plus the policy's `severity` and `decision`; an anomaly region's also carry
+/// `peak_score` and `mean_score`; a classifier's classes (whole-frame ROIs) also carry a
+/// `classification` structure (`label`, `label_id`, `confidence`), as `gvaclassify` adds.
 pub(super) fn attach_roi_metas(
     buffer: &mut gst::BufferRef,
+    task: Task,
     judged: &[Judged],
     width: f32,
     height: f32,
@@ -152,6 +162,8 @@ pub(super) fn attach_roi_metas(
             b.height().round() as u32,
         );
         let params = DetectionParams {
+            peak_score: j.scores.map(|s| s[0] as f64),
+            mean_score: j.scores.map(|s| s[1] as f64),
             label_id: d.class_id as u32,
             label: class_name(d.class_id),
             confidence: d.confidence as f64,
@@ -163,6 +175,23 @@ pub(super) fn attach_roi_metas(
             decision: Some(j.decision),
         };
         // Ids 0..n-1 let bindings without meta iteration fetch every ROI by id.
-        params.attach(buffer, id as i32, rect);
+        let mut roi = gst_video::VideoRegionOfInterestMeta::add(buffer, &params.label, rect);
+        roi.set_id(id as i32);
+        if task == Task::Classify {
+            roi.add_param(classification(d.class_id, &params.label, d.confidence).to_roi_param());
+        }
+        roi.add_param(params.to_roi_param());
+    }
+}
+
+/// The `classification` parameters `gvaclassify` attaches to a region (the policy's judgement
+/// is added where the class has one).
+pub(super) fn classification(class_id: usize, label: &str, confidence: f32) -> Classification {
+    Classification {
+        label_id: class_id as u32,
+        label: label.to_string(),
+        confidence: confidence as f64,
+        severity: None,
+        decision: None,
     }
 }

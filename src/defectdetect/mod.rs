@@ -17,6 +17,13 @@
  * The output layout (YOLOv8/YOLO11 `[1, 4+nc, N]`, YOLOv5 `[1, N, 5+nc]`, end-to-end
  * `[1, K, 6]`) is recognised from the output shape; class-wise NMS follows.
  *
+ * Classifiers (`[1, nc]` output, Ultralytics classify preprocessing: shortest side resized,
+ * centre crop) attach their `top-k` classes as whole-frame ROIs with a `classification`
+ * structure; anomaly models (`[1, 1, h, w]` map, optional image score; ours and Anomalib's)
+ * attach the regions above the policy's pixel threshold as `anomaly` ROIs with `peak_score`
+ * and `mean_score`. The task comes from the model's `task` metadata or outputs, or the
+ * `task` property; the policy judges every task (`good` classes, an `[anomaly]` section).
+ *
  * The model is loaded in the NULL to READY state change: a missing or invalid model, a model
  * input larger than `max-input-pixels`, an output the element cannot decode, a policy with an
  * error or an ONNX Runtime library that cannot be loaded is an error there, naming the file
@@ -30,10 +37,12 @@
  * `async-inference` a part's verdict waits for the results of its frames and is never PASS
  * for a part the model did not see.
  *
- * ## Example launch line
+ * ## Example launch lines
  * |[
  * gst-launch-1.0 filesrc location=line.mp4 ! decodebin ! videoconvert ! \
  *     defectdetect model=models/surface-defects.onnx conf-threshold=0.3 ! fakesink
+ * gst-launch-1.0 filesrc location=line.mp4 ! decodebin ! videoconvert ! \
+ *     defectdetect model=models/surface-anomaly.onnx policy=anomaly.toml ! fakesink
  * ]|
  *
  * Since: plugins-defect-0.1.0
@@ -77,6 +86,31 @@ pub enum Layout {
         nick = "end2end"
     )]
     End2end = 3,
+}
+
+/// What the model does.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstDefectTask")]
+pub enum TaskChoice {
+    #[default]
+    #[enum_value(
+        name = "Auto: the model's `task` metadata, else recognised from its outputs",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(name = "Detection: boxes (YOLO layouts)", nick = "detect")]
+    Detect = 1,
+    #[enum_value(
+        name = "Classification: [1, nc] scores of the whole frame",
+        nick = "classify"
+    )]
+    Classify = 2,
+    #[enum_value(
+        name = "Anomaly detection: an anomaly map [1, 1, h, w] and optionally an image score",
+        nick = "anomaly"
+    )]
+    Anomaly = 3,
 }
 
 /// Where ONNX Runtime runs the model.
@@ -146,6 +180,7 @@ pub enum Precision {
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Layout::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    TaskChoice::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     OpenvinoDevice::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Precision::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());

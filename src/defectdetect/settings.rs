@@ -8,8 +8,9 @@ use gst::glib;
 use gst::prelude::*;
 
 use super::inference::Thresholds;
-use super::{ExecutionProvider, Layout, OpenvinoDevice, Precision};
+use super::{ExecutionProvider, Layout, OpenvinoDevice, Precision, TaskChoice};
 use crate::analysis::decode::OutputLayout;
+use crate::analysis::task::Task;
 use crate::runtime::Precision as RuntimePrecision;
 use crate::runtime::{DEFAULT_MAX_INPUT_PIXELS, DetectorOptions, OpenVinoDevice, Provider};
 
@@ -29,6 +30,9 @@ pub(super) struct Settings {
     pub iou_threshold: f64,
     pub max_detections: u32,
     pub layout: Layout,
+    pub task: TaskChoice,
+    pub top_k: u32,
+    pub on_rois: bool,
     pub execution_provider: ExecutionProvider,
     pub threads: u32,
     pub spin: bool,
@@ -54,6 +58,9 @@ impl Default for Settings {
             iou_threshold: DEFAULT_IOU_THRESHOLD,
             max_detections: DEFAULT_MAX_DETECTIONS,
             layout: Layout::Auto,
+            task: TaskChoice::Auto,
+            top_k: 1,
+            on_rois: false,
             execution_provider: ExecutionProvider::Auto,
             threads: 0,
             spin: DEFAULT_SPIN,
@@ -78,6 +85,7 @@ impl Settings {
             confidence: self.conf_threshold as f32,
             iou: self.iou_threshold as f32,
             max_detections: self.max_detections as usize,
+            top_k: self.top_k as usize,
         }
     }
 
@@ -90,6 +98,12 @@ impl Settings {
                 Layout::Yolov8 => Some(OutputLayout::YoloV8),
                 Layout::Yolov5 => Some(OutputLayout::YoloV5),
                 Layout::End2end => Some(OutputLayout::EndToEnd),
+            },
+            task: match self.task {
+                TaskChoice::Auto => None,
+                TaskChoice::Detect => Some(Task::Detect),
+                TaskChoice::Classify => Some(Task::Classify),
+                TaskChoice::Anomaly => Some(Task::Anomaly),
             },
             provider: match self.execution_provider {
                 ExecutionProvider::Auto => Provider::Auto,
@@ -144,6 +158,9 @@ impl Settings {
             "iou-threshold" => self.iou_threshold = get_f64(value),
             "max-detections" => self.max_detections = get(),
             "layout" => self.layout = value.get().expect("type checked upstream"),
+            crate::meta::fields::TASK => self.task = value.get().expect("type checked upstream"),
+            "top-k" => self.top_k = get(),
+            "on-rois" => self.on_rois = value.get().expect("type checked upstream"),
             "execution-provider" => {
                 self.execution_provider = value.get().expect("type checked upstream")
             }
@@ -175,6 +192,9 @@ impl Settings {
             "iou-threshold" => self.iou_threshold.to_value(),
             "max-detections" => self.max_detections.to_value(),
             "layout" => self.layout.to_value(),
+            crate::meta::fields::TASK => self.task.to_value(),
+            "top-k" => self.top_k.to_value(),
+            "on-rois" => self.on_rois.to_value(),
             "execution-provider" => self.execution_provider.to_value(),
             "threads" => self.threads.to_value(),
             "spin" => self.spin.to_value(),
@@ -227,7 +247,7 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
             glib::ParamSpecString::builder("model")
                 .nick("Model")
                 .blurb(
-                    "Path to the ONNX detector (YOLOv8/YOLO11, YOLOv5 or end-to-end output); loaded in NULL to READY. \
+                    "Path to the ONNX model: a detector (YOLOv8/YOLO11, YOLOv5 or end-to-end output), a classifier or an anomaly model; loaded in NULL to READY. \
                      Set while running, it loads in the background and takes over at a frame boundary; a model that \
                      fails to load keeps the current one and posts a warning",
                 )
@@ -265,6 +285,36 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
             glib::ParamSpecEnum::builder_with_default("layout", Layout::Auto)
                 .nick("Output layout")
                 .blurb("Layout of the model's output tensor; auto recognises it from the shape")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default(crate::meta::fields::TASK, TaskChoice::Auto)
+                .nick("Task")
+                .blurb(
+                    "What the model does: detect (boxes), classify (whole-frame classes) or anomaly (an anomaly \
+                     map). auto reads the model's `task` metadata, else recognises the outputs",
+                )
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("top-k")
+                .nick("Top k")
+                .blurb(
+                    "Classifiers: how many of the most probable classes are attached to the frame and judged by \
+                     the policy",
+                )
+                .minimum(1)
+                .maximum(1000)
+                .default_value(1)
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecBoolean::builder("on-rois")
+                .nick("Classify regions")
+                .blurb(
+                    "Classifiers: classify the crop of every region-of-interest meta already on the buffer (from \
+                     an upstream defectdetect) and add a `classification` structure (label, label_id, confidence, \
+                     the policy's severity and decision) to it, as gvaclassify does, instead of the whole frame. \
+                     The frame's verdict stays the upstream element's; not with async-inference",
+                )
+                .default_value(false)
                 .mutable_ready()
                 .build(),
             glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)

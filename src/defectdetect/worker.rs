@@ -52,6 +52,7 @@ pub(super) struct Finished {
 /// What the model gave for a frame.
 pub(super) struct Output {
     pub detections: Vec<Detection>,
+    pub anomaly: Option<Arc<super::inference::AnomalyOutput>>,
     pub duration: Duration,
     pub stats: DecodeStats,
     /// The model and policy that made it.
@@ -198,6 +199,7 @@ fn infer_job(imp: &super::imp::DefectDetect, job: &Job) -> Result<Output, InferE
     let result = inference::infer(loaded, &input, job.thresholds)?;
     Ok(Output {
         detections: result.detections,
+        anomaly: result.anomaly,
         duration: result.duration,
         stats: result.stats,
         identity: loaded.identity.clone(),

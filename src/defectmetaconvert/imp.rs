@@ -9,10 +9,10 @@ use gst::subclass::prelude::*;
 
 use crate::element::MetaProblems;
 use crate::element::{self, lock};
-use crate::meta::{DetectionParams, PartVerdictMeta, VerdictMeta};
+use crate::meta::{Classification, DetectionParams, PartVerdictMeta, VerdictMeta};
 use crate::records::{
-    self, DetectionRecord, FrameRecord, Latency, ModelRef, PartRecord, SCHEMA_VERSION,
-    SeverityCounts,
+    self, ClassificationRecord, DetectionRecord, FrameRecord, Latency, ModelRef, PartRecord,
+    SCHEMA_VERSION, SeverityCounts,
 };
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -188,7 +188,16 @@ impl DefectMetaConvert {
                     None => None,
                     Some(read) => Some(self.problems.check(&*self.obj(), *CAT, read)?),
                 };
-                Some(detection_record(&roi, params, width, height))
+                // A malformed classification is said (once) and left out of the record.
+                let classification = Classification::of_roi(&roi)
+                    .and_then(|read| self.problems.check(&*self.obj(), *CAT, read));
+                Some(detection_record(
+                    &roi,
+                    params,
+                    classification,
+                    width,
+                    height,
+                ))
             })
             .collect();
         let mut record = FrameRecord {
@@ -206,6 +215,8 @@ impl DefectMetaConvert {
                 sha256: v.model.sha256.clone(),
             }),
             policy_sha256: v.as_ref().and_then(|v| v.policy_sha256.clone()),
+            task: v.as_ref().map(|v| v.task.clone()).filter(|t| !t.is_empty()),
+            anomaly_score: v.as_ref().and_then(|v| v.anomaly_score),
             detections,
             verdict: v.as_ref().map(|v| v.verdict.as_str().to_string()),
             inspected: v.as_ref().map(|v| v.inspected),
@@ -257,6 +268,7 @@ fn counts([critical, major, minor, cosmetic]: crate::policy::SeverityCounts) -> 
 fn detection_record(
     roi: &gst_video::VideoRegionOfInterestMeta,
     params: Option<DetectionParams>,
+    classification: Option<Classification>,
     width: u32,
     height: u32,
 ) -> DetectionRecord {
@@ -288,5 +300,14 @@ fn detection_record(
         confidence: params.as_ref().map_or(0.0, |p| p.confidence),
         area: (bbox[2] - bbox[0]).max(0.0) * (bbox[3] - bbox[1]).max(0.0),
         bbox,
+        peak_score: params.as_ref().and_then(|p| p.peak_score),
+        mean_score: params.as_ref().and_then(|p| p.mean_score),
+        classification: classification.map(|c| ClassificationRecord {
+            class_id: c.label_id,
+            class_name: c.label,
+            confidence: c.confidence,
+            severity: c.severity.map(|s| s.as_str().to_string()),
+            decision: c.decision.map(|d| d.as_str().to_string()),
+        }),
     }
 }

@@ -21,6 +21,9 @@ pub struct DetectionParams {
     /// The policy's judgement; absent on ROIs of other elements (DL Streamer's).
     pub severity: Option<Severity>,
     pub decision: Option<Decision>,
+    /// An anomaly region's peak and mean score.
+    pub peak_score: Option<f64>,
+    pub mean_score: Option<f64>,
 }
 
 impl DetectionParams {
@@ -42,6 +45,8 @@ impl DetectionParams {
             .field(f::ROI_Y_MAX, self.y_max)
             .field_if_some(f::SEVERITY, self.severity.map(Severity::as_str))
             .field_if_some(f::DECISION, self.decision.map(Decision::as_str))
+            .field_if_some(f::ROI_PEAK_SCORE, self.peak_score)
+            .field_if_some(f::ROI_MEAN_SCORE, self.mean_score)
             .build()
     }
 
@@ -59,6 +64,8 @@ impl DetectionParams {
             y_max: r.required(f::ROI_Y_MAX)?,
             severity: r.optional_named(f::SEVERITY, Severity::parse)?,
             decision: r.optional_named(f::DECISION, Decision::parse)?,
+            peak_score: r.optional(f::ROI_PEAK_SCORE)?,
+            mean_score: r.optional(f::ROI_MEAN_SCORE)?,
         })
     }
 
@@ -89,6 +96,9 @@ pub struct Reason {
     pub y_max: f64,
     pub severity: Severity,
     pub decision: Decision,
+    /// An anomaly region's peak and mean score.
+    pub peak_score: Option<f64>,
+    pub mean_score: Option<f64>,
 }
 
 impl Reason {
@@ -105,6 +115,8 @@ impl Reason {
             .field(f::Y_MIN, self.y_min)
             .field(f::X_MAX, self.x_max)
             .field(f::Y_MAX, self.y_max)
+            .field_if_some(f::PEAK_SCORE, self.peak_score)
+            .field_if_some(f::MEAN_SCORE, self.mean_score)
             .build()
     }
 
@@ -120,6 +132,8 @@ impl Reason {
             y_max: r.required(f::Y_MAX)?,
             severity: r.named(f::SEVERITY, Severity::parse)?,
             decision: r.named(f::DECISION, Decision::parse)?,
+            peak_score: r.optional(f::PEAK_SCORE)?,
+            mean_score: r.optional(f::MEAN_SCORE)?,
         })
     }
 }
@@ -127,6 +141,8 @@ impl Reason {
 /// The `defect-detections` element message: every detection of a frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectionsMessage {
+    /// The model's task (`detect`, `classify`, `anomaly`); empty when the sender said none.
+    pub task: String,
     pub frame: u64,
     pub pts: Option<gst::ClockTime>,
     pub running_time: Option<gst::ClockTime>,
@@ -136,6 +152,7 @@ pub struct DetectionsMessage {
 impl DetectionsMessage {
     pub fn to_structure(&self) -> gst::Structure {
         gst::Structure::builder(f::DETECTIONS_MESSAGE)
+            .field(f::TASK, &self.task)
             .field(f::FRAME, self.frame)
             .field(f::PTS, self.pts)
             .field(f::RUNNING_TIME, self.running_time)
@@ -151,6 +168,7 @@ impl DetectionsMessage {
         (s.name() == f::DETECTIONS_MESSAGE).then(|| {
             let r = Reader::new(s);
             Ok(Self {
+                task: r.optional(f::TASK)?.unwrap_or_default(),
                 frame: r.required(f::FRAME)?,
                 pts: r.optional::<Option<gst::ClockTime>>(f::PTS)?.flatten(),
                 running_time: r
@@ -159,5 +177,46 @@ impl DetectionsMessage {
                 detections: r.structures(f::DETECTIONS, Reason::from_structure)?,
             })
         })
+    }
+}
+
+/// The `classification` parameter structure a classifier attaches to a region (as
+/// `gvaclassify` does), with the policy's judgement of that class where it has one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classification {
+    pub label_id: u32,
+    pub label: String,
+    pub confidence: f64,
+    pub severity: Option<Severity>,
+    pub decision: Option<Decision>,
+}
+
+impl Classification {
+    pub fn to_roi_param(&self) -> gst::Structure {
+        gst::Structure::builder(f::CLASSIFICATION)
+            .field(f::LABEL, &self.label)
+            .field(f::ROI_LABEL_ID, self.label_id as i32)
+            .field(f::CONFIDENCE, self.confidence)
+            .field_if_some(f::SEVERITY, self.severity.map(Severity::as_str))
+            .field_if_some(f::DECISION, self.decision.map(Decision::as_str))
+            .build()
+    }
+
+    pub fn from_roi_param(s: &gst::StructureRef) -> Result<Self, MetaError> {
+        let r = Reader::new(s);
+        let label_id: i32 = r.required(f::ROI_LABEL_ID)?;
+        Ok(Self {
+            label_id: u32::try_from(label_id)
+                .map_err(|_| r.error(f::ROI_LABEL_ID, format!("is negative ({label_id})")))?,
+            label: r.required(f::LABEL)?,
+            confidence: r.required(f::CONFIDENCE)?,
+            severity: r.optional_named(f::SEVERITY, Severity::parse)?,
+            decision: r.optional_named(f::DECISION, Decision::parse)?,
+        })
+    }
+
+    /// The `classification` parameters of an ROI meta: None when it has none.
+    pub fn of_roi(roi: &gst_video::VideoRegionOfInterestMeta) -> Option<Result<Self, MetaError>> {
+        roi.param(f::CLASSIFICATION).map(Self::from_roi_param)
     }
 }

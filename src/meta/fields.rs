@@ -13,6 +13,10 @@ pub const DETECTIONS_MESSAGE: &str = "defect-detections";
 pub const VERDICT_MESSAGE: &str = "defect-verdict";
 pub const PART_VERDICT: &str = "defect-part-verdict";
 pub const MODEL_INFO: &str = "model-info";
+/// Posted when a reloaded model or policy is in force (the next frame uses it).
+pub const MODEL_READY_MESSAGE: &str = "defect-model-ready";
+pub const GENERATION: &str = "generation";
+pub const CLASSIFICATION: &str = "classification";
 
 // The ROI meta's `detection` parameters (DL Streamer's names, normalised box).
 pub const ROI_LABEL_ID: &str = "label_id";
@@ -20,6 +24,8 @@ pub const ROI_X_MIN: &str = "x_min";
 pub const ROI_Y_MIN: &str = "y_min";
 pub const ROI_X_MAX: &str = "x_max";
 pub const ROI_Y_MAX: &str = "y_max";
+pub const ROI_PEAK_SCORE: &str = "peak_score";
+pub const ROI_MEAN_SCORE: &str = "mean_score";
 
 // A detection or reason of the verdict and the messages (pixels).
 pub const LABEL_ID: &str = "label-id";
@@ -31,9 +37,13 @@ pub const X_MAX: &str = "x-max";
 pub const Y_MAX: &str = "y-max";
 pub const SEVERITY: &str = "severity";
 pub const DECISION: &str = "decision";
+pub const PEAK_SCORE: &str = "peak-score";
+pub const MEAN_SCORE: &str = "mean-score";
 
 // The verdict meta and message, the part verdict.
 pub const VERDICT: &str = "verdict";
+pub const TASK: &str = "task";
+pub const ANOMALY_SCORE: &str = "anomaly-score";
 pub const SHADOW: &str = "shadow";
 pub const PART_ID: &str = "part-id";
 pub const FRAME: &str = "frame";

@@ -35,7 +35,7 @@ mod structure;
 mod values;
 mod verdict;
 
-pub use detection::{DetectionParams, DetectionsMessage, Reason};
+pub use detection::{Classification, DetectionParams, DetectionsMessage, Reason};
 pub use fields::{PART_EVENT, PART_META, VERDICT_META};
 pub use model_info::ModelInfoMeta;
 pub use reject::{RejectMessage, RejectMissedMessage};
@@ -112,6 +112,8 @@ mod tests {
 
     fn verdict() -> VerdictMeta {
         VerdictMeta {
+            task: String::new(),
+            anomaly_score: None,
             verdict: Verdict::Fail,
             shadow: true,
             part_id: Some("p-7".into()),
@@ -131,6 +133,8 @@ mod tests {
             inference_ms: 4.5,
             total_ms: 6.0,
             reasons: vec![Reason {
+                peak_score: None,
+                mean_score: None,
                 label_id: 2,
                 label: "dent".into(),
                 confidence: 0.75,
@@ -173,6 +177,8 @@ mod tests {
             Some(Ok(part))
         );
         let detection = DetectionParams {
+            peak_score: None,
+            mean_score: None,
             label_id: 4,
             label: "scratch".into(),
             confidence: 0.5,
@@ -189,6 +195,7 @@ mod tests {
             Ok(detection)
         );
         let message = DetectionsMessage {
+            task: String::new(),
             frame: 5,
             pts: Some(gst::ClockTime::from_mseconds(200)),
             running_time: None,
@@ -199,6 +206,7 @@ mod tests {
             Some(Ok(message))
         );
         let info = ModelInfoMeta {
+            task: String::new(),
             model_id: "m:1:abc".into(),
             input_name: "images".into(),
             channels: 3,

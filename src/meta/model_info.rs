@@ -9,6 +9,8 @@ use super::structure::{MetaError, Reader};
 pub struct ModelInfoMeta {
     /// `name:version:sha256-prefix`, the id verdicts carry.
     pub model_id: String,
+    /// `detect`, `classify` or `anomaly`.
+    pub task: String,
     pub input_name: String,
     /// 3 (RGB) or 1 (grey).
     pub channels: u32,
@@ -27,6 +29,7 @@ impl ModelInfoMeta {
     pub fn to_structure(&self) -> gst::Structure {
         gst::Structure::builder(f::MODEL_INFO)
             .field(f::MODEL_ID, &self.model_id)
+            .field(f::TASK, &self.task)
             .field(f::INPUT_NAME, &self.input_name)
             .field(f::CHANNELS, self.channels)
             .field(f::WIDTH, self.width)
@@ -54,6 +57,7 @@ impl ModelInfoMeta {
         }
         Ok(Self {
             model_id: r.required(f::MODEL_ID)?,
+            task: r.optional(f::TASK)?.unwrap_or_default(),
             input_name: r.required(f::INPUT_NAME)?,
             channels: r.required(f::CHANNELS)?,
             width: r.required(f::WIDTH)?,

@@ -21,6 +21,10 @@ pub struct ModelRef {
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerdictMeta {
     pub verdict: Verdict,
+    /// The model's task (`detect`, `classify`, `anomaly`); empty when the sender said none.
+    pub task: String,
+    /// An anomaly model's image score.
+    pub anomaly_score: Option<f64>,
     pub shadow: bool,
     pub part_id: Option<String>,
     pub frame: u64,
@@ -66,6 +70,8 @@ impl VerdictMeta {
     fn fields(&self, builder: gst::structure::Builder) -> gst::structure::Builder {
         let builder = builder
             .field(f::VERDICT, self.verdict.as_str())
+            .field(f::TASK, &self.task)
+            .field_if_some(f::ANOMALY_SCORE, self.anomaly_score)
             .field(f::SHADOW, self.shadow)
             .field_if_some(f::PART_ID, self.part_id.as_deref())
             .field(f::FRAME, self.frame)
@@ -111,6 +117,8 @@ impl VerdictMeta {
         let r = Reader::new(s);
         let meta = Self {
             verdict: r.named(f::VERDICT, Verdict::parse)?,
+            task: r.optional(f::TASK)?.unwrap_or_default(),
+            anomaly_score: r.optional(f::ANOMALY_SCORE)?,
             shadow: r.required(f::SHADOW)?,
             part_id: r.optional(f::PART_ID)?,
             frame: r.required(f::FRAME)?,

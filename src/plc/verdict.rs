@@ -102,6 +102,8 @@ mod tests {
 
     fn reason(label: &str) -> Reason {
         Reason {
+            peak_score: None,
+            mean_score: None,
             label_id: 0,
             label: label.into(),
             confidence: 0.9,
@@ -119,6 +121,8 @@ mod tests {
         init();
         let mut buffer = gst::Buffer::with_size(4).unwrap();
         VerdictMeta {
+            task: String::new(),
+            anomaly_score: None,
             verdict: Verdict::Fail,
             shadow: true,
             part_id: Some("7".into()),

@@ -17,10 +17,12 @@
 //! judged is [`Verdict::Unknown`], never PASS (see [`parts`] for how a part's verdict waits for
 //! the results of its frames).
 
+mod anomaly;
 mod parse;
 mod parts;
 mod shape;
 
+pub use anomaly::{AnomalyRule, AnomalyThresholds};
 pub use parse::{PolicyError, parse_policy};
 pub use parts::{PartKey, PartTracker, PartVerdict, Seen};
 pub use shape::Shape;
@@ -40,6 +42,8 @@ pub struct ClassRule {
     pub min_area_px: f32,
     /// `[low, high)`; `high` never exceeds `min_confidence`.
     pub review_band: Option<(f32, f32)>,
+    /// A good class (a classifier's `ok`): never fails nor goes to review, never counted.
+    pub good: bool,
 }
 
 impl Default for ClassRule {
@@ -50,6 +54,7 @@ impl Default for ClassRule {
             severity: Severity::Major,
             min_area_px: 0.0,
             review_band: None,
+            good: false,
         }
     }
 }
@@ -61,6 +66,8 @@ pub struct Judged {
     pub severity: Severity,
     pub decision: Decision,
     pub area_px: f32,
+    /// Peak and mean score of an anomaly region (in the model's units).
+    pub scores: Option<[f32; 2]>,
 }
 
 /// Counts of detections by severity, worst first (critical, major, minor, cosmetic).
@@ -70,6 +77,8 @@ pub type SeverityCounts = [u32; 4];
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FrameVerdict {
     pub verdict: Verdict,
+    /// The image score of an anomaly model's frame.
+    pub anomaly_score: Option<f32>,
     pub judged: Vec<Judged>,
     /// Counts of detections at or above their class threshold, inside the region, not
     /// masked and large enough.
@@ -118,6 +127,8 @@ pub struct Policy {
     pub region: Option<Shape>,
     pub ignore: Vec<Shape>,
     pub pixels_per_mm: Option<f32>,
+    /// The `[anomaly]` section: thresholds and regions of anomaly models.
+    pub anomaly: AnomalyRule,
     /// Line of each class's table in the file, for errors found once the model is known.
     pub class_lines: BTreeMap<String, usize>,
     /// Where the shapes are in the file, for problems found once the frame size is known.
@@ -132,6 +143,8 @@ pub struct PolicySource {
     pub region_line: usize,
     /// Line of each `[[ignore]]` table, in order.
     pub ignore_lines: Vec<usize>,
+    /// Line of the `[anomaly]` table (0 without one).
+    pub anomaly_line: usize,
 }
 
 impl Policy {
@@ -218,6 +231,7 @@ impl Policy {
             let rule = self.rule(&class_name(detection.class_id));
             let judged = self.judge(detection, rule);
             if matches!(judged.decision, Decision::Fail | Decision::Accept)
+                && !rule.good
                 && detection.confidence >= rule.min_confidence
             {
                 result.counts[judged.severity.index()] += 1;
@@ -259,6 +273,8 @@ impl Policy {
             placement
         } else if area_px < rule.min_area_px {
             Decision::TooSmall
+        } else if rule.good {
+            Decision::Accept
         } else if confidence >= rule.min_confidence && self.fail_severities.contains(&rule.severity)
         {
             Decision::Fail
@@ -275,6 +291,7 @@ impl Policy {
             severity: rule.severity,
             decision,
             area_px,
+            scores: None,
         }
     }
 }
@@ -321,8 +338,28 @@ impl Policy {
             if let Some((low, high)) = r.review_band {
                 text += &format!("review-band = [{low:?}, {high:?}]\n");
             }
+            if r.good {
+                text += "good = true\n";
+            }
             text
         };
+        if self.anomaly != AnomalyRule::default() {
+            let a = &self.anomaly;
+            out += "\n[anomaly]\n";
+            if let Some(t) = a.image_threshold {
+                out += &format!("image-threshold = {t:?}\n");
+            }
+            if let Some(t) = a.pixel_threshold {
+                out += &format!("pixel-threshold = {t:?}\n");
+            }
+            out += &format!(
+                "min-area = {:?}\nseverity = \"{}\"\n",
+                a.min_area_px, a.severity
+            );
+            if let Some((low, high)) = a.review_band {
+                out += &format!("review-band = [{low:?}, {high:?}]\n");
+            }
+        }
         out += &format!("\n[default]\n{}", rule(&self.default_rule));
         for (name, r) in &self.classes {
             // A TOML string value is a valid quoted key, whatever the name holds.

@@ -19,6 +19,16 @@
 //! severity = "major"                        # critical, major, minor or cosmetic
 //! min-area = 150                            # px²; or min-area-mm2 = 2.5
 //! review-band = [0.3, 0.5]                  # REVIEW for confidence in [0.3, 0.5)
+//!
+//! [classes.ok]                              # a classifier's good class: never fails, never
+//! good = true                               # counted, whatever its confidence
+//!
+//! [anomaly]                                 # anomaly models (scores in the model's units)
+//! image-threshold = 0.5                     # FAIL at or above this image score
+//! pixel-threshold = 0.5                     # regions: map cells at or above this
+//! min-area = 100                            # px² (frame pixels); or min-area-mm2
+//! severity = "major"
+//! review-band = [0.4, 0.5]                  # REVIEW for an image score in [0.4, 0.5)
 //! ```
 
 use std::collections::BTreeMap;
@@ -27,7 +37,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ClassRule, Policy, PolicySource, Severity, Shape};
+use super::{AnomalyRule, ClassRule, Policy, PolicySource, Severity, Shape};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{file}:{line}: {reason}")]
@@ -49,6 +59,18 @@ struct RawPolicy {
     default: Option<Spanned<RawClass>>,
     #[serde(default)]
     classes: BTreeMap<Spanned<String>, Spanned<RawClass>>,
+    anomaly: Option<Spanned<RawAnomaly>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAnomaly {
+    image_threshold: Option<Spanned<f64>>,
+    pixel_threshold: Option<Spanned<f64>>,
+    min_area: Option<Spanned<f64>>,
+    min_area_mm2: Option<Spanned<f64>>,
+    severity: Option<Spanned<String>>,
+    review_band: Option<Spanned<Vec<f64>>>,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +88,7 @@ struct RawClass {
     min_area: Option<Spanned<f64>>,
     min_area_mm2: Option<Spanned<f64>>,
     review_band: Option<Spanned<Vec<f64>>>,
+    good: Option<Spanned<bool>>,
 }
 
 /// Turns byte offsets into line numbers: a binary search in the offsets of the line starts,
@@ -143,6 +166,7 @@ pub fn parse_policy(text: &str, file: &str) -> Result<Policy, PolicyError> {
         file: file.to_string(),
         region_line: raw.region.as_ref().map_or(0, |r| at.line(r.span())),
         ignore_lines: raw.ignore.iter().map(|r| at.line(r.span())).collect(),
+        anomaly_line: 0,
     };
     let region = raw
         .region
@@ -166,9 +190,21 @@ pub fn parse_policy(text: &str, file: &str) -> Result<Policy, PolicyError> {
         classes.insert(name.clone(), parse_rule(&at, rule, pixels_per_mm)?);
         class_lines.insert(name, line);
     }
+    let (anomaly, anomaly_line) = match raw.anomaly {
+        Some(section) => {
+            let line = at.line(section.span());
+            (
+                parse_anomaly(&at, section.into_inner(), pixels_per_mm)?,
+                line,
+            )
+        }
+        None => (AnomalyRule::default(), 0),
+    };
+    source.anomaly_line = anomaly_line;
     Ok(Policy {
         classes,
         default_rule,
+        anomaly,
         fail_severities,
         region,
         ignore,
@@ -293,7 +329,46 @@ fn parse_rule(
         Some(name) => severity(at, name)?,
         None => defaults.severity,
     };
-    let min_area_px = match (raw.min_area, raw.min_area_mm2) {
+    let min_area_px = min_area(at, raw.min_area, raw.min_area_mm2, pixels_per_mm)?
+        .unwrap_or(defaults.min_area_px);
+    let review_band = match raw.review_band {
+        Some(band) => {
+            let [low, high] = band.get_ref()[..] else {
+                return Err(at.error(band.span(), "review-band must be [low, high]"));
+            };
+            if !(0.0 <= low && low < high && high <= 1.0) {
+                return Err(at.error(
+                    band.span(),
+                    format!("review-band [{low}, {high}] must have 0 <= low < high <= 1"),
+                ));
+            }
+            if high as f32 > min_confidence {
+                return Err(at.error(
+                    band.span(),
+                    format!("review-band [{low}, {high}] overlaps the fail band: it must end at or below min-confidence {min_confidence}"),
+                ));
+            }
+            Some((low as f32, high as f32))
+        }
+        None => None,
+    };
+    Ok(ClassRule {
+        min_confidence,
+        severity,
+        min_area_px,
+        review_band,
+        good: raw.good.is_some_and(|g| *g.get_ref()),
+    })
+}
+
+/// `min-area` (px²) or `min-area-mm2` (with the calibration) in px², when given.
+fn min_area(
+    at: &Locator,
+    min_area: Option<Spanned<f64>>,
+    min_area_mm2: Option<Spanned<f64>>,
+    pixels_per_mm: Option<f32>,
+) -> Result<Option<f32>, PolicyError> {
+    Ok(Some(match (min_area, min_area_mm2) {
         (Some(_), Some(mm2)) => {
             return Err(at.error(mm2.span(), "give min-area (px²) or min-area-mm2, not both"));
         }
@@ -326,33 +401,61 @@ fn parse_rule(
             }
             px
         }
-        (None, None) => defaults.min_area_px,
+        (None, None) => return Ok(None),
+    }))
+}
+
+/// A threshold of the `[anomaly]` section: a finite number (scores are the model's own units).
+fn threshold(
+    at: &Locator,
+    value: Option<Spanned<f64>>,
+    what: &str,
+) -> Result<Option<f32>, PolicyError> {
+    value.map(|v| finite(at, &v, what)).transpose()
+}
+
+fn parse_anomaly(
+    at: &Locator,
+    raw: RawAnomaly,
+    pixels_per_mm: Option<f32>,
+) -> Result<AnomalyRule, PolicyError> {
+    let defaults = AnomalyRule::default();
+    let image_threshold = threshold(at, raw.image_threshold, "image-threshold")?;
+    let pixel_threshold = threshold(at, raw.pixel_threshold, "pixel-threshold")?;
+    let min_area_px = min_area(at, raw.min_area, raw.min_area_mm2, pixels_per_mm)?
+        .unwrap_or(defaults.min_area_px);
+    let severity = match &raw.severity {
+        Some(name) => severity(at, name)?,
+        None => defaults.severity,
     };
     let review_band = match raw.review_band {
         Some(band) => {
             let [low, high] = band.get_ref()[..] else {
                 return Err(at.error(band.span(), "review-band must be [low, high]"));
             };
-            if !(0.0 <= low && low < high && high <= 1.0) {
+            if !((low as f32).is_finite() && (high as f32).is_finite() && low < high) {
                 return Err(at.error(
                     band.span(),
-                    format!("review-band [{low}, {high}] must have 0 <= low < high <= 1"),
+                    format!("review-band [{low}, {high}] must be finite with low < high"),
                 ));
             }
-            if high as f32 > min_confidence {
+            if let Some(t) = image_threshold
+                && high as f32 > t
+            {
                 return Err(at.error(
                     band.span(),
-                    format!("review-band [{low}, {high}] overlaps the fail band: it must end at or below min-confidence {min_confidence}"),
+                    format!("review-band [{low}, {high}] overlaps the fail band: it must end at or below image-threshold {t}"),
                 ));
             }
             Some((low as f32, high as f32))
         }
         None => None,
     };
-    Ok(ClassRule {
-        min_confidence,
-        severity,
+    Ok(AnomalyRule {
+        image_threshold,
+        pixel_threshold,
         min_area_px,
+        severity,
         review_band,
     })
 }

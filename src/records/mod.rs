@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// Bumped on any incompatible change of the records.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelRef {
@@ -34,6 +34,21 @@ pub struct DetectionRecord {
     pub bbox: [f64; 4],
     /// Square pixels.
     pub area: f64,
+    /// An anomaly region's peak and mean score (the model's units); null otherwise.
+    pub peak_score: Option<f64>,
+    pub mean_score: Option<f64>,
+    /// What a downstream classifier (`on-rois`) said of this region; null without one.
+    pub classification: Option<ClassificationRecord>,
+}
+
+/// A classifier's class for a region (`on-rois`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassificationRecord {
+    pub class_id: u32,
+    pub class_name: String,
+    pub confidence: f64,
+    pub severity: Option<String>,
+    pub decision: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -54,6 +69,10 @@ pub struct FrameRecord {
     pub part_id: Option<String>,
     pub model: Option<ModelRef>,
     pub policy_sha256: Option<String>,
+    /// The model's task: detect, classify or anomaly; null without a verdict.
+    pub task: Option<String>,
+    /// An anomaly model's image score (the model's units); null for the other tasks.
+    pub anomaly_score: Option<f64>,
     pub detections: Vec<DetectionRecord>,
     /// PASS, FAIL, REVIEW, or UNKNOWN when no result of the model applies to the frame yet
     /// (asynchronous inference); null when no `defectdetect` upstream gave one.
@@ -183,6 +202,9 @@ mod tests {
             confidence: 0.5,
             bbox: [0.0, 0.0, 2.0, 3.0],
             area: 6.0,
+            peak_score: None,
+            mean_score: None,
+            classification: None,
         }
     }
 
@@ -198,6 +220,8 @@ mod tests {
             part_id: None,
             model: None,
             policy_sha256: None,
+            task: None,
+            anomaly_score: None,
             detections: vec![detection("review"), detection("fail"), detection("accept")],
             verdict: Some("FAIL".into()),
             inspected: Some(true),

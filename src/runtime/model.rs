@@ -13,8 +13,10 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use super::{OpenVinoDevice, Precision, Provider, RuntimeError, library};
 use crate::analysis::Detection;
+use crate::analysis::anomaly::AnomalyMap;
 use crate::analysis::decode::{self, DecodeStats, Decoder, OutputLayout};
 use crate::analysis::model_meta;
+use crate::analysis::task::{self, AnomalyOutputs, OutputSpec, Task};
 
 /// Input size used when neither the model's input shape nor its `imgsz` metadata gives one
 /// (the Ultralytics default).
@@ -35,6 +37,8 @@ pub struct DetectorOptions {
     pub labels: Option<PathBuf>,
     /// None decodes the layout the output shape implies.
     pub layout: Option<OutputLayout>,
+    /// None reads the task from the `task` metadata, else from the outputs.
+    pub task: Option<Task>,
     pub provider: Provider,
     /// Intra-op threads; 0 leaves ONNX Runtime's default.
     pub threads: usize,
@@ -70,6 +74,16 @@ pub struct ModelInfo {
     pub width: u32,
     pub height: u32,
     pub output_shape: Vec<i64>,
+    /// What the model does: detect, classify or anomaly.
+    pub task: Task,
+    /// Every output as the session declares it.
+    pub outputs: Vec<OutputSpec>,
+    /// Where an anomaly model's map and score are.
+    pub anomaly: Option<AnomalyOutputs>,
+    /// An anomaly model's own thresholds: its `image_threshold` and `pixel_threshold`
+    /// metadata (ours), or 0.5 for an Anomalib 2.x export (normalised scores).
+    pub anomaly_thresholds: (Option<f32>, Option<f32>),
+    /// Detection models only (meaningless for the other tasks).
     pub layout: OutputLayout,
     /// Class names indexed by class id: from `labels`, else the `names` metadata, else
     /// `class<N>` for the classes the output shape implies.
@@ -280,15 +294,22 @@ impl Detector {
         };
         let session = shared_session(key, || build_session(&env, options, &mut warnings))
             .map_err(model_error)?;
-        let (input, metadata, provider) = {
+        let (input, metadata, provider, outputs) = {
             let shared = session.lock().unwrap_or_else(|p| p.into_inner());
             let metadata = read_metadata(&shared.session, &mut warnings);
             (
                 image_input(&shared.session, &metadata, options.max_input_pixels()),
                 metadata,
                 shared.provider,
+                output_specs(&shared.session),
             )
         };
+        let task = task::detect_task(
+            options.task,
+            metadata.get(TASK_METADATA_KEY).map(String::as_str),
+            &outputs,
+        )
+        .map_err(|e| model_error(e.to_string()))?;
         let (input_name, channels, height, width) = input.map_err(model_error)?;
         let mut names = class_names(options.labels.as_deref(), &metadata, &mut warnings)?;
         warnings.extend(model_meta::sanitize_names(&mut names));
@@ -304,6 +325,10 @@ impl Detector {
                 height,
                 output_shape: Vec::new(),
                 warm_run: std::time::Duration::ZERO,
+                task: Task::Detect,
+                outputs,
+                anomaly: None,
+                anomaly_thresholds: (None, None),
                 layout: OutputLayout::YoloV8,
                 names,
                 class_count: None,
@@ -318,14 +343,53 @@ impl Detector {
         };
         // A dry run gives the concrete output shape (dynamic axes resolved) and warms the
         // session up, so that a model that cannot run fails now rather than on the first frame.
-        let output_shape = detector
-            .run_session(|shape, _| Ok(shape.to_vec()))
+        let shapes = detector
+            .run_session(|outputs| {
+                Ok(outputs
+                    .iter()
+                    .map(|(_, v)| v.shape().to_vec())
+                    .collect::<Vec<_>>())
+            })
             .map_err(model_error)?;
-        detector.info.layout =
-            choose_layout(options.layout, &output_shape, &detector.info).map_err(model_error)?;
-        let class_count = decode::class_count_of(detector.info.layout, &output_shape)
-            .ok()
-            .flatten();
+        for (spec, shape) in detector.info.outputs.iter_mut().zip(&shapes) {
+            spec.shape = shape.clone();
+        }
+        let output_shape = shapes.first().cloned().unwrap_or_default();
+        detector.info.task = task;
+        let class_count = match task {
+            Task::Detect | Task::Segment => {
+                detector.info.layout = choose_layout(options.layout, &output_shape, &detector.info)
+                    .map_err(model_error)?;
+                decode::class_count_of(detector.info.layout, &output_shape)
+                    .ok()
+                    .flatten()
+            }
+            Task::Classify => {
+                let count = task::classify_output(&detector.info.outputs)
+                    .map_err(|e| model_error(e.to_string()))?;
+                if count.is_none_or(|c| c > decode::MAX_CLASS_ID as usize) {
+                    return Err(model_error(format!(
+                        "the classifier's output {output_shape:?} does not give a class count below {}",
+                        decode::MAX_CLASS_ID
+                    )));
+                }
+                count
+            }
+            Task::Anomaly => {
+                let found = task::anomaly_outputs(&detector.info.outputs)
+                    .map_err(|e| model_error(e.to_string()))?;
+                detector.info.anomaly_thresholds = anomaly_thresholds(
+                    &detector.info.metadata,
+                    &detector.info.outputs,
+                    &mut warnings,
+                );
+                detector.info.anomaly = Some(found);
+                if detector.info.names.is_empty() {
+                    detector.info.names.push("anomaly".into());
+                }
+                Some(detector.info.names.len())
+            }
+        };
         detector.info.class_count = class_count;
         detector.info.output_shape = output_shape;
         let names = &mut detector.info.names;
@@ -356,7 +420,7 @@ impl Detector {
         }
         // The first run pays for lazy initialisation; the second is what frames will cost.
         let started = std::time::Instant::now();
-        detector.run_session(|_, _| Ok(())).map_err(model_error)?;
+        detector.run_session(|_| Ok(())).map_err(model_error)?;
         detector.info.warm_run = started.elapsed();
         Ok((detector, warnings))
     }
@@ -389,38 +453,103 @@ impl Detector {
     ) -> Result<DecodeStats, RuntimeError> {
         let layout = self.info.layout;
         let mut decoder = std::mem::take(&mut self.decoder);
-        let result = self.run_session(|shape, data| {
-            decoder
-                .decode(layout, shape, data, conf_threshold, out)
-                .map_err(|e| e.to_string())
+        let result = self.run_session(|outputs| {
+            with_first_f32(outputs, |shape, data| {
+                decoder
+                    .decode(layout, shape, data, conf_threshold, out)
+                    .map_err(|e| e.to_string())
+            })
         });
         self.decoder = decoder;
-        result.map_err(|e| {
-            if self.interrupter.is_interrupted() {
-                RuntimeError::Interrupted
-            } else {
-                RuntimeError::Inference(e)
-            }
-        })
+        result.map_err(|e| self.inference_error(e))
+    }
+
+    fn inference_error(&self, e: String) -> RuntimeError {
+        if self.interrupter.is_interrupted() {
+            RuntimeError::Interrupted
+        } else {
+            RuntimeError::Inference(e)
+        }
+    }
+
+    /// Runs a classifier on the current input tensor: its raw scores (`[1, nc]`) into `out`.
+    pub fn classify(&mut self, out: &mut Vec<f32>) -> Result<(), RuntimeError> {
+        let result = self.run_session(|outputs| {
+            with_first_f32(outputs, |shape, data| {
+                if !matches!(shape, [1, _]) {
+                    return Err(format!(
+                        "the classifier output shape {shape:?}; expected [1, nc]"
+                    ));
+                }
+                out.clear();
+                out.extend_from_slice(data);
+                Ok(())
+            })
+        });
+        result.map_err(|e| self.inference_error(e))
+    }
+
+    /// Runs an anomaly model on the current input tensor: its image score (when it gives
+    /// one) and its anomaly map.
+    pub fn anomaly(&mut self) -> Result<(Option<f32>, AnomalyMap), RuntimeError> {
+        let Some(found) = self.info.anomaly.clone() else {
+            return Err(RuntimeError::Inference("not an anomaly model".into()));
+        };
+        let map_name = self.info.outputs[found.map].name.clone();
+        let score_name = found.score.map(|i| self.info.outputs[i].name.clone());
+        let result = self.run_session(|outputs| {
+            let value = outputs
+                .get(&map_name)
+                .ok_or_else(|| format!("the model gave no output {map_name}"))?;
+            let (shape, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| format!("output {map_name} is not a float32 tensor ({e})"))?;
+            let [1, 1, h, w] = shape[..] else {
+                return Err(format!(
+                    "the anomaly map {map_name} has shape {shape:?}; expected [1, 1, h, w]"
+                ));
+            };
+            let map = AnomalyMap {
+                width: w as usize,
+                height: h as usize,
+                data: data.to_vec(),
+            };
+            let score = match &score_name {
+                Some(name) => {
+                    let value = outputs
+                        .get(name)
+                        .ok_or_else(|| format!("the model gave no output {name}"))?;
+                    let (_, data) = value
+                        .try_extract_tensor::<f32>()
+                        .map_err(|e| format!("output {name} is not a float32 tensor ({e})"))?;
+                    data.first().copied()
+                }
+                None => None,
+            };
+            Ok((score, map))
+        });
+        result.map_err(|e| self.inference_error(e))
     }
 
     /// Runs the model on the current input tensor and discards the output: the raw inference
     /// cost, for benchmarks.
     pub fn run_only(&mut self) -> Result<(), RuntimeError> {
-        self.run_session(|_, _| Ok(()))
+        self.run_session(|_| Ok(()))
             .map_err(RuntimeError::Inference)
     }
 
     /// Runs the model on the current input tensor and returns its first output, shape and
     /// values: for comparing providers, precisions and model copies.
     pub fn output(&mut self) -> Result<(Vec<i64>, Vec<f32>), RuntimeError> {
-        self.run_session(|shape, data| Ok((shape.to_vec(), data.to_vec())))
-            .map_err(RuntimeError::Inference)
+        self.run_session(|outputs| {
+            with_first_f32(outputs, |shape, data| Ok((shape.to_vec(), data.to_vec())))
+        })
+        .map_err(RuntimeError::Inference)
     }
 
     fn run_session<T>(
         &mut self,
-        read: impl FnOnce(&[i64], &[f32]) -> Result<T, String>,
+        read: impl FnOnce(&ort::session::SessionOutputs) -> Result<T, String>,
     ) -> Result<T, String> {
         let shape = [
             1,
@@ -452,12 +581,72 @@ impl Detector {
                 &self.interrupter.options,
             )
             .map_err(|e| e.to_string())?;
-        let output = outputs.values().next().ok_or("the model has no output")?;
-        let (shape, data) = output
-            .try_extract_tensor::<f32>()
-            .map_err(|e| format!("the first output is not a float32 tensor ({e})"))?;
-        read(shape, data)
+        read(&outputs)
     }
+}
+
+/// The ONNX metadata key naming the model's task (Ultralytics' and ours), not a meta field.
+const TASK_METADATA_KEY: &str = "task";
+
+/// Reads the first output as a float32 tensor.
+fn with_first_f32<T>(
+    outputs: &ort::session::SessionOutputs,
+    read: impl FnOnce(&[i64], &[f32]) -> Result<T, String>,
+) -> Result<T, String> {
+    let output = outputs.values().next().ok_or("the model has no output")?;
+    let (shape, data) = output
+        .try_extract_tensor::<f32>()
+        .map_err(|e| format!("the first output is not a float32 tensor ({e})"))?;
+    read(shape, data)
+}
+
+/// The model's outputs as the session declares them.
+fn output_specs(session: &Session) -> Vec<OutputSpec> {
+    session
+        .outputs()
+        .iter()
+        .map(|o| {
+            let (shape, is_float) = match o.dtype() {
+                ValueType::Tensor { ty, shape, .. } => {
+                    (shape.to_vec(), *ty == TensorElementType::Float32)
+                }
+                _ => (Vec::new(), false),
+            };
+            OutputSpec {
+                name: o.name().to_string(),
+                shape,
+                is_float,
+            }
+        })
+        .collect()
+}
+
+/// An anomaly model's own thresholds: the `image_threshold` and `pixel_threshold` metadata,
+/// else 0.5 where Anomalib's post-processor is in the graph (its bool `pred_label` or
+/// `pred_mask` output: scores normalised so that its trained threshold is 0.5).
+fn anomaly_thresholds(
+    metadata: &BTreeMap<String, String>,
+    outputs: &[OutputSpec],
+    warnings: &mut Vec<String>,
+) -> (Option<f32>, Option<f32>) {
+    let mut read = |key: &str| {
+        let text = metadata.get(key)?;
+        match text.trim().parse::<f32>() {
+            Ok(v) if v.is_finite() => Some(v),
+            _ => {
+                warnings.push(format!(
+                    "the model's `{key}` metadata {text:?} is not a number; it is ignored"
+                ));
+                None
+            }
+        }
+    };
+    let (image, pixel) = (read("image_threshold"), read("pixel_threshold"));
+    let normalised = outputs
+        .iter()
+        .any(|o| !o.is_float && (o.name == "pred_label" || o.name == "pred_mask"));
+    let fallback = normalised.then_some(0.5);
+    (image.or(fallback), pixel.or(fallback))
 }
 
 fn choose_layout(

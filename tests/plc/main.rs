@@ -36,6 +36,8 @@ fn verdict_buffer(frame: u64, verdict: &str, shadow: bool, part: Option<&str>) -
     buffer_mut.set_pts(gst::ClockTime::from_mseconds(frame * 33));
     let failing = u32::from(verdict == "FAIL" || verdict == "REVIEW");
     let reason = meta::Reason {
+        peak_score: None,
+        mean_score: None,
         label_id: 5,
         label: "scratches".into(),
         confidence: 0.9,
@@ -47,6 +49,8 @@ fn verdict_buffer(frame: u64, verdict: &str, shadow: bool, part: Option<&str>) -
         decision: meta::Decision::Fail,
     };
     meta::VerdictMeta {
+        task: String::new(),
+        anomaly_score: None,
         verdict: meta::Verdict::parse(verdict).expect("a verdict"),
         shadow,
         part_id: part.map(str::to_string),

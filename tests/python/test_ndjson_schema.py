@@ -13,12 +13,12 @@ PLUGIN_DIR = ROOT / "target" / "debug"
 SCHEMA = json.loads((ROOT / "docs" / "verdict.schema.json").read_text())
 
 
-def run_pipeline(tmp_path, frames, extra=""):
+def run_pipeline(tmp_path, frames, extra="", model="squares_v8"):
     out = tmp_path / "verdicts.ndjson"
     env = dict(os.environ, GST_PLUGIN_PATH=str(PLUGIN_DIR))
     line = (
         f"videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,width=640,height=480 ! "
-        f"defectdetect model={ROOT / 'models/test/squares_v8.onnx'} {extra} ! "
+        f"defectdetect model={ROOT / f'models/test/{model}.onnx'} {extra} ! "
         f"defectmetaconvert source-id=line-7 ! filesink location={out}"
     )
     subprocess.run(["gst-launch-1.0", "-q", *line.split()], check=True, env=env, timeout=120)
@@ -61,3 +61,47 @@ def test_async_records_are_valid_and_say_what_was_inspected(tmp_path):
         if not f["carried"]:
             assert f["verdict"] == "UNKNOWN"
     assert sum(p["inspected_frames"] for p in parts) == sum(f["inspected"] for f in frames)
+
+
+def test_classify_and_anomaly_records_are_valid(tmp_path):
+    """Issue 15: records of a classifier (its classes as detections covering the frame) and of
+    an anomaly model (image score, regions with peak and mean score) within schema 3."""
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    classes = run_pipeline(tmp_path, 3, "top-k=2", model="cls_colour_224")
+    anomaly = run_pipeline(tmp_path, 3, model="anomaly_ours")
+    for record in classes + anomaly:
+        errors = sorted(validator.iter_errors(record), key=str)
+        assert not errors, f"{record}: {errors[0].message}"
+        assert record["schema_version"] == 3
+    assert all(r["task"] == "classify" and len(r["detections"]) == 2 for r in classes)
+    assert all(r["detections"][0]["box"] == [0, 0, 640, 480] for r in classes)
+    assert all(r["anomaly_score"] is None for r in classes)
+    # The white ball on black: score 10 (map = 10 x brightness), one region around the ball.
+    for r in anomaly:
+        assert r["task"] == "anomaly" and abs(r["anomaly_score"] - 10.0) < 1e-3
+        assert r["verdict"] == "FAIL" and len(r["detections"]) == 1
+        d = r["detections"][0]
+        assert d["class_name"] == "anomaly" and abs(d["peak_score"] - 10.0) < 1e-3
+        assert 7.0 < d["mean_score"] <= 10.0
+
+
+def test_two_stage_records_carry_the_classification(tmp_path):
+    """Issue 15: a detector then a classifier with on-rois=true; each region's record holds the
+    classifier's class within schema 3 (the colour stand-in names the crops' colours)."""
+    out = tmp_path / "two.ndjson"
+    env = dict(os.environ, GST_PLUGIN_PATH=str(PLUGIN_DIR))
+    line = (
+        "videotestsrc num-buffers=2 pattern=ball ! video/x-raw,width=640,height=480 ! "
+        f"defectdetect model={ROOT / 'models/test/anomaly_ours.onnx'} ! "
+        f"defectdetect model={ROOT / 'models/test/cls_colour_224.onnx'} on-rois=true ! "
+        f"defectmetaconvert ! filesink location={out}"
+    )
+    subprocess.run(["gst-launch-1.0", "-q", *line.split()], check=True, env=env, timeout=120)
+    records = [json.loads(l) for l in out.read_text().splitlines()]
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for record in records:
+        errors = sorted(validator.iter_errors(record), key=str)
+        assert not errors, f"{record}: {errors[0].message}"
+        [region] = record["detections"]
+        c = region["classification"]
+        assert c is not None and c["class_name"] and 0 <= c["confidence"] <= 1
