@@ -52,10 +52,8 @@ impl DetectionParams {
 
     pub fn from_roi_param(s: &gst::StructureRef) -> Result<Self, MetaError> {
         let r = Reader::new(s);
-        let label_id: i32 = r.required(f::ROI_LABEL_ID)?;
         Ok(Self {
-            label_id: u32::try_from(label_id)
-                .map_err(|_| r.error(f::ROI_LABEL_ID, format!("is negative ({label_id})")))?,
+            label_id: roi_label_id(&r)?,
             label: r.required(f::LABEL)?,
             confidence: r.required(f::CONFIDENCE)?,
             x_min: r.required(f::ROI_X_MIN)?,
@@ -81,6 +79,13 @@ impl DetectionParams {
         roi.set_id(id);
         roi.add_param(self.to_roi_param());
     }
+}
+
+/// The `label_id` of an ROI parameter structure (a gint there), never negative.
+fn roi_label_id(r: &Reader) -> Result<u32, MetaError> {
+    let label_id: i32 = r.required(f::ROI_LABEL_ID)?;
+    u32::try_from(label_id)
+        .map_err(|_| r.error(f::ROI_LABEL_ID, format!("is negative ({label_id})")))
 }
 
 /// A detection in the verdict's `reasons` and the `defect-detections` message: box in pixels,
@@ -204,10 +209,8 @@ impl Classification {
 
     pub fn from_roi_param(s: &gst::StructureRef) -> Result<Self, MetaError> {
         let r = Reader::new(s);
-        let label_id: i32 = r.required(f::ROI_LABEL_ID)?;
         Ok(Self {
-            label_id: u32::try_from(label_id)
-                .map_err(|_| r.error(f::ROI_LABEL_ID, format!("is negative ({label_id})")))?,
+            label_id: roi_label_id(&r)?,
             label: r.required(f::LABEL)?,
             confidence: r.required(f::CONFIDENCE)?,
             severity: r.optional_named(f::SEVERITY, Severity::parse)?,

@@ -493,22 +493,31 @@ mod sweep_tests {
         }
     }
 
-    #[test]
-    fn the_sweep_finds_the_cheapest_threshold_for_the_recall() {
-        // Four truths. Predictions by confidence: hit .9, false .8, hit .7, hit .6, false .5, hit .4.
-        let truths: Vec<Truth> = (0..4)
+    /// `n` truths of class 0, one an image, all at the same box.
+    fn truths(n: u64) -> Vec<Truth> {
+        (0..n)
             .map(|i| Truth {
                 image: i,
                 class_id: 0,
                 bbox: b(0.0),
             })
-            .collect();
-        let p = |image: u64, confidence: f32, hit: bool| Prediction {
+            .collect()
+    }
+
+    /// A class-0 prediction on `image`: on the truth's box when `hit`, elsewhere otherwise.
+    fn p(image: u64, confidence: f32, hit: bool) -> Prediction {
+        Prediction {
             image,
             class_id: 0,
             confidence,
             bbox: b(if hit { 0.0 } else { 50.0 }),
-        };
+        }
+    }
+
+    #[test]
+    fn the_sweep_finds_the_cheapest_threshold_for_the_recall() {
+        // Four truths. Predictions by confidence: hit .9, false .8, hit .7, hit .6, false .5, hit .4.
+        let truths = truths(4);
         let predictions = [
             p(0, 0.9, true),
             p(9, 0.8, false),
@@ -530,19 +539,7 @@ mod sweep_tests {
     #[test]
     fn an_unreachable_recall_falls_back_to_the_highest_reached() {
         // Three of five truths are ever found: hit .9, false .8, hit .3, false .2, hit .1.
-        let truths: Vec<Truth> = (0..5)
-            .map(|i| Truth {
-                image: i,
-                class_id: 0,
-                bbox: b(0.0),
-            })
-            .collect();
-        let p = |image: u64, confidence: f32, hit: bool| Prediction {
-            image,
-            class_id: 0,
-            confidence,
-            bbox: b(if hit { 0.0 } else { 50.0 }),
-        };
+        let truths = truths(5);
         let predictions = [
             p(0, 0.9, true),
             p(9, 0.8, false),

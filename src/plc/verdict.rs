@@ -57,6 +57,35 @@ pub fn frame_verdict(buffer: &gst::BufferRef) -> Option<Result<FrameVerdict, Met
     }))
 }
 
+/// [`frame_verdict`] for a sink's streaming thread: a frame without a readable verdict is a
+/// warning on the bus the first time (`warned` remembers it) and None, so that the sink skips
+/// it (never read as PASS).
+pub fn frame_verdict_or_warn(
+    element: &gst::Element,
+    buffer: &gst::BufferRef,
+    warned: &mut bool,
+) -> Option<FrameVerdict> {
+    let read = frame_verdict(buffer);
+    if let Some(Ok(frame)) = read {
+        return Some(frame);
+    }
+    if !std::mem::replace(warned, true) {
+        match read {
+            Some(Err(e)) => gst::element_warning!(
+                element,
+                gst::StreamError::Format,
+                ("Malformed defect metadata: {}", e)
+            ),
+            _ => gst::element_warning!(
+                element,
+                gst::StreamError::Format,
+                ("Frames without a verdict (DefectVerdictMeta): is defectdetect upstream?")
+            ),
+        }
+    }
+    None
+}
+
 /// The verdict of a finished part, from a custom downstream event's structure; None for any
 /// other structure, an error naming the field when it is malformed.
 pub fn part_verdict(s: &gst::StructureRef) -> Option<Result<PartVerdict, MetaError>> {

@@ -283,26 +283,12 @@ impl BaseSinkImpl for DefectOpcUaSink {
         let Some(running) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
-        let frame = match verdict::frame_verdict(buffer) {
-            Some(Ok(frame)) => frame,
-            read => {
-                if !running.warned_no_meta {
-                    running.warned_no_meta = true;
-                    match read {
-                        Some(Err(e)) => gst::element_imp_warning!(
-                            self,
-                            gst::StreamError::Format,
-                            ("Malformed defect metadata: {}", e)
-                        ),
-                        _ => gst::element_imp_warning!(
-                            self,
-                            gst::StreamError::Format,
-                            ("Frames without a verdict (DefectVerdictMeta): is defectdetect upstream?")
-                        ),
-                    }
-                }
-                return Ok(gst::FlowSuccess::Ok);
-            }
+        let Some(frame) = verdict::frame_verdict_or_warn(
+            self.obj().upcast_ref(),
+            buffer,
+            &mut running.warned_no_meta,
+        ) else {
+            return Ok(gst::FlowSuccess::Ok);
         };
         let decision = running.tracker.frame(&frame, seen);
         let snapshot = &mut running.snapshot;
