@@ -405,9 +405,72 @@ def train_pseudo(a):
 
 
 # ----------------------------------------------------------------------------- memory bank
+def onnx_backbone(spec):
+    """A backbone read from a trained ONNX classifier or detector of this project (plain Conv /
+    SiLU / Add graphs such as models/neu-classifier.onnx), as PatchCore reads an ImageNet
+    network: ``onnx:PATH:TAP8,TAP16`` (the two tensors whose outputs are the stride-8 and
+    stride-16 features; default: the classifier's features.5 and features.7 blocks).  The
+    weights are frozen; BatchNorm is already folded into the convolutions of the export."""
+    import onnx
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    from onnx import numpy_helper
+
+    parts = spec.split(":")
+    path = parts[1]
+    taps = (parts[2].split(",") if len(parts) > 2 else
+            ["/features/features.5/act/Mul_output_0", "/features/features.7/act/Mul_output_0"])
+    m = onnx.load(path)
+    init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    need, nodes = set(taps), []
+    for n in reversed(m.graph.node):  # the nodes the taps depend on, in graph order
+        if any(o in need for o in n.output):
+            nodes.insert(0, n)
+            need.update(i for i in n.input if i not in init)
+
+    class OnnxNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.params = nn.ParameterDict()
+            self.nodes = []
+            for k, n in enumerate(nodes):
+                att = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
+                if n.op_type not in ("Conv", "Sigmoid", "Mul", "Add", "Relu"):
+                    raise SystemExit(f"onnx backbone: op {n.op_type} not supported")
+                w = [i for i in n.input if i in init]
+                for j, name in enumerate(w):
+                    self.params[f"p{k}_{j}"] = nn.Parameter(torch.from_numpy(init[name].copy()),
+                                                            requires_grad=False)
+                self.nodes.append((n.op_type, list(n.input), list(n.output), att, k))
+
+        def forward(self, x):
+            env = {m.graph.input[0].name: x}
+            for op, ins, outs, att, k in self.nodes:
+                if op == "Conv":
+                    b = self.params[f"p{k}_1"] if f"p{k}_1" in self.params else None
+                    pads = att.get("pads", [0, 0, 0, 0])
+                    y = F.conv2d(env[ins[0]], self.params[f"p{k}_0"], b, att.get("strides", [1, 1]),
+                                 (pads[0], pads[1]), att.get("dilations", [1, 1]), att.get("group", 1))
+                elif op == "Sigmoid":
+                    y = torch.sigmoid(env[ins[0]])
+                elif op == "Relu":
+                    y = torch.relu(env[ins[0]])
+                elif op == "Mul":
+                    y = env[ins[0]] * env[ins[1]]
+                else:
+                    y = env[ins[0]] + env[ins[1]]
+                env[outs[0]] = y
+            return env[taps[0]], env[taps[1]]
+
+    return OnnxNet().eval()
+
+
 def load_backbone(a):
     import torch
 
+    if a.backbone.startswith("onnx:"):
+        return onnx_backbone(a.backbone)
     if a.backbone == "random":
         net = build_backbone("zeros")
         torch.manual_seed(a.seed)
