@@ -9,6 +9,11 @@ downloaded, nothing trained.
         do). Checked with ONNX Runtime: each frame of a batch of 3 gives its batch-1 output
         within 1e-4 (relative to the output's largest value).
 
+    .venv/bin/python scripts/make_batch_models.py copy IN.onnx OUT.onnx KEY=VALUE
+        A copy of IN with one more metadata entry: the same graph in a file of other content (the
+        plugin shares one session between elements loading the same content; the benchmark
+        gives each stream a copy to measure one session per stream).
+
     .venv/bin/python scripts/make_batch_models.py yolov8n OUT.onnx [--imgsz 640] [--batch 1|dynamic]
         A YOLOv8n-size detector written layer by layer from the YOLOv8n architecture (width 0.25,
         depth 0.33: Conv/C2f/SPPF backbone, PAN neck, decoupled DFL head, 80 classes, output
@@ -231,6 +236,10 @@ def main(argv=None) -> int:
     dyn = sub.add_parser("dynamic")
     dyn.add_argument("src")
     dyn.add_argument("dst")
+    copy = sub.add_parser("copy")
+    copy.add_argument("src")
+    copy.add_argument("dst")
+    copy.add_argument("entry")
     yolo = sub.add_parser("yolov8n")
     yolo.add_argument("dst")
     yolo.add_argument("--imgsz", type=int, default=640)
@@ -238,6 +247,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.what == "dynamic":
         dynamic_copy(args.src, args.dst)
+    elif args.what == "copy":
+        model = onnx.load(args.src)
+        key, _, value = args.entry.partition("=")
+        props = {p.key: p.value for p in model.metadata_props}
+        props[key] = value
+        helper.set_model_props(model, props)
+        onnx.save(model, args.dst)
     else:
         model, gflops = yolov8n(args.imgsz, args.batch)
         onnx.save(model, args.dst)

@@ -371,3 +371,138 @@ fn a_waiting_frame_is_released_on_flush() {
     assert!(errors.is_empty(), "{errors:?}");
     s.pipeline.set_state(gst::State::Null).unwrap();
 }
+
+/// A dynamic-batch copy of the bundled model, made by scripts/make_batch_models.py (once per
+/// test process).
+fn bundled_batch_model() -> std::path::PathBuf {
+    static MADE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    MADE.get_or_init(|| {
+        let out = std::env::temp_dir().join(format!(
+            "defect-batching-{}-surface-defects-batch.onnx",
+            std::process::id()
+        ));
+        let python = repo_path(".venv/bin/python");
+        let status = std::process::Command::new(&python)
+            .arg(repo_path("scripts/make_batch_models.py"))
+            .arg("dynamic")
+            .arg(repo_path("models/surface-defects.onnx"))
+            .arg(&out)
+            .status()
+            .unwrap_or_else(|e| panic!("{} (run scripts/setup.sh): {e}", python.display()));
+        assert!(status.success(), "make_batch_models.py failed");
+        out
+    })
+    .clone()
+}
+
+/// The first `frames` frames of the colour and the mono recording through the bundled model's
+/// dynamic-batch copy, one stream each: ROIs per frame (by timestamp) per stream and
+/// `batched-frames`.
+type Timed = std::collections::BTreeMap<Option<gst::ClockTime>, Vec<Roi>>;
+
+fn recordings(properties: &str, frames: usize) -> (Vec<Timed>, Vec<u64>) {
+    init();
+    let model = bundled_batch_model();
+    let description = ["conveyor_color", "conveyor_mono"]
+        .iter()
+        .enumerate()
+        .map(|(i, video)| {
+            format!(
+                "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=RGB ! \
+                 identity eos-after={frames} ! defectdetect name=det{i} model={} \
+                 execution-provider=cpu {properties} ! appsink name=sink{i} sync=false",
+                repo_path(&format!("tests/data/{video}.mp4")).display(),
+                model.display()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("  ");
+    let pipeline = gst::parse::launch(&description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sinks: Vec<gst_app::AppSink> = (0..2)
+        .map(|i| {
+            pipeline
+                .by_name(&format!("sink{i}"))
+                .unwrap()
+                .downcast()
+                .unwrap()
+        })
+        .collect();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    // Pulled in turn: an appsink left unread would stall its stream and its partner with it.
+    let mut results = vec![Timed::new(), Timed::new()];
+    let mut open = [true, true];
+    while open.iter().any(|o| *o) {
+        for (i, sink) in sinks.iter().enumerate() {
+            if !open[i] {
+                continue;
+            }
+            match sink.try_pull_sample(gst::ClockTime::from_seconds(60)) {
+                Some(sample) => {
+                    let buffer = sample.buffer().unwrap();
+                    results[i].insert(buffer.pts(), rois(buffer));
+                }
+                None => open[i] = false,
+            }
+        }
+    }
+    let batched = (0..2)
+        .map(|i| {
+            pipeline
+                .by_name(&format!("det{i}"))
+                .unwrap()
+                .property::<u64>("batched-frames")
+        })
+        .collect();
+    let errors = errors(&pipeline);
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    (results, batched)
+}
+
+/// The bundled model (its dynamic-batch copy) on the two recordings: batched, each stream's
+/// detections equal those of the same frames inferred alone, within float tolerance.
+#[test]
+fn the_bundled_model_batched_gives_each_stream_its_own_detections() {
+    const FRAMES: usize = 24;
+    let (batched, counts) = recordings("batch-size=2 batch-timeout-ms=10000 threads=7", FRAMES);
+    let (alone, _) = recordings("batch-size=1 threads=7", FRAMES);
+    assert!(
+        counts.iter().all(|&c| c > 0),
+        "frames shared batches: {counts:?}"
+    );
+    let mut compared = 0;
+    for stream in 0..2 {
+        // The last frame before identity's end of stream varies from run to run: frames are
+        // matched by timestamp.
+        let common: Vec<_> = batched[stream]
+            .keys()
+            .filter(|pts| alone[stream].contains_key(pts))
+            .collect();
+        assert!(
+            common.len() >= FRAMES,
+            "stream {stream}: {} frames",
+            common.len()
+        );
+        for pts in common {
+            let (got, want) = (&batched[stream][pts], &alone[stream][pts]);
+            let context = format!("stream {stream} frame at {pts:?}");
+            assert_eq!(got.len(), want.len(), "{context}: {got:?} vs {want:?}");
+            for (g, w) in got.iter().zip(want) {
+                assert_eq!(g.label_id, w.label_id, "{context}");
+                assert!(
+                    (g.confidence - w.confidence).abs() < 1e-4,
+                    "{context}: {g:?} vs {w:?}"
+                );
+                for (a, b) in g.normalised.iter().zip(w.normalised) {
+                    assert!((a - b).abs() < 1e-4, "{context}: {g:?} vs {w:?}");
+                }
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 10, "only {compared} detections compared");
+    eprintln!("{compared} detections compared; batched frames {counts:?}");
+}

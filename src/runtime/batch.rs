@@ -47,11 +47,13 @@ pub enum BatchError {
     Failed(String),
 }
 
+/// A batch's outputs: per frame, taken by its caller; Err for the whole batch.
+type BatchResult = Result<Vec<Option<Vec<FrameOutput>>>, String>;
+
 /// What a batch's frames wait on.
 #[derive(Default)]
 struct Cell {
-    /// Per frame, taken by its caller; Err for the whole batch.
-    result: Mutex<Option<Result<Vec<Option<Vec<FrameOutput>>>, String>>>,
+    result: Mutex<Option<BatchResult>>,
 }
 
 struct Open {
