@@ -373,23 +373,23 @@ fn a_waiting_frame_is_released_on_flush() {
 }
 
 /// A dynamic-batch copy of the bundled model, made by scripts/make_batch_models.py (once per
-/// test process).
+/// test process) in cargo's temporary folder for tests.
 fn bundled_batch_model() -> std::path::PathBuf {
     static MADE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     MADE.get_or_init(|| {
-        let out = std::env::temp_dir().join(format!(
-            "defect-batching-{}-surface-defects-batch.onnx",
-            std::process::id()
-        ));
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let out = dir.join("surface-defects-batch.onnx");
+        let partial = dir.join(format!("surface-defects-batch.{}.onnx", std::process::id()));
         let python = repo_path(".venv/bin/python");
         let status = std::process::Command::new(&python)
             .arg(repo_path("scripts/make_batch_models.py"))
             .arg("dynamic")
             .arg(repo_path("models/surface-defects.onnx"))
-            .arg(&out)
+            .arg(&partial)
             .status()
             .unwrap_or_else(|e| panic!("{} (run scripts/setup.sh): {e}", python.display()));
         assert!(status.success(), "make_batch_models.py failed");
+        std::fs::rename(&partial, &out).unwrap();
         out
     })
     .clone()

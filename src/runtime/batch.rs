@@ -225,7 +225,13 @@ fn batch_thread(inner: Arc<Inner>, mut run: RunBatch) {
         let Open {
             cell, input, count, ..
         } = open;
-        let result = run(&input[..count * inner.frame_len], count).and_then(|frames| {
+        // A panic in the run fails this batch (its frames get an error) instead of leaving
+        // them waiting for a thread that is gone.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(&input[..count * inner.frame_len], count)
+        }))
+        .unwrap_or_else(|_| Err("the batch run panicked".into()));
+        let result = ran.and_then(|frames| {
             if frames.len() == count {
                 Ok(frames.into_iter().map(Some).collect())
             } else {
