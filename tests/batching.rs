@@ -506,3 +506,56 @@ fn the_bundled_model_batched_gives_each_stream_its_own_detections() {
     assert!(compared >= 10, "only {compared} detections compared");
     eprintln!("{compared} detections compared; batched frames {counts:?}");
 }
+
+/// With `async-inference` the worker threads of two elements batch together too: every frame
+/// carries its own stream's squares or nothing yet (verdict UNKNOWN), never the other stream's,
+/// and both streams end. Frames are paced (the worker skips frames that arrive while it is
+/// busy) until both streams have results.
+#[test]
+fn asynchronous_inference_batches_without_cross_talk() {
+    let s = streams(
+        2,
+        "squares_v8_batch",
+        "batch-size=2 batch-timeout-ms=1000 async-inference=true threads=8",
+    );
+    // Every frame of a stream alike: a carried result is still that stream's squares.
+    let images: Vec<_> = (0..2).map(|stream| frame(stream, 0)).collect();
+    let mut frames = vec![Vec::new(), Vec::new()];
+    for i in 0..500 {
+        for (source, (image, _)) in s.sources.iter().zip(&images) {
+            push(source, image, i);
+        }
+        for (sink, out) in s.sinks.iter().zip(frames.iter_mut()) {
+            let sample = sink
+                .try_pull_sample(gst::ClockTime::from_seconds(60))
+                .expect("async inference never holds a frame back");
+            out.push(rois(sample.buffer().unwrap()));
+        }
+        if i >= 10 && frames.iter().all(|f| f.iter().any(|r| !r.is_empty())) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for source in &s.sources {
+        source.end_of_stream().unwrap();
+    }
+    for (stream, sink) in s.sinks.iter().enumerate() {
+        frames[stream].extend(pull_all(sink));
+        let mut with_results = 0;
+        for (i, got) in frames[stream].iter().enumerate() {
+            if !got.is_empty() {
+                let context = format!("stream {stream} frame {i}");
+                assert_rois(got, &images[stream].1, SIDE, SIDE, 1.0, &context);
+                with_results += 1;
+            }
+        }
+        assert!(with_results > 0, "stream {stream}: no frame got a result");
+    }
+    let errors = errors(&s.pipeline);
+    assert!(errors.is_empty(), "{errors:?}");
+    // Both workers take their first frame at once: that batch is shared.
+    for detector in &s.detectors {
+        assert!(detector.property::<u64>("batched-frames") > 0);
+    }
+    s.pipeline.set_state(gst::State::Null).unwrap();
+}
