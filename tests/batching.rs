@@ -520,7 +520,7 @@ fn asynchronous_inference_batches_without_cross_talk() {
     );
     // Every frame of a stream alike: a carried result is still that stream's squares.
     let images: Vec<_> = (0..2).map(|stream| frame(stream, 0)).collect();
-    let mut frames = vec![Vec::new(), Vec::new()];
+    let mut frames = [Vec::new(), Vec::new()];
     for i in 0..500 {
         for (source, (image, _)) in s.sources.iter().zip(&images) {
             push(source, image, i);
