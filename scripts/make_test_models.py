@@ -45,6 +45,9 @@ squares_v8_dynamic.onnx  input [1, 3, 'height', 'width'], output [1, 6, 'anchors
                          shape (Shape -> Range), so it is correct for any size
                          >= 32 (anchors = ((H-32)//8+1) * ((W-32)//8+1), row-major);
                          metadata imgsz '[256, 256]' is the intended size.
+squares_v8_batch.onnx    squares_v8 with a dynamic batch dimension: input ['batch', 3, 256, 256],
+                         output ['batch', 6, 841] (the grid boxes expanded to the batch); for
+                         defectdetect's batch-size (cross-stream batching).
 squares_v8_gray.onnx     input [1, 1, 256, 256], output [1, 5, 841]; single class
                          s0 = sigmoid(40 * (avgGray - 0.85)), names {0: 'white_square'}.
 bad_not_image.onnx       input [1, 10] float -> output [1, 4] (not image-like).
@@ -206,6 +209,29 @@ def make_v8(channels=3):
         return finish("squares_v8", nodes, inits, image_input(3), out, NAMES2, description=desc)
     desc = "Test squares detector, 1-channel gray input, YOLOv8 layout [1, 5, 841]"
     return finish("squares_v8_gray", nodes, inits, image_input(1), out, NAMES1, description=desc)
+
+
+def make_v8_batch():
+    nodes, inits, nc = score_nodes(3, flat=False)
+    inits += [
+        i64("scores_shape_b", [0, nc, -1]),  # 0: keep the batch dimension
+        f32("grid_boxes", grid_boxes_cxcywh()[None]),  # [1, 4, N]
+        i64("b_start", [0]),
+        i64("b_end", [1]),
+        i64("box_rows", [4, N_ANCHORS]),
+    ]
+    nodes += [
+        helper.make_node("Reshape", ["scores_grid", "scores_shape_b"], ["scores"], name="scores_flat"),
+        helper.make_node("Shape", ["scores"], ["sshape"], name="sshape"),
+        helper.make_node("Slice", ["sshape", "b_start", "b_end"], ["bdim"], name="bdim"),
+        helper.make_node("Concat", ["bdim", "box_rows"], ["boxes_shape"], name="boxes_shape", axis=0),
+        helper.make_node("Expand", ["grid_boxes", "boxes_shape"], ["boxes"], name="boxes"),
+        helper.make_node("Concat", ["boxes", "scores"], ["output0"], name="concat_out", axis=1),
+    ]
+    inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, IMG, IMG])
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 4 + nc, N_ANCHORS])
+    desc = "Test squares detector, dynamic batch: input [batch, 3, 256, 256], YOLOv8 layout [batch, 6, 841]"
+    return finish("squares_v8_batch", nodes, inits, inp, out, NAMES2, description=desc)
 
 
 def make_v5():
@@ -525,6 +551,7 @@ MODELS = {
     "squares_v5.onnx": make_v5,
     "squares_e2e.onnx": make_e2e,
     "squares_v8_dynamic.onnx": make_v8_dynamic,
+    "squares_v8_batch.onnx": make_v8_batch,
     "squares_v8_gray.onnx": lambda: make_v8(1),
     "bad_not_image.onnx": make_bad_not_image,
     "bad_layout.onnx": make_bad_layout,
@@ -578,6 +605,14 @@ def verify(path: str) -> None:
         x = np.ones((1, 10), dtype=np.float32)
     else:
         x = test_image(1 if inp.shape[1] == 1 else 3)
+    if name == "squares_v8_batch.onnx":
+        # Each frame of a batch gets its own result: the second frame's squares are swapped.
+        y1 = x[:, :, ::-1, ::-1].copy()
+        (yb,) = sess.run(None, {inp.name: np.concatenate([x, y1])})
+        (ya,) = sess.run(None, {inp.name: x})
+        (yc,) = sess.run(None, {inp.name: y1})
+        assert yb.shape[0] == 2 and np.array_equal(yb[0], ya[0]) and np.array_equal(yb[1], yc[0])
+        assert not np.array_equal(ya, yc)
     started = time.perf_counter()
     (y,) = sess.run(None, {inp.name: x})
     took = time.perf_counter() - started

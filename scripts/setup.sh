@@ -57,12 +57,19 @@ echo "setup: ONNX Runtime $ORT_VERSION at .ort/libonnxruntime.so"
 # .ort-openvino links the wheel's library folder (the OpenVINO provider and runtime libraries
 # are found next to libonnxruntime); the plugin looks there for that provider. SKIP_OPENVINO=1
 # leaves it out (84 MB download); the plain CPU path never needs it.
+# The `openvino` package (the OpenVINO runtime's Python API, DL Streamer's engine) is there too,
+# for the raw-OpenVINO row of scripts/bench_backends.py (which runs it in a process of its own).
 OV_ORT_VERSION=1.24.1
+OV_VERSION=2026.4.1
 if [[ "${SKIP_OPENVINO:-0}" != 1 ]]; then
   if ! .venv-ov/bin/python -c "import onnxruntime; assert onnxruntime.__version__ == '$OV_ORT_VERSION'" 2>/dev/null; then
     echo "setup: installing onnxruntime-openvino $OV_ORT_VERSION into .venv-ov"
     [[ -x .venv-ov/bin/python ]] || /usr/bin/python3 -m venv .venv-ov
     .venv-ov/bin/python -m pip install -q --disable-pip-version-check "onnxruntime-openvino==$OV_ORT_VERSION"
+  fi
+  if ! .venv-ov/bin/python -c "from importlib.metadata import version; assert version('openvino') == '$OV_VERSION'" 2>/dev/null; then
+    echo "setup: installing openvino $OV_VERSION into .venv-ov"
+    .venv-ov/bin/python -m pip install -q --disable-pip-version-check "openvino==$OV_VERSION"
   fi
   capi=$(ls -d .venv-ov/lib/python3*/site-packages/onnxruntime/capi 2>/dev/null | head -n1)
   ovlib=$(ls "$capi"/libonnxruntime.so.1* 2>/dev/null | head -n1)

@@ -24,7 +24,7 @@ cargo build --all-targets --locked
 
 echo "== gst-inspect-1.0"
 inspect=$(GST_PLUGIN_PATH="$PWD/target/debug" gst-inspect-1.0 defectdetect)
-for property in model labels conf-threshold iou-threshold max-detections layout execution-provider threads spin openvino-device precision ort-library policy shadow-mode frames-per-part; do
+for property in model labels conf-threshold iou-threshold max-detections layout execution-provider threads spin openvino-device precision ort-library policy shadow-mode frames-per-part batch-size batch-timeout-ms batched-frames; do
   grep -q "^  $property " <<<"$inspect" || { echo "test: gst-inspect-1.0 lacks property $property" >&2; exit 1; }
 done
 echo "defectdetect and its properties are visible to gst-inspect-1.0"

@@ -88,6 +88,8 @@ pub struct DefectDetect {
     worker: Mutex<Option<Worker>>,
     /// Frames the asynchronous worker had no time for.
     skipped: AtomicU64,
+    /// Model runs that shared a batch with other elements' frames.
+    batched: AtomicU64,
     /// The processing latency answered to latency queries, in nanoseconds: the warm run at
     /// load, raised when frames take longer (then a latency message asks to recompute).
     latency_ns: AtomicU64,
@@ -126,6 +128,7 @@ impl ObjectImpl for DefectDetect {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
             "skipped" => self.skipped.load(Ordering::Relaxed).to_value(),
+            "batched-frames" => self.batched.load(Ordering::Relaxed).to_value(),
             crate::meta::fields::MODEL_INFO => {
                 self.slot.published().map(|i| i.describe()).to_value()
             }
@@ -202,6 +205,7 @@ impl BaseTransformImpl for DefectDetect {
             interrupter.reset();
         }
         self.skipped.store(0, Ordering::Relaxed);
+        self.batched.store(0, Ordering::Relaxed);
         if settings.async_inference {
             let worker = Worker::start(&self.obj()).map_err(|e| {
                 gst::error_msg!(
@@ -326,8 +330,19 @@ impl BaseTransformImpl for DefectDetect {
                 if let Some(worker) = lock(&self.worker).as_ref() {
                     worker.stop_waiting();
                 }
+                // A frame waiting for other elements' frames to fill its batch stops waiting.
+                if lock(&self.settings).batch_size > 1
+                    && let Some(interrupter) = lock(&self.interrupter).as_ref()
+                {
+                    interrupter.interrupt();
+                }
             }
             gst::EventView::FlushStop(_) => {
+                if lock(&self.settings).batch_size > 1
+                    && let Some(interrupter) = lock(&self.interrupter).as_ref()
+                {
+                    interrupter.reset();
+                }
                 let worker = lock(&self.worker).clone();
                 if let Some(worker) = &worker {
                     drop(worker.take_finished());
@@ -379,6 +394,10 @@ struct Decided {
 impl DefectDetect {
     pub(super) fn slot(&self) -> &Slot<Loaded, Settings> {
         &self.slot
+    }
+
+    pub(super) fn count_batched(&self, runs: u64) {
+        self.batched.fetch_add(runs, Ordering::Relaxed);
     }
 
     /// At a frame boundary, with the current model locked: takes over a pending model.
@@ -1034,6 +1053,7 @@ impl DefectDetect {
             }
         };
         self.warn_decode(&mut state.warned, &result.stats);
+        self.count_batched(result.batched);
         Ok(result)
     }
 

@@ -160,6 +160,8 @@ pub(super) struct Inference {
     pub duration: Duration,
     /// Candidates the decoder dropped or changed, by reason.
     pub stats: DecodeStats,
+    /// Model runs of this frame that shared a batch with other elements' frames.
+    pub batched: u64,
 }
 
 /// Detection thresholds of one frame.
@@ -175,6 +177,17 @@ pub(super) struct Thresholds {
 /// Runs the model on every tile of the frame and merges the detections, in frame pixels;
 /// (re)plans the preprocessing when the model is new or the frames changed.
 pub(super) fn infer(
+    loaded: &mut Loaded,
+    frame: &FrameInput,
+    limits: Thresholds,
+) -> Result<Inference, InferError> {
+    let before = loaded.detector.batched_runs();
+    let mut result = infer_frame(loaded, frame, limits)?;
+    result.batched = loaded.detector.batched_runs() - before;
+    Ok(result)
+}
+
+fn infer_frame(
     loaded: &mut Loaded,
     frame: &FrameInput,
     limits: Thresholds,
@@ -252,6 +265,7 @@ pub(super) fn infer(
         anomaly: None,
         duration,
         stats,
+        batched: 0,
     })
 }
 
@@ -282,6 +296,7 @@ fn classify_frame(
         anomaly: None,
         duration: started.elapsed(),
         stats: DecodeStats::default(),
+        batched: 0,
     })
 }
 
@@ -336,5 +351,6 @@ fn anomaly_frame(
         anomaly: Some(Arc::new(AnomalyOutput { score, map })),
         duration: started.elapsed(),
         stats,
+        batched: 0,
     })
 }

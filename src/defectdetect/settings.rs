@@ -19,6 +19,7 @@ pub(super) const DEFAULT_IOU_THRESHOLD: f64 = 0.45;
 pub(super) const DEFAULT_MAX_DETECTIONS: u32 = 300;
 pub(super) const DEFAULT_TILE_OVERLAP: u32 = 64;
 pub(super) const DEFAULT_SPIN: bool = false;
+pub(super) const DEFAULT_BATCH_TIMEOUT_MS: u32 = 5;
 
 /// Paths are `Arc<Path>` so that the copy the streaming thread takes of the settings for each
 /// frame (properties may change while playing) allocates nothing.
@@ -47,6 +48,8 @@ pub(super) struct Settings {
     pub tile_overlap: u32,
     pub async_inference: bool,
     pub max_input_pixels: u64,
+    pub batch_size: u32,
+    pub batch_timeout_ms: u32,
 }
 
 impl Default for Settings {
@@ -75,6 +78,8 @@ impl Default for Settings {
             tile_overlap: DEFAULT_TILE_OVERLAP,
             async_inference: false,
             max_input_pixels: DEFAULT_MAX_INPUT_PIXELS,
+            batch_size: 1,
+            batch_timeout_ms: DEFAULT_BATCH_TIMEOUT_MS,
         }
     }
 }
@@ -128,6 +133,8 @@ impl Settings {
             },
             ort_library: self.ort_library.as_deref().map(PathBuf::from),
             max_input_pixels: self.max_input_pixels,
+            batch_size: self.batch_size as usize,
+            batch_timeout: std::time::Duration::from_millis(self.batch_timeout_ms.into()),
         }
     }
 
@@ -178,6 +185,8 @@ impl Settings {
             "max-input-pixels" => {
                 self.max_input_pixels = value.get().expect("type checked upstream")
             }
+            "batch-size" => self.batch_size = get(),
+            "batch-timeout-ms" => self.batch_timeout_ms = get(),
             _ => return Change::Unknown,
         }
         Change::None
@@ -209,6 +218,8 @@ impl Settings {
             "tile-overlap" => self.tile_overlap.to_value(),
             "async-inference" => self.async_inference.to_value(),
             "max-input-pixels" => self.max_input_pixels.to_value(),
+            "batch-size" => self.batch_size.to_value(),
+            "batch-timeout-ms" => self.batch_timeout_ms.to_value(),
             _ => return None,
         })
     }
@@ -442,6 +453,34 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 )
                 .default_value(false)
                 .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("batch-size")
+                .nick("Batch size")
+                .blurb(
+                    "Infer frames of all defectdetect elements with the same model file, execution provider \
+                     settings and batch-size together, in batches of up to this many (one session, one run per \
+                     batch). Needs a model with a dynamic batch dimension, else a warning and frames run one \
+                     at a time; 1 = every frame alone",
+                )
+                .minimum(1)
+                .maximum(64)
+                .default_value(1)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("batch-timeout-ms")
+                .nick("Batch timeout")
+                .blurb(
+                    "With batch-size > 1: how long a frame waits for other elements' frames before its \
+                     batch runs anyway (a stopping or flushing element's frame stops waiting at once)",
+                )
+                .maximum(10_000)
+                .default_value(DEFAULT_BATCH_TIMEOUT_MS)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt64::builder("batched-frames")
+                .nick("Batched frames")
+                .blurb("Model runs of this element that shared a batch with other elements' frames (read-only)")
+                .read_only()
                 .build(),
             glib::ParamSpecUInt64::builder("skipped")
                 .nick("Skipped frames")

@@ -197,6 +197,7 @@ fn infer_job(imp: &super::imp::DefectDetect, job: &Job) -> Result<Output, InferE
         tile_overlap: job.tile_overlap,
     };
     let result = inference::infer(loaded, &input, job.thresholds)?;
+    imp.count_batched(result.batched);
     Ok(Output {
         detections: result.detections,
         anomaly: result.anomaly,

@@ -5,6 +5,7 @@
 //! No GStreamer here: the elements turn [`RuntimeError`]s into element errors and
 //! the returned warnings into element warnings.
 
+mod batch;
 mod library;
 mod model;
 

@@ -11,6 +11,7 @@ use ort::ep::{
 use ort::session::{RunOptions, Session};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
+use super::batch::{BatchError, Batcher, FrameOutput, split_output};
 use super::{OpenVinoDevice, Precision, Provider, RuntimeError, library};
 use crate::analysis::Detection;
 use crate::analysis::anomaly::AnomalyMap;
@@ -52,6 +53,12 @@ pub struct DetectorOptions {
     /// The largest input (height x width) accepted, checked before anything of that size is
     /// allocated; 0 means [`DEFAULT_MAX_INPUT_PIXELS`].
     pub max_input_pixels: u64,
+    /// Frames of detectors loading the same model the same way (same file content, provider
+    /// settings and batch size) are inferred together in batches of up to this many, where the
+    /// model's batch dimension is dynamic; 0 or 1: every frame runs alone.
+    pub batch_size: usize,
+    /// How long a frame waits for partners before its batch runs anyway.
+    pub batch_timeout: std::time::Duration,
 }
 
 impl DetectorOptions {
@@ -195,6 +202,8 @@ struct SessionKey {
     spin: Option<bool>,
     openvino_device: OpenVinoDevice,
     precision: Precision,
+    /// Detectors batching together share a session of their own.
+    batch_size: usize,
 }
 
 /// Sessions in use, shared by the detectors (elements) that load the same model the same way:
@@ -207,6 +216,8 @@ static SESSIONS: std::sync::Mutex<
 struct SharedSession {
     session: Session,
     provider: &'static str,
+    /// The batch thread of the detectors batching on this session, while one of them lives.
+    batcher: std::sync::Weak<Batcher>,
 }
 
 /// The live session for `key`, or a new one made by `build` and remembered.
@@ -224,7 +235,11 @@ fn shared_session(
         return Ok(session);
     }
     let (session, provider) = build()?;
-    let shared = Arc::new(std::sync::Mutex::new(SharedSession { session, provider }));
+    let shared = Arc::new(std::sync::Mutex::new(SharedSession {
+        session,
+        provider,
+        batcher: std::sync::Weak::new(),
+    }));
     sessions.push((key, Arc::downgrade(&shared)));
     Ok(shared)
 }
@@ -236,6 +251,11 @@ pub struct Detector {
     input: Vec<f32>,
     decoder: Decoder,
     interrupter: Interrupter,
+    /// Where frames are batched with other detectors' frames (batch-size > 1 and a model with a
+    /// dynamic batch dimension), and how long a frame waits for partners.
+    batch: Option<(Arc<Batcher>, std::time::Duration)>,
+    /// Runs that shared a batch with another frame.
+    batched_runs: u64,
 }
 
 impl std::fmt::Debug for Detector {
@@ -291,6 +311,7 @@ impl Detector {
             spin: options.spin,
             openvino_device: options.openvino_device,
             precision: options.precision,
+            batch_size: options.batch_size.max(1),
         };
         let session = shared_session(key, || build_session(&env, options, &mut warnings))
             .map_err(model_error)?;
@@ -340,16 +361,13 @@ impl Detector {
             input: vec![0.0; channels * width as usize * height as usize],
             decoder: Decoder::new(),
             interrupter,
+            batch: None,
+            batched_runs: 0,
         };
         // A dry run gives the concrete output shape (dynamic axes resolved) and warms the
         // session up, so that a model that cannot run fails now rather than on the first frame.
         let shapes = detector
-            .run_session(|outputs| {
-                Ok(outputs
-                    .iter()
-                    .map(|(_, v)| v.shape().to_vec())
-                    .collect::<Vec<_>>())
-            })
+            .run_session(|outputs| Ok(outputs.shapes()))
             .map_err(model_error)?;
         for (spec, shape) in detector.info.outputs.iter_mut().zip(&shapes) {
             spec.shape = shape.clone();
@@ -422,7 +440,105 @@ impl Detector {
         let started = std::time::Instant::now();
         detector.run_session(|_| Ok(())).map_err(model_error)?;
         detector.info.warm_run = started.elapsed();
+        if options.batch_size > 1 {
+            match detector.batch_check() {
+                Ok(()) => {
+                    let batcher = detector
+                        .batcher(options.batch_size)
+                        .map_err(|e| model_error(format!("cannot start the batch thread: {e}")))?;
+                    detector.batch = Some((batcher, options.batch_timeout));
+                }
+                Err(reason) => warnings.push(format!(
+                    "model {}: batch-size={} needs a dynamic batch dimension, but {reason}; \
+                     its frames are inferred one at a time (scripts/make_batch_models.py makes a \
+                     dynamic-batch copy of a model)",
+                    path.display(),
+                    options.batch_size
+                )),
+            }
+        }
         Ok((detector, warnings))
+    }
+
+    /// Whether the model infers batches: a dynamic first input dimension, and every output
+    /// keeping it (checked by running a batch of two).
+    fn batch_check(&mut self) -> Result<(), String> {
+        let shared = Arc::clone(&self.session);
+        let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+        let dims = match shared.session.inputs().first().map(|i| i.dtype()) {
+            Some(ValueType::Tensor { shape, .. }) => shape.to_vec(),
+            _ => Vec::new(),
+        };
+        if dims.first().is_none_or(|&d| d > 0) {
+            return Err(format!("its input has the fixed shape {dims:?}"));
+        }
+        let one = self.input.len();
+        let mut input = Vec::with_capacity(2 * one);
+        input.extend_from_slice(&self.input);
+        input.extend_from_slice(&self.input);
+        let shape = [
+            2,
+            self.info.channels,
+            self.info.height as usize,
+            self.info.width as usize,
+        ];
+        let tensor = TensorRef::from_array_view((shape, &input[..])).map_err(|e| e.to_string())?;
+        let outputs = shared
+            .session
+            .run(ort::inputs![self.info.input_name.as_str() => tensor])
+            .map_err(|e| format!("a batch of 2 does not run ({e})"))?;
+        for (name, value) in outputs.iter() {
+            if value.shape().first() != Some(&2) {
+                return Err(format!(
+                    "its output {name} has the shape {:?} for a batch of 2",
+                    value.shape().to_vec()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The batch thread of this detector's session, started by the first detector batching on it.
+    fn batcher(&self, batch_size: usize) -> std::io::Result<Arc<Batcher>> {
+        let mut shared = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(batcher) = shared.batcher.upgrade() {
+            return Ok(batcher);
+        }
+        let session = Arc::clone(&self.session);
+        let input_name = self.info.input_name.clone();
+        let (channels, height, width) = (
+            self.info.channels,
+            self.info.height as usize,
+            self.info.width as usize,
+        );
+        let run = move |input: &[f32], count: usize| {
+            let tensor = TensorRef::from_array_view(([count, channels, height, width], input))
+                .map_err(|e| e.to_string())?;
+            let mut shared = session.lock().unwrap_or_else(|p| p.into_inner());
+            let outputs = shared
+                .session
+                .run(ort::inputs![input_name.as_str() => tensor])
+                .map_err(|e| e.to_string())?;
+            let mut frames = vec![Vec::new(); count];
+            for (name, value) in outputs.iter() {
+                let data = value.try_extract_tensor::<f32>().ok().map(|(_, d)| d);
+                split_output(&mut frames, name, value.shape(), data)?;
+            }
+            Ok(frames)
+        };
+        let batcher = Arc::new(Batcher::start(batch_size, self.input.len(), Box::new(run))?);
+        shared.batcher = Arc::downgrade(&batcher);
+        Ok(batcher)
+    }
+
+    /// The batch size frames are inferred in (1: alone).
+    pub fn batch_size(&self) -> usize {
+        self.batch.as_ref().map_or(1, |(b, _)| b.capacity())
+    }
+
+    /// Runs so far that shared a batch with other detectors' frames.
+    pub fn batched_runs(&self) -> u64 {
+        self.batched_runs
     }
 
     /// How many detectors use this detector's session (itself included).
@@ -498,12 +614,7 @@ impl Detector {
         let map_name = self.info.outputs[found.map].name.clone();
         let score_name = found.score.map(|i| self.info.outputs[i].name.clone());
         let result = self.run_session(|outputs| {
-            let value = outputs
-                .get(&map_name)
-                .ok_or_else(|| format!("the model gave no output {map_name}"))?;
-            let (shape, data) = value
-                .try_extract_tensor::<f32>()
-                .map_err(|e| format!("output {map_name} is not a float32 tensor ({e})"))?;
+            let (shape, data) = outputs.named_f32(&map_name)?;
             let [1, 1, h, w] = shape[..] else {
                 return Err(format!(
                     "the anomaly map {map_name} has shape {shape:?}; expected [1, 1, h, w]"
@@ -515,15 +626,7 @@ impl Detector {
                 data: data.to_vec(),
             };
             let score = match &score_name {
-                Some(name) => {
-                    let value = outputs
-                        .get(name)
-                        .ok_or_else(|| format!("the model gave no output {name}"))?;
-                    let (_, data) = value
-                        .try_extract_tensor::<f32>()
-                        .map_err(|e| format!("output {name} is not a float32 tensor ({e})"))?;
-                    data.first().copied()
-                }
+                Some(name) => outputs.named_f32(name)?.1.first().copied(),
                 None => None,
             };
             Ok((score, map))
@@ -549,8 +652,21 @@ impl Detector {
 
     fn run_session<T>(
         &mut self,
-        read: impl FnOnce(&ort::session::SessionOutputs) -> Result<T, String>,
+        read: impl FnOnce(&Outputs) -> Result<T, String>,
     ) -> Result<T, String> {
+        if let Some((batcher, timeout)) = &self.batch {
+            let interrupter = &self.interrupter;
+            let batched = batcher
+                .infer(&self.input, *timeout, &|| interrupter.is_interrupted())
+                .map_err(|e| match e {
+                    BatchError::Interrupted => "interrupted while waiting for the batch".into(),
+                    BatchError::Failed(reason) => reason,
+                })?;
+            if batched.batch > 1 {
+                self.batched_runs += 1;
+            }
+            return read(&Outputs::Frame(&batched.outputs));
+        }
         let shape = [
             1,
             self.info.channels,
@@ -581,7 +697,69 @@ impl Detector {
                 &self.interrupter.options,
             )
             .map_err(|e| e.to_string())?;
-        read(&outputs)
+        read(&Outputs::Session(&outputs))
+    }
+}
+
+/// A run's outputs: the session's own, or one frame's cut from a batch.
+enum Outputs<'a, 'r> {
+    Session(&'a ort::session::SessionOutputs<'r>),
+    Frame(&'a [FrameOutput]),
+}
+
+impl Outputs<'_, '_> {
+    fn shapes(&self) -> Vec<Vec<i64>> {
+        match self {
+            Outputs::Session(outputs) => outputs.iter().map(|(_, v)| v.shape().to_vec()).collect(),
+            Outputs::Frame(outputs) => outputs.iter().map(|o| o.shape.clone()).collect(),
+        }
+    }
+
+    /// The first output as a float32 tensor.
+    fn first_f32(&self) -> Result<(&[i64], &[f32]), String> {
+        match self {
+            Outputs::Session(outputs) => {
+                let first = outputs.keys().next().ok_or("the model has no output")?;
+                let output = outputs.get(first).ok_or("the model has no output")?;
+                let (shape, data) = output
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| format!("the first output is not a float32 tensor ({e})"))?;
+                Ok((shape, data))
+            }
+            Outputs::Frame(outputs) => {
+                let output = outputs.first().ok_or("the model has no output")?;
+                let data = output
+                    .data
+                    .as_deref()
+                    .ok_or("the first output is not a float32 tensor")?;
+                Ok((&output.shape, data))
+            }
+        }
+    }
+
+    /// The output `name` as a float32 tensor.
+    fn named_f32(&self, name: &str) -> Result<(&[i64], &[f32]), String> {
+        let missing = || format!("the model gave no output {name}");
+        match self {
+            Outputs::Session(outputs) => {
+                let value = outputs.get(name).ok_or_else(missing)?;
+                let (shape, data) = value
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| format!("output {name} is not a float32 tensor ({e})"))?;
+                Ok((shape, data))
+            }
+            Outputs::Frame(outputs) => {
+                let output = outputs
+                    .iter()
+                    .find(|o| o.name == name)
+                    .ok_or_else(missing)?;
+                let data = output
+                    .data
+                    .as_deref()
+                    .ok_or_else(|| format!("output {name} is not a float32 tensor"))?;
+                Ok((&output.shape, data))
+            }
+        }
     }
 }
 
@@ -590,13 +768,10 @@ const TASK_METADATA_KEY: &str = "task";
 
 /// Reads the first output as a float32 tensor.
 fn with_first_f32<T>(
-    outputs: &ort::session::SessionOutputs,
+    outputs: &Outputs,
     read: impl FnOnce(&[i64], &[f32]) -> Result<T, String>,
 ) -> Result<T, String> {
-    let output = outputs.values().next().ok_or("the model has no output")?;
-    let (shape, data) = output
-        .try_extract_tensor::<f32>()
-        .map_err(|e| format!("the first output is not a float32 tensor ({e})"))?;
+    let (shape, data) = outputs.first_f32()?;
     read(shape, data)
 }
 
