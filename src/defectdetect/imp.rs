@@ -26,7 +26,9 @@ use gst_base::subclass::prelude::*;
 
 use super::inference::{self, AnomalyOutput, FrameInput, InferError, MAX_TILES};
 use super::loaded::{self, Identity, LoadError, Loaded};
-use super::metas::{Report, attach_roi_metas, classification, part_message};
+use super::metas::{
+    Report, attach_anomaly_map, attach_roi_metas, classification, part_message, restage_verdict,
+};
 use super::settings::{self, Change, Settings};
 use super::slot::{BuildFn, Current, Outcome, ReportFn, Slot};
 use super::worker::{Finished, Job, Submit, Worker};
@@ -374,6 +376,8 @@ struct Decided {
     parts: Vec<PartVerdict>,
     width: f32,
     height: f32,
+    /// An anomaly model's map and score, for `DefectAnomalyMapMeta`.
+    anomaly: Option<Arc<AnomalyOutput>>,
 }
 
 impl DefectDetect {
@@ -494,7 +498,7 @@ impl DefectDetect {
         } else {
             Seen::NotInspected
         };
-        Ok(self.decided(
+        let mut decided = self.decided(
             state,
             identity,
             frame_number,
@@ -503,7 +507,9 @@ impl DefectDetect {
             verdict,
             inference,
             carried_from,
-        ))
+        );
+        decided.anomaly = anomaly;
+        Ok(decided)
     }
 
     /// The streaming thread hands the frame to the worker if it is free and takes the newest
@@ -552,6 +558,7 @@ impl DefectDetect {
             .carry
             .as_ref()
             .filter(|c| c.part == key && c.caps_serial == state.caps_serial);
+        let anomaly = carried.and_then(|c| c.anomaly.clone());
         let (identity, verdict, inference, carried_from) = match carried {
             Some(c) => (
                 c.identity.clone(),
@@ -579,6 +586,7 @@ impl DefectDetect {
             carried_from,
         );
         decided.inspected = matches!(seen, Seen::Pending);
+        decided.anomaly = anomaly;
         Ok(decided)
     }
 
@@ -612,6 +620,7 @@ impl DefectDetect {
             parts: state.parts.take_ready(),
             width: state.info.width() as f32,
             height: state.info.height() as f32,
+            anomaly: None,
         }
     }
 
@@ -702,6 +711,15 @@ impl DefectDetect {
             report.class_name,
         );
         report.attach_verdict_meta(buffer);
+        if let (Some(output), Some(thresholds)) = (&decided.anomaly, identity.anomaly_thresholds) {
+            attach_anomaly_map(
+                buffer,
+                output,
+                thresholds.pixel,
+                decided.width,
+                decided.height,
+            );
+        }
         let running_time = self.running_time(buffer);
         let messages = [
             report.detections_message(buffer, running_time),
@@ -891,10 +909,10 @@ impl DefectDetect {
             );
             return Err(gst::FlowError::Error);
         }
-        let rects: Vec<(u32, u32, u32, u32)> = buffer
+        let (rects, upstream): (Vec<(u32, u32, u32, u32)>, Vec<_>) = buffer
             .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-            .map(|m| m.rect())
-            .collect();
+            .map(|m| (m.rect(), meta::DetectionParams::of_roi(&m)))
+            .unzip();
         if rects.is_empty() {
             return Ok(gst::FlowSuccess::Ok);
         }
@@ -920,7 +938,7 @@ impl DefectDetect {
                 (info.width, info.height, info.channels)
             };
             let (mut scores, mut probabilities) = (Vec::new(), Vec::new());
-            for (x, y, w, h) in rects {
+            for &(x, y, w, h) in &rects {
                 // Clipped to the frame; an empty crop gets no classification.
                 let (x, y) = (x.min(width), y.min(height));
                 let (w, h) = (w.min(width - x), h.min(height - y));
@@ -971,23 +989,39 @@ impl DefectDetect {
                 };
                 let judged = identity
                     .policy
-                    .evaluate(&[detection], |id| identity.model.class_name(id))
-                    .judged[0];
+                    .evaluate(&[detection], |id| identity.model.class_name(id));
                 results.push(Some(judged));
             }
         }
         drop(current_guard);
         for (mut roi, result) in buffer
             .iter_meta_mut::<gst_video::VideoRegionOfInterestMeta>()
-            .zip(results)
+            .zip(&results)
         {
-            if let Some(j) = result {
+            if let Some(j) = result.as_ref().map(|v| v.judged[0]) {
                 let label = identity.model.class_name(j.detection.class_id);
                 let mut c = classification(j.detection.class_id, &label, j.detection.confidence);
                 c.severity = Some(j.severity);
                 c.decision = Some(j.decision);
                 roi.add_param(c.to_roi_param());
             }
+        }
+        // The frame's verdict follows this policy on each region's classified label.
+        let upstream = upstream
+            .into_iter()
+            .map(|read| read.and_then(|r| self.problems.check(&*self.obj(), *CAT, r)))
+            .collect::<Vec<_>>();
+        let restaged = meta::VerdictMeta::from_buffer(buffer)
+            .and_then(|read| self.problems.check(&*self.obj(), *CAT, read))
+            .and_then(|verdict| {
+                restage_verdict(verdict, &rects, &upstream, &results, &|id| {
+                    identity.model.class_name(id)
+                })
+            });
+        if let Some(verdict) = restaged {
+            verdict.replace_on(buffer);
+            let running_time = self.running_time(buffer);
+            self.post(verdict.to_message(buffer.pts(), running_time));
         }
         Ok(gst::FlowSuccess::Ok)
     }
