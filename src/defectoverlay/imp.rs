@@ -14,7 +14,7 @@ use crate::draw::heatmap::{self, HeatSource};
 use crate::draw::overlay::{self, Annotation, Banner, Style};
 use crate::element::MetaProblems;
 use crate::element::{self, lock};
-use crate::meta::{AnomalyMapMeta, DetectionParams, VerdictMeta};
+use crate::meta::{AnomalyMapMeta, Classification, Decision, DetectionParams, VerdictMeta};
 use crate::video::{canvas, yuv_encoding};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -241,14 +241,27 @@ impl DefectOverlay {
                     Some(read) => Some(self.problems.check(&*self.obj(), *CAT, read)?),
                 };
                 let counted = params.as_ref().is_none_or(DetectionParams::counted);
-                (counted || show_ignored).then(|| Annotation {
-                    rect: [x as f32, y as f32, (x + w) as f32, (y + h) as f32],
-                    label: params
-                        .as_ref()
-                        .map_or_else(|| roi.roi_type().to_string(), |p| p.label.clone()),
-                    confidence: params.as_ref().map_or(0.0, |p| p.confidence) as f32,
-                    severity: params.as_ref().and_then(|p| p.severity),
-                    counted,
+                // A second stage's classification names the region and judges it.
+                let class = Classification::of_roi(&roi)
+                    .and_then(|read| self.problems.check(&*self.obj(), *CAT, read))
+                    .filter(|c| c.decision.is_some());
+                (counted || show_ignored).then(|| match class {
+                    Some(c) => Annotation {
+                        rect: [x as f32, y as f32, (x + w) as f32, (y + h) as f32],
+                        label: c.label,
+                        confidence: c.confidence as f32,
+                        severity: c.severity,
+                        counted: counted && c.decision.is_none_or(Decision::counted),
+                    },
+                    None => Annotation {
+                        rect: [x as f32, y as f32, (x + w) as f32, (y + h) as f32],
+                        label: params
+                            .as_ref()
+                            .map_or_else(|| roi.roi_type().to_string(), |p| p.label.clone()),
+                        confidence: params.as_ref().map_or(0.0, |p| p.confidence) as f32,
+                        severity: params.as_ref().and_then(|p| p.severity),
+                        counted,
+                    },
                 })
             })
             .collect()
