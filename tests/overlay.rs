@@ -418,3 +418,37 @@ fn heatmap_of_an_anomaly_model_lands_on_the_defect() {
         );
     }
 }
+
+/// A malformed `DefectAnomalyMapMeta` (values of the wrong length) is not drawn: a warning
+/// names the field and the frame is left alone.
+#[test]
+fn malformed_anomaly_map_is_a_warning_naming_the_field() {
+    init();
+    let mut h = gst_check::Harness::new("defectoverlay");
+    h.element().unwrap().set_property("show-heatmap", true);
+    let bus = gst::Bus::new();
+    h.element().unwrap().set_bus(Some(&bus));
+    let info = gst_video::VideoInfo::builder(VideoFormat::Gray8, 320, 240)
+        .build()
+        .unwrap();
+    h.set_src_caps(info.to_caps().unwrap());
+    let mut buffer = gst::Buffer::from_mut_slice(vec![7u8; info.size()]);
+    let mut map =
+        gstdefect::meta::AnomalyMapMeta::quantise(4, 2, &[9.0; 8], [0.0, 0.0, 320.0, 240.0], 1.0);
+    map.values.pop();
+    map.attach(buffer.get_mut().unwrap());
+    h.push(buffer).unwrap();
+    let out = h.pull().unwrap();
+    assert!(out.map_readable().unwrap().iter().all(|&v| v == 7));
+    let warning = bus
+        .pop_filtered(&[gst::MessageType::Warning])
+        .expect("a warning");
+    let gst::MessageView::Warning(w) = warning.view() else {
+        unreachable!()
+    };
+    let text = w.error().to_string();
+    assert!(
+        text.contains("DefectAnomalyMapMeta: field `values` holds 7 bytes where a 4x2 map needs 8"),
+        "{text}"
+    );
+}

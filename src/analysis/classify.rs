@@ -324,7 +324,7 @@ fn rgb_row(
             let tables = tables.expect("tables are made for YUV frames");
             let luma = &row(0, y, x0 + n)?[x0..];
             let chroma_len = (x0 + n).div_ceil(2);
-            let mut put = |px: &mut [u8], l: u8, u: u8, v: u8| {
+            let put = |px: &mut [u8], l: u8, u: u8, v: u8| {
                 let rgb = tables.rgb(l, u, v);
                 px[0] = round_u8(rgb[0]);
                 px[1] = round_u8(rgb[1]);

@@ -874,7 +874,9 @@ impl DefectDetect {
     /// `on-rois`: classifies the crop of every `GstVideoRegionOfInterestMeta` already on the
     /// buffer and adds a `classification` structure (`label`, `label_id`, `confidence`, and the
     /// policy's `severity` and `decision` for that class) to it, as `gvaclassify` does. The
-    /// frame's verdict stays the upstream detector's.
+    /// frame's verdict is then re-decided by this policy on the classified labels
+    /// ([`restage_verdict`]): the buffer's `DefectVerdictMeta` is replaced and a `defect-verdict`
+    /// message posted.
     fn classify_rois(
         &self,
         buffer: &mut gst::BufferRef,

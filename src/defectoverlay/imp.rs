@@ -95,7 +95,7 @@ impl ObjectImpl for DefectOverlay {
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("show-heatmap").nick("Show heat map")
-                    .blurb("Draw an anomaly model's map (DefectAnomalyMapMeta) over the frame as a translucent heat map, blue cold to red hot (the pixel threshold is green-yellow)")
+                    .blurb("Draw an anomaly model's map (DefectAnomalyMapMeta) over the frame as a translucent heat map, blue cold to red hot (the pixel threshold is green)")
                     .default_value(false).mutable_playing().build(),
                 glib::ParamSpecDouble::builder("heatmap-opacity").nick("Heat map opacity")
                     .blurb("Opacity of the heat map: 0 invisible, 1 opaque")

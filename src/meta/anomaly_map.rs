@@ -116,14 +116,15 @@ impl AnomalyMapMeta {
             let field = if meta.width == 0 { f::WIDTH } else { f::HEIGHT };
             return Err(r.error(field, "is 0"));
         }
-        // Written this way, NaN bounds are refused too.
-        if !(meta.x_max > meta.x_min) {
+        // NaN bounds are refused too.
+        let above = |a: f64, b: f64| a.partial_cmp(&b) == Some(std::cmp::Ordering::Greater);
+        if !above(meta.x_max, meta.x_min) {
             return Err(r.error(f::X_MAX, format!("is not above x-min ({})", meta.x_min)));
         }
-        if !(meta.y_max > meta.y_min) {
+        if !above(meta.y_max, meta.y_min) {
             return Err(r.error(f::Y_MAX, format!("is not above y-min ({})", meta.y_min)));
         }
-        if !(meta.score_high > meta.score_low) {
+        if !above(meta.score_high, meta.score_low) {
             return Err(r.error(
                 f::SCORE_HIGH,
                 format!("is not above score-low ({})", meta.score_low),
