@@ -494,15 +494,19 @@ struct TwoStage {
     meta: gstdefect::meta::VerdictMeta,
     detector_message: String,
     classifier_message: String,
+    /// The `defect-part-verdict` messages' verdicts: the detector's, the classifier's.
+    detector_part: String,
+    classifier_part: String,
 }
 
 /// `squares_v8` (no policy: every square fails the frame, major) then the colour classifier
-/// with `on-rois=true` and `policy` on a frame with a white and a red square.
+/// with `on-rois=true` and `policy` on a frame with a white and a red square; every frame is a
+/// part (`frames-per-part=1`).
 fn two_stage(policy: &str) -> TwoStage {
     init();
     let (image, _) = two_squares_640x480();
     let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time ! defectdetect name=det model={} ! \
+        "appsrc name=src format=time ! defectdetect name=det model={} frames-per-part=1 ! \
          defectdetect name=cls model={} on-rois=true policy={policy} ! appsink name=sink sync=false",
         test_model("squares_v8"),
         cls_model(false)
@@ -528,20 +532,28 @@ fn two_stage(policy: &str) -> TwoStage {
     let sample = sink.pull_sample().expect("a frame");
     let bus = pipeline.bus().unwrap();
     let (mut detector_message, mut classifier_message) = (String::new(), String::new());
+    let (mut detector_part, mut classifier_part) = (String::new(), String::new());
     while let Some(message) = bus.timed_pop(gst::ClockTime::from_seconds(30)) {
         match message.view() {
             gst::MessageView::Eos(_) => break,
             gst::MessageView::Error(e) => panic!("{}", e.error()),
             _ => {}
         }
-        let Some(s) = message.structure().filter(|s| s.name() == "defect-verdict") else {
+        let Some(s) = message.structure() else {
             continue;
         };
+        let part = match s.name().as_str() {
+            "defect-verdict" => false,
+            "defect-part-verdict" => true,
+            _ => continue,
+        };
         let verdict = s.get::<String>("verdict").unwrap();
-        match message.src().map(|o| o.name().to_string()).as_deref() {
-            Some("det") => detector_message = verdict,
-            Some("cls") => classifier_message = verdict,
-            other => panic!("defect-verdict from {other:?}"),
+        match (message.src().map(|o| o.name().to_string()).as_deref(), part) {
+            (Some("det"), false) => detector_message = verdict,
+            (Some("cls"), false) => classifier_message = verdict,
+            (Some("det"), true) => detector_part = verdict,
+            (Some("cls"), true) => classifier_part = verdict,
+            (other, _) => panic!("{} from {other:?}", s.name()),
         }
     }
     pipeline.set_state(gst::State::Null).unwrap();
@@ -552,6 +564,8 @@ fn two_stage(policy: &str) -> TwoStage {
         meta,
         detector_message,
         classifier_message,
+        detector_part,
+        classifier_part,
     }
 }
 
@@ -559,7 +573,8 @@ fn two_stage(policy: &str) -> TwoStage {
 /// label. The detector fails both squares (major); the classifier calls them `white` and `red`.
 /// With `white` good and `red` critical the frame fails on the red region alone, counted
 /// critical and named `red`; with both good it passes. The buffer's verdict meta is replaced,
-/// and the classifier posts its own `defect-verdict` after the detector's.
+/// and the classifier posts its own `defect-verdict` after the detector's; the part verdict
+/// (in-band event and message) is re-decided the same way.
 #[test]
 fn two_stage_verdict_follows_the_classified_label() {
     let critical_red = temp_file(
@@ -569,6 +584,10 @@ fn two_stage_verdict_follows_the_classified_label() {
     let run = two_stage(&critical_red);
     assert_eq!(run.detector_message, "FAIL");
     assert_eq!(run.classifier_message, "FAIL");
+    assert_eq!(
+        (run.detector_part.as_str(), run.classifier_part.as_str()),
+        ("FAIL", "FAIL")
+    );
     assert_eq!(run.meta.verdict, gstdefect::meta::Verdict::Fail);
     assert_eq!(run.meta.counts, [1, 0, 0, 0]);
     let reasons: Vec<(&str, &str)> = run
@@ -590,6 +609,11 @@ fn two_stage_verdict_follows_the_classified_label() {
     let run = two_stage(&all_good);
     assert_eq!(run.detector_message, "FAIL");
     assert_eq!(run.classifier_message, "PASS");
+    // The part's verdict follows its re-decided frames.
+    assert_eq!(
+        (run.detector_part.as_str(), run.classifier_part.as_str()),
+        ("FAIL", "PASS")
+    );
     assert_eq!(run.meta.verdict, gstdefect::meta::Verdict::Pass);
     assert_eq!(run.meta.counts, [0; 4]);
     assert!(run.meta.reasons.is_empty());

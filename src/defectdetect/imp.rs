@@ -39,6 +39,7 @@ use crate::analysis::letterbox::PixelFormat;
 use crate::analysis::task::Task;
 use crate::element::{self, lock};
 use crate::meta;
+use crate::policy::stages::StagedParts;
 use crate::policy::{FrameVerdict, PartKey, PartTracker, PartVerdict, Seen};
 use crate::runtime::{Interrupter, RuntimeError};
 use crate::video::{frame_view, pixel_format};
@@ -78,6 +79,8 @@ struct State {
     upstream_part: Option<String>,
     carry: Option<Carry>,
     warned: Warned,
+    /// `on-rois`: the re-decided frames of the parts in progress.
+    staged_parts: StagedParts,
 }
 
 #[derive(Default)]
@@ -284,6 +287,7 @@ impl BaseTransformImpl for DefectDetect {
                     upstream_part: None,
                     carry: None,
                     warned: Warned::default(),
+                    staged_parts: StagedParts::default(),
                 })
             }
         }
@@ -338,9 +342,13 @@ impl BaseTransformImpl for DefectDetect {
                 if let Some(state) = lock(&self.state).as_mut() {
                     state.parts.reset();
                     state.carry = None;
+                    state.staged_parts.clear();
                 }
             }
             _ => {}
+        }
+        if lock(&self.settings).on_rois {
+            return self.parent_sink_event(self.restage_part(event));
         }
         self.parent_sink_event(event)
     }
@@ -915,9 +923,7 @@ impl DefectDetect {
             .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
             .map(|m| (m.rect(), meta::DetectionParams::of_roi(&m)))
             .unzip();
-        if rects.is_empty() {
-            return Ok(gst::FlowSuccess::Ok);
-        }
+        // A frame without regions is still re-decided (its verdict and part).
         let (width, height) = (state.info.width(), state.info.height());
         let mut results = Vec::with_capacity(rects.len());
         {
@@ -1021,11 +1027,50 @@ impl DefectDetect {
                 })
             });
         if let Some(verdict) = restaged {
+            if let Some(part_id) = &verdict.part_id {
+                let result_frame = verdict.source_frame.unwrap_or(verdict.frame);
+                state
+                    .staged_parts
+                    .observe(part_id, result_frame, verdict.verdict, &verdict.counts);
+            }
+            drop(state_guard);
             verdict.replace_on(buffer);
             let running_time = self.running_time(buffer);
             self.post(verdict.to_message(buffer.pts(), running_time));
         }
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// `on-rois`: a part verdict from upstream is re-decided from this element's re-decided
+    /// frames of the part, when they hold every result of it (else it passes unchanged).
+    fn restage_part(&self, event: gst::Event) -> gst::Event {
+        let gst::EventView::CustomDownstream(custom) = event.view() else {
+            return event;
+        };
+        let Some(Ok(mut part)) = custom
+            .structure()
+            .and_then(meta::PartVerdictMeta::from_structure)
+        else {
+            return event;
+        };
+        let restaged = lock(&self.state).as_mut().and_then(|state| {
+            state
+                .staged_parts
+                .finish(&part.part_id, part.verdict, part.inspected_frames)
+        });
+        let Some((verdict, counts)) = restaged else {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "part {} keeps the upstream verdict",
+                part.part_id
+            );
+            return event;
+        };
+        part.verdict = verdict;
+        part.counts = counts;
+        self.post(part.to_structure());
+        part.to_event()
     }
 
     /// Preprocesses the frame, runs the model and post-processes: detections in frame pixels.

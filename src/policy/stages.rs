@@ -4,6 +4,8 @@
 //! (a detector's `defect` that the classifier calls `scratches` is judged by the `scratches`
 //! rule; one it calls a good class such as `ok` is cleared).
 
+use std::collections::{BTreeSet, VecDeque};
+
 use super::{Decision, FrameVerdict, Severity, SeverityCounts, Verdict};
 
 /// One region of a frame as the two stages saw it.
@@ -85,6 +87,86 @@ pub fn two_stage(frame: (Verdict, SeverityCounts), regions: &[StagedRegion]) -> 
     }
 }
 
+/// The re-decided frames of the parts in progress, for re-deciding the parts' verdicts.
+#[derive(Debug, Default)]
+pub struct StagedParts {
+    /// Oldest first; at most [`StagedParts::MAX_OPEN`].
+    open: VecDeque<StagedPart>,
+}
+
+#[derive(Debug)]
+struct StagedPart {
+    part_id: String,
+    verdict: Verdict,
+    /// Per severity, the most any one result had (as part verdicts count).
+    counts: SeverityCounts,
+    /// The frames whose results were re-decided.
+    results: BTreeSet<u64>,
+}
+
+impl StagedParts {
+    /// Parts whose verdict never came are forgotten beyond this many.
+    pub const MAX_OPEN: usize = 64;
+
+    /// A re-decided frame of part `part_id` carrying the result of frame `result_frame`.
+    pub fn observe(
+        &mut self,
+        part_id: &str,
+        result_frame: u64,
+        verdict: Verdict,
+        counts: &SeverityCounts,
+    ) {
+        let part = match self.open.iter().position(|p| p.part_id == part_id) {
+            Some(i) => &mut self.open[i],
+            None => {
+                if self.open.len() == Self::MAX_OPEN {
+                    self.open.pop_front();
+                }
+                self.open.push_back(StagedPart {
+                    part_id: part_id.to_string(),
+                    verdict: Verdict::Pass,
+                    counts: [0; 4],
+                    results: BTreeSet::new(),
+                });
+                self.open.back_mut().expect("just pushed")
+            }
+        };
+        part.verdict = part.verdict.max(verdict);
+        for (kept, new) in part.counts.iter_mut().zip(counts) {
+            *kept = (*kept).max(*new);
+        }
+        part.results.insert(result_frame);
+    }
+
+    /// The verdict and counts of a finished part from its re-decided frames, given the first
+    /// stage's verdict of it and how many of its frames the model ran on; the part is
+    /// forgotten. None (keep the first stage's) when the re-decided frames do not hold every
+    /// result of the part (a result that came after the part ended, with asynchronous
+    /// inference). An UNKNOWN first-stage part (frames not covered) is at best UNKNOWN.
+    pub fn finish(
+        &mut self,
+        part_id: &str,
+        upstream: Verdict,
+        inspected_frames: u64,
+    ) -> Option<(Verdict, SeverityCounts)> {
+        let i = self.open.iter().position(|p| p.part_id == part_id)?;
+        let part = self.open.remove(i)?;
+        if (part.results.len() as u64) < inspected_frames {
+            return None;
+        }
+        let verdict = if upstream == Verdict::Unknown {
+            part.verdict.max(Verdict::Unknown)
+        } else {
+            part.verdict
+        };
+        Some((verdict, part.counts))
+    }
+
+    pub fn clear(&mut self) {
+        self.open.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +242,32 @@ good = true
         let v = two_stage((Verdict::Fail, [0, 1, 0, 0]), &[classified("ok", 0.9)]);
         assert_eq!((v.verdict, v.counts), (Verdict::Fail, [0, 1, 0, 0]));
         assert!(v.reasons.is_empty());
+    }
+
+    #[test]
+    fn parts_follow_their_re_decided_frames_when_every_result_is_there() {
+        let mut parts = StagedParts::default();
+        parts.observe("a", 0, Verdict::Pass, &[0; 4]);
+        parts.observe("a", 1, Verdict::Review, &[0, 0, 1, 0]);
+        // A carried frame repeats frame 1's result.
+        parts.observe("a", 1, Verdict::Review, &[0, 0, 1, 0]);
+        parts.observe("b", 2, Verdict::Pass, &[0; 4]);
+        assert_eq!(
+            parts.finish("a", Verdict::Fail, 2),
+            Some((Verdict::Review, [0, 0, 1, 0]))
+        );
+        assert_eq!(parts.finish("a", Verdict::Fail, 2), None, "forgotten");
+        // A result the second stage never saw: the first stage's verdict stands.
+        assert_eq!(parts.finish("b", Verdict::Fail, 2), None);
+        // Uncovered frames: at best UNKNOWN.
+        parts.observe("c", 5, Verdict::Pass, &[0; 4]);
+        assert_eq!(
+            parts.finish("c", Verdict::Unknown, 1),
+            Some((Verdict::Unknown, [0; 4]))
+        );
+        for i in 0..100 {
+            parts.observe(&i.to_string(), i, Verdict::Pass, &[0; 4]);
+        }
+        assert_eq!(parts.open.len(), StagedParts::MAX_OPEN);
     }
 }
