@@ -314,3 +314,141 @@ fn malformed_verdict_meta_is_a_warning_naming_the_field() {
         "{text}"
     );
 }
+
+/// A flat grey 1280x720 surface with a dark scratch (10 px thick, from (400, 300) falling 1 px
+/// every 5 to (880, 396)): `models/surface-anomaly.onnx` scores the scratch about twice the
+/// clean surface (onnxruntime on the same frame: 4.38 on the scratch at (640, 348), 2.03 far
+/// from it, peak 5.97 near the scratch's left end).
+fn scratched_surface() -> RgbImage {
+    let mut image = RgbImage::new(1280, 720, [128, 128, 128]);
+    for x in 400..880 {
+        let y = 300 + (x - 400) / 5;
+        image.fill_rect(x, y - 5, x + 1, y + 5, [40, 40, 40]);
+    }
+    image
+}
+
+/// How red (hot) a pixel is against blue (cold).
+fn heat(rgb: [f64; 3]) -> f64 {
+    rgb[0] - rgb[2]
+}
+
+/// `show-heatmap`: the anomaly map `defectdetect` attaches (`DefectAnomalyMapMeta`, the map over
+/// the whole frame, as the element stretched it for the model) is drawn over the frame: with
+/// `show-heatmap=false` the frame is unchanged; set to true while PLAYING, the scratch turns
+/// hot (towards red) and the clean surface cold (blue), in RGB and YUV formats; the hottest
+/// cell of the map lies on the scratch.
+#[test]
+fn heatmap_of_an_anomaly_model_lands_on_the_defect() {
+    init();
+    let image = scratched_surface();
+    for format in [
+        VideoFormat::Rgb,
+        VideoFormat::Bgrx,
+        VideoFormat::Nv12,
+        VideoFormat::I420,
+    ] {
+        let mut h = gst_check::Harness::new_parse(&format!(
+            "defectdetect model={} ! defectoverlay name=overlay show-boxes=false show-banner=false",
+            repo_path("models/surface-anomaly.onnx").display()
+        ));
+        h.set_src_caps(caps(format, 1280, 720));
+        let input = frame_buffer(&image, format, 8);
+        h.push(input.clone()).unwrap();
+        let plain = h.pull().unwrap();
+        assert_eq!(
+            *plain.map_readable().unwrap(),
+            *input.map_readable().unwrap(),
+            "{format:?}: show-heatmap=false leaves the frame alone"
+        );
+        let map = gstdefect::meta::AnomalyMapMeta::from_buffer(&plain)
+            .expect("an anomaly map meta")
+            .expect("it reads");
+        assert_eq!((map.width, map.height), (448, 256));
+        assert_eq!(
+            [map.x_min, map.y_min, map.x_max, map.y_max],
+            [0.0, 0.0, 1280.0, 720.0]
+        );
+        let hottest = (0..map.values.len())
+            .max_by_key(|&i| map.values[i])
+            .unwrap();
+        let (cx, cy) = ((hottest % 448) as f64 + 0.5, (hottest / 448) as f64 + 0.5);
+        let (fx, fy) = (cx * 1280.0 / 448.0, cy * 720.0 / 256.0);
+        assert!(
+            (380.0..=900.0).contains(&fx)
+                && (fy - (300.0 + (fx - 400.0).max(0.0) / 5.0)).abs() < 40.0,
+            "{format:?}: the hottest cell maps to ({fx}, {fy}), off the scratch"
+        );
+        let bin = h.element().unwrap().downcast::<gst::Bin>().unwrap();
+        bin.by_name("overlay")
+            .unwrap()
+            .set_property("show-heatmap", true);
+        h.push(input.clone()).unwrap();
+        let drawn = h.pull().unwrap();
+        let (scratch, clean) = ((640, 348), (100, 650));
+        let peak = (fx as usize, fy as usize);
+        let before = |(x, y)| heat(pixel(&input, format, x, y));
+        let after = |(x, y)| heat(pixel(&drawn, format, x, y));
+        eprintln!(
+            "{format:?}: red - blue at the map's peak {peak:?} {:.0} -> {:.0}, on the scratch {:.0} -> {:.0}, clean {:.0} -> {:.0}",
+            before(peak),
+            after(peak),
+            before(scratch),
+            after(scratch),
+            before(clean),
+            after(clean)
+        );
+        assert!(
+            after(peak) > before(peak) + 60.0,
+            "{format:?}: the map's peak at {peak:?} turns red: {} -> {}",
+            before(peak),
+            after(peak)
+        );
+        assert!(
+            after(clean) < before(clean) - 60.0,
+            "{format:?}: the clean surface gets colder: {} -> {}",
+            before(clean),
+            after(clean)
+        );
+        assert!(
+            after(scratch) > after(clean) + 60.0,
+            "{format:?}: scratch {} vs clean {}",
+            after(scratch),
+            after(clean)
+        );
+    }
+}
+
+/// A malformed `DefectAnomalyMapMeta` (values of the wrong length) is not drawn: a warning
+/// names the field and the frame is left alone.
+#[test]
+fn malformed_anomaly_map_is_a_warning_naming_the_field() {
+    init();
+    let mut h = gst_check::Harness::new("defectoverlay");
+    h.element().unwrap().set_property("show-heatmap", true);
+    let bus = gst::Bus::new();
+    h.element().unwrap().set_bus(Some(&bus));
+    let info = gst_video::VideoInfo::builder(VideoFormat::Gray8, 320, 240)
+        .build()
+        .unwrap();
+    h.set_src_caps(info.to_caps().unwrap());
+    let mut buffer = gst::Buffer::from_mut_slice(vec![7u8; info.size()]);
+    let mut map =
+        gstdefect::meta::AnomalyMapMeta::quantise(4, 2, &[9.0; 8], [0.0, 0.0, 320.0, 240.0], 1.0);
+    map.values.pop();
+    map.attach(buffer.get_mut().unwrap());
+    h.push(buffer).unwrap();
+    let out = h.pull().unwrap();
+    assert!(out.map_readable().unwrap().iter().all(|&v| v == 7));
+    let warning = bus
+        .pop_filtered(&[gst::MessageType::Warning])
+        .expect("a warning");
+    let gst::MessageView::Warning(w) = warning.view() else {
+        unreachable!()
+    };
+    let text = w.error().to_string();
+    assert!(
+        text.contains("DefectAnomalyMapMeta: field `values` holds 7 bytes where a 4x2 map needs 8"),
+        "{text}"
+    );
+}

@@ -488,6 +488,206 @@ fn on_rois_classifies_each_upstream_region() {
     assert!(error.contains("on-rois needs a classifier"), "{error}");
 }
 
+/// What a two-stage pipeline gave for one frame: the verdict meta on the buffer, and the
+/// `defect-verdict` messages of the detector (`det`) and of the classifier (`cls`).
+struct TwoStage {
+    meta: gstdefect::meta::VerdictMeta,
+    detector_message: String,
+    classifier_message: String,
+    /// The `defect-part-verdict` messages' verdicts: the detector's, the classifier's.
+    detector_part: String,
+    classifier_part: String,
+}
+
+/// `squares_v8` (no policy: every square fails the frame, major) then the colour classifier
+/// with `on-rois=true` and `policy` on a frame with a white and a red square; every frame is a
+/// part (`frames-per-part=1`).
+fn two_stage(policy: &str) -> TwoStage {
+    init();
+    let (image, _) = two_squares_640x480();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time ! defectdetect name=det model={} frames-per-part=1 ! \
+         defectdetect name=cls model={} on-rois=true policy={policy} ! appsink name=sink sync=false",
+        test_model("squares_v8"),
+        cls_model(false)
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    src.set_caps(Some(&caps(VideoFormat::Rgb, 640, 480)));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    src.push_buffer(frame_buffer(&image, VideoFormat::Rgb, 0))
+        .unwrap();
+    src.end_of_stream().unwrap();
+    let sample = sink.pull_sample().expect("a frame");
+    let bus = pipeline.bus().unwrap();
+    let (mut detector_message, mut classifier_message) = (String::new(), String::new());
+    let (mut detector_part, mut classifier_part) = (String::new(), String::new());
+    while let Some(message) = bus.timed_pop(gst::ClockTime::from_seconds(30)) {
+        match message.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{}", e.error()),
+            _ => {}
+        }
+        let Some(s) = message.structure() else {
+            continue;
+        };
+        let part = match s.name().as_str() {
+            "defect-verdict" => false,
+            "defect-part-verdict" => true,
+            _ => continue,
+        };
+        let verdict = s.get::<String>("verdict").unwrap();
+        match (message.src().map(|o| o.name().to_string()).as_deref(), part) {
+            (Some("det"), false) => detector_message = verdict,
+            (Some("cls"), false) => classifier_message = verdict,
+            (Some("det"), true) => detector_part = verdict,
+            (Some("cls"), true) => classifier_part = verdict,
+            (other, _) => panic!("{} from {other:?}", s.name()),
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let meta = gstdefect::meta::VerdictMeta::from_buffer(sample.buffer().unwrap())
+        .expect("a verdict meta")
+        .expect("it reads");
+    TwoStage {
+        meta,
+        detector_message,
+        classifier_message,
+        detector_part,
+        classifier_part,
+    }
+}
+
+/// Two stages: the frame's verdict follows the classifier's policy on each region's classified
+/// label. The detector fails both squares (major); the classifier calls them `white` and `red`.
+/// With `white` good and `red` critical the frame fails on the red region alone, counted
+/// critical and named `red`; with both good it passes. The buffer's verdict meta is replaced,
+/// and the classifier posts its own `defect-verdict` after the detector's; the part verdict
+/// (in-band event and message) is re-decided the same way.
+#[test]
+fn two_stage_verdict_follows_the_classified_label() {
+    let critical_red = temp_file(
+        "two-stage-red.toml",
+        "[classes.white]\ngood = true\n\n[classes.red]\nmin-confidence = 0.5\nseverity = \"critical\"\n",
+    );
+    let run = two_stage(&critical_red);
+    assert_eq!(run.detector_message, "FAIL");
+    assert_eq!(run.classifier_message, "FAIL");
+    assert_eq!(
+        (run.detector_part.as_str(), run.classifier_part.as_str()),
+        ("FAIL", "FAIL")
+    );
+    assert_eq!(run.meta.verdict, gstdefect::meta::Verdict::Fail);
+    assert_eq!(run.meta.counts, [1, 0, 0, 0]);
+    let reasons: Vec<(&str, &str)> = run
+        .meta
+        .reasons
+        .iter()
+        .map(|r| (r.label.as_str(), r.severity.as_str()))
+        .collect();
+    assert_eq!(reasons, [("red", "critical")]);
+    let r = &run.meta.reasons[0];
+    assert!(r.confidence > 0.999, "{r:?}");
+    // The red square's region (the detector's box, 80 x 80 frame px).
+    assert!((r.x_max - r.x_min - 80.0).abs() <= 2.0, "{r:?}");
+
+    let all_good = temp_file(
+        "two-stage-good.toml",
+        "[classes.white]\ngood = true\n\n[classes.red]\ngood = true\n",
+    );
+    let run = two_stage(&all_good);
+    assert_eq!(run.detector_message, "FAIL");
+    assert_eq!(run.classifier_message, "PASS");
+    // The part's verdict follows its re-decided frames.
+    assert_eq!(
+        (run.detector_part.as_str(), run.classifier_part.as_str()),
+        ("FAIL", "PASS")
+    );
+    assert_eq!(run.meta.verdict, gstdefect::meta::Verdict::Pass);
+    assert_eq!(run.meta.counts, [0; 4]);
+    assert!(run.meta.reasons.is_empty());
+}
+
+/// A region the detector's policy ignored (outside its region) stays ignored whatever the
+/// classifier calls it; an upstream frame without a verdict meta gets none.
+#[test]
+fn two_stage_keeps_regions_the_detector_ignored() {
+    use gstdefect::meta::{Decision, DetectionParams, ModelRef, Severity, Verdict, VerdictMeta};
+    let policy = temp_file(
+        "two-stage-ignored.toml",
+        "[classes.red]\nmin-confidence = 0.5\nseverity = \"critical\"\n",
+    );
+    let mut run = Run::rgb(&format!(
+        "model={} on-rois=true policy={policy}",
+        cls_model(false)
+    ));
+    let mut image = RgbImage::new(640, 480, [0, 255, 0]);
+    image.fill_rect(40, 40, 200, 120, [255, 0, 0]);
+    let region = |decision| DetectionParams {
+        label_id: 0,
+        label: "defect".into(),
+        confidence: 0.6,
+        x_min: 40.0 / 640.0,
+        y_min: 40.0 / 480.0,
+        x_max: 200.0 / 640.0,
+        y_max: 120.0 / 480.0,
+        severity: Some(Severity::Major),
+        decision: Some(decision),
+        peak_score: None,
+        mean_score: None,
+    };
+    let verdict = VerdictMeta {
+        task: "detect".into(),
+        anomaly_score: None,
+        verdict: Verdict::Pass,
+        shadow: false,
+        part_id: None,
+        frame: 0,
+        inspected: true,
+        carried: false,
+        skipped_frames: 0,
+        source_frame: None,
+        counts: [0; 4],
+        model: ModelRef::default(),
+        policy_sha256: None,
+        inference_ms: 1.0,
+        total_ms: 1.0,
+        reasons: Vec::new(),
+        capture_dropped: None,
+    };
+    for (decision, want) in [
+        (Decision::OutsideRegion, Verdict::Pass),
+        (Decision::Accept, Verdict::Fail),
+    ] {
+        let mut buffer = frame_buffer(&image, VideoFormat::Rgb, 0);
+        {
+            let buffer = buffer.get_mut().unwrap();
+            region(decision).attach(buffer, 0, (40, 40, 160, 80));
+            verdict.attach(buffer);
+        }
+        run.harness.push(buffer).unwrap();
+        let out = run.harness.pull().unwrap();
+        let got = VerdictMeta::from_buffer(&out).unwrap().unwrap();
+        assert_eq!(got.verdict, want, "detector decision {decision:?}");
+    }
+    let mut buffer = frame_buffer(&image, VideoFormat::Rgb, 0);
+    region(Decision::Fail).attach(buffer.get_mut().unwrap(), 0, (40, 40, 160, 80));
+    run.harness.push(buffer).unwrap();
+    let out = run.harness.pull().unwrap();
+    assert!(VerdictMeta::from_buffer(&out).is_none());
+}
+
 /// The error posted when the element cannot go to PAUSED with these properties.
 fn start_error_playing(properties: &str) -> String {
     init();

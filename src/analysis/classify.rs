@@ -7,9 +7,10 @@
 //! `CenterCrop(size)` (offsets `round((dim - size) / 2)`, ties to even), RGB, scaled to [0, 1].
 //! A model with a non-square input gets the frame stretched to it (what `Resize((h, w))`
 //! does). [`ClassifyPreprocess`] reproduces PIL's fixed-point filter bit for bit (the reference
-//! is `training/cls_preprocess.py`) and computes only the output pixels the crop keeps.
+//! is `training/cls_preprocess.py`) and computes only the output pixels the crop keeps, from
+//! only the source rows and columns they need (32-bit sums as PIL's; YUV through tables).
 
-use super::letterbox::{FrameView, PixelFormat, YuvMatrix};
+use super::letterbox::{FrameView, PixelFormat, YuvMatrix, YuvTables, round_u8};
 
 /// PIL's fixed-point precision of the filter coefficients (8-bit images).
 const PRECISION_BITS: u32 = 32 - 8 - 2;
@@ -64,8 +65,11 @@ impl ClassifyGeometry {
 #[derive(Debug, Clone)]
 struct Coefficients {
     starts: Vec<usize>,
-    /// `ksize` weights per output, 22-bit fixed point.
-    weights: Vec<i64>,
+    /// Each output's number of weights (its `ksize` clipped to the input).
+    lens: Vec<usize>,
+    /// `ksize` weights per output, 22-bit fixed point. PIL sums them in 32-bit integers: 255
+    /// times their sum (about 2^22) plus the rounding half stays below 2^31.
+    weights: Vec<i32>,
     ksize: usize,
 }
 
@@ -77,7 +81,8 @@ impl Coefficients {
         let support = filterscale;
         let ksize = support.ceil() as usize * 2 + 1;
         let mut starts = Vec::with_capacity(count as usize);
-        let mut weights = vec![0i64; count as usize * ksize];
+        let mut lens = Vec::with_capacity(count as usize);
+        let mut weights = vec![0i32; count as usize * ksize];
         let mut w = vec![0f64; ksize];
         for (i, xx) in (first..first + count).enumerate() {
             let center = (xx as f64 + 0.5) * scale;
@@ -98,29 +103,43 @@ impl Coefficients {
                 let weight = if total != 0.0 { weight / total } else { weight };
                 let fixed = weight * (1u64 << PRECISION_BITS) as f64;
                 *k = if weight < 0.0 {
-                    (fixed - 0.5) as i64
+                    (fixed - 0.5) as i32
                 } else {
-                    (fixed + 0.5) as i64
+                    (fixed + 0.5) as i32
                 };
             }
             starts.push(xmin as usize);
+            lens.push(ksize.min(in_size as usize - xmin as usize));
         }
         Self {
             starts,
+            lens,
             weights,
             ksize,
         }
     }
 
     /// The output sample `i`'s weights, clipped to the input.
-    fn taps(&self, i: usize, in_size: usize) -> (usize, &[i64]) {
-        let start = self.starts[i];
-        let n = self.ksize.min(in_size - start);
-        (start, &self.weights[i * self.ksize..i * self.ksize + n])
+    fn taps(&self, i: usize) -> (usize, &[i32]) {
+        let at = i * self.ksize;
+        (self.starts[i], &self.weights[at..at + self.lens[i]])
+    }
+
+    /// The inputs the outputs need: `first..end`.
+    fn span(&self) -> std::ops::Range<usize> {
+        let first = self.starts.iter().copied().min().unwrap_or(0);
+        let end = (0..self.starts.len())
+            .map(|i| self.starts[i] + self.lens[i])
+            .max()
+            .unwrap_or(0);
+        first..end.max(first)
     }
 }
 
-fn clip8(acc: i64) -> u8 {
+/// The rounding half PIL starts each sum with.
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
+
+fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
@@ -134,18 +153,24 @@ pub enum ClassifyError {
 }
 
 /// The classify preprocessing of one (region size, model input) combination: filter tables
-/// made once, buffers reused frame after frame.
+/// made once, buffers reused frame after frame. Only the source rows and columns the kept
+/// (cropped) output pixels need are read and converted.
 #[derive(Debug, Clone)]
 pub struct ClassifyPreprocess {
     geometry: ClassifyGeometry,
     horizontal: Coefficients,
     vertical: Coefficients,
-    /// Source rows the kept output rows need.
+    /// Source rows and columns (of the region) the kept output pixels need.
     rows: std::ops::Range<usize>,
-    /// One source row as RGB bytes.
+    cols: std::ops::Range<usize>,
+    /// The needed columns of one source row as RGB bytes.
     source_row: Vec<u8>,
     /// The horizontal pass of `rows`: kept columns, RGB bytes.
     horizontal_rows: Vec<u8>,
+    /// One output row of the vertical pass being summed.
+    sums: Vec<i32>,
+    /// YUV frames: the conversion's tables, for the matrix they were made for.
+    tables: Option<(YuvMatrix, Box<YuvTables>)>,
 }
 
 impl ClassifyPreprocess {
@@ -153,21 +178,17 @@ impl ClassifyPreprocess {
         let g = geometry;
         let horizontal = Coefficients::new(g.src_width, g.resized_width, g.crop_x, g.width);
         let vertical = Coefficients::new(g.src_height, g.resized_height, g.crop_y, g.height);
-        let first = vertical.starts.iter().copied().min().unwrap_or(0);
-        let last = (0..g.height as usize)
-            .map(|i| {
-                let (start, taps) = vertical.taps(i, g.src_height as usize);
-                start + taps.len()
-            })
-            .max()
-            .unwrap_or(0);
+        let (rows, cols) = (vertical.span(), horizontal.span());
         Self {
             geometry,
             horizontal,
             vertical,
-            rows: first..last,
-            source_row: vec![0; g.src_width as usize * 3],
-            horizontal_rows: vec![0; (last - first) * g.width as usize * 3],
+            source_row: vec![0; cols.len() * 3],
+            horizontal_rows: vec![0; rows.len() * g.width as usize * 3],
+            sums: vec![0; g.width as usize * 3],
+            rows,
+            cols,
+            tables: None,
         }
     }
 
@@ -194,51 +215,64 @@ impl ClassifyPreprocess {
         {
             return Err(ClassifyError::Region(region, frame.width, frame.height));
         }
-        let (out_w, src_w) = (g.width as usize, g.src_width as usize);
+        if matches!(format, PixelFormat::Nv12 | PixelFormat::I420)
+            && self.tables.as_ref().is_none_or(|(m, _)| *m != yuv)
+        {
+            self.tables = Some((yuv, Box::new(yuv.tables())));
+        }
+        let tables = self.tables.as_ref().map(|(_, t)| &**t);
+        let out_w = g.width as usize;
+        let first_col = self.cols.start;
         for (r, y) in self.rows.clone().enumerate() {
             rgb_row(
                 frame,
                 format,
-                yuv,
+                tables,
                 y0 as usize + y,
-                x0 as usize,
+                x0 as usize + first_col,
                 &mut self.source_row,
             )?;
             let out = &mut self.horizontal_rows[r * out_w * 3..(r + 1) * out_w * 3];
             for (i, px) in out.chunks_exact_mut(3).enumerate() {
-                let (start, taps) = self.horizontal.taps(i, src_w);
-                let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
-                for (k, &w) in taps.iter().enumerate() {
-                    let s = &self.source_row[(start + k) * 3..(start + k) * 3 + 3];
-                    acc[0] += s[0] as i64 * w;
-                    acc[1] += s[1] as i64 * w;
-                    acc[2] += s[2] as i64 * w;
+                let (start, taps) = self.horizontal.taps(i);
+                let at = (start - first_col) * 3;
+                let source = &self.source_row[at..at + taps.len() * 3];
+                let (mut r, mut g, mut b) = (HALF, HALF, HALF);
+                for (s, &w) in source.chunks_exact(3).zip(taps) {
+                    r += s[0] as i32 * w;
+                    g += s[1] as i32 * w;
+                    b += s[2] as i32 * w;
                 }
-                px.copy_from_slice(&acc.map(clip8));
+                px[0] = clip8(r);
+                px[1] = clip8(g);
+                px[2] = clip8(b);
             }
         }
         let plane = g.width as usize * g.height as usize;
         let first_row = self.rows.start;
+        let row_bytes = out_w * 3;
         for oy in 0..g.height as usize {
-            let (start, taps) = self.vertical.taps(oy, g.src_height as usize);
-            for ox in 0..out_w {
-                let mut acc = [1i64 << (PRECISION_BITS - 1); 3];
-                for (k, &w) in taps.iter().enumerate() {
-                    let at = ((start + k - first_row) * out_w + ox) * 3;
-                    let s = &self.horizontal_rows[at..at + 3];
-                    acc[0] += s[0] as i64 * w;
-                    acc[1] += s[1] as i64 * w;
-                    acc[2] += s[2] as i64 * w;
+            let (start, taps) = self.vertical.taps(oy);
+            self.sums.fill(HALF);
+            for (k, &w) in taps.iter().enumerate() {
+                let at = (start + k - first_row) * row_bytes;
+                let source = &self.horizontal_rows[at..at + row_bytes];
+                for (sum, &s) in self.sums.iter_mut().zip(source) {
+                    *sum += s as i32 * w;
                 }
-                let rgb = acc.map(clip8);
-                let at = oy * out_w + ox;
-                if channels == 1 {
-                    tensor[at] =
-                        (0.299 * rgb[0] as f32 + 0.587 * rgb[1] as f32 + 0.114 * rgb[2] as f32)
-                            / 255.0;
-                } else {
-                    for (c, &v) in rgb.iter().enumerate() {
-                        tensor[c * plane + at] = v as f32 / 255.0;
+            }
+            let out = oy * out_w;
+            if channels == 1 {
+                for (ox, rgb) in self.sums.chunks_exact(3).enumerate() {
+                    let [r, g, b] = [rgb[0], rgb[1], rgb[2]].map(clip8);
+                    tensor[out + ox] =
+                        (0.299 * r as f32 + 0.587 * g as f32 + 0.114 * b as f32) / 255.0;
+                }
+            } else {
+                for (c, channel) in tensor.chunks_exact_mut(plane).take(3).enumerate() {
+                    let row = &mut channel[out..out + out_w];
+                    for (t, rgb) in row.iter_mut().zip(self.sums.chunks_exact(3)) {
+                        *t = clip8(rgb[c]) as f32 / 255.0;
                     }
                 }
             }
@@ -247,11 +281,12 @@ impl ClassifyPreprocess {
     }
 }
 
-/// Row `y` of the frame from column `x0` on, as RGB bytes (`out.len() / 3` pixels).
+/// Row `y` of the frame from column `x0` on, as RGB bytes (`out.len() / 3` pixels); YUV
+/// frames through `tables`.
 fn rgb_row(
     frame: &FrameView,
     format: PixelFormat,
-    yuv: YuvMatrix,
+    tables: Option<&YuvTables>,
     y: usize,
     x0: usize,
     out: &mut [u8],
@@ -263,7 +298,6 @@ fn rgb_row(
             .get(start..start + len)
             .ok_or(ClassifyError::ShortPlane(plane))
     };
-    let to_u8 = |v: f32| v.round().clamp(0.0, 255.0) as u8;
     match format {
         PixelFormat::Packed {
             bytes_per_pixel,
@@ -272,34 +306,43 @@ fn rgb_row(
             blue,
         } => {
             let bpp = bytes_per_pixel as usize;
-            let src = row(0, y, (x0 + n) * bpp)?;
-            for (i, px) in out.chunks_exact_mut(3).enumerate() {
-                let p = &src[(x0 + i) * bpp..];
-                px.copy_from_slice(&[p[red as usize], p[green as usize], p[blue as usize]]);
+            let src = &row(0, y, (x0 + n) * bpp)?[x0 * bpp..];
+            let (r, g, b) = (red as usize, green as usize, blue as usize);
+            for (px, p) in out.chunks_exact_mut(3).zip(src.chunks_exact(bpp)) {
+                px[0] = p[r];
+                px[1] = p[g];
+                px[2] = p[b];
             }
         }
         PixelFormat::Gray8 => {
-            let src = row(0, y, x0 + n)?;
-            for (i, px) in out.chunks_exact_mut(3).enumerate() {
-                px.fill(src[x0 + i]);
+            let src = &row(0, y, x0 + n)?[x0..];
+            for (px, &v) in out.chunks_exact_mut(3).zip(src) {
+                px.fill(v);
             }
         }
         PixelFormat::Nv12 | PixelFormat::I420 => {
-            let luma = row(0, y, x0 + n)?;
+            let tables = tables.expect("tables are made for YUV frames");
+            let luma = &row(0, y, x0 + n)?[x0..];
             let chroma_len = (x0 + n).div_ceil(2);
-            let (u_plane, v_plane) = if format == PixelFormat::Nv12 {
-                (row(1, y / 2, chroma_len * 2)?, None)
-            } else {
-                (row(1, y / 2, chroma_len)?, Some(row(2, y / 2, chroma_len)?))
+            let put = |px: &mut [u8], l: u8, u: u8, v: u8| {
+                let rgb = tables.rgb(l, u, v);
+                px[0] = round_u8(rgb[0]);
+                px[1] = round_u8(rgb[1]);
+                px[2] = round_u8(rgb[2]);
             };
-            for (i, px) in out.chunks_exact_mut(3).enumerate() {
-                let x = x0 + i;
-                let (u, v) = match v_plane {
-                    None => (u_plane[x / 2 * 2], u_plane[x / 2 * 2 + 1]),
-                    Some(v_plane) => (u_plane[x / 2], v_plane[x / 2]),
-                };
-                let rgb = yuv.rgb(luma[x] as f32, u as f32, v as f32);
-                px.copy_from_slice(&rgb.map(to_u8));
+            let pixels = out.chunks_exact_mut(3).zip(luma).enumerate();
+            if format == PixelFormat::Nv12 {
+                let uv = row(1, y / 2, chroma_len * 2)?;
+                for (i, (px, &l)) in pixels {
+                    let c = (x0 + i) / 2 * 2;
+                    put(px, l, uv[c], uv[c + 1]);
+                }
+            } else {
+                let (u, v) = (row(1, y / 2, chroma_len)?, row(2, y / 2, chroma_len)?);
+                for (i, (px, &l)) in pixels {
+                    let c = (x0 + i) / 2;
+                    put(px, l, u[c], v[c]);
+                }
             }
         }
     }

@@ -26,7 +26,9 @@ use gst_base::subclass::prelude::*;
 
 use super::inference::{self, AnomalyOutput, FrameInput, InferError, MAX_TILES};
 use super::loaded::{self, Identity, LoadError, Loaded};
-use super::metas::{Report, attach_roi_metas, classification, part_message};
+use super::metas::{
+    Report, attach_anomaly_map, attach_roi_metas, classification, part_message, restage_verdict,
+};
 use super::settings::{self, Change, Settings};
 use super::slot::{BuildFn, Current, Outcome, ReportFn, Slot};
 use super::worker::{Finished, Job, Submit, Worker};
@@ -37,6 +39,7 @@ use crate::analysis::letterbox::PixelFormat;
 use crate::analysis::task::Task;
 use crate::element::{self, lock};
 use crate::meta;
+use crate::policy::stages::StagedParts;
 use crate::policy::{FrameVerdict, PartKey, PartTracker, PartVerdict, Seen};
 use crate::runtime::{Interrupter, RuntimeError};
 use crate::video::{frame_view, pixel_format};
@@ -76,6 +79,8 @@ struct State {
     upstream_part: Option<String>,
     carry: Option<Carry>,
     warned: Warned,
+    /// `on-rois`: the re-decided frames of the parts in progress.
+    staged_parts: StagedParts,
 }
 
 #[derive(Default)]
@@ -286,6 +291,7 @@ impl BaseTransformImpl for DefectDetect {
                     upstream_part: None,
                     carry: None,
                     warned: Warned::default(),
+                    staged_parts: StagedParts::default(),
                 })
             }
         }
@@ -351,9 +357,13 @@ impl BaseTransformImpl for DefectDetect {
                 if let Some(state) = lock(&self.state).as_mut() {
                     state.parts.reset();
                     state.carry = None;
+                    state.staged_parts.clear();
                 }
             }
             _ => {}
+        }
+        if lock(&self.settings).on_rois {
+            return self.parent_sink_event(self.restage_part(event));
         }
         self.parent_sink_event(event)
     }
@@ -389,6 +399,8 @@ struct Decided {
     parts: Vec<PartVerdict>,
     width: f32,
     height: f32,
+    /// An anomaly model's map and score, for `DefectAnomalyMapMeta`.
+    anomaly: Option<Arc<AnomalyOutput>>,
 }
 
 impl DefectDetect {
@@ -513,7 +525,7 @@ impl DefectDetect {
         } else {
             Seen::NotInspected
         };
-        Ok(self.decided(
+        let mut decided = self.decided(
             state,
             identity,
             frame_number,
@@ -522,7 +534,9 @@ impl DefectDetect {
             verdict,
             inference,
             carried_from,
-        ))
+        );
+        decided.anomaly = anomaly;
+        Ok(decided)
     }
 
     /// The streaming thread hands the frame to the worker if it is free and takes the newest
@@ -571,6 +585,7 @@ impl DefectDetect {
             .carry
             .as_ref()
             .filter(|c| c.part == key && c.caps_serial == state.caps_serial);
+        let anomaly = carried.and_then(|c| c.anomaly.clone());
         let (identity, verdict, inference, carried_from) = match carried {
             Some(c) => (
                 c.identity.clone(),
@@ -598,6 +613,7 @@ impl DefectDetect {
             carried_from,
         );
         decided.inspected = matches!(seen, Seen::Pending);
+        decided.anomaly = anomaly;
         Ok(decided)
     }
 
@@ -631,6 +647,7 @@ impl DefectDetect {
             parts: state.parts.take_ready(),
             width: state.info.width() as f32,
             height: state.info.height() as f32,
+            anomaly: None,
         }
     }
 
@@ -721,6 +738,15 @@ impl DefectDetect {
             report.class_name,
         );
         report.attach_verdict_meta(buffer);
+        if let (Some(output), Some(thresholds)) = (&decided.anomaly, identity.anomaly_thresholds) {
+            attach_anomaly_map(
+                buffer,
+                output,
+                thresholds.pixel,
+                decided.width,
+                decided.height,
+            );
+        }
         let running_time = self.running_time(buffer);
         let messages = [
             report.detections_message(buffer, running_time),
@@ -875,7 +901,9 @@ impl DefectDetect {
     /// `on-rois`: classifies the crop of every `GstVideoRegionOfInterestMeta` already on the
     /// buffer and adds a `classification` structure (`label`, `label_id`, `confidence`, and the
     /// policy's `severity` and `decision` for that class) to it, as `gvaclassify` does. The
-    /// frame's verdict stays the upstream detector's.
+    /// frame's verdict is then re-decided by this policy on the classified labels
+    /// ([`restage_verdict`]): the buffer's `DefectVerdictMeta` is replaced and a `defect-verdict`
+    /// message posted.
     fn classify_rois(
         &self,
         buffer: &mut gst::BufferRef,
@@ -910,13 +938,11 @@ impl DefectDetect {
             );
             return Err(gst::FlowError::Error);
         }
-        let rects: Vec<(u32, u32, u32, u32)> = buffer
+        let (rects, upstream): (Vec<(u32, u32, u32, u32)>, Vec<_>) = buffer
             .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-            .map(|m| m.rect())
-            .collect();
-        if rects.is_empty() {
-            return Ok(gst::FlowSuccess::Ok);
-        }
+            .map(|m| (m.rect(), meta::DetectionParams::of_roi(&m)))
+            .unzip();
+        // A frame without regions is still re-decided (its verdict and part).
         let (width, height) = (state.info.width(), state.info.height());
         let mut results = Vec::with_capacity(rects.len());
         {
@@ -939,7 +965,7 @@ impl DefectDetect {
                 (info.width, info.height, info.channels)
             };
             let (mut scores, mut probabilities) = (Vec::new(), Vec::new());
-            for (x, y, w, h) in rects {
+            for &(x, y, w, h) in &rects {
                 // Clipped to the frame; an empty crop gets no classification.
                 let (x, y) = (x.min(width), y.min(height));
                 let (w, h) = (w.min(width - x), h.min(height - y));
@@ -990,17 +1016,16 @@ impl DefectDetect {
                 };
                 let judged = identity
                     .policy
-                    .evaluate(&[detection], |id| identity.model.class_name(id))
-                    .judged[0];
+                    .evaluate(&[detection], |id| identity.model.class_name(id));
                 results.push(Some(judged));
             }
         }
         drop(current_guard);
         for (mut roi, result) in buffer
             .iter_meta_mut::<gst_video::VideoRegionOfInterestMeta>()
-            .zip(results)
+            .zip(&results)
         {
-            if let Some(j) = result {
+            if let Some(j) = result.as_ref().map(|v| v.judged[0]) {
                 let label = identity.model.class_name(j.detection.class_id);
                 let mut c = classification(j.detection.class_id, &label, j.detection.confidence);
                 c.severity = Some(j.severity);
@@ -1008,7 +1033,63 @@ impl DefectDetect {
                 roi.add_param(c.to_roi_param());
             }
         }
+        // The frame's verdict follows this policy on each region's classified label.
+        let upstream = upstream
+            .into_iter()
+            .map(|read| read.and_then(|r| self.problems.check(&*self.obj(), *CAT, r)))
+            .collect::<Vec<_>>();
+        let restaged = meta::VerdictMeta::from_buffer(buffer)
+            .and_then(|read| self.problems.check(&*self.obj(), *CAT, read))
+            .and_then(|verdict| {
+                restage_verdict(verdict, &rects, &upstream, &results, &|id| {
+                    identity.model.class_name(id)
+                })
+            });
+        if let Some(verdict) = restaged {
+            if let Some(part_id) = &verdict.part_id {
+                let result_frame = verdict.source_frame.unwrap_or(verdict.frame);
+                state
+                    .staged_parts
+                    .observe(part_id, result_frame, verdict.verdict, &verdict.counts);
+            }
+            drop(state_guard);
+            verdict.replace_on(buffer);
+            let running_time = self.running_time(buffer);
+            self.post(verdict.to_message(buffer.pts(), running_time));
+        }
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// `on-rois`: a part verdict from upstream is re-decided from this element's re-decided
+    /// frames of the part, when they hold every result of it (else it passes unchanged).
+    fn restage_part(&self, event: gst::Event) -> gst::Event {
+        let gst::EventView::CustomDownstream(custom) = event.view() else {
+            return event;
+        };
+        let Some(Ok(mut part)) = custom
+            .structure()
+            .and_then(meta::PartVerdictMeta::from_structure)
+        else {
+            return event;
+        };
+        let restaged = lock(&self.state).as_mut().and_then(|state| {
+            state
+                .staged_parts
+                .finish(&part.part_id, part.verdict, part.inspected_frames)
+        });
+        let Some((verdict, counts)) = restaged else {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "part {} keeps the upstream verdict",
+                part.part_id
+            );
+            return event;
+        };
+        part.verdict = verdict;
+        part.counts = counts;
+        self.post(part.to_structure());
+        part.to_event()
     }
 
     /// Preprocesses the frame, runs the model and post-processes: detections in frame pixels.

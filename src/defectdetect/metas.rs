@@ -4,12 +4,14 @@
 //! `defect-detections` and `defect-verdict` messages, and the `defect-part-verdict` message
 //! and event.
 
+use super::inference::AnomalyOutput;
 use crate::analysis::task::Task;
 use crate::meta::{
-    Classification, DetectionParams, DetectionsMessage, ModelRef, PartVerdictMeta, Reason,
-    VerdictMeta,
+    AnomalyMapMeta, Classification, DetectionParams, DetectionsMessage, ModelRef, PartVerdictMeta,
+    Reason, VerdictMeta,
 };
-use crate::policy::{FrameVerdict, Judged, PartVerdict};
+use crate::policy::stages::{StagedRegion, two_stage};
+use crate::policy::{FrameVerdict, Judged, PartVerdict, Verdict};
 use crate::runtime::ModelInfo;
 
 /// One frame's results, as the metas and messages carry them.
@@ -194,4 +196,113 @@ pub(super) fn classification(class_id: usize, label: &str, confidence: f32) -> C
         severity: None,
         decision: None,
     }
+}
+
+/// An anomaly model's map as a `DefectAnomalyMapMeta`, on every frame that carries an anomaly
+/// result (quantised to bytes against the pixel threshold in force: cheap, a few KiB). The
+/// map covers the whole frame: anomaly models get the frame stretched over their input
+/// (`inference::Preprocess::plan`), and the policy scales regions the same way.
+pub(super) fn attach_anomaly_map(
+    buffer: &mut gst::BufferRef,
+    output: &AnomalyOutput,
+    pixel_threshold: f32,
+    width: f32,
+    height: f32,
+) {
+    let map = &output.map;
+    AnomalyMapMeta::quantise(
+        map.width as u32,
+        map.height as u32,
+        &map.data,
+        [0.0, 0.0, width as f64, height as f64],
+        pixel_threshold,
+    )
+    .attach(buffer);
+}
+
+/// `on-rois`: the upstream frame verdict re-decided by this element's policy on each region's
+/// classified label ([`two_stage`]): regions the detector's policy ignored stay ignored, the
+/// others are judged by the rule of their class (`results`, one per ROI, None when not
+/// classified: the detector's judgement stands). The verdict's reasons become the deciding
+/// regions, named by the classifier. None (the verdict left alone) when the upstream frame was
+/// not judged (UNKNOWN).
+pub(super) fn restage_verdict(
+    mut verdict: VerdictMeta,
+    rects: &[(u32, u32, u32, u32)],
+    upstream: &[Option<DetectionParams>],
+    results: &[Option<FrameVerdict>],
+    class_name: &dyn Fn(usize) -> String,
+) -> Option<VerdictMeta> {
+    if verdict.verdict == Verdict::Unknown {
+        return None;
+    }
+    let regions: Vec<StagedRegion> = upstream
+        .iter()
+        .zip(results)
+        .map(|(detector, classified)| match (detector, classified) {
+            (Some(d), _) if !d.counted() => StagedRegion::Ignored,
+            (_, Some(judged)) => StagedRegion::Classified(judged.clone()),
+            (Some(d), None) => match (d.severity, d.decision) {
+                (Some(severity), Some(decision)) => StagedRegion::Detector { severity, decision },
+                _ => StagedRegion::Ignored,
+            },
+            (None, None) => StagedRegion::Ignored,
+        })
+        .collect();
+    // The first stage's own cause beyond its regions: a FAIL or REVIEW without reasons (an
+    // anomaly model's image score alone).
+    let frame = if verdict.reasons.is_empty() && verdict.verdict != Verdict::Pass {
+        (verdict.verdict, verdict.counts)
+    } else {
+        (Verdict::Pass, [0; 4])
+    };
+    let staged = two_stage(frame, &regions);
+    let reasons = staged
+        .reasons
+        .iter()
+        .filter_map(|&i| {
+            let (x, y, w, h) = rects[i];
+            let (label_id, label, confidence, severity, decision) = match (&regions[i], &results[i])
+            {
+                (StagedRegion::Classified(_), Some(v)) => {
+                    let j = &v.judged[0];
+                    let id = j.detection.class_id;
+                    (
+                        id as u32,
+                        class_name(id),
+                        j.detection.confidence as f64,
+                        j.severity,
+                        j.decision,
+                    )
+                }
+                _ => {
+                    let d = upstream[i].as_ref()?;
+                    (
+                        d.label_id,
+                        d.label.clone(),
+                        d.confidence,
+                        d.severity?,
+                        d.decision?,
+                    )
+                }
+            };
+            Some(Reason {
+                label_id,
+                label,
+                confidence,
+                x_min: x as f64,
+                y_min: y as f64,
+                x_max: (x + w) as f64,
+                y_max: (y + h) as f64,
+                severity,
+                decision,
+                peak_score: None,
+                mean_score: None,
+            })
+        })
+        .collect();
+    verdict.verdict = staged.verdict;
+    verdict.counts = staged.counts;
+    verdict.reasons = reasons;
+    Some(verdict)
 }

@@ -21,7 +21,9 @@
  * centre crop) attach their `top-k` classes as whole-frame ROIs with a `classification`
  * structure; anomaly models (`[1, 1, h, w]` map, optional image score; ours and Anomalib's)
  * attach the regions above the policy's pixel threshold as `anomaly` ROIs with `peak_score`
- * and `mean_score`. The task comes from the model's `task` metadata or outputs, or the
+ * and `mean_score`, and their map as a `DefectAnomalyMapMeta` (for `defectoverlay
+ * show-heatmap=true`). A classifier with `on-rois=true` after a detector names each region
+ * and re-decides the frame's verdict by its own policy on the classified labels. The task comes from the model's `task` metadata or outputs, or the
  * `task` property; the policy judges every task (`good` classes, an `[anomaly]` section).
  *
  * The model is loaded in the NULL to READY state change: a missing or invalid model, a model

@@ -323,7 +323,7 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                     "Classifiers: classify the crop of every region-of-interest meta already on the buffer (from \
                      an upstream defectdetect) and add a `classification` structure (label, label_id, confidence, \
                      the policy's severity and decision) to it, as gvaclassify does, instead of the whole frame. \
-                     The frame's verdict stays the upstream element's; not with async-inference",
+                     The frame's verdict is re-decided by this policy on each region's classified label; not with async-inference",
                 )
                 .default_value(false)
                 .mutable_ready()

@@ -10,10 +10,11 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use crate::draw::YuvEncoding;
+use crate::draw::heatmap::{self, HeatSource};
 use crate::draw::overlay::{self, Annotation, Banner, Style};
 use crate::element::MetaProblems;
 use crate::element::{self, lock};
-use crate::meta::{DetectionParams, VerdictMeta};
+use crate::meta::{AnomalyMapMeta, Classification, Decision, DetectionParams, VerdictMeta};
 use crate::video::{canvas, yuv_encoding};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -28,6 +29,8 @@ struct Settings {
     show_ignored: bool,
     text_scale: u32,
     line_width: u32,
+    show_heatmap: bool,
+    heatmap_opacity: f64,
 }
 
 impl Default for Settings {
@@ -39,6 +42,8 @@ impl Default for Settings {
             show_ignored: true,
             text_scale: 0,
             line_width: 0,
+            show_heatmap: false,
+            heatmap_opacity: 0.4,
         }
     }
 }
@@ -89,6 +94,12 @@ impl ObjectImpl for DefectOverlay {
                     .default_value(0)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("show-heatmap").nick("Show heat map")
+                    .blurb("Draw an anomaly model's map (DefectAnomalyMapMeta) over the frame as a translucent heat map, blue cold to red hot (the pixel threshold is green)")
+                    .default_value(false).mutable_playing().build(),
+                glib::ParamSpecDouble::builder("heatmap-opacity").nick("Heat map opacity")
+                    .blurb("Opacity of the heat map: 0 invisible, 1 opaque")
+                    .minimum(0.0).maximum(1.0).default_value(0.4).mutable_playing().build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -103,6 +114,8 @@ impl ObjectImpl for DefectOverlay {
             "show-ignored" => s.show_ignored = value.get().expect("type checked upstream"),
             "text-scale" => s.text_scale = value.get().expect("type checked upstream"),
             "line-width" => s.line_width = value.get().expect("type checked upstream"),
+            "show-heatmap" => s.show_heatmap = value.get().expect("type checked upstream"),
+            "heatmap-opacity" => s.heatmap_opacity = value.get().expect("type checked upstream"),
             name => gst::warning!(CAT, imp = self, "unknown property {name}"),
         }
     }
@@ -116,6 +129,8 @@ impl ObjectImpl for DefectOverlay {
             "show-ignored" => s.show_ignored.to_value(),
             "text-scale" => s.text_scale.to_value(),
             "line-width" => s.line_width.to_value(),
+            "show-heatmap" => s.show_heatmap.to_value(),
+            "heatmap-opacity" => s.heatmap_opacity.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -157,7 +172,11 @@ impl BaseTransformImpl for DefectOverlay {
             Vec::new()
         };
         let banner = settings.show_banner.then(|| self.banner(buffer)).flatten();
-        if annotations.is_empty() && banner.is_none() {
+        let heat = settings
+            .show_heatmap
+            .then(|| self.heat(buffer, &info))
+            .flatten();
+        if annotations.is_empty() && banner.is_none() && heat.is_none() {
             return Ok(gst::FlowSuccess::Ok);
         }
         let auto = Style::for_height(info.height());
@@ -201,6 +220,9 @@ impl BaseTransformImpl for DefectOverlay {
             gst::element_imp_error!(self, gst::StreamError::Format, ("{reason}"));
             gst::FlowError::Error
         })?;
+        if let Some(heat) = heat {
+            canvas.blend_heat(&heat, settings.heatmap_opacity as f32);
+        }
         overlay::render(&mut canvas, &annotations, banner.as_ref(), style);
         Ok(gst::FlowSuccess::Ok)
     }
@@ -219,17 +241,50 @@ impl DefectOverlay {
                     Some(read) => Some(self.problems.check(&*self.obj(), *CAT, read)?),
                 };
                 let counted = params.as_ref().is_none_or(DetectionParams::counted);
-                (counted || show_ignored).then(|| Annotation {
-                    rect: [x as f32, y as f32, (x + w) as f32, (y + h) as f32],
-                    label: params
-                        .as_ref()
-                        .map_or_else(|| roi.roi_type().to_string(), |p| p.label.clone()),
-                    confidence: params.as_ref().map_or(0.0, |p| p.confidence) as f32,
-                    severity: params.as_ref().and_then(|p| p.severity),
-                    counted,
+                // A second stage's classification names the region and judges it.
+                let class = Classification::of_roi(&roi)
+                    .and_then(|read| self.problems.check(&*self.obj(), *CAT, read))
+                    .filter(|c| c.decision.is_some());
+                (counted || show_ignored).then(|| match class {
+                    Some(c) => Annotation {
+                        rect: [x as f32, y as f32, (x + w) as f32, (y + h) as f32],
+                        label: c.label,
+                        confidence: c.confidence as f32,
+                        severity: c.severity,
+                        counted: counted && c.decision.is_none_or(Decision::counted),
+                    },
+                    None => Annotation {
+                        rect: [x as f32, y as f32, (x + w) as f32, (y + h) as f32],
+                        label: params
+                            .as_ref()
+                            .map_or_else(|| roi.roi_type().to_string(), |p| p.label.clone()),
+                        confidence: params.as_ref().map_or(0.0, |p| p.confidence) as f32,
+                        severity: params.as_ref().and_then(|p| p.severity),
+                        counted,
+                    },
                 })
             })
             .collect()
+    }
+
+    /// The heat of every pixel, from the `DefectAnomalyMapMeta` an anomaly model's
+    /// `defectdetect` attached, resized to the frame over the rectangle the map covers; a
+    /// malformed one is reported and not drawn.
+    fn heat(
+        &self,
+        buffer: &gst::BufferRef,
+        info: &gst_video::VideoInfo,
+    ) -> Option<Vec<Option<u8>>> {
+        let map = self
+            .problems
+            .check(&*self.obj(), *CAT, AnomalyMapMeta::from_buffer(buffer)?)?;
+        let source = HeatSource {
+            width: map.width as usize,
+            height: map.height as usize,
+            values: &map.values,
+            rect: [map.x_min, map.y_min, map.x_max, map.y_max],
+        };
+        Some(heatmap::resize(&source, info.width(), info.height()))
     }
 
     /// The banner, from the `DefectVerdictMeta` `defectdetect` attached; a malformed one is

@@ -11,6 +11,12 @@
  * enforced)" and get a striped edge. Text uses an 8x8 bitmap font embedded in the plugin,
  * scaled with the frame height so that it is readable from 720p to 4K.
  *
+ * With `show-heatmap=true` an anomaly model's map (the `DefectAnomalyMapMeta` `defectdetect`
+ * attaches) is blended over the frame as a translucent jet heat map (`heatmap-opacity`): blue
+ * cold, green at the pixel threshold, red at twice it, resized bilinearly over the frame
+ * rectangle the model saw. A region a second-stage classifier (`on-rois`) judged is labelled
+ * with its classified name and severity.
+ *
  * Works on RGB, BGR, RGBA, BGRA, RGBx, BGRx, ARGB, ABGR, xRGB, xBGR, GRAY8, NV12 and I420,
  * directly after `defectdetect` or after a `tee` and a `queue`.
  *
@@ -19,6 +25,9 @@
  * gst-launch-1.0 filesrc location=tests/data/conveyor_color.mp4 ! decodebin ! videoconvert ! \
  *     defectdetect model=models/surface-defects.onnx policy=pipelines/policy.toml ! \
  *     defectoverlay ! videoconvert ! x264enc ! mp4mux ! filesink location=annotated.mp4
+ * gst-launch-1.0 filesrc location=line.mp4 ! decodebin ! videoconvert ! \
+ *     defectdetect model=models/surface-anomaly.onnx ! \
+ *     defectoverlay show-heatmap=true ! videoconvert ! autovideosink
  * ]|
  *
  * Since: plugins-defect-0.1.0

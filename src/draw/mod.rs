@@ -5,6 +5,7 @@
 //! chroma is written for every 2x2 block a shape touches. Text uses the public-domain 8x8
 //! bitmap font of the `font8x8` crate, embedded in the plugin, scaled by an integer factor.
 
+pub mod heatmap;
 pub mod overlay;
 
 use crate::analysis::letterbox::PixelFormat;

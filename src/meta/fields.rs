@@ -88,3 +88,11 @@ pub const REJECT_MISSED_MESSAGE: &str = "defect-reject-missed";
 pub const LATE_US: &str = "late-us";
 /// Why a reject was missed (a string; the `reason` structures of verdicts are another thing).
 pub const MISSED_BECAUSE: &str = "reason";
+
+// `DefectAnomalyMapMeta`: an anomaly model's map, quantised (also `width`, `height`, `x-min`,
+// `y-min`, `x-max`, `y-max`).
+pub const ANOMALY_MAP_META: &str = "DefectAnomalyMapMeta";
+pub const SCORE_LOW: &str = "score-low";
+pub const SCORE_HIGH: &str = "score-high";
+pub const THRESHOLD: &str = "threshold";
+pub const VALUES: &str = "values";

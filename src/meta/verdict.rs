@@ -2,6 +2,8 @@
 //! The verdict of a frame (`DefectVerdictMeta` and the `defect-verdict` message) and of a part
 //! (`defect-part-verdict` message and event).
 
+use gst::glib;
+
 use super::detection::Reason;
 use super::fields as f;
 use super::structure::{MetaError, Reader};
@@ -161,6 +163,22 @@ impl VerdictMeta {
             for (name, value) in fields.iter() {
                 structure.set_value(name, value.clone());
             }
+        }
+    }
+
+    /// Replaces the buffer's (first) verdict meta with this one, or adds it when it has none
+    /// (a second stage re-deciding the frame).
+    pub fn replace_on(&self, buffer: &mut gst::BufferRef) {
+        let Ok(mut meta) = gst::meta::CustomMeta::from_mut_buffer(buffer, f::VERDICT_META) else {
+            return self.attach(buffer);
+        };
+        let structure = meta.mut_structure();
+        let old: Vec<glib::GString> = structure.fields().map(Into::into).collect();
+        for name in old {
+            structure.remove_field(name.as_str());
+        }
+        for (name, value) in self.to_structure().iter() {
+            structure.set_value(name, value.clone());
         }
     }
 

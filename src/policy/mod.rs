@@ -21,6 +21,7 @@ mod anomaly;
 mod parse;
 mod parts;
 mod shape;
+pub mod stages;
 
 pub use anomaly::{AnomalyRule, AnomalyThresholds};
 pub use parse::{PolicyError, parse_policy};

@@ -41,6 +41,26 @@ pub struct DetectionRecord {
     pub classification: Option<ClassificationRecord>,
 }
 
+impl DetectionRecord {
+    /// The decision that counts for the frame: the classification's when a second stage
+    /// judged the region and the detector's policy did not ignore it, else the detection's.
+    pub fn effective_decision(&self) -> Option<&str> {
+        let ignored = self
+            .decision
+            .as_deref()
+            .and_then(crate::meta::Decision::parse)
+            .is_some_and(|d| !d.counted());
+        match self
+            .classification
+            .as_ref()
+            .and_then(|c| c.decision.as_deref())
+        {
+            Some(classified) if !ignored => Some(classified),
+            _ => self.decision.as_deref(),
+        }
+    }
+}
+
 /// A classifier's class for a region (`on-rois`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassificationRecord {
@@ -94,7 +114,9 @@ pub struct FrameRecord {
 }
 
 impl FrameRecord {
-    /// Reasons are the failing detections of a FAIL, the ones in review of a REVIEW.
+    /// Reasons are the failing detections of a FAIL, the ones in review of a REVIEW. A region a
+    /// second stage classified (`on-rois`) is judged by its classification, unless the
+    /// detector's policy ignored it.
     pub fn derive_reasons(&mut self) {
         let wanted = match self.verdict.as_deref() {
             Some("FAIL") => "fail",
@@ -102,7 +124,7 @@ impl FrameRecord {
             _ => return self.reasons.clear(),
         };
         self.reasons = (0..self.detections.len())
-            .filter(|&i| self.detections[i].decision.as_deref() == Some(wanted))
+            .filter(|&i| self.detections[i].effective_decision() == Some(wanted))
             .collect();
     }
 }
@@ -236,6 +258,25 @@ mod tests {
         record.derive_reasons();
         assert_eq!(record.reasons, [1]);
         record.verdict = Some("REVIEW".into());
+        record.derive_reasons();
+        assert_eq!(record.reasons, [0]);
+        // A second stage's classification decides a region the detector did not ignore.
+        let classified = |decision: &str| {
+            Some(ClassificationRecord {
+                class_id: 1,
+                class_name: "scratches".into(),
+                confidence: 0.9,
+                severity: Some("critical".into()),
+                decision: Some(decision.into()),
+            })
+        };
+        record.detections[0].classification = classified("fail");
+        record.detections[1].classification = classified("accept");
+        record.detections.push(DetectionRecord {
+            classification: classified("fail"),
+            ..detection("outside-region")
+        });
+        record.verdict = Some("FAIL".into());
         record.derive_reasons();
         assert_eq!(record.reasons, [0]);
         let line = to_line(&record);

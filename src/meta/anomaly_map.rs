@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! An anomaly model's map as it travels on the buffer (`DefectAnomalyMapMeta`), from
+//! `defectdetect` to `defectoverlay` and to applications.
+
+use gst::glib;
+
+use super::fields as f;
+use super::structure::{MetaError, Reader};
+
+/// `DefectAnomalyMapMeta` (a `GstCustomMeta`): an anomaly model's map, `width` x `height`
+/// cells in row-major order, each a byte: `values[i]` stands for the score
+/// `score_low + values[i] / 255 * (score_high - score_low)` (scores outside are clamped, NaN is
+/// 0). The map covers the frame rectangle `x_min..x_max`, `y_min..y_max` (frame pixels, cell
+/// edges: cell (i, j) spans `x_min + i * (x_max - x_min) / width` onwards), the rectangle the
+/// model saw. `threshold` is the pixel threshold in force.
+///
+/// `defectdetect` quantises against `[0, 2 * threshold]` (so that the pixel threshold is 128,
+/// Anomalib's convention of 0.5), or the map's own range when the threshold is not positive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyMapMeta {
+    pub width: u32,
+    pub height: u32,
+    pub x_min: f64,
+    pub y_min: f64,
+    pub x_max: f64,
+    pub y_max: f64,
+    pub score_low: f64,
+    pub score_high: f64,
+    pub threshold: f64,
+    pub values: Vec<u8>,
+}
+
+impl AnomalyMapMeta {
+    /// Quantises a map of scores (row-major, `width` x `height`) covering the frame rectangle
+    /// `rect` (`x_min, y_min, x_max, y_max`) against the pixel threshold, as described above.
+    pub fn quantise(
+        width: u32,
+        height: u32,
+        scores: &[f32],
+        rect: [f64; 4],
+        threshold: f32,
+    ) -> Self {
+        let (low, high) = if threshold > 0.0 {
+            (0.0, 2.0 * threshold as f64)
+        } else {
+            let finite = scores.iter().copied().filter(|v| v.is_finite());
+            let low = finite.clone().fold(f32::INFINITY, f32::min);
+            let high = finite.fold(f32::NEG_INFINITY, f32::max);
+            if low.is_finite() && high > low {
+                (low as f64, high as f64)
+            } else {
+                (threshold as f64, threshold as f64 + 1.0)
+            }
+        };
+        let scale = 255.0 / (high - low) as f32;
+        let values = scores
+            .iter()
+            .map(|&v| {
+                // NaN clamps to 0 through the cast.
+                ((v - low as f32) * scale).round().clamp(0.0, 255.0) as u8
+            })
+            .collect();
+        Self {
+            width,
+            height,
+            x_min: rect[0],
+            y_min: rect[1],
+            x_max: rect[2],
+            y_max: rect[3],
+            score_low: low,
+            score_high: high,
+            threshold: threshold as f64,
+            values,
+        }
+    }
+
+    /// The score a cell's byte stands for.
+    pub fn score(&self, value: u8) -> f64 {
+        self.score_low + value as f64 / 255.0 * (self.score_high - self.score_low)
+    }
+
+    pub fn to_structure(&self) -> gst::Structure {
+        gst::Structure::builder(f::ANOMALY_MAP_META)
+            .field(f::WIDTH, self.width)
+            .field(f::HEIGHT, self.height)
+            .field(f::X_MIN, self.x_min)
+            .field(f::Y_MIN, self.y_min)
+            .field(f::X_MAX, self.x_max)
+            .field(f::Y_MAX, self.y_max)
+            .field(f::SCORE_LOW, self.score_low)
+            .field(f::SCORE_HIGH, self.score_high)
+            .field(f::THRESHOLD, self.threshold)
+            .field(f::VALUES, glib::Bytes::from(&self.values[..]))
+            .build()
+    }
+
+    /// Reads the meta's structure: a missing or mistyped field, an empty map, an empty
+    /// rectangle or scale, or `values` of another length than `width * height` is an error
+    /// naming the field.
+    pub fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
+        let r = Reader::new(s);
+        let bytes: glib::Bytes = r.required(f::VALUES)?;
+        let meta = Self {
+            width: r.required(f::WIDTH)?,
+            height: r.required(f::HEIGHT)?,
+            x_min: r.required(f::X_MIN)?,
+            y_min: r.required(f::Y_MIN)?,
+            x_max: r.required(f::X_MAX)?,
+            y_max: r.required(f::Y_MAX)?,
+            score_low: r.required(f::SCORE_LOW)?,
+            score_high: r.required(f::SCORE_HIGH)?,
+            threshold: r.required(f::THRESHOLD)?,
+            values: bytes.to_vec(),
+        };
+        if meta.width == 0 || meta.height == 0 {
+            let field = if meta.width == 0 { f::WIDTH } else { f::HEIGHT };
+            return Err(r.error(field, "is 0"));
+        }
+        // NaN bounds are refused too.
+        let above = |a: f64, b: f64| a.partial_cmp(&b) == Some(std::cmp::Ordering::Greater);
+        if !above(meta.x_max, meta.x_min) {
+            return Err(r.error(f::X_MAX, format!("is not above x-min ({})", meta.x_min)));
+        }
+        if !above(meta.y_max, meta.y_min) {
+            return Err(r.error(f::Y_MAX, format!("is not above y-min ({})", meta.y_min)));
+        }
+        if !above(meta.score_high, meta.score_low) {
+            return Err(r.error(
+                f::SCORE_HIGH,
+                format!("is not above score-low ({})", meta.score_low),
+            ));
+        }
+        let cells = meta.width as u64 * meta.height as u64;
+        if meta.values.len() as u64 != cells {
+            return Err(r.error(
+                f::VALUES,
+                format!(
+                    "holds {} bytes where a {}x{} map needs {cells}",
+                    meta.values.len(),
+                    meta.width,
+                    meta.height
+                ),
+            ));
+        }
+        Ok(meta)
+    }
+
+    /// Adds the meta to a buffer.
+    pub fn attach(&self, buffer: &mut gst::BufferRef) {
+        let fields = self.to_structure();
+        if let Ok(mut custom) = gst::meta::CustomMeta::add(buffer, f::ANOMALY_MAP_META) {
+            let structure = custom.mut_structure();
+            for (name, value) in fields.iter() {
+                structure.set_value(name, value.clone());
+            }
+        }
+    }
+
+    /// The buffer's anomaly map: None when it has none, an error naming the field when it is
+    /// malformed.
+    pub fn from_buffer(buffer: &gst::BufferRef) -> Option<Result<Self, MetaError>> {
+        let meta = gst::meta::CustomMeta::from_buffer(buffer, f::ANOMALY_MAP_META).ok()?;
+        Some(Self::from_structure(meta.structure()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map() -> AnomalyMapMeta {
+        AnomalyMapMeta::quantise(
+            3,
+            2,
+            &[0.0, 1.0, 2.0, 4.0, f32::NAN, -1.0],
+            [0.0, 0.0, 640.0, 480.0],
+            2.0,
+        )
+    }
+
+    #[test]
+    fn quantises_against_twice_the_threshold_and_reads_back() {
+        gst::init().unwrap();
+        let m = map();
+        assert_eq!((m.score_low, m.score_high), (0.0, 4.0));
+        assert_eq!(m.values, [0, 64, 128, 255, 0, 0]);
+        assert!((m.score(128) - 2.0).abs() < 0.02);
+        assert_eq!(AnomalyMapMeta::from_structure(&m.to_structure()), Ok(m));
+        // Without a positive threshold: the map's own finite range.
+        let own = AnomalyMapMeta::quantise(2, 1, &[-3.0, -1.0], [0.0, 0.0, 2.0, 1.0], 0.0);
+        assert_eq!((own.score_low, own.score_high), (-3.0, -1.0));
+        assert_eq!(own.values, [0, 255]);
+        let flat = AnomalyMapMeta::quantise(1, 1, &[f32::NAN], [0.0, 0.0, 2.0, 1.0], 0.0);
+        assert!(flat.score_high > flat.score_low);
+    }
+
+    #[test]
+    fn malformed_maps_name_the_field() {
+        gst::init().unwrap();
+        let error = |edit: &dyn Fn(&mut gst::Structure)| {
+            let mut s = map().to_structure();
+            edit(&mut s);
+            AnomalyMapMeta::from_structure(&s).unwrap_err().to_string()
+        };
+        assert_eq!(
+            error(&|s| s.remove_field(f::VALUES)),
+            "DefectAnomalyMapMeta: field `values` is missing"
+        );
+        assert_eq!(
+            error(&|s| s.set(f::WIDTH, 3i32)),
+            "DefectAnomalyMapMeta: field `width` is a gint where a guint is expected"
+        );
+        assert_eq!(
+            error(&|s| s.set(f::VALUES, glib::Bytes::from(&[1u8, 2][..]))),
+            "DefectAnomalyMapMeta: field `values` holds 2 bytes where a 3x2 map needs 6"
+        );
+        assert_eq!(
+            error(&|s| s.set(f::X_MAX, -1.0)),
+            "DefectAnomalyMapMeta: field `x-max` is not above x-min (0)"
+        );
+        assert_eq!(
+            error(&|s| s.set(f::SCORE_HIGH, 0.0)),
+            "DefectAnomalyMapMeta: field `score-high` is not above score-low (0)"
+        );
+        assert_eq!(
+            error(&|s| s.set(f::HEIGHT, 0u32)),
+            "DefectAnomalyMapMeta: field `height` is 0"
+        );
+    }
+}
