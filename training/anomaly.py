@@ -445,6 +445,10 @@ def onnx_backbone(spec):
                 self.nodes.append((n.op_type, list(n.input), list(n.output), att, k))
 
         def forward(self, x):
+            # reflect-pad the image by PAD px so that no patch of the map sees the network's
+            # zero padding (the border patches were the clean images' highest scores), then
+            # crop the features back to the image's grid
+            x = F.pad(x, (PAD, PAD, PAD, PAD), mode="reflect")
             env = {m.graph.input[0].name: x}
             for op, ins, outs, att, k in self.nodes:
                 if op == "Conv":
@@ -461,8 +465,12 @@ def onnx_backbone(spec):
                 else:
                     y = env[ins[0]] + env[ins[1]]
                 env[outs[0]] = y
-            return env[taps[0]], env[taps[1]]
+            f8, f16 = env[taps[0]], env[taps[1]]
+            c8, c16 = PAD // 8, PAD // 16
+            return f8[..., c8:f8.shape[-2] - c8, c8:f8.shape[-1] - c8], \
+                f16[..., c16:f16.shape[-2] - c16, c16:f16.shape[-1] - c16]
 
+    PAD = 16
     return OnnxNet().eval()
 
 
