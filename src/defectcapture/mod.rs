@@ -47,8 +47,8 @@ glib::wrapper! {
 element::enumeration! {
     /// Image format of the captures.
     pub enum CaptureFormat("GstDefectCaptureFormat") {
-        Png = 0, "png", "PNG (lossless)";
-        Jpeg = 1, "jpeg", "JPEG (quality 90)";
+        Png, "png", "PNG (lossless)";
+        Jpeg, "jpeg", "JPEG (quality 90)";
     }
 }
 

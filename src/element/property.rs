@@ -277,16 +277,16 @@ macro_rules! settings_accessors {
 }
 pub(crate) use settings_accessors;
 
-/// A property's enum: `glib::Enum` with the first value as the default, registered as
-/// plugin API by [`mark_plugin_api`](crate::element::mark_plugin_api) and usable as a
-/// [`Setting`]. Each value: `Variant = n, "nick", "description";`.
+/// A property's enum: `glib::Enum` with values numbered from 0 in their order and the first
+/// as the default, usable as a [`Setting`] (and to be registered as plugin API by
+/// [`mark_plugin_api`]). Each value: `Variant, "nick", "description";`.
 macro_rules! enumeration {
     (
         $(#[$attr:meta])*
         $vis:vis enum $enum:ident($type_name:tt) {
             $(#[$first_attr:meta])*
-            $first:ident = $first_value:tt, $first_nick:tt, $first_name:tt;
-            $($(#[$variant_attr:meta])* $variant:ident = $value:tt, $nick:tt, $name:tt;)*
+            $first:ident, $first_nick:tt, $first_name:tt;
+            $($(#[$variant_attr:meta])* $variant:ident, $nick:tt, $name:tt;)*
         }
     ) => {
         $(#[$attr])*
@@ -297,11 +297,11 @@ macro_rules! enumeration {
             $(#[$first_attr])*
             #[default]
             #[enum_value(name = $first_name, nick = $first_nick)]
-            $first = $first_value,
+            $first = 0,
             $(
                 $(#[$variant_attr])*
                 #[enum_value(name = $name, nick = $nick)]
-                $variant = $value,
+                $variant,
             )*
         }
 

@@ -29,8 +29,8 @@ crate::element::enumeration! {
     pub enum PlcUnit("GstDefectPlcUnit") {
         /// A finished part's verdict (parts come from frames-per-part, DefectPartMeta or
         /// defect-part events upstream of defectdetect)
-        Part = 0, "part", "Part: act on each finished part's verdict";
-        Frame = 1, "frame", "Frame: act on each frame's verdict";
+        Part, "part", "Part: act on each finished part's verdict";
+        Frame, "frame", "Frame: act on each frame's verdict";
     }
 }
 

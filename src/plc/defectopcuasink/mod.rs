@@ -54,9 +54,9 @@ glib::wrapper! {
 crate::element::enumeration! {
     /// How OPC UA clients must secure the channel (the `security-mode` property).
     pub enum SecurityMode("GstDefectOpcUaSecurityMode") {
-        None = 0, "none", "None: no signing, no encryption";
-        Sign = 1, "sign", "Sign: Basic256Sha256, signed";
-        SignAndEncrypt = 2, "sign-and-encrypt", "SignAndEncrypt: Basic256Sha256, signed and encrypted";
+        None, "none", "None: no signing, no encryption";
+        Sign, "sign", "Sign: Basic256Sha256, signed";
+        SignAndEncrypt, "sign-and-encrypt", "SignAndEncrypt: Basic256Sha256, signed and encrypted";
     }
 }
 
