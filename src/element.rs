@@ -140,6 +140,22 @@ impl MetaProblems {
     }
 }
 
+/// An element's wrapper type `$name` around `imp::$name`, a subclass of `$parent` (none:
+/// of `gst::Element`).
+macro_rules! wrapper {
+    ($name:ident) => {
+        gst::glib::wrapper! {
+            pub struct $name(ObjectSubclass<imp::$name>) @extends gst::Element, gst::Object;
+        }
+    };
+    ($name:ident, $parent:path) => {
+        gst::glib::wrapper! {
+            pub struct $name(ObjectSubclass<imp::$name>) @extends $parent, gst::Element, gst::Object;
+        }
+    };
+}
+pub(crate) use wrapper;
+
 /// Registers one of the plugin's elements (rank NONE: never picked by autoplugging).
 pub fn register<T: gst::glib::types::StaticType>(
     plugin: &gst::Plugin,

@@ -23,6 +23,11 @@ use crate::video::{frame_view, pixel_format, yuv_matrix};
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| element::debug_category("defectcapture", "Captures frames for retraining"));
 
+element::subclass!(DefectCapture, "GstDefectCapture", gst_base::BaseTransform,
+    element::video_filter_pads() =>
+        "Defect capture", "Filter/Video",
+        "Writes FAIL, REVIEW and sampled PASS frames with YOLO labels into a bounded directory for retraining");
+
 #[derive(Debug, Clone)]
 struct Settings {
     location: PathBuf,
@@ -77,11 +82,6 @@ pub struct DefectCapture {
     state: Mutex<Option<State>>,
     problems: MetaProblems,
 }
-
-element::subclass!(DefectCapture, "GstDefectCapture", gst_base::BaseTransform,
-    element::video_filter_pads() =>
-        "Defect capture", "Filter/Video",
-        "Writes FAIL, REVIEW and sampled PASS frames with YOLO labels into a bounded directory for retraining");
 
 impl ObjectImpl for DefectCapture {
     element::properties! {
@@ -191,7 +191,10 @@ impl BaseTransformImpl for DefectCapture {
         &self,
         buffer: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = lock(&self.settings).clone();
+        let (capture_fail, capture_review, pass_every) = {
+            let s = lock(&self.settings);
+            (s.capture_fail, s.capture_review, s.pass_every)
+        };
         let mut state_guard = lock(&self.state);
         let state = state_guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
@@ -202,15 +205,13 @@ impl BaseTransformImpl for DefectCapture {
         };
         let (verdict, frame) = (verdict_meta.verdict, verdict_meta.frame);
         let wanted = match verdict {
-            Verdict::Fail => settings.capture_fail,
-            Verdict::Review => settings.capture_review,
+            Verdict::Fail => capture_fail,
+            Verdict::Review => capture_review,
             // UNKNOWN (not inspected) is neither a failure nor a sample of good parts.
             Verdict::Unknown => false,
             Verdict::Pass => {
                 state.passes_seen += 1;
-                settings.pass_every > 0
-                    && state.passes_seen % settings.pass_every as u64
-                        == 1 % settings.pass_every as u64
+                pass_every > 0 && state.passes_seen % pass_every as u64 == 1 % pass_every as u64
             }
         };
         if wanted && let Some(sender) = &state.sender {

@@ -39,10 +39,7 @@ use crate::element;
 
 mod imp;
 
-glib::wrapper! {
-    pub struct DefectCapture(ObjectSubclass<imp::DefectCapture>)
-        @extends gst_base::BaseTransform, gst::Element, gst::Object;
-}
+crate::element::wrapper!(DefectCapture, gst_base::BaseTransform);
 
 element::enumeration! {
     /// Image format of the captures.

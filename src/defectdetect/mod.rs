@@ -60,10 +60,7 @@ mod settings;
 mod slot;
 mod worker;
 
-glib::wrapper! {
-    pub struct DefectDetect(ObjectSubclass<imp::DefectDetect>)
-        @extends gst_base::BaseTransform, gst::Element, gst::Object;
-}
+crate::element::wrapper!(DefectDetect, gst_base::BaseTransform);
 
 element::enumeration! {
     /// The output layout the element decodes.

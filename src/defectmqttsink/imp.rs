@@ -19,6 +19,11 @@ use crate::mqtt::{Event, Publisher, PublisherConfig, QoS, Stats, TopicTemplate, 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| element::debug_category("defectmqttsink", "Defect records to an MQTT broker"));
 
+element::subclass!(DefectMqttSink, "GstDefectMqttSink", gst_base::BaseSink,
+    element::pads(&element::ndjson_caps(), None) =>
+        "Defect MQTT sink", "Sink/Network",
+        "Publishes NDJSON verdict records to an MQTT broker, one message a record");
+
 /// The first reconnection delay; doubles up to `max-backoff-ms`.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// An unterminated line longer than this is not a record.
@@ -120,16 +125,8 @@ fn counts(stats: &Stats, qos: QoS) -> Counts {
     }
 }
 
-element::subclass!(DefectMqttSink, "GstDefectMqttSink", gst_base::BaseSink,
-    element::pads(&element::ndjson_caps(), None) =>
-        "Defect MQTT sink", "Sink/Network",
-        "Publishes NDJSON verdict records to an MQTT broker, one message a record");
-
 impl ObjectImpl for DefectMqttSink {
-    fn constructed(&self) {
-        self.parent_constructed();
-        element::sink::configure(&*self.obj(), false);
-    }
+    element::sink::constructed!(false);
 
     element::properties! {
         string("host", "Host", "127.0.0.1").mutable_ready(): "Host name or address of the MQTT broker",

@@ -18,6 +18,17 @@ pub fn configure(sink: &impl IsA<gst_base::BaseSink>, metas_only: bool) {
     }
 }
 
+/// A sink's `ObjectImpl::constructed`: the parent's, then [`configure`].
+macro_rules! constructed {
+    ($metas_only:expr) => {
+        fn constructed(&self) {
+            self.parent_constructed();
+            $crate::element::sink::configure(&*self.obj(), $metas_only);
+        }
+    };
+}
+pub(crate) use constructed;
+
 /// A `port` property's value as a TCP port, or the error `start` fails with.
 pub fn port(port: u32) -> Result<u16, gst::ErrorMessage> {
     u16::try_from(port)

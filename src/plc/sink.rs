@@ -6,6 +6,9 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
 use super::PlcUnit;
 use super::tracker::{Decision, Tracker};
 use super::verdict::{self, FrameVerdict, PartVerdict};
@@ -27,55 +30,63 @@ impl Verdicts {
     }
 }
 
-/// A PLC sink's state between start and stop.
-pub trait Running {
-    fn verdicts(&mut self) -> &mut Verdicts;
+/// A PLC sink: what it does with each frame's verdict and each finished part's (for
+/// [`render`] and [`part_event`]), and its state between start and stop.
+pub trait PlcSink: ObjectSubclass<Type: IsA<gst::Element>> {
+    type Running;
+
+    /// A frame's verdict, and the decision it completes if any.
+    fn on_frame(
+        &self,
+        running: &mut Self::Running,
+        frame: FrameVerdict,
+        decision: Option<Decision>,
+    );
+    /// A finished part's verdict and the decision it completes.
+    fn on_part(&self, running: &mut Self::Running, part: &PartVerdict, decision: Decision);
+    fn running(&self) -> &Mutex<Option<Self::Running>>;
+    fn verdicts(running: &mut Self::Running) -> &mut Verdicts;
 }
 
-/// A PLC sink's `render`: hands the frame's verdict, and the decision it completes if any,
-/// to `act`. A frame without a readable verdict is skipped (a warning the first time; it is
-/// never read as PASS); a stopped sink is flushing.
-pub fn render<R: Running>(
-    element: &gst::Element,
-    running: &Mutex<Option<R>>,
+/// A PLC sink's `render`: the frame's verdict, and the decision it completes if any, go to
+/// [`PlcSink::on_frame`]. A frame without a readable verdict is skipped (a warning the
+/// first time; it is never read as PASS); a stopped sink is flushing.
+pub fn render<S: PlcSink>(
+    sink: &S,
     buffer: &gst::BufferRef,
-    act: impl FnOnce(&mut R, FrameVerdict, Option<Decision>),
 ) -> Result<gst::FlowSuccess, gst::FlowError> {
     let seen = Instant::now();
-    let mut guard = lock(running);
+    let mut guard = lock(sink.running());
     let running = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-    let verdicts = running.verdicts();
+    let verdicts = S::verdicts(running);
+    let element = sink.obj();
     if let Some(frame) =
-        verdict::frame_verdict_or_warn(element, buffer, &mut verdicts.warned_no_meta)
+        verdict::frame_verdict_or_warn(element.upcast_ref(), buffer, &mut verdicts.warned_no_meta)
     {
         let decision = verdicts.tracker.frame(&frame, seen);
-        act(running, frame, decision);
+        sink.on_frame(running, frame, decision);
     }
     Ok(gst::FlowSuccess::Ok)
 }
 
-/// A PLC sink's `event`: hands a finished part's verdict (a `defect-part-verdict` event; a
-/// malformed one is a warning) and the decision it completes to `act`. Other events, and
-/// every event while stopped, do nothing here.
-pub fn part_event<R: Running>(
-    element: &gst::Element,
-    running: &Mutex<Option<R>>,
-    event: &gst::Event,
-    act: impl FnOnce(&mut R, &PartVerdict, Decision),
-) {
+/// A PLC sink's `event`: a finished part's verdict (a `defect-part-verdict` event; a
+/// malformed one is a warning) and the decision it completes go to [`PlcSink::on_part`].
+/// Other events, and every event while stopped, do nothing here.
+pub fn part_event<S: PlcSink>(sink: &S, event: &gst::Event) {
     let gst::EventView::CustomDownstream(custom) = event.view() else {
         return;
     };
+    let element = sink.obj();
     let Some(part) = custom
         .structure()
-        .and_then(|s| verdict::part_verdict_or_warn(element, s))
+        .and_then(|s| verdict::part_verdict_or_warn(element.upcast_ref::<gst::Element>(), s))
     else {
         return;
     };
     let now = Instant::now();
-    if let Some(running) = lock(running).as_mut()
-        && let Some(decision) = running.verdicts().tracker.part(&part, now)
+    if let Some(running) = lock(sink.running()).as_mut()
+        && let Some(decision) = S::verdicts(running).tracker.part(&part, now)
     {
-        act(running, &part, decision);
+        sink.on_part(running, &part, decision);
     }
 }

@@ -15,9 +15,9 @@ use crate::element::{self, lock};
 use crate::plc::PlcUnit;
 use crate::plc::map::STATUS_REGISTERS;
 use crate::plc::modbus::{Due, EncoderConfig, Event, Modbus, ModbusConfig, Reject, Stats};
-use crate::plc::sink::{self, Verdicts};
+use crate::plc::sink::{self, PlcSink, Verdicts};
 use crate::plc::tracker::Decision;
-use crate::plc::verdict::Verdict;
+use crate::plc::verdict::{FrameVerdict, PartVerdict, Verdict};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     element::debug_category(
@@ -25,6 +25,11 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         "Defect verdicts to a PLC over Modbus TCP",
     )
 });
+
+element::subclass!(DefectModbusSink, "GstDefectModbusSink", gst_base::BaseSink,
+    element::pads(&element::any_video_caps(), None) =>
+        "Defect Modbus reject sink", "Sink/Network",
+        "Pulses a reject coil over Modbus TCP for failed parts, at the delay to the reject gate, and keeps the PLC's status registers up to date");
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -70,18 +75,12 @@ element::settings_properties!(Settings for DefectModbusSink {
 });
 
 /// What lives between start and stop.
-struct Running {
+pub struct Running {
     modbus: Arc<Modbus>,
     verdicts: Verdicts,
     encoder: bool,
     model_version: String,
     shadow: bool,
-}
-
-impl sink::Running for Running {
-    fn verdicts(&mut self) -> &mut Verdicts {
-        &mut self.verdicts
-    }
 }
 
 #[derive(Default)]
@@ -94,16 +93,8 @@ pub struct DefectModbusSink {
     flushing: AtomicBool,
 }
 
-element::subclass!(DefectModbusSink, "GstDefectModbusSink", gst_base::BaseSink,
-    element::pads(&element::any_video_caps(), None) =>
-        "Defect Modbus reject sink", "Sink/Network",
-        "Pulses a reject coil over Modbus TCP for failed parts, at the delay to the reject gate, and keeps the PLC's status registers up to date");
-
 impl ObjectImpl for DefectModbusSink {
-    fn constructed(&self) {
-        self.parent_constructed();
-        element::sink::configure(&*self.obj(), true);
-    }
+    element::sink::constructed!(true);
 
     element::properties! {
         string("host", "Host", "127.0.0.1").mutable_ready(): "Host name or address of the PLC (Modbus TCP server)",
@@ -213,43 +204,52 @@ impl BaseSinkImpl for DefectModbusSink {
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        sink::render(
-            self.obj().upcast_ref(),
-            &self.running,
-            buffer,
-            |running, frame, decision| {
-                let version = if frame.model_version.is_empty() {
-                    frame.model_id
-                } else {
-                    frame.model_version
-                };
-                if version != running.model_version || frame.shadow != running.shadow {
-                    running.model_version = version;
-                    running.shadow = frame.shadow;
-                    let (version, shadow) = (running.model_version.clone(), running.shadow);
-                    running.modbus.update_status(|status| {
-                        status.model_version = version;
-                        status.shadow = shadow;
-                    });
-                }
-                if let Some(decision) = decision {
-                    self.act(running, decision);
-                }
-            },
-        )
+        sink::render(self, buffer)
     }
 
     fn event(&self, event: gst::Event) -> bool {
-        sink::part_event(
-            self.obj().upcast_ref(),
-            &self.running,
-            &event,
-            |running, _part, decision| self.act(running, decision),
-        );
+        sink::part_event(self, &event);
         if let gst::EventView::Eos(_) = event.view() {
             self.drain();
         }
         self.parent_event(event)
+    }
+}
+
+impl PlcSink for DefectModbusSink {
+    type Running = Running;
+
+    /// Keeps the model version in the status block, and acts on a complete decision.
+    fn on_frame(&self, running: &mut Running, frame: FrameVerdict, decision: Option<Decision>) {
+        let version = if frame.model_version.is_empty() {
+            frame.model_id
+        } else {
+            frame.model_version
+        };
+        if version != running.model_version || frame.shadow != running.shadow {
+            running.model_version = version;
+            running.shadow = frame.shadow;
+            let (version, shadow) = (running.model_version.clone(), running.shadow);
+            running.modbus.update_status(|status| {
+                status.model_version = version;
+                status.shadow = shadow;
+            });
+        }
+        if let Some(decision) = decision {
+            self.act(running, decision);
+        }
+    }
+
+    fn on_part(&self, running: &mut Running, _part: &PartVerdict, decision: Decision) {
+        self.act(running, decision);
+    }
+
+    fn running(&self) -> &Mutex<Option<Running>> {
+        &self.running
+    }
+
+    fn verdicts(running: &mut Running) -> &mut Verdicts {
+        &mut running.verdicts
     }
 }
 

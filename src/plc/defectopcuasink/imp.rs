@@ -15,12 +15,18 @@ use super::SecurityMode;
 use crate::element::{self, lock};
 use crate::plc::PlcUnit;
 use crate::plc::opcua::{OpcUaConfig, OpcUaServer, Security, Snapshot};
-use crate::plc::sink::{self, Verdicts};
+use crate::plc::sink::{self, PlcSink, Verdicts};
 use crate::plc::tracker::Decision;
+use crate::plc::verdict::{FrameVerdict, PartVerdict};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     element::debug_category("defectopcuasink", "Defect verdicts served over OPC UA")
 });
+
+element::subclass!(DefectOpcUaSink, "GstDefectOpcUaSink", gst_base::BaseSink,
+    element::pads(&element::any_video_caps(), None) =>
+        "Defect OPC UA server sink", "Sink/Network",
+        "Serves verdicts, counters, defects, model version and a heartbeat to SCADA/MES as an OPC UA server");
 
 /// Longest wait for the server thread at stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
@@ -50,16 +56,10 @@ element::settings_properties!(Settings for DefectOpcUaSink {
     "trust-client-certificates" => trust_client_certificates,
 });
 
-struct Running {
+pub struct Running {
     server: OpcUaServer,
     verdicts: Verdicts,
     snapshot: Snapshot,
-}
-
-impl sink::Running for Running {
-    fn verdicts(&mut self) -> &mut Verdicts {
-        &mut self.verdicts
-    }
 }
 
 impl Running {
@@ -87,16 +87,8 @@ pub struct DefectOpcUaSink {
     bound: Mutex<(u32, String)>,
 }
 
-element::subclass!(DefectOpcUaSink, "GstDefectOpcUaSink", gst_base::BaseSink,
-    element::pads(&element::any_video_caps(), None) =>
-        "Defect OPC UA server sink", "Sink/Network",
-        "Serves verdicts, counters, defects, model version and a heartbeat to SCADA/MES as an OPC UA server");
-
 impl ObjectImpl for DefectOpcUaSink {
-    fn constructed(&self) {
-        self.parent_constructed();
-        element::sink::configure(&*self.obj(), true);
-    }
+    element::sink::constructed!(true);
 
     element::properties! {
         string("host", "Host", "127.0.0.1").mutable_ready(): "Address to listen on (0.0.0.0: every interface; the endpoints then name this machine's host name)",
@@ -178,35 +170,42 @@ impl BaseSinkImpl for DefectOpcUaSink {
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        sink::render(
-            self.obj().upcast_ref(),
-            &self.running,
-            buffer,
-            |running, frame, decision| {
-                let snapshot = &mut running.snapshot;
-                snapshot.frame_verdict = frame.verdict.as_str().to_owned();
-                snapshot.model_version = frame.model_id;
-                snapshot.shadow = frame.shadow;
-                match decision {
-                    Some(decision) => running.apply(decision),
-                    None => snapshot.frames = running.verdicts.tracker.counts().frames,
-                }
-                running.server.update(running.snapshot.clone());
-            },
-        )
+        sink::render(self, buffer)
     }
 
     fn event(&self, event: gst::Event) -> bool {
-        sink::part_event(
-            self.obj().upcast_ref(),
-            &self.running,
-            &event,
-            |running, part, decision| {
-                gst::debug!(CAT, imp = self, "part {}: {:?}", part.part_id, part.verdict);
-                running.apply(decision);
-                running.server.update(running.snapshot.clone());
-            },
-        );
+        sink::part_event(self, &event);
         self.parent_event(event)
+    }
+}
+
+impl PlcSink for DefectOpcUaSink {
+    type Running = Running;
+
+    /// Serves the frame's verdict, and the counters of a complete decision.
+    fn on_frame(&self, running: &mut Running, frame: FrameVerdict, decision: Option<Decision>) {
+        let snapshot = &mut running.snapshot;
+        snapshot.frame_verdict = frame.verdict.as_str().to_owned();
+        snapshot.model_version = frame.model_id;
+        snapshot.shadow = frame.shadow;
+        match decision {
+            Some(decision) => running.apply(decision),
+            None => snapshot.frames = running.verdicts.tracker.counts().frames,
+        }
+        running.server.update(running.snapshot.clone());
+    }
+
+    fn on_part(&self, running: &mut Running, part: &PartVerdict, decision: Decision) {
+        gst::debug!(CAT, imp = self, "part {}: {:?}", part.part_id, part.verdict);
+        running.apply(decision);
+        running.server.update(running.snapshot.clone());
+    }
+
+    fn running(&self) -> &Mutex<Option<Running>> {
+        &self.running
+    }
+
+    fn verdicts(running: &mut Running) -> &mut Verdicts {
+        &mut running.verdicts
     }
 }

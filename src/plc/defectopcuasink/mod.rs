@@ -46,10 +46,7 @@ use gst::prelude::*;
 
 mod imp;
 
-glib::wrapper! {
-    pub struct DefectOpcUaSink(ObjectSubclass<imp::DefectOpcUaSink>)
-        @extends gst_base::BaseSink, gst::Element, gst::Object;
-}
+crate::element::wrapper!(DefectOpcUaSink, gst_base::BaseSink);
 
 crate::element::enumeration! {
     /// How OPC UA clients must secure the channel (the `security-mode` property).
