@@ -23,10 +23,7 @@ use crate::video::{frame_view, pixel_format, yuv_matrix};
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| element::debug_category("defectcapture", "Captures frames for retraining"));
 
-element::subclass!(DefectCapture, "GstDefectCapture", gst_base::BaseTransform,
-    element::video_filter_pads() =>
-        "Defect capture", "Filter/Video",
-        "Writes FAIL, REVIEW and sampled PASS frames with YOLO labels into a bounded directory for retraining");
+element::subclass!(DefectCapture, "GstDefectCapture", gst_base::BaseTransform, element::video_filter_pads() => "Defect capture", "Filter/Video", "Writes FAIL, REVIEW and sampled PASS frames with YOLO labels into a bounded directory for retraining");
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -98,10 +95,6 @@ impl ObjectImpl for DefectCapture {
         uint64("write-errors", "write-errors").read_only(): "Captures that could not be written (disk full, permissions)",
     }
 
-    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        element::set_property(&self.settings, value, pspec);
-    }
-
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let counter = match pspec.name() {
             "captured" => &self.counters.captured,
@@ -110,6 +103,10 @@ impl ObjectImpl for DefectCapture {
             _ => return element::property(&self.settings, pspec),
         };
         counter.load(Ordering::Relaxed).to_value()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        element::set_property(&self.settings, value, pspec);
     }
 }
 

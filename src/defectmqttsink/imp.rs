@@ -12,17 +12,14 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::element::{self, lock};
+use crate::element::{self, PropertySettings, lock};
 use crate::mqtt::publisher::DEFAULT_MAX_QUEUE_BYTES;
 use crate::mqtt::{Event, Publisher, PublisherConfig, QoS, Stats, TopicTemplate, tls};
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| element::debug_category("defectmqttsink", "Defect records to an MQTT broker"));
 
-element::subclass!(DefectMqttSink, "GstDefectMqttSink", gst_base::BaseSink,
-    element::pads(&element::ndjson_caps(), None) =>
-        "Defect MQTT sink", "Sink/Network",
-        "Publishes NDJSON verdict records to an MQTT broker, one message a record");
+element::subclass!(DefectMqttSink, "GstDefectMqttSink", gst_base::BaseSink, element::pads(&element::ndjson_caps(), None) => "Defect MQTT sink", "Sink/Network", "Publishes NDJSON verdict records to an MQTT broker, one message a record");
 
 /// The first reconnection delay; doubles up to `max-backoff-ms`.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
@@ -111,6 +108,13 @@ struct Counts {
     unconfirmed: u64,
 }
 
+element::settings_properties!(Counts {
+    "dropped" => dropped,
+    "published" => published,
+    "rejected" => rejected,
+    "unconfirmed" => unconfirmed,
+});
+
 /// The counters as the properties report them.
 fn counts(stats: &Stats, qos: QoS) -> Counts {
     Counts {
@@ -161,14 +165,11 @@ impl ObjectImpl for DefectMqttSink {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        match pspec.name() {
-            "tls" => lock(&self.settings).tls_on().to_value(),
-            "dropped" => self.counts().dropped.to_value(),
-            "published" => self.counts().published.to_value(),
-            "rejected" => self.counts().rejected.to_value(),
-            "unconfirmed" => self.counts().unconfirmed.to_value(),
-            _ => element::property(&self.settings, pspec),
+        if pspec.name() == "tls" {
+            return lock(&self.settings).tls_on().to_value();
         }
+        let counter = self.counts().get(pspec);
+        counter.unwrap_or_else(|| element::property(&self.settings, pspec))
     }
 }
 

@@ -19,10 +19,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     element::debug_category("defectoverlay", "Draws defect detections and verdicts")
 });
 
-element::subclass!(DefectOverlay, "GstDefectOverlay", gst_base::BaseTransform,
-    element::video_filter_pads() =>
-        "Defect overlay", "Filter/Effect/Video",
-        "Draws defect boxes coloured by severity, labels and the PASS/FAIL/REVIEW banner in place");
+element::subclass!(DefectOverlay, "GstDefectOverlay", gst_base::BaseTransform, element::video_filter_pads() => "Defect overlay", "Filter/Effect/Video", "Draws defect boxes coloured by severity, labels and the PASS/FAIL/REVIEW banner in place");
 
 #[derive(Debug, Clone)]
 struct Settings {

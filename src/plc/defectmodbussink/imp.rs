@@ -11,7 +11,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::element::{self, lock};
+use crate::element::{self, PropertySettings, lock};
 use crate::plc::PlcUnit;
 use crate::plc::map::STATUS_REGISTERS;
 use crate::plc::modbus::{Due, EncoderConfig, Event, Modbus, ModbusConfig, Reject, Stats};
@@ -26,10 +26,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-element::subclass!(DefectModbusSink, "GstDefectModbusSink", gst_base::BaseSink,
-    element::pads(&element::any_video_caps(), None) =>
-        "Defect Modbus reject sink", "Sink/Network",
-        "Pulses a reject coil over Modbus TCP for failed parts, at the delay to the reject gate, and keeps the PLC's status registers up to date");
+element::subclass!(DefectModbusSink, "GstDefectModbusSink", gst_base::BaseSink, element::pads(&element::any_video_caps(), None) => "Defect Modbus reject sink", "Sink/Network", "Pulses a reject coil over Modbus TCP for failed parts, at the delay to the reject gate, and keeps the PLC's status registers up to date");
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -72,6 +69,12 @@ element::settings_properties!(Settings for DefectModbusSink {
     "max-backoff-ms" => max_backoff_ms,
     "drain-timeout-ms" => drain_timeout_ms,
     "realtime-priority" => realtime_priority,
+});
+
+element::settings_properties!(Stats {
+    "pulses" => fired,
+    "missed-rejects" => missed,
+    "connected" => connected,
 });
 
 /// What lives between start and stop.
@@ -125,12 +128,7 @@ impl ObjectImpl for DefectModbusSink {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        match pspec.name() {
-            "pulses" => self.stats().fired.to_value(),
-            "missed-rejects" => self.stats().missed.to_value(),
-            "connected" => self.stats().connected.to_value(),
-            _ => element::property(&self.settings, pspec),
-        }
+        (self.stats().get(pspec)).unwrap_or_else(|| element::property(&self.settings, pspec))
     }
 }
 
