@@ -12,12 +12,19 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use crate::element::sink::{Connection, Peer, Run};
 use crate::element::{self, PropertySettings, lock};
 use crate::mqtt::publisher::DEFAULT_MAX_QUEUE_BYTES;
 use crate::mqtt::{Event, Publisher, PublisherConfig, QoS, Stats, TopicTemplate, tls};
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| element::debug_category("defectmqttsink", "Defect records to an MQTT broker"));
+
+/// The peer of the worker, as its connection warnings name it.
+const BROKER: Peer = Peer {
+    name: "MQTT broker",
+    meanwhile: "Records are queued (max-queue) and the connection is retried with backoff",
+};
 
 element::subclass!(DefectMqttSink, "GstDefectMqttSink", gst_base::BaseSink, element::pads(&element::ndjson_caps(), None) => "Defect MQTT sink", "Sink/Network", "Publishes NDJSON verdict records to an MQTT broker, one message a record");
 
@@ -94,9 +101,7 @@ struct Running {
 #[derive(Default)]
 pub struct DefectMqttSink {
     settings: Mutex<Settings>,
-    running: Mutex<Option<Running>>,
-    /// The counters of the last run, once stopped.
-    last_counts: Mutex<Counts>,
+    run: Run<Running, Counts>,
 }
 
 /// The counters the properties report.
@@ -250,8 +255,7 @@ impl BaseSinkImpl for DefectMqttSink {
             settings.qos,
             settings.topic
         );
-        *lock(&self.last_counts) = Counts::default();
-        *lock(&self.running) = Some(Running {
+        self.run.start(Running {
             publisher,
             template,
             qos,
@@ -263,13 +267,13 @@ impl BaseSinkImpl for DefectMqttSink {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        let Some(running) = lock(&self.running).take() else {
+        let flush = Duration::from_millis(lock(&self.settings).flush_timeout_ms.into());
+        let Some(stats) = self.run.stop(|running| {
+            let stats = running.publisher.stop(flush);
+            (counts(&stats, running.qos), stats)
+        }) else {
             return Ok(());
         };
-        let flush = Duration::from_millis(lock(&self.settings).flush_timeout_ms.into());
-        // Not under the lock: the properties stay readable while the queue drains.
-        let stats = running.publisher.stop(flush);
-        *lock(&self.last_counts) = counts(&stats, running.qos);
         if stats.dropped > 0 || stats.unconfirmed > 0 {
             gst::warning!(
                 CAT,
@@ -289,7 +293,7 @@ impl BaseSinkImpl for DefectMqttSink {
             gst::element_imp_error!(self, gst::ResourceError::Read, ("Cannot map the buffer"));
             gst::FlowError::Error
         })?;
-        let mut guard = lock(&self.running);
+        let mut guard = self.run.lock();
         let Some(running) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
@@ -321,13 +325,13 @@ impl BaseSinkImpl for DefectMqttSink {
     fn event(&self, event: gst::Event) -> bool {
         match event.view() {
             gst::EventView::Eos(_) => {
-                if let Some(running) = lock(&self.running).as_mut() {
+                if let Some(running) = self.run.lock().as_mut() {
                     let line = std::mem::take(&mut running.pending);
                     self.publish_line(running, &line);
                 }
             }
             gst::EventView::FlushStop(_) => {
-                if let Some(running) = lock(&self.running).as_mut() {
+                if let Some(running) = self.run.lock().as_mut() {
                     running.pending.clear();
                 }
             }
@@ -340,10 +344,7 @@ impl BaseSinkImpl for DefectMqttSink {
 impl DefectMqttSink {
     /// The counters now, or of the last run.
     fn counts(&self) -> Counts {
-        match lock(&self.running).as_ref() {
-            Some(running) => counts(&running.publisher.stats(), running.qos),
-            None => *lock(&self.last_counts),
-        }
+        (self.run).counters(|running| counts(&running.publisher.stats(), running.qos))
     }
 
     /// Queues one record (a line without its '\n'); blank lines are skipped.
@@ -436,26 +437,12 @@ impl DefectMqttSink {
                     "reconnected to the MQTT broker at {target}; re-sending unacknowledged records"
                 )
             }
-            Event::ConnectFailed(reason) => gst::element_imp_warning!(
-                self,
-                gst::ResourceError::OpenWrite,
-                (
-                    "Cannot connect to the MQTT broker at {}: {}",
-                    target,
-                    reason
-                ),
-                ["Records are queued (max-queue) and the connection is retried with backoff"]
-            ),
+            Event::ConnectFailed(reason) => BROKER.warn(self, target, Connection::Failed, &reason),
             Event::Rejected { topic, bytes } => gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Write,
-                (
-                    "The MQTT broker at {} closed the connection each time it got a record \
-                     for topic {:?} ({} bytes): record dropped",
-                    target,
-                    topic,
-                    bytes
-                ),
+                ("The MQTT broker at {target} closed the connection each time it got a \
+                     record for topic {topic:?} ({bytes} bytes): record dropped"),
                 [
                     "Counted in the rejected and dropped properties; check the broker's limits (max_packet_size) and access rules"
                 ]
@@ -463,22 +450,9 @@ impl DefectMqttSink {
             Event::Invalid { topic, reason } => gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Write,
-                (
-                    "A record for topic {:?} cannot be sent: {}: dropped",
-                    topic,
-                    reason
-                )
+                ("A record for topic {topic:?} cannot be sent: {reason}: dropped")
             ),
-            Event::ConnectionLost(reason) => gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Write,
-                (
-                    "Lost the connection to the MQTT broker at {}: {}",
-                    target,
-                    reason
-                ),
-                ["Records are queued (max-queue) and the connection is retried with backoff"]
-            ),
+            Event::ConnectionLost(reason) => BROKER.warn(self, target, Connection::Lost, &reason),
         }
     }
 }

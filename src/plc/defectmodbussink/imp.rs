@@ -11,6 +11,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use crate::element::sink::{Connection, Peer, Run};
 use crate::element::{self, PropertySettings, lock};
 use crate::plc::PlcUnit;
 use crate::plc::map::STATUS_REGISTERS;
@@ -25,6 +26,12 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         "Defect verdicts to a PLC over Modbus TCP",
     )
 });
+
+/// The peer of the worker, as its connection warnings name it.
+const PLC: Peer = Peer {
+    name: "PLC",
+    meanwhile: "Rejects falling due meanwhile are missed (missed-rejects); retrying with backoff",
+};
 
 element::subclass!(DefectModbusSink, "GstDefectModbusSink", gst_base::BaseSink, element::pads(&element::any_video_caps(), None) => "Defect Modbus reject sink", "Sink/Network", "Pulses a reject coil over Modbus TCP for failed parts, at the delay to the reject gate, and keeps the PLC's status registers up to date");
 
@@ -89,9 +96,7 @@ pub struct Running {
 #[derive(Default)]
 pub struct DefectModbusSink {
     settings: Mutex<Settings>,
-    running: Mutex<Option<Running>>,
-    /// The counters of the last run, once stopped.
-    last_stats: Mutex<Stats>,
+    run: Run<Running, Stats>,
     /// Set by `unlock`: an EOS drain gives up.
     flushing: AtomicBool,
 }
@@ -169,8 +174,7 @@ impl BaseSinkImpl for DefectModbusSink {
             s.host,
             port
         );
-        *lock(&self.last_stats) = Stats::default();
-        *lock(&self.running) = Some(Running {
+        self.run.start(Running {
             modbus: Arc::new(modbus),
             verdicts: Verdicts::new(s.unit),
             encoder: encoder.is_some(),
@@ -181,13 +185,12 @@ impl BaseSinkImpl for DefectModbusSink {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        let Some(running) = lock(&self.running).take() else {
-            return Ok(());
-        };
-        // Not under the lock: the properties stay readable while the worker finishes.
-        let stats = running.modbus.stop();
-        *lock(&self.last_stats) = stats;
-        gst::info!(CAT, imp = self, "stopped: {stats:?}");
+        if let Some(stats) = self.run.stop(|running| {
+            let stats = running.modbus.stop();
+            (stats, stats)
+        }) {
+            gst::info!(CAT, imp = self, "stopped: {stats:?}");
+        }
         Ok(())
     }
 
@@ -243,7 +246,7 @@ impl PlcSink for DefectModbusSink {
     }
 
     fn running(&self) -> &Mutex<Option<Running>> {
-        &self.running
+        self.run.state()
     }
 
     fn verdicts(running: &mut Running) -> &mut Verdicts {
@@ -253,10 +256,7 @@ impl PlcSink for DefectModbusSink {
 
 impl DefectModbusSink {
     fn stats(&self) -> Stats {
-        match lock(&self.running).as_ref() {
-            Some(running) => running.modbus.stats(),
-            None => *lock(&self.last_stats),
-        }
+        self.run.counters(|running| running.modbus.stats())
     }
 
     /// Updates the status block and, for a verdict to reject, queues the pulse.
@@ -328,7 +328,7 @@ impl DefectModbusSink {
     fn drain(&self) {
         let timeout = Duration::from_millis(lock(&self.settings).drain_timeout_ms.into());
         // Not under the lock: the properties stay readable meanwhile.
-        let Some(modbus) = lock(&self.running).as_ref().map(|r| r.modbus.clone()) else {
+        let Some(modbus) = self.run.lock().as_ref().map(|r| r.modbus.clone()) else {
             return;
         };
         if modbus.stats().pending == 0 {
@@ -361,36 +361,18 @@ impl DefectModbusSink {
             Event::Connected { reconnect: true } => {
                 gst::info!(CAT, imp = self, "reconnected to the PLC at {target}")
             }
-            Event::ConnectFailed(reason) => gst::element_imp_warning!(
-                self,
-                gst::ResourceError::OpenWrite,
-                ("Cannot connect to the PLC at {}: {}", target, reason),
-                [
-                    "Rejects falling due meanwhile are missed (missed-rejects); retrying with backoff"
-                ]
-            ),
-            Event::ConnectionLost(reason) => gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Write,
-                ("Lost the connection to the PLC at {}: {}", target, reason),
-                [
-                    "Rejects falling due meanwhile are missed (missed-rejects); retrying with backoff"
-                ]
-            ),
+            Event::ConnectFailed(reason) => PLC.warn(self, target, Connection::Failed, &reason),
+            Event::ConnectionLost(reason) => PLC.warn(self, target, Connection::Lost, &reason),
             Event::PriorityRefused { priority, reason } => gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Settings,
-                (
-                    "Cannot run the reject thread at real-time priority {}: {}",
-                    priority,
-                    reason
-                ),
+                ("Cannot run the reject thread at real-time priority {priority}: {reason}"),
                 ["It runs at normal priority: give the process CAP_SYS_NICE or an rtprio limit"]
             ),
             Event::Refused(message) => gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Write,
-                ("The PLC at {} refused a write: {}", target, message),
+                ("The PLC at {target} refused a write: {message}"),
                 ["Check unit-id, reject-coil, status-register and encoder-register"]
             ),
             Event::Fired {
@@ -415,7 +397,7 @@ impl DefectModbusSink {
             Event::Failed(message) => gst::element_imp_error!(
                 self,
                 gst::ResourceError::Failed,
-                ("The Modbus worker failed: {}", message),
+                ("The Modbus worker failed: {message}"),
                 ["No reject can be fired any more"]
             ),
             Event::Missed { label, reason } => {
