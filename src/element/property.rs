@@ -43,21 +43,11 @@ pub(crate) use properties;
 /// One property's builder, with its nick, range and default (see
 /// [`properties!`](crate::element::properties)).
 macro_rules! property_builder {
-    (string $name:expr, $nick:expr) => {
-        gst::glib::ParamSpecString::builder($name).nick($nick)
+    (string $name:expr, $nick:expr $(, $default:expr)?) => {
+        gst::glib::ParamSpecString::builder($name).nick($nick)$(.default_value($default))?
     };
-    (string $name:expr, $nick:expr, $default:expr) => {
-        gst::glib::ParamSpecString::builder($name)
-            .nick($nick)
-            .default_value($default)
-    };
-    (boolean $name:expr, $nick:expr) => {
-        gst::glib::ParamSpecBoolean::builder($name).nick($nick)
-    };
-    (boolean $name:expr, $nick:expr, $default:expr) => {
-        gst::glib::ParamSpecBoolean::builder($name)
-            .nick($nick)
-            .default_value($default)
+    (boolean $name:expr, $nick:expr $(, $default:expr)?) => {
+        gst::glib::ParamSpecBoolean::builder($name).nick($nick)$(.default_value($default))?
     };
     (enumeration $name:expr, $nick:expr, $default:expr) => {
         gst::glib::ParamSpecEnum::builder_with_default($name, $default).nick($nick)
@@ -77,19 +67,12 @@ macro_rules! property_builder {
     (double $($arg:expr),+) => {
         $crate::element::property_builder!(@number gst::glib::ParamSpecDouble, f64, $($arg),+)
     };
-    (@number $spec:ty, $type:ty, $name:expr, $nick:expr) => {
-        <$spec>::builder($name).nick($nick)
-    };
-    (@number $spec:ty, $type:ty, $name:expr, $nick:expr, $range:expr) => {{
-        let range: std::ops::RangeInclusive<$type> = $range;
+    (@number $spec:ty, $type:ty, $name:expr, $nick:expr $(, $range:expr $(, $default:expr)?)?) => {
         <$spec>::builder($name)
             .nick($nick)
-            .minimum(*range.start())
-            .maximum(*range.end())
-    }};
-    (@number $spec:ty, $type:ty, $name:expr, $nick:expr, $range:expr, $default:expr) => {
-        $crate::element::property_builder!(@number $spec, $type, $name, $nick, $range)
-            .default_value($default)
+            $(.minimum(*std::ops::RangeInclusive::<$type>::start(&$range))
+            .maximum(*std::ops::RangeInclusive::<$type>::end(&$range))
+            $(.default_value($default))?)?
     };
 }
 pub(crate) use property_builder;
