@@ -300,3 +300,78 @@ pub fn mark_plugin_api(types: &[glib::Type]) {
         t.mark_as_plugin_api(gst::PluginAPIFlags::empty());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Probe {
+        name: String,
+        path: Option<PathBuf>,
+        count: u32,
+    }
+
+    settings_properties!(Probe { "name" => name, "path" => path, "count" => count });
+
+    struct Table;
+
+    impl Table {
+        properties! {
+            uint("count", "Count", 1..=9, 3).mutable_playing(): "How many",
+            string("name", "Name", "default").mutable_ready(): "What it is called",
+            string("path", "Path").read_only(): "Where it is",
+        }
+    }
+
+    fn spec(name: &str) -> &'static glib::ParamSpec {
+        Table::properties()
+            .iter()
+            .find(|p| p.name() == name)
+            .unwrap()
+    }
+
+    #[test]
+    fn the_table_gives_each_property_its_range_default_blurb_and_flags() {
+        let count = spec("count").downcast_ref::<glib::ParamSpecUInt>().unwrap();
+        assert_eq!(
+            (count.minimum(), count.maximum(), count.default_value()),
+            (1, 9, 3)
+        );
+        assert_eq!((count.nick(), count.blurb()), ("Count", Some("How many")));
+        assert!(count.flags().contains(glib::ParamFlags::READWRITE));
+        assert!(count.flags().contains(gst::PARAM_FLAG_MUTABLE_PLAYING));
+        let name = spec("name")
+            .downcast_ref::<glib::ParamSpecString>()
+            .unwrap();
+        assert_eq!(name.default_value(), Some("default"));
+        assert!(name.flags().contains(gst::PARAM_FLAG_MUTABLE_READY));
+        let path = spec("path");
+        assert!(path.flags().contains(glib::ParamFlags::READABLE));
+        assert!(!path.flags().contains(glib::ParamFlags::WRITABLE));
+    }
+
+    #[test]
+    fn settings_read_and_write_their_properties() {
+        let mut probe = Probe {
+            name: "x".into(),
+            path: None,
+            count: 0,
+        };
+        // A NULL text is the property's default; an empty optional one is None.
+        assert!(probe.set(&None::<String>.to_value(), spec("name")));
+        assert_eq!(probe.name, "default");
+        assert!(probe.set(&"/a".to_value(), spec("path")));
+        assert_eq!(probe.path, Some(PathBuf::from("/a")));
+        assert!(probe.set(&"".to_value(), spec("path")));
+        assert_eq!(probe.path, None);
+        assert!(probe.set(&7u32.to_value(), spec("count")));
+        assert_eq!(probe.get(spec("count")).unwrap().get::<u32>().unwrap(), 7);
+        let path = probe.get(spec("path")).unwrap();
+        assert_eq!(path.get::<Option<String>>().unwrap(), None);
+        let other = glib::ParamSpecUInt::builder("other").build();
+        assert!(!probe.set(&1u32.to_value(), &other));
+        assert!(probe.get(&other).is_none());
+        assert_eq!(default_setting::<u32>(Table::properties(), "count"), 3);
+    }
+}
