@@ -344,7 +344,8 @@ impl BaseSinkImpl for DefectMqttSink {
 impl DefectMqttSink {
     /// The counters now, or of the last run.
     fn counts(&self) -> Counts {
-        (self.run).counters(|running| counts(&running.publisher.stats(), running.qos))
+        self.run
+            .counters(|running| counts(&running.publisher.stats(), running.qos))
     }
 
     /// Queues one record (a line without its '\n'); blank lines are skipped.

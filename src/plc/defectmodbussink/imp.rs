@@ -133,7 +133,9 @@ impl ObjectImpl for DefectModbusSink {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        (self.stats().get(pspec)).unwrap_or_else(|| element::property(&self.settings, pspec))
+        self.stats()
+            .get(pspec)
+            .unwrap_or_else(|| element::property(&self.settings, pspec))
     }
 }
 
