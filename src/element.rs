@@ -1,9 +1,19 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! What every element of the plugin shares: the poison-ignoring lock, the element metadata's
 //! author, the pad templates, and [`describe!`](crate::element::describe), which writes an
-//! `ElementImpl`'s `metadata` and `pad_templates` from them.
+//! `ElementImpl`'s `metadata` and `pad_templates` from them; the properties' tables, settings
+//! and enums ([`property`]).
 
 use std::sync::{Mutex, MutexGuard};
+
+pub mod property;
+pub mod sink;
+
+pub use property::{PropertySettings, Setting, mark_plugin_api, property, set_property};
+pub(crate) use property::{
+    enumeration, plain_setting, properties, property_builder, settings_accessors,
+    settings_properties,
+};
 
 use crate::video::FORMATS;
 
@@ -130,6 +140,22 @@ impl MetaProblems {
     }
 }
 
+/// An element's wrapper type `$name` around `imp::$name`, a subclass of `$parent` (none:
+/// of `gst::Element`).
+macro_rules! wrapper {
+    ($name:ident) => {
+        gst::glib::wrapper! {
+            pub struct $name(ObjectSubclass<imp::$name>) @extends gst::Element, gst::Object;
+        }
+    };
+    ($name:ident, $parent:path) => {
+        gst::glib::wrapper! {
+            pub struct $name(ObjectSubclass<imp::$name>) @extends $parent, gst::Element, gst::Object;
+        }
+    };
+}
+pub(crate) use wrapper;
+
 /// Registers one of the plugin's elements (rank NONE: never picked by autoplugging).
 pub fn register<T: gst::glib::types::StaticType>(
     plugin: &gst::Plugin,
@@ -139,7 +165,8 @@ pub fn register<T: gst::glib::types::StaticType>(
 }
 
 /// An element's `ObjectSubclass` (type name, wrapper `super::$imp`, parent class) and its
-/// empty `GstObjectImpl`.
+/// empty `GstObjectImpl`; with pads and metadata after them (as [`describe!`] takes them),
+/// its `ElementImpl` too.
 macro_rules! subclass {
     ($imp:ident, $name:literal, $parent:ty) => {
         #[glib::object_subclass]
@@ -150,6 +177,13 @@ macro_rules! subclass {
         }
 
         impl GstObjectImpl for $imp {}
+    };
+    ($imp:ident, $name:literal, $parent:ty, $pads:expr => $($metadata:expr),+ $(,)?) => {
+        $crate::element::subclass!($imp, $name, $parent);
+
+        impl ElementImpl for $imp {
+            $crate::element::describe!($pads => $($metadata),+);
+        }
     };
 }
 pub(crate) use subclass;

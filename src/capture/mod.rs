@@ -206,35 +206,35 @@ mod tests {
         assert_eq!(parse_yolo_labels("1 2 3\n", 10, 10), None);
     }
 
+    /// A frame of `width` x `height` pixels in `planes`, each row `strides` bytes.
+    fn planes<'a>(
+        width: u32,
+        height: u32,
+        planes: [&'a [u8]; 3],
+        strides: [usize; 3],
+    ) -> FrameView<'a> {
+        FrameView {
+            width,
+            height,
+            planes,
+            strides,
+        }
+    }
+
     #[test]
     fn frames_convert_to_rgb_and_grey() {
         let bgr = [1u8, 2, 3, 4, 5, 6];
-        let view = FrameView {
-            width: 2,
-            height: 1,
-            planes: [&bgr, &[], &[]],
-            strides: [6, 0, 0],
-        };
+        let view = planes(2, 1, [&bgr, &[], &[]], [6, 0, 0]);
         assert_eq!(
             frame_to_image(&view, PixelFormat::BGR, YuvMatrix::bt601()).pixels,
             [3, 2, 1, 6, 5, 4]
         );
         let grey = [9u8, 8, 0, 7, 6, 0];
-        let view = FrameView {
-            width: 2,
-            height: 2,
-            planes: [&grey, &[], &[]],
-            strides: [3, 0, 0],
-        };
+        let view = planes(2, 2, [&grey, &[], &[]], [3, 0, 0]);
         let image = frame_to_image(&view, PixelFormat::Gray8, YuvMatrix::bt601());
         assert_eq!((image.channels, image.pixels), (1, vec![9, 8, 7, 6]));
         let (luma, uv) = ([235u8; 4], [128u8, 128]);
-        let view = FrameView {
-            width: 2,
-            height: 2,
-            planes: [&luma, &uv, &[]],
-            strides: [2, 2, 0],
-        };
+        let view = planes(2, 2, [&luma, &uv, &[]], [2, 2, 0]);
         assert!(
             frame_to_image(&view, PixelFormat::Nv12, YuvMatrix::bt601())
                 .pixels

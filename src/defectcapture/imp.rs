@@ -23,6 +23,8 @@ use crate::video::{frame_view, pixel_format, yuv_matrix};
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| element::debug_category("defectcapture", "Captures frames for retraining"));
 
+element::subclass!(DefectCapture, "GstDefectCapture", gst_base::BaseTransform, element::video_filter_pads() => "Defect capture", "Filter/Video", "Writes FAIL, REVIEW and sampled PASS frames with YOLO labels into a bounded directory for retraining");
+
 #[derive(Debug, Clone)]
 struct Settings {
     location: PathBuf,
@@ -35,20 +37,16 @@ struct Settings {
     queue_size: u32,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            location: PathBuf::from("capture"),
-            format: CaptureFormat::Png,
-            capture_fail: true,
-            capture_review: true,
-            pass_every: 0,
-            max_size_mb: 1024,
-            max_files: 10_000,
-            queue_size: 8,
-        }
-    }
-}
+element::settings_properties!(Settings for DefectCapture {
+    "location" => location,
+    "format" => format,
+    "capture-fail" => capture_fail,
+    "capture-review" => capture_review,
+    "pass-every" => pass_every,
+    "max-size-mb" => max_size_mb,
+    "max-files" => max_files,
+    "queue-size" => queue_size,
+});
 
 /// Counters shared with the worker.
 #[derive(Debug, Default)]
@@ -82,127 +80,34 @@ pub struct DefectCapture {
     problems: MetaProblems,
 }
 
-element::subclass!(DefectCapture, "GstDefectCapture", gst_base::BaseTransform);
-
 impl ObjectImpl for DefectCapture {
-    fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let count = |name: &'static str, blurb: &'static str| {
-                glib::ParamSpecUInt64::builder(name)
-                    .nick(name)
-                    .blurb(blurb)
-                    .read_only()
-                    .build()
-            };
-            vec![
-                glib::ParamSpecString::builder("location")
-                    .nick("Location")
-                    .blurb("Directory the captures are written to (created if missing)")
-                    .default_value(Some("capture"))
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default("format", CaptureFormat::Png)
-                    .nick("Format")
-                    .blurb("Image format of the captures")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("capture-fail")
-                    .nick("Capture FAIL")
-                    .blurb("Capture frames whose verdict is FAIL")
-                    .default_value(true)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoolean::builder("capture-review")
-                    .nick("Capture REVIEW")
-                    .blurb("Capture frames whose verdict is REVIEW")
-                    .default_value(true)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("pass-every")
-                    .nick("Sample of PASS frames")
-                    .blurb("Capture every Nth PASS frame as a sample of good parts (0 = none)")
-                    .default_value(0)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("max-size-mb")
-                    .nick("Maximum size")
-                    .blurb("Bound of the directory's size in MiB; the oldest captures are removed first")
-                    .minimum(1)
-                    .default_value(1024)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("max-files")
-                    .nick("Maximum captures")
-                    .blurb("Bound of the number of captures (image plus label) kept")
-                    .minimum(1)
-                    .default_value(10_000)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("queue-size")
-                    .nick("Queue size")
-                    .blurb("Frames waiting for the writer; when full, frames are dropped and counted")
-                    .minimum(1)
-                    .maximum(1024)
-                    .default_value(8)
-                    .mutable_ready()
-                    .build(),
-                count("captured", "Frames written so far"),
-                count("dropped", "Frames not captured because the queue was full"),
-                count("write-errors", "Captures that could not be written (disk full, permissions)"),
-            ]
-        });
-        PROPERTIES.as_ref()
-    }
-
-    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = lock(&self.settings);
-        match pspec.name() {
-            "location" => {
-                s.location = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| "capture".into())
-                    .into()
-            }
-            "format" => s.format = value.get().expect("type checked upstream"),
-            "capture-fail" => s.capture_fail = value.get().expect("type checked upstream"),
-            "capture-review" => s.capture_review = value.get().expect("type checked upstream"),
-            "pass-every" => s.pass_every = value.get().expect("type checked upstream"),
-            "max-size-mb" => s.max_size_mb = value.get().expect("type checked upstream"),
-            "max-files" => s.max_files = value.get().expect("type checked upstream"),
-            "queue-size" => s.queue_size = value.get().expect("type checked upstream"),
-            name => gst::warning!(CAT, imp = self, "unknown property {name}"),
-        }
+    element::properties! {
+        string("location", "Location", "capture").mutable_ready(): "Directory the captures are written to (created if missing)",
+        enumeration("format", "Format", CaptureFormat::Png).mutable_ready(): "Image format of the captures",
+        boolean("capture-fail", "Capture FAIL", true).mutable_playing(): "Capture frames whose verdict is FAIL",
+        boolean("capture-review", "Capture REVIEW", true).mutable_playing(): "Capture frames whose verdict is REVIEW",
+        uint("pass-every", "Sample of PASS frames", 0..=u32::MAX, 0).mutable_playing(): "Capture every Nth PASS frame as a sample of good parts (0 = none)",
+        uint("max-size-mb", "Maximum size", 1..=u32::MAX, 1024).mutable_ready(): "Bound of the directory's size in MiB; the oldest captures are removed first",
+        uint("max-files", "Maximum captures", 1..=u32::MAX, 10_000).mutable_ready(): "Bound of the number of captures (image plus label) kept",
+        uint("queue-size", "Queue size", 1..=1024, 8).mutable_ready(): "Frames waiting for the writer; when full, frames are dropped and counted",
+        uint64("captured", "captured").read_only(): "Frames written so far",
+        uint64("dropped", "dropped").read_only(): "Frames not captured because the queue was full",
+        uint64("write-errors", "write-errors").read_only(): "Captures that could not be written (disk full, permissions)",
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = lock(&self.settings);
-        match pspec.name() {
-            "location" => s.location.display().to_string().to_value(),
-            "format" => s.format.to_value(),
-            "capture-fail" => s.capture_fail.to_value(),
-            "capture-review" => s.capture_review.to_value(),
-            "pass-every" => s.pass_every.to_value(),
-            "max-size-mb" => s.max_size_mb.to_value(),
-            "max-files" => s.max_files.to_value(),
-            "queue-size" => s.queue_size.to_value(),
-            "captured" => self.counters.captured.load(Ordering::Relaxed).to_value(),
-            "dropped" => self.counters.dropped.load(Ordering::Relaxed).to_value(),
-            "write-errors" => self
-                .counters
-                .write_errors
-                .load(Ordering::Relaxed)
-                .to_value(),
-            _ => unimplemented!(),
-        }
+        let counter = match pspec.name() {
+            "captured" => &self.counters.captured,
+            "dropped" => &self.counters.dropped,
+            "write-errors" => &self.counters.write_errors,
+            _ => return element::property(&self.settings, pspec),
+        };
+        counter.load(Ordering::Relaxed).to_value()
     }
-}
 
-impl ElementImpl for DefectCapture {
-    element::describe!(element::video_filter_pads() =>
-        "Defect capture", "Filter/Video",
-        "Writes FAIL, REVIEW and sampled PASS frames with YOLO labels into a bounded directory for retraining");
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        element::set_property(&self.settings, value, pspec);
+    }
 }
 
 impl BaseTransformImpl for DefectCapture {
@@ -283,7 +188,10 @@ impl BaseTransformImpl for DefectCapture {
         &self,
         buffer: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = lock(&self.settings).clone();
+        let (capture_fail, capture_review, pass_every) = {
+            let s = lock(&self.settings);
+            (s.capture_fail, s.capture_review, s.pass_every)
+        };
         let mut state_guard = lock(&self.state);
         let state = state_guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
@@ -294,15 +202,13 @@ impl BaseTransformImpl for DefectCapture {
         };
         let (verdict, frame) = (verdict_meta.verdict, verdict_meta.frame);
         let wanted = match verdict {
-            Verdict::Fail => settings.capture_fail,
-            Verdict::Review => settings.capture_review,
+            Verdict::Fail => capture_fail,
+            Verdict::Review => capture_review,
             // UNKNOWN (not inspected) is neither a failure nor a sample of good parts.
             Verdict::Unknown => false,
             Verdict::Pass => {
                 state.passes_seen += 1;
-                settings.pass_every > 0
-                    && state.passes_seen % settings.pass_every as u64
-                        == 1 % settings.pass_every as u64
+                pass_every > 0 && state.passes_seen % pass_every as u64 == 1 % pass_every as u64
             }
         };
         if wanted && let Some(sender) = &state.sender {

@@ -35,26 +35,21 @@
 use gst::glib;
 use gst::prelude::*;
 
+use crate::element;
+
 mod imp;
 
-glib::wrapper! {
-    pub struct DefectCapture(ObjectSubclass<imp::DefectCapture>)
-        @extends gst_base::BaseTransform, gst::Element, gst::Object;
-}
+crate::element::wrapper!(DefectCapture, gst_base::BaseTransform);
 
-/// Image format of the captures.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
-#[repr(u32)]
-#[enum_type(name = "GstDefectCaptureFormat")]
-pub enum CaptureFormat {
-    #[default]
-    #[enum_value(name = "PNG (lossless)", nick = "png")]
-    Png = 0,
-    #[enum_value(name = "JPEG (quality 90)", nick = "jpeg")]
-    Jpeg = 1,
+element::enumeration! {
+    /// Image format of the captures.
+    pub enum CaptureFormat("GstDefectCaptureFormat") {
+        Png, "png", "PNG (lossless)";
+        Jpeg, "jpeg", "JPEG (quality 90)";
+    }
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    CaptureFormat::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    crate::element::register::<DefectCapture>(plugin, "defectcapture")
+    element::mark_plugin_api(&[CaptureFormat::static_type()]);
+    element::register::<DefectCapture>(plugin, "defectcapture")
 }

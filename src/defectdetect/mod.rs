@@ -52,6 +52,8 @@
 use gst::glib;
 use gst::prelude::*;
 
+use crate::element;
+
 mod imp;
 mod inference;
 mod loaded;
@@ -60,131 +62,66 @@ mod settings;
 mod slot;
 mod worker;
 
-glib::wrapper! {
-    pub struct DefectDetect(ObjectSubclass<imp::DefectDetect>)
-        @extends gst_base::BaseTransform, gst::Element, gst::Object;
+crate::element::wrapper!(DefectDetect, gst_base::BaseTransform);
+
+element::enumeration! {
+    /// The output layout the element decodes.
+    pub enum Layout("GstDefectLayout") {
+        Auto, "auto", "Auto: recognise the layout from the output shape";
+        Yolov8, "yolov8", "YOLOv8/YOLO11: [1, 4+nc, N], no objectness";
+        Yolov5, "yolov5", "YOLOv5: [1, N, 5+nc], objectness times class score";
+        End2end, "end2end", "End-to-end: [1, K, 6] x1,y1,x2,y2,score,class (YOLOv10, NMS-exported)";
+    }
 }
 
-/// The output layout the element decodes.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
-#[repr(u32)]
-#[enum_type(name = "GstDefectLayout")]
-pub enum Layout {
-    #[default]
-    #[enum_value(
-        name = "Auto: recognise the layout from the output shape",
-        nick = "auto"
-    )]
-    Auto = 0,
-    #[enum_value(name = "YOLOv8/YOLO11: [1, 4+nc, N], no objectness", nick = "yolov8")]
-    Yolov8 = 1,
-    #[enum_value(
-        name = "YOLOv5: [1, N, 5+nc], objectness times class score",
-        nick = "yolov5"
-    )]
-    Yolov5 = 2,
-    #[enum_value(
-        name = "End-to-end: [1, K, 6] x1,y1,x2,y2,score,class (YOLOv10, NMS-exported)",
-        nick = "end2end"
-    )]
-    End2end = 3,
+element::enumeration! {
+    /// What the model does.
+    pub enum TaskChoice("GstDefectTask") {
+        Auto, "auto", "Auto: the model's `task` metadata, else recognised from its outputs";
+        Detect, "detect", "Detection: boxes (YOLO layouts)";
+        Classify, "classify", "Classification: [1, nc] scores of the whole frame";
+        Anomaly, "anomaly", "Anomaly detection: an anomaly map [1, 1, h, w] and optionally an image score";
+    }
 }
 
-/// What the model does.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
-#[repr(u32)]
-#[enum_type(name = "GstDefectTask")]
-pub enum TaskChoice {
-    #[default]
-    #[enum_value(
-        name = "Auto: the model's `task` metadata, else recognised from its outputs",
-        nick = "auto"
-    )]
-    Auto = 0,
-    #[enum_value(name = "Detection: boxes (YOLO layouts)", nick = "detect")]
-    Detect = 1,
-    #[enum_value(
-        name = "Classification: [1, nc] scores of the whole frame",
-        nick = "classify"
-    )]
-    Classify = 2,
-    #[enum_value(
-        name = "Anomaly detection: an anomaly map [1, 1, h, w] and optionally an image score",
-        nick = "anomaly"
-    )]
-    Anomaly = 3,
+element::enumeration! {
+    /// Where ONNX Runtime runs the model.
+    pub enum ExecutionProvider("GstDefectExecutionProvider") {
+        Auto, "auto", "Auto: TensorRT, then CUDA, where available; else CPU";
+        Cpu, "cpu", "CPU";
+        Cuda, "cuda", "CUDA (falls back to CPU with a warning when unavailable)";
+        Tensorrt, "tensorrt", "TensorRT (falls back to CPU with a warning when unavailable)";
+        Openvino, "openvino", "OpenVINO on openvino-device at precision (needs an OpenVINO-enabled ONNX Runtime; falls back to CPU with a warning)";
+    }
 }
 
-/// Where ONNX Runtime runs the model.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
-#[repr(u32)]
-#[enum_type(name = "GstDefectExecutionProvider")]
-pub enum ExecutionProvider {
-    #[default]
-    #[enum_value(
-        name = "Auto: TensorRT, then CUDA, where available; else CPU",
-        nick = "auto"
-    )]
-    Auto = 0,
-    #[enum_value(name = "CPU", nick = "cpu")]
-    Cpu = 1,
-    #[enum_value(
-        name = "CUDA (falls back to CPU with a warning when unavailable)",
-        nick = "cuda"
-    )]
-    Cuda = 2,
-    #[enum_value(
-        name = "TensorRT (falls back to CPU with a warning when unavailable)",
-        nick = "tensorrt"
-    )]
-    Tensorrt = 3,
-    #[enum_value(
-        name = "OpenVINO on openvino-device at precision (needs an OpenVINO-enabled ONNX Runtime; falls back to CPU with a warning)",
-        nick = "openvino"
-    )]
-    Openvino = 4,
+element::enumeration! {
+    /// The device the OpenVINO execution provider runs the model on.
+    pub enum OpenvinoDevice("GstDefectOpenvinoDevice") {
+        Cpu, "CPU", "CPU";
+        Gpu, "GPU", "Intel GPU";
+        Npu, "NPU", "Intel NPU";
+        Auto, "AUTO", "OpenVINO's automatic device selection";
+    }
 }
 
-/// The device the OpenVINO execution provider runs the model on.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
-#[repr(u32)]
-#[enum_type(name = "GstDefectOpenvinoDevice")]
-pub enum OpenvinoDevice {
-    #[default]
-    #[enum_value(name = "CPU", nick = "CPU")]
-    Cpu = 0,
-    #[enum_value(name = "Intel GPU", nick = "GPU")]
-    Gpu = 1,
-    #[enum_value(name = "Intel NPU", nick = "NPU")]
-    Npu = 2,
-    #[enum_value(name = "OpenVINO's automatic device selection", nick = "AUTO")]
-    Auto = 3,
-}
-
-/// The inference precision asked of OpenVINO.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
-#[repr(u32)]
-#[enum_type(name = "GstDefectPrecision")]
-pub enum Precision {
-    #[default]
-    #[enum_value(
-        name = "Auto: bf16 where the CPU computes it natively (AVX512-BF16 or AMX), else f32",
-        nick = "auto"
-    )]
-    Auto = 0,
-    #[enum_value(name = "float32", nick = "f32")]
-    F32 = 1,
-    #[enum_value(name = "bfloat16", nick = "bf16")]
-    Bf16 = 2,
-    #[enum_value(name = "float16", nick = "f16")]
-    F16 = 3,
+element::enumeration! {
+    /// The inference precision asked of OpenVINO.
+    pub enum Precision("GstDefectPrecision") {
+        Auto, "auto", "Auto: bf16 where the CPU computes it natively (AVX512-BF16 or AMX), else f32";
+        F32, "f32", "float32";
+        Bf16, "bf16", "bfloat16";
+        F16, "f16", "float16";
+    }
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    Layout::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    TaskChoice::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    OpenvinoDevice::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    Precision::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    crate::element::register::<DefectDetect>(plugin, "defectdetect")
+    element::mark_plugin_api(&[
+        Layout::static_type(),
+        TaskChoice::static_type(),
+        ExecutionProvider::static_type(),
+        OpenvinoDevice::static_type(),
+        Precision::static_type(),
+    ]);
+    element::register::<DefectDetect>(plugin, "defectdetect")
 }

@@ -2,7 +2,7 @@
 //! `defectdetect`'s properties: the settings they hold and their specifications.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use gst::glib;
 use gst::prelude::*;
@@ -251,248 +251,36 @@ fn path_value(path: &Option<Arc<Path>>) -> glib::Value {
     path.as_ref().map(|p| p.display().to_string()).to_value()
 }
 
-/// The property specifications.
-pub(super) fn properties() -> &'static [glib::ParamSpec] {
-    static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-        vec![
-            glib::ParamSpecString::builder("model")
-                .nick("Model")
-                .blurb(
-                    "Path to the ONNX model: a detector (YOLOv8/YOLO11, YOLOv5 or end-to-end output), a classifier or an anomaly model; loaded in NULL to READY. \
-                     Set while running, it loads in the background and takes over at a frame boundary; a model that \
-                     fails to load keeps the current one and posts a warning",
-                )
-                .mutable_playing()
-                .build(),
-            glib::ParamSpecString::builder("labels")
-                .nick("Labels")
-                .blurb("Optional file with one class name a line; overrides the model's `names` metadata")
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecDouble::builder("conf-threshold")
-                .nick("Confidence threshold")
-                .blurb("Detections with a confidence at or below this are dropped")
-                .minimum(0.0)
-                .maximum(1.0)
-                .default_value(DEFAULT_CONF_THRESHOLD)
-                .mutable_playing()
-                .build(),
-            glib::ParamSpecDouble::builder("iou-threshold")
-                .nick("IoU threshold")
-                .blurb("Class-wise NMS suppresses a box overlapping a better one of its class by more than this")
-                .minimum(0.0)
-                .maximum(1.0)
-                .default_value(DEFAULT_IOU_THRESHOLD)
-                .mutable_playing()
-                .build(),
-            glib::ParamSpecUInt::builder("max-detections")
-                .nick("Maximum detections")
-                .blurb("At most this many detections are kept per frame, the most confident first")
-                .minimum(1)
-                .maximum(100_000)
-                .default_value(DEFAULT_MAX_DETECTIONS)
-                .mutable_playing()
-                .build(),
-            glib::ParamSpecEnum::builder_with_default("layout", Layout::Auto)
-                .nick("Output layout")
-                .blurb("Layout of the model's output tensor; auto recognises it from the shape")
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecEnum::builder_with_default(crate::meta::fields::TASK, TaskChoice::Auto)
-                .nick("Task")
-                .blurb(
-                    "What the model does: detect (boxes), classify (whole-frame classes) or anomaly (an anomaly \
-                     map). auto reads the model's `task` metadata, else recognises the outputs",
-                )
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecUInt::builder("top-k")
-                .nick("Top k")
-                .blurb(
-                    "Classifiers: how many of the most probable classes are attached to the frame and judged by \
-                     the policy",
-                )
-                .minimum(1)
-                .maximum(1000)
-                .default_value(1)
-                .mutable_playing()
-                .build(),
-            glib::ParamSpecBoolean::builder("on-rois")
-                .nick("Classify regions")
-                .blurb(
-                    "Classifiers: classify the crop of every region-of-interest meta already on the buffer (from \
-                     an upstream defectdetect) and add a `classification` structure (label, label_id, confidence, \
-                     the policy's severity and decision) to it, as gvaclassify does, instead of the whole frame. \
-                     The frame's verdict is re-decided by this policy on each region's classified label; not with async-inference",
-                )
-                .default_value(false)
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)
-                .nick("Execution provider")
-                .blurb("Where ONNX Runtime runs the model; an unavailable provider falls back to CPU with a warning")
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecUInt::builder("threads")
-                .nick("Threads")
-                .blurb("ONNX Runtime intra-op threads for this element's session (0 = ONNX Runtime's default)")
-                .maximum(1024)
-                .default_value(0)
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecBoolean::builder("spin")
-                .nick("Spin")
-                .blurb(
-                    "Let ONNX Runtime's intra-op threads spin (busy-wait) between pieces of work: a few per cent \
-                     faster on an idle machine, much slower when decoders, encoders or other elements share the \
-                     cores (they burn the time those need). Off by default; see the README",
-                )
-                .default_value(DEFAULT_SPIN)
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecEnum::builder_with_default("openvino-device", OpenvinoDevice::Cpu)
-                .nick("OpenVINO device")
-                .blurb("The device OpenVINO runs the model on when execution-provider=openvino")
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecEnum::builder_with_default("precision", Precision::Auto)
-                .nick("Inference precision")
-                .blurb(
-                    "OpenVINO's inference precision hint when execution-provider=openvino: auto is bf16 where \
-                     the CPU computes it natively (AVX512-BF16 or AMX), else f32; bf16 and f16 trade a little \
-                     accuracy for speed (see the model card)",
-                )
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecString::builder("ort-library")
-                .nick("ONNX Runtime library")
-                .blurb(
-                    "Path to libonnxruntime.so (1.22 or newer). Default: $ORT_DYLIB_PATH, then the copy \
-                     scripts/setup.sh installs, then the system's; with execution-provider=openvino first \
-                     $ORT_OPENVINO_DYLIB_PATH, then the OpenVINO-enabled copy scripts/setup.sh installs. Loaded once \
-                     per process, by the first element that loads a model",
-                )
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecUInt64::builder("max-input-pixels")
-                .nick("Maximum model input pixels")
-                .blurb(
-                    "Largest model input (height x width) accepted, checked before anything of that size is \
-                     allocated, at load and when `model` is replaced while running (a larger model is an error, or \
-                     a warning keeping the current model). The default, 4096 x 4096, fits 4K frames and tiles",
-                )
-                .minimum(1)
-                .maximum(1 << 40)
-                .default_value(DEFAULT_MAX_INPUT_PIXELS)
-                .mutable_playing()
-                .build(),
-            glib::ParamSpecString::builder("policy")
-                .nick("Policy")
-                .blurb(
-                    "Inspection policy (TOML): per-class min-confidence, severity, min-area, review-band; \
-                     region and ignore masks. Without one every detection fails the frame. Set while running, \
-                     it is read in the background and takes over at a frame boundary; a policy with an error \
-                     keeps the current one and posts a warning",
-                )
-                .mutable_playing()
-                .build(),
-            glib::ParamSpecBoolean::builder("shadow-mode")
-                .nick("Shadow mode")
-                .blurb("Compute and report verdicts but mark them as shadow, so nothing downstream acts on them")
-                .default_value(false)
-                .mutable_playing()
-                .build(),
-            glib::ParamSpecUInt::builder("frames-per-part")
-                .nick("Frames per part")
-                .blurb(
-                    "Group every N frames into one part when upstream names no part (DefectPartMeta or a \
-                     defect-part event); 0 = no grouping",
-                )
-                .default_value(0)
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecUInt::builder("interval")
-                .nick("Inference interval")
-                .blurb(
-                    "Run the model on every Nth frame; the frames between carry the last result of their part \
-                     forward (marked carried, with the frame it came from); a new part is always inferred",
-                )
-                .minimum(1)
-                .maximum(10_000)
-                .default_value(1)
-                .mutable_playing()
-                .build(),
-            glib::ParamSpecUInt::builder("tile-size")
-                .nick("Tile size")
-                .blurb(
-                    "Cut frames into overlapping tiles of this many pixels, each letterboxed to the model, so that \
-                     small defects on high-resolution frames keep their size; 0 = whole frames. Must be larger \
-                     than tile-overlap",
-                )
-                .maximum(16_384)
-                .default_value(0)
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecUInt::builder("tile-overlap")
-                .nick("Tile overlap")
-                .blurb(
-                    "Pixels neighbouring tiles overlap by (smaller than tile-size); detections in the overlap \
-                     are merged by NMS",
-                )
-                .maximum(8_192)
-                .default_value(DEFAULT_TILE_OVERLAP)
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecBoolean::builder("async-inference")
-                .nick("Asynchronous inference")
-                .blurb(
-                    "Run the model on a worker thread: frames never wait for it and carry the newest result of \
-                     their part (marked carried), or verdict UNKNOWN while there is none; frames arriving while it \
-                     is busy are not inferred (counted in `skipped`). A part's verdict waits for the results of \
-                     its frames; end of stream waits for the last. The latency query then adds nothing",
-                )
-                .default_value(false)
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecUInt::builder("batch-size")
-                .nick("Batch size")
-                .blurb(
-                    "Infer frames of all defectdetect elements with the same model file, execution provider \
-                     settings and batch-size together, in batches of up to this many (one session, one run per \
-                     batch). Needs a model with a dynamic batch dimension, else a warning and frames run one \
-                     at a time; 1 = every frame alone",
-                )
-                .minimum(1)
-                .maximum(64)
-                .default_value(1)
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecUInt::builder("batch-timeout-ms")
-                .nick("Batch timeout")
-                .blurb(
-                    "With batch-size > 1: how long a frame waits for other elements' frames before its \
-                     batch runs anyway (a stopping or flushing element's frame stops waiting at once)",
-                )
-                .maximum(10_000)
-                .default_value(DEFAULT_BATCH_TIMEOUT_MS)
-                .mutable_ready()
-                .build(),
-            glib::ParamSpecUInt64::builder("batched-frames")
-                .nick("Batched frames")
-                .blurb("Model runs of this element that shared a batch with other elements' frames (read-only)")
-                .read_only()
-                .build(),
-            glib::ParamSpecUInt64::builder("skipped")
-                .nick("Skipped frames")
-                .blurb("Frames the asynchronous worker had no time for (read-only)")
-                .read_only()
-                .build(),
-            glib::ParamSpecBoxed::builder::<gst::Structure>(crate::meta::fields::MODEL_INFO)
-                .nick("Model information")
-                .blurb("What the loaded model expects and produces, a structure model-info: model-id, input-name, channels, width, height, output-shape, output-layout, classes, provider (read-only; NULL before a model is loaded)")
-                .read_only()
-                .build(),
-        ]
-    });
-    PROPERTIES.as_ref()
+// The property specifications.
+crate::element::properties! {
+    pub(super)
+    string("model", "Model").mutable_playing(): "Path to the ONNX model: a detector (YOLOv8/YOLO11, YOLOv5 or end-to-end output), a classifier or an anomaly model; loaded in NULL to READY. Set while running, it loads in the background and takes over at a frame boundary; a model that fails to load keeps the current one and posts a warning",
+    string("labels", "Labels").mutable_ready(): "Optional file with one class name a line; overrides the model's `names` metadata",
+    double("conf-threshold", "Confidence threshold", 0.0..=1.0, DEFAULT_CONF_THRESHOLD).mutable_playing(): "Detections with a confidence at or below this are dropped",
+    double("iou-threshold", "IoU threshold", 0.0..=1.0, DEFAULT_IOU_THRESHOLD).mutable_playing(): "Class-wise NMS suppresses a box overlapping a better one of its class by more than this",
+    uint("max-detections", "Maximum detections", 1..=100_000, DEFAULT_MAX_DETECTIONS).mutable_playing(): "At most this many detections are kept per frame, the most confident first",
+    enumeration("layout", "Output layout", Layout::Auto).mutable_ready(): "Layout of the model's output tensor; auto recognises it from the shape",
+    enumeration(crate::meta::fields::TASK, "Task", TaskChoice::Auto).mutable_ready(): "What the model does: detect (boxes), classify (whole-frame classes) or anomaly (an anomaly map). auto reads the model's `task` metadata, else recognises the outputs",
+    uint("top-k", "Top k", 1..=1000, 1).mutable_playing(): "Classifiers: how many of the most probable classes are attached to the frame and judged by the policy",
+    boolean("on-rois", "Classify regions", false).mutable_ready(): "Classifiers: classify the crop of every region-of-interest meta already on the buffer (from an upstream defectdetect) and add a `classification` structure (label, label_id, confidence, the policy's severity and decision) to it, as gvaclassify does, instead of the whole frame. The frame's verdict is re-decided by this policy on each region's classified label; not with async-inference",
+    enumeration("execution-provider", "Execution provider", ExecutionProvider::Auto).mutable_ready(): "Where ONNX Runtime runs the model; an unavailable provider falls back to CPU with a warning",
+    uint("threads", "Threads", 0..=1024, 0).mutable_ready(): "ONNX Runtime intra-op threads for this element's session (0 = ONNX Runtime's default)",
+    boolean("spin", "Spin", DEFAULT_SPIN).mutable_ready(): "Let ONNX Runtime's intra-op threads spin (busy-wait) between pieces of work: a few per cent faster on an idle machine, much slower when decoders, encoders or other elements share the cores (they burn the time those need). Off by default; see the README",
+    enumeration("openvino-device", "OpenVINO device", OpenvinoDevice::Cpu).mutable_ready(): "The device OpenVINO runs the model on when execution-provider=openvino",
+    enumeration("precision", "Inference precision", Precision::Auto).mutable_ready(): "OpenVINO's inference precision hint when execution-provider=openvino: auto is bf16 where the CPU computes it natively (AVX512-BF16 or AMX), else f32; bf16 and f16 trade a little accuracy for speed (see the model card)",
+    string("ort-library", "ONNX Runtime library").mutable_ready(): "Path to libonnxruntime.so (1.22 or newer). Default: $ORT_DYLIB_PATH, then the copy scripts/setup.sh installs, then the system's; with execution-provider=openvino first $ORT_OPENVINO_DYLIB_PATH, then the OpenVINO-enabled copy scripts/setup.sh installs. Loaded once per process, by the first element that loads a model",
+    uint64("max-input-pixels", "Maximum model input pixels", 1..=1 << 40, DEFAULT_MAX_INPUT_PIXELS).mutable_playing(): "Largest model input (height x width) accepted, checked before anything of that size is allocated, at load and when `model` is replaced while running (a larger model is an error, or a warning keeping the current model). The default, 4096 x 4096, fits 4K frames and tiles",
+    string("policy", "Policy").mutable_playing(): "Inspection policy (TOML): per-class min-confidence, severity, min-area, review-band; region and ignore masks. Without one every detection fails the frame. Set while running, it is read in the background and takes over at a frame boundary; a policy with an error keeps the current one and posts a warning",
+    boolean("shadow-mode", "Shadow mode", false).mutable_playing(): "Compute and report verdicts but mark them as shadow, so nothing downstream acts on them",
+    uint("frames-per-part", "Frames per part", 0..=u32::MAX, 0).mutable_ready(): "Group every N frames into one part when upstream names no part (DefectPartMeta or a defect-part event); 0 = no grouping",
+    uint("interval", "Inference interval", 1..=10_000, 1).mutable_playing(): "Run the model on every Nth frame; the frames between carry the last result of their part forward (marked carried, with the frame it came from); a new part is always inferred",
+    uint("tile-size", "Tile size", 0..=16_384, 0).mutable_ready(): "Cut frames into overlapping tiles of this many pixels, each letterboxed to the model, so that small defects on high-resolution frames keep their size; 0 = whole frames. Must be larger than tile-overlap",
+    uint("tile-overlap", "Tile overlap", 0..=8_192, DEFAULT_TILE_OVERLAP).mutable_ready(): "Pixels neighbouring tiles overlap by (smaller than tile-size); detections in the overlap are merged by NMS",
+    boolean("async-inference", "Asynchronous inference", false).mutable_ready(): "Run the model on a worker thread: frames never wait for it and carry the newest result of their part (marked carried), or verdict UNKNOWN while there is none; frames arriving while it is busy are not inferred (counted in `skipped`). A part's verdict waits for the results of its frames; end of stream waits for the last. The latency query then adds nothing",
+    uint("batch-size", "Batch size", 1..=64, 1).mutable_ready(): "Infer frames of all defectdetect elements with the same model file, execution provider settings and batch-size together, in batches of up to this many (one session, one run per batch). Needs a model with a dynamic batch dimension, else a warning and frames run one at a time; 1 = every frame alone",
+    uint("batch-timeout-ms", "Batch timeout", 0..=10_000, DEFAULT_BATCH_TIMEOUT_MS).mutable_ready(): "With batch-size > 1: how long a frame waits for other elements' frames before its batch runs anyway (a stopping or flushing element's frame stops waiting at once)",
+    uint64("batched-frames", "Batched frames").read_only(): "Model runs of this element that shared a batch with other elements' frames (read-only)",
+    uint64("skipped", "Skipped frames").read_only(): "Frames the asynchronous worker had no time for (read-only)",
+    structure(crate::meta::fields::MODEL_INFO, "Model information").read_only(): "What the loaded model expects and produces, a structure model-info: model-id, input-name, channels, width, height, output-shape, output-layout, classes, provider (read-only; NULL before a model is loaded)",
+
 }

@@ -19,20 +19,12 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     element::debug_category("defectmetaconvert", "Defect metas to NDJSON records")
 });
 
-const DEFAULT_SOURCE_ID: &str = "camera-0";
-
 #[derive(Debug, Clone)]
 struct Settings {
     source_id: String,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            source_id: DEFAULT_SOURCE_ID.into(),
-        }
-    }
-}
+element::settings_properties!(Settings for DefectMetaConvert { "source-id" => source_id });
 
 pub struct DefectMetaConvert {
     sinkpad: gst::Pad,
@@ -88,36 +80,11 @@ impl ObjectImpl for DefectMetaConvert {
         obj.add_pad(&self.srcpad).expect("add src pad");
     }
 
-    fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            vec![
-                glib::ParamSpecString::builder("source-id")
-                    .nick("Source id")
-                    .blurb("Identifies the camera or line in every record (and in MQTT topics)")
-                    .default_value(Some(DEFAULT_SOURCE_ID))
-                    .mutable_playing()
-                    .build(),
-            ]
-        });
-        PROPERTIES.as_ref()
+    element::properties! {
+        string("source-id", "Source id", "camera-0").mutable_playing(): "Identifies the camera or line in every record (and in MQTT topics)",
     }
 
-    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        if pspec.name() == "source-id" {
-            lock(&self.settings).source_id = value
-                .get::<Option<String>>()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| DEFAULT_SOURCE_ID.into());
-        }
-    }
-
-    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        match pspec.name() {
-            "source-id" => lock(&self.settings).source_id.to_value(),
-            _ => unimplemented!(),
-        }
-    }
+    element::settings_accessors!(settings);
 }
 
 impl GstObjectImpl for DefectMetaConvert {}

@@ -24,9 +24,7 @@ use gst::glib;
 
 mod imp;
 
-glib::wrapper! {
-    pub struct DefectMetaConvert(ObjectSubclass<imp::DefectMetaConvert>) @extends gst::Element, gst::Object;
-}
+crate::element::wrapper!(DefectMetaConvert);
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     crate::element::register::<DefectMetaConvert>(plugin, "defectmetaconvert")

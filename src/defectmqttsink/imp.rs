@@ -10,24 +10,24 @@ use std::time::Duration;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::element::{self, lock};
+use crate::element::sink::{Connection, Peer, Run};
+use crate::element::{self, PropertySettings, lock};
 use crate::mqtt::publisher::DEFAULT_MAX_QUEUE_BYTES;
 use crate::mqtt::{Event, Publisher, PublisherConfig, QoS, Stats, TopicTemplate, tls};
 
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| element::debug_category("defectmqttsink", "Defect records to an MQTT broker"));
 
-const DEFAULT_HOST: &str = "127.0.0.1";
-const DEFAULT_PORT: u32 = 1883;
-const DEFAULT_TOPIC: &str = "defect/{source_id}/verdicts";
-const DEFAULT_QOS: u32 = 1;
-const DEFAULT_KEEPALIVE: u32 = 30;
-const DEFAULT_MAX_QUEUE: u32 = 1000;
-const DEFAULT_MAX_BACKOFF_MS: u32 = 5000;
-const DEFAULT_FLUSH_TIMEOUT_MS: u32 = 2000;
+/// The peer of the worker, as its connection warnings name it.
+const BROKER: Peer = Peer {
+    name: "MQTT broker",
+    meanwhile: "Records are queued (max-queue) and the connection is retried with backoff",
+};
+
+element::subclass!(DefectMqttSink, "GstDefectMqttSink", gst_base::BaseSink, element::pads(&element::ndjson_caps(), None) => "Defect MQTT sink", "Sink/Network", "Publishes NDJSON verdict records to an MQTT broker, one message a record");
+
 /// The first reconnection delay; doubles up to `max-backoff-ms`.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// An unterminated line longer than this is not a record.
@@ -66,28 +66,24 @@ impl Settings {
     }
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            host: DEFAULT_HOST.into(),
-            port: DEFAULT_PORT,
-            client_id: default_client_id(),
-            topic: DEFAULT_TOPIC.into(),
-            qos: DEFAULT_QOS,
-            keepalive: DEFAULT_KEEPALIVE,
-            max_queue: DEFAULT_MAX_QUEUE,
-            max_backoff_ms: DEFAULT_MAX_BACKOFF_MS,
-            flush_timeout_ms: DEFAULT_FLUSH_TIMEOUT_MS,
-            max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES as u64,
-            tls: false,
-            ca_file: None,
-            cert_file: None,
-            key_file: None,
-            username: None,
-            password: None,
-        }
-    }
-}
+element::settings_properties!(Settings for DefectMqttSink {
+    "host" => host,
+    "port" => port,
+    "client-id" => client_id,
+    "topic" => topic,
+    "qos" => qos,
+    "keepalive" => keepalive,
+    "max-queue" => max_queue,
+    "max-backoff-ms" => max_backoff_ms,
+    "flush-timeout-ms" => flush_timeout_ms,
+    "max-queue-bytes" => max_queue_bytes,
+    "tls" => tls,
+    "ca-file" => ca_file,
+    "cert-file" => cert_file,
+    "key-file" => key_file,
+    "username" => username,
+    "password" => password,
+});
 
 /// What lives between start and stop.
 struct Running {
@@ -105,9 +101,7 @@ struct Running {
 #[derive(Default)]
 pub struct DefectMqttSink {
     settings: Mutex<Settings>,
-    running: Mutex<Option<Running>>,
-    /// The counters of the last run, once stopped.
-    last_counts: Mutex<Counts>,
+    run: Run<Running, Counts>,
 }
 
 /// The counters the properties report.
@@ -118,6 +112,13 @@ struct Counts {
     rejected: u64,
     unconfirmed: u64,
 }
+
+element::settings_properties!(Counts {
+    "dropped" => dropped,
+    "published" => published,
+    "rejected" => rejected,
+    "unconfirmed" => unconfirmed,
+});
 
 /// The counters as the properties report them.
 fn counts(stats: &Stats, qos: QoS) -> Counts {
@@ -133,253 +134,48 @@ fn counts(stats: &Stats, qos: QoS) -> Counts {
     }
 }
 
-fn path_value(path: &Option<PathBuf>) -> glib::Value {
-    path.as_ref().map(|p| p.display().to_string()).to_value()
-}
-
-element::subclass!(DefectMqttSink, "GstDefectMqttSink", gst_base::BaseSink);
-
 impl ObjectImpl for DefectMqttSink {
-    fn constructed(&self) {
-        self.parent_constructed();
-        self.obj().set_sync(false);
-    }
+    element::sink::constructed!(false);
 
-    fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let client_id = default_client_id();
-            vec![
-                glib::ParamSpecString::builder("host")
-                    .nick("Host")
-                    .blurb("Host name or address of the MQTT broker")
-                    .default_value(Some(DEFAULT_HOST))
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("port")
-                    .nick("Port")
-                    .blurb("TCP port of the MQTT broker")
-                    .minimum(1)
-                    .maximum(u16::MAX.into())
-                    .default_value(DEFAULT_PORT)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("client-id")
-                    .nick("Client id")
-                    .blurb("MQTT client identifier (default gst-defect-<pid>); unique per broker")
-                    .default_value(Some(client_id.as_str()))
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("topic")
-                    .nick("Topic")
-                    .blurb(
-                        "Topic template: {source_id} and {type} are replaced by the record's \
-                         source_id and type fields",
-                    )
-                    .default_value(Some(DEFAULT_TOPIC))
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("qos")
-                    .nick("QoS")
-                    .blurb("MQTT quality of service: 0 (at most once) or 1 (at least once)")
-                    .maximum(1)
-                    .default_value(DEFAULT_QOS)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("keepalive")
-                    .nick("Keep-alive")
-                    .blurb("Keep-alive interval in seconds (0 = off)")
-                    .maximum(u16::MAX.into())
-                    .default_value(DEFAULT_KEEPALIVE)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("max-queue")
-                    .nick("Maximum queue")
-                    .blurb(
-                        "Records queued at most while the broker is slow or away; \
-                         the oldest is dropped beyond",
-                    )
-                    .minimum(1)
-                    .maximum(10_000_000)
-                    .default_value(DEFAULT_MAX_QUEUE)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("max-backoff-ms")
-                    .nick("Maximum backoff")
-                    .blurb(
-                        "Longest wait between reconnection attempts in ms \
-                         (the wait starts at 100 ms and doubles)",
-                    )
-                    .minimum(100)
-                    .maximum(3_600_000)
-                    .default_value(DEFAULT_MAX_BACKOFF_MS)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("flush-timeout-ms")
-                    .nick("Flush timeout")
-                    .blurb("Longest wait in ms for queued records to be delivered when stopping")
-                    .maximum(600_000)
-                    .default_value(DEFAULT_FLUSH_TIMEOUT_MS)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt64::builder("max-queue-bytes")
-                    .nick("Maximum queue bytes")
-                    .blurb(
-                        "Bytes (topics and payloads) queued at most; the oldest unsent record \
-                         is dropped beyond",
-                    )
-                    .minimum(1024)
-                    .default_value(DEFAULT_MAX_QUEUE_BYTES as u64)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("tls")
-                    .nick("TLS")
-                    .blurb(
-                        "Connect over TLS (also on when ca-file, cert-file or key-file is set); \
-                         the broker's certificate is checked against ca-file, or the system's \
-                         CA store without one",
-                    )
-                    .default_value(false)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("ca-file")
-                    .nick("CA file")
-                    .blurb("PEM file of the CA certificates the broker's certificate must chain to")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("cert-file")
-                    .nick("Certificate file")
-                    .blurb(
-                        "PEM file of the client certificate (chain), for brokers that ask for one",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("key-file")
-                    .nick("Key file")
-                    .blurb("PEM file of the private key of cert-file")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("username")
-                    .nick("User name")
-                    .blurb("User name sent in CONNECT (none by default)")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("password")
-                    .nick("Password")
-                    .blurb(
-                        "Password sent in CONNECT (needs username; use TLS, or it crosses \
-                         the network in clear); write-only",
-                    )
-                    .write_only()
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt64::builder("dropped")
-                    .nick("Dropped")
-                    .blurb(
-                        "Records no broker received: queue full (oldest unsent first), never \
-                         sent when the flush timed out, or refused by the broker",
-                    )
-                    .read_only()
-                    .build(),
-                glib::ParamSpecUInt64::builder("published")
-                    .nick("Published")
-                    .blurb(
-                        "Records delivered: acknowledged by the broker (QoS 1) or written (QoS 0)",
-                    )
-                    .read_only()
-                    .build(),
-                glib::ParamSpecUInt64::builder("rejected")
-                    .nick("Rejected")
-                    .blurb(
-                        "Records dropped because the broker closed the connection each time it \
-                         got them (3 times; counted in dropped too)",
-                    )
-                    .read_only()
-                    .build(),
-                glib::ParamSpecUInt64::builder("unconfirmed")
-                    .nick("Unconfirmed")
-                    .blurb(
-                        "QoS 1 records sent but not acknowledged when the element stopped: the \
-                         broker may or may not have them",
-                    )
-                    .read_only()
-                    .build(),
-            ]
-        });
-        PROPERTIES.as_ref()
+    element::properties! {
+        string("host", "Host", "127.0.0.1").mutable_ready(): "Host name or address of the MQTT broker",
+        uint("port", "Port", 1..=u16::MAX.into(), 1883).mutable_ready(): "TCP port of the MQTT broker",
+        string("client-id", "Client id", default_client_id().as_str()).mutable_ready(): "MQTT client identifier (default gst-defect-<pid>); unique per broker",
+        string("topic", "Topic", "defect/{source_id}/verdicts").mutable_ready(): "Topic template: {source_id} and {type} are replaced by the record's source_id and type fields",
+        uint("qos", "QoS", 0..=1, 1).mutable_ready(): "MQTT quality of service: 0 (at most once) or 1 (at least once)",
+        uint("keepalive", "Keep-alive", 0..=u16::MAX.into(), 30).mutable_ready(): "Keep-alive interval in seconds (0 = off)",
+        uint("max-queue", "Maximum queue", 1..=10_000_000, 1000).mutable_ready(): "Records queued at most while the broker is slow or away; the oldest is dropped beyond",
+        uint("max-backoff-ms", "Maximum backoff", 100..=3_600_000, 5000).mutable_ready(): "Longest wait between reconnection attempts in ms (the wait starts at 100 ms and doubles)",
+        uint("flush-timeout-ms", "Flush timeout", 0..=600_000, 2000).mutable_ready(): "Longest wait in ms for queued records to be delivered when stopping",
+        uint64("max-queue-bytes", "Maximum queue bytes", 1024..=u64::MAX, DEFAULT_MAX_QUEUE_BYTES as u64).mutable_ready(): "Bytes (topics and payloads) queued at most; the oldest unsent record is dropped beyond",
+        boolean("tls", "TLS", false).mutable_ready(): "Connect over TLS (also on when ca-file, cert-file or key-file is set); the broker's certificate is checked against ca-file, or the system's CA store without one",
+        string("ca-file", "CA file").mutable_ready(): "PEM file of the CA certificates the broker's certificate must chain to",
+        string("cert-file", "Certificate file").mutable_ready(): "PEM file of the client certificate (chain), for brokers that ask for one",
+        string("key-file", "Key file").mutable_ready(): "PEM file of the private key of cert-file",
+        string("username", "User name").mutable_ready(): "User name sent in CONNECT (none by default)",
+        string("password", "Password").write_only().mutable_ready(): "Password sent in CONNECT (needs username; use TLS, or it crosses the network in clear); write-only",
+        uint64("dropped", "Dropped").read_only(): "Records no broker received: queue full (oldest unsent first), never sent when the flush timed out, or refused by the broker",
+        uint64("published", "Published").read_only(): "Records delivered: acknowledged by the broker (QoS 1) or written (QoS 0)",
+        uint64("rejected", "Rejected").read_only(): "Records dropped because the broker closed the connection each time it got them (3 times; counted in dropped too)",
+        uint64("unconfirmed", "Unconfirmed").read_only(): "QoS 1 records sent but not acknowledged when the element stopped: the broker may or may not have them",
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut settings = lock(&self.settings);
-        let text = |default: &str| {
-            value
-                .get::<Option<String>>()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| default.to_owned())
-        };
-        let number = |default: u32| value.get::<u32>().unwrap_or(default);
-        let optional = || {
-            value
-                .get::<Option<String>>()
-                .ok()
-                .flatten()
-                .filter(|s| !s.is_empty())
-        };
-        match pspec.name() {
-            "host" => settings.host = text(DEFAULT_HOST),
-            "port" => settings.port = number(DEFAULT_PORT),
-            "client-id" => settings.client_id = text(&default_client_id()),
-            "topic" => settings.topic = text(DEFAULT_TOPIC),
-            "qos" => settings.qos = number(DEFAULT_QOS),
-            "keepalive" => settings.keepalive = number(DEFAULT_KEEPALIVE),
-            "max-queue" => settings.max_queue = number(DEFAULT_MAX_QUEUE),
-            "max-backoff-ms" => settings.max_backoff_ms = number(DEFAULT_MAX_BACKOFF_MS),
-            "flush-timeout-ms" => settings.flush_timeout_ms = number(DEFAULT_FLUSH_TIMEOUT_MS),
-            "max-queue-bytes" => {
-                settings.max_queue_bytes =
-                    value.get::<u64>().unwrap_or(DEFAULT_MAX_QUEUE_BYTES as u64)
-            }
-            "tls" => settings.tls = value.get::<bool>().unwrap_or(false),
-            "ca-file" => settings.ca_file = optional().map(PathBuf::from),
-            "cert-file" => settings.cert_file = optional().map(PathBuf::from),
-            "key-file" => settings.key_file = optional().map(PathBuf::from),
-            "username" => settings.username = optional(),
-            "password" => settings.password = value.get::<Option<String>>().ok().flatten(),
-            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
+        if pspec.name() == "password" {
+            // As given, even empty (an empty password is still sent).
+            lock(&self.settings).password = value.get().expect("type checked upstream");
+            return;
         }
+        element::set_property(&self.settings, value, pspec);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let settings = lock(&self.settings);
-        match pspec.name() {
-            "host" => settings.host.to_value(),
-            "port" => settings.port.to_value(),
-            "client-id" => settings.client_id.to_value(),
-            "topic" => settings.topic.to_value(),
-            "qos" => settings.qos.to_value(),
-            "keepalive" => settings.keepalive.to_value(),
-            "max-queue" => settings.max_queue.to_value(),
-            "max-backoff-ms" => settings.max_backoff_ms.to_value(),
-            "flush-timeout-ms" => settings.flush_timeout_ms.to_value(),
-            "max-queue-bytes" => settings.max_queue_bytes.to_value(),
-            "tls" => settings.tls_on().to_value(),
-            "ca-file" => path_value(&settings.ca_file),
-            "cert-file" => path_value(&settings.cert_file),
-            "key-file" => path_value(&settings.key_file),
-            "username" => settings.username.to_value(),
-            "dropped" => self.counts().dropped.to_value(),
-            "published" => self.counts().published.to_value(),
-            "rejected" => self.counts().rejected.to_value(),
-            "unconfirmed" => self.counts().unconfirmed.to_value(),
-            _ => unimplemented!(),
+        if pspec.name() == "tls" {
+            return lock(&self.settings).tls_on().to_value();
         }
+        let counter = self.counts().get(pspec);
+        counter.unwrap_or_else(|| element::property(&self.settings, pspec))
     }
-}
-
-impl ElementImpl for DefectMqttSink {
-    element::describe!(element::pads(&element::ndjson_caps(), None) =>
-        "Defect MQTT sink", "Sink/Network",
-        "Publishes NDJSON verdict records to an MQTT broker, one message a record");
 }
 
 impl BaseSinkImpl for DefectMqttSink {
@@ -396,12 +192,7 @@ impl BaseSinkImpl for DefectMqttSink {
         } else {
             QoS::AtLeastOnce
         };
-        let port = u16::try_from(settings.port).map_err(|_| {
-            gst::error_msg!(
-                gst::LibraryError::Settings,
-                ["Invalid port {}", settings.port]
-            )
-        })?;
+        let port = element::sink::port(settings.port)?;
         let tls = if settings.tls_on() {
             Some(
                 tls::client_config(
@@ -447,18 +238,13 @@ impl BaseSinkImpl for DefectMqttSink {
             port,
             if config.tls.is_some() { " (TLS)" } else { "" }
         );
-        let weak = self.obj().downgrade();
-        let publisher = Publisher::start(config, move |event| {
-            if let Some(obj) = weak.upgrade() {
-                obj.imp().on_event(&target, event);
-            }
-        })
-        .map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::Failed,
-                ["Cannot start the MQTT publisher thread: {}", e]
-            )
-        })?;
+        let publisher = element::sink::start_worker(
+            self,
+            target,
+            Self::on_event,
+            "MQTT publisher",
+            |events| Publisher::start(config, events),
+        )?;
         gst::debug!(
             CAT,
             imp = self,
@@ -469,8 +255,7 @@ impl BaseSinkImpl for DefectMqttSink {
             settings.qos,
             settings.topic
         );
-        *lock(&self.last_counts) = Counts::default();
-        *lock(&self.running) = Some(Running {
+        self.run.start(Running {
             publisher,
             template,
             qos,
@@ -482,13 +267,13 @@ impl BaseSinkImpl for DefectMqttSink {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        let Some(running) = lock(&self.running).take() else {
+        let flush = Duration::from_millis(lock(&self.settings).flush_timeout_ms.into());
+        let Some(stats) = self.run.stop(|running| {
+            let stats = running.publisher.stop(flush);
+            (counts(&stats, running.qos), stats)
+        }) else {
             return Ok(());
         };
-        let flush = Duration::from_millis(lock(&self.settings).flush_timeout_ms.into());
-        // Not under the lock: the properties stay readable while the queue drains.
-        let stats = running.publisher.stop(flush);
-        *lock(&self.last_counts) = counts(&stats, running.qos);
         if stats.dropped > 0 || stats.unconfirmed > 0 {
             gst::warning!(
                 CAT,
@@ -508,7 +293,7 @@ impl BaseSinkImpl for DefectMqttSink {
             gst::element_imp_error!(self, gst::ResourceError::Read, ("Cannot map the buffer"));
             gst::FlowError::Error
         })?;
-        let mut guard = lock(&self.running);
+        let mut guard = self.run.lock();
         let Some(running) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
@@ -540,13 +325,13 @@ impl BaseSinkImpl for DefectMqttSink {
     fn event(&self, event: gst::Event) -> bool {
         match event.view() {
             gst::EventView::Eos(_) => {
-                if let Some(running) = lock(&self.running).as_mut() {
+                if let Some(running) = self.run.lock().as_mut() {
                     let line = std::mem::take(&mut running.pending);
                     self.publish_line(running, &line);
                 }
             }
             gst::EventView::FlushStop(_) => {
-                if let Some(running) = lock(&self.running).as_mut() {
+                if let Some(running) = self.run.lock().as_mut() {
                     running.pending.clear();
                 }
             }
@@ -559,10 +344,8 @@ impl BaseSinkImpl for DefectMqttSink {
 impl DefectMqttSink {
     /// The counters now, or of the last run.
     fn counts(&self) -> Counts {
-        match lock(&self.running).as_ref() {
-            Some(running) => counts(&running.publisher.stats(), running.qos),
-            None => *lock(&self.last_counts),
-        }
+        self.run
+            .counters(|running| counts(&running.publisher.stats(), running.qos))
     }
 
     /// Queues one record (a line without its '\n'); blank lines are skipped.
@@ -655,26 +438,12 @@ impl DefectMqttSink {
                     "reconnected to the MQTT broker at {target}; re-sending unacknowledged records"
                 )
             }
-            Event::ConnectFailed(reason) => gst::element_imp_warning!(
-                self,
-                gst::ResourceError::OpenWrite,
-                (
-                    "Cannot connect to the MQTT broker at {}: {}",
-                    target,
-                    reason
-                ),
-                ["Records are queued (max-queue) and the connection is retried with backoff"]
-            ),
+            Event::ConnectFailed(reason) => BROKER.warn(self, target, Connection::Failed, &reason),
             Event::Rejected { topic, bytes } => gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Write,
-                (
-                    "The MQTT broker at {} closed the connection each time it got a record \
-                     for topic {:?} ({} bytes): record dropped",
-                    target,
-                    topic,
-                    bytes
-                ),
+                ("The MQTT broker at {target} closed the connection each time it got a \
+                     record for topic {topic:?} ({bytes} bytes): record dropped"),
                 [
                     "Counted in the rejected and dropped properties; check the broker's limits (max_packet_size) and access rules"
                 ]
@@ -682,22 +451,9 @@ impl DefectMqttSink {
             Event::Invalid { topic, reason } => gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Write,
-                (
-                    "A record for topic {:?} cannot be sent: {}: dropped",
-                    topic,
-                    reason
-                )
+                ("A record for topic {topic:?} cannot be sent: {reason}: dropped")
             ),
-            Event::ConnectionLost(reason) => gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Write,
-                (
-                    "Lost the connection to the MQTT broker at {}: {}",
-                    target,
-                    reason
-                ),
-                ["Records are queued (max-queue) and the connection is retried with backoff"]
-            ),
+            Event::ConnectionLost(reason) => BROKER.warn(self, target, Connection::Lost, &reason),
         }
     }
 }

@@ -87,10 +87,7 @@ use gst::glib;
 
 mod imp;
 
-glib::wrapper! {
-    pub struct DefectMqttSink(ObjectSubclass<imp::DefectMqttSink>)
-        @extends gst_base::BaseSink, gst::Element, gst::Object;
-}
+crate::element::wrapper!(DefectMqttSink, gst_base::BaseSink);
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     crate::element::register::<DefectMqttSink>(plugin, "defectmqttsink")

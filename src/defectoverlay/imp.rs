@@ -5,7 +5,6 @@
 use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
-use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
@@ -21,6 +20,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     element::debug_category("defectoverlay", "Draws defect detections and verdicts")
 });
 
+element::subclass!(DefectOverlay, "GstDefectOverlay", gst_base::BaseTransform, element::video_filter_pads() => "Defect overlay", "Filter/Effect/Video", "Draws defect boxes coloured by severity, labels and the PASS/FAIL/REVIEW banner in place");
+
 #[derive(Debug, Clone)]
 struct Settings {
     show_boxes: bool,
@@ -33,20 +34,16 @@ struct Settings {
     heatmap_opacity: f64,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            show_boxes: true,
-            show_labels: true,
-            show_banner: true,
-            show_ignored: true,
-            text_scale: 0,
-            line_width: 0,
-            show_heatmap: false,
-            heatmap_opacity: 0.4,
-        }
-    }
-}
+element::settings_properties!(Settings for DefectOverlay {
+    "show-boxes" => show_boxes,
+    "show-labels" => show_labels,
+    "show-banner" => show_banner,
+    "show-ignored" => show_ignored,
+    "text-scale" => text_scale,
+    "line-width" => line_width,
+    "show-heatmap" => show_heatmap,
+    "heatmap-opacity" => heatmap_opacity,
+});
 
 /// What the negotiated caps fix: the frames' layout and, for YUV, their colour encoding.
 #[derive(Clone)]
@@ -62,84 +59,19 @@ pub struct DefectOverlay {
     problems: MetaProblems,
 }
 
-element::subclass!(DefectOverlay, "GstDefectOverlay", gst_base::BaseTransform);
-
 impl ObjectImpl for DefectOverlay {
-    fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let flag = |name: &'static str, nick: &'static str, blurb: &'static str| {
-                glib::ParamSpecBoolean::builder(name)
-                    .nick(nick)
-                    .blurb(blurb)
-                    .default_value(true)
-                    .mutable_playing()
-                    .build()
-            };
-            vec![
-                flag("show-boxes", "Show boxes", "Draw a box around every detection, coloured by severity"),
-                flag("show-labels", "Show labels", "Write class name and confidence above every box"),
-                flag("show-banner", "Show banner", "Draw the frame's verdict banner (PASS green, FAIL red, REVIEW amber, UNKNOWN slate)"),
-                flag("show-ignored", "Show ignored", "Also draw, in grey, detections the policy ignored (outside region, masked, too small)"),
-                glib::ParamSpecUInt::builder("text-scale")
-                    .nick("Text scale")
-                    .blurb("Glyph size in multiples of 8 pixels; 0 = from the frame height (2 at 720p, 6 at 4K)")
-                    .maximum(64)
-                    .default_value(0)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("line-width")
-                    .nick("Line width")
-                    .blurb("Box outline width in pixels; 0 = from the frame height")
-                    .maximum(256)
-                    .default_value(0)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoolean::builder("show-heatmap").nick("Show heat map")
-                    .blurb("Draw an anomaly model's map (DefectAnomalyMapMeta) over the frame as a translucent heat map, blue cold to red hot (the pixel threshold is green)")
-                    .default_value(false).mutable_playing().build(),
-                glib::ParamSpecDouble::builder("heatmap-opacity").nick("Heat map opacity")
-                    .blurb("Opacity of the heat map: 0 invisible, 1 opaque")
-                    .minimum(0.0).maximum(1.0).default_value(0.4).mutable_playing().build(),
-            ]
-        });
-        PROPERTIES.as_ref()
+    element::properties! {
+        boolean("show-boxes", "Show boxes", true).mutable_playing(): "Draw a box around every detection, coloured by severity",
+        boolean("show-labels", "Show labels", true).mutable_playing(): "Write class name and confidence above every box",
+        boolean("show-banner", "Show banner", true).mutable_playing(): "Draw the frame's verdict banner (PASS green, FAIL red, REVIEW amber, UNKNOWN slate)",
+        boolean("show-ignored", "Show ignored", true).mutable_playing(): "Also draw, in grey, detections the policy ignored (outside region, masked, too small)",
+        uint("text-scale", "Text scale", 0..=64, 0).mutable_playing(): "Glyph size in multiples of 8 pixels; 0 = from the frame height (2 at 720p, 6 at 4K)",
+        uint("line-width", "Line width", 0..=256, 0).mutable_playing(): "Box outline width in pixels; 0 = from the frame height",
+        boolean("show-heatmap", "Show heat map", false).mutable_playing(): "Draw an anomaly model's map (DefectAnomalyMapMeta) over the frame as a translucent heat map, blue cold to red hot (the pixel threshold is green)",
+        double("heatmap-opacity", "Heat map opacity", 0.0..=1.0, 0.4).mutable_playing(): "Opacity of the heat map: 0 invisible, 1 opaque",
     }
 
-    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = lock(&self.settings);
-        match pspec.name() {
-            "show-boxes" => s.show_boxes = value.get().expect("type checked upstream"),
-            "show-labels" => s.show_labels = value.get().expect("type checked upstream"),
-            "show-banner" => s.show_banner = value.get().expect("type checked upstream"),
-            "show-ignored" => s.show_ignored = value.get().expect("type checked upstream"),
-            "text-scale" => s.text_scale = value.get().expect("type checked upstream"),
-            "line-width" => s.line_width = value.get().expect("type checked upstream"),
-            "show-heatmap" => s.show_heatmap = value.get().expect("type checked upstream"),
-            "heatmap-opacity" => s.heatmap_opacity = value.get().expect("type checked upstream"),
-            name => gst::warning!(CAT, imp = self, "unknown property {name}"),
-        }
-    }
-
-    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = lock(&self.settings);
-        match pspec.name() {
-            "show-boxes" => s.show_boxes.to_value(),
-            "show-labels" => s.show_labels.to_value(),
-            "show-banner" => s.show_banner.to_value(),
-            "show-ignored" => s.show_ignored.to_value(),
-            "text-scale" => s.text_scale.to_value(),
-            "line-width" => s.line_width.to_value(),
-            "show-heatmap" => s.show_heatmap.to_value(),
-            "heatmap-opacity" => s.heatmap_opacity.to_value(),
-            _ => unimplemented!(),
-        }
-    }
-}
-
-impl ElementImpl for DefectOverlay {
-    element::describe!(element::video_filter_pads() =>
-        "Defect overlay", "Filter/Effect/Video",
-        "Draws defect boxes coloured by severity, labels and the PASS/FAIL/REVIEW banner in place");
+    element::settings_accessors!(settings);
 }
 
 impl BaseTransformImpl for DefectOverlay {

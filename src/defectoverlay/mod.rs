@@ -36,10 +36,7 @@ use gst::glib;
 
 mod imp;
 
-glib::wrapper! {
-    pub struct DefectOverlay(ObjectSubclass<imp::DefectOverlay>)
-        @extends gst_base::BaseTransform, gst::Element, gst::Object;
-}
+crate::element::wrapper!(DefectOverlay, gst_base::BaseTransform);
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     crate::element::register::<DefectOverlay>(plugin, "defectoverlay")

@@ -277,18 +277,46 @@ mod tests {
         vec![0; w * h * 3]
     }
 
+    /// A canvas in the default YUV encoding over `planes`.
+    fn canvas<'a>(
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+        planes: [&'a mut [u8]; 3],
+        strides: [usize; 3],
+    ) -> Canvas<'a> {
+        Canvas::new(
+            width,
+            height,
+            format,
+            YuvEncoding::default(),
+            planes,
+            strides,
+        )
+        .unwrap()
+    }
+
+    /// A canvas over one plane (packed RGB and grey formats) of rows `stride` bytes.
+    fn one_plane(
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+        data: &mut [u8],
+        stride: usize,
+    ) -> Canvas<'_> {
+        canvas(
+            width,
+            height,
+            format,
+            [data, &mut [], &mut []],
+            [stride, 0, 0],
+        )
+    }
+
     #[test]
     fn fill_clips_to_the_frame() {
         let mut data = packed_rgb(4, 4);
-        let mut c = Canvas::new(
-            4,
-            4,
-            PixelFormat::RGB,
-            YuvEncoding::default(),
-            [&mut data, &mut [], &mut []],
-            [12, 0, 0],
-        )
-        .unwrap();
+        let mut c = one_plane(4, 4, PixelFormat::RGB, &mut data, 12);
         c.fill_rect(-10, 2, 100, 100, Rgb(1, 2, 3));
         assert_eq!(&data[0..3], &[0, 0, 0]);
         assert_eq!(&data[2 * 12..2 * 12 + 3], &[1, 2, 3]);
@@ -298,15 +326,7 @@ mod tests {
     #[test]
     fn bgrx_keeps_the_padding_byte() {
         let mut data = vec![7u8; 8];
-        let mut c = Canvas::new(
-            2,
-            1,
-            PixelFormat::BGRA,
-            YuvEncoding::default(),
-            [&mut data, &mut [], &mut []],
-            [8, 0, 0],
-        )
-        .unwrap();
+        let mut c = one_plane(2, 1, PixelFormat::BGRA, &mut data, 8);
         c.fill_rect(0, 0, 2, 1, Rgb(10, 20, 30));
         assert_eq!(data, [30, 20, 10, 7, 30, 20, 10, 7]);
     }
@@ -315,15 +335,13 @@ mod tests {
     fn nv12_writes_luma_and_chroma_blocks() {
         // 4x4 NV12, stride 4: a red 2x2 square at (2, 2).
         let (mut y, mut uv) = (vec![16u8; 16], vec![128u8; 8]);
-        let mut c = Canvas::new(
+        let mut c = canvas(
             4,
             4,
             PixelFormat::Nv12,
-            YuvEncoding::default(),
             [&mut y, &mut uv, &mut []],
             [4, 4, 0],
-        )
-        .unwrap();
+        );
         c.fill_rect(2, 2, 4, 4, Rgb(255, 0, 0));
         assert_eq!(y[2 * 4 + 2], 81);
         assert_eq!(y[0], 16);
@@ -334,15 +352,7 @@ mod tests {
     #[test]
     fn odd_sized_i420_chroma_stays_in_bounds() {
         let (mut y, mut u, mut v) = (vec![0u8; 9], vec![0u8; 4], vec![0u8; 4]);
-        let mut c = Canvas::new(
-            3,
-            3,
-            PixelFormat::I420,
-            YuvEncoding::default(),
-            [&mut y, &mut u, &mut v],
-            [3, 2, 2],
-        )
-        .unwrap();
+        let mut c = canvas(3, 3, PixelFormat::I420, [&mut y, &mut u, &mut v], [3, 2, 2]);
         c.fill_rect(0, 0, 3, 3, Rgb::WHITE);
         assert!(y.iter().all(|&p| p == 235));
         assert!(u.iter().chain(&v).all(|&p| p == 128));
@@ -351,15 +361,7 @@ mod tests {
     #[test]
     fn gray_gets_the_luma() {
         let mut data = vec![0u8; 4];
-        let mut c = Canvas::new(
-            2,
-            2,
-            PixelFormat::Gray8,
-            YuvEncoding::default(),
-            [&mut data, &mut [], &mut []],
-            [2, 0, 0],
-        )
-        .unwrap();
+        let mut c = one_plane(2, 2, PixelFormat::Gray8, &mut data, 2);
         c.fill_rect(0, 0, 1, 1, Rgb(255, 0, 0));
         assert_eq!(data, [76, 0, 0, 0]);
     }
@@ -367,15 +369,7 @@ mod tests {
     #[test]
     fn text_draws_glyph_pixels() {
         let mut data = vec![0u8; 16 * 8];
-        let mut c = Canvas::new(
-            16,
-            8,
-            PixelFormat::Gray8,
-            YuvEncoding::default(),
-            [&mut data, &mut [], &mut []],
-            [16, 0, 0],
-        )
-        .unwrap();
+        let mut c = one_plane(16, 8, PixelFormat::Gray8, &mut data, 16);
         assert_eq!(c.text(0, 0, "I", 1, Rgb::WHITE), 8);
         assert!(
             data.iter().filter(|&&p| p == 255).count() > 8,
@@ -387,15 +381,7 @@ mod tests {
     #[test]
     fn lines_join_their_ends() {
         let mut data = vec![0u8; 10 * 10];
-        let mut c = Canvas::new(
-            10,
-            10,
-            PixelFormat::Gray8,
-            YuvEncoding::default(),
-            [&mut data, &mut [], &mut []],
-            [10, 0, 0],
-        )
-        .unwrap();
+        let mut c = one_plane(10, 10, PixelFormat::Gray8, &mut data, 10);
         c.line(0, 0, 9, 9, 1, Rgb::WHITE);
         assert!((0..10).all(|i| data[i * 10 + i] == 255));
         assert_eq!(data.iter().filter(|&&p| p == 255).count(), 10);

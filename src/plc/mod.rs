@@ -20,21 +20,18 @@ pub mod defectopcuasink;
 pub mod map;
 pub mod modbus;
 pub mod opcua;
+pub mod sink;
 pub mod tracker;
 pub mod verdict;
 
-/// What a verdict is about (the `unit` property of both elements).
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
-#[repr(u32)]
-#[enum_type(name = "GstDefectPlcUnit")]
-pub enum PlcUnit {
-    /// A finished part's verdict (parts come from frames-per-part, DefectPartMeta or
-    /// defect-part events upstream of defectdetect)
-    #[default]
-    #[enum_value(name = "Part: act on each finished part's verdict", nick = "part")]
-    Part = 0,
-    #[enum_value(name = "Frame: act on each frame's verdict", nick = "frame")]
-    Frame = 1,
+crate::element::enumeration! {
+    /// What a verdict is about (the `unit` property of both elements).
+    pub enum PlcUnit("GstDefectPlcUnit") {
+        /// A finished part's verdict (parts come from frames-per-part, DefectPartMeta or
+        /// defect-part events upstream of defectdetect)
+        Part, "part", "Part: act on each finished part's verdict";
+        Frame, "frame", "Frame: act on each frame's verdict";
+    }
 }
 
 impl From<PlcUnit> for tracker::Unit {
@@ -48,7 +45,7 @@ impl From<PlcUnit> for tracker::Unit {
 
 /// Registers both elements.
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    PlcUnit::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    crate::element::mark_plugin_api(&[PlcUnit::static_type()]);
     defectmodbussink::register(plugin)?;
     defectopcuasink::register(plugin)
 }

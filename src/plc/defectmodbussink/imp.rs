@@ -4,20 +4,21 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::element::{self, lock};
+use crate::element::sink::{Connection, Peer, Run};
+use crate::element::{self, PropertySettings, lock};
 use crate::plc::PlcUnit;
 use crate::plc::map::STATUS_REGISTERS;
 use crate::plc::modbus::{Due, EncoderConfig, Event, Modbus, ModbusConfig, Reject, Stats};
-use crate::plc::tracker::{Decision, Tracker};
-use crate::plc::verdict::{self, Verdict};
+use crate::plc::sink::{self, PlcSink, Verdicts};
+use crate::plc::tracker::Decision;
+use crate::plc::verdict::{FrameVerdict, PartVerdict, Verdict};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     element::debug_category(
@@ -26,23 +27,13 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-const DEFAULT_HOST: &str = "127.0.0.1";
-const DEFAULT_PORT: u32 = 502;
-const DEFAULT_UNIT_ID: u32 = 1;
-const DEFAULT_REJECT_COIL: u32 = 0;
-const DEFAULT_PULSE_MS: u32 = 100;
-const DEFAULT_REJECT_DELAY_MS: u32 = 1000;
-const DEFAULT_REJECT_REVIEW: bool = false;
-const DEFAULT_REJECT_UNKNOWN: bool = true;
-const DEFAULT_ENCODER_REGISTER: i32 = -1;
-const DEFAULT_REJECT_DELAY_COUNTS: u32 = 1000;
-const DEFAULT_ENCODER_POLL_MS: u32 = 2;
-const DEFAULT_STATUS_REGISTER: i32 = 0;
-const DEFAULT_MAX_LATENESS_MS: u32 = 20;
-const DEFAULT_TIMEOUT_MS: u32 = 500;
-const DEFAULT_MAX_BACKOFF_MS: u32 = 5000;
-const DEFAULT_DRAIN_TIMEOUT_MS: u32 = 10_000;
-const DEFAULT_REALTIME_PRIORITY: u32 = 0;
+/// The peer of the worker, as its connection warnings name it.
+const PLC: Peer = Peer {
+    name: "PLC",
+    meanwhile: "Rejects falling due meanwhile are missed (missed-rejects); retrying with backoff",
+};
+
+element::subclass!(DefectModbusSink, "GstDefectModbusSink", gst_base::BaseSink, element::pads(&element::any_video_caps(), None) => "Defect Modbus reject sink", "Sink/Network", "Pulses a reject coil over Modbus TCP for failed parts, at the delay to the reject gate, and keeps the PLC's status registers up to date");
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -66,318 +57,92 @@ struct Settings {
     realtime_priority: u32,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            host: DEFAULT_HOST.into(),
-            port: DEFAULT_PORT,
-            unit_id: DEFAULT_UNIT_ID,
-            reject_coil: DEFAULT_REJECT_COIL,
-            pulse_ms: DEFAULT_PULSE_MS,
-            reject_delay_ms: DEFAULT_REJECT_DELAY_MS,
-            reject_review: DEFAULT_REJECT_REVIEW,
-            reject_unknown: DEFAULT_REJECT_UNKNOWN,
-            unit: PlcUnit::default(),
-            encoder_register: DEFAULT_ENCODER_REGISTER,
-            reject_delay_counts: DEFAULT_REJECT_DELAY_COUNTS,
-            encoder_poll_ms: DEFAULT_ENCODER_POLL_MS,
-            status_register: DEFAULT_STATUS_REGISTER,
-            max_lateness_ms: DEFAULT_MAX_LATENESS_MS,
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-            max_backoff_ms: DEFAULT_MAX_BACKOFF_MS,
-            drain_timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS,
-            realtime_priority: DEFAULT_REALTIME_PRIORITY,
-        }
-    }
-}
+element::settings_properties!(Settings for DefectModbusSink {
+    "host" => host,
+    "port" => port,
+    "unit-id" => unit_id,
+    "unit" => unit,
+    "reject-coil" => reject_coil,
+    "pulse-ms" => pulse_ms,
+    "reject-delay-ms" => reject_delay_ms,
+    "reject-review" => reject_review,
+    "reject-unknown" => reject_unknown,
+    "encoder-register" => encoder_register,
+    "reject-delay-counts" => reject_delay_counts,
+    "encoder-poll-ms" => encoder_poll_ms,
+    "status-register" => status_register,
+    "max-pulse-lateness-ms" => max_lateness_ms,
+    "timeout-ms" => timeout_ms,
+    "max-backoff-ms" => max_backoff_ms,
+    "drain-timeout-ms" => drain_timeout_ms,
+    "realtime-priority" => realtime_priority,
+});
+
+element::settings_properties!(Stats {
+    "pulses" => fired,
+    "missed-rejects" => missed,
+    "connected" => connected,
+});
 
 /// What lives between start and stop.
-struct Running {
+pub struct Running {
     modbus: Arc<Modbus>,
-    tracker: Tracker,
+    verdicts: Verdicts,
     encoder: bool,
     model_version: String,
     shadow: bool,
-    warned_no_meta: bool,
 }
 
 #[derive(Default)]
 pub struct DefectModbusSink {
     settings: Mutex<Settings>,
-    running: Mutex<Option<Running>>,
-    /// The counters of the last run, once stopped.
-    last_stats: Mutex<Stats>,
+    run: Run<Running, Stats>,
     /// Set by `unlock`: an EOS drain gives up.
     flushing: AtomicBool,
 }
 
-element::subclass!(DefectModbusSink, "GstDefectModbusSink", gst_base::BaseSink);
-
 impl ObjectImpl for DefectModbusSink {
-    fn constructed(&self) {
-        self.parent_constructed();
-        let obj = self.obj();
-        obj.set_sync(false);
-        // A sink of video frames that only reads their metas: keep no frame alive.
-        obj.set_enable_last_sample(false);
-    }
+    element::sink::constructed!(true);
 
-    fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            vec![
-                glib::ParamSpecString::builder("host")
-                    .nick("Host")
-                    .blurb("Host name or address of the PLC (Modbus TCP server)")
-                    .default_value(Some(DEFAULT_HOST))
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("port")
-                    .nick("Port")
-                    .blurb("TCP port of the PLC")
-                    .minimum(1)
-                    .maximum(u16::MAX.into())
-                    .default_value(DEFAULT_PORT)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("unit-id")
-                    .nick("Unit id")
-                    .blurb("Modbus unit identifier (slave id) of every request")
-                    .maximum(255)
-                    .default_value(DEFAULT_UNIT_ID)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default("unit", PlcUnit::default())
-                    .nick("Unit")
-                    .blurb("Act on each finished part's verdict, or on each frame's")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("reject-coil")
-                    .nick("Reject coil")
-                    .blurb("Coil address (0-based) pulsed for each rejected part or frame")
-                    .maximum(u16::MAX.into())
-                    .default_value(DEFAULT_REJECT_COIL)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("pulse-ms")
-                    .nick("Pulse length")
-                    .blurb("How long the reject coil stays on, in ms")
-                    .minimum(1)
-                    .maximum(60_000)
-                    .default_value(DEFAULT_PULSE_MS)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("reject-delay-ms")
-                    .nick("Reject delay")
-                    .blurb(
-                        "Time from the moment the element sees a part's last frame (or the \
-                         frame) to the reject pulse: the camera-to-gate travel time \
-                         (unused with encoder-register)",
-                    )
-                    .maximum(600_000)
-                    .default_value(DEFAULT_REJECT_DELAY_MS)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoolean::builder("reject-review")
-                    .nick("Reject REVIEW")
-                    .blurb("Reject REVIEW verdicts as well as FAIL ones")
-                    .default_value(DEFAULT_REJECT_REVIEW)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecBoolean::builder("reject-unknown")
-                    .nick("Reject UNKNOWN")
-                    .blurb(
-                        "Reject UNKNOWN verdicts (a part or frame the model did not judge) as \
-                         FAIL ones: a part not inspected must not pass. Off only where \
-                         uninspected parts are checked elsewhere",
-                    )
-                    .default_value(DEFAULT_REJECT_UNKNOWN)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecInt::builder("encoder-register")
-                    .nick("Encoder register")
-                    .blurb(
-                        "Holding register (0-based) with the belt encoder's 16-bit count: \
-                         rejects then fall due after reject-delay-counts counts instead of \
-                         reject-delay-ms (-1 = no encoder)",
-                    )
-                    .minimum(-1)
-                    .maximum(u16::MAX.into())
-                    .default_value(DEFAULT_ENCODER_REGISTER)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("reject-delay-counts")
-                    .nick("Reject delay in counts")
-                    .blurb("Encoder counts from the moment the element sees a part to its pulse")
-                    .maximum(i16::MAX as u32)
-                    .default_value(DEFAULT_REJECT_DELAY_COUNTS)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("encoder-poll-ms")
-                    .nick("Encoder poll interval")
-                    .blurb("How often the encoder register is read, in ms")
-                    .minimum(1)
-                    .maximum(1000)
-                    .default_value(DEFAULT_ENCODER_POLL_MS)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecInt::builder("status-register")
-                    .nick("Status register")
-                    .blurb(
-                        "First holding register (0-based) of the 27-register status block: \
-                         heartbeat, last verdict, counts, model version (-1 = none)",
-                    )
-                    .minimum(-1)
-                    .maximum(i32::from(u16::MAX) - i32::from(STATUS_REGISTERS) + 1)
-                    .default_value(DEFAULT_STATUS_REGISTER)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("max-pulse-lateness-ms")
-                    .nick("Maximum lateness")
-                    .blurb(
-                        "A reject that cannot be written within this many ms of its due time \
-                         is not fired at all, but counted in missed-rejects",
-                    )
-                    .maximum(60_000)
-                    .default_value(DEFAULT_MAX_LATENESS_MS)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("timeout-ms")
-                    .nick("Timeout")
-                    .blurb("Longest wait for the connection and for each answer of the PLC, in ms")
-                    .minimum(1)
-                    .maximum(60_000)
-                    .default_value(DEFAULT_TIMEOUT_MS)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("max-backoff-ms")
-                    .nick("Maximum backoff")
-                    .blurb(
-                        "Longest wait between reconnection attempts in ms \
-                         (the wait starts at 100 ms and doubles)",
-                    )
-                    .minimum(100)
-                    .maximum(3_600_000)
-                    .default_value(DEFAULT_MAX_BACKOFF_MS)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("drain-timeout-ms")
-                    .nick("Drain timeout")
-                    .blurb("At end of stream, longest wait in ms for queued rejects to fall due")
-                    .maximum(3_600_000)
-                    .default_value(DEFAULT_DRAIN_TIMEOUT_MS)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("realtime-priority")
-                    .nick("Real-time priority")
-                    .blurb(
-                        "SCHED_FIFO priority (1-99) of the thread that fires the pulses, so that \
-                         they leave on time on a busy machine; 0 = normal scheduling. Needs \
-                         CAP_SYS_NICE or an RLIMIT_RTPRIO; refused, it is a warning",
-                    )
-                    .maximum(99)
-                    .default_value(DEFAULT_REALTIME_PRIORITY)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt64::builder("pulses")
-                    .nick("Pulses")
-                    .blurb("Rejects fired (written to the PLC)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecUInt64::builder("missed-rejects")
-                    .nick("Missed rejects")
-                    .blurb(
-                        "Rejects not fired: due while not connected, verdict too late, \
-                         write refused or failed, or still queued at stop",
-                    )
-                    .read_only()
-                    .build(),
-                glib::ParamSpecBoolean::builder("connected")
-                    .nick("Connected")
-                    .blurb("Whether the element is connected to the PLC now")
-                    .read_only()
-                    .build(),
-            ]
-        });
-        PROPERTIES.as_ref()
+    element::properties! {
+        string("host", "Host", "127.0.0.1").mutable_ready(): "Host name or address of the PLC (Modbus TCP server)",
+        uint("port", "Port", 1..=u16::MAX.into(), 502).mutable_ready(): "TCP port of the PLC",
+        uint("unit-id", "Unit id", 0..=255, 1).mutable_ready(): "Modbus unit identifier (slave id) of every request",
+        enumeration("unit", "Unit", PlcUnit::default()).mutable_ready(): "Act on each finished part's verdict, or on each frame's",
+        uint("reject-coil", "Reject coil", 0..=u16::MAX.into(), 0).mutable_ready(): "Coil address (0-based) pulsed for each rejected part or frame",
+        uint("pulse-ms", "Pulse length", 1..=60_000, 100).mutable_ready(): "How long the reject coil stays on, in ms",
+        uint("reject-delay-ms", "Reject delay", 0..=600_000, 1000).mutable_playing(): "Time from the moment the element sees a part's last frame (or the frame) to the reject pulse: the camera-to-gate travel time (unused with encoder-register)",
+        boolean("reject-review", "Reject REVIEW", false).mutable_playing(): "Reject REVIEW verdicts as well as FAIL ones",
+        boolean("reject-unknown", "Reject UNKNOWN", true).mutable_playing(): "Reject UNKNOWN verdicts (a part or frame the model did not judge) as FAIL ones: a part not inspected must not pass. Off only where uninspected parts are checked elsewhere",
+        int("encoder-register", "Encoder register", -1..=u16::MAX.into(), -1).mutable_ready(): "Holding register (0-based) with the belt encoder's 16-bit count: rejects then fall due after reject-delay-counts counts instead of reject-delay-ms (-1 = no encoder)",
+        uint("reject-delay-counts", "Reject delay in counts", 0..=i16::MAX as u32, 1000).mutable_playing(): "Encoder counts from the moment the element sees a part to its pulse",
+        uint("encoder-poll-ms", "Encoder poll interval", 1..=1000, 2).mutable_ready(): "How often the encoder register is read, in ms",
+        int("status-register", "Status register", -1..=i32::from(u16::MAX) - i32::from(STATUS_REGISTERS) + 1, 0).mutable_ready(): "First holding register (0-based) of the 27-register status block: heartbeat, last verdict, counts, model version (-1 = none)",
+        uint("max-pulse-lateness-ms", "Maximum lateness", 0..=60_000, 20).mutable_ready(): "A reject that cannot be written within this many ms of its due time is not fired at all, but counted in missed-rejects",
+        uint("timeout-ms", "Timeout", 1..=60_000, 500).mutable_ready(): "Longest wait for the connection and for each answer of the PLC, in ms",
+        uint("max-backoff-ms", "Maximum backoff", 100..=3_600_000, 5000).mutable_ready(): "Longest wait between reconnection attempts in ms (the wait starts at 100 ms and doubles)",
+        uint("drain-timeout-ms", "Drain timeout", 0..=3_600_000, 10_000).mutable_ready(): "At end of stream, longest wait in ms for queued rejects to fall due",
+        uint("realtime-priority", "Real-time priority", 0..=99, 0).mutable_ready(): "SCHED_FIFO priority (1-99) of the thread that fires the pulses, so that they leave on time on a busy machine; 0 = normal scheduling. Needs CAP_SYS_NICE or an RLIMIT_RTPRIO; refused, it is a warning",
+        uint64("pulses", "Pulses").read_only(): "Rejects fired (written to the PLC)",
+        uint64("missed-rejects", "Missed rejects").read_only(): "Rejects not fired: due while not connected, verdict too late, write refused or failed, or still queued at stop",
+        boolean("connected", "Connected").read_only(): "Whether the element is connected to the PLC now",
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = lock(&self.settings);
-        let number = |default: u32| value.get::<u32>().unwrap_or(default);
-        let signed = |default: i32| value.get::<i32>().unwrap_or(default);
-        match pspec.name() {
-            "host" => {
-                s.host = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| DEFAULT_HOST.into())
-            }
-            "port" => s.port = number(DEFAULT_PORT),
-            "unit-id" => s.unit_id = number(DEFAULT_UNIT_ID),
-            "unit" => s.unit = value.get().unwrap_or_default(),
-            "reject-coil" => s.reject_coil = number(DEFAULT_REJECT_COIL),
-            "pulse-ms" => s.pulse_ms = number(DEFAULT_PULSE_MS),
-            "reject-delay-ms" => s.reject_delay_ms = number(DEFAULT_REJECT_DELAY_MS),
-            "reject-review" => s.reject_review = value.get().unwrap_or(DEFAULT_REJECT_REVIEW),
-            "reject-unknown" => s.reject_unknown = value.get().unwrap_or(DEFAULT_REJECT_UNKNOWN),
-            "encoder-register" => s.encoder_register = signed(DEFAULT_ENCODER_REGISTER),
-            "reject-delay-counts" => s.reject_delay_counts = number(DEFAULT_REJECT_DELAY_COUNTS),
-            "encoder-poll-ms" => s.encoder_poll_ms = number(DEFAULT_ENCODER_POLL_MS),
-            "status-register" => s.status_register = signed(DEFAULT_STATUS_REGISTER),
-            "max-pulse-lateness-ms" => s.max_lateness_ms = number(DEFAULT_MAX_LATENESS_MS),
-            "timeout-ms" => s.timeout_ms = number(DEFAULT_TIMEOUT_MS),
-            "max-backoff-ms" => s.max_backoff_ms = number(DEFAULT_MAX_BACKOFF_MS),
-            "drain-timeout-ms" => s.drain_timeout_ms = number(DEFAULT_DRAIN_TIMEOUT_MS),
-            "realtime-priority" => s.realtime_priority = number(DEFAULT_REALTIME_PRIORITY),
-            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
-        }
+        element::set_property(&self.settings, value, pspec);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        match pspec.name() {
-            "pulses" => return self.stats().fired.to_value(),
-            "missed-rejects" => return self.stats().missed.to_value(),
-            "connected" => return self.stats().connected.to_value(),
-            _ => {}
-        }
-        let s = lock(&self.settings);
-        match pspec.name() {
-            "host" => s.host.to_value(),
-            "port" => s.port.to_value(),
-            "unit-id" => s.unit_id.to_value(),
-            "unit" => s.unit.to_value(),
-            "reject-coil" => s.reject_coil.to_value(),
-            "pulse-ms" => s.pulse_ms.to_value(),
-            "reject-delay-ms" => s.reject_delay_ms.to_value(),
-            "reject-review" => s.reject_review.to_value(),
-            "reject-unknown" => s.reject_unknown.to_value(),
-            "encoder-register" => s.encoder_register.to_value(),
-            "reject-delay-counts" => s.reject_delay_counts.to_value(),
-            "encoder-poll-ms" => s.encoder_poll_ms.to_value(),
-            "status-register" => s.status_register.to_value(),
-            "max-pulse-lateness-ms" => s.max_lateness_ms.to_value(),
-            "timeout-ms" => s.timeout_ms.to_value(),
-            "max-backoff-ms" => s.max_backoff_ms.to_value(),
-            "drain-timeout-ms" => s.drain_timeout_ms.to_value(),
-            "realtime-priority" => s.realtime_priority.to_value(),
-            _ => unimplemented!(),
-        }
+        self.stats()
+            .get(pspec)
+            .unwrap_or_else(|| element::property(&self.settings, pspec))
     }
-}
-
-impl ElementImpl for DefectModbusSink {
-    element::describe!(element::pads(&element::any_video_caps(), None) =>
-        "Defect Modbus reject sink", "Sink/Network",
-        "Pulses a reject coil over Modbus TCP for failed parts, at the delay to the reject gate, and keeps the PLC's status registers up to date");
 }
 
 impl BaseSinkImpl for DefectModbusSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let s = lock(&self.settings).clone();
-        let port = u16::try_from(s.port).map_err(|_| {
-            gst::error_msg!(gst::LibraryError::Settings, ["Invalid port {}", s.port])
-        })?;
+        let port = element::sink::port(s.port)?;
         let encoder = u16::try_from(s.encoder_register)
             .ok()
             .map(|register| EncoderConfig {
@@ -398,18 +163,10 @@ impl BaseSinkImpl for DefectModbusSink {
             ..ModbusConfig::new(s.host.clone(), port)
         };
         let target = format!("{}:{}", s.host, port);
-        let weak = self.obj().downgrade();
-        let modbus = Modbus::start(config, move |event| {
-            if let Some(obj) = weak.upgrade() {
-                obj.imp().on_event(&target, event);
-            }
-        })
-        .map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::Failed,
-                ["Cannot start the Modbus worker thread: {}", e]
-            )
-        })?;
+        let modbus =
+            element::sink::start_worker(self, target, Self::on_event, "Modbus worker", |events| {
+                Modbus::start(config, events)
+            })?;
         gst::debug!(
             CAT,
             imp = self,
@@ -419,26 +176,23 @@ impl BaseSinkImpl for DefectModbusSink {
             s.host,
             port
         );
-        *lock(&self.last_stats) = Stats::default();
-        *lock(&self.running) = Some(Running {
+        self.run.start(Running {
             modbus: Arc::new(modbus),
-            tracker: Tracker::new(s.unit.into()),
+            verdicts: Verdicts::new(s.unit),
             encoder: encoder.is_some(),
             model_version: String::new(),
             shadow: false,
-            warned_no_meta: false,
         });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        let Some(running) = lock(&self.running).take() else {
-            return Ok(());
-        };
-        // Not under the lock: the properties stay readable while the worker finishes.
-        let stats = running.modbus.stop();
-        *lock(&self.last_stats) = stats;
-        gst::info!(CAT, imp = self, "stopped: {stats:?}");
+        if let Some(stats) = self.run.stop(|running| {
+            let stats = running.modbus.stop();
+            (stats, stats)
+        }) {
+            gst::info!(CAT, imp = self, "stopped: {stats:?}");
+        }
         Ok(())
     }
 
@@ -453,25 +207,30 @@ impl BaseSinkImpl for DefectModbusSink {
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let seen = Instant::now();
-        let mut guard = lock(&self.running);
-        let Some(running) = guard.as_mut() else {
-            return Err(gst::FlowError::Flushing);
-        };
-        let Some(frame) = verdict::frame_verdict_or_warn(
-            self.obj().upcast_ref(),
-            buffer,
-            &mut running.warned_no_meta,
-        ) else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
+        sink::render(self, buffer)
+    }
+
+    fn event(&self, event: gst::Event) -> bool {
+        sink::part_event(self, &event);
+        if let gst::EventView::Eos(_) = event.view() {
+            self.drain();
+        }
+        self.parent_event(event)
+    }
+}
+
+impl PlcSink for DefectModbusSink {
+    type Running = Running;
+
+    /// Keeps the model version in the status block, and acts on a complete decision.
+    fn on_frame(&self, running: &mut Running, frame: FrameVerdict, decision: Option<Decision>) {
         let version = if frame.model_version.is_empty() {
-            &frame.model_id
+            frame.model_id
         } else {
-            &frame.model_version
+            frame.model_version
         };
-        if *version != running.model_version || frame.shadow != running.shadow {
-            running.model_version = version.clone();
+        if version != running.model_version || frame.shadow != running.shadow {
+            running.model_version = version;
             running.shadow = frame.shadow;
             let (version, shadow) = (running.model_version.clone(), running.shadow);
             running.modbus.update_status(|status| {
@@ -479,40 +238,27 @@ impl BaseSinkImpl for DefectModbusSink {
                 status.shadow = shadow;
             });
         }
-        if let Some(decision) = running.tracker.frame(&frame, seen) {
+        if let Some(decision) = decision {
             self.act(running, decision);
         }
-        Ok(gst::FlowSuccess::Ok)
     }
 
-    fn event(&self, event: gst::Event) -> bool {
-        match event.view() {
-            gst::EventView::CustomDownstream(custom) => {
-                if let Some(part) = custom
-                    .structure()
-                    .and_then(|s| verdict::part_verdict_or_warn(&*self.obj(), s))
-                {
-                    let now = Instant::now();
-                    if let Some(running) = lock(&self.running).as_mut()
-                        && let Some(decision) = running.tracker.part(&part, now)
-                    {
-                        self.act(running, decision);
-                    }
-                }
-            }
-            gst::EventView::Eos(_) => self.drain(),
-            _ => {}
-        }
-        self.parent_event(event)
+    fn on_part(&self, running: &mut Running, _part: &PartVerdict, decision: Decision) {
+        self.act(running, decision);
+    }
+
+    fn running(&self) -> &Mutex<Option<Running>> {
+        self.run.state()
+    }
+
+    fn verdicts(running: &mut Running) -> &mut Verdicts {
+        &mut running.verdicts
     }
 }
 
 impl DefectModbusSink {
     fn stats(&self) -> Stats {
-        match lock(&self.running).as_ref() {
-            Some(running) => running.modbus.stats(),
-            None => *lock(&self.last_stats),
-        }
+        self.run.counters(|running| running.modbus.stats())
     }
 
     /// Updates the status block and, for a verdict to reject, queues the pulse.
@@ -534,7 +280,7 @@ impl DefectModbusSink {
             Verdict::Pass => false,
         };
         let reject = rejectable && !decision.shadow;
-        let counts = running.tracker.counts();
+        let counts = running.verdicts.tracker.counts();
         running.modbus.update_status(|status| {
             status.last_verdict = Some(decision.verdict);
             status.shadow = decision.shadow;
@@ -546,7 +292,7 @@ impl DefectModbusSink {
             status.unknown = counts.unknown;
         });
         let label = match &decision.part_id {
-            Some(part) if running.tracker.unit() == crate::plc::tracker::Unit::Part => {
+            Some(part) if running.verdicts.tracker.unit() == crate::plc::tracker::Unit::Part => {
                 format!("part {part}")
             }
             _ => format!("frame {}", decision.frame),
@@ -584,7 +330,7 @@ impl DefectModbusSink {
     fn drain(&self) {
         let timeout = Duration::from_millis(lock(&self.settings).drain_timeout_ms.into());
         // Not under the lock: the properties stay readable meanwhile.
-        let Some(modbus) = lock(&self.running).as_ref().map(|r| r.modbus.clone()) else {
+        let Some(modbus) = self.run.lock().as_ref().map(|r| r.modbus.clone()) else {
             return;
         };
         if modbus.stats().pending == 0 {
@@ -617,36 +363,18 @@ impl DefectModbusSink {
             Event::Connected { reconnect: true } => {
                 gst::info!(CAT, imp = self, "reconnected to the PLC at {target}")
             }
-            Event::ConnectFailed(reason) => gst::element_imp_warning!(
-                self,
-                gst::ResourceError::OpenWrite,
-                ("Cannot connect to the PLC at {}: {}", target, reason),
-                [
-                    "Rejects falling due meanwhile are missed (missed-rejects); retrying with backoff"
-                ]
-            ),
-            Event::ConnectionLost(reason) => gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Write,
-                ("Lost the connection to the PLC at {}: {}", target, reason),
-                [
-                    "Rejects falling due meanwhile are missed (missed-rejects); retrying with backoff"
-                ]
-            ),
+            Event::ConnectFailed(reason) => PLC.warn(self, target, Connection::Failed, &reason),
+            Event::ConnectionLost(reason) => PLC.warn(self, target, Connection::Lost, &reason),
             Event::PriorityRefused { priority, reason } => gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Settings,
-                (
-                    "Cannot run the reject thread at real-time priority {}: {}",
-                    priority,
-                    reason
-                ),
+                ("Cannot run the reject thread at real-time priority {priority}: {reason}"),
                 ["It runs at normal priority: give the process CAP_SYS_NICE or an rtprio limit"]
             ),
             Event::Refused(message) => gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Write,
-                ("The PLC at {} refused a write: {}", target, message),
+                ("The PLC at {target} refused a write: {message}"),
                 ["Check unit-id, reject-coil, status-register and encoder-register"]
             ),
             Event::Fired {
@@ -671,7 +399,7 @@ impl DefectModbusSink {
             Event::Failed(message) => gst::element_imp_error!(
                 self,
                 gst::ResourceError::Failed,
-                ("The Modbus worker failed: {}", message),
+                ("The Modbus worker failed: {message}"),
                 ["No reject can be fired any more"]
             ),
             Event::Missed { label, reason } => {

@@ -55,10 +55,7 @@ use gst::glib;
 
 mod imp;
 
-glib::wrapper! {
-    pub struct DefectModbusSink(ObjectSubclass<imp::DefectModbusSink>)
-        @extends gst_base::BaseSink, gst::Element, gst::Object;
-}
+crate::element::wrapper!(DefectModbusSink, gst_base::BaseSink);
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     crate::element::register::<DefectModbusSink>(plugin, "defectmodbussink")

@@ -46,29 +46,18 @@ use gst::prelude::*;
 
 mod imp;
 
-glib::wrapper! {
-    pub struct DefectOpcUaSink(ObjectSubclass<imp::DefectOpcUaSink>)
-        @extends gst_base::BaseSink, gst::Element, gst::Object;
-}
+crate::element::wrapper!(DefectOpcUaSink, gst_base::BaseSink);
 
-/// How OPC UA clients must secure the channel (the `security-mode` property).
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
-#[repr(u32)]
-#[enum_type(name = "GstDefectOpcUaSecurityMode")]
-pub enum SecurityMode {
-    #[default]
-    #[enum_value(name = "None: no signing, no encryption", nick = "none")]
-    None = 0,
-    #[enum_value(name = "Sign: Basic256Sha256, signed", nick = "sign")]
-    Sign = 1,
-    #[enum_value(
-        name = "SignAndEncrypt: Basic256Sha256, signed and encrypted",
-        nick = "sign-and-encrypt"
-    )]
-    SignAndEncrypt = 2,
+crate::element::enumeration! {
+    /// How OPC UA clients must secure the channel (the `security-mode` property).
+    pub enum SecurityMode("GstDefectOpcUaSecurityMode") {
+        None, "none", "None: no signing, no encryption";
+        Sign, "sign", "Sign: Basic256Sha256, signed";
+        SignAndEncrypt, "sign-and-encrypt", "SignAndEncrypt: Basic256Sha256, signed and encrypted";
+    }
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    SecurityMode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    crate::element::mark_plugin_api(&[SecurityMode::static_type()]);
     crate::element::register::<DefectOpcUaSink>(plugin, "defectopcuasink")
 }
