@@ -374,6 +374,8 @@ struct Decided {
     parts: Vec<PartVerdict>,
     width: f32,
     height: f32,
+    /// An anomaly model's output for the frame (its map goes on the buffer).
+    anomaly: Option<Arc<AnomalyOutput>>,
 }
 
 impl DefectDetect {
@@ -494,7 +496,7 @@ impl DefectDetect {
         } else {
             Seen::NotInspected
         };
-        Ok(self.decided(
+        let mut decided = self.decided(
             state,
             identity,
             frame_number,
@@ -503,7 +505,9 @@ impl DefectDetect {
             verdict,
             inference,
             carried_from,
-        ))
+        );
+        decided.anomaly = anomaly;
+        Ok(decided)
     }
 
     /// The streaming thread hands the frame to the worker if it is free and takes the newest
@@ -552,6 +556,7 @@ impl DefectDetect {
             .carry
             .as_ref()
             .filter(|c| c.part == key && c.caps_serial == state.caps_serial);
+        let anomaly = carried.and_then(|c| c.anomaly.clone());
         let (identity, verdict, inference, carried_from) = match carried {
             Some(c) => (
                 c.identity.clone(),
@@ -579,6 +584,7 @@ impl DefectDetect {
             carried_from,
         );
         decided.inspected = matches!(seen, Seen::Pending);
+        decided.anomaly = anomaly;
         Ok(decided)
     }
 
@@ -612,6 +618,7 @@ impl DefectDetect {
             parts: state.parts.take_ready(),
             width: state.info.width() as f32,
             height: state.info.height() as f32,
+            anomaly: None,
         }
     }
 
@@ -702,6 +709,12 @@ impl DefectDetect {
             report.class_name,
         );
         report.attach_verdict_meta(buffer);
+        if let Some(anomaly) = &decided.anomaly {
+            meta::AnomalyMapMeta {
+                map: anomaly.map.clone(),
+            }
+            .attach(buffer);
+        }
         let running_time = self.running_time(buffer);
         let messages = [
             report.detections_message(buffer, running_time),

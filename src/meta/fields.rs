@@ -88,3 +88,8 @@ pub const REJECT_MISSED_MESSAGE: &str = "defect-reject-missed";
 pub const LATE_US: &str = "late-us";
 /// Why a reject was missed (a string; the `reason` structures of verdicts are another thing).
 pub const MISSED_BECAUSE: &str = "reason";
+
+// The anomaly map of an anomaly model's frame (`DefectAnomalyMapMeta`).
+pub const ANOMALY_MAP_META: &str = "DefectAnomalyMapMeta";
+/// The map's scores: `width * height` f32, little-endian, row-major (a `GBytes`).
+pub const ANOMALY_MAP_SCORES: &str = "scores";
