@@ -710,7 +710,7 @@ impl DefectDetect {
         );
         report.attach_verdict_meta(buffer);
         if let Some(anomaly) = &decided.anomaly {
-            meta::AnomalyMapMeta {
+            meta::AnomalyScoresMeta {
                 map: anomaly.map.clone(),
             }
             .attach(buffer);

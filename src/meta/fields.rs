@@ -89,7 +89,7 @@ pub const LATE_US: &str = "late-us";
 /// Why a reject was missed (a string; the `reason` structures of verdicts are another thing).
 pub const MISSED_BECAUSE: &str = "reason";
 
-// The anomaly map of an anomaly model's frame (`DefectAnomalyMapMeta`).
-pub const ANOMALY_MAP_META: &str = "DefectAnomalyMapMeta";
+// The anomaly map of an anomaly model's frame (`DefectAnomalyScoresMeta`).
+pub const ANOMALY_SCORES_META: &str = "DefectAnomalyScoresMeta";
 /// The map's scores: `width * height` f32, little-endian, row-major (a `GBytes`).
-pub const ANOMALY_MAP_SCORES: &str = "scores";
+pub const ANOMALY_SCORES: &str = "scores";

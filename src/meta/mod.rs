@@ -16,8 +16,8 @@
 //!   (string or integer) names the part the frame shows.
 //! - `defect-part` (a custom downstream serialized event an application sends upstream):
 //!   field `part-id` names the part of the frames that follow, until the next such event.
-//! - `DefectAnomalyMapMeta` (a `GstCustomMeta`, added by `defectdetect` running an anomaly
-//!   model): the frame's anomaly map, `width`, `height` and `scores` ([`AnomalyMapMeta`]).
+//! - `DefectAnomalyScoresMeta` (a `GstCustomMeta`, added by `defectdetect` running an anomaly
+//!   model): the frame's anomaly map, `width`, `height` and `scores` ([`AnomalyScoresMeta`]).
 
 //!
 //! Each of them is a type here, written to and read from its `gst::Structure` by this module
@@ -29,7 +29,7 @@
 
 use gst::glib;
 
-mod anomaly_map;
+mod anomaly_scores;
 mod detection;
 pub mod fields;
 mod model_info;
@@ -38,9 +38,9 @@ mod structure;
 mod values;
 mod verdict;
 
-pub use anomaly_map::AnomalyMapMeta;
+pub use anomaly_scores::AnomalyScoresMeta;
 pub use detection::{Classification, DetectionParams, DetectionsMessage, Reason};
-pub use fields::{ANOMALY_MAP_META, PART_EVENT, PART_META, VERDICT_META};
+pub use fields::{ANOMALY_SCORES_META, PART_EVENT, PART_META, VERDICT_META};
 pub use model_info::ModelInfoMeta;
 pub use reject::{RejectMessage, RejectMissedMessage};
 pub use structure::MetaError;
@@ -51,7 +51,7 @@ const PART_ID_FIELD: &str = fields::PART_ID;
 
 /// Registers the custom metas (idempotent).
 pub fn register() {
-    for name in [VERDICT_META, PART_META, ANOMALY_MAP_META] {
+    for name in [VERDICT_META, PART_META, ANOMALY_SCORES_META] {
         if !gst::meta::CustomMeta::is_registered(name) {
             gst::meta::CustomMeta::register(name, &[]);
         }

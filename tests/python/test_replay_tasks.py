@@ -144,7 +144,7 @@ def test_classifier_sweep_writes_min_confidences_the_element_loads(textures, tmp
     # The element loads it: a replay with it runs, and FAILs exactly the images at or above their
     # class's new threshold.
     result = replay("--model", CLASSIFIER, "--images", root / "images", "--truth", tmp_path / "truth.csv",
-                    "--policy", tmp_path / "swept-policy.toml", "--out", tmp_path / "again")
+                    "--policy", tmp_path / "swept-policy.toml", "--task", "classify", "--out", tmp_path / "again")
     report = json.loads((tmp_path / "again" / "report.json").read_text())
     fails = sum(float(p.max()) >= parsed["classes"].get(NEU[int(np.argmax(p))], {"min-confidence": 2})["min-confidence"] - 1e-6
                 for _, p in kept)
@@ -266,3 +266,9 @@ def test_bad_image_truth_and_masks_are_refused_before_the_model_runs(surfaces, t
                     check=False)
     assert "--masks: only for anomaly models (this one is classify)" in result.stderr, result.stderr
     assert "use --sweep-recall" in result.stderr, result.stderr
+    # --task is the element's `task` property: a classifier run as an anomaly model is refused by
+    # the element (its output is no anomaly map), before any frame.
+    result = replay("--model", CLASSIFIER, "--images", root / "images", "--truth", root / "truth.csv",
+                    "--task", "anomaly", check=False)
+    assert result.returncode == 1 and "defectdetect" in result.stderr, result.stderr
+    assert "replayed" not in result.stderr

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `DefectAnomalyMapMeta`: the anomaly map an anomaly model gave for a frame, as the model
+//! `DefectAnomalyScoresMeta`: the anomaly map an anomaly model gave for a frame, as the model
 //! output it (its own resolution, raw scores in the model's units), so that downstream
 //! elements and `defect-replay` (pixel-level AUROC) can read it. Fields: `width`, `height`
 //! (guint, the map's cells) and `scores` (`GBytes`: `width * height` little-endian f32,
@@ -13,20 +13,20 @@ use crate::analysis::anomaly::AnomalyMap;
 
 /// An anomaly map as the meta carries it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AnomalyMapMeta {
+pub struct AnomalyScoresMeta {
     pub map: AnomalyMap,
 }
 
-impl AnomalyMapMeta {
+impl AnomalyScoresMeta {
     pub fn to_structure(&self) -> gst::Structure {
         let mut bytes = Vec::with_capacity(self.map.data.len() * 4);
         for v in &self.map.data {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
-        gst::Structure::builder(f::ANOMALY_MAP_META)
+        gst::Structure::builder(f::ANOMALY_SCORES_META)
             .field(f::WIDTH, self.map.width as u32)
             .field(f::HEIGHT, self.map.height as u32)
-            .field(f::ANOMALY_MAP_SCORES, glib::Bytes::from_owned(bytes))
+            .field(f::ANOMALY_SCORES, glib::Bytes::from_owned(bytes))
             .build()
     }
 
@@ -34,11 +34,11 @@ impl AnomalyMapMeta {
         let r = Reader::new(s);
         let width: u32 = r.required(f::WIDTH)?;
         let height: u32 = r.required(f::HEIGHT)?;
-        let bytes: glib::Bytes = r.required(f::ANOMALY_MAP_SCORES)?;
+        let bytes: glib::Bytes = r.required(f::ANOMALY_SCORES)?;
         let cells = width as usize * height as usize;
         if bytes.len() != cells * 4 {
             return Err(r.error(
-                f::ANOMALY_MAP_SCORES,
+                f::ANOMALY_SCORES,
                 format!(
                     "holds {} bytes where a {width}x{height} map needs {}",
                     bytes.len(),
@@ -62,7 +62,7 @@ impl AnomalyMapMeta {
     /// Adds the meta to a buffer.
     pub fn attach(&self, buffer: &mut gst::BufferRef) {
         let fields = self.to_structure();
-        if let Ok(mut custom) = gst::meta::CustomMeta::add(buffer, f::ANOMALY_MAP_META) {
+        if let Ok(mut custom) = gst::meta::CustomMeta::add(buffer, f::ANOMALY_SCORES_META) {
             let structure = custom.mut_structure();
             for (name, value) in fields.iter() {
                 structure.set_value(name, value.clone());
@@ -73,7 +73,7 @@ impl AnomalyMapMeta {
     /// The buffer's anomaly map: None when it has none, an error naming the field when it is
     /// malformed.
     pub fn from_buffer(buffer: &gst::BufferRef) -> Option<Result<Self, MetaError>> {
-        let meta = gst::meta::CustomMeta::from_buffer(buffer, f::ANOMALY_MAP_META).ok()?;
+        let meta = gst::meta::CustomMeta::from_buffer(buffer, f::ANOMALY_SCORES_META).ok()?;
         Some(Self::from_structure(meta.structure()))
     }
 }
@@ -86,7 +86,7 @@ mod tests {
     fn reads_back_what_it_wrote_and_names_a_short_map() {
         gst::init().unwrap();
         super::super::register();
-        let meta = AnomalyMapMeta {
+        let meta = AnomalyScoresMeta {
             map: AnomalyMap {
                 width: 3,
                 height: 2,
@@ -95,12 +95,15 @@ mod tests {
         };
         let mut buffer = gst::Buffer::new();
         meta.attach(buffer.get_mut().unwrap());
-        assert_eq!(AnomalyMapMeta::from_buffer(&buffer), Some(Ok(meta.clone())));
+        assert_eq!(
+            AnomalyScoresMeta::from_buffer(&buffer),
+            Some(Ok(meta.clone()))
+        );
         let mut s = meta.to_structure();
         s.set(f::WIDTH, 4u32);
-        let e = AnomalyMapMeta::from_structure(&s).unwrap_err();
-        assert_eq!(e.field, f::ANOMALY_MAP_SCORES);
+        let e = AnomalyScoresMeta::from_structure(&s).unwrap_err();
+        assert_eq!(e.field, f::ANOMALY_SCORES);
         assert!(e.to_string().contains("needs 32"), "{e}");
-        assert!(AnomalyMapMeta::from_buffer(&gst::Buffer::new()).is_none());
+        assert!(AnomalyScoresMeta::from_buffer(&gst::Buffer::new()).is_none());
     }
 }
