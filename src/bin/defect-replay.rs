@@ -516,7 +516,10 @@ fn check_paths(cli: &Cli) -> Result<(), String> {
 }
 
 /// An image folder's files, each with its size from its header.
-fn sized_images(dir: &Path) -> Result<Vec<(PathBuf, (u32, u32))>, String> {
+/// An image file and its width and height.
+type SizedFile = (PathBuf, (u32, u32));
+
+fn sized_images(dir: &Path) -> Result<Vec<SizedFile>, String> {
     let (files, _) = gstdefect::replay::image_files(dir).map_err(|e| e.to_string())?;
     let mut sized = Vec::new();
     let mut problems = Vec::new();

@@ -201,9 +201,14 @@ impl ClassifyReport {
             "predictions": self.images.iter().map(|i| json!({
                 "file_name": i.file_name,
                 "truth": self.class_names[i.truth],
-                "classes": i.predicted.iter().map(|(c, p)| json!({"name": self.class_names.get(*c), "confidence": p})).collect::<Vec<_>>(),
+                "classes": i.predicted.iter().map(|&(c, p)| self.class_json(c, p)).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
+    }
+
+    fn class_json(&self, class: usize, confidence: f32) -> serde_json::Value {
+        let name = self.class_names.get(class).cloned();
+        json!({"name": name, "confidence": confidence})
     }
 
     /// Per class, the `min-confidence` reaching `target_recall` (see

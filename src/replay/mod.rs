@@ -234,7 +234,7 @@ impl Session {
                     "task {task:?} is not one of {valid:?}"
                 )));
             }
-            detect.set_property_from_str("task", task);
+            detect.set_property_from_str(crate::meta::fields::TASK, task);
         }
         if let Some(k) = options.top_k {
             if !(1..=1000).contains(&k) {
