@@ -6,6 +6,10 @@
 //! (every problem at once, with the image or annotation id), the image files against the
 //! truth, the model and policy (loaded by the element), the truth's classes against the
 //! model's. `defect-replay --help` documents every option.
+//!
+//! Each task of `defectdetect` is scored: detectors against boxes (COCO or YOLO), classifiers
+//! against each image's class, anomaly models against good/defective labels and optional
+//! masks (CSV or COCO; see `gstdefect::replay::labels`).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -16,18 +20,28 @@ use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use gstdefect::policy::{Policy, parse_policy};
+use gstdefect::replay::image_report::{
+    AnomalyReport, ClassifyReport, score_anomaly, score_classification, write_image_outputs,
+};
+use gstdefect::replay::labels::{ImageTruth, LabelKind, check_masks};
+use gstdefect::replay::onnx_meta;
 use gstdefect::replay::report::{Report, compare, score, sweep, sweep_max_recall, write_outputs};
 use gstdefect::replay::truth::GroundTruth;
-use gstdefect::replay::{ReplayOptions, Session, Source, image_size};
+use gstdefect::replay::{Replay, ReplayOptions, Session, Source, image_size};
 
 /// Replays recorded video or a folder of images through `defectdetect` (the same model and
-/// policy as on the line) and scores detections and verdicts against ground truth.
+/// policy as on the line) and scores its results and verdicts against ground truth.
 ///
-/// Prints per-class precision, recall, F1 and AP, mAP, verdict escapes and false rejects per
-/// frame and per part, and latency. Precision, recall and F1 use each class's policy
+/// Detectors: per-class precision, recall, F1 and AP, mAP, verdict escapes and false rejects
+/// per frame and per part, and latency. Precision, recall and F1 use each class's policy
 /// `min-confidence` (at least --conf). Verdicts are scored against the truth boxes the policy
 /// inspects: a frame is defective when a truth box has its centre in the policy's region and
 /// in no ignore mask.
+///
+/// Classifiers (an image folder; truth: each image's class): top-1 (and top-k) accuracy,
+/// per-class precision, recall and F1, the confusion matrix. Anomaly models (an image folder;
+/// truth: good or defective per image, masks optional): image AUROC, the F1-optimal image
+/// threshold, and with --masks pixel AUROC and the F1-optimal pixel threshold.
 #[derive(Debug, Parser)]
 #[command(name = "defect-replay", version, about, long_about)]
 #[command(group = clap::ArgGroup::new("source").required(true).args(["video", "images"]))]
@@ -47,10 +61,42 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     images: Option<PathBuf>,
 
-    /// Ground truth: a COCO JSON file (its image ids, file names and category ids are kept
-    /// in the exports) or a folder of YOLO .txt label files (class ids of the model).
-    #[arg(long, value_name = "GT.json|LABELS_DIR")]
+    /// Ground truth. Detectors: a COCO JSON file (its image ids, file names and category ids
+    /// are kept in the exports) or a folder of YOLO .txt label files (class ids of the
+    /// model). Classifiers and anomaly models: a CSV file of `file,label` lines (a class name
+    /// of the model; for anomaly models `good` or `defective`) or a COCO JSON file (a
+    /// classifier's images carry annotations of one category each; an anomaly model's image is
+    /// defective when it has any annotation).
+    #[arg(long, value_name = "GT.json|GT.csv|LABELS_DIR")]
     truth: PathBuf,
+
+    /// The model's task, as `defectdetect task=` (default: the model's `task` metadata, else
+    /// what its outputs look like).
+    #[arg(long, value_enum)]
+    task: Option<TaskArg>,
+
+    /// Classifiers: how many of the most probable classes the element attaches (its `top-k`);
+    /// above 1 the report adds the top-k accuracy.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    top_k: Option<u32>,
+
+    /// Anomaly models: a folder of PNG masks named after the images' stems (non-zero pixel =
+    /// defective), each of its image's size; a good image may have none, a defective one needs
+    /// one. Adds pixel AUROC and the F1-optimal pixel threshold.
+    #[arg(long, value_name = "DIR")]
+    masks: Option<PathBuf>,
+
+    /// Anomaly models with --masks: score every N-th pixel on both axes (1: every pixel).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pixel_stride: u32,
+
+    /// Anomaly models: write DIR/swept-policy.toml (--out, else the current folder) with the
+    /// F1-optimal image threshold, and with --masks the F1-optimal pixel threshold, in its
+    /// `[anomaly]` section (the rest of --policy kept). Classifiers and detectors use
+    /// --sweep-recall.
+    #[arg(long)]
+    sweep: bool,
 
     /// Inspection policy (TOML), as `defectdetect policy=`; without one every detection
     /// above --conf fails its frame.
@@ -82,6 +128,8 @@ struct Cli {
     /// Write DIR/swept-policy.toml (--out, else the current folder): per class, the
     /// threshold reaching this recall with the best precision (where it is out of reach, the
     /// threshold of the highest recall reached, said in the file's header). In (0, 1].
+    /// Detectors: over the detections; classifiers: a class's images found as the top-1
+    /// class with at least that confidence.
     #[arg(long, value_name = "R", value_parser = parse_recall)]
     sweep_recall: Option<f64>,
 
@@ -97,6 +145,32 @@ struct Cli {
     /// line every 10 % or 10 s otherwise (auto), or either, or none.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     progress: ProgressMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TaskArg {
+    Detect,
+    Classify,
+    Anomaly,
+}
+
+impl TaskArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Detect => "detect",
+            Self::Classify => "classify",
+            Self::Anomaly => "anomaly",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "detect" => Some(Self::Detect),
+            "classify" => Some(Self::Classify),
+            "anomaly" => Some(Self::Anomaly),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -260,6 +334,106 @@ fn load_policy(path: Option<&Path>) -> Result<Option<Policy>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The ground truth, as the model's task reads it.
+enum Truth {
+    /// Boxes (detectors).
+    Boxes(GroundTruth),
+    /// One label per image (classifiers, anomaly models), and the anomaly masks of each
+    /// replayed image file (in file order) when --masks is given.
+    Labels {
+        labels: ImageTruth,
+        kind: LabelKind,
+        masks: Option<Vec<Option<PathBuf>>>,
+    },
+}
+
+/// Reads and checks the truth for `task`, and for an image folder checks its files (and the
+/// masks) against it: all before any model is loaded.
+fn load_truth(cli: &Cli, task: TaskArg) -> Result<Truth, String> {
+    let kind = match task {
+        TaskArg::Detect => {
+            let truth = GroundTruth::load(&cli.truth).map_err(|e| e.to_string())?;
+            if let Some(dir) = &cli.images {
+                check_images(dir, &truth)?;
+            }
+            return Ok(Truth::Boxes(truth));
+        }
+        TaskArg::Classify => LabelKind::Class,
+        TaskArg::Anomaly => LabelKind::Anomaly,
+    };
+    let labels = ImageTruth::load(&cli.truth, kind).map_err(|e| e.to_string())?;
+    let Some(dir) = &cli.images else {
+        return Err(format!(
+            "a {} model is scored on an image folder (--images), not on a video",
+            task.as_str()
+        ));
+    };
+    let files = sized_images(dir)?;
+    let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    labels.match_files(&paths).map_err(|e| e.to_string())?;
+    let masks = match &cli.masks {
+        Some(masks) => {
+            let defective = labels.defective();
+            let of_file: Vec<bool> = paths
+                .iter()
+                .map(|p| {
+                    labels
+                        .image_of_file(&gstdefect::replay::truth::file_name_of(p))
+                        .is_some_and(|i| defective[i])
+                })
+                .collect();
+            Some(check_masks(masks, &files, &of_file).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    Ok(Truth::Labels {
+        labels,
+        kind,
+        masks,
+    })
+}
+
+/// The options that only some tasks take, checked against the task.
+fn check_task_options(cli: &Cli, task: TaskArg) -> Result<(), String> {
+    let mut problems = Vec::new();
+    if task != TaskArg::Anomaly {
+        if cli.masks.is_some() {
+            problems.push(format!(
+                "--masks: only for anomaly models (this one is {})",
+                task.as_str()
+            ));
+        }
+        if cli.sweep {
+            problems.push(format!(
+                "--sweep: only for anomaly models (this one is {}); use --sweep-recall R",
+                task.as_str()
+            ));
+        }
+    } else if cli.sweep_recall.is_some() {
+        problems.push(
+            "--sweep-recall: not for anomaly models; --sweep writes their F1-optimal thresholds"
+                .into(),
+        );
+    }
+    if task != TaskArg::Classify && cli.top_k.is_some() {
+        problems.push(format!(
+            "--top-k: only for classifiers (this one is {})",
+            task.as_str()
+        ));
+    }
+    if task != TaskArg::Detect && (cli.model_b.is_some() || cli.policy_b.is_some()) {
+        problems.push(format!(
+            "--model-b / --policy-b: comparisons are for detectors (this model is {}); replay each configuration in turn",
+            task.as_str()
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
 /// One configuration to replay (A or B), checked and opened.
 struct Run {
     label: &'static str,
@@ -269,18 +443,25 @@ struct Run {
 }
 
 /// Checks a configuration before anything is replayed and opens its pipeline (the element
-/// loads the model and policy); the truth's classes must be the model's.
+/// loads the model and policy); a box truth's classes must be the model's.
+/// `session`: one already opened with these options.
 fn open(
     label: &'static str,
     source: &Source,
     options: ReplayOptions,
-    truth: &GroundTruth,
+    truth: &Truth,
+    session: Option<Session>,
 ) -> Result<Run, String> {
     let policy = load_policy(options.policy.as_deref())?;
-    let session = Session::open(source, &options).map_err(|e| e.to_string())?;
-    truth
-        .classes_for(session.class_names())
-        .map_err(|e| e.to_string())?;
+    let session = match session {
+        Some(session) => session,
+        None => Session::open(source, &options).map_err(|e| e.to_string())?,
+    };
+    if let Truth::Boxes(truth) = truth {
+        truth
+            .classes_for(session.class_names())
+            .map_err(|e| e.to_string())?;
+    }
     Ok(Run {
         label,
         options,
@@ -305,10 +486,12 @@ fn check_paths(cli: &Cli) -> Result<(), String> {
     file("labels", cli.labels.as_ref());
     file("model-b", cli.model_b.as_ref());
     file("policy-b", cli.policy_b.as_ref());
-    if let Some(dir) = &cli.images
-        && !dir.is_dir()
-    {
-        problems.push(format!("--images {}: no such folder", dir.display()));
+    for (flag, dir) in [("images", &cli.images), ("masks", &cli.masks)] {
+        if let Some(dir) = dir
+            && !dir.is_dir()
+        {
+            problems.push(format!("--{flag} {}: no such folder", dir.display()));
+        }
     }
     if !cli.truth.exists() {
         problems.push(format!(
@@ -332,8 +515,11 @@ fn check_paths(cli: &Cli) -> Result<(), String> {
     }
 }
 
-/// For an image folder: each file's size from its header, checked against the truth.
-fn check_images(dir: &Path, truth: &GroundTruth) -> Result<(), String> {
+/// An image folder's files, each with its size from its header.
+/// An image file and its width and height.
+type SizedFile = (PathBuf, (u32, u32));
+
+fn sized_images(dir: &Path) -> Result<Vec<SizedFile>, String> {
     let (files, _) = gstdefect::replay::image_files(dir).map_err(|e| e.to_string())?;
     let mut sized = Vec::new();
     let mut problems = Vec::new();
@@ -343,23 +529,32 @@ fn check_images(dir: &Path, truth: &GroundTruth) -> Result<(), String> {
             Err(e) => problems.push(format!("{}: {e}", file.display())),
         }
     }
-    if !problems.is_empty() {
-        return Err(problems.join("\n"));
+    if problems.is_empty() {
+        Ok(sized)
+    } else {
+        Err(problems.join("\n"))
     }
-    truth.match_files(&sized).map_err(|e| e.to_string())
+}
+
+/// For an image folder: each file's size from its header, checked against the truth.
+fn check_images(dir: &Path, truth: &GroundTruth) -> Result<(), String> {
+    truth
+        .match_files(&sized_images(dir)?)
+        .map_err(|e| e.to_string())
 }
 
 fn run() -> Result<(), String> {
     let cli = Cli::parse();
-    // The truth first: a problem there costs no model load and no frame.
+    // The truth first: a problem there costs no model load and no frame. The task (which
+    // truth to expect) is the option's, else the model's `task` metadata, read from the file.
     check_paths(&cli)?;
-    let truth = GroundTruth::load(&cli.truth).map_err(|e| e.to_string())?;
+    let metadata_task = onnx_meta::task_of(&cli.model).and_then(|t| TaskArg::parse(&t));
+    let mut task = cli.task.or(metadata_task).unwrap_or(TaskArg::Detect);
+    check_task_options(&cli, task)?;
+    let mut truth = load_truth(&cli, task)?;
     let source = match (&cli.video, &cli.images) {
         (Some(video), _) => Source::Video(video.clone()),
-        (None, Some(dir)) => {
-            check_images(dir, &truth)?;
-            Source::Images(dir.clone())
-        }
+        (None, Some(dir)) => Source::Images(dir.clone()),
         (None, None) => unreachable!("clap requires --video or --images"),
     };
     if let Some(out) = &cli.out {
@@ -375,8 +570,22 @@ fn run() -> Result<(), String> {
         conf_threshold: cli.conf,
         threads: cli.threads,
         frames_per_part: cli.frames_per_part,
+        task: cli.task.map(|t| t.as_str().to_string()),
+        top_k: cli.top_k,
     };
-    let mut runs = vec![open("A", &source, options.clone(), &truth)?];
+    let first = Session::open(&source, &options).map_err(|e| e.to_string())?;
+    // A model without `task` metadata: the element told its task from the outputs.
+    if let Some(actual) = TaskArg::parse(first.task())
+        && actual != task
+    {
+        task = actual;
+        check_task_options(&cli, task)?;
+        truth = load_truth(&cli, task)?;
+    }
+    if task != TaskArg::Detect {
+        return run_image_task(&cli, &source, options, &truth, task, first);
+    }
+    let mut runs = vec![open("A", &source, options.clone(), &truth, Some(first))?];
     if cli.model_b.is_some() || cli.policy_b.is_some() {
         let mut options_b = options;
         if let Some(model) = &cli.model_b {
@@ -385,24 +594,15 @@ fn run() -> Result<(), String> {
         if let Some(policy) = &cli.policy_b {
             options_b.policy = Some(policy.clone());
         }
-        runs.push(open("B", &source, options_b, &truth)?);
+        runs.push(open("B", &source, options_b, &truth, None)?);
     }
+    let Truth::Boxes(truth) = &truth else {
+        unreachable!("detectors read box truth")
+    };
 
     let mut reports = Vec::new();
     for run in runs {
-        let what = format!(
-            "{} through {}",
-            match &source {
-                Source::Video(path) | Source::Images(path) => path.display().to_string(),
-            },
-            run.options.model.display()
-        );
-        let mut progress = Progress::new(cli.progress, &what);
-        let replay = run
-            .session
-            .run(|done, total| progress.update(done, total))
-            .map_err(|e| e.to_string())?;
-        progress.finish();
+        let replay = replay_run(&cli, &source, run.session, &run.options)?;
         let conf = run.options.conf_threshold.unwrap_or(0.25) as f32;
         let thresholds: Vec<f32> = replay
             .class_names
@@ -414,7 +614,7 @@ fn run() -> Result<(), String> {
             })
             .collect();
         let report =
-            score(&replay, &truth, &thresholds, run.policy.as_ref()).map_err(|e| e.to_string())?;
+            score(&replay, truth, &thresholds, run.policy.as_ref()).map_err(|e| e.to_string())?;
         if run.label == "B" {
             print!("\nB:\n");
         }
@@ -442,6 +642,240 @@ fn run() -> Result<(), String> {
     if let [a, b] = reports.as_slice() {
         print!("{}", compare(a, b, "A", "B"));
     }
+    Ok(())
+}
+
+/// Replays one opened session with progress on stderr.
+fn replay_run(
+    cli: &Cli,
+    source: &Source,
+    session: Session,
+    options: &ReplayOptions,
+) -> Result<Replay, String> {
+    let what = format!(
+        "{} through {}",
+        match source {
+            Source::Video(path) | Source::Images(path) => path.display().to_string(),
+        },
+        options.model.display()
+    );
+    let mut progress = Progress::new(cli.progress, &what);
+    let replay = session
+        .run(|done, total| progress.update(done, total))
+        .map_err(|e| e.to_string())?;
+    progress.finish();
+    Ok(replay)
+}
+
+/// A classifier or an anomaly model: replayed on the image folder and scored against the
+/// image labels (and masks).
+fn run_image_task(
+    cli: &Cli,
+    source: &Source,
+    options: ReplayOptions,
+    truth: &Truth,
+    task: TaskArg,
+    session: Session,
+) -> Result<(), String> {
+    let Truth::Labels {
+        labels,
+        kind,
+        masks,
+    } = truth
+    else {
+        unreachable!("image tasks read image labels")
+    };
+    let run = open("A", source, options, truth, Some(session))?;
+    let mut session = run.session;
+    let classes = match kind {
+        LabelKind::Class => Some(
+            labels
+                .classes_for(session.class_names())
+                .map_err(|e| e.to_string())?,
+        ),
+        LabelKind::Anomaly => None,
+    };
+    // Masks are per replayed file: map them to the truth's images.
+    let files = session.images().to_vec();
+    let masks_of_image = masks.as_ref().map(|masks| {
+        let mut by_image = vec![None; labels.images.len()];
+        for (file, mask) in files.iter().zip(masks) {
+            if let Some(i) = labels.image_of_file(&gstdefect::replay::truth::file_name_of(file)) {
+                by_image[i] = mask.clone();
+            }
+        }
+        by_image
+    });
+    session.keep_anomaly_maps(masks_of_image.is_some());
+    let replay = replay_run(cli, source, session, &run.options)?;
+    let of_file = |name: &str| labels.image_of_file(name);
+    let (table, json, confusion, report) = match task {
+        TaskArg::Classify => {
+            let k = cli.top_k.unwrap_or(1) as usize;
+            let classes = classes.unwrap_or_default();
+            let report = score_classification(&replay, &classes, of_file, k, run.policy.as_ref());
+            (
+                report.table(),
+                report.to_json(),
+                Some(report.metrics.confusion.clone()),
+                ImageReport::Classify(report),
+            )
+        }
+        _ => {
+            let report = score_anomaly(
+                &replay,
+                &labels.defective(),
+                of_file,
+                masks_of_image.as_deref(),
+                cli.pixel_stride,
+            )?;
+            (
+                report.table(),
+                report.to_json(),
+                None,
+                ImageReport::Anomaly(report),
+            )
+        }
+    };
+    print!("{table}");
+    if let Some(out) = &cli.out {
+        let names = replay.class_names.clone();
+        let confusion = confusion.as_ref().map(|c| (names.as_slice(), c.as_slice()));
+        for path in write_image_outputs(out, &table, &json, confusion, &replay)
+            .map_err(|e| format!("{}: {e}", out.display()))?
+        {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    let out = cli.out.clone().unwrap_or_else(|| PathBuf::from("."));
+    match report {
+        ImageReport::Classify(report) => {
+            if let Some(target) = cli.sweep_recall {
+                write_swept_class_policy(&out, &report, run.policy, target)?;
+            }
+        }
+        ImageReport::Anomaly(report) => {
+            if cli.sweep {
+                write_swept_anomaly_policy(&out, &report, run.policy)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+enum ImageReport {
+    Classify(ClassifyReport),
+    Anomaly(AnomalyReport),
+}
+
+/// A classifier's swept policy: per class, the `min-confidence` of the target recall.
+fn write_swept_class_policy(
+    out: &Path,
+    report: &ClassifyReport,
+    base: Option<Policy>,
+    target: f64,
+) -> Result<(), String> {
+    let mut policy = base.unwrap_or_else(Policy::fail_on_any_detection);
+    println!("threshold sweep for recall >= {target}:");
+    let mut short = Vec::new();
+    for (class, point) in report.sweep(target).into_iter().enumerate() {
+        let name = &report.class_names[class];
+        match point {
+            Some((p, reached)) => {
+                println!(
+                    "  {name:<18} min-confidence {:.4}  precision {:.3}  recall {:.3}{}",
+                    p.threshold,
+                    p.precision,
+                    p.recall,
+                    if reached {
+                        String::new()
+                    } else {
+                        format!(" (the highest reached; {target} is out of reach)")
+                    }
+                );
+                policy.set_min_confidence(name, p.threshold);
+                if !reached {
+                    short.push(format!("{name} {:.3}", p.recall));
+                }
+            }
+            None => println!("  {name:<18} never found; left as it was"),
+        }
+    }
+    let short = if short.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "# Recall {target} out of reach for: {} (their thresholds give the highest recall reached)\n",
+            short.join(", ")
+        )
+    };
+    write_policy(
+        out,
+        format!(
+            "# Written by defect-replay --sweep-recall {target} for classifier {}\n{short}{}",
+            report.model_id,
+            policy.to_toml()
+        ),
+    )
+}
+
+/// An anomaly model's swept policy: the F1-optimal image (and pixel) thresholds in its
+/// `[anomaly]` section.
+fn write_swept_anomaly_policy(
+    out: &Path,
+    report: &AnomalyReport,
+    base: Option<Policy>,
+) -> Result<(), String> {
+    let mut policy = base.unwrap_or_else(Policy::fail_on_any_detection);
+    let Some(image) = report.image_best else {
+        return Err(
+            "--sweep: no F1-optimal image threshold (the truth has no defective image)".into(),
+        );
+    };
+    policy.anomaly.image_threshold = Some(image.threshold);
+    let mut header = format!(
+        "# image-threshold {:.6}: F1 {:.3}, precision {:.3}, recall {:.3} on {} images\n",
+        image.threshold,
+        image.f1,
+        image.precision,
+        image.recall,
+        report.images.len()
+    );
+    println!(
+        "anomaly sweep: image-threshold {:.6} (F1 {:.3}, precision {:.3}, recall {:.3})",
+        image.threshold, image.f1, image.precision, image.recall
+    );
+    match report.pixel.as_ref().and_then(|p| p.best) {
+        Some(pixel) => {
+            policy.anomaly.pixel_threshold = Some(pixel.threshold);
+            header += &format!(
+                "# pixel-threshold {:.6}: F1 {:.3}, precision {:.3}, recall {:.3} on the masks' pixels\n",
+                pixel.threshold, pixel.f1, pixel.precision, pixel.recall
+            );
+            println!(
+                "anomaly sweep: pixel-threshold {:.6} (F1 {:.3}, precision {:.3}, recall {:.3})",
+                pixel.threshold, pixel.f1, pixel.precision, pixel.recall
+            );
+        }
+        None => {
+            header += "# pixel-threshold: not measured (no --masks); left as it was\n";
+        }
+    }
+    write_policy(
+        out,
+        format!(
+            "# Written by defect-replay --sweep for anomaly model {}\n{header}{}",
+            report.model_id,
+            policy.to_toml()
+        ),
+    )
+}
+
+fn write_policy(out: &Path, text: String) -> Result<(), String> {
+    let path = out.join("swept-policy.toml");
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }
 

@@ -399,7 +399,8 @@ struct Decided {
     parts: Vec<PartVerdict>,
     width: f32,
     height: f32,
-    /// An anomaly model's map and score, for `DefectAnomalyMapMeta`.
+    /// An anomaly model's map and score: `DefectAnomalyMapMeta` (quantised, for the overlay)
+    /// and `DefectAnomalyScoresMeta` (full precision, for scoring).
     anomaly: Option<Arc<AnomalyOutput>>,
 }
 
@@ -746,6 +747,12 @@ impl DefectDetect {
                 decided.width,
                 decided.height,
             );
+        }
+        if let Some(anomaly) = &decided.anomaly {
+            meta::AnomalyScoresMeta {
+                map: anomaly.map.clone(),
+            }
+            .attach(buffer);
         }
         let running_time = self.running_time(buffer);
         let messages = [

@@ -96,3 +96,7 @@ pub const SCORE_LOW: &str = "score-low";
 pub const SCORE_HIGH: &str = "score-high";
 pub const THRESHOLD: &str = "threshold";
 pub const VALUES: &str = "values";
+// The anomaly map of an anomaly model's frame (`DefectAnomalyScoresMeta`).
+pub const ANOMALY_SCORES_META: &str = "DefectAnomalyScoresMeta";
+/// The map's scores: `width * height` f32, little-endian, row-major (a `GBytes`).
+pub const ANOMALY_SCORES: &str = "scores";

@@ -20,6 +20,8 @@
 //!   model to the frames it inferred or carries a result to): the anomaly map quantised to
 //!   bytes, the frame rectangle it covers and its scale ([`AnomalyMapMeta`]); `defectoverlay`
 //!   draws it with `show-heatmap=true`.
+//! - `DefectAnomalyScoresMeta` (a `GstCustomMeta`, added by `defectdetect` running an anomaly
+//!   model): the frame's anomaly map, `width`, `height` and `scores` ([`AnomalyScoresMeta`]).
 
 //!
 //! Each of them is a type here, written to and read from its `gst::Structure` by this module
@@ -32,6 +34,7 @@
 use gst::glib;
 
 mod anomaly_map;
+mod anomaly_scores;
 mod detection;
 pub mod fields;
 mod model_info;
@@ -41,8 +44,9 @@ mod values;
 mod verdict;
 
 pub use anomaly_map::AnomalyMapMeta;
+pub use anomaly_scores::AnomalyScoresMeta;
 pub use detection::{Classification, DetectionParams, DetectionsMessage, Reason};
-pub use fields::{ANOMALY_MAP_META, PART_EVENT, PART_META, VERDICT_META};
+pub use fields::{ANOMALY_MAP_META, ANOMALY_SCORES_META, PART_EVENT, PART_META, VERDICT_META};
 pub use model_info::ModelInfoMeta;
 pub use reject::{RejectMessage, RejectMissedMessage};
 pub use structure::MetaError;
@@ -53,7 +57,12 @@ const PART_ID_FIELD: &str = fields::PART_ID;
 
 /// Registers the custom metas (idempotent).
 pub fn register() {
-    for name in [VERDICT_META, PART_META, ANOMALY_MAP_META] {
+    for name in [
+        VERDICT_META,
+        PART_META,
+        ANOMALY_MAP_META,
+        ANOMALY_SCORES_META,
+    ] {
         if !gst::meta::CustomMeta::is_registered(name) {
             gst::meta::CustomMeta::register(name, &[]);
         }

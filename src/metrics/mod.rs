@@ -3,6 +3,8 @@
 //! pycocotools does (greedy matching by score, 101-point interpolated precision), and a
 //! confusion matrix with a background row and column.
 
+pub mod image;
+
 use crate::analysis::BBox;
 
 /// A ground-truth box of one image (frame).

@@ -7,6 +7,9 @@
 //! and brought to READY, which loads the model and the policy, so that their errors and the
 //! model's classes are known before any frame is decoded), then run ([`Session::run`]).
 
+pub mod image_report;
+pub mod labels;
+pub mod onnx_meta;
 pub mod plots;
 pub mod report;
 pub mod truth;
@@ -16,7 +19,11 @@ use std::path::{Path, PathBuf};
 use gst::prelude::*;
 
 use crate::analysis::BBox;
-use crate::meta::{Decision, DetectionParams, MetaError, ModelInfoMeta, Verdict, VerdictMeta};
+use crate::analysis::anomaly::AnomalyMap;
+use crate::meta::{
+    AnomalyScoresMeta, Classification, Decision, DetectionParams, MetaError, ModelInfoMeta,
+    Verdict, VerdictMeta,
+};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ReplayError {
@@ -45,6 +52,10 @@ pub struct ReplayOptions {
     pub conf_threshold: Option<f64>,
     pub threads: u32,
     pub frames_per_part: u32,
+    /// The element's `task` property (`detect`, `classify`, `anomaly`); None: `auto`.
+    pub task: Option<String>,
+    /// The element's `top-k` property (classifiers); None: its default (1).
+    pub top_k: Option<u32>,
 }
 
 /// One detection of a replayed frame, box in frame pixels.
@@ -68,6 +79,13 @@ pub struct FrameResult {
     pub height: u32,
     pub detections: Vec<FrameDetection>,
     pub verdict: Verdict,
+    /// A classifier's classes (its whole-frame ROIs' `classification`): class id and
+    /// confidence, most probable first.
+    pub classes: Vec<(usize, f32)>,
+    /// An anomaly model's image score (the verdict's `anomaly-score`).
+    pub anomaly_score: Option<f64>,
+    /// An anomaly model's map (`DefectAnomalyScoresMeta`), when `keep_maps` was set.
+    pub anomaly_map: Option<AnomalyMap>,
     pub inference_ms: f64,
     pub total_ms: f64,
 }
@@ -77,6 +95,8 @@ pub struct FrameResult {
 pub struct Replay {
     pub frames: Vec<FrameResult>,
     pub class_names: Vec<String>,
+    /// The model's task as the element ran it (`detect`, `classify`, `anomaly`).
+    pub task: String,
     pub model_id: String,
     pub wall_seconds: f64,
 }
@@ -165,6 +185,8 @@ pub struct Session {
     images: Vec<PathBuf>,
     class_names: Vec<String>,
     model_id: String,
+    task: String,
+    keep_maps: bool,
 }
 
 fn make(factory: &str) -> Result<gst::Element, ReplayError> {
@@ -205,6 +227,23 @@ impl Session {
             detect.set_property("conf-threshold", conf);
         }
         detect.set_property("threads", options.threads.min(1024));
+        if let Some(task) = &options.task {
+            let valid = ["auto", "detect", "classify", "anomaly"];
+            if !valid.contains(&task.as_str()) {
+                return Err(ReplayError::Pipeline(format!(
+                    "task {task:?} is not one of {valid:?}"
+                )));
+            }
+            detect.set_property_from_str(crate::meta::fields::TASK, task);
+        }
+        if let Some(k) = options.top_k {
+            if !(1..=1000).contains(&k) {
+                return Err(ReplayError::Pipeline(format!(
+                    "top-k {k} is not in [1, 1000]"
+                )));
+            }
+            detect.set_property("top-k", k);
+        }
         detect.set_property("frames-per-part", options.frames_per_part);
         let sink = gst_app::AppSink::builder()
             .sync(false)
@@ -292,6 +331,8 @@ impl Session {
         };
         Ok(Self {
             model_id: info.model_id,
+            task: info.task,
+            keep_maps: false,
             class_names: info.classes,
             pipeline,
             sink,
@@ -307,6 +348,16 @@ impl Session {
 
     pub fn model_id(&self) -> &str {
         &self.model_id
+    }
+
+    /// The model's task as the element runs it (`detect`, `classify`, `anomaly`).
+    pub fn task(&self) -> &str {
+        &self.task
+    }
+
+    /// Keeps each frame's anomaly map in its result (for pixel-level scores).
+    pub fn keep_anomaly_maps(&mut self, keep: bool) {
+        self.keep_maps = keep;
     }
 
     /// The image files replayed, in order (empty for a video).
@@ -351,7 +402,7 @@ impl Session {
                         .images
                         .get(index as usize)
                         .map(|p| truth::file_name_of(p));
-                    frames.push(frame_result(&sample, index, file_name)?);
+                    frames.push(frame_result(&sample, index, file_name, self.keep_maps)?);
                     progress(frames.len() as u64, total.max(frames.len() as u64));
                 }
                 None if self.sink.is_eos() => break,
@@ -384,6 +435,7 @@ impl Session {
             frames,
             class_names: self.class_names.clone(),
             model_id: self.model_id.clone(),
+            task: self.task.clone(),
             wall_seconds: started.elapsed().as_secs_f64(),
         })
     }
@@ -460,6 +512,7 @@ fn frame_result(
     sample: &gst::Sample,
     index: u64,
     file_name: Option<String>,
+    keep_map: bool,
 ) -> Result<FrameResult, MetaError> {
     let (width, height) = sample
         .caps()
@@ -473,12 +526,20 @@ fn frame_result(
             height,
             detections: Vec::new(),
             verdict: Verdict::Unknown,
+            classes: Vec::new(),
+            anomaly_score: None,
+            anomaly_map: None,
             inference_ms: 0.0,
             total_ms: 0.0,
         });
     };
     let mut detections = Vec::new();
+    let mut classes = Vec::new();
     for roi in buffer.iter_meta::<gst_video::VideoRegionOfInterestMeta>() {
+        if let Some(c) = Classification::of_roi(&roi) {
+            let c = c?;
+            classes.push((c.label_id as usize, c.confidence as f32));
+        }
         let Some(params) = DetectionParams::of_roi(&roi) else {
             continue;
         };
@@ -498,6 +559,14 @@ fn frame_result(
     }
     // A frame without a verdict meta was not judged: never a pass.
     let verdict = VerdictMeta::from_buffer(buffer).transpose()?;
+    classes.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let anomaly_map = if keep_map {
+        AnomalyScoresMeta::from_buffer(buffer)
+            .transpose()?
+            .map(|m| m.map)
+    } else {
+        None
+    };
     Ok(FrameResult {
         index,
         file_name,
@@ -505,6 +574,9 @@ fn frame_result(
         height,
         detections,
         verdict: verdict.as_ref().map_or(Verdict::Unknown, |v| v.verdict),
+        classes,
+        anomaly_score: verdict.as_ref().and_then(|v| v.anomaly_score),
+        anomaly_map,
         inference_ms: verdict.as_ref().map_or(0.0, |v| v.inference_ms),
         total_ms: verdict.as_ref().map_or(0.0, |v| v.total_ms),
     })

@@ -26,7 +26,7 @@ pub struct VerdictStats {
 }
 
 impl VerdictStats {
-    fn add(&mut self, defective: bool, verdict: Verdict) {
+    pub(super) fn add(&mut self, defective: bool, verdict: Verdict) {
         self.total += 1;
         self.defective += defective as u64;
         self.escapes += (defective && verdict == Verdict::Pass) as u64;
@@ -507,6 +507,9 @@ mod tests {
             height: 100,
             detections: Vec::new(),
             verdict: Verdict::parse(verdict).unwrap(),
+            classes: Vec::new(),
+            anomaly_score: None,
+            anomaly_map: None,
             inference_ms: 1.0,
             total_ms: 1.0,
         }
@@ -517,6 +520,7 @@ mod tests {
             frames,
             class_names: vec!["scratch".into(), "dent".into()],
             model_id: "m".into(),
+            task: "detect".into(),
             wall_seconds: 1.0,
         }
     }

@@ -39,7 +39,7 @@ pub struct TruthError {
 }
 
 impl TruthError {
-    fn one(path: &Path, at: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(super) fn one(path: &Path, at: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             path: path.to_path_buf(),
             problems: vec![Problem {
@@ -79,17 +79,17 @@ impl fmt::Display for TruthError {
 }
 
 /// Collects problems while reading a file.
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(pub(super) Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, at: impl Into<String>, reason: impl Into<String>) {
+    pub(super) fn add(&mut self, at: impl Into<String>, reason: impl Into<String>) {
         self.0.push(Problem {
             at: at.into(),
             reason: reason.into(),
         });
     }
 
-    fn finish<T>(self, path: &Path, value: T) -> Result<T, TruthError> {
+    pub(super) fn finish<T>(self, path: &Path, value: T) -> Result<T, TruthError> {
         if self.0.is_empty() {
             Ok(value)
         } else {
@@ -352,7 +352,7 @@ impl GroundTruth {
     }
 }
 
-fn stem_of(file: &str) -> String {
+pub(super) fn stem_of(file: &str) -> String {
     Path::new(file)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
