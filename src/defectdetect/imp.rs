@@ -454,22 +454,41 @@ impl DefectDetect {
             })
     }
 
+    /// The model slot and the stream state for one frame, locked in that order (as everywhere);
+    /// an error when no caps have come yet (the state is then `None`).
+    #[allow(clippy::type_complexity)]
+    fn lock_for_frame(
+        &self,
+    ) -> Result<
+        (
+            std::sync::MutexGuard<'_, Option<Current<Loaded>>>,
+            std::sync::MutexGuard<'_, Option<State>>,
+        ),
+        gst::FlowError,
+    > {
+        let current = self.slot.lock_current();
+        let state = lock(&self.state);
+        if state.is_none() {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("frames arrived before caps")
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        }
+        Ok((current, state))
+    }
+
     /// The streaming thread runs the model (every `interval` frames of a part).
     fn frame_sync(
         &self,
         buffer: &gst::BufferRef,
         settings: &Settings,
     ) -> Result<Decided, gst::FlowError> {
-        let mut current_guard = self.slot.lock_current();
-        let mut state_guard = lock(&self.state);
-        let state = state_guard.as_mut().ok_or_else(|| {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                ("frames arrived before caps")
-            );
-            gst::FlowError::NotNegotiated
-        })?;
+        let (mut current_guard, mut state_guard) = self.lock_for_frame()?;
+        let Some(state) = state_guard.as_mut() else {
+            return Err(gst::FlowError::NotNegotiated);
+        };
         if self.adopt(&mut current_guard, state.frame_number) {
             state.carry = None;
         }
@@ -915,16 +934,10 @@ impl DefectDetect {
         &self,
         buffer: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let mut current_guard = self.slot.lock_current();
-        let mut state_guard = lock(&self.state);
-        let state = state_guard.as_mut().ok_or_else(|| {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                ("frames arrived before caps")
-            );
-            gst::FlowError::NotNegotiated
-        })?;
+        let (mut current_guard, mut state_guard) = self.lock_for_frame()?;
+        let Some(state) = state_guard.as_mut() else {
+            return Err(gst::FlowError::NotNegotiated);
+        };
         self.adopt(&mut current_guard, state.frame_number);
         state.frame_number += 1;
         let Some(current) = current_guard.as_mut() else {
