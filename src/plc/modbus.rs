@@ -656,15 +656,20 @@ impl Worker {
             return;
         };
         let now = Instant::now();
-        if now.duration_since(link.since) >= STABLE_CONNECTION {
+        let stable = now.duration_since(link.since) >= STABLE_CONNECTION;
+        if stable {
             local.backoff.reset();
             local.next_attempt = now;
         } else {
             local.next_attempt = now + local.backoff.next_delay();
         }
         self.shared.lock().stats.connected = false;
-        local.outage_reported = true;
-        self.emit(Event::ConnectionLost(reason));
+        // A connection that broke before it was stable is the outage already reported going
+        // on (a PLC restarting accepts and drops connections): one warning per outage.
+        if stable || !local.outage_reported {
+            local.outage_reported = true;
+            self.emit(Event::ConnectionLost(reason));
+        }
     }
 
     fn fire(&self, local: &mut Local, timed: Timed) {
@@ -780,7 +785,6 @@ impl Worker {
                 local.samples.clear();
                 let reconnect = local.connected_before;
                 local.connected_before = true;
-                local.outage_reported = false;
                 local.next_poll = Instant::now();
                 {
                     let mut st = self.shared.lock();
