@@ -369,9 +369,8 @@ fn heatmap_of_an_anomaly_model_lands_on_the_defect() {
             [map.x_min, map.y_min, map.x_max, map.y_max],
             [0.0, 0.0, 1280.0, 720.0]
         );
-        let hottest = (0..map.values.len())
-            .max_by_key(|&i| map.values[i])
-            .unwrap();
+        let values = map.values();
+        let hottest = (0..values.len()).max_by_key(|&i| values[i]).unwrap();
         let (cx, cy) = ((hottest % 448) as f64 + 0.5, (hottest / 448) as f64 + 0.5);
         let (fx, fy) = (cx * 1280.0 / 448.0, cy * 720.0 / 256.0);
         assert!(
@@ -434,8 +433,8 @@ fn malformed_anomaly_map_is_a_warning_naming_the_field() {
     h.set_src_caps(info.to_caps().unwrap());
     let mut buffer = gst::Buffer::from_mut_slice(vec![7u8; info.size()]);
     let mut map =
-        gstdefect::meta::AnomalyMapMeta::quantise(4, 2, &[9.0; 8], [0.0, 0.0, 320.0, 240.0], 1.0);
-    map.values.pop();
+        gstdefect::meta::AnomalyMapMeta::new(4, 2, &[9.0; 8], [0.0, 0.0, 320.0, 240.0], 1.0);
+    map.scores.pop();
     map.attach(buffer.get_mut().unwrap());
     h.push(buffer).unwrap();
     let out = h.pull().unwrap();
@@ -448,7 +447,9 @@ fn malformed_anomaly_map_is_a_warning_naming_the_field() {
     };
     let text = w.error().to_string();
     assert!(
-        text.contains("DefectAnomalyMapMeta: field `values` holds 7 bytes where a 4x2 map needs 8"),
+        text.contains(
+            "DefectAnomalyMapMeta: field `scores` holds 28 bytes where a 4x2 map of f32 needs 32"
+        ),
         "{text}"
     );
 }

@@ -399,8 +399,7 @@ struct Decided {
     parts: Vec<PartVerdict>,
     width: f32,
     height: f32,
-    /// An anomaly model's map and score: `DefectAnomalyMapMeta` (quantised, for the overlay)
-    /// and `DefectAnomalyScoresMeta` (full precision, for scoring).
+    /// An anomaly model's map and score, for `DefectAnomalyMapMeta`.
     anomaly: Option<Arc<AnomalyOutput>>,
 }
 
@@ -766,12 +765,6 @@ impl DefectDetect {
                 decided.width,
                 decided.height,
             );
-        }
-        if let Some(anomaly) = &decided.anomaly {
-            meta::AnomalyScoresMeta {
-                map: anomaly.map.clone(),
-            }
-            .attach(buffer);
         }
         let running_time = self.running_time(buffer);
         let messages = [

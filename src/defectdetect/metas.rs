@@ -199,7 +199,7 @@ pub(super) fn classification(class_id: usize, label: &str, confidence: f32) -> C
 }
 
 /// An anomaly model's map as a `DefectAnomalyMapMeta`, on every frame that carries an anomaly
-/// result (quantised to bytes against the pixel threshold in force: cheap, a few KiB). The
+/// result (its raw scores, with the pixel threshold in force as the display scale). The
 /// map covers the whole frame: anomaly models get the frame stretched over their input
 /// (`inference::Preprocess::plan`), and the policy scales regions the same way.
 pub(super) fn attach_anomaly_map(
@@ -210,7 +210,7 @@ pub(super) fn attach_anomaly_map(
     height: f32,
 ) {
     let map = &output.map;
-    AnomalyMapMeta::quantise(
+    AnomalyMapMeta::new(
         map.width as u32,
         map.height as u32,
         &map.data,

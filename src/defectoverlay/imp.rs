@@ -210,10 +210,11 @@ impl DefectOverlay {
         let map = self
             .problems
             .check(&*self.obj(), *CAT, AnomalyMapMeta::from_buffer(buffer)?)?;
+        let values = map.values();
         let source = HeatSource {
             width: map.width as usize,
             height: map.height as usize,
-            values: &map.values,
+            values: &values,
             rect: [map.x_min, map.y_min, map.x_max, map.y_max],
         };
         Some(heatmap::resize(&source, info.width(), info.height()))

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! An anomaly model's map as it travels on the buffer (`DefectAnomalyMapMeta`), from
-//! `defectdetect` to `defectoverlay` and to applications.
+//! `defectdetect` to `defectoverlay`, `defect-replay` (pixel-level AUROC) and applications.
 
 use gst::glib;
 
@@ -8,14 +8,14 @@ use super::fields as f;
 use super::structure::{MetaError, Reader};
 
 /// `DefectAnomalyMapMeta` (a `GstCustomMeta`): an anomaly model's map, `width` x `height`
-/// cells in row-major order, each a byte: `values[i]` stands for the score
-/// `score_low + values[i] / 255 * (score_high - score_low)` (scores outside are clamped, NaN is
-/// 0). The map covers the frame rectangle `x_min..x_max`, `y_min..y_max` (frame pixels, cell
-/// edges: cell (i, j) spans `x_min + i * (x_max - x_min) / width` onwards), the rectangle the
-/// model saw. `threshold` is the pixel threshold in force.
+/// cells in row-major order, the raw scores as the model gave them (`scores`: a `GBytes` of
+/// little-endian f32). The map covers the frame rectangle `x_min..x_max`, `y_min..y_max` (frame
+/// pixels, cell edges: cell (i, j) spans `x_min + i * (x_max - x_min) / width` onwards), the
+/// rectangle the model saw. `threshold` is the pixel threshold in force.
 ///
-/// `defectdetect` quantises against `[0, 2 * threshold]` (so that the pixel threshold is 128,
-/// Anomalib's convention of 0.5), or the map's own range when the threshold is not positive.
+/// `score_low..score_high` is the scale a display maps to colours ([`Self::values`]):
+/// `[0, 2 * threshold]` (so that the pixel threshold is 128 of 255, Anomalib's convention of
+/// 0.5), or the map's own range when the threshold is not positive.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnomalyMapMeta {
     pub width: u32,
@@ -27,19 +27,14 @@ pub struct AnomalyMapMeta {
     pub score_low: f64,
     pub score_high: f64,
     pub threshold: f64,
-    pub values: Vec<u8>,
+    pub scores: Vec<f32>,
 }
 
 impl AnomalyMapMeta {
-    /// Quantises a map of scores (row-major, `width` x `height`) covering the frame rectangle
-    /// `rect` (`x_min, y_min, x_max, y_max`) against the pixel threshold, as described above.
-    pub fn quantise(
-        width: u32,
-        height: u32,
-        scores: &[f32],
-        rect: [f64; 4],
-        threshold: f32,
-    ) -> Self {
+    /// A map of scores (row-major, `width` x `height`) covering the frame rectangle `rect`
+    /// (`x_min, y_min, x_max, y_max`), with its display scale from the pixel threshold, as
+    /// described above.
+    pub fn new(width: u32, height: u32, scores: &[f32], rect: [f64; 4], threshold: f32) -> Self {
         let (low, high) = if threshold > 0.0 {
             (0.0, 2.0 * threshold as f64)
         } else {
@@ -52,14 +47,6 @@ impl AnomalyMapMeta {
                 (threshold as f64, threshold as f64 + 1.0)
             }
         };
-        let scale = 255.0 / (high - low) as f32;
-        let values = scores
-            .iter()
-            .map(|&v| {
-                // NaN clamps to 0 through the cast.
-                ((v - low as f32) * scale).round().clamp(0.0, 255.0) as u8
-            })
-            .collect();
         Self {
             width,
             height,
@@ -70,11 +57,25 @@ impl AnomalyMapMeta {
             score_low: low,
             score_high: high,
             threshold: threshold as f64,
-            values,
+            scores: scores.to_vec(),
         }
     }
 
-    /// The score a cell's byte stands for.
+    /// The map quantised to bytes on the display scale: 0 at `score_low`, 255 at `score_high`
+    /// (scores outside are clamped, NaN is 0).
+    pub fn values(&self) -> Vec<u8> {
+        let (low, scale) = (
+            self.score_low as f32,
+            255.0 / (self.score_high - self.score_low) as f32,
+        );
+        self.scores
+            .iter()
+            // NaN clamps to 0 through the cast.
+            .map(|&v| ((v - low) * scale).round().clamp(0.0, 255.0) as u8)
+            .collect()
+    }
+
+    /// The score a byte of [`Self::values`] stands for.
     pub fn score(&self, value: u8) -> f64 {
         self.score_low + value as f64 / 255.0 * (self.score_high - self.score_low)
     }
@@ -90,7 +91,10 @@ impl AnomalyMapMeta {
             .field(f::SCORE_LOW, self.score_low)
             .field(f::SCORE_HIGH, self.score_high)
             .field(f::THRESHOLD, self.threshold)
-            .field(f::VALUES, glib::Bytes::from(&self.values[..]))
+            .field(f::ANOMALY_SCORES, {
+                let bytes: Vec<u8> = self.scores.iter().flat_map(|v| v.to_le_bytes()).collect();
+                glib::Bytes::from_owned(bytes)
+            })
             .build()
     }
 
@@ -99,7 +103,7 @@ impl AnomalyMapMeta {
     /// naming the field.
     pub fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
         let r = Reader::new(s);
-        let bytes: glib::Bytes = r.required(f::VALUES)?;
+        let bytes: glib::Bytes = r.required(f::ANOMALY_SCORES)?;
         let meta = Self {
             width: r.required(f::WIDTH)?,
             height: r.required(f::HEIGHT)?,
@@ -110,7 +114,7 @@ impl AnomalyMapMeta {
             score_low: r.required(f::SCORE_LOW)?,
             score_high: r.required(f::SCORE_HIGH)?,
             threshold: r.required(f::THRESHOLD)?,
-            values: bytes.to_vec(),
+            scores: Vec::new(),
         };
         if meta.width == 0 || meta.height == 0 {
             let field = if meta.width == 0 { f::WIDTH } else { f::HEIGHT };
@@ -131,17 +135,23 @@ impl AnomalyMapMeta {
             ));
         }
         let cells = meta.width as u64 * meta.height as u64;
-        if meta.values.len() as u64 != cells {
+        if bytes.len() as u64 != cells * 4 {
             return Err(r.error(
-                f::VALUES,
+                f::ANOMALY_SCORES,
                 format!(
-                    "holds {} bytes where a {}x{} map needs {cells}",
-                    meta.values.len(),
+                    "holds {} bytes where a {}x{} map of f32 needs {}",
+                    bytes.len(),
                     meta.width,
-                    meta.height
+                    meta.height,
+                    cells * 4
                 ),
             ));
         }
+        let scores = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let meta = Self { scores, ..meta };
         Ok(meta)
     }
 
@@ -169,7 +179,7 @@ mod tests {
     use super::*;
 
     fn map() -> AnomalyMapMeta {
-        AnomalyMapMeta::quantise(
+        AnomalyMapMeta::new(
             3,
             2,
             &[0.0, 1.0, 2.0, 4.0, f32::NAN, -1.0],
@@ -183,14 +193,27 @@ mod tests {
         gst::init().unwrap();
         let m = map();
         assert_eq!((m.score_low, m.score_high), (0.0, 4.0));
-        assert_eq!(m.values, [0, 64, 128, 255, 0, 0]);
+        assert_eq!(m.values(), [0, 64, 128, 255, 0, 0]);
         assert!((m.score(128) - 2.0).abs() < 0.02);
-        assert_eq!(AnomalyMapMeta::from_structure(&m.to_structure()), Ok(m));
+        // The scores read back exactly (NaN compared by its bits).
+        let back = AnomalyMapMeta::from_structure(&m.to_structure()).unwrap();
+        let bits = |m: &AnomalyMapMeta| m.scores.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back), bits(&m));
+        assert_eq!(
+            AnomalyMapMeta {
+                scores: vec![],
+                ..back
+            },
+            AnomalyMapMeta {
+                scores: vec![],
+                ..m
+            }
+        );
         // Without a positive threshold: the map's own finite range.
-        let own = AnomalyMapMeta::quantise(2, 1, &[-3.0, -1.0], [0.0, 0.0, 2.0, 1.0], 0.0);
+        let own = AnomalyMapMeta::new(2, 1, &[-3.0, -1.0], [0.0, 0.0, 2.0, 1.0], 0.0);
         assert_eq!((own.score_low, own.score_high), (-3.0, -1.0));
-        assert_eq!(own.values, [0, 255]);
-        let flat = AnomalyMapMeta::quantise(1, 1, &[f32::NAN], [0.0, 0.0, 2.0, 1.0], 0.0);
+        assert_eq!(own.values(), [0, 255]);
+        let flat = AnomalyMapMeta::new(1, 1, &[f32::NAN], [0.0, 0.0, 2.0, 1.0], 0.0);
         assert!(flat.score_high > flat.score_low);
     }
 
@@ -203,16 +226,16 @@ mod tests {
             AnomalyMapMeta::from_structure(&s).unwrap_err().to_string()
         };
         assert_eq!(
-            error(&|s| s.remove_field(f::VALUES)),
-            "DefectAnomalyMapMeta: field `values` is missing"
+            error(&|s| s.remove_field(f::ANOMALY_SCORES)),
+            "DefectAnomalyMapMeta: field `scores` is missing"
         );
         assert_eq!(
             error(&|s| s.set(f::WIDTH, 3i32)),
             "DefectAnomalyMapMeta: field `width` is a gint where a guint is expected"
         );
         assert_eq!(
-            error(&|s| s.set(f::VALUES, glib::Bytes::from(&[1u8, 2][..]))),
-            "DefectAnomalyMapMeta: field `values` holds 2 bytes where a 3x2 map needs 6"
+            error(&|s| s.set(f::ANOMALY_SCORES, glib::Bytes::from(&[1u8, 2][..]))),
+            "DefectAnomalyMapMeta: field `scores` holds 2 bytes where a 3x2 map of f32 needs 24"
         );
         assert_eq!(
             error(&|s| s.set(f::X_MAX, -1.0)),

@@ -89,14 +89,11 @@ pub const LATE_US: &str = "late-us";
 /// Why a reject was missed (a string; the `reason` structures of verdicts are another thing).
 pub const MISSED_BECAUSE: &str = "reason";
 
-// `DefectAnomalyMapMeta`: an anomaly model's map, quantised (also `width`, `height`, `x-min`,
+// `DefectAnomalyMapMeta`: an anomaly model's map (also `width`, `height`, `x-min`,
 // `y-min`, `x-max`, `y-max`).
 pub const ANOMALY_MAP_META: &str = "DefectAnomalyMapMeta";
 pub const SCORE_LOW: &str = "score-low";
 pub const SCORE_HIGH: &str = "score-high";
 pub const THRESHOLD: &str = "threshold";
-pub const VALUES: &str = "values";
-// The anomaly map of an anomaly model's frame (`DefectAnomalyScoresMeta`).
-pub const ANOMALY_SCORES_META: &str = "DefectAnomalyScoresMeta";
-/// The map's scores: `width * height` f32, little-endian, row-major (a `GBytes`).
+/// `DefectAnomalyMapMeta`'s scores: `width * height` f32, little-endian, row-major (a `GBytes`).
 pub const ANOMALY_SCORES: &str = "scores";

@@ -17,11 +17,9 @@
 //! - `defect-part` (a custom downstream serialized event an application sends upstream):
 //!   field `part-id` names the part of the frames that follow, until the next such event.
 //! - `DefectAnomalyMapMeta` (a `GstCustomMeta`, added by `defectdetect` running an anomaly
-//!   model to the frames it inferred or carries a result to): the anomaly map quantised to
-//!   bytes, the frame rectangle it covers and its scale ([`AnomalyMapMeta`]); `defectoverlay`
+//!   model to the frames it inferred or carries a result to): the anomaly map's raw
+//!   scores, the frame rectangle it covers and its scale ([`AnomalyMapMeta`]); `defectoverlay`
 //!   draws it with `show-heatmap=true`.
-//! - `DefectAnomalyScoresMeta` (a `GstCustomMeta`, added by `defectdetect` running an anomaly
-//!   model): the frame's anomaly map, `width`, `height` and `scores` ([`AnomalyScoresMeta`]).
 
 //!
 //! Each of them is a type here, written to and read from its `gst::Structure` by this module
@@ -34,7 +32,6 @@
 use gst::glib;
 
 mod anomaly_map;
-mod anomaly_scores;
 mod detection;
 pub mod fields;
 mod model_info;
@@ -44,9 +41,8 @@ mod values;
 mod verdict;
 
 pub use anomaly_map::AnomalyMapMeta;
-pub use anomaly_scores::AnomalyScoresMeta;
 pub use detection::{Classification, DetectionParams, DetectionsMessage, Reason};
-pub use fields::{ANOMALY_MAP_META, ANOMALY_SCORES_META, PART_EVENT, PART_META, VERDICT_META};
+pub use fields::{ANOMALY_MAP_META, PART_EVENT, PART_META, VERDICT_META};
 pub use model_info::ModelInfoMeta;
 pub use reject::{RejectMessage, RejectMissedMessage};
 pub use structure::MetaError;
@@ -57,12 +53,7 @@ const PART_ID_FIELD: &str = fields::PART_ID;
 
 /// Registers the custom metas (idempotent).
 pub fn register() {
-    for name in [
-        VERDICT_META,
-        PART_META,
-        ANOMALY_MAP_META,
-        ANOMALY_SCORES_META,
-    ] {
+    for name in [VERDICT_META, PART_META, ANOMALY_MAP_META] {
         if !gst::meta::CustomMeta::is_registered(name) {
             gst::meta::CustomMeta::register(name, &[]);
         }

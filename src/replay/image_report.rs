@@ -361,7 +361,7 @@ fn score_pixels(
     let name = frame.file_name.as_deref().unwrap_or("?");
     let Some(map) = &frame.anomaly_map else {
         return Err(format!(
-            "{name}: the frame carries no anomaly map (DefectAnomalyScoresMeta)"
+            "{name}: the frame carries no anomaly map (DefectAnomalyMapMeta)"
         ));
     };
     let mask = match mask {

@@ -21,8 +21,8 @@ use gst::prelude::*;
 use crate::analysis::BBox;
 use crate::analysis::anomaly::AnomalyMap;
 use crate::meta::{
-    AnomalyScoresMeta, Classification, Decision, DetectionParams, MetaError, ModelInfoMeta,
-    Verdict, VerdictMeta,
+    AnomalyMapMeta, Classification, Decision, DetectionParams, MetaError, ModelInfoMeta, Verdict,
+    VerdictMeta,
 };
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -84,7 +84,7 @@ pub struct FrameResult {
     pub classes: Vec<(usize, f32)>,
     /// An anomaly model's image score (the verdict's `anomaly-score`).
     pub anomaly_score: Option<f64>,
-    /// An anomaly model's map (`DefectAnomalyScoresMeta`), when `keep_maps` was set.
+    /// An anomaly model's map (`DefectAnomalyMapMeta`'s scores), when `keep_maps` was set.
     pub anomaly_map: Option<AnomalyMap>,
     pub inference_ms: f64,
     pub total_ms: f64,
@@ -561,9 +561,13 @@ fn frame_result(
     let verdict = VerdictMeta::from_buffer(buffer).transpose()?;
     classes.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let anomaly_map = if keep_map {
-        AnomalyScoresMeta::from_buffer(buffer)
+        AnomalyMapMeta::from_buffer(buffer)
             .transpose()?
-            .map(|m| m.map)
+            .map(|m| AnomalyMap {
+                width: m.width as usize,
+                height: m.height as usize,
+                data: m.scores,
+            })
     } else {
         None
     };
