@@ -89,16 +89,7 @@ fn run_counted(
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (src, sink) = app_ends(&pipeline);
     src.set_caps(Some(&caps(format, frames[0].width, frames[0].height)));
     src.set_max_bytes(0);
     pipeline.set_state(gst::State::Playing).unwrap();

@@ -157,16 +157,7 @@ fn stream(properties: &str, image: &RgbImage, feed: Feed) -> (Frames, usize) {
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (src, sink) = app_ends(&pipeline);
     src.set_caps(Some(&caps(VideoFormat::Rgb, image.width, image.height)));
     src.set_max_bytes(0);
     pipeline.set_state(gst::State::Playing).unwrap();

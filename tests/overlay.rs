@@ -249,16 +249,7 @@ fn works_after_defectdetect_directly_and_after_tee_and_queue() {
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
-        let src = pipeline
-            .by_name("src")
-            .unwrap()
-            .downcast::<gst_app::AppSrc>()
-            .unwrap();
-        let sink = pipeline
-            .by_name("sink")
-            .unwrap()
-            .downcast::<gst_app::AppSink>()
-            .unwrap();
+        let (src, sink) = app_ends(&pipeline);
         src.set_caps(Some(&caps(VideoFormat::I420, 640, 480)));
         pipeline.set_state(gst::State::Playing).unwrap();
         src.push_buffer(frame_buffer(&image, VideoFormat::I420, 0))

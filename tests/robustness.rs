@@ -127,16 +127,7 @@ fn replacing_the_model_while_playing() {
         "appsrc name=src format=time is-live=true ! defectdetect name=d model={} ! appsink name=sink sync=false",
         test_model("squares_v8")
     ));
-    let src = p
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let sink = p
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (src, sink) = app_ends(&p);
     let detect = p.by_name("d").unwrap();
     src.set_caps(Some(&caps(VideoFormat::Rgb, 640, 480)));
     p.set_state(gst::State::Playing).unwrap();

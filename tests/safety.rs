@@ -843,16 +843,7 @@ fn item14_a_build_under_way_does_not_replace_the_model_loaded_at_restart() {
         "appsrc name=src format=time is-live=true ! defectdetect name=d model={} ! appsink name=sink sync=false",
         test_model("squares_v8")
     ));
-    let src = p
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let sink = p
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (src, sink) = app_ends(&p);
     let detect = p.by_name("d").unwrap();
     src.set_caps(Some(&caps(VideoFormat::Rgb, 256, 256)));
     p.set_state(gst::State::Playing).unwrap();
@@ -956,16 +947,7 @@ fn item16_set_property_never_waits_and_quick_sets_are_one_build() {
         "appsrc name=src format=time ! defectdetect name=race16 threads=1 model={} ! appsink name=sink sync=false",
         test_model("slow_e2e")
     ));
-    let src = p
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let sink = p
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let (src, sink) = app_ends(&p);
     let detect = p.by_name("race16").unwrap();
     src.set_caps(Some(&caps(VideoFormat::Rgb, 256, 256)));
     p.set_state(gst::State::Playing).unwrap();

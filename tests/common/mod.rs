@@ -8,6 +8,20 @@ use std::sync::Once;
 
 use gst_video::VideoFormat;
 
+/// The `appsrc name=src` and `appsink name=sink` of a test pipeline.
+pub fn app_ends(pipeline: &gst::Pipeline) -> (gst_app::AppSrc, gst_app::AppSink) {
+    use gst::prelude::*;
+    let named = |name: &str| {
+        pipeline
+            .by_name(name)
+            .unwrap_or_else(|| panic!("the pipeline has no element named {name}"))
+    };
+    (
+        named("src").downcast().expect("src is an appsrc"),
+        named("sink").downcast().expect("sink is an appsink"),
+    )
+}
+
 pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
