@@ -23,6 +23,7 @@ pub mod files;
 pub mod meta;
 pub mod metrics;
 pub mod mqtt;
+pub mod net;
 pub mod plc;
 pub mod video;
 
