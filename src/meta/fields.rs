@@ -97,3 +97,17 @@ pub const SCORE_HIGH: &str = "score-high";
 pub const THRESHOLD: &str = "threshold";
 /// `DefectAnomalyMapMeta`'s scores: `width * height` f32, little-endian, row-major (a `GBytes`).
 pub const ANOMALY_SCORES: &str = "scores";
+
+// Drift (`defect-drift` message and downstream event, `drift-feature` entries).
+pub const DRIFT: &str = "defect-drift";
+pub const DRIFT_FEATURE: &str = "drift-feature";
+pub const ACTIVE: &str = "active";
+pub const EPISODE: &str = "episode";
+pub const WINDOW_FRAMES: &str = "window-frames";
+pub const FEATURES: &str = "features";
+pub const NAME: &str = "name";
+pub const SCORE: &str = "score";
+pub const THRESHOLD: &str = "threshold";
+pub const MOVED: &str = "moved";
+pub const BASELINE: &str = "baseline";
+pub const CURRENT: &str = "current";

@@ -33,6 +33,7 @@ use gst::glib;
 
 mod anomaly_map;
 mod detection;
+mod drift;
 pub mod fields;
 mod model_info;
 mod reject;
@@ -42,6 +43,7 @@ mod verdict;
 
 pub use anomaly_map::AnomalyMapMeta;
 pub use detection::{Classification, DetectionParams, DetectionsMessage, Reason};
+pub use drift::{DriftFeature, DriftReport};
 pub use fields::{ANOMALY_MAP_META, PART_EVENT, PART_META, VERDICT_META};
 pub use model_info::ModelInfoMeta;
 pub use reject::{RejectMessage, RejectMissedMessage};
