@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command: installs what is missing (Debian packages, the pinned
 # ONNX Runtime wheel in .venv, the OpenVINO-enabled one in .venv-ov), checks formatting
-# (cargo fmt) and lints (clippy, warnings are errors), builds the plugin, checks
+# (cargo fmt) and lints (clippy, warnings are errors), builds the documentation site (mdbook,
+# installed into .cache/mdbook when missing) and checks its links, builds the plugin, checks
 # gst-inspect-1.0 sees it, then runs
 # every Rust test (unit, Harness, pipelines, parity with the numpy reference) and the
 # Python tests.
@@ -11,6 +12,17 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 command -v cargo >/dev/null || { echo "test: cargo not found; install Rust 1.95 (rustup)" >&2; exit 1; }
 
+# mdBook for the documentation step below, a test-only tool (the demo does not need it): the
+# pinned version, compiled from crates.io into the git-ignored .cache/mdbook once (a few minutes;
+# without the `serve` and `watch` features, which building the site does not use).
+MDBOOK_VERSION=0.5.4
+MDBOOK=.cache/mdbook/bin/mdbook
+if [[ "$("$MDBOOK" --version 2>/dev/null)" != "mdbook v$MDBOOK_VERSION" ]]; then
+  echo "test: installing mdbook $MDBOOK_VERSION into .cache/mdbook"
+  cargo install mdbook --locked --version "$MDBOOK_VERSION" --no-default-features --features search \
+    --root .cache/mdbook
+fi
+
 echo "== format and lints"
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   command -v rustup >/dev/null || { echo "test: cargo fmt or clippy missing and no rustup to add them" >&2; exit 1; }
@@ -18,6 +30,12 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
 fi
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+
+echo "== documentation: the site (mdbook build into target/book) and its internal links"
+book=$("$MDBOOK" build 2>&1) || { echo "$book" >&2; echo "test: mdbook build failed" >&2; exit 1; }
+echo "$book"
+if grep -q "WARN" <<<"$book"; then echo "test: mdbook warned about the pages (above)" >&2; exit 1; fi
+python3 scripts/check_doc_links.py
 
 echo "== build"
 cargo build --all-targets --locked
