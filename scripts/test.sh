@@ -29,7 +29,7 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   rustup component add rustfmt clippy
 fi
 cargo fmt --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== documentation: the site (mdbook build into target/book) and its internal links"
 book=$("$MDBOOK" build 2>&1) || { echo "$book" >&2; echo "test: mdbook build failed" >&2; exit 1; }
@@ -38,7 +38,7 @@ if grep -q "WARN" <<<"$book"; then echo "test: mdbook warned about the pages (ab
 python3 scripts/check_doc_links.py
 
 echo "== build"
-cargo build --all-targets --locked
+cargo build --workspace --all-targets --locked
 
 echo "== gst-inspect-1.0"
 inspect=$(GST_PLUGIN_PATH="$PWD/target/debug" gst-inspect-1.0 defectdetect)
@@ -48,7 +48,7 @@ done
 echo "defectdetect and its properties are visible to gst-inspect-1.0"
 
 echo "== cargo test"
-cargo test --all-targets --locked
+cargo test --workspace --all-targets --locked
 
 echo "== python tests"
 .venv/bin/python -m pytest -q scripts tests/python
