@@ -277,6 +277,55 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_cells_never_pass() {
+        // The defect's cells (two of ten) are +inf, NaN or -inf, the rest 0: never PASS; the
+        // same map with 0.9 there fails.
+        let policy = Policy::fail_on_any_detection();
+        let with = |v: f32| AnomalyMap {
+            width: 5,
+            height: 2,
+            data: vec![0.0, v, v, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        };
+        let judge = |v: f32, score: Option<f32>| {
+            policy.evaluate_anomaly(T, score, &with(v), (500.0, 200.0), 0)
+        };
+        assert_eq!(judge(0.9, None).verdict, Verdict::Fail);
+        for v in [f32::INFINITY, f32::NAN, f32::NEG_INFINITY] {
+            for score in [None, Some(v), Some(0.1)] {
+                let got = judge(v, score);
+                assert_eq!(got.verdict, Verdict::Unknown, "{v} {score:?}: {got:?}");
+                assert_eq!(got.anomaly_score, None, "{v} {score:?}");
+                assert_eq!(got.counts, [0; 4]);
+                // No region carries a non-finite score.
+                assert!(got.judged.iter().all(|j| j
+                    .scores
+                    .is_some_and(|s| s.iter().all(|x| x.is_finite()))));
+            }
+        }
+        // A map of NaN only: UNKNOWN, not an error.
+        let nan = AnomalyMap {
+            width: 2,
+            height: 2,
+            data: vec![f32::NAN; 4],
+        };
+        let got = policy.evaluate_anomaly(T, None, &nan, (20.0, 20.0), 0);
+        assert_eq!((got.verdict, got.judged.len()), (Verdict::Unknown, 0));
+        // Finite cells that fail the frame still fail it; in the review band it stays REVIEW.
+        let mut failing = with(f32::NAN);
+        failing.data[9] = 0.95;
+        let got = policy.evaluate_anomaly(T, None, &failing, (500.0, 200.0), 0);
+        assert_eq!(
+            (got.verdict, got.anomaly_score, got.judged.len()),
+            (Verdict::Fail, Some(0.95), 1)
+        );
+        let mut review = policy.clone();
+        review.anomaly.review_band = Some((0.3, 0.5));
+        failing.data[9] = 0.4;
+        let got = review.evaluate_anomaly(T, None, &failing, (500.0, 200.0), 0);
+        assert_eq!(got.verdict, Verdict::Review);
+    }
+
+    #[test]
     fn missing_thresholds_are_named_and_sections_parse_strictly() {
         let rule = AnomalyRule::default();
         assert_eq!(rule.thresholds(None, Some(1.0)), Err("image-threshold"));
