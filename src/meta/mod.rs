@@ -53,10 +53,14 @@ const PART_ID_FIELD: &str = fields::PART_ID;
 
 /// Registers the custom metas (idempotent).
 pub fn register() {
-    for name in [VERDICT_META, PART_META, ANOMALY_MAP_META] {
+    for name in [VERDICT_META, PART_META] {
         if !gst::meta::CustomMeta::is_registered(name) {
             gst::meta::CustomMeta::register(name, &[]);
         }
+    }
+    // Tagged as a video meta with a transform function (it follows scaling).
+    if !gst::meta::CustomMeta::is_registered(ANOMALY_MAP_META) {
+        anomaly_map::register();
     }
 }
 
