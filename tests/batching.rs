@@ -607,16 +607,14 @@ fn three_streams_of_different_sizes_with_a_stalled_partner() {
     let started = Instant::now();
     push(&s.sources[2], &sized_frame(640, 480, 2, 0).0, 0);
     for i in 0..FRAMES {
-        for stream in 0..2 {
-            let (w, h) = sizes[stream];
+        for (stream, &(w, h)) in sizes[..2].iter().enumerate() {
             push(&s.sources[stream], &sized_frame(w, h, stream, i).0, i);
         }
     }
     for source in &s.sources[..2] {
         source.end_of_stream().unwrap();
     }
-    for stream in 0..2 {
-        let (w, h) = sizes[stream];
+    for (stream, &(w, h)) in sizes[..2].iter().enumerate() {
         let got = pull_all(&s.sinks[stream]);
         assert_eq!(got.len(), FRAMES, "stream {stream}");
         for (i, rois) in got.iter().enumerate() {
