@@ -49,6 +49,12 @@ Anomaly models (brightness is the anomaly)
 max of the map and ``anomaly_map`` [1, 1, 64, 112] = 10 * brightness (raw, unnormalised);
 metadata task 'anomaly', names {0: 'anomaly'}, imgsz '[64, 112]', image_threshold '7.0',
 pixel_threshold '7.0' (run-time thresholds: nothing thresholded in the graph).
+``anomaly_cells.onnx``: a map whose defect cells hold a value the frame's colour chooses, for
+NaN and infinity tests: input ``images`` [1, 3, 32, 32] (frame stretched, RGB [0, 1]), one
+output ``anomaly_map`` [1, 1, 32, 32] = B / G where R > 0.5, else 0 (no image score: the
+map's maximum is the score).  A red cell (255, 0, 0) is 0 / 0 = NaN, a magenta one
+(255, 0, 255) 1 / 0 = +inf, (255, 255, 230) 0.9; black is 0.  Metadata task 'anomaly',
+image_threshold and pixel_threshold '0.5'.
 
 Usage: .venv/bin/python scripts/make_task_test_models.py [--out models/test] [--no-verify]
 """
@@ -212,11 +218,48 @@ def anomaly_ours():
     return m, meta
 
 
+def anomaly_cells():
+    size = 32
+    inits = [numpy_helper.from_array(np.array(v, np.int64), n)
+             for n, v in (("c0", [0]), ("c1", [1]), ("c2", [2]), ("c3", [3]), ("ax", [1]))]
+    inits += [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("half", 0.5), ("zero", 0.0))]
+    nodes = [
+        helper.make_node("Slice", ["images", "c0", "c1", "ax"], ["r"]),
+        helper.make_node("Slice", ["images", "c1", "c2", "ax"], ["g"]),
+        helper.make_node("Slice", ["images", "c2", "c3", "ax"], ["b"]),
+        helper.make_node("Greater", ["r", "half"], ["defect"]),
+        helper.make_node("Div", ["b", "g"], ["ratio"]),
+        helper.make_node("Where", ["defect", "ratio", "zero"], ["anomaly_map"]),
+    ]
+    g = helper.make_graph(
+        nodes, "anomaly_cells",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, [1, 1, size, size])],
+        inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+    meta = {
+        "description": "test model: anomaly map = B / G where R > 0.5, else 0 (NaN, +inf or any value in chosen cells)",
+        "author": "gst-plugin-defect",
+        "date": DATE,
+        "version": "0.0.1",
+        "license": "MIT OR Apache-2.0",
+        "task": "anomaly",
+        "batch": "1",
+        "imgsz": f"[{size}, {size}]",
+        "names": "{0: 'anomaly'}",
+        "channels": "3",
+        "image_threshold": "0.5",
+        "pixel_threshold": "0.5",
+    }
+    return m, meta
+
+
 FILES = {
     "cls_colour_224.onnx": lambda: colour_classifier(True),
     "cls_colour_224_logits.onnx": lambda: colour_classifier(False),
     "anomalib_v2_style.onnx": anomalib_v2_style,
     "anomaly_ours.onnx": anomaly_ours,
+    "anomaly_cells.onnx": anomaly_cells,
 }
 
 
@@ -243,6 +286,14 @@ def verify(out):
     y[..., 10:20, 30:40] = 0.8
     s, m = run("anomaly_ours.onnx", {"images": y})
     assert s.shape == (1, 1) and m.shape == (1, 1, 64, 112) and abs(s[0, 0] - 8.0) < 1e-5
+    c = np.zeros((1, 3, 32, 32), np.float32)
+    c[0, 0, 4:8, 4:8], c[0, 2, 4:8, 4:8] = 1.0, 1.0          # magenta: +inf
+    c[0, 0, 20:24, 20:24] = 1.0                              # red: NaN
+    c[0, 0:2, 10:12, 10:12], c[0, 2, 10:12, 10:12] = 1.0, 0.9  # 0.9
+    (cm,) = run("anomaly_cells.onnx", {"images": c})
+    assert cm.shape == (1, 1, 32, 32)
+    assert np.isposinf(cm[0, 0, 4:8, 4:8]).all() and np.isnan(cm[0, 0, 20:24, 20:24]).all()
+    assert np.allclose(cm[0, 0, 10:12, 10:12], 0.9) and np.isfinite(cm).sum() == 32 * 32 - 32
     print("verified: colour classifier -> 825 (p > 0.9999), logits softmax equal, anomalib-style score 0.75, "
           "ours score 8.0")
 

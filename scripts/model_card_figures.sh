@@ -26,18 +26,18 @@ if [[ ! -d $OUT/test-split/images ]]; then
   .venv/bin/python training/generate.py --split test --count "$COUNT" --out "$OUT/test-split"
 fi
 echo "== held-out test split through defectdetect"
-"$BIN/defect-replay" --model "$MODEL" --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" \
+"$BIN/defect-replay" --overwrite --model "$MODEL" --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" \
   --threads 2 --out "$OUT/test-split-report"
 echo "== held-out test split at conf 0.01: AP over the whole curve, per-class thresholds for recall 0.90"
-"$BIN/defect-replay" --model "$MODEL" --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" \
+"$BIN/defect-replay" --overwrite --model "$MODEL" --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" \
   --threads 2 --conf 0.01 --sweep-recall 0.9 --out "$OUT/test-split-sweep"
 for video in tests/data/*.mp4; do
   name=$(basename "$video" .mp4)
   echo "== $video through defectdetect (conf 0.25, no policy: detection figures)"
-  "$BIN/defect-replay" --model "$MODEL" --video "$video" \
+  "$BIN/defect-replay" --overwrite --model "$MODEL" --video "$video" \
     --truth "tests/data/$name.coco.json" --threads 2 --out "$OUT/$name-detections"
   echo "== $video through defectdetect (policy pipelines/policy.toml)"
-  "$BIN/defect-replay" --model "$MODEL" --policy pipelines/policy.toml --video "$video" \
+  "$BIN/defect-replay" --overwrite --model "$MODEL" --policy pipelines/policy.toml --video "$video" \
     --truth "tests/data/$name.coco.json" --threads 2 --out "$OUT/$name"
 done
 fi
@@ -56,7 +56,7 @@ text = re.sub(r"(?ms)^\[region\]\n.*?(?=^\[|\Z)", "", text)
 text = re.sub(r"(?ms)^\[\[ignore\]\]\n.*?(?=^\[|\Z)", "", text)
 open(sys.argv[2], "w").write("# pipelines/policy.toml without [region] and [[ignore]] (frame pixels of the belt video)\n" + text)
 PY
-  replay() { "$BIN/defect-replay" --model "$MODEL" --threads 2 "$@"; }
+  replay() { "$BIN/defect-replay" --overwrite --model "$MODEL" --threads 2 "$@"; }
   echo "== NEU-DET test split through defectdetect: precision, recall, F1 at conf 0.25"
   replay --images "$NEU/data/test/images" --truth "$NEU/data/test.coco.json" --out "$NEU/test"
   echo "== NEU-DET test split at conf 0.01: AP@0.5, AP@0.5:0.95, mAP, confusion matrix"
@@ -93,7 +93,7 @@ PY
     for round in 1 2; do
       for m in "$NEU/surface-defects-1.0.0.onnx" "$MODEL"; do
         tag=$(basename "$m" .onnx)
-        "$BIN/defect-replay" --model "$m" --threads 2 --images "$NEU/perturbed/frame-1280x720/images" \
+        "$BIN/defect-replay" --overwrite --model "$m" --threads 2 --images "$NEU/perturbed/frame-1280x720/images" \
           --truth "$NEU/perturbed/frame-1280x720.coco.json" --out "$NEU/latency-$tag-$round" >/dev/null 2>&1
       done
     done

@@ -559,3 +559,159 @@ fn asynchronous_inference_batches_without_cross_talk() {
     }
     s.pipeline.set_state(gst::State::Null).unwrap();
 }
+
+/// A `width` x `height` frame with a white and a red square of stream `s`, frame `i`, on model
+/// windows of their own.
+fn sized_frame(width: usize, height: usize, s: usize, i: usize) -> (RgbImage, Vec<Expected>) {
+    let mut image = RgbImage::new(width, height, [12, 12, 12]);
+    let mut expected = Vec::new();
+    // Rows 4..=20: inside the frame's part of the model input for 4:3 frames too.
+    let (white, red) = ((5 + 3 * i, 1 + 4 * s), (20 - 2 * i, 24 - 4 * s));
+    for ((row, col), colour, class, label_id) in [
+        (white, [255, 255, 255], "white_square", 0),
+        (red, [255, 0, 0], "red_square", 1),
+    ] {
+        let b = window_box(width, height, row, col);
+        image.fill_rect(
+            b[0].round() as usize,
+            b[1].round() as usize,
+            b[2].round() as usize,
+            b[3].round() as usize,
+            colour,
+        );
+        expected.push(Expected {
+            class,
+            label_id,
+            rect: b,
+        });
+    }
+    (image, expected)
+}
+
+/// Three streams of different frame sizes share batches of three; the third sends one frame
+/// and then stalls (no frame, no end of stream): the other two never wait for it longer than
+/// the batch timeout, every frame of every stream gets its own squares at its own scale, and
+/// the stalled stream's frame comes out too.
+#[test]
+fn three_streams_of_different_sizes_with_a_stalled_partner() {
+    const FRAMES: usize = 5;
+    let sizes = [(256, 256), (512, 384), (640, 480)];
+    let s = streams(
+        3,
+        "squares_v8_batch",
+        "batch-size=3 batch-timeout-ms=40 threads=9",
+    );
+    for (source, &(w, h)) in s.sources.iter().zip(&sizes) {
+        source.set_caps(Some(&caps(VideoFormat::Rgb, w, h)));
+    }
+    let started = Instant::now();
+    push(&s.sources[2], &sized_frame(640, 480, 2, 0).0, 0);
+    for i in 0..FRAMES {
+        for (stream, &(w, h)) in sizes[..2].iter().enumerate() {
+            push(&s.sources[stream], &sized_frame(w, h, stream, i).0, i);
+        }
+    }
+    for source in &s.sources[..2] {
+        source.end_of_stream().unwrap();
+    }
+    for (stream, &(w, h)) in sizes[..2].iter().enumerate() {
+        let got = pull_all(&s.sinks[stream]);
+        assert_eq!(got.len(), FRAMES, "stream {stream}");
+        for (i, rois) in got.iter().enumerate() {
+            let context = format!("stream {stream} ({w}x{h}) frame {i}");
+            assert_rois(rois, &sized_frame(w, h, stream, i).1, w, h, 2.5, &context);
+        }
+    }
+    let stalled = s.sinks[2]
+        .try_pull_sample(gst::ClockTime::from_seconds(10))
+        .expect("the stalled stream's one frame came out");
+    assert_rois(
+        &rois(stalled.buffer().unwrap()),
+        &sized_frame(640, 480, 2, 0).1,
+        640,
+        480,
+        2.5,
+        "stalled stream",
+    );
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "the streams waited for the stalled one: {took:?}"
+    );
+    let errors = errors(&s.pipeline);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        s.detectors[0].property::<u64>("batched-frames") > 0,
+        "the two running streams shared batches"
+    );
+    s.pipeline.set_state(gst::State::Null).unwrap();
+}
+
+/// Two elements with the same model file and batch settings but different `labels` files
+/// share the model's batches, and each names its detections with its own labels: no label,
+/// box or frame of one stream in the other's.
+#[test]
+fn two_copies_of_one_model_with_different_labels_share_batches_without_cross_talk() {
+    const FRAMES: usize = 4;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("batch-labels-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let names = [["alpha_white", "alpha_red"], ["beta_white", "beta_red"]];
+    let files: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(k, n)| {
+            let path = dir.join(format!("labels-{k}.txt"));
+            std::fs::write(&path, format!("{}\n{}\n", n[0], n[1])).unwrap();
+            path
+        })
+        .collect();
+    let s = streams(
+        2,
+        "squares_v8_batch",
+        "batch-size=2 batch-timeout-ms=10000 threads=10",
+    );
+    // Labels are read at start: set them, then restart the elements' streams.
+    s.pipeline.set_state(gst::State::Null).unwrap();
+    for (detector, file) in s.detectors.iter().zip(&files) {
+        detector.set_property("labels", file.display().to_string());
+    }
+    s.pipeline.set_state(gst::State::Playing).unwrap();
+    for i in 0..FRAMES {
+        for (stream, source) in s.sources.iter().enumerate() {
+            push(source, &frame(stream, i).0, i);
+        }
+    }
+    for source in &s.sources {
+        source.end_of_stream().unwrap();
+    }
+    for (stream, sink) in s.sinks.iter().enumerate() {
+        let got = pull_all(sink);
+        assert_eq!(got.len(), FRAMES, "stream {stream}");
+        for (i, rois) in got.iter().enumerate() {
+            let context = format!("stream {stream} frame {i}");
+            // The stream's own squares, named with its own labels.
+            let mut expected = frame(stream, i).1;
+            for (e, name) in expected.iter_mut().zip(names[stream]) {
+                e.class = name;
+            }
+            assert_rois(rois, &expected, SIDE, SIDE, 1.0, &context);
+            let other = &names[1 - stream];
+            assert!(
+                rois.iter().all(|r| !other.contains(&r.label.as_str())),
+                "{context}: the other stream's labels: {rois:?}"
+            );
+        }
+    }
+    let errors = errors(&s.pipeline);
+    assert!(errors.is_empty(), "{errors:?}");
+    for detector in &s.detectors {
+        assert_eq!(
+            detector.property::<u64>("batched-frames"),
+            FRAMES as u64,
+            "every frame shared a batch with the other copy"
+        );
+    }
+    s.pipeline.set_state(gst::State::Null).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

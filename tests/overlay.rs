@@ -444,3 +444,129 @@ fn malformed_anomaly_map_is_a_warning_naming_the_field() {
         "{text}"
     );
 }
+
+/// A black 256 x 256 frame with a (255, 255, 230) square at x 128..192, y 0..64: through
+/// `anomaly_cells.onnx` its 8 x 8 cells of the 32 x 32 map are 0.9 (hot: jet red at the
+/// display scale 0..1), the rest 0 (cold: jet dark blue).
+fn hot_square() -> RgbImage {
+    let mut image = RgbImage::new(256, 256, [0, 0, 0]);
+    image.fill_rect(128, 0, 192, 64, [255, 255, 230]);
+    image
+}
+
+/// The pipeline's output buffers for one frame of `hot_square`, and the warnings posted.
+fn through(middle: &str, out_size: usize) -> (gst::Buffer, Vec<String>) {
+    init();
+    let mut h = gst_check::Harness::new_parse(&format!(
+        "defectdetect model={} ! {middle} ! defectoverlay show-heatmap=true heatmap-opacity=1.0 show-boxes=false show-banner=false",
+        test_model("anomaly_cells")
+    ));
+    let bus = gst::Bus::new();
+    h.element().unwrap().set_bus(Some(&bus));
+    h.set_src_caps(caps(VideoFormat::Rgb, 256, 256));
+    h.push(frame_buffer(&hot_square(), VideoFormat::Rgb, 0))
+        .unwrap();
+    let out = h.pull().unwrap();
+    let info =
+        gst_video::VideoInfo::from_caps(&h.sinkpad().unwrap().current_caps().unwrap()).unwrap();
+    assert_eq!(
+        (info.width() as usize, info.height() as usize),
+        (out_size, out_size)
+    );
+    let warnings = std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        })
+        .collect();
+    (out, warnings)
+}
+
+/// A pixel of an RGB frame `width` wide (rows without padding).
+fn rgb_at(buffer: &gst::BufferRef, width: usize, x: usize, y: usize) -> [f64; 3] {
+    let data = buffer.map_readable().unwrap();
+    let i = (y * width + x) * 3;
+    [data[i], data[i + 1], data[i + 2]].map(|v| v as f64)
+}
+
+/// Whether a pixel shows the hot end of the jet ramp (red) or the cold end (dark blue).
+fn is_hot(rgb: [f64; 3]) -> bool {
+    rgb[0] > 180.0 && rgb[1] < 60.0 && rgb[2] < 60.0
+}
+fn is_cold(rgb: [f64; 3]) -> bool {
+    rgb[0] < 40.0 && rgb[1] < 40.0 && (100.0..160.0).contains(&rgb[2])
+}
+
+/// A `videoscale` between `defectdetect` and `defectoverlay` scales the anomaly map's rectangle
+/// with the frame: the heat lands on the scaled defect, not the map's top-left quarter stretched
+/// over the frame; the ROI metas (detections in frame pixels) are scaled alike.
+#[test]
+fn heatmap_follows_the_frame_through_videoscale() {
+    let (out, warnings) = through("videoscale ! video/x-raw,width=128,height=128", 128);
+    let map = gstdefect::meta::AnomalyMapMeta::from_buffer(&out)
+        .expect("the anomaly map went through videoscale")
+        .expect("it reads");
+    assert_eq!(
+        [map.x_min, map.y_min, map.x_max, map.y_max],
+        [0.0, 0.0, 128.0, 128.0]
+    );
+    let px = |x, y| rgb_at(&out, 128, x, y);
+    for (x, y) in [(70, 5), (80, 16), (90, 26)] {
+        assert!(
+            is_hot(px(x, y)),
+            "({x}, {y}) on the scaled defect: {:?}",
+            px(x, y)
+        );
+    }
+    for (x, y) in [(20, 100), (110, 40), (40, 16), (100, 100)] {
+        assert!(
+            is_cold(px(x, y)),
+            "({x}, {y}) off the defect: {:?}",
+            px(x, y)
+        );
+    }
+    // The region's ROI meta is scaled by GStreamer (its own transform): the same region in
+    // the scaled frame's pixels. (GStreamer 1.22 drops its parameters when it scales it.)
+    let found: Vec<_> = out
+        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .map(|m| (m.roi_type().to_string(), m.rect()))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let (label, (x, y, w, h)) = &found[0];
+    assert_eq!(label, "anomaly");
+    assert!(
+        x.abs_diff(64) <= 1 && *y == 0 && w.abs_diff(32) <= 1 && h.abs_diff(32) <= 1,
+        "the region scaled with the frame: {found:?}"
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+/// A `videoflip` between them: the heat map is never drawn unmirrored over the flipped frame.
+/// GStreamer 1.22 gives metas no flip transform: the map is dropped and `defectoverlay` says
+/// so in a warning. (`video-direction`: in GStreamer 1.22 a `method` set by `gst-launch-1.0`
+/// is reset to identity by the `video-direction` default, and the element passes frames
+/// through unflipped.)
+#[test]
+fn heatmap_is_not_drawn_unmirrored_after_videoflip() {
+    let (out, warnings) = through("videoflip video-direction=horiz", 256);
+    let px = |x, y| rgb_at(&out, 256, x, y);
+    // The mirrored square is at x 64..128.
+    assert!(
+        !is_hot(px(160, 32)),
+        "heat drawn where the defect was before the flip: {:?}",
+        px(160, 32)
+    );
+    if gstdefect::meta::AnomalyMapMeta::from_buffer(&out).is_some() {
+        assert!(is_hot(px(96, 32)), "the mirrored defect: {:?}", px(96, 32));
+    } else {
+        // Not drawn: the frame is the flipped input.
+        assert_eq!(px(96, 32), [255.0, 255.0, 230.0]);
+        assert_eq!(px(160, 32), [0.0, 0.0, 0.0]);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("DefectAnomalyMapMeta") && w.contains("heat map")),
+            "{warnings:?}"
+        );
+    }
+}

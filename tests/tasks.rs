@@ -706,3 +706,91 @@ fn model_info(detect: &gst::Element) -> String {
         .expect("model-info reads");
     format!("task {}, {}", info.task, info.output_layout)
 }
+
+/// A black 256 x 256 frame with a 32 x 32 square of `colour` at (96..128, 96..128): with
+/// `anomaly_cells.onnx` (32 x 32 map, B / G where R > 0.5) the square is 16 map cells whose
+/// value the colour chooses: NaN for red, +inf for magenta, 0.9 for (255, 255, 230).
+fn cells_square(colour: [u8; 3]) -> RgbImage {
+    let mut image = RgbImage::new(256, 256, [0, 0, 0]);
+    image.fill_rect(96, 96, 128, 128, colour);
+    image
+}
+
+/// The warnings and errors posted so far, as text.
+fn warnings_and_errors(bus: &gst::Bus) -> (Vec<String>, Vec<String>) {
+    let (mut warnings, mut errors) = (Vec::new(), Vec::new());
+    while let Some(m) = bus.pop() {
+        match m.view() {
+            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            gst::MessageView::Error(e) => errors.push(e.error().to_string()),
+            _ => {}
+        }
+    }
+    (warnings, errors)
+}
+
+/// An anomaly map that is +inf or NaN exactly in the defect's cells (0 elsewhere) never
+/// passes: the frame is UNKNOWN, and a warning names the cells. The same map with 0.9 there
+/// fails.
+#[test]
+fn non_finite_anomaly_cells_make_the_frame_unknown_never_pass() {
+    let mut run = Run::new(
+        &format!("model={}", test_model("anomaly_cells")),
+        256,
+        256,
+        VideoFormat::Rgb,
+    );
+    let finite = run.push(&cells_square([255, 255, 230]));
+    assert_eq!(finite.verdict(), "FAIL", "0.9 in the defect's cells");
+    for (colour, what) in [([255, 0, 255], "+inf"), ([255, 0, 0], "NaN")] {
+        let out = run.push(&cells_square(colour));
+        assert_eq!(out.verdict(), "UNKNOWN", "{what} in the defect's cells");
+        assert!(out.verdict.get::<bool>("inspected").unwrap(), "{what}");
+        assert!(
+            out.verdict.get::<f64>("anomaly-score").is_err(),
+            "{what}: no image score from a map that has none: {}",
+            out.verdict
+        );
+    }
+    let (warnings, errors) = warnings_and_errors(&run.bus);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("anomaly map")
+            && w.contains("16 infinite")
+            && w.contains("UNKNOWN")
+            && w.contains("96..128")),
+        "a warning names the non-finite cells: {warnings:?}"
+    );
+    assert_eq!(
+        run.push(&RgbImage::new(256, 256, [0, 0, 0])).verdict(),
+        "PASS"
+    );
+}
+
+/// One frame whose anomaly map is all NaN is UNKNOWN with a warning; the stream goes on, and
+/// the next frames are judged.
+#[test]
+fn an_all_nan_anomaly_map_is_one_unknown_frame_and_the_stream_goes_on() {
+    let mut run = Run::new(
+        &format!("model={}", test_model("anomaly_cells")),
+        256,
+        256,
+        VideoFormat::Rgb,
+    );
+    let all_nan = run.push(&RgbImage::new(256, 256, [255, 0, 0]));
+    assert_eq!(all_nan.verdict(), "UNKNOWN");
+    assert!(all_nan.rois.is_empty());
+    assert_eq!(run.push(&cells_square([255, 255, 230])).verdict(), "FAIL");
+    assert_eq!(
+        run.push(&RgbImage::new(256, 256, [0, 0, 0])).verdict(),
+        "PASS"
+    );
+    let (warnings, errors) = warnings_and_errors(&run.bus);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("1024 NaN") && w.contains("UNKNOWN")),
+        "{warnings:?}"
+    );
+}

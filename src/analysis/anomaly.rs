@@ -23,6 +23,69 @@ impl AnomalyMap {
     pub fn non_finite(&self) -> usize {
         self.data.iter().filter(|v| !v.is_finite()).count()
     }
+
+    /// The cells that hold no finite score, by kind, and their bounding box (None when every
+    /// score is finite).
+    pub fn non_finite_cells(&self) -> Option<NonFiniteCells> {
+        let w = self.width.max(1);
+        let mut found: Option<NonFiniteCells> = None;
+        for (i, v) in self.data.iter().enumerate() {
+            if v.is_finite() {
+                continue;
+            }
+            let (x, y) = (i % w, i / w);
+            let cells = found.get_or_insert(NonFiniteCells {
+                nan: 0,
+                infinite: 0,
+                negative_infinite: 0,
+                x1: x,
+                y1: y,
+                x2: x + 1,
+                y2: y + 1,
+            });
+            if v.is_nan() {
+                cells.nan += 1;
+            } else if *v > 0.0 {
+                cells.infinite += 1;
+            } else {
+                cells.negative_infinite += 1;
+            }
+            cells.x1 = cells.x1.min(x);
+            cells.y1 = cells.y1.min(y);
+            cells.x2 = cells.x2.max(x + 1);
+            cells.y2 = cells.y2.max(y + 1);
+        }
+        found
+    }
+}
+
+/// The cells of a map without a finite score: NaN, +inf and -inf counts, and their bounding
+/// box in map cells (`x1..x2`, `y1..y2`, exclusive ends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonFiniteCells {
+    pub nan: usize,
+    pub infinite: usize,
+    pub negative_infinite: usize,
+    pub x1: usize,
+    pub y1: usize,
+    pub x2: usize,
+    pub y2: usize,
+}
+
+impl NonFiniteCells {
+    /// "16 NaN", "3 infinite, 1 negative infinite": the counts that are not zero.
+    pub fn counts(&self) -> String {
+        [
+            (self.nan, "NaN"),
+            (self.infinite, "infinite"),
+            (self.negative_infinite, "negative infinite"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
 }
 
 /// One connected region of map cells at or above the threshold.
@@ -39,20 +102,16 @@ pub struct Region {
     pub mean: f32,
 }
 
-/// The 8-connected regions of cells with a score at or above `threshold` (NaN cells never
-/// are), in the order of their first cell in row-major order.
+/// The 8-connected regions of cells with a score at or above `threshold` (cells without a
+/// finite score, NaN or infinite, never are: no region has a score that is not finite), in
+/// the order of their first cell in row-major order.
 pub fn regions(map: &AnomalyMap, threshold: f32) -> Vec<Region> {
     let (w, h) = (map.width, map.height);
     let mut label = vec![u32::MAX; w * h];
     let mut out = Vec::new();
     let mut stack = Vec::new();
     for start in 0..w * h {
-        // NaN cells compare false: never anomalous.
-        if label[start] != u32::MAX
-            || map.data[start]
-                .partial_cmp(&threshold)
-                .is_none_or(|o| o.is_lt())
-        {
+        if label[start] != u32::MAX || !at_or_above(map.data[start], threshold) {
             continue;
         }
         let id = out.len() as u32;
@@ -83,7 +142,7 @@ pub fn regions(map: &AnomalyMap, threshold: f32) -> Vec<Region> {
             for ny in y.saturating_sub(1)..(y + 2).min(h) {
                 for nx in x.saturating_sub(1)..(x + 2).min(w) {
                     let j = ny * w + nx;
-                    if label[j] == u32::MAX && map.data[j] >= threshold {
+                    if label[j] == u32::MAX && at_or_above(map.data[j], threshold) {
                         label[j] = id;
                         stack.push(j);
                     }
@@ -94,6 +153,11 @@ pub fn regions(map: &AnomalyMap, threshold: f32) -> Vec<Region> {
         out.push(region);
     }
     out
+}
+
+/// A finite score at or above the threshold (NaN compares false; infinities are left out).
+fn at_or_above(v: f32, threshold: f32) -> bool {
+    v.is_finite() && v >= threshold
 }
 
 #[cfg(test)]
@@ -153,5 +217,33 @@ mod tests {
         assert_eq!(regions(&m, 0.5).len(), 1);
         assert_eq!(m.non_finite(), 1);
         assert_eq!(m.max(), Some(1.0));
+    }
+
+    #[test]
+    fn infinite_cells_are_never_in_a_region_and_are_located() {
+        let m = map(&["9....", ".....", "....."]);
+        let mut m = m;
+        m.data[6] = f32::INFINITY;
+        m.data[8] = f32::NAN;
+        m.data[12] = f32::NEG_INFINITY;
+        m.data[7] = f32::INFINITY;
+        let r = regions(&m, 1.0);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!((r[0].cells, r[0].peak), (1, 9.0));
+        let cells = m.non_finite_cells().unwrap();
+        assert_eq!(
+            cells,
+            NonFiniteCells {
+                nan: 1,
+                infinite: 2,
+                negative_infinite: 1,
+                x1: 1,
+                y1: 1,
+                x2: 4,
+                y2: 3
+            }
+        );
+        assert_eq!(cells.counts(), "1 NaN, 2 infinite, 1 negative infinite");
+        assert_eq!(map(&["1"]).non_finite_cells(), None);
     }
 }

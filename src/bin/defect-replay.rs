@@ -24,10 +24,10 @@ use gstdefect::replay::image_report::{
     AnomalyReport, ClassifyReport, score_anomaly, score_classification, write_image_outputs,
 };
 use gstdefect::replay::labels::{ImageTruth, LabelKind, check_masks};
-use gstdefect::replay::onnx_meta;
 use gstdefect::replay::report::{Report, compare, score, sweep, sweep_max_recall, write_outputs};
 use gstdefect::replay::truth::GroundTruth;
 use gstdefect::replay::{Replay, ReplayOptions, Session, Source, image_size};
+use gstdefect::replay::{onnx_meta, output};
 
 /// Replays recorded video or a folder of images through `defectdetect` (the same model and
 /// policy as on the line) and scores its results and verdicts against ground truth.
@@ -121,9 +121,17 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 0)]
     frames_per_part: u32,
 
-    /// Write report.json, report.md, plots, truth.coco.json and predictions.coco.json here.
+    /// Write report.json, report.md, plots, truth.coco.json and predictions.coco.json here:
+    /// a new or empty folder (one that holds anything is refused, unless --overwrite).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+
+    /// Replace the files defect-replay writes (report.json, report.md, truth.coco.json,
+    /// predictions.coco.json, the plots, swept-policy.toml, b/) in an --out folder that
+    /// already holds files, and a swept-policy.toml in the current folder; every other file is
+    /// left alone, and a link or folder by one of those names is still an error.
+    #[arg(long)]
+    overwrite: bool,
 
     /// Write DIR/swept-policy.toml (--out, else the current folder): per class, the
     /// threshold reaching this recall with the best precision (where it is out of reach, the
@@ -557,8 +565,14 @@ fn run() -> Result<(), String> {
         (None, Some(dir)) => Source::Images(dir.clone()),
         (None, None) => unreachable!("clap requires --video or --images"),
     };
-    if let Some(out) = &cli.out {
-        std::fs::create_dir_all(out).map_err(|e| format!("--out {}: {e}", out.display()))?;
+    // Before any frame: the output folder (or the swept policy's place) is ready, and nothing
+    // of the user's would be replaced.
+    match &cli.out {
+        Some(out) => output::prepare(out, cli.overwrite).map_err(|e| format!("--out {e}"))?,
+        None if cli.sweep || cli.sweep_recall.is_some() => {
+            output::make_room(Path::new("."), "swept-policy.toml", cli.overwrite)?
+        }
+        None => {}
     }
     gst::init().map_err(|e| e.to_string())?;
     gstdefect::plugin_register_static().map_err(|e| e.to_string())?;
@@ -873,8 +887,7 @@ fn write_swept_anomaly_policy(
 
 fn write_policy(out: &Path, text: String) -> Result<(), String> {
     let path = out.join("swept-policy.toml");
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    output::write_new(&path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }
@@ -927,7 +940,7 @@ fn write_swept_policy(
         report.model_id,
         policy.to_toml()
     );
-    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    output::write_new(&path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }

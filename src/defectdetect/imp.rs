@@ -65,6 +65,8 @@ struct Warned {
     inverted: bool,
     bad_class: bool,
     clamped: bool,
+    /// An anomaly map (or image score) with NaN or infinite values.
+    non_finite_map: bool,
 }
 
 /// What lives between caps and stop.
@@ -538,6 +540,9 @@ impl DefectDetect {
         };
         drop(current_guard);
         let verdict = identity.evaluate(&detections, anomaly.as_deref(), frame_size(&state.info));
+        if carried_from.is_none() {
+            self.warn_non_finite(&mut state.warned, frame_number, &verdict);
+        }
         let inspected = carried_from.is_none();
         let seen = if inspected {
             Seen::Judged(verdict.verdict, verdict.counts)
@@ -686,6 +691,7 @@ impl DefectDetect {
                         output.anomaly.as_deref(),
                         frame_size(&state.info),
                     );
+                    self.warn_non_finite(&mut state.warned, result.frame, &verdict);
                     if let Some(key) = result.part {
                         state.parts.result(key, verdict.verdict, &verdict.counts);
                     }
@@ -1183,6 +1189,27 @@ impl DefectDetect {
                 stats.clamped, stats.max_score
             )
         });
+    }
+
+    /// Says why an anomaly model's frame with NaN or infinite output was not passed: a warning
+    /// the first time in a stream, a debug line for every frame.
+    fn warn_non_finite(&self, warned: &mut Warned, frame: u64, verdict: &FrameVerdict) {
+        let Some(non_finite) = &verdict.non_finite else {
+            return;
+        };
+        let text = format!(
+            "frame {frame}: {non_finite}; the frame is {} (NaN or infinite scores are never passed)",
+            verdict.verdict.as_str()
+        );
+        if std::mem::replace(&mut warned.non_finite_map, true) {
+            gst::debug!(CAT, imp = self, "{text}");
+        } else {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Decode,
+                ("{text}; later frames like it are logged at debug level")
+            );
+        }
     }
 
     /// Raises the reported latency when a frame took longer than it says, with room (half

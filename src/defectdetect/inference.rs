@@ -336,21 +336,13 @@ fn anomaly_frame(
         .map_err(|e| InferError::Failed(e.to_string()))?;
     let started = Instant::now();
     let (score, map) = detector.anomaly()?;
-    let non_finite = map.non_finite();
-    if non_finite == map.data.len() {
-        return Err(InferError::Failed(format!(
-            "the anomaly map holds no finite score ({non_finite} NaN or infinite values)"
-        )));
-    }
-    let stats = DecodeStats {
-        non_finite,
-        ..Default::default()
-    };
+    // NaN or infinite scores, even a whole map of them, are judged by the policy (the frame is
+    // UNKNOWN unless its finite cells fail it), not an error that stops the stream.
     Ok(Inference {
         detections: Vec::new(),
         anomaly: Some(Arc::new(AnomalyOutput { score, map })),
         duration: started.elapsed(),
-        stats,
+        stats: DecodeStats::default(),
         batched: 0,
     })
 }

@@ -2,6 +2,7 @@
 //! The `defectoverlay` element: reads the ROI and verdict metas, draws with
 //! [`crate::draw::overlay`] into the frame in place.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
@@ -13,7 +14,9 @@ use crate::draw::heatmap::{self, HeatSource};
 use crate::draw::overlay::{self, Annotation, Banner, Style};
 use crate::element::MetaProblems;
 use crate::element::{self, lock};
-use crate::meta::{AnomalyMapMeta, Classification, Decision, DetectionParams, VerdictMeta};
+use crate::meta::{
+    AnomalyMapMeta, Classification, Decision, DetectionParams, Verdict, VerdictMeta,
+};
 use crate::video::{canvas, yuv_encoding};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -57,6 +60,8 @@ pub struct DefectOverlay {
     settings: Mutex<Settings>,
     negotiated: Mutex<Option<Negotiated>>,
     problems: MetaProblems,
+    /// An anomaly model's frame came without its map (said once per stream).
+    map_missing_warned: AtomicBool,
 }
 
 impl ObjectImpl for DefectOverlay {
@@ -87,6 +92,7 @@ impl BaseTransformImpl for DefectOverlay {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *lock(&self.negotiated) = None;
+        self.map_missing_warned.store(false, Ordering::Relaxed);
         Ok(())
     }
 
@@ -207,9 +213,11 @@ impl DefectOverlay {
         buffer: &gst::BufferRef,
         info: &gst_video::VideoInfo,
     ) -> Option<Vec<Option<u8>>> {
-        let map = self
-            .problems
-            .check(&*self.obj(), *CAT, AnomalyMapMeta::from_buffer(buffer)?)?;
+        let Some(read) = AnomalyMapMeta::from_buffer(buffer) else {
+            self.check_map_missing(buffer);
+            return None;
+        };
+        let map = self.problems.check(&*self.obj(), *CAT, read)?;
         let values = map.values();
         let source = HeatSource {
             width: map.width as usize,
@@ -218,6 +226,22 @@ impl DefectOverlay {
             rect: [map.x_min, map.y_min, map.x_max, map.y_max],
         };
         Some(heatmap::resize(&source, info.width(), info.height()))
+    }
+
+    /// A frame an anomaly model judged (its verdict meta says so) carries its map: one without
+    /// it lost it on the way (an element that flips, rotates or crops frames drops the map,
+    /// which cannot follow), said once per stream.
+    fn check_map_missing(&self, buffer: &gst::BufferRef) {
+        let judged_anomaly = VerdictMeta::from_buffer(buffer)
+            .and_then(Result::ok)
+            .is_some_and(|v| v.task == "anomaly" && v.verdict != Verdict::Unknown);
+        if judged_anomaly && !self.map_missing_warned.swap(true, Ordering::Relaxed) {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                ("show-heatmap: a frame of an anomaly model came without its DefectAnomalyMapMeta; an element between defectdetect and defectoverlay dropped it (the map follows scaling, but not a flip, rotation or crop: put such elements before defectdetect or after defectoverlay); no heat map is drawn")
+            );
+        }
     }
 
     /// The banner, from the `DefectVerdictMeta` `defectdetect` attached; a malformed one is

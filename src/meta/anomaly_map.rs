@@ -2,10 +2,133 @@
 //! An anomaly model's map as it travels on the buffer (`DefectAnomalyMapMeta`), from
 //! `defectdetect` to `defectoverlay`, `defect-replay` (pixel-level AUROC) and applications.
 
+use std::sync::LazyLock;
+
 use gst::glib;
+use gst::glib::translate::{FromGlib, IntoGlib};
+use gst::meta::MetaTransform;
 
 use super::fields as f;
 use super::structure::{MetaError, Reader};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "defectmeta",
+        gst::DebugColorFlags::empty(),
+        Some("The defect plugin's metas"),
+    )
+});
+
+/// Registers `DefectAnomalyMapMeta` as a `GstCustomMeta` tagged `video`, `size` and
+/// `orientation` (it describes a rectangle of the frame), with a transform function:
+///
+/// - copied with the buffer (a `tee`, a copy on write): copied as it is;
+/// - scaled (`videoscale`, and every element that hands `GstVideoMetaTransform` scale data):
+///   its rectangle is scaled with the frame, the scores are kept;
+/// - any other transform (a flip or rotation of `videoflip` or `videorotate`, a crop, a
+///   conversion GStreamer describes otherwise): dropped, with a debug line; elements that do
+///   not know how to transform metas so tagged drop it too (GStreamer 1.22's `videoflip`
+///   does). `defectoverlay` warns when an anomaly model's frame reaches it without its map.
+pub(super) fn register() {
+    let tags = [
+        c"video".as_ptr(),
+        c"size".as_ptr(),
+        c"orientation".as_ptr(),
+        std::ptr::null(),
+    ];
+    let mut tags = tags;
+    // SAFETY: the name and tags are NUL-terminated and outlive the call (GStreamer copies
+    // them); `transform` has the signature of `GstCustomMetaTransformFunction` and needs no
+    // user data.
+    unsafe {
+        gst::ffi::gst_meta_register_custom(
+            c"DefectAnomalyMapMeta".as_ptr(),
+            tags.as_mut_ptr(),
+            Some(transform),
+            std::ptr::null_mut(),
+            None,
+        );
+    }
+    debug_assert_eq!(f::ANOMALY_MAP_META, "DefectAnomalyMapMeta");
+}
+
+/// The rectangle a map covers on a frame scaled from `in_size` to `out_size` (width, height).
+pub fn scaled_rect(rect: [f64; 4], in_size: (u32, u32), out_size: (u32, u32)) -> [f64; 4] {
+    let sx = out_size.0 as f64 / in_size.0.max(1) as f64;
+    let sy = out_size.1 as f64 / in_size.1.max(1) as f64;
+    [rect[0] * sx, rect[1] * sy, rect[2] * sx, rect[3] * sy]
+}
+
+/// `GstCustomMetaTransformFunction` of `DefectAnomalyMapMeta` (see [`register`]).
+unsafe extern "C" fn transform(
+    dest: *mut gst::ffi::GstBuffer,
+    meta: *mut gst::ffi::GstCustomMeta,
+    _src: *mut gst::ffi::GstBuffer,
+    kind: glib::ffi::GQuark,
+    data: glib::ffi::gpointer,
+    _user_data: glib::ffi::gpointer,
+) -> glib::ffi::gboolean {
+    // SAFETY: GStreamer calls this with a valid meta, a writable destination buffer and, for
+    // the scale transform, `GstVideoMetaTransform` data (`VideoMetaTransformScale` is its
+    // transparent wrapper).
+    let (structure, dest, kind) = unsafe {
+        (
+            (*(meta as *const gst::meta::CustomMeta)).structure(),
+            gst::BufferRef::from_mut_ptr(dest),
+            glib::Quark::from_glib(kind),
+        )
+    };
+    let mut fields = structure.to_owned();
+    if kind == gst::meta::MetaTransformCopy::quark() {
+        // As it is.
+    } else if kind == gst_video::video_meta::VideoMetaTransformScale::quark() && !data.is_null() {
+        let scale = unsafe { &*(data as *const gst_video::video_meta::VideoMetaTransformScale) };
+        let (from, to) = (scale.in_info(), scale.out_info());
+        let read = |name: &str| structure.get::<f64>(name).ok();
+        let (Some(x_min), Some(y_min), Some(x_max), Some(y_max)) = (
+            read(f::X_MIN),
+            read(f::Y_MIN),
+            read(f::X_MAX),
+            read(f::Y_MAX),
+        ) else {
+            gst::debug!(CAT, "malformed {} not scaled: dropped", f::ANOMALY_MAP_META);
+            return glib::ffi::GFALSE;
+        };
+        let rect = scaled_rect(
+            [x_min, y_min, x_max, y_max],
+            (from.width(), from.height()),
+            (to.width(), to.height()),
+        );
+        gst::debug!(
+            CAT,
+            "{} scaled with the frame from {}x{} to {}x{}",
+            f::ANOMALY_MAP_META,
+            from.width(),
+            from.height(),
+            to.width(),
+            to.height()
+        );
+        for (name, value) in [f::X_MIN, f::Y_MIN, f::X_MAX, f::Y_MAX].iter().zip(rect) {
+            fields.set(*name, value);
+        }
+    } else {
+        gst::debug!(
+            CAT,
+            "{} cannot follow the transform {}: dropped",
+            f::ANOMALY_MAP_META,
+            kind.as_str()
+        );
+        return glib::ffi::GFALSE;
+    }
+    let Ok(mut custom) = gst::meta::CustomMeta::add(dest, f::ANOMALY_MAP_META) else {
+        return glib::ffi::GFALSE;
+    };
+    let structure = custom.mut_structure();
+    for (name, value) in fields.iter() {
+        structure.set_value(name, value.clone());
+    }
+    true.into_glib()
+}
 
 /// `DefectAnomalyMapMeta` (a `GstCustomMeta`): an anomaly model's map, `width` x `height`
 /// cells in row-major order, the raw scores as the model gave them (`scores`: a `GBytes` of

@@ -19,7 +19,16 @@
 //! - `DefectAnomalyMapMeta` (a `GstCustomMeta`, added by `defectdetect` running an anomaly
 //!   model to the frames it inferred or carries a result to): the anomaly map's raw
 //!   scores, the frame rectangle it covers and its scale ([`AnomalyMapMeta`]); `defectoverlay`
-//!   draws it with `show-heatmap=true`.
+//!   draws it with `show-heatmap=true`. It is tagged `video`, `size` and `orientation`: it is
+//!   copied with the buffer, its rectangle follows `videoscale`, and a transform it cannot
+//!   follow drops it (`videoflip`: GStreamer 1.22 gives metas no flip or rotation transform).
+//!
+//! `DefectVerdictMeta` and `DefectPartMeta` carry no tags: every element keeps them, so a verdict
+//! survives scaling and flipping. The pixel boxes of a verdict's `reasons` stay those of the
+//! frame `defectdetect` judged (as in its `defect-verdict` message); the ROI metas, which
+//! `defectoverlay`, `defectcapture` and `defectmetaconvert` draw and record, are GStreamer's own
+//! and are scaled with the frame (GStreamer 1.22 drops their `detection` parameters when it
+//! scales them).
 
 //!
 //! Each of them is a type here, written to and read from its `gst::Structure` by this module
@@ -55,10 +64,14 @@ const PART_ID_FIELD: &str = fields::PART_ID;
 
 /// Registers the custom metas (idempotent).
 pub fn register() {
-    for name in [VERDICT_META, PART_META, ANOMALY_MAP_META] {
+    for name in [VERDICT_META, PART_META] {
         if !gst::meta::CustomMeta::is_registered(name) {
             gst::meta::CustomMeta::register(name, &[]);
         }
+    }
+    // Tagged as a video meta with a transform function (it follows scaling).
+    if !gst::meta::CustomMeta::is_registered(ANOMALY_MAP_META) {
+        anomaly_map::register();
     }
 }
 

@@ -14,10 +14,50 @@
 //!    threshold at all (the image score alone decides); its remaining regions are the reasons.
 //!    When every region was ignored the frame passes;
 //! 4. else REVIEW when the image score lies in `review-band` `[low, high)`; else PASS.
+//!
+//! A model output that is not all finite (NaN, +inf or -inf in map cells, or as the image
+//! score) is not trusted to pass anything: such cells are never part of a region, the image
+//! score is then the highest finite cell, and the frame is judged on its finite cells as
+//! above; a FAIL or a REVIEW stands, but where they would PASS the frame is UNKNOWN (no image
+//! score), with [`NonFiniteOutput`] saying which cells. (+inf is not taken as "over every
+//! threshold": an overflowing model is broken, not certain, and NaN gives no direction at
+//! all.) A map without any finite cell is thus one UNKNOWN frame, not an error.
 
 use super::{Decision, FrameVerdict, Judged, Policy, Severity, Verdict};
-use crate::analysis::anomaly::{AnomalyMap, regions};
+use crate::analysis::anomaly::{AnomalyMap, NonFiniteCells, regions};
 use crate::analysis::{BBox, Detection};
+
+/// An anomaly model's output with values that are not finite, for the frame's UNKNOWN verdict.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NonFiniteOutput {
+    /// The map's cells without a finite score.
+    pub cells: Option<NonFiniteCells>,
+    /// Their bounding box in frame pixels: x1, y1, x2, y2.
+    pub rect: [f32; 4],
+    /// The model's image score, when it gave one that is not finite.
+    pub score: Option<f32>,
+}
+
+impl std::fmt::Display for NonFiniteOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [x1, y1, x2, y2] = self.rect;
+        match (&self.cells, self.score) {
+            (Some(cells), score) => {
+                write!(
+                    f,
+                    "the anomaly map holds {} cells in x {x1}..{x2}, y {y1}..{y2} (frame pixels)",
+                    cells.counts()
+                )?;
+                if let Some(score) = score {
+                    write!(f, " and the image score is {score}")?;
+                }
+                Ok(())
+            }
+            (None, Some(score)) => write!(f, "the model's image score is {score}"),
+            (None, None) => write!(f, "the model's output is finite"),
+        }
+    }
+}
 
 /// The `[anomaly]` section as written.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,11 +122,25 @@ impl Policy {
         class_id: usize,
     ) -> FrameVerdict {
         let rule = &self.anomaly;
-        let score = score.filter(|s| s.is_finite()).or_else(|| map.max());
         let (sx, sy) = (
             frame_width / map.width.max(1) as f32,
             frame_height / map.height.max(1) as f32,
         );
+        let cells = map.non_finite_cells();
+        let bad_score = score.filter(|s| !s.is_finite());
+        let non_finite = (cells.is_some() || bad_score.is_some()).then(|| NonFiniteOutput {
+            cells,
+            rect: cells.map_or([0.0; 4], |c| {
+                [
+                    c.x1 as f32 * sx,
+                    c.y1 as f32 * sy,
+                    c.x2 as f32 * sx,
+                    c.y2 as f32 * sy,
+                ]
+            }),
+            score: bad_score,
+        });
+        let score = score.filter(|s| s.is_finite()).or_else(|| map.max());
         let anomalous = score.is_some_and(|s| s >= thresholds.image);
         let fails = anomalous && self.fail_severities.contains(&rule.severity);
         let in_review = !anomalous
@@ -162,6 +216,14 @@ impl Policy {
         } else {
             Verdict::Pass
         };
+        if non_finite.is_some() {
+            result.non_finite = non_finite;
+            if result.verdict == Verdict::Pass {
+                // Not judged: the finite cells alone cannot pass the frame.
+                result.verdict = Verdict::Unknown;
+                result.anomaly_score = None;
+            }
+        }
         result
     }
 }
@@ -274,6 +336,75 @@ mod tests {
             (v.verdict, v.judged.len(), v.counts),
             (Verdict::Fail, 0, [0, 1, 0, 0])
         );
+    }
+
+    #[test]
+    fn non_finite_cells_never_pass() {
+        // The defect's cells (two of ten) are +inf, NaN or -inf, the rest 0: never PASS; the
+        // same map with 0.9 there fails.
+        let policy = Policy::fail_on_any_detection();
+        let with = |v: f32| AnomalyMap {
+            width: 5,
+            height: 2,
+            data: vec![0.0, v, v, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        };
+        let judge = |v: f32, score: Option<f32>| {
+            policy.evaluate_anomaly(T, score, &with(v), (500.0, 200.0), 0)
+        };
+        assert_eq!(judge(0.9, None).verdict, Verdict::Fail);
+        for v in [f32::INFINITY, f32::NAN, f32::NEG_INFINITY] {
+            for score in [None, Some(v), Some(0.1)] {
+                let got = judge(v, score);
+                assert_eq!(got.verdict, Verdict::Unknown, "{v} {score:?}: {got:?}");
+                assert_eq!(got.anomaly_score, None, "{v} {score:?}");
+                assert_eq!(got.counts, [0; 4]);
+                // No region carries a non-finite score.
+                assert!(
+                    got.judged
+                        .iter()
+                        .all(|j| j.scores.is_some_and(|s| s.iter().all(|x| x.is_finite())))
+                );
+            }
+        }
+        let got = judge(f32::INFINITY, None);
+        assert_eq!(
+            got.non_finite.unwrap().to_string(),
+            "the anomaly map holds 2 infinite cells in x 100..300, y 0..100 (frame pixels)"
+        );
+        let got = judge(f32::NAN, Some(f32::NAN));
+        assert_eq!(
+            got.non_finite.unwrap().to_string(),
+            "the anomaly map holds 2 NaN cells in x 100..300, y 0..100 (frame pixels) and the image score is NaN"
+        );
+        // A finite map with a NaN image score: UNKNOWN too.
+        let got = policy.evaluate_anomaly(T, Some(f32::NAN), &with(0.1), (500.0, 200.0), 0);
+        assert_eq!(got.verdict, Verdict::Unknown);
+        assert_eq!(
+            got.non_finite.unwrap().to_string(),
+            "the model's image score is NaN"
+        );
+        assert!(judge(0.9, None).non_finite.is_none());
+        // A map of NaN only: UNKNOWN, not an error.
+        let nan = AnomalyMap {
+            width: 2,
+            height: 2,
+            data: vec![f32::NAN; 4],
+        };
+        let got = policy.evaluate_anomaly(T, None, &nan, (20.0, 20.0), 0);
+        assert_eq!((got.verdict, got.judged.len()), (Verdict::Unknown, 0));
+        // Finite cells that fail the frame still fail it; in the review band it stays REVIEW.
+        let mut failing = with(f32::NAN);
+        failing.data[9] = 0.95;
+        let got = policy.evaluate_anomaly(T, None, &failing, (500.0, 200.0), 0);
+        assert_eq!(
+            (got.verdict, got.anomaly_score, got.judged.len()),
+            (Verdict::Fail, Some(0.95), 1)
+        );
+        let mut review = policy.clone();
+        review.anomaly.review_band = Some((0.3, 0.5));
+        failing.data[9] = 0.4;
+        let got = review.evaluate_anomaly(T, None, &failing, (500.0, 200.0), 0);
+        assert_eq!(got.verdict, Verdict::Review);
     }
 
     #[test]

@@ -23,7 +23,7 @@ mod parts;
 mod shape;
 pub mod stages;
 
-pub use anomaly::{AnomalyRule, AnomalyThresholds};
+pub use anomaly::{AnomalyRule, AnomalyThresholds, NonFiniteOutput};
 pub use parse::{PolicyError, parse_policy};
 pub use parts::{PartKey, PartTracker, PartVerdict, Seen};
 pub use shape::Shape;
@@ -84,6 +84,9 @@ pub struct FrameVerdict {
     /// Counts of detections at or above their class threshold, inside the region, not
     /// masked and large enough.
     pub counts: SeverityCounts,
+    /// An anomaly model's output that was not all finite (NaN or infinite map cells, or image
+    /// score): the frame is UNKNOWN unless its finite cells fail it or put it in review.
+    pub non_finite: Option<anomaly::NonFiniteOutput>,
 }
 
 impl FrameVerdict {

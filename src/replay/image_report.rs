@@ -468,9 +468,11 @@ pub fn write_image_outputs(
     std::fs::create_dir_all(dir)?;
     let mut written = Vec::new();
     let path = dir.join("report.json");
-    std::fs::write(
+    super::output::write_new(
         &path,
-        serde_json::to_string_pretty(json).unwrap_or_default(),
+        serde_json::to_string_pretty(json)
+            .unwrap_or_default()
+            .as_bytes(),
     )?;
     written.push(path);
     let mut md = format!("# Replay report\n\n```\n{table}```\n\n");
@@ -486,7 +488,7 @@ pub fn write_image_outputs(
     written.push(path);
     md += "![Latency](latency.png)\n";
     let path = dir.join("report.md");
-    std::fs::write(&path, md)?;
+    super::output::write_new(&path, md.as_bytes())?;
     written.push(path);
     Ok(written)
 }

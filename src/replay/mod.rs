@@ -10,6 +10,7 @@
 pub mod image_report;
 pub mod labels;
 pub mod onnx_meta;
+pub mod output;
 pub mod plots;
 pub mod report;
 pub mod truth;

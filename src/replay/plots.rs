@@ -47,7 +47,7 @@ impl Plot {
     }
 
     fn save(&self, path: &Path) -> std::io::Result<()> {
-        let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        let file = std::io::BufWriter::new(super::output::create_new(path)?);
         let mut encoder = png::Encoder::new(file, WIDTH, HEIGHT);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);

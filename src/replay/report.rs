@@ -322,7 +322,7 @@ pub fn write_outputs(
     let mut written = Vec::new();
     let mut write = |name: &str, text: String| -> std::io::Result<()> {
         let path = dir.join(name);
-        std::fs::write(&path, text)?;
+        super::output::write_new(&path, text.as_bytes())?;
         written.push(path);
         Ok(())
     };

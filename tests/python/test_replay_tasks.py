@@ -130,8 +130,8 @@ def test_classifier_sweep_writes_min_confidences_the_element_loads(textures, tmp
     truth = [(name, int(np.argmax(p))) for name, p in kept]
     (tmp_path / "truth.csv").write_text("".join(f"{n},{NEU[c]}\n" for n, c in truth))
     replay("--model", CLASSIFIER, "--images", root / "images", "--truth", tmp_path / "truth.csv",
-           "--sweep-recall", "0.5", "--out", tmp_path)
-    policy = (tmp_path / "swept-policy.toml").read_text()
+           "--sweep-recall", "0.5", "--out", tmp_path / "sweep")
+    policy = (tmp_path / "sweep" / "swept-policy.toml").read_text()
     assert "--sweep-recall 0.5 for classifier" in policy
     # Per class found: the confidence of the images that reach half its recall, with precision 1
     # (the truth is the model's own top-1).
@@ -144,7 +144,7 @@ def test_classifier_sweep_writes_min_confidences_the_element_loads(textures, tmp
     # The element loads it: a replay with it runs, and FAILs exactly the images at or above their
     # class's new threshold.
     result = replay("--model", CLASSIFIER, "--images", root / "images", "--truth", tmp_path / "truth.csv",
-                    "--policy", tmp_path / "swept-policy.toml", "--task", "classify", "--out", tmp_path / "again")
+                    "--policy", tmp_path / "sweep" / "swept-policy.toml", "--task", "classify", "--out", tmp_path / "again")
     report = json.loads((tmp_path / "again" / "report.json").read_text())
     fails = sum(float(p.max()) >= parsed["classes"].get(NEU[int(np.argmax(p))], {"min-confidence": 2})["min-confidence"] - 1e-6
                 for _, p in kept)
@@ -207,11 +207,11 @@ def test_anomaly_sweep_policy_loads_and_keeps_its_promise(surfaces, tmp_path):
     (tmp_path / "base.toml").write_text('[anomaly]\nseverity = "critical"\n')
     result = replay("--model", ANOMALY, "--images", root / "images", "--truth", root / "truth.csv",
                     "--masks", root / "masks", "--pixel-stride", "2", "--sweep", "--policy", tmp_path / "base.toml",
-                    "--out", tmp_path)
-    report = json.loads((tmp_path / "report.json").read_text())
+                    "--out", tmp_path / "sweep")
+    report = json.loads((tmp_path / "sweep" / "report.json").read_text())
     best = report["image_threshold_f1_optimal"]
     import tomllib
-    text = (tmp_path / "swept-policy.toml").read_text()
+    text = (tmp_path / "sweep" / "swept-policy.toml").read_text()
     policy = tomllib.loads(text)
     assert policy["anomaly"]["image-threshold"] == pytest.approx(best["threshold"], rel=1e-6)
     assert policy["anomaly"]["pixel-threshold"] == pytest.approx(report["pixel"]["threshold_f1_optimal"]["threshold"],
@@ -221,7 +221,7 @@ def test_anomaly_sweep_policy_loads_and_keeps_its_promise(surfaces, tmp_path):
     # Replayed with the swept policy, the element fails exactly the images the sweep counted as
     # anomalous (TP + FP), and escapes exactly its FN.
     replay("--model", ANOMALY, "--images", root / "images", "--truth", root / "truth.csv",
-           "--policy", tmp_path / "swept-policy.toml", "--out", tmp_path / "again")
+           "--policy", tmp_path / "sweep" / "swept-policy.toml", "--out", tmp_path / "again")
     again = json.loads((tmp_path / "again" / "report.json").read_text())
     assert again["frames"]["fail"] == best["tp"] + best["fp"]
     assert again["frames"]["false_rejects"] == best["fp"]

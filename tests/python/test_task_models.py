@@ -19,7 +19,8 @@ TEST_MODELS = os.path.join(MODELS, "test")
 sys.path.insert(0, os.path.join(ROOT, "training"))
 from cls_preprocess import classify_preprocess, pil_resize_bilinear, resized_size  # noqa: E402
 
-TASK_FILES = ["cls_colour_224.onnx", "cls_colour_224_logits.onnx", "anomalib_v2_style.onnx", "anomaly_ours.onnx"]
+TASK_FILES = ["cls_colour_224.onnx", "cls_colour_224_logits.onnx", "anomalib_v2_style.onnx", "anomaly_ours.onnx",
+              "anomaly_cells.onnx"]
 ULTRALYTICS_KEYS = ["description", "author", "date", "version", "license", "docs", "stride", "task", "batch",
                     "imgsz", "names", "args", "channels"]
 
