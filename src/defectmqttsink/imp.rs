@@ -263,10 +263,23 @@ impl BaseSinkImpl for DefectMqttSink {
             reported: HashSet::new(),
             warned_full: false,
         });
+        // Metrics (defectmetricssink): the publisher's counters, read at each scrape.
+        crate::defectmetricssink::register_sink_counters(&*self.obj(), |obj| {
+            let run = obj.imp().run.lock();
+            let running = run.as_ref()?;
+            let stats = running.publisher.stats();
+            Some(crate::defectmetricssink::SinkReading::Mqtt {
+                published: counts(&stats, running.qos).published,
+                dropped: stats.dropped,
+                queued: stats.queued as u64,
+                connected: stats.connected,
+            })
+        });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        crate::defectmetricssink::unregister_sink_counters(&*self.obj()); // Metrics.
         let flush = Duration::from_millis(lock(&self.settings).flush_timeout_ms.into());
         let Some(stats) = self.run.stop(|running| {
             let stats = running.publisher.stop(flush);

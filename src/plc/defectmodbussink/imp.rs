@@ -183,10 +183,21 @@ impl BaseSinkImpl for DefectModbusSink {
             model_version: String::new(),
             shadow: false,
         });
+        // Metrics (defectmetricssink): the worker's counters, read at each scrape.
+        crate::defectmetricssink::register_sink_counters(&*self.obj(), |obj| {
+            let stats = obj.imp().run.lock().as_ref()?.modbus.stats();
+            Some(crate::defectmetricssink::SinkReading::Modbus {
+                pulses: stats.fired,
+                missed: stats.missed,
+                queued: stats.pending as u64,
+                connected: stats.connected,
+            })
+        });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        crate::defectmetricssink::unregister_sink_counters(&*self.obj()); // Metrics.
         if let Some(stats) = self.run.stop(|running| {
             let stats = running.modbus.stop();
             (stats, stats)

@@ -154,10 +154,19 @@ impl BaseSinkImpl for DefectOpcUaSink {
             verdicts: Verdicts::new(s.unit),
             snapshot: Snapshot::default(),
         });
+        // Metrics (defectmetricssink): the decisions served, read at each scrape.
+        crate::defectmetricssink::register_sink_counters(&*self.obj(), |obj| {
+            let running = lock(&obj.imp().running);
+            let s = &running.as_ref()?.snapshot;
+            Some(crate::defectmetricssink::SinkReading::OpcUa {
+                decisions: [s.pass, s.fail, s.review, s.unknown],
+            })
+        });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        crate::defectmetricssink::unregister_sink_counters(&*self.obj()); // Metrics.
         let running = lock(&self.running).take();
         if let Some(running) = running {
             running.server.stop(STOP_TIMEOUT);
