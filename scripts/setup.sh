@@ -24,6 +24,11 @@ APT_PACKAGES=(
   # recordings of pipelines/ (gstreamer1.0-plugins-ugly)
   libaravis-0.8-0 aravis-tools gir1.2-gst-rtsp-server-1.0 iproute2 gstreamer1.0-plugins-ugly
 )
+# --- test-only: monitoring (docs/monitoring.md) ---
+# Prometheus (server and promtool) for tests/metrics.rs, which scrapes defectmetricssink with a
+# real server, and for `promtool check rules` / `promtool test rules` of monitoring/alerts.yml.
+APT_PACKAGES+=(prometheus)
+# --- end test-only: monitoring ---
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -47,6 +47,12 @@ for property in model labels conf-threshold iou-threshold max-detections layout 
 done
 echo "defectdetect and its properties are visible to gst-inspect-1.0"
 
+# --- monitoring (docs/monitoring.md): the Prometheus alert rules and their unit tests ---
+echo "== alert rules (promtool)"
+promtool check rules monitoring/alerts.yml
+promtool test rules monitoring/alerts_test.yml
+# --- end monitoring ---
+
 echo "== cargo test"
 cargo test --workspace --all-targets --locked
 
