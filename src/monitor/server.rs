@@ -60,10 +60,11 @@ impl Drop for Endpoint {
 }
 
 /// The open endpoints by host and bound port.
-static OPEN: LazyLock<Mutex<HashMap<(String, u16), Weak<Endpoint>>>> =
-    LazyLock::new(Mutex::default);
+type Open = HashMap<(String, u16), Weak<Endpoint>>;
 
-fn lock() -> std::sync::MutexGuard<'static, HashMap<(String, u16), Weak<Endpoint>>> {
+static OPEN: LazyLock<Mutex<Open>> = LazyLock::new(Mutex::default);
+
+fn lock() -> std::sync::MutexGuard<'static, Open> {
     OPEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
