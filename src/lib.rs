@@ -20,6 +20,7 @@ pub mod defectoverlay;
 pub mod draw;
 pub mod element;
 pub mod files;
+pub mod frame;
 pub mod meta;
 pub mod metrics;
 pub mod mqtt;

@@ -11,9 +11,10 @@ use super::loaded::Loaded;
 use crate::analysis::anomaly::AnomalyMap;
 use crate::analysis::classify::{self, ClassifyGeometry, ClassifyPreprocess};
 use crate::analysis::decode::DecodeStats;
-use crate::analysis::letterbox::{FrameView, Letterbox, LetterboxGeometry, PixelFormat};
+use crate::analysis::letterbox::{Letterbox, LetterboxGeometry};
 use crate::analysis::task::Task;
 use crate::analysis::{BBox, Detection, nms, tiles};
+use crate::frame::{FrameView, PixelFormat, YuvMatrix};
 use crate::runtime::{ModelInfo, RuntimeError};
 use crate::video::yuv_matrix;
 
@@ -41,7 +42,7 @@ pub(super) struct Preprocess {
     pub border_filled: bool,
     /// Classifiers: the Ultralytics classify resize and centre crop (instead of the letterbox).
     pub classify: Option<ClassifyPreprocess>,
-    pub yuv: crate::analysis::letterbox::YuvMatrix,
+    pub yuv: YuvMatrix,
     /// Class probabilities, reused between frames.
     scores: Vec<f32>,
     probabilities: Vec<f32>,
@@ -222,7 +223,7 @@ fn infer_frame(
         let region = if pre.tiles.len() == 1 {
             *view
         } else {
-            tiles::crop(
+            crate::frame::crop(
                 view,
                 pre.format,
                 x,

@@ -21,8 +21,8 @@ use super::inference::{self, FrameInput, InferError, Thresholds};
 use super::loaded::{Identity, Loaded};
 use crate::analysis::Detection;
 use crate::analysis::decode::DecodeStats;
-use crate::analysis::letterbox::PixelFormat;
 use crate::element::lock;
+use crate::frame::PixelFormat;
 use crate::policy::PartKey;
 use crate::video::frame_view;
 

@@ -154,7 +154,7 @@ fn draw_banner(canvas: &mut Canvas, banner: &Banner, style: Style) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::letterbox::PixelFormat;
+    use crate::frame::PixelFormat;
     use crate::draw::YuvEncoding;
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::analysis::letterbox::PixelFormat;
+use crate::frame::PixelFormat;
 use crate::draw::{Canvas, Rgb, YuvEncoding, text_width};
 
 const WIDTH: u32 = 800;
