@@ -4,7 +4,7 @@
 //! `defect-detections` and `defect-verdict` messages, and the `defect-part-verdict` message
 //! and event.
 
-use super::inference::AnomalyOutput;
+use crate::inspect::infer::AnomalyOutput;
 use crate::analysis::task::Task;
 use crate::meta::{
     AnomalyMapMeta, Classification, DetectionParams, DetectionsMessage, ModelRef, PartVerdictMeta,

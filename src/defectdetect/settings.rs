@@ -7,10 +7,11 @@ use std::sync::Arc;
 use gst::glib;
 use gst::prelude::*;
 
-use super::inference::Thresholds;
 use super::{ExecutionProvider, Layout, OpenvinoDevice, Precision, TaskChoice};
 use crate::analysis::decode::OutputLayout;
 use crate::analysis::task::Task;
+use crate::inspect::infer::Thresholds;
+use crate::inspect::model::Request;
 use crate::runtime::Precision as RuntimePrecision;
 use crate::runtime::{DEFAULT_MAX_INPUT_PIXELS, DetectorOptions, OpenVinoDevice, Provider};
 
@@ -91,6 +92,14 @@ impl Settings {
             iou: self.iou_threshold as f32,
             max_detections: self.max_detections as usize,
             top_k: self.top_k as usize,
+        }
+    }
+
+    /// What the model slot builds a model from.
+    pub fn load_request(&self) -> Request {
+        Request {
+            detector: self.detector_options(),
+            policy: self.policy.clone(),
         }
     }
 

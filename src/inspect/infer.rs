@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! One frame through the model: letterbox (whole frame or tiles), inference, decoding, NMS,
-//! boxes back in frame pixels. [`infer`] is the one function the streaming thread and the
-//! asynchronous worker call; the preprocessing plan lives with the model it was made for.
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! One frame through the model: planning and preprocessing (letterbox of the whole frame or
+//! of tiles, the classifier's resize and crop, of the whole frame or of regions), inference,
+//! decoding, NMS, boxes back in frame pixels. [`infer`] is the one function the streaming
+//! thread and the asynchronous worker call, [`classify_regions`] the one for regions; the
+//! preprocessing plan lives with the model it was made for ([`super::model::Loaded`]).
 
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use super::loaded::Loaded;
 use crate::analysis::anomaly::AnomalyMap;
 use crate::analysis::classify::{self, ClassifyGeometry, ClassifyPreprocess};
 use crate::analysis::decode::DecodeStats;
@@ -15,24 +17,35 @@ use crate::analysis::letterbox::{Letterbox, LetterboxGeometry};
 use crate::analysis::task::Task;
 use crate::analysis::{BBox, Detection, nms, tiles};
 use crate::frame::{FrameView, PixelFormat, YuvMatrix};
-use crate::runtime::{ModelInfo, RuntimeError};
-use crate::video::yuv_matrix;
+use crate::runtime::{Detector, ModelInfo, RuntimeError};
 
 /// Frames are cut into at most this many tiles (a 12 MP frame in 256-px tiles overlapping by
 /// 64 is 30); more is a configuration error, not a workload.
-pub(super) const MAX_TILES: usize = 4096;
+pub const MAX_TILES: usize = 4096;
 
-/// How many tiles a frame of `width` x `height` is cut into (1 without tiling).
-pub(super) fn tile_count(width: u32, height: u32, tile_size: u32, tile_overlap: u32) -> usize {
+/// How many tiles a frame of `width` x `height` is cut into (1 without tiling), or why it
+/// cannot be: the one place the tile limit is checked (at caps, and when a plan is made).
+pub fn tile_count(
+    width: u32,
+    height: u32,
+    tile_size: u32,
+    tile_overlap: u32,
+) -> Result<usize, String> {
     if tile_size == 0 {
-        return 1;
+        return Ok(1);
     }
-    tiles::plan(width, height, tile_size, tile_overlap).2.len()
+    let tiles = tiles::plan(width, height, tile_size, tile_overlap).2.len();
+    if tiles > MAX_TILES {
+        return Err(format!(
+            "tile-size {tile_size} with tile-overlap {tile_overlap} cuts a {width}x{height} frame into {tiles} tiles; at most {MAX_TILES}"
+        ));
+    }
+    Ok(tiles)
 }
 
 /// How frames of one caps are cut and letterboxed for one model; reused frame after frame.
 #[derive(Debug)]
-pub(super) struct Preprocess {
+pub struct Preprocess {
     pub format: PixelFormat,
     /// For the whole frame, or for one tile when tiling.
     pub letterbox: Letterbox,
@@ -52,32 +65,44 @@ pub(super) struct Preprocess {
     pub key: PlanKey,
 }
 
-pub(super) type PlanKey = (u32, u32, gst_video::VideoFormat, u32, u32);
-
-/// One frame to infer: its video info, pixel format, planes, and how to tile it.
-pub(super) struct FrameInput<'a> {
-    pub info: &'a gst_video::VideoInfo,
+/// What a plan is made for: a frame size, pixel format and YUV matrix, and a tiling.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanKey {
+    pub width: u32,
+    pub height: u32,
     pub format: PixelFormat,
+    pub yuv: YuvMatrix,
+    pub tile_size: u32,
+    pub tile_overlap: u32,
+}
+
+/// One frame to infer: its planes (with its size), pixel format and YUV matrix, and how to
+/// tile it.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameInput<'a> {
     pub view: &'a FrameView<'a>,
+    pub format: PixelFormat,
+    pub yuv: YuvMatrix,
     pub tile_size: u32,
     pub tile_overlap: u32,
 }
 
 impl FrameInput<'_> {
     fn key(&self) -> PlanKey {
-        (
-            self.info.width(),
-            self.info.height(),
-            self.info.format(),
-            self.tile_size,
-            self.tile_overlap,
-        )
+        PlanKey {
+            width: self.view.width,
+            height: self.view.height,
+            format: self.format,
+            yuv: self.yuv,
+            tile_size: self.tile_size,
+            tile_overlap: self.tile_overlap,
+        }
     }
 }
 
 /// Why a frame could not be inferred.
 #[derive(Debug)]
-pub(super) enum InferError {
+pub enum InferError {
     /// The run was interrupted (the element is stopping): not a failure.
     Interrupted,
     Failed(String),
@@ -102,18 +127,16 @@ impl From<RuntimeError> for InferError {
 }
 
 impl Preprocess {
-    pub fn plan(frame: &FrameInput, model: &ModelInfo) -> Self {
-        let (info, format, tile_size, tile_overlap) = (
-            frame.info,
-            frame.format,
-            frame.tile_size,
-            frame.tile_overlap,
-        );
+    /// The plan for `frame`'s caps and `model`; an error when the tiling is over the limit.
+    pub fn plan(frame: &FrameInput, model: &ModelInfo) -> Result<Self, InferError> {
+        let key = frame.key();
+        let (format, tile_size, tile_overlap) = (key.format, key.tile_size, key.tile_overlap);
+        tile_count(key.width, key.height, tile_size, tile_overlap).map_err(InferError::Failed)?;
         // Only detectors are tiled: a classifier or an anomaly model judges the whole frame.
         let (width, height, corners) = if tile_size > 0 && model.task == Task::Detect {
-            tiles::plan(info.width(), info.height(), tile_size, tile_overlap)
+            tiles::plan(key.width, key.height, tile_size, tile_overlap)
         } else {
-            (info.width(), info.height(), vec![(0, 0)])
+            (key.width, key.height, vec![(0, 0)])
         };
         let geometry = match model.task {
             Task::Anomaly => LetterboxGeometry::stretch(width, height, model.width, model.height),
@@ -127,24 +150,24 @@ impl Preprocess {
                 model.height,
             ))
         });
-        Self {
+        Ok(Self {
             format,
-            letterbox: Letterbox::new(geometry, format, yuv_matrix(info), model.channels),
+            letterbox: Letterbox::new(geometry, format, key.yuv, model.channels),
             tiles: corners,
             border_filled: false,
             classify,
-            yuv: yuv_matrix(info),
+            yuv: key.yuv,
             scores: Vec::new(),
             probabilities: Vec::new(),
             candidates: Vec::with_capacity(1024),
-            key: frame.key(),
-        }
+            key,
+        })
     }
 }
 
 /// What an anomaly model gave for a frame.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct AnomalyOutput {
+pub struct AnomalyOutput {
     /// The model's image score, when it gives one.
     pub score: Option<f32>,
     pub map: AnomalyMap,
@@ -152,7 +175,7 @@ pub(super) struct AnomalyOutput {
 
 /// What one frame's inference gave.
 #[derive(Debug)]
-pub(super) struct Inference {
+pub struct Inference {
     /// Detections; a classifier's top-k classes (boxes: the whole frame).
     pub detections: Vec<Detection>,
     /// An anomaly model's map and score (its regions depend on the policy).
@@ -167,7 +190,7 @@ pub(super) struct Inference {
 
 /// Detection thresholds of one frame.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Thresholds {
+pub struct Thresholds {
     pub confidence: f32,
     pub iou: f32,
     pub max_detections: usize,
@@ -176,36 +199,40 @@ pub(super) struct Thresholds {
 }
 
 /// Runs the model on every tile of the frame and merges the detections, in frame pixels;
-/// (re)plans the preprocessing when the model is new or the frames changed.
-pub(super) fn infer(
-    loaded: &mut Loaded,
+/// (re)plans the preprocessing (`plan`, kept with the detector) when the model is new or the
+/// frames changed.
+pub fn infer(
+    detector: &mut Detector,
+    plan: &mut Option<Preprocess>,
     frame: &FrameInput,
     limits: Thresholds,
 ) -> Result<Inference, InferError> {
-    let before = loaded.detector.batched_runs();
-    let mut result = infer_frame(loaded, frame, limits)?;
-    result.batched = loaded.detector.batched_runs() - before;
+    let before = detector.batched_runs();
+    let mut result = infer_frame(detector, plan, frame, limits)?;
+    result.batched = detector.batched_runs() - before;
     Ok(result)
 }
 
+/// The plan for `frame`: the one kept when it was made for the same caps, else a new one.
+fn planned<'p>(
+    detector: &Detector,
+    plan: &'p mut Option<Preprocess>,
+    frame: &FrameInput,
+) -> Result<&'p mut Preprocess, InferError> {
+    let key = frame.key();
+    if plan.as_ref().is_none_or(|p| p.key != key) {
+        *plan = Some(Preprocess::plan(frame, detector.info())?);
+    }
+    Ok(plan.as_mut().expect("planned above"))
+}
+
 fn infer_frame(
-    loaded: &mut Loaded,
+    detector: &mut Detector,
+    plan: &mut Option<Preprocess>,
     frame: &FrameInput,
     limits: Thresholds,
 ) -> Result<Inference, InferError> {
-    let key = frame.key();
-    if loaded.plan.as_ref().is_none_or(|p| p.key != key) {
-        let tiles = tile_count(key.0, key.1, key.3, key.4);
-        if tiles > MAX_TILES {
-            return Err(InferError::Failed(format!(
-                "tile-size {} with tile-overlap {} cuts a {}x{} frame into {tiles} tiles; at most {MAX_TILES}",
-                key.3, key.4, key.0, key.1
-            )));
-        }
-        loaded.plan = Some(Preprocess::plan(frame, loaded.detector.info()));
-    }
-    let Loaded { detector, plan, .. } = loaded;
-    let pre = plan.as_mut().expect("planned above");
+    let pre = planned(detector, plan, frame)?;
     let view = frame.view;
     match detector.info().task {
         Task::Classify => return classify_frame(detector, pre, view, limits.top_k),
@@ -272,25 +299,19 @@ fn infer_frame(
 
 /// A classifier on the whole frame: its top-k classes, each a detection covering the frame.
 fn classify_frame(
-    detector: &mut crate::runtime::Detector,
+    detector: &mut Detector,
     pre: &mut Preprocess,
     view: &FrameView,
     top_k: usize,
 ) -> Result<Inference, InferError> {
-    let channels = detector.info().channels;
     let classify = pre.classify.as_mut().expect("planned for a classifier");
-    classify
-        .run(
-            view,
-            pre.format,
-            pre.yuv,
-            (0, 0),
-            channels,
-            detector.input_mut(),
-        )
-        .map_err(|e| InferError::Failed(e.to_string()))?;
-    let started = Instant::now();
-    detector.classify(&mut pre.scores)?;
+    let started = classify_region(
+        detector,
+        classify,
+        (view, pre.format, pre.yuv),
+        (0, 0),
+        &mut pre.scores,
+    )?;
     let detections = top_classes(&pre.scores, &mut pre.probabilities, top_k, view)?;
     Ok(Inference {
         detections,
@@ -301,8 +322,97 @@ fn classify_frame(
     })
 }
 
+/// One region of a frame through a classifier: its resize and crop from `origin` (the
+/// region's size is the one `classify` was made for) into the model input, then the model's
+/// scores. The one path of whole frames and of regions. Returns when inference started.
+fn classify_region(
+    detector: &mut Detector,
+    classify: &mut ClassifyPreprocess,
+    (view, format, yuv): (&FrameView, PixelFormat, YuvMatrix),
+    origin: (u32, u32),
+    scores: &mut Vec<f32>,
+) -> Result<Instant, InferError> {
+    let channels = detector.info().channels;
+    classify
+        .run(view, format, yuv, origin, channels, detector.input_mut())
+        .map_err(|e| InferError::Failed(e.to_string()))?;
+    let started = Instant::now();
+    detector.classify(scores)?;
+    Ok(started)
+}
+
+/// A region to classify clipped to a `width` x `height` frame: the corner moved inside the
+/// frame and the size cut at its edges, whatever the region says (no overflow: `x + w` is at
+/// most `width`). An empty result (zero width or height) has nothing of the frame.
+pub fn clip_region(
+    (x, y, w, h): (u32, u32, u32, u32),
+    width: u32,
+    height: u32,
+) -> (u32, u32, u32, u32) {
+    let (x, y) = (x.min(width), y.min(height));
+    (x, y, w.min(width - x), h.min(height - y))
+}
+
+/// What [`classify_regions`] gave: per region (in order), its top class as a detection over
+/// the region clipped to the frame, or None (empty after clipping, or beyond `max_regions`).
+#[derive(Debug, Default)]
+pub struct RegionClasses {
+    pub classes: Vec<Option<Detection>>,
+    /// The regions clipped to the frame ([`clip_region`]): what verdicts record.
+    pub clipped: Vec<(u32, u32, u32, u32)>,
+    /// Regions beyond `max_regions`, left unclassified.
+    pub over_limit: usize,
+}
+
+/// A classifier on regions of a frame (`on-rois`): each region, clipped to the frame, through
+/// the same resize-and-crop and inference as a whole frame ([`classify_region`]). At most
+/// `max_regions` regions are classified, the first ones; the rest are counted, not classified.
+pub fn classify_regions(
+    detector: &mut Detector,
+    frame: &FrameInput,
+    regions: &[(u32, u32, u32, u32)],
+    max_regions: usize,
+) -> Result<RegionClasses, InferError> {
+    let view = frame.view;
+    let (model_w, model_h) = (detector.info().width, detector.info().height);
+    let clipped: Vec<_> = regions
+        .iter()
+        .map(|&r| clip_region(r, view.width, view.height))
+        .collect();
+    let mut out = RegionClasses {
+        classes: Vec::with_capacity(regions.len()),
+        over_limit: regions.len().saturating_sub(max_regions),
+        clipped: clipped.clone(),
+    };
+    let (mut scores, mut probabilities) = (Vec::new(), Vec::new());
+    for (i, region) in clipped.into_iter().enumerate() {
+        let (x, y, w, h) = region;
+        if w == 0 || h == 0 || i >= max_regions {
+            out.classes.push(None);
+            continue;
+        }
+        let mut classify = ClassifyPreprocess::new(ClassifyGeometry::new(w, h, model_w, model_h));
+        let source = (view, frame.format, frame.yuv);
+        classify_region(detector, &mut classify, source, (x, y), &mut scores)?;
+        classify::probabilities(&scores, &mut probabilities)
+            .map_err(|e| InferError::Failed(e.to_string()))?;
+        let (class_id, confidence) = classify::top_k(&probabilities, 1)[0];
+        out.classes.push(Some(Detection {
+            bbox: BBox {
+                x1: x as f32,
+                y1: y as f32,
+                x2: (x + w) as f32,
+                y2: (y + h) as f32,
+            },
+            confidence,
+            class_id,
+        }));
+    }
+    Ok(out)
+}
+
 /// The top-k classes of a classifier's scores as detections covering the frame.
-pub(super) fn top_classes(
+pub fn top_classes(
     scores: &[f32],
     probabilities: &mut Vec<f32>,
     top_k: usize,
@@ -328,7 +438,7 @@ pub(super) fn top_classes(
 
 /// An anomaly model on the whole frame (stretched to its input): its map and score.
 fn anomaly_frame(
-    detector: &mut crate::runtime::Detector,
+    detector: &mut Detector,
     pre: &mut Preprocess,
     view: &FrameView,
 ) -> Result<Inference, InferError> {
@@ -354,4 +464,30 @@ fn anomaly_frame(
         stats,
         batched: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_are_clipped_to_the_frame() {
+        assert_eq!(clip_region((10, 20, 30, 40), 640, 480), (10, 20, 30, 40));
+        // A size that would overflow past the frame's edge is cut there.
+        assert_eq!(
+            clip_region((10, 20, u32::MAX, u32::MAX), 640, 480),
+            (10, 20, 630, 460)
+        );
+        // Nothing inside: empty, at the frame's edge.
+        assert_eq!(clip_region((700, 10, 20, 20), 640, 480), (640, 10, 0, 20));
+        assert_eq!(clip_region((u32::MAX, u32::MAX, 5, 5), 640, 480), (640, 480, 0, 0));
+    }
+
+    #[test]
+    fn the_tile_limit_is_one_check() {
+        assert_eq!(tile_count(1920, 1080, 0, 0), Ok(1));
+        assert_eq!(tile_count(1920, 1080, 640, 64), Ok(8));
+        let error = tile_count(16_384, 16_384, 64, 32).unwrap_err();
+        assert!(error.contains("at most 4096"), "{error}");
+    }
 }
