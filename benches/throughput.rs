@@ -71,10 +71,10 @@ fn resident_kib() -> u64 {
 use gst::prelude::*;
 use gstdefect::analysis::decode::{Decoder, OutputLayout};
 use gstdefect::analysis::letterbox::{Letterbox, LetterboxGeometry};
-use gstdefect::frame::{FrameView, PixelFormat, YuvMatrix};
 use gstdefect::analysis::nms;
 use gstdefect::draw::overlay::{self, Annotation, Banner, Style};
 use gstdefect::draw::{Canvas, YuvEncoding};
+use gstdefect::frame::{FrameView, PixelFormat, YuvMatrix};
 use gstdefect::policy::{Severity, Verdict};
 use gstdefect::records;
 use gstdefect::runtime::{Detector, DetectorOptions, Provider};

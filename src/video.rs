@@ -5,8 +5,8 @@
 use gst_video::VideoFormat;
 use gst_video::prelude::*;
 
-use crate::frame::{FrameView, PixelFormat, YuvMatrix};
 use crate::draw::{Canvas, YuvEncoding};
+use crate::frame::{FrameView, PixelFormat, YuvMatrix};
 
 /// Raw formats the elements work on in place.
 pub const FORMATS: &[VideoFormat] = &[

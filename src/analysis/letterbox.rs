@@ -304,8 +304,7 @@ impl Letterbox {
                     Layout::Packed(_) if channels == 3 => 3,
                     _ => 1,
                 };
-                letterbox.fixed_y =
-                    fixed_taps(geometry.src_height, geometry.resized_height, false);
+                letterbox.fixed_y = fixed_taps(geometry.src_height, geometry.resized_height, false);
                 letterbox.fixed_x = fixed_taps(geometry.src_width, geometry.resized_width, true);
                 letterbox.fixed_channels = fixed_channels;
                 letterbox.fixed_x_nearest =

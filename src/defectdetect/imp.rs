@@ -36,9 +36,9 @@ use crate::analysis::task::Task;
 use crate::element::{self, lock};
 use crate::frame::FrameView;
 use crate::inspect::infer::InferError;
-use crate::inspect::model::{self, Loaded, LoadError};
+use crate::inspect::model::{self, LoadError, Loaded};
 use crate::inspect::slot::{BuildFn, Current, Outcome, ReportFn};
-use crate::inspect::stream::{Applied, Carry, Caps, Decided, Stream};
+use crate::inspect::stream::{Applied, Caps, Carry, Decided, Stream};
 use crate::inspect::{Engine, infer};
 use crate::meta;
 use crate::policy::{FrameVerdict, Seen};
@@ -169,7 +169,12 @@ impl BaseTransformImpl for DefectDetect {
         self.engine.batched.store(0, Ordering::Relaxed);
         let mut running = Running::default();
         if settings.async_inference {
-            let worker = Worker::start(self.engine.clone(), *CAT).map_err(|e| {
+            let worker = Worker::start(
+                self.engine.clone(),
+                *CAT,
+                self.obj().upcast_ref::<gst::Element>().downgrade(),
+            )
+            .map_err(|e| {
                 gst::error_msg!(
                     gst::CoreError::Thread,
                     ["cannot start the inference worker: {e}"]
@@ -452,7 +457,9 @@ impl DefectDetect {
             (start, part_id, key, carried)
         };
         let (identity, (detections, anomaly), inference, carried_from, stats) = match carried {
-            Some((identity, result, frame)) => (identity, result, Duration::ZERO, Some(frame), None),
+            Some((identity, result, frame)) => {
+                (identity, result, Duration::ZERO, Some(frame), None)
+            }
             None => {
                 let Some(current) = current.as_mut() else {
                     gst::element_imp_error!(self, gst::CoreError::Negotiation, ("no model loaded"));
@@ -473,7 +480,10 @@ impl DefectDetect {
         drop(current);
         let frame_number = start.frame_number;
         let mut running = lock(&self.running);
-        let stream = running.stream.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
+        let stream = running
+            .stream
+            .as_mut()
+            .ok_or(gst::FlowError::NotNegotiated)?;
         let mut warnings = Vec::new();
         if let Some(stats) = stats {
             warnings = stream.warned.new_warnings(&stats);
@@ -843,7 +853,7 @@ impl DefectDetect {
             .map(|m| (m.rect(), meta::DetectionParams::of_roi(&m)))
             .unzip();
         // A frame without regions is still re-decided (its verdict and part).
-        let max_rois = usize::MAX;
+        let max_rois = settings.max_rois as usize;
         let (regions, results) = self.on_frame(buffer, &start.info, |view| {
             let input = start.caps.input(view, 0, 0);
             loaded.judge_regions(&input, &rects, max_rois)
@@ -875,14 +885,20 @@ impl DefectDetect {
             });
         let over_limit = {
             let mut running = lock(&self.running);
-            let stream = running.stream.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
+            let stream = running
+                .stream
+                .as_mut()
+                .ok_or(gst::FlowError::NotNegotiated)?;
             if let Some(verdict) = &restaged
                 && let Some(part_id) = &verdict.part_id
             {
                 let result_frame = verdict.source_frame.unwrap_or(verdict.frame);
-                stream
-                    .staged_parts
-                    .observe(part_id, result_frame, verdict.verdict, &verdict.counts);
+                stream.staged_parts.observe(
+                    part_id,
+                    result_frame,
+                    verdict.verdict,
+                    &verdict.counts,
+                );
             }
             stream.warned.regions_over_limit(rects.len(), max_rois)
         };

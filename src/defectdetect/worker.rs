@@ -4,7 +4,8 @@
 //! (adopting a pending one between frames). Finished results wait in a list that the
 //! streaming thread drains at each frame and at end of stream, where it waits for the last.
 //!
-//! The thread holds the engine (the slot and the counters), never the element.
+//! The thread holds the engine (the slot and the counters), not the element: only a weak
+//! reference to it, to name it in its log lines.
 //!
 //! Stopping never waits for an inference: [`Worker::stop`] closes the queue and leaves the
 //! thread to end on its own (the run is interrupted by the element); waits for results end
@@ -16,6 +17,8 @@
 use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex};
+
+use gst::glib;
 
 use super::settings::Settings;
 use crate::element::lock;
@@ -72,14 +75,18 @@ pub(super) enum Submit {
 }
 
 impl Worker {
-    /// Starts the thread; it logs in `cat` (the element's category).
-    pub fn start(engine: Arc<Engine<Settings>>, cat: gst::DebugCategory) -> std::io::Result<Self> {
+    /// Starts the thread; it logs in `cat` (the element's category) as `element`.
+    pub fn start(
+        engine: Arc<Engine<Settings>>,
+        cat: gst::DebugCategory,
+        element: glib::WeakRef<gst::Element>,
+    ) -> std::io::Result<Self> {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Job>(1);
         let shared = Arc::new(Shared::default());
         let worker_shared = shared.clone();
         std::thread::Builder::new()
             .name("defectdetect-infer".into())
-            .spawn(move || run(receiver, worker_shared, engine, cat))?;
+            .spawn(move || run(receiver, worker_shared, engine, (cat, element)))?;
         Ok(Self { sender, shared })
     }
 
@@ -135,15 +142,13 @@ impl Worker {
     }
 }
 
+/// Where the worker logs: the element's category, and the element (weakly) to name it.
+type Log = (gst::DebugCategory, glib::WeakRef<gst::Element>);
+
 /// The worker thread.
-fn run(
-    jobs: Receiver<Job>,
-    shared: Arc<Shared>,
-    engine: Arc<Engine<Settings>>,
-    cat: gst::DebugCategory,
-) {
+fn run(jobs: Receiver<Job>, shared: Arc<Shared>, engine: Arc<Engine<Settings>>, log: Log) {
     for job in jobs {
-        let outcome = infer_job(&engine, &job, cat);
+        let outcome = infer_job(&engine, &job, &log);
         let failed = matches!(outcome, Err(InferError::Failed(_)));
         let mut results = lock(&shared.results);
         results.in_flight = results.in_flight.saturating_sub(1);
@@ -165,18 +170,20 @@ fn run(
 fn infer_job(
     engine: &Engine<Settings>,
     job: &Job,
-    cat: gst::DebugCategory,
+    (cat, element): &Log,
 ) -> Result<Output, InferError> {
     let mut current = engine.slot.lock_current();
     if let Some(adopted) = engine.adopt(&mut current)
         && let Some(model_id) = adopted.model_id
     {
-        gst::info!(
-            cat,
+        let message = format!(
             "model generation {} ({model_id}) in use from frame {}",
-            adopted.generation,
-            job.frame
+            adopted.generation, job.frame
         );
+        match element.upgrade() {
+            Some(element) => gst::info!(*cat, obj = &element, "{message}"),
+            None => gst::info!(*cat, "{message}"),
+        }
     }
     let Some(current) = current.as_mut() else {
         return Err(InferError::Failed("no model loaded".into()));

@@ -157,7 +157,6 @@ impl PixelFormat {
     }
 }
 
-
 /// One plane of a format: bytes per sample and the subsampling of both axes (1 or 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plane {
@@ -364,7 +363,11 @@ mod tests {
             })
         );
         // A stride shorter than a row is refused even when the bytes would suffice.
-        assert!(PixelFormat::RGB.check_planes(4, 2, [100, 0, 0], [11, 0, 0]).is_err());
+        assert!(
+            PixelFormat::RGB
+                .check_planes(4, 2, [100, 0, 0], [11, 0, 0])
+                .is_err()
+        );
     }
 
     #[test]
@@ -372,11 +375,17 @@ mod tests {
         let Layout::Yuv(nv12) = PixelFormat::Nv12.layout() else {
             panic!("NV12 is YUV");
         };
-        assert_eq!((nv12.u_at(3), nv12.v_at(3), nv12.interleaved()), (6, 7, true));
+        assert_eq!(
+            (nv12.u_at(3), nv12.v_at(3), nv12.interleaved()),
+            (6, 7, true)
+        );
         let Layout::Yuv(i420) = PixelFormat::I420.layout() else {
             panic!("I420 is YUV");
         };
-        assert_eq!((i420.u_at(3), i420.v_at(3), i420.interleaved()), (3, 3, false));
+        assert_eq!(
+            (i420.u_at(3), i420.v_at(3), i420.interleaved()),
+            (3, 3, false)
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! Locks: the slot's (see [`super::slot`]) and `interrupter`, short, taken after the slot's
 //! current model when both are held.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::model::Loaded;
 use super::slot::{Current, Slot, lock};

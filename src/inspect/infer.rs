@@ -480,7 +480,10 @@ mod tests {
         );
         // Nothing inside: empty, at the frame's edge.
         assert_eq!(clip_region((700, 10, 20, 20), 640, 480), (640, 10, 0, 20));
-        assert_eq!(clip_region((u32::MAX, u32::MAX, 5, 5), 640, 480), (640, 480, 0, 0));
+        assert_eq!(
+            clip_region((u32::MAX, u32::MAX, 5, 5), 640, 480),
+            (640, 480, 0, 0)
+        );
     }
 
     #[test]

@@ -365,7 +365,10 @@ mod tests {
         let mut warned = Warned::default();
         assert_eq!(warned.regions_over_limit(64, 64), None);
         let warning = warned.regions_over_limit(70, 64).unwrap();
-        assert!(warning.contains("70 regions") && warning.contains("other 6"), "{warning}");
+        assert!(
+            warning.contains("70 regions") && warning.contains("other 6"),
+            "{warning}"
+        );
         assert_eq!(warned.regions_over_limit(5000, 64), None);
     }
 
