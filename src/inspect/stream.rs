@@ -229,7 +229,7 @@ impl Stream {
     /// reuses instead of running the model (a new part, new caps or a new model are always
     /// inferred).
     pub fn carried_for(&self, frame: u64, key: Option<PartKey>, interval: u32) -> Option<&Carry> {
-        if interval <= 1 || frame % interval as u64 == 0 {
+        if interval <= 1 || frame.is_multiple_of(interval as u64) {
             return None;
         }
         self.carry_of(key)
