@@ -70,12 +70,11 @@ fn resident_kib() -> u64 {
 
 use gst::prelude::*;
 use gstdefect::analysis::decode::{Decoder, OutputLayout};
-use gstdefect::analysis::letterbox::{
-    FrameView, Letterbox, LetterboxGeometry, PixelFormat, YuvMatrix,
-};
+use gstdefect::analysis::letterbox::{Letterbox, LetterboxGeometry};
 use gstdefect::analysis::nms;
 use gstdefect::draw::overlay::{self, Annotation, Banner, Style};
 use gstdefect::draw::{Canvas, YuvEncoding};
+use gstdefect::frame::{FrameView, PixelFormat, YuvMatrix};
 use gstdefect::policy::{Severity, Verdict};
 use gstdefect::records;
 use gstdefect::runtime::{Detector, DetectorOptions, Provider};

@@ -21,6 +21,8 @@ pub mod defectoverlay;
 pub mod draw;
 pub mod element;
 pub mod files;
+pub mod frame;
+pub mod inspect;
 pub mod meta;
 pub mod metrics;
 pub mod monitor;

@@ -5,8 +5,8 @@
 use gst_video::VideoFormat;
 use gst_video::prelude::*;
 
-use crate::analysis::letterbox::{FrameView, PixelFormat, YuvMatrix};
 use crate::draw::{Canvas, YuvEncoding};
+use crate::frame::{FrameView, PixelFormat, YuvMatrix};
 
 /// Raw formats the elements work on in place.
 pub const FORMATS: &[VideoFormat] = &[
@@ -127,4 +127,18 @@ pub fn canvas<'a>(
         strides,
     )
     .map_err(|e| e.to_string())
+}
+
+/// Maps `buffer` readable as a frame of `info` and hands the pure modules' view of it to `f`:
+/// the one place a frame is mapped for inference (on the streaming thread and on the worker).
+/// An error names what could not be mapped.
+pub fn with_frame_view<T>(
+    buffer: &gst::BufferRef,
+    info: &gst_video::VideoInfo,
+    f: impl FnOnce(&FrameView) -> T,
+) -> Result<T, String> {
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
+        .map_err(|_| format!("cannot map a {}x{} frame", info.width(), info.height()))?;
+    let view = frame_view(&frame)?;
+    Ok(f(&view))
 }

@@ -17,9 +17,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gstdefect::analysis::letterbox::{
-    FrameView, Letterbox, LetterboxGeometry, PixelFormat, YuvMatrix,
-};
+use gstdefect::analysis::letterbox::{Letterbox, LetterboxGeometry};
+use gstdefect::frame::{FrameView, PixelFormat, YuvMatrix};
 
 fn repo_path(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)

@@ -679,6 +679,135 @@ fn two_stage_keeps_regions_the_detector_ignored() {
     assert!(VerdictMeta::from_buffer(&out).is_none());
 }
 
+/// A green frame with an upstream FAIL verdict, for the `on-rois` limits below.
+fn upstream_fail_verdict() -> gstdefect::meta::VerdictMeta {
+    use gstdefect::meta::{ModelRef, Verdict, VerdictMeta};
+    VerdictMeta {
+        task: "detect".into(),
+        anomaly_score: None,
+        verdict: Verdict::Fail,
+        shadow: false,
+        part_id: None,
+        frame: 0,
+        inspected: true,
+        carried: false,
+        skipped_frames: 0,
+        source_frame: None,
+        counts: [0, 1, 0, 0],
+        model: ModelRef::default(),
+        policy_sha256: None,
+        inference_ms: 1.0,
+        total_ms: 1.0,
+        reasons: Vec::new(),
+        capture_dropped: None,
+    }
+}
+
+/// An upstream region's `detection` parameters: a major defect that fails the frame.
+fn failing_region() -> gstdefect::meta::DetectionParams {
+    use gstdefect::meta::{Decision, DetectionParams, Severity};
+    DetectionParams {
+        label_id: 0,
+        label: "defect".into(),
+        confidence: 0.9,
+        x_min: 0.0,
+        y_min: 0.0,
+        x_max: 1.0,
+        y_max: 1.0,
+        severity: Some(Severity::Major),
+        decision: Some(Decision::Fail),
+        peak_score: None,
+        mean_score: None,
+    }
+}
+
+/// `on-rois`: a region larger than the frame (a size of 0xFFFFFFFF) is classified on its part
+/// inside the frame, and the re-decided verdict records it clipped to the frame, never with
+/// `x_max < x_min`.
+#[test]
+fn on_rois_clips_regions_to_the_frame() {
+    use gstdefect::meta::{Verdict, VerdictMeta};
+    let mut run = Run::rgb(&format!("model={} on-rois=true", cls_model(false)));
+    let image = RgbImage::new(640, 480, [0, 255, 0]);
+    let mut buffer = frame_buffer(&image, VideoFormat::Rgb, 0);
+    {
+        let buffer = buffer.get_mut().unwrap();
+        failing_region().attach(buffer, 0, (40, 30, u32::MAX, u32::MAX));
+        upstream_fail_verdict().attach(buffer);
+    }
+    run.harness.push(buffer).unwrap();
+    let out = run.harness.pull().unwrap();
+    let roi = out
+        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .next()
+        .unwrap();
+    let class = roi
+        .param("classification")
+        .expect("the region is classified");
+    assert_eq!(class.get::<String>("label").unwrap(), "green");
+    let verdict = VerdictMeta::from_buffer(&out).unwrap().unwrap();
+    assert_eq!(verdict.verdict, Verdict::Fail);
+    assert_eq!(verdict.reasons.len(), 1, "{:?}", verdict.reasons);
+    let r = &verdict.reasons[0];
+    assert!(r.x_max >= r.x_min && r.y_max >= r.y_min, "{r:?}");
+    assert_eq!(
+        (r.x_min, r.y_min, r.x_max, r.y_max),
+        (40.0, 30.0, 640.0, 480.0)
+    );
+}
+
+/// `on-rois`: at most `max-rois` regions of a frame are classified (the first ones); the
+/// others are left unclassified, with one warning per stream naming the property.
+#[test]
+fn on_rois_classifies_at_most_max_rois_regions() {
+    let warnings = |run: &Run| {
+        std::iter::from_fn(|| run.bus.pop_filtered(&[gst::MessageType::Warning]))
+            .filter_map(|m| match m.view() {
+                gst::MessageView::Warning(w) => Some(w.error().to_string()),
+                _ => None,
+            })
+            .filter(|w| w.contains("max-rois"))
+            .count()
+    };
+    let classified = |out: &gst::Buffer| {
+        out.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .map(|m| m.param("classification").is_some())
+            .collect::<Vec<_>>()
+    };
+    let frame = |regions: u32| {
+        let image = RgbImage::new(640, 480, [0, 255, 0]);
+        let mut buffer = frame_buffer(&image, VideoFormat::Rgb, 0);
+        let b = buffer.get_mut().unwrap();
+        for i in 0..regions {
+            let (x, y) = ((i % 20) * 30, (i / 20) * 30 % 450);
+            gst_video::VideoRegionOfInterestMeta::add(b, "defect", (x, y, 30, 30));
+        }
+        buffer
+    };
+    let mut run = Run::rgb(&format!(
+        "model={} on-rois=true max-rois=2",
+        cls_model(false)
+    ));
+    assert_eq!(run.detect.property::<u32>("max-rois"), 2);
+    run.harness.push(frame(3)).unwrap();
+    let out = run.harness.pull().unwrap();
+    assert_eq!(classified(&out), [true, true, false]);
+    assert_eq!(warnings(&run), 1);
+    run.harness.push(frame(3)).unwrap();
+    let out = run.harness.pull().unwrap();
+    assert_eq!(classified(&out), [true, true, false]);
+    assert_eq!(warnings(&run), 0, "warned once per stream");
+    // The default cap: 200 regions, the first 64 classified.
+    let mut run = Run::rgb(&format!("model={} on-rois=true", cls_model(false)));
+    assert_eq!(run.detect.property::<u32>("max-rois"), 64);
+    run.harness.push(frame(200)).unwrap();
+    let out = run.harness.pull().unwrap();
+    let got = classified(&out);
+    assert_eq!(got.len(), 200);
+    assert!(got[..64].iter().all(|&c| c) && got[64..].iter().all(|&c| !c));
+    assert_eq!(warnings(&run), 1);
+}
+
 /// The error posted when the element cannot go to PAUSED with these properties.
 fn start_error_playing(properties: &str) -> String {
     init();

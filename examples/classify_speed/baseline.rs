@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use gstdefect::analysis::classify::ClassifyGeometry;
-use gstdefect::analysis::letterbox::{FrameView, PixelFormat, YuvMatrix};
+use gstdefect::frame::{FrameView, PixelFormat, YuvMatrix};
 
 /// PIL's fixed-point precision of the filter coefficients (8-bit images).
 const PRECISION_BITS: u32 = 32 - 8 - 2;

@@ -11,7 +11,7 @@ mod baseline;
 use std::time::{Duration, Instant};
 
 use gstdefect::analysis::classify::{ClassifyGeometry, ClassifyPreprocess};
-use gstdefect::analysis::letterbox::{FrameView, PixelFormat, YuvMatrix};
+use gstdefect::frame::{FrameView, PixelFormat, YuvMatrix};
 
 /// A textured frame: every byte from a cheap hash of its position.
 fn bytes(len: usize, seed: u32) -> Vec<u8> {

@@ -10,7 +10,7 @@
 //! is `training/cls_preprocess.py`) and computes only the output pixels the crop keeps, from
 //! only the source rows and columns they need (32-bit sums as PIL's; YUV through tables).
 
-use super::letterbox::{FrameView, PixelFormat, YuvMatrix, YuvTables, round_u8};
+use crate::frame::{FrameView, PixelFormat, YuvMatrix, YuvTables, round_u8};
 
 /// PIL's fixed-point precision of the filter coefficients (8-bit images).
 const PRECISION_BITS: u32 = 32 - 8 - 2;

@@ -14,6 +14,7 @@
 //! tap's co-sited sample) and converted once per output pixel.
 
 use super::BBox;
+use crate::frame::{Chroma, FrameView, Layout, Packed, PixelFormat, YuvMatrix};
 
 /// Grey level of the letterbox border, as Ultralytics pads.
 pub const PAD_VALUE: u8 = 114;
@@ -119,179 +120,6 @@ impl LetterboxGeometry {
         }
         .clipped(self.src_width as f32, self.src_height as f32)
     }
-}
-
-/// How a frame's bytes hold its pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PixelFormat {
-    /// One plane of `bytes_per_pixel`-byte pixels with the given byte offsets of R, G and B.
-    Packed {
-        bytes_per_pixel: u8,
-        red: u8,
-        green: u8,
-        blue: u8,
-    },
-    Gray8,
-    /// Y plane, then one plane of interleaved U, V at half resolution.
-    Nv12,
-    /// Y, U and V planes, chroma at half resolution.
-    I420,
-}
-
-impl PixelFormat {
-    pub const RGB: Self = Self::Packed {
-        bytes_per_pixel: 3,
-        red: 0,
-        green: 1,
-        blue: 2,
-    };
-    pub const BGR: Self = Self::Packed {
-        bytes_per_pixel: 3,
-        red: 2,
-        green: 1,
-        blue: 0,
-    };
-    pub const RGBA: Self = Self::Packed {
-        bytes_per_pixel: 4,
-        red: 0,
-        green: 1,
-        blue: 2,
-    };
-    pub const BGRA: Self = Self::Packed {
-        bytes_per_pixel: 4,
-        red: 2,
-        green: 1,
-        blue: 0,
-    };
-
-    /// Bytes each plane needs for a `width` x `height` frame: (bytes per row, rows); (0, 0)
-    /// for planes the format does not have. An array, so checking a frame allocates nothing.
-    fn plane_extents(self, width: usize, height: usize) -> [(usize, usize); 3] {
-        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
-        match self {
-            PixelFormat::Packed {
-                bytes_per_pixel, ..
-            } => [(width * bytes_per_pixel as usize, height), (0, 0), (0, 0)],
-            PixelFormat::Gray8 => [(width, height), (0, 0), (0, 0)],
-            PixelFormat::Nv12 => [(width, height), (cw * 2, ch), (0, 0)],
-            PixelFormat::I420 => [(width, height), (cw, ch), (cw, ch)],
-        }
-    }
-}
-
-/// YUV to RGB conversion constants (a matrix and a range).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct YuvMatrix {
-    y_offset: f32,
-    y_scale: f32,
-    c_scale: f32,
-    r_from_v: f32,
-    g_from_u: f32,
-    g_from_v: f32,
-    b_from_u: f32,
-}
-
-impl YuvMatrix {
-    /// From the luma coefficients Kr, Kb (0.299/0.114 for BT.601, 0.2126/0.0722 for BT.709).
-    pub fn new(kr: f32, kb: f32, full_range: bool) -> Self {
-        let kg = 1.0 - kr - kb;
-        let (y_offset, y_scale, c_scale) = if full_range {
-            (0.0, 1.0, 1.0)
-        } else {
-            (16.0, 255.0 / 219.0, 255.0 / 224.0)
-        };
-        Self {
-            y_offset,
-            y_scale,
-            c_scale,
-            r_from_v: 2.0 * (1.0 - kr),
-            g_from_u: -2.0 * kb * (1.0 - kb) / kg,
-            g_from_v: -2.0 * kr * (1.0 - kr) / kg,
-            b_from_u: 2.0 * (1.0 - kb),
-        }
-    }
-
-    pub fn bt601() -> Self {
-        Self::new(0.299, 0.114, false)
-    }
-
-    pub fn bt709() -> Self {
-        Self::new(0.2126, 0.0722, false)
-    }
-
-    /// RGB in [0, 255] of one YUV sample.
-    #[inline(always)]
-    pub fn rgb(self, y: f32, u: f32, v: f32) -> [f32; 3] {
-        let y = (y - self.y_offset) * self.y_scale;
-        let (u, v) = ((u - 128.0) * self.c_scale, (v - 128.0) * self.c_scale);
-        [
-            (y + self.r_from_v * v).clamp(0.0, 255.0),
-            (y + self.g_from_u * u + self.g_from_v * v).clamp(0.0, 255.0),
-            (y + self.b_from_u * u).clamp(0.0, 255.0),
-        ]
-    }
-}
-
-/// The per-sample terms of [`YuvMatrix::rgb`] tabulated for 8-bit samples: the same f32
-/// operations in the same order, so [`YuvTables::rgb`] equals `YuvMatrix::rgb` bit for bit.
-#[derive(Debug, Clone)]
-pub struct YuvTables {
-    y: [f32; 256],
-    r_from_v: [f32; 256],
-    g_from_u: [f32; 256],
-    g_from_v: [f32; 256],
-    b_from_u: [f32; 256],
-}
-
-impl YuvMatrix {
-    pub fn tables(self) -> YuvTables {
-        let table = |f: &dyn Fn(f32) -> f32| std::array::from_fn(|i| f(i as f32));
-        let chroma = |c: f32| (c - 128.0) * self.c_scale;
-        YuvTables {
-            y: table(&|y| (y - self.y_offset) * self.y_scale),
-            r_from_v: table(&|v| self.r_from_v * chroma(v)),
-            g_from_u: table(&|u| self.g_from_u * chroma(u)),
-            g_from_v: table(&|v| self.g_from_v * chroma(v)),
-            b_from_u: table(&|u| self.b_from_u * chroma(u)),
-        }
-    }
-}
-
-/// A value of [`YuvMatrix::rgb`] (in [0, 255]) rounded to a byte, half away from zero as
-/// `f32::round`: the integer part and the fraction are exact in f32 below 2^24.
-#[inline(always)]
-pub fn round_u8(v: f32) -> u8 {
-    let whole = v as u32;
-    (whole + ((v - whole as f32) >= 0.5) as u32).min(255) as u8
-}
-
-impl YuvTables {
-    /// RGB in [0, 255] of one YUV sample, as [`YuvMatrix::rgb`].
-    #[inline(always)]
-    pub fn rgb(&self, y: u8, u: u8, v: u8) -> [f32; 3] {
-        let y = self.y[y as usize];
-        [
-            (y + self.r_from_v[v as usize]).clamp(0.0, 255.0),
-            (y + self.g_from_u[u as usize] + self.g_from_v[v as usize]).clamp(0.0, 255.0),
-            (y + self.b_from_u[u as usize]).clamp(0.0, 255.0),
-        ]
-    }
-}
-
-impl Default for YuvMatrix {
-    fn default() -> Self {
-        Self::bt601()
-    }
-}
-
-/// A frame's planes as the element mapped them: `planes[i]` starts at the plane's first
-/// pixel and rows are `strides[i]` bytes apart. Unused planes are empty.
-#[derive(Debug, Clone, Copy)]
-pub struct FrameView<'a> {
-    pub width: u32,
-    pub height: u32,
-    pub planes: [&'a [u8]; 3],
-    pub strides: [usize; 3],
 }
 
 /// One bilinear tap pair along an axis: source indices and the weight of the second.
@@ -418,8 +246,11 @@ pub struct Letterbox {
     y_taps: Vec<Tap>,
     /// Per output column, positions in a row buffer of the luma plane.
     x_main: Vec<XTap>,
-    /// Per output column, positions in a chroma row buffer (of U for NV12; V follows).
+    /// Per output column, positions of U in a chroma row buffer (V: [`Chroma::v_offset`]
+    /// further, in the row buffer of [`Chroma::v_plane`]).
     x_chroma: Vec<XTap>,
+    /// Where a YUV frame keeps its chroma.
+    chroma: Option<Chroma>,
     /// Vertical blends of the current output row's two source rows, per plane.
     rows: [Vec<f32>; 3],
     /// For YUV frames, the current output row's Y, U and V samples, so that the conversion
@@ -448,7 +279,6 @@ impl Letterbox {
         channels: usize,
     ) -> Self {
         let resized_width = geometry.resized_width as usize;
-        let yuv_format = matches!(format, PixelFormat::Nv12 | PixelFormat::I420);
         let mut letterbox = Self {
             geometry,
             format,
@@ -463,21 +293,26 @@ impl Letterbox {
             y_taps: Vec::new(),
             x_main: Vec::new(),
             x_chroma: Vec::new(),
+            chroma: None,
             rows: [Vec::new(), Vec::new(), Vec::new()],
             yuv_row: [Vec::new(), Vec::new(), Vec::new()],
         };
-        if !yuv_format {
-            let fixed_channels = match format {
-                PixelFormat::Packed { .. } if channels == 3 => 3,
-                _ => 1,
-            };
-            letterbox.fixed_y = fixed_taps(geometry.src_height, geometry.resized_height, false);
-            letterbox.fixed_x = fixed_taps(geometry.src_width, geometry.resized_width, true);
-            letterbox.fixed_channels = fixed_channels;
-            letterbox.fixed_x_nearest = letterbox.fixed_x.iter().all(|t| (t.w0, t.w1) == (2048, 0));
-            letterbox.fixed_rows = [(); 2].map(|_| vec![0; fixed_channels * resized_width]);
-            return letterbox;
-        }
+        let chroma = match format.layout() {
+            Layout::Yuv(chroma) => chroma,
+            layout => {
+                let fixed_channels = match layout {
+                    Layout::Packed(_) if channels == 3 => 3,
+                    _ => 1,
+                };
+                letterbox.fixed_y = fixed_taps(geometry.src_height, geometry.resized_height, false);
+                letterbox.fixed_x = fixed_taps(geometry.src_width, geometry.resized_width, true);
+                letterbox.fixed_channels = fixed_channels;
+                letterbox.fixed_x_nearest =
+                    letterbox.fixed_x.iter().all(|t| (t.w0, t.w1) == (2048, 0));
+                letterbox.fixed_rows = [(); 2].map(|_| vec![0; fixed_channels * resized_width]);
+                return letterbox;
+            }
+        };
         let x_taps = linear_taps(geometry.src_width, geometry.resized_width);
         let scaled = |step: usize, map: fn(usize) -> usize| -> Vec<XTap> {
             x_taps
@@ -489,16 +324,11 @@ impl Letterbox {
                 })
                 .collect()
         };
-        let chroma_step = if format == PixelFormat::Nv12 { 2 } else { 1 };
         letterbox.x_main = scaled(1, |i| i);
-        letterbox.x_chroma = scaled(chroma_step, |i| i / 2);
-        let w = geometry.src_width as usize;
-        letterbox.rows = [
-            w,
-            w.div_ceil(2) * chroma_step,
-            w.div_ceil(2) * (2 - chroma_step),
-        ]
-        .map(|n| vec![0.0; n]);
+        letterbox.x_chroma = scaled(chroma.step, |i| i / 2);
+        letterbox.chroma = Some(chroma);
+        let extents = format.plane_extents(geometry.src_width as usize, 0);
+        letterbox.rows = extents.map(|(row_bytes, _)| vec![0.0; row_bytes]);
         letterbox.yuv_row = [(); 3].map(|_| vec![0.0; resized_width]);
         letterbox.y_taps = linear_taps(geometry.src_height, geometry.resized_height);
         letterbox
@@ -545,9 +375,9 @@ impl Letterbox {
     /// `inline(always)` so that `fill_avx2` compiles all of it for AVX2.
     #[inline(always)]
     fn fill(&mut self, frame: &FrameView, tensor: &mut [f32]) {
-        match self.format {
-            PixelFormat::Nv12 | PixelFormat::I420 => self.fill_yuv(frame, tensor),
-            PixelFormat::Packed { .. } | PixelFormat::Gray8 => self.fill_fixed(frame, tensor),
+        match self.chroma {
+            Some(chroma) => self.fill_yuv(frame, tensor, chroma),
+            None => self.fill_fixed(frame, tensor),
         }
     }
 
@@ -600,17 +430,13 @@ impl Letterbox {
         let slot = if keep == Some(0) { 1 } else { 0 };
         let stride = frame.strides[0];
         let out = &mut self.fixed_rows[slot];
-        match self.format {
-            PixelFormat::Packed {
-                bytes_per_pixel,
-                red,
-                green,
-                blue,
-            } => {
-                let bpp = bytes_per_pixel as usize;
+        match self.format.layout() {
+            Layout::Packed(Packed {
+                bytes_per_pixel: bpp,
+                offsets,
+            }) => {
                 let src =
                     &frame.planes[0][row * stride..][..self.geometry.src_width as usize * bpp];
-                let offsets = [red as usize, green as usize, blue as usize];
                 if self.fixed_channels == 3 {
                     let nearest = self.fixed_x_nearest;
                     horizontal_rgb(out, src, &self.fixed_x, bpp, offsets, nearest);
@@ -629,14 +455,14 @@ impl Letterbox {
 
     /// The floating-point pass over a YUV frame.
     #[inline(always)]
-    fn fill_yuv(&mut self, frame: &FrameView, tensor: &mut [f32]) {
+    fn fill_yuv(&mut self, frame: &FrameView, tensor: &mut [f32], chroma: Chroma) {
         let g = self.geometry;
         let plane_len = g.dst_width as usize * g.dst_height as usize;
         let width = g.resized_width as usize;
         for dy in 0..self.y_taps.len() {
             let ty = self.y_taps[dy];
             self.blend_rows(frame, &ty);
-            self.sample_yuv();
+            self.sample_yuv(chroma);
             let start = (g.top as usize + dy) * g.dst_width as usize + g.left as usize;
             if self.channels == 1 {
                 self.write_grey(&mut tensor[start..start + width]);
@@ -697,23 +523,18 @@ impl Letterbox {
 
     /// Samples Y, U and V of each output column of a YUV frame from the row buffers.
     #[inline(always)]
-    fn sample_yuv(&mut self) {
-        let [y_row, c_row, v_row] = &self.rows;
+    fn sample_yuv(&mut self, chroma: Chroma) {
+        let y_row = &self.rows[0];
+        let u_row = &self.rows[chroma.u_plane];
+        // V of a column sits `v_offset` after its U position, in V's row buffer.
+        let v_row = &self.rows[chroma.v_plane][chroma.v_offset..];
         let [ys, us, vs] = &mut self.yuv_row;
         let taps = self.x_main.iter().zip(&self.x_chroma);
         let out = ys.iter_mut().zip(us.iter_mut()).zip(vs.iter_mut());
-        if self.format == PixelFormat::Nv12 {
-            for (((y, u), v), (t, c)) in out.zip(taps) {
-                *y = lerp(y_row[t.a], y_row[t.b], t.w);
-                *u = lerp(c_row[c.a], c_row[c.b], t.w);
-                *v = lerp(c_row[c.a + 1], c_row[c.b + 1], t.w);
-            }
-        } else {
-            for (((y, u), v), (t, c)) in out.zip(taps) {
-                *y = lerp(y_row[t.a], y_row[t.b], t.w);
-                *u = lerp(c_row[c.a], c_row[c.b], t.w);
-                *v = lerp(v_row[c.a], v_row[c.b], t.w);
-            }
+        for (((y, u), v), (t, c)) in out.zip(taps) {
+            *y = lerp(y_row[t.a], y_row[t.b], t.w);
+            *u = lerp(u_row[c.a], u_row[c.b], t.w);
+            *v = lerp(v_row[c.a], v_row[c.b], t.w);
         }
     }
 
@@ -733,28 +554,21 @@ impl Letterbox {
                 want: self.tensor_len(),
             });
         }
-        let extents = self
-            .format
-            .plane_extents(frame.width as usize, frame.height as usize);
-        for (plane, &(row_bytes, rows)) in extents.iter().enumerate() {
-            let (len, stride) = (frame.planes[plane].len(), frame.strides[plane]);
-            let needed = if rows == 0 {
-                0
-            } else {
-                (rows - 1) * stride + row_bytes
-            };
-            if len < needed || (rows > 1 && stride < row_bytes) {
-                return Err(LetterboxError::PlaneTooSmall {
-                    plane,
-                    len,
-                    needed,
-                    width: frame.width,
-                    height: frame.height,
-                    stride,
-                });
-            }
-        }
-        Ok(())
+        self.format
+            .check_planes(
+                frame.width,
+                frame.height,
+                frame.planes.map(|p| p.len()),
+                frame.strides,
+            )
+            .map_err(|e| LetterboxError::PlaneTooSmall {
+                plane: e.plane,
+                len: e.len,
+                needed: e.needed,
+                width: frame.width,
+                height: frame.height,
+                stride: e.stride,
+            })
     }
 }
 
@@ -888,30 +702,6 @@ fn lerp(a: f32, b: f32, w: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn yuv_tables_equal_the_matrix_bit_for_bit() {
-        for (matrix, step) in [
-            (YuvMatrix::bt709(), 1),
-            (YuvMatrix::bt601(), 3),
-            (YuvMatrix::new(0.299, 0.114, true), 5),
-        ] {
-            let tables = matrix.tables();
-            for y in (0..=255u8).step_by(step) {
-                for u in 0..=255u8 {
-                    for v in 0..=255u8 {
-                        let want = matrix.rgb(y as f32, u as f32, v as f32).map(f32::to_bits);
-                        assert_eq!(tables.rgb(y, u, v).map(f32::to_bits), want, "{y} {u} {v}");
-                        let rounded = tables.rgb(y, u, v).map(round_u8);
-                        let want = matrix
-                            .rgb(y as f32, u as f32, v as f32)
-                            .map(|c| c.round().clamp(0.0, 255.0) as u8);
-                        assert_eq!(rounded, want, "{y} {u} {v}");
-                    }
-                }
-            }
-        }
-    }
 
     #[test]
     fn geometry_of_1080p_into_640() {

@@ -2,8 +2,6 @@
 //! each letterboxed to the model on its own, so that a defect keeps its size in pixels
 //! instead of shrinking with the whole frame.
 
-use super::letterbox::{FrameView, PixelFormat};
-
 /// Top-left corners of `tile` x `tile` tiles covering a `width` x `height` frame, neighbours
 /// overlapping by at least `overlap` pixels; the last row and column are aligned with the
 /// frame's edges. Tiles are clamped to the frame, corners even (chroma-aligned).
@@ -32,38 +30,6 @@ pub fn plan(width: u32, height: u32, tile: u32, overlap: u32) -> (u32, u32, Vec<
     (tw, th, corners)
 }
 
-/// The part of a frame at (x, y), `width` x `height`, sharing its planes (no copy). The corner
-/// must be even for the YUV formats (see [`plan`]); the caller keeps the crop inside the frame.
-pub fn crop<'a>(
-    frame: &FrameView<'a>,
-    format: PixelFormat,
-    x: u32,
-    y: u32,
-    width: u32,
-    height: u32,
-) -> FrameView<'a> {
-    let (x, y) = (x as usize, y as usize);
-    let offset = |plane: usize, bytes_per_pixel: usize, sub: usize| -> &'a [u8] {
-        let data = frame.planes[plane];
-        let start = (y / sub) * frame.strides[plane] + (x / sub) * bytes_per_pixel;
-        data.get(start..).unwrap_or(&[])
-    };
-    let planes = match format {
-        PixelFormat::Packed {
-            bytes_per_pixel, ..
-        } => [offset(0, bytes_per_pixel as usize, 1), &[][..], &[][..]],
-        PixelFormat::Gray8 => [offset(0, 1, 1), &[][..], &[][..]],
-        PixelFormat::Nv12 => [offset(0, 1, 1), offset(1, 2, 2), &[][..]],
-        PixelFormat::I420 => [offset(0, 1, 1), offset(1, 1, 2), offset(2, 1, 2)],
-    };
-    FrameView {
-        width,
-        height,
-        planes,
-        strides: frame.strides,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,27 +54,5 @@ mod tests {
         assert_eq!(plan(1, 1, 640, 64), (1, 1, vec![(0, 0)]));
         let (_, _, corners) = plan(1000, 100, 640, 64);
         assert_eq!(corners, vec![(0, 0), (360, 0)]);
-    }
-
-    #[test]
-    fn crops_share_the_planes() {
-        let data: Vec<u8> = (0..48).collect(); // 4x4 RGB, stride 12
-        let frame = FrameView {
-            width: 4,
-            height: 4,
-            planes: [&data, &[], &[]],
-            strides: [12, 0, 0],
-        };
-        let c = crop(&frame, PixelFormat::RGB, 2, 1, 2, 2);
-        assert_eq!(&c.planes[0][..3], &[18, 19, 20]);
-        let (y, uv) = (vec![0u8; 16], (0..8).collect::<Vec<u8>>()); // 4x4 NV12
-        let frame = FrameView {
-            width: 4,
-            height: 4,
-            planes: [&y, &uv, &[]],
-            strides: [4, 4, 0],
-        };
-        let c = crop(&frame, PixelFormat::Nv12, 2, 2, 2, 2);
-        assert_eq!(&c.planes[1][..2], &[6, 7]);
     }
 }

@@ -7,7 +7,7 @@ pub mod dir;
 pub use dir::{BoundedDir, CaptureName, new_run_id};
 
 use crate::analysis::BBox;
-use crate::analysis::letterbox::{FrameView, PixelFormat, YuvMatrix};
+use crate::frame::{FrameView, Layout, PixelFormat, YuvMatrix, rgb_row};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageFormat {
@@ -33,64 +33,32 @@ pub struct Image {
     pub pixels: Vec<u8>,
 }
 
-/// Converts a frame to packed RGB, or keeps GRAY8 as grey (mono cameras stay mono).
-/// Planes must hold the frame (the letterbox's checks apply; callers map frames with GStreamer).
-pub fn frame_to_image(frame: &FrameView, format: PixelFormat, yuv: YuvMatrix) -> Image {
+/// Converts a frame to packed RGB, or keeps GRAY8 as grey (mono cameras stay mono); an error
+/// naming the plane when a plane does not hold the frame.
+pub fn frame_to_image(
+    frame: &FrameView,
+    format: PixelFormat,
+    yuv: YuvMatrix,
+) -> Result<Image, String> {
     let (w, h) = (frame.width as usize, frame.height as usize);
-    let row = |plane: usize, y: usize| &frame.planes[plane][y * frame.strides[plane]..];
-    if format == PixelFormat::Gray8 {
-        let mut pixels = Vec::with_capacity(w * h);
-        for y in 0..h {
-            pixels.extend_from_slice(&row(0, y)[..w]);
-        }
-        return Image {
-            width: frame.width,
-            height: frame.height,
-            channels: 1,
-            pixels,
-        };
-    }
-    let mut pixels = Vec::with_capacity(w * h * 3);
-    for y in 0..h {
-        match format {
-            PixelFormat::Packed {
-                bytes_per_pixel,
-                red,
-                green,
-                blue,
-            } => {
-                for px in
-                    row(0, y)[..w * bytes_per_pixel as usize].chunks_exact(bytes_per_pixel as usize)
-                {
-                    pixels.extend_from_slice(&[
-                        px[red as usize],
-                        px[green as usize],
-                        px[blue as usize],
-                    ]);
-                }
-            }
-            PixelFormat::Nv12 | PixelFormat::I420 => {
-                let luma = row(0, y);
-                for x in 0..w {
-                    let (u, v) = if format == PixelFormat::Nv12 {
-                        let uv = row(1, y / 2);
-                        (uv[(x / 2) * 2], uv[(x / 2) * 2 + 1])
-                    } else {
-                        (row(1, y / 2)[x / 2], row(2, y / 2)[x / 2])
-                    };
-                    let rgb = yuv.rgb(luma[x] as f32, u as f32, v as f32);
-                    pixels.extend(rgb.map(|c| c.round() as u8));
-                }
-            }
-            PixelFormat::Gray8 => unreachable!("handled above"),
+    let channels = if format == PixelFormat::Gray8 { 1 } else { 3 };
+    let tables = matches!(format.layout(), Layout::Yuv(_)).then(|| yuv.tables());
+    let mut pixels = vec![0; w * h * channels];
+    for (y, out) in pixels.chunks_exact_mut((w * channels).max(1)).enumerate() {
+        let short = |plane| format!("plane {plane} does not hold a {w}x{h} frame");
+        if channels == 1 {
+            let row = frame.planes[0].get(y * frame.strides[0]..).unwrap_or(&[]);
+            out.copy_from_slice(row.get(..w).ok_or_else(|| short(0))?);
+        } else {
+            rgb_row(frame, format, tables.as_ref(), y, 0, out).map_err(short)?;
         }
     }
-    Image {
+    Ok(Image {
         width: frame.width,
         height: frame.height,
-        channels: 3,
+        channels: channels as u8,
         pixels,
-    }
+    })
 }
 
 /// Encodes an image as PNG or JPEG (quality 90).
@@ -226,17 +194,20 @@ mod tests {
         let bgr = [1u8, 2, 3, 4, 5, 6];
         let view = planes(2, 1, [&bgr, &[], &[]], [6, 0, 0]);
         assert_eq!(
-            frame_to_image(&view, PixelFormat::BGR, YuvMatrix::bt601()).pixels,
+            frame_to_image(&view, PixelFormat::BGR, YuvMatrix::bt601())
+                .unwrap()
+                .pixels,
             [3, 2, 1, 6, 5, 4]
         );
         let grey = [9u8, 8, 0, 7, 6, 0];
         let view = planes(2, 2, [&grey, &[], &[]], [3, 0, 0]);
-        let image = frame_to_image(&view, PixelFormat::Gray8, YuvMatrix::bt601());
+        let image = frame_to_image(&view, PixelFormat::Gray8, YuvMatrix::bt601()).unwrap();
         assert_eq!((image.channels, image.pixels), (1, vec![9, 8, 7, 6]));
         let (luma, uv) = ([235u8; 4], [128u8, 128]);
         let view = planes(2, 2, [&luma, &uv, &[]], [2, 2, 0]);
         assert!(
             frame_to_image(&view, PixelFormat::Nv12, YuvMatrix::bt601())
+                .unwrap()
                 .pixels
                 .iter()
                 .all(|&p| p == 255)

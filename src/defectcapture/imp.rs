@@ -312,7 +312,7 @@ fn write_one(job: &Job, dir: &mut BoundedDir, format: ImageFormat) -> Result<(),
         .map_err(|e| e.to_string())?;
     let pixel_format = pixel_format(job.info.format()).ok_or("unsupported format")?;
     let view = frame_view(&frame)?;
-    let image = capture::frame_to_image(&view, pixel_format, yuv_matrix(&job.info));
+    let image = capture::frame_to_image(&view, pixel_format, yuv_matrix(&job.info))?;
     let encoded = capture::encode(&image, format)?;
     let labels = capture::yolo_labels(&job.boxes, job.info.width(), job.info.height());
     dir.write(

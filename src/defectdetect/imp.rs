@@ -1,20 +1,23 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The `defectdetect` element: an in-place `BaseTransform` adapting [`crate::analysis`],
-//! [`crate::policy`] and [`crate::runtime`] to GStreamer buffers, metas and messages.
+//! The `defectdetect` element: an in-place `BaseTransform` adapting the inspection engine
+//! ([`crate::inspect`]) to GStreamer buffers, events, metas and messages.
 //!
 //! Who holds what:
 //! - `settings`: the properties (set by the application at any time; copied by the
-//!   streaming thread at each frame);
-//! - `slot` ([`super::slot`]): the model in use, the one waiting to take over, and their
-//!   generation. Only the thread that infers (the streaming thread, or the asynchronous
-//!   worker of [`super::worker`]) locks the model in use; property changes only queue a
-//!   background build;
-//! - `state`: what lives between caps and stop (frame counting, parts, the result carried
-//!   forward), touched by the streaming thread only (and by events, serialized with it).
+//!   streaming thread at each frame, never held while another lock is taken);
+//! - `engine` ([`crate::inspect::Engine`], shared with the asynchronous worker): the model
+//!   slot, the interrupter of the model in use and the counters. Only the thread that infers
+//!   (the streaming thread, or the worker of [`super::worker`]) locks the model in use;
+//!   property changes only queue a background build;
+//! - `running`: what lives between start and stop (the worker handle, the caps, the stream
+//!   state of [`crate::inspect::stream`]). The one lock of the running state: held only to
+//!   read or update it, never across an inference or a wait.
 //!
-//! Lock order, where two are held: the slot's current model, then `state`.
+//! Lock order, where two are held: the slot's current model, then `running`, then the short
+//! locks inside the engine and the worker (the slot's control, the interrupter, the worker's
+//! results).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,98 +27,51 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::inference::{self, AnomalyOutput, FrameInput, InferError, MAX_TILES};
-use super::loaded::{self, Identity, LoadError, Loaded};
 use super::metas::{
     Report, attach_anomaly_map, attach_roi_metas, classification, part_message, restage_verdict,
 };
 use super::settings::{self, Change, Settings};
-use super::slot::{BuildFn, Current, Outcome, ReportFn, Slot};
-use super::worker::{Finished, Job, Submit, Worker};
-use crate::analysis::Detection;
-use crate::analysis::classify::{self, ClassifyGeometry, ClassifyPreprocess};
-use crate::analysis::decode::{DecodeStats, MAX_CLASS_ID};
-use crate::analysis::letterbox::PixelFormat;
+use super::worker::{Job, Submit, Worker};
 use crate::analysis::task::Task;
 use crate::element::{self, lock};
+use crate::frame::FrameView;
+use crate::inspect::infer::InferError;
+use crate::inspect::model::{self, LoadError, Loaded};
+use crate::inspect::slot::{BuildFn, Current, Outcome, ReportFn};
+use crate::inspect::stream::{Applied, Caps, Carry, Decided, Stream};
+use crate::inspect::{Engine, infer};
 use crate::meta;
-use crate::policy::stages::StagedParts;
-use crate::policy::{FrameVerdict, PartKey, PartTracker, PartVerdict, Seen};
-use crate::runtime::{Interrupter, RuntimeError};
-use crate::video::{frame_view, pixel_format};
+use crate::policy::{FrameVerdict, Seen};
+use crate::runtime::RuntimeError;
+use crate::video::{pixel_format, with_frame_view, yuv_matrix};
 
-pub(super) static CAT: LazyLock<gst::DebugCategory> =
+static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| element::debug_category("defectdetect", "Defect detection with ONNX models"));
 
-/// A result carried forward to later frames (`interval`, `async-inference`).
-struct Carry {
-    frame: u64,
-    part: Option<PartKey>,
-    caps_serial: u64,
-    detections: Vec<Detection>,
-    anomaly: Option<Arc<AnomalyOutput>>,
-    identity: Arc<Identity>,
-    inference: Duration,
-}
-
-/// Which decoder warnings were posted (each once per stream).
+/// What lives between start and stop.
 #[derive(Default)]
-struct Warned {
-    non_finite: bool,
-    inverted: bool,
-    bad_class: bool,
-    clamped: bool,
-    /// An anomaly map (or image score) with NaN or infinite values.
-    non_finite_map: bool,
-}
-
-/// What lives between caps and stop.
-struct State {
-    info: gst_video::VideoInfo,
-    format: PixelFormat,
-    /// Counts caps: results are carried only to frames of the caps they were made for.
-    caps_serial: u64,
-    frame_number: u64,
-    parts: PartTracker,
-    /// The part named by the last `defect-part` event.
-    upstream_part: Option<String>,
-    carry: Option<Carry>,
-    warned: Warned,
-    /// `on-rois`: the re-decided frames of the parts in progress.
-    staged_parts: StagedParts,
+struct Running {
+    /// The asynchronous worker (`async-inference`).
+    worker: Option<Worker>,
+    /// The negotiated caps; None before the first.
+    info: Option<Arc<gst_video::VideoInfo>>,
+    /// The stream state, from the first caps on.
+    stream: Option<Stream>,
 }
 
 #[derive(Default)]
 pub struct DefectDetect {
     settings: Mutex<Settings>,
-    slot: Slot<Loaded, Settings>,
-    /// Interrupts the current detector's run (set at each adoption): stopping never waits
-    /// for a long inference.
-    interrupter: Mutex<Option<Interrupter>>,
-    worker: Mutex<Option<Worker>>,
-    /// Frames the asynchronous worker had no time for.
-    skipped: AtomicU64,
-    /// Model runs that shared a batch with other elements' frames.
-    batched: AtomicU64,
-    /// The processing latency answered to latency queries, in nanoseconds: the warm run at
-    /// load, raised when frames take longer (then a latency message asks to recompute).
-    latency_ns: AtomicU64,
+    engine: Arc<Engine<Settings>>,
+    running: Mutex<Running>,
     /// Upstream answered the last latency query as live: only then does a latency message
     /// (which makes the pipeline recompute its latency) matter.
     upstream_live: AtomicBool,
-    state: Mutex<Option<State>>,
-    /// The negotiated frame size, against which background builds check the policy.
-    frame_size: Mutex<Option<(u32, u32)>>,
     /// Malformed part metas and events seen (the first is a warning).
     problems: element::MetaProblems,
 }
 
 element::subclass!(DefectDetect, "GstDefectDetect", gst_base::BaseTransform);
-
-/// A frame's width and height, for boxes and anomaly regions.
-fn frame_size(info: &gst_video::VideoInfo) -> (f32, f32) {
-    (info.width() as f32, info.height() as f32)
-}
 
 impl ObjectImpl for DefectDetect {
     fn properties() -> &'static [glib::ParamSpec] {
@@ -134,11 +90,14 @@ impl ObjectImpl for DefectDetect {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
-            "skipped" => self.skipped.load(Ordering::Relaxed).to_value(),
-            "batched-frames" => self.batched.load(Ordering::Relaxed).to_value(),
-            crate::meta::fields::MODEL_INFO => {
-                self.slot.published().map(|i| i.describe()).to_value()
-            }
+            "skipped" => self.engine.skipped.load(Ordering::Relaxed).to_value(),
+            "batched-frames" => self.engine.batched.load(Ordering::Relaxed).to_value(),
+            crate::meta::fields::MODEL_INFO => self
+                .engine
+                .slot
+                .published()
+                .map(|i| i.describe().to_structure())
+                .to_value(),
             _ => lock(&self.settings)
                 .get(pspec)
                 .unwrap_or_else(|| unimplemented!("property {}", pspec.name())),
@@ -160,19 +119,16 @@ impl ElementImpl for DefectDetect {
             gst::StateChange::PausedToReady => {
                 // Before the pads deactivate (which waits for the streaming thread): end a wait
                 // for the worker at end of stream, and interrupt the inference in progress.
-                if let Some(worker) = lock(&self.worker).as_ref() {
+                if let Some(worker) = self.worker() {
                     worker.stop_waiting();
                 }
-                if let Some(interrupter) = lock(&self.interrupter).as_ref() {
-                    interrupter.interrupt();
-                }
+                self.engine.interrupt();
             }
             _ => {}
         }
         let success = self.parent_change_state(transition)?;
         if transition == gst::StateChange::ReadyToNull {
-            self.slot.clear();
-            *lock(&self.interrupter) = None;
+            self.engine.clear();
         }
         Ok(success)
     }
@@ -195,7 +151,7 @@ impl BaseTransformImpl for DefectDetect {
                     ]
                 ));
             }
-            if let Some(identity) = self.slot.published()
+            if let Some(identity) = self.engine.slot.published()
                 && identity.model.task != Task::Classify
             {
                 return Err(gst::error_msg!(
@@ -208,30 +164,34 @@ impl BaseTransformImpl for DefectDetect {
                 ));
             }
         }
-        if let Some(interrupter) = lock(&self.interrupter).as_ref() {
-            interrupter.reset();
-        }
-        self.skipped.store(0, Ordering::Relaxed);
-        self.batched.store(0, Ordering::Relaxed);
+        self.engine.resume();
+        self.engine.skipped.store(0, Ordering::Relaxed);
+        self.engine.batched.store(0, Ordering::Relaxed);
+        let mut running = Running::default();
         if settings.async_inference {
-            let worker = Worker::start(&self.obj()).map_err(|e| {
+            let worker = Worker::start(
+                self.engine.clone(),
+                *CAT,
+                self.obj().upcast_ref::<gst::Element>().downgrade(),
+            )
+            .map_err(|e| {
                 gst::error_msg!(
                     gst::CoreError::Thread,
                     ["cannot start the inference worker: {e}"]
                 )
             })?;
-            *lock(&self.worker) = Some(worker);
+            running.worker = Some(worker);
         }
+        *lock(&self.running) = running;
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         // The worker is not waited for: a long inference in progress ends on its own.
-        if let Some(worker) = lock(&self.worker).take() {
+        let running = std::mem::take(&mut *lock(&self.running));
+        if let Some(worker) = running.worker {
             worker.stop();
         }
-        *lock(&self.state) = None;
-        *lock(&self.frame_size) = None;
         Ok(())
     }
 
@@ -242,23 +202,16 @@ impl BaseTransformImpl for DefectDetect {
             .ok_or_else(|| gst::loggable_error!(CAT, "unsupported format {:?}", info.format()))?;
         let settings = lock(&self.settings).clone();
         let identity = self
+            .engine
             .slot
             .published()
             .ok_or_else(|| gst::loggable_error!(CAT, "no model loaded"))?;
         let (width, height) = (info.width(), info.height());
-        let tiles = inference::tile_count(width, height, settings.tile_size, settings.tile_overlap);
-        if tiles > MAX_TILES {
-            gst::element_imp_error!(
-                self,
-                gst::LibraryError::Settings,
-                (
-                    "tile-size {} with tile-overlap {} cuts a {width}x{height} frame into {tiles} tiles; at most {MAX_TILES}",
-                    settings.tile_size,
-                    settings.tile_overlap
-                )
-            );
-            return Err(gst::loggable_error!(CAT, "too many tiles"));
-        }
+        let tiles = infer::tile_count(width, height, settings.tile_size, settings.tile_overlap)
+            .map_err(|reason| {
+                gst::element_imp_error!(self, gst::LibraryError::Settings, ("{reason}"));
+                gst::loggable_error!(CAT, "too many tiles")
+            })?;
         let problems = identity.policy.frame_problems(width, height);
         if let Some(error) = problems.errors.first() {
             gst::element_imp_error!(self, gst::LibraryError::Settings, ("policy {error}"));
@@ -274,28 +227,18 @@ impl BaseTransformImpl for DefectDetect {
             info.format(),
             identity.model_id
         );
-        *lock(&self.frame_size) = Some((width, height));
-        let mut state = lock(&self.state);
-        match state.as_mut() {
+        let caps = Caps {
+            width,
+            height,
+            format,
+            yuv: yuv_matrix(&info),
+        };
+        let mut running = lock(&self.running);
+        running.info = Some(Arc::new(info));
+        match running.stream.as_mut() {
             // A caps change keeps the frame count and the part in progress.
-            Some(state) => {
-                state.info = info;
-                state.format = format;
-                state.caps_serial += 1;
-            }
-            None => {
-                *state = Some(State {
-                    info,
-                    format,
-                    caps_serial: 0,
-                    frame_number: 0,
-                    parts: PartTracker::new(),
-                    upstream_part: None,
-                    carry: None,
-                    warned: Warned::default(),
-                    staged_parts: StagedParts::default(),
-                })
-            }
+            Some(stream) => stream.set_caps(caps),
+            None => running.stream = Some(Stream::new(caps)),
         }
         Ok(())
     }
@@ -311,7 +254,7 @@ impl BaseTransformImpl for DefectDetect {
                 let ours = if lock(&self.settings).async_inference {
                     gst::ClockTime::ZERO
                 } else {
-                    gst::ClockTime::from_nseconds(self.latency_ns.load(Ordering::Relaxed))
+                    gst::ClockTime::from_nseconds(self.engine.latency_ns.load(Ordering::Relaxed))
                 };
                 gst::debug!(CAT, imp = self, "adding {ours} of processing latency");
                 latency.set(live, min + ours, max.map(|m| m + ours));
@@ -328,38 +271,31 @@ impl BaseTransformImpl for DefectDetect {
                     // An event without a usable part id ends the upstream part (reported).
                     let part = self.problems.check(&*self.obj(), *CAT, read);
                     gst::debug!(CAT, imp = self, "upstream part is now {part:?}");
-                    if let Some(state) = lock(&self.state).as_mut() {
-                        state.upstream_part = part;
+                    if let Some(stream) = lock(&self.running).stream.as_mut() {
+                        stream.upstream_part = part;
                     }
                 }
             }
             gst::EventView::Eos(_) => self.finish_stream(),
             gst::EventView::FlushStart(_) => {
-                if let Some(worker) = lock(&self.worker).as_ref() {
+                if let Some(worker) = self.worker() {
                     worker.stop_waiting();
                 }
                 // A frame waiting for other elements' frames to fill its batch stops waiting.
-                if lock(&self.settings).batch_size > 1
-                    && let Some(interrupter) = lock(&self.interrupter).as_ref()
-                {
-                    interrupter.interrupt();
+                if lock(&self.settings).batch_size > 1 {
+                    self.engine.interrupt();
                 }
             }
             gst::EventView::FlushStop(_) => {
-                if lock(&self.settings).batch_size > 1
-                    && let Some(interrupter) = lock(&self.interrupter).as_ref()
-                {
-                    interrupter.reset();
+                if lock(&self.settings).batch_size > 1 {
+                    self.engine.resume();
                 }
-                let worker = lock(&self.worker).clone();
-                if let Some(worker) = &worker {
+                if let Some(worker) = self.worker() {
                     drop(worker.take_finished());
                     worker.resume();
                 }
-                if let Some(state) = lock(&self.state).as_mut() {
-                    state.parts.reset();
-                    state.carry = None;
-                    state.staged_parts.clear();
+                if let Some(stream) = lock(&self.running).stream.as_mut() {
+                    stream.flush();
                 }
             }
             _ => {}
@@ -376,7 +312,7 @@ impl BaseTransformImpl for DefectDetect {
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = lock(&self.settings).clone();
         if settings.on_rois {
-            return self.classify_rois(buffer);
+            return self.classify_rois(buffer, &settings);
         }
         let started = Instant::now();
         let decided = if settings.async_inference {
@@ -388,52 +324,32 @@ impl BaseTransformImpl for DefectDetect {
     }
 }
 
-/// A frame's verdict and where it came from, ready to be reported.
-struct Decided {
-    identity: Arc<Identity>,
+/// What a frame on the streaming thread starts from: the caps and its number.
+struct FrameStart {
+    info: Arc<gst_video::VideoInfo>,
+    caps: Caps,
     frame_number: u64,
-    verdict: FrameVerdict,
-    inference: Duration,
-    carried_from: Option<u64>,
-    inspected: bool,
-    part_id: Option<String>,
-    /// Parts whose verdicts are complete, oldest first.
-    parts: Vec<PartVerdict>,
-    width: f32,
-    height: f32,
-    /// An anomaly model's map and score, for `DefectAnomalyMapMeta`.
-    anomaly: Option<Arc<AnomalyOutput>>,
 }
 
 impl DefectDetect {
-    pub(super) fn slot(&self) -> &Slot<Loaded, Settings> {
-        &self.slot
-    }
-
-    pub(super) fn count_batched(&self, runs: u64) {
-        self.batched.fetch_add(runs, Ordering::Relaxed);
+    fn worker(&self) -> Option<Worker> {
+        lock(&self.running).worker.clone()
     }
 
     /// At a frame boundary, with the current model locked: takes over a pending model.
     /// Returns whether the model changed.
-    pub(super) fn adopt(&self, current: &mut Option<Current<Loaded>>, frame: u64) -> bool {
-        let Some(swap) = self.slot.adopt(current) else {
+    fn adopt(&self, current: &mut Option<Current<Loaded>>, frame: u64) -> bool {
+        let Some(adopted) = self.engine.adopt(current) else {
             return false;
         };
-        if let Some(current) = current.as_ref() {
-            let interrupter = current.model.detector.interrupter();
-            *lock(&self.interrupter) = Some(interrupter);
-            let warm = current.model.detector.info().warm_run.as_nanos() as u64;
-            self.latency_ns.store(warm + warm / 4, Ordering::Relaxed);
+        if let Some(model_id) = adopted.model_id {
             gst::info!(
                 CAT,
                 imp = self,
-                "model generation {} ({}) in use from frame {frame}",
-                swap.generation,
-                current.model.identity.model_id
+                "model generation {} ({model_id}) in use from frame {frame}",
+                adopted.generation
             );
         }
-        drop(swap.previous);
         true
     }
 
@@ -442,106 +358,154 @@ impl DefectDetect {
     fn part_of(
         &self,
         buffer: &gst::BufferRef,
-        state: &State,
+        stream: &Stream,
         settings: &Settings,
-        frame: u64,
     ) -> Option<String> {
+        let frame = stream.frame_number;
         meta::part_id_from_buffer(buffer)
             .and_then(|read| self.problems.check(&*self.obj(), *CAT, read))
-            .or_else(|| state.upstream_part.clone())
+            .or_else(|| stream.upstream_part.clone())
             .or_else(|| {
                 (settings.frames_per_part > 0)
                     .then(|| (frame / settings.frames_per_part as u64).to_string())
             })
     }
 
-    /// The model slot and the stream state for one frame, locked in that order (as everywhere);
-    /// an error when no caps have come yet (the state is then `None`).
-    #[allow(clippy::type_complexity)]
-    fn lock_for_frame(
-        &self,
-    ) -> Result<
-        (
-            std::sync::MutexGuard<'_, Option<Current<Loaded>>>,
-            std::sync::MutexGuard<'_, Option<State>>,
-        ),
-        gst::FlowError,
-    > {
-        let current = self.slot.lock_current();
-        let state = lock(&self.state);
-        if state.is_none() {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                ("frames arrived before caps")
-            );
-            return Err(gst::FlowError::NotNegotiated);
-        }
-        Ok((current, state))
+    /// An error for a frame that came before caps.
+    fn not_negotiated(&self) -> gst::FlowError {
+        gst::element_imp_error!(
+            self,
+            gst::CoreError::Negotiation,
+            ("frames arrived before caps")
+        );
+        gst::FlowError::NotNegotiated
     }
 
-    /// The streaming thread runs the model (every `interval` frames of a part).
+    /// Maps the frame once and runs `f` (the engine) on it; the errors of both become the
+    /// element's (an interrupted run is a flush, not an error).
+    fn on_frame<T>(
+        &self,
+        buffer: &gst::BufferRef,
+        info: &gst_video::VideoInfo,
+        f: impl FnOnce(&FrameView) -> Result<T, InferError>,
+    ) -> Result<T, gst::FlowError> {
+        match with_frame_view(buffer, info, f) {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(InferError::Interrupted)) => Err(gst::FlowError::Flushing),
+            Ok(Err(InferError::Failed(reason))) => {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{reason}"));
+                Err(gst::FlowError::Error)
+            }
+            Err(reason) => {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{reason}"));
+                Err(gst::FlowError::Error)
+            }
+        }
+    }
+
+    /// Posts what the worker's results asked for: decoder warnings, and an error for a failed
+    /// inference.
+    fn post_applied(&self, applied: Applied) -> Result<(), gst::FlowError> {
+        self.warn_decode(applied.warnings);
+        for note in applied.non_finite {
+            self.warn_non_finite(Some(note));
+        }
+        match applied.failure {
+            Some(reason) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("inference failed: {reason}")
+                );
+                Err(gst::FlowError::Error)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The streaming thread runs the model (every `interval` frames of a part). Locks: the
+    /// current model for the whole frame, `running` twice briefly (before and after the run).
     fn frame_sync(
         &self,
         buffer: &gst::BufferRef,
         settings: &Settings,
     ) -> Result<Decided, gst::FlowError> {
-        let (mut current_guard, mut state_guard) = self.lock_for_frame()?;
-        let Some(state) = state_guard.as_mut() else {
-            return Err(gst::FlowError::NotNegotiated);
+        let mut current = self.engine.slot.lock_current();
+        let (start, part_id, key, carried) = {
+            let mut running = lock(&self.running);
+            let Running {
+                info: Some(info),
+                stream: Some(stream),
+                ..
+            } = &mut *running
+            else {
+                return Err(self.not_negotiated());
+            };
+            if self.adopt(&mut current, stream.frame_number) {
+                stream.carry = None;
+            }
+            let part_id = self.part_of(buffer, stream, settings);
+            let (frame_number, key) = stream.next_frame(part_id.as_deref());
+            let carried = stream
+                .carried_for(frame_number, key, settings.interval)
+                .map(|c| {
+                    let result = (c.detections.clone(), c.anomaly.clone());
+                    (c.identity.clone(), result, c.frame)
+                });
+            let start = FrameStart {
+                info: info.clone(),
+                caps: stream.caps,
+                frame_number,
+            };
+            (start, part_id, key, carried)
         };
-        if self.adopt(&mut current_guard, state.frame_number) {
-            state.carry = None;
-        }
-        let Some(current) = current_guard.as_mut() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("no model loaded"));
-            return Err(gst::FlowError::NotNegotiated);
-        };
-        let frame_number = state.frame_number;
-        state.frame_number += 1;
-        let part_id = self.part_of(buffer, state, settings, frame_number);
-        let key = part_id.as_deref().map(|p| state.parts.key_for(p));
-        let carry = settings.interval > 1
-            && frame_number % settings.interval as u64 != 0
-            && state
-                .carry
-                .as_ref()
-                .is_some_and(|c| c.part == key && c.caps_serial == state.caps_serial);
-        let (identity, detections, anomaly, inference, carried_from) = match &state.carry {
-            Some(c) if carry => (
-                c.identity.clone(),
-                c.detections.clone(),
-                c.anomaly.clone(),
-                Duration::ZERO,
-                Some(c.frame),
-            ),
-            _ => {
-                let result = self.detect_sync(state, settings, &mut current.model, buffer)?;
-                let identity = current.model.identity.clone();
-                if settings.interval > 1 {
-                    state.carry = Some(Carry {
-                        frame: frame_number,
-                        part: key,
-                        caps_serial: state.caps_serial,
-                        detections: result.detections.clone(),
-                        anomaly: result.anomaly.clone(),
-                        identity: identity.clone(),
-                        inference: result.duration,
-                    });
-                }
-                (
-                    identity,
-                    result.detections,
-                    result.anomaly,
-                    result.duration,
-                    None,
-                )
+        let (identity, (detections, anomaly), inference, carried_from, stats) = match carried {
+            Some((identity, result, frame)) => {
+                (identity, result, Duration::ZERO, Some(frame), None)
+            }
+            None => {
+                let Some(current) = current.as_mut() else {
+                    gst::element_imp_error!(self, gst::CoreError::Negotiation, ("no model loaded"));
+                    return Err(gst::FlowError::NotNegotiated);
+                };
+                let loaded = &mut current.model;
+                let (tile_size, tile_overlap) = (settings.tile_size, settings.tile_overlap);
+                let result = self.on_frame(buffer, &start.info, |view| {
+                    let input = start.caps.input(view, tile_size, tile_overlap);
+                    loaded.infer(&input, settings.thresholds())
+                })?;
+                self.engine.count_batched(result.batched);
+                let output = (result.detections, result.anomaly);
+                let identity = loaded.identity.clone();
+                (identity, output, result.duration, None, Some(result.stats))
             }
         };
-        drop(current_guard);
-        let verdict = identity.evaluate(&detections, anomaly.as_deref(), frame_size(&state.info));
+        drop(current);
+        let frame_number = start.frame_number;
+        let mut running = lock(&self.running);
+        let stream = running
+            .stream
+            .as_mut()
+            .ok_or(gst::FlowError::NotNegotiated)?;
+        let mut warnings = Vec::new();
+        if let Some(stats) = stats {
+            warnings = stream.warned.new_warnings(&stats);
+            if settings.interval > 1 {
+                stream.carry = Some(Carry {
+                    frame: frame_number,
+                    part: key,
+                    caps_serial: stream.caps_serial,
+                    detections: detections.clone(),
+                    anomaly: anomaly.clone(),
+                    identity: identity.clone(),
+                    inference,
+                });
+            }
+        }
+        let verdict = identity.evaluate(&detections, anomaly.as_deref(), stream.size());
         if carried_from.is_none() {
-            self.warn_non_finite(&mut state.warned, frame_number, &verdict);
+            let note = stream.warned.non_finite_map(frame_number, &verdict);
+            self.warn_non_finite(note);
         }
         let inspected = carried_from.is_none();
         let seen = if inspected {
@@ -549,8 +513,7 @@ impl DefectDetect {
         } else {
             Seen::NotInspected
         };
-        let mut decided = self.decided(
-            state,
+        let mut decided = stream.decide(
             identity,
             frame_number,
             part_id,
@@ -559,6 +522,8 @@ impl DefectDetect {
             inference,
             carried_from,
         );
+        drop(running);
+        self.warn_decode(warnings);
         decided.anomaly = anomaly;
         Ok(decided)
     }
@@ -570,34 +535,44 @@ impl DefectDetect {
         buffer: &gst::BufferRef,
         settings: &Settings,
     ) -> Result<Decided, gst::FlowError> {
-        let worker = lock(&self.worker).clone().ok_or(gst::FlowError::Flushing)?;
-        let mut state_guard = lock(&self.state);
-        let state = state_guard.as_mut().ok_or(gst::FlowError::NotNegotiated)?;
-        self.apply_finished(state, worker.take_finished())?;
-        let frame_number = state.frame_number;
-        state.frame_number += 1;
-        let part_id = self.part_of(buffer, state, settings, frame_number);
-        let key = part_id.as_deref().map(|p| state.parts.key_for(p));
+        let mut running = lock(&self.running);
+        let Running {
+            worker,
+            info,
+            stream,
+        } = &mut *running;
+        let worker = worker.clone().ok_or(gst::FlowError::Flushing)?;
+        let (Some(info), Some(stream)) = (info.as_ref(), stream.as_mut()) else {
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let applied = stream.apply_finished(worker.take_finished());
+        if applied.failure.is_some() {
+            drop(running);
+            self.post_applied(applied)?;
+            return Err(gst::FlowError::Error);
+        }
+        let part_id = self.part_of(buffer, stream, settings);
+        let (frame_number, key) = stream.next_frame(part_id.as_deref());
         let job = Job {
             buffer: buffer.to_owned(),
             frame: frame_number,
-            info: state.info.clone(),
-            format: state.format,
+            info: info.clone(),
+            caps: stream.caps,
             thresholds: settings.thresholds(),
             tile_size: settings.tile_size,
             tile_overlap: settings.tile_overlap,
             part: key,
-            caps_serial: state.caps_serial,
+            caps_serial: stream.caps_serial,
         };
         // Without parts the queue is kept full; with parts, a busy worker queues only the
         // frame a part needs (its first), so that every part is inspected.
         let may_queue = part_id
             .as_deref()
-            .is_none_or(|p| state.parts.needs_inspection(p));
+            .is_none_or(|p| stream.parts.needs_inspection(p));
         let seen = match worker.submit(job, may_queue) {
             Submit::Accepted => Seen::Pending,
             Submit::Busy => {
-                self.skipped.fetch_add(1, Ordering::Relaxed);
+                self.engine.skipped.fetch_add(1, Ordering::Relaxed);
                 Seen::NotInspected
             }
             Submit::Gone => {
@@ -605,29 +580,28 @@ impl DefectDetect {
                 return Err(gst::FlowError::Error);
             }
         };
-        let carried = state
-            .carry
-            .as_ref()
-            .filter(|c| c.part == key && c.caps_serial == state.caps_serial);
+        let carried = stream.carry_of(key);
         let anomaly = carried.and_then(|c| c.anomaly.clone());
         let (identity, verdict, inference, carried_from) = match carried {
             Some(c) => (
                 c.identity.clone(),
                 c.identity
-                    .evaluate(&c.detections, c.anomaly.as_deref(), frame_size(&state.info)),
+                    .evaluate(&c.detections, c.anomaly.as_deref(), stream.size()),
                 c.inference,
                 Some(c.frame),
             ),
             // No result of this part yet: not PASS, UNKNOWN.
             None => (
-                self.slot.published().ok_or(gst::FlowError::NotNegotiated)?,
+                self.engine
+                    .slot
+                    .published()
+                    .ok_or(gst::FlowError::NotNegotiated)?,
                 FrameVerdict::unknown(),
                 Duration::ZERO,
                 None,
             ),
         };
-        let mut decided = self.decided(
-            state,
+        let mut decided = stream.decide(
             identity,
             frame_number,
             part_id,
@@ -636,96 +610,11 @@ impl DefectDetect {
             inference,
             carried_from,
         );
+        drop(running);
+        self.post_applied(applied)?;
         decided.inspected = matches!(seen, Seen::Pending);
         decided.anomaly = anomaly;
         Ok(decided)
-    }
-
-    /// Adds the frame to its part and gathers what the report needs.
-    #[allow(clippy::too_many_arguments)]
-    fn decided(
-        &self,
-        state: &mut State,
-        identity: Arc<Identity>,
-        frame_number: u64,
-        part_id: Option<String>,
-        seen: Seen,
-        verdict: FrameVerdict,
-        inference: Duration,
-        carried_from: Option<u64>,
-    ) -> Decided {
-        match &part_id {
-            Some(id) => {
-                state.parts.observe(id, frame_number, seen);
-            }
-            None => state.parts.finish(),
-        }
-        Decided {
-            identity,
-            frame_number,
-            verdict,
-            inference,
-            carried_from,
-            inspected: matches!(seen, Seen::Judged(..)),
-            part_id,
-            parts: state.parts.take_ready(),
-            width: state.info.width() as f32,
-            height: state.info.height() as f32,
-            anomaly: None,
-        }
-    }
-
-    /// Takes the worker's results: each counts for its own frame's part, and the newest is
-    /// carried forward.
-    fn apply_finished(
-        &self,
-        state: &mut State,
-        finished: Vec<Finished>,
-    ) -> Result<(), gst::FlowError> {
-        for result in finished {
-            match result.outcome {
-                Ok(output) => {
-                    self.warn_decode(&mut state.warned, &output.stats);
-                    let verdict = output.identity.evaluate(
-                        &output.detections,
-                        output.anomaly.as_deref(),
-                        frame_size(&state.info),
-                    );
-                    self.warn_non_finite(&mut state.warned, result.frame, &verdict);
-                    if let Some(key) = result.part {
-                        state.parts.result(key, verdict.verdict, &verdict.counts);
-                    }
-                    if state.carry.as_ref().is_none_or(|c| c.frame < result.frame) {
-                        state.carry = Some(Carry {
-                            frame: result.frame,
-                            part: result.part,
-                            caps_serial: result.caps_serial,
-                            detections: output.detections,
-                            anomaly: output.anomaly,
-                            identity: output.identity,
-                            inference: output.duration,
-                        });
-                    }
-                }
-                Err(InferError::Interrupted) => {
-                    if let Some(key) = result.part {
-                        state.parts.abandon(key);
-                    }
-                }
-                Err(InferError::Failed(reason)) => {
-                    if let Some(key) = result.part {
-                        state.parts.abandon(key);
-                    }
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("inference failed: {reason}")
-                    );
-                    return Err(gst::FlowError::Error);
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Attaches the metas, posts the messages and reports the finished parts.
@@ -745,7 +634,7 @@ impl DefectDetect {
             frame_number: decided.frame_number,
             inspected: decided.inspected,
             carried_from: decided.carried_from,
-            skipped: self.skipped.load(Ordering::Relaxed),
+            skipped: self.engine.skipped.load(Ordering::Relaxed),
             part_id: decided.part_id.as_deref(),
             shadow: settings.shadow_mode,
             model_id: &identity.model_id,
@@ -793,33 +682,28 @@ impl DefectDetect {
     /// the part in progress and reports every part still to report.
     fn finish_stream(&self) {
         let settings = lock(&self.settings).clone();
-        let worker = lock(&self.worker).clone();
         let mut complete = true;
         let mut finished = Vec::new();
-        if let Some(worker) = worker.filter(|_| settings.async_inference) {
+        if let Some(worker) = self.worker().filter(|_| settings.async_inference) {
             complete = worker.wait_idle();
             finished = worker.take_finished();
         }
-        let (parts, model_id) = {
-            let mut state_guard = lock(&self.state);
-            let Some(state) = state_guard.as_mut() else {
+        let (parts, model_id, applied) = {
+            let mut running = lock(&self.running);
+            let Some(stream) = running.stream.as_mut() else {
                 return;
             };
-            if self.apply_finished(state, finished).is_err() {
-                complete = false;
-            }
-            state.parts.finish();
-            if !complete || state.parts.has_pending() {
-                state.parts.abandon_all();
-            }
-            let model_id = state
+            let applied = stream.apply_finished(finished);
+            let complete = complete && applied.failure.is_none();
+            let model_id = stream
                 .carry
                 .as_ref()
                 .map(|c| c.identity.model_id.clone())
-                .or_else(|| self.slot.published().map(|i| i.model_id.clone()))
+                .or_else(|| self.engine.slot.published().map(|i| i.model_id.clone()))
                 .unwrap_or_default();
-            (state.parts.take_ready(), model_id)
+            (stream.finish(complete), model_id, applied)
         };
+        let _ = self.post_applied(applied);
         for part in &parts {
             self.report_part(part_message(part, settings.shadow_mode, &model_id));
         }
@@ -832,16 +716,13 @@ impl DefectDetect {
             gst::element_imp_error!(self, gst::LibraryError::Settings, ("{reason}"));
             return Err(gst::StateChangeError);
         }
-        match loaded::build(&settings, None) {
+        match model::build(&settings.load_request(), None) {
             Ok((loaded, warnings)) => {
                 for warning in warnings {
                     gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{warning}"));
                 }
                 gst::info!(CAT, imp = self, "loaded {:?}", loaded.detector.info());
-                let warm = loaded.detector.info().warm_run.as_nanos() as u64;
-                self.latency_ns.store(warm + warm / 4, Ordering::Relaxed);
-                *lock(&self.interrupter) = Some(loaded.detector.interrupter());
-                self.slot.load(loaded);
+                self.engine.load(loaded);
                 Ok(())
             }
             Err(LoadError::Runtime(error)) => {
@@ -879,8 +760,11 @@ impl DefectDetect {
                 settings.model,
                 settings.policy
             );
-            let frame_size = *lock(&imp.frame_size);
-            loaded::build(settings, frame_size).map_err(|e| e.to_string())
+            let frame_size = lock(&imp.running)
+                .stream
+                .as_ref()
+                .map(|s| (s.caps.width, s.caps.height));
+            model::build(&settings.load_request(), frame_size).map_err(|e| e.to_string())
         });
         let weak = self.obj().downgrade();
         let report: ReportFn = Arc::new(move |outcome: Outcome| {
@@ -918,27 +802,41 @@ impl DefectDetect {
                 }
             }
         });
-        if self.slot.request(settings, build, report) {
+        if self.engine.slot.request(settings, build, report) {
             gst::debug!(CAT, imp = self, "background build requested");
         }
     }
 
     /// `on-rois`: classifies the crop of every `GstVideoRegionOfInterestMeta` already on the
-    /// buffer and adds a `classification` structure (`label`, `label_id`, `confidence`, and the
-    /// policy's `severity` and `decision` for that class) to it, as `gvaclassify` does. The
-    /// frame's verdict is then re-decided by this policy on the classified labels
-    /// ([`restage_verdict`]): the buffer's `DefectVerdictMeta` is replaced and a `defect-verdict`
-    /// message posted.
+    /// buffer (clipped to the frame; at most `max-rois` of them) and adds a `classification`
+    /// structure (`label`, `label_id`, `confidence`, and the policy's `severity` and `decision`
+    /// for that class) to it, as `gvaclassify` does. The frame's verdict is then re-decided by
+    /// this policy on the classified labels ([`restage_verdict`]): the buffer's
+    /// `DefectVerdictMeta` is replaced and a `defect-verdict` message posted.
     fn classify_rois(
         &self,
         buffer: &mut gst::BufferRef,
+        settings: &Settings,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (mut current_guard, mut state_guard) = self.lock_for_frame()?;
-        let Some(state) = state_guard.as_mut() else {
-            return Err(gst::FlowError::NotNegotiated);
+        let mut current_guard = self.engine.slot.lock_current();
+        let start = {
+            let mut running = lock(&self.running);
+            let Running {
+                info: Some(info),
+                stream: Some(stream),
+                ..
+            } = &mut *running
+            else {
+                return Err(self.not_negotiated());
+            };
+            self.adopt(&mut current_guard, stream.frame_number);
+            let (frame_number, _) = stream.next_frame(None);
+            FrameStart {
+                info: info.clone(),
+                caps: stream.caps,
+                frame_number,
+            }
         };
-        self.adopt(&mut current_guard, state.frame_number);
-        state.frame_number += 1;
         let Some(current) = current_guard.as_mut() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("no model loaded"));
             return Err(gst::FlowError::NotNegotiated);
@@ -962,83 +860,11 @@ impl DefectDetect {
             .map(|m| (m.rect(), meta::DetectionParams::of_roi(&m)))
             .unzip();
         // A frame without regions is still re-decided (its verdict and part).
-        let (width, height) = (state.info.width(), state.info.height());
-        let mut results = Vec::with_capacity(rects.len());
-        {
-            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(&*buffer, &state.info)
-                .map_err(|_| {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Format,
-                    ("cannot map a {width}x{height} frame")
-                );
-                gst::FlowError::Error
-            })?;
-            let view = frame_view(&frame).map_err(|reason| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ("{reason}"));
-                gst::FlowError::Error
-            })?;
-            let yuv = crate::video::yuv_matrix(&state.info);
-            let (model_w, model_h, channels) = {
-                let info = loaded.detector.info();
-                (info.width, info.height, info.channels)
-            };
-            let (mut scores, mut probabilities) = (Vec::new(), Vec::new());
-            for &(x, y, w, h) in &rects {
-                // Clipped to the frame; an empty crop gets no classification.
-                let (x, y) = (x.min(width), y.min(height));
-                let (w, h) = (w.min(width - x), h.min(height - y));
-                if w == 0 || h == 0 {
-                    results.push(None);
-                    continue;
-                }
-                let mut pre =
-                    ClassifyPreprocess::new(ClassifyGeometry::new(w, h, model_w, model_h));
-                let ran = pre
-                    .run(
-                        &view,
-                        state.format,
-                        yuv,
-                        (x, y),
-                        channels,
-                        loaded.detector.input_mut(),
-                    )
-                    .map_err(|e| InferError::Failed(e.to_string()))
-                    .and_then(|()| {
-                        loaded
-                            .detector
-                            .classify(&mut scores)
-                            .map_err(InferError::from)
-                    })
-                    .and_then(|()| {
-                        classify::probabilities(&scores, &mut probabilities)
-                            .map_err(|e| InferError::Failed(e.to_string()))
-                    });
-                match ran {
-                    Ok(_) => {}
-                    Err(InferError::Interrupted) => return Err(gst::FlowError::Flushing),
-                    Err(InferError::Failed(reason)) => {
-                        gst::element_imp_error!(self, gst::StreamError::Failed, ("{reason}"));
-                        return Err(gst::FlowError::Error);
-                    }
-                }
-                let (class_id, confidence) = classify::top_k(&probabilities, 1)[0];
-                let detection = Detection {
-                    bbox: crate::analysis::BBox {
-                        x1: x as f32,
-                        y1: y as f32,
-                        x2: (x + w) as f32,
-                        y2: (y + h) as f32,
-                    },
-                    confidence,
-                    class_id,
-                };
-                let judged = identity
-                    .policy
-                    .evaluate(&[detection], |id| identity.model.class_name(id));
-                results.push(Some(judged));
-            }
-        }
+        let max_rois = settings.max_rois as usize;
+        let (regions, results) = self.on_frame(buffer, &start.info, |view| {
+            let input = start.caps.input(view, 0, 0);
+            loaded.judge_regions(&input, &rects, max_rois)
+        })?;
         drop(current_guard);
         for (mut roi, result) in buffer
             .iter_meta_mut::<gst_video::VideoRegionOfInterestMeta>()
@@ -1060,18 +886,41 @@ impl DefectDetect {
         let restaged = meta::VerdictMeta::from_buffer(buffer)
             .and_then(|read| self.problems.check(&*self.obj(), *CAT, read))
             .and_then(|verdict| {
-                restage_verdict(verdict, &rects, &upstream, &results, &|id| {
+                restage_verdict(verdict, &regions.clipped, &upstream, &results, &|id| {
                     identity.model.class_name(id)
                 })
             });
-        if let Some(verdict) = restaged {
-            if let Some(part_id) = &verdict.part_id {
+        let over_limit = {
+            let mut running = lock(&self.running);
+            let stream = running
+                .stream
+                .as_mut()
+                .ok_or(gst::FlowError::NotNegotiated)?;
+            if let Some(verdict) = &restaged
+                && let Some(part_id) = &verdict.part_id
+            {
                 let result_frame = verdict.source_frame.unwrap_or(verdict.frame);
-                state
-                    .staged_parts
-                    .observe(part_id, result_frame, verdict.verdict, &verdict.counts);
+                stream.staged_parts.observe(
+                    part_id,
+                    result_frame,
+                    verdict.verdict,
+                    &verdict.counts,
+                );
             }
-            drop(state_guard);
+            stream.warned.regions_over_limit(rects.len(), max_rois)
+        };
+        if let Some(warning) = over_limit {
+            gst::element_imp_warning!(self, gst::StreamError::Failed, ("{warning}"));
+        }
+        gst::trace!(
+            CAT,
+            imp = self,
+            "frame {}: {} regions, {} left unclassified over max-rois",
+            start.frame_number,
+            rects.len(),
+            regions.over_limit
+        );
+        if let Some(verdict) = restaged {
             verdict.replace_on(buffer);
             let running_time = self.running_time(buffer);
             self.post(verdict.to_message(buffer.pts(), running_time));
@@ -1091,8 +940,8 @@ impl DefectDetect {
         else {
             return event;
         };
-        let restaged = lock(&self.state).as_mut().and_then(|state| {
-            state
+        let restaged = lock(&self.running).stream.as_mut().and_then(|stream| {
+            stream
                 .staged_parts
                 .finish(&part.part_id, part.verdict, part.inspected_frames)
         });
@@ -1111,104 +960,26 @@ impl DefectDetect {
         part.to_event()
     }
 
-    /// Preprocesses the frame, runs the model and post-processes: detections in frame pixels.
-    fn detect_sync(
-        &self,
-        state: &mut State,
-        settings: &Settings,
-        loaded: &mut Loaded,
-        buffer: &gst::BufferRef,
-    ) -> Result<inference::Inference, gst::FlowError> {
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &state.info)
-            .map_err(|_| {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Format,
-                    (
-                        "cannot map a {}x{} frame",
-                        state.info.width(),
-                        state.info.height()
-                    )
-                );
-                gst::FlowError::Error
-            })?;
-        let view = frame_view(&frame).map_err(|reason| {
-            gst::element_imp_error!(self, gst::StreamError::Format, ("{reason}"));
-            gst::FlowError::Error
-        })?;
-        let input = FrameInput {
-            info: &state.info,
-            format: state.format,
-            view: &view,
-            tile_size: settings.tile_size,
-            tile_overlap: settings.tile_overlap,
-        };
-        let result = match inference::infer(loaded, &input, settings.thresholds()) {
-            Ok(result) => result,
-            // Stopping: not an error.
-            Err(InferError::Interrupted) => return Err(gst::FlowError::Flushing),
-            Err(InferError::Failed(reason)) => {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{reason}"));
-                return Err(gst::FlowError::Error);
-            }
-        };
-        self.warn_decode(&mut state.warned, &result.stats);
-        self.count_batched(result.batched);
-        Ok(result)
-    }
-
     /// Warns, once per stream and kind, about what the decoder dropped or changed.
-    fn warn_decode(&self, warned: &mut Warned, stats: &DecodeStats) {
-        let once = |flag: &mut bool, count: usize, message: &dyn Fn() -> String| {
-            if count > 0 && !*flag {
-                *flag = true;
-                gst::element_imp_warning!(self, gst::StreamError::Decode, ("{}", message()));
-            }
-        };
-        once(&mut warned.non_finite, stats.non_finite, &|| {
-            format!(
-                "the model output {} candidates with NaN or infinite values; they were dropped",
-                stats.non_finite
-            )
-        });
-        once(&mut warned.inverted, stats.inverted, &|| {
-            format!(
-                "the model output {} inverted boxes (x2 < x1 or y2 < y1); they were dropped",
-                stats.inverted
-            )
-        });
-        once(&mut warned.bad_class, stats.bad_class, &|| {
-            format!(
-                "the model output {} detections whose class is not an integer in [0, {MAX_CLASS_ID}); they were dropped",
-                stats.bad_class
-            )
-        });
-        once(&mut warned.clamped, stats.clamped, &|| {
-            format!(
-                "the model output {} scores above 1 (up to {:e}); they were clamped to 1: scores must be probabilities in [0, 1]",
-                stats.clamped, stats.max_score
-            )
-        });
+    fn warn_decode(&self, warnings: Vec<String>) {
+        for warning in warnings {
+            gst::element_imp_warning!(self, gst::StreamError::Decode, ("{warning}"));
+        }
     }
 
     /// Says why an anomaly model's frame with NaN or infinite output was not passed: a warning
     /// the first time in a stream, a debug line for every frame.
-    fn warn_non_finite(&self, warned: &mut Warned, frame: u64, verdict: &FrameVerdict) {
-        let Some(non_finite) = &verdict.non_finite else {
-            return;
-        };
-        let text = format!(
-            "frame {frame}: {non_finite}; the frame is {} (NaN or infinite scores are never passed)",
-            verdict.verdict.as_str()
-        );
-        if std::mem::replace(&mut warned.non_finite_map, true) {
-            gst::debug!(CAT, imp = self, "{text}");
-        } else {
-            gst::element_imp_warning!(
+    /// An anomaly map with NaN or infinite scores: a warning the first time in a stream, the
+    /// debug log after.
+    fn warn_non_finite(&self, note: Option<(String, bool)>) {
+        match note {
+            Some((text, true)) => gst::element_imp_warning!(
                 self,
                 gst::StreamError::Decode,
                 ("{text}; later frames like it are logged at debug level")
-            );
+            ),
+            Some((text, false)) => gst::debug!(CAT, imp = self, "{text}"),
+            None => {}
         }
     }
 
@@ -1219,11 +990,13 @@ impl DefectDetect {
     /// each).
     fn track_latency(&self, took: Duration) {
         let took = took.as_nanos() as u64;
-        let reported = self.latency_ns.load(Ordering::Relaxed);
+        let reported = self.engine.latency_ns.load(Ordering::Relaxed);
         if took <= reported {
             return;
         }
-        self.latency_ns.store(took + took / 2, Ordering::Relaxed);
+        self.engine
+            .latency_ns
+            .store(took + took / 2, Ordering::Relaxed);
         if self.upstream_live.load(Ordering::Relaxed) {
             gst::debug!(
                 CAT,

@@ -4,8 +4,8 @@
 //! `defect-detections` and `defect-verdict` messages, and the `defect-part-verdict` message
 //! and event.
 
-use super::inference::AnomalyOutput;
 use crate::analysis::task::Task;
+use crate::inspect::infer::AnomalyOutput;
 use crate::meta::{
     AnomalyMapMeta, Classification, DetectionParams, DetectionsMessage, ModelRef, PartVerdictMeta,
     Reason, VerdictMeta,

@@ -55,11 +55,8 @@ use gst::prelude::*;
 use crate::element;
 
 mod imp;
-mod inference;
-mod loaded;
 mod metas;
 mod settings;
-mod slot;
 mod worker;
 
 crate::element::wrapper!(DefectDetect, gst_base::BaseTransform);

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use gst::glib;
 use gst::prelude::*;
 
-use super::inference::Thresholds;
 use super::{ExecutionProvider, Layout, OpenvinoDevice, Precision, TaskChoice};
 use crate::analysis::decode::OutputLayout;
 use crate::analysis::task::Task;
+use crate::inspect::infer::Thresholds;
+use crate::inspect::model::Request;
 use crate::runtime::Precision as RuntimePrecision;
 use crate::runtime::{DEFAULT_MAX_INPUT_PIXELS, DetectorOptions, OpenVinoDevice, Provider};
 
@@ -20,6 +21,8 @@ pub(super) const DEFAULT_MAX_DETECTIONS: u32 = 300;
 pub(super) const DEFAULT_TILE_OVERLAP: u32 = 64;
 pub(super) const DEFAULT_SPIN: bool = false;
 pub(super) const DEFAULT_BATCH_TIMEOUT_MS: u32 = 5;
+/// `on-rois`: regions of one frame classified at most (about 64 classifier runs).
+pub(super) const DEFAULT_MAX_ROIS: u32 = 64;
 
 /// Paths are `Arc<Path>` so that the copy the streaming thread takes of the settings for each
 /// frame (properties may change while playing) allocates nothing.
@@ -36,6 +39,7 @@ pub(super) struct Settings {
     pub task: TaskChoice,
     pub top_k: u32,
     pub on_rois: bool,
+    pub max_rois: u32,
     pub execution_provider: ExecutionProvider,
     pub threads: u32,
     pub spin: bool,
@@ -64,6 +68,7 @@ impl Default for Settings {
             task: TaskChoice::Auto,
             top_k: 1,
             on_rois: false,
+            max_rois: DEFAULT_MAX_ROIS,
             execution_provider: ExecutionProvider::Auto,
             threads: 0,
             spin: DEFAULT_SPIN,
@@ -91,6 +96,14 @@ impl Settings {
             iou: self.iou_threshold as f32,
             max_detections: self.max_detections as usize,
             top_k: self.top_k as usize,
+        }
+    }
+
+    /// What the model slot builds a model from.
+    pub fn load_request(&self) -> Request {
+        Request {
+            detector: self.detector_options(),
+            policy: self.policy.clone(),
         }
     }
 
@@ -168,6 +181,7 @@ impl Settings {
             crate::meta::fields::TASK => self.task = value.get().expect("type checked upstream"),
             "top-k" => self.top_k = get(),
             "on-rois" => self.on_rois = value.get().expect("type checked upstream"),
+            "max-rois" => self.max_rois = get(),
             "execution-provider" => {
                 self.execution_provider = value.get().expect("type checked upstream")
             }
@@ -206,6 +220,7 @@ impl Settings {
             crate::meta::fields::TASK => self.task.to_value(),
             "top-k" => self.top_k.to_value(),
             "on-rois" => self.on_rois.to_value(),
+            "max-rois" => self.max_rois.to_value(),
             "execution-provider" => self.execution_provider.to_value(),
             "threads" => self.threads.to_value(),
             "spin" => self.spin.to_value(),
@@ -263,6 +278,7 @@ crate::element::properties! {
     enumeration(crate::meta::fields::TASK, "Task", TaskChoice::Auto).mutable_ready(): "What the model does: detect (boxes), classify (whole-frame classes) or anomaly (an anomaly map). auto reads the model's `task` metadata, else recognises the outputs",
     uint("top-k", "Top k", 1..=1000, 1).mutable_playing(): "Classifiers: how many of the most probable classes are attached to the frame and judged by the policy",
     boolean("on-rois", "Classify regions", false).mutable_ready(): "Classifiers: classify the crop of every region-of-interest meta already on the buffer (from an upstream defectdetect) and add a `classification` structure (label, label_id, confidence, the policy's severity and decision) to it, as gvaclassify does, instead of the whole frame. The frame's verdict is re-decided by this policy on each region's classified label; not with async-inference",
+    uint("max-rois", "Maximum regions", 1..=100_000, DEFAULT_MAX_ROIS).mutable_playing(): "With on-rois: at most this many regions of a frame are classified (regions are clipped to the frame first), the first ones on the buffer; the others are left unclassified, keeping their upstream judgement, with a warning once per stream. Bounds the time one frame can take (each region is one model run)",
     enumeration("execution-provider", "Execution provider", ExecutionProvider::Auto).mutable_ready(): "Where ONNX Runtime runs the model; an unavailable provider falls back to CPU with a warning",
     uint("threads", "Threads", 0..=1024, 0).mutable_ready(): "ONNX Runtime intra-op threads for this element's session (0 = ONNX Runtime's default)",
     boolean("spin", "Spin", DEFAULT_SPIN).mutable_ready(): "Let ONNX Runtime's intra-op threads spin (busy-wait) between pieces of work: a few per cent faster on an idle machine, much slower when decoders, encoders or other elements share the cores (they burn the time those need). Off by default; measured in docs/performance.md",

@@ -1,37 +1,39 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The asynchronous inference worker (`async-inference=true`): a queue of one frame and a
-//! thread that infers the frames it is handed, one at a time, with the slot's current model
+//! thread that infers the frames it is handed, one at a time, with the engine's current model
 //! (adopting a pending one between frames). Finished results wait in a list that the
 //! streaming thread drains at each frame and at end of stream, where it waits for the last.
+//!
+//! The thread holds the engine (the slot and the counters), not the element: only a weak
+//! reference to it, to name it in its log lines.
 //!
 //! Stopping never waits for an inference: [`Worker::stop`] closes the queue and leaves the
 //! thread to end on its own (the run is interrupted by the element); waits for results end
 //! at once.
+//!
+//! Locks: `results` (short; never held while another lock is taken). The thread holds the
+//! slot's current model for each inference and takes `results` after releasing it.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
 
 use gst::glib;
-use gst::prelude::*;
-use gst::subclass::prelude::*;
 
-use super::inference::{self, FrameInput, InferError, Thresholds};
-use super::loaded::{Identity, Loaded};
-use crate::analysis::Detection;
-use crate::analysis::decode::DecodeStats;
-use crate::analysis::letterbox::PixelFormat;
+use super::settings::Settings;
 use crate::element::lock;
+use crate::inspect::Engine;
+use crate::inspect::infer::{InferError, Thresholds};
+use crate::inspect::stream::{Caps, Finished, Output};
 use crate::policy::PartKey;
-use crate::video::frame_view;
+use crate::video::with_frame_view;
 
 /// One frame handed to the worker.
 pub(super) struct Job {
     pub buffer: gst::Buffer,
     pub frame: u64,
-    pub info: gst_video::VideoInfo,
-    pub format: PixelFormat,
+    pub info: Arc<gst_video::VideoInfo>,
+    pub caps: Caps,
     pub thresholds: Thresholds,
     pub tile_size: u32,
     pub tile_overlap: u32,
@@ -39,24 +41,6 @@ pub(super) struct Job {
     pub part: Option<PartKey>,
     /// The caps the frame came with (results are carried only to frames of the same caps).
     pub caps_serial: u64,
-}
-
-/// The result of one job.
-pub(super) struct Finished {
-    pub frame: u64,
-    pub part: Option<PartKey>,
-    pub caps_serial: u64,
-    pub outcome: Result<Output, InferError>,
-}
-
-/// What the model gave for a frame.
-pub(super) struct Output {
-    pub detections: Vec<Detection>,
-    pub anomaly: Option<Arc<super::inference::AnomalyOutput>>,
-    pub duration: Duration,
-    pub stats: DecodeStats,
-    /// The model and policy that made it.
-    pub identity: Arc<Identity>,
 }
 
 #[derive(Default)]
@@ -91,14 +75,18 @@ pub(super) enum Submit {
 }
 
 impl Worker {
-    pub fn start(element: &super::DefectDetect) -> std::io::Result<Self> {
+    /// Starts the thread; it logs in `cat` (the element's category) as `element`.
+    pub fn start(
+        engine: Arc<Engine<Settings>>,
+        cat: gst::DebugCategory,
+        element: glib::WeakRef<gst::Element>,
+    ) -> std::io::Result<Self> {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Job>(1);
         let shared = Arc::new(Shared::default());
         let worker_shared = shared.clone();
-        let element = element.downgrade();
         std::thread::Builder::new()
             .name("defectdetect-infer".into())
-            .spawn(move || run(receiver, worker_shared, element))?;
+            .spawn(move || run(receiver, worker_shared, engine, (cat, element)))?;
         Ok(Self { sender, shared })
     }
 
@@ -154,13 +142,13 @@ impl Worker {
     }
 }
 
+/// Where the worker logs: the element's category, and the element (weakly) to name it.
+type Log = (gst::DebugCategory, glib::WeakRef<gst::Element>);
+
 /// The worker thread.
-fn run(jobs: Receiver<Job>, shared: Arc<Shared>, element: glib::WeakRef<super::DefectDetect>) {
+fn run(jobs: Receiver<Job>, shared: Arc<Shared>, engine: Arc<Engine<Settings>>, log: Log) {
     for job in jobs {
-        let Some(element) = element.upgrade() else {
-            return;
-        };
-        let outcome = infer_job(element.imp(), &job);
+        let outcome = infer_job(&engine, &job, &log);
         let failed = matches!(outcome, Err(InferError::Failed(_)));
         let mut results = lock(&shared.results);
         results.in_flight = results.in_flight.saturating_sub(1);
@@ -179,25 +167,34 @@ fn run(jobs: Receiver<Job>, shared: Arc<Shared>, element: glib::WeakRef<super::D
     }
 }
 
-fn infer_job(imp: &super::imp::DefectDetect, job: &Job) -> Result<Output, InferError> {
-    let mut current = imp.slot().lock_current();
-    imp.adopt(&mut current, job.frame);
+fn infer_job(
+    engine: &Engine<Settings>,
+    job: &Job,
+    (cat, element): &Log,
+) -> Result<Output, InferError> {
+    let mut current = engine.slot.lock_current();
+    if let Some(adopted) = engine.adopt(&mut current)
+        && let Some(model_id) = adopted.model_id
+    {
+        let message = format!(
+            "model generation {} ({model_id}) in use from frame {}",
+            adopted.generation, job.frame
+        );
+        match element.upgrade() {
+            Some(element) => gst::info!(*cat, obj = &element, "{message}"),
+            None => gst::info!(*cat, "{message}"),
+        }
+    }
     let Some(current) = current.as_mut() else {
         return Err(InferError::Failed("no model loaded".into()));
     };
-    let loaded: &mut Loaded = &mut current.model;
-    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(job.buffer.as_ref(), &job.info)
-        .map_err(|e| InferError::Failed(format!("cannot map the frame: {e}")))?;
-    let view = frame_view(&frame).map_err(InferError::Failed)?;
-    let input = FrameInput {
-        info: &job.info,
-        format: job.format,
-        view: &view,
-        tile_size: job.tile_size,
-        tile_overlap: job.tile_overlap,
-    };
-    let result = inference::infer(loaded, &input, job.thresholds)?;
-    imp.count_batched(result.batched);
+    let loaded = &mut current.model;
+    let result = with_frame_view(job.buffer.as_ref(), &job.info, |view| {
+        let input = job.caps.input(view, job.tile_size, job.tile_overlap);
+        loaded.infer(&input, job.thresholds)
+    })
+    .map_err(InferError::Failed)??;
+    engine.count_batched(result.batched);
     Ok(Output {
         detections: result.detections,
         anomaly: result.anomaly,

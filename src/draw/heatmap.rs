@@ -4,7 +4,7 @@
 //! red hot) and blended into the frame in place. Pure: no GStreamer.
 
 use super::{Canvas, Rgb};
-use crate::analysis::letterbox::PixelFormat;
+use crate::frame::{Layout, Packed};
 
 /// A map of bytes (0 cold .. 255 hot), `width` x `height` cells in row-major order, covering
 /// the frame rectangle `rect` (`x_min, y_min, x_max, y_max`, frame pixels).
@@ -83,34 +83,32 @@ impl Canvas<'_> {
             return;
         }
         let lut: Vec<Rgb> = (0..=255).map(jet).collect();
-        match self.format {
-            PixelFormat::Packed {
-                bytes_per_pixel,
-                red,
-                green,
-                blue,
-            } => {
-                let (bpp, stride) = (bytes_per_pixel as usize, self.strides[0]);
+        match self.format.layout() {
+            Layout::Packed(Packed {
+                bytes_per_pixel: bpp,
+                offsets: [red, green, blue],
+            }) => {
+                let stride = self.strides[0];
                 for y in 0..h {
                     let row = &mut self.planes[0][y * stride..];
                     for (x, px) in row[..w * bpp].chunks_exact_mut(bpp).enumerate() {
                         if let Some(t) = heat[y * w + x] {
                             let c = lut[t as usize];
-                            px[red as usize] = mix(px[red as usize], c.0, alpha);
-                            px[green as usize] = mix(px[green as usize], c.1, alpha);
-                            px[blue as usize] = mix(px[blue as usize], c.2, alpha);
+                            px[red] = mix(px[red], c.0, alpha);
+                            px[green] = mix(px[green], c.1, alpha);
+                            px[blue] = mix(px[blue], c.2, alpha);
                         }
                     }
                 }
             }
-            PixelFormat::Gray8 => {
+            Layout::Grey => {
                 let luma: Vec<u8> = lut
                     .iter()
                     .map(|c| c.luma(0.299, 0.114).round() as u8)
                     .collect();
                 self.blend_luma(heat, &luma, alpha);
             }
-            PixelFormat::Nv12 | PixelFormat::I420 => {
+            Layout::Yuv(chroma) => {
                 let yuv: Vec<[u8; 3]> = lut.iter().map(|&c| self.yuv.encode(c)).collect();
                 let luma: Vec<u8> = yuv.iter().map(|c| c[0]).collect();
                 self.blend_luma(heat, &luma, alpha);
@@ -130,17 +128,11 @@ impl Canvas<'_> {
                             continue;
                         }
                         let [_, u, v] = yuv[((sum + n / 2) / n) as usize];
-                        if self.format == PixelFormat::Nv12 {
-                            let i = cy * self.strides[1] + 2 * cx;
-                            let plane = &mut self.planes[1];
-                            plane[i] = mix(plane[i], u, alpha);
-                            plane[i + 1] = mix(plane[i + 1], v, alpha);
-                        } else {
-                            let i = cy * self.strides[1] + cx;
-                            self.planes[1][i] = mix(self.planes[1][i], u, alpha);
-                            let i = cy * self.strides[2] + cx;
-                            self.planes[2][i] = mix(self.planes[2][i], v, alpha);
-                        }
+                        let (up, vp) = (chroma.u_plane, chroma.v_plane);
+                        let i = cy * self.strides[up] + chroma.u_at(cx);
+                        self.planes[up][i] = mix(self.planes[up][i], u, alpha);
+                        let i = cy * self.strides[vp] + chroma.v_at(cx);
+                        self.planes[vp][i] = mix(self.planes[vp][i], v, alpha);
                     }
                 }
             }
@@ -164,6 +156,7 @@ impl Canvas<'_> {
 mod tests {
     use super::*;
     use crate::draw::YuvEncoding;
+    use crate::frame::PixelFormat;
 
     #[test]
     fn jet_runs_from_blue_to_red() {

@@ -8,7 +8,7 @@
 pub mod heatmap;
 pub mod overlay;
 
-use crate::analysis::letterbox::PixelFormat;
+use crate::frame::{Layout, Packed, PixelFormat};
 
 /// An RGB colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,34 +96,17 @@ impl<'a> Canvas<'a> {
         planes: [&'a mut [u8]; 3],
         strides: [usize; 3],
     ) -> Result<Self, CanvasError> {
-        let (w, h) = (width as usize, height as usize);
-        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        let extents: &[(usize, usize)] = &match format {
-            PixelFormat::Packed {
-                bytes_per_pixel, ..
-            } => [(w * bytes_per_pixel as usize, h), (0, 0), (0, 0)],
-            PixelFormat::Gray8 => [(w, h), (0, 0), (0, 0)],
-            PixelFormat::Nv12 => [(w, h), (cw * 2, ch), (0, 0)],
-            PixelFormat::I420 => [(w, h), (cw, ch), (cw, ch)],
-        };
-        for (plane, &(row_bytes, rows)) in extents.iter().enumerate() {
-            let needed = if rows == 0 {
-                0
-            } else {
-                (rows - 1) * strides[plane] + row_bytes
-            };
-            if planes[plane].len() < needed || (rows > 1 && strides[plane] < row_bytes) {
-                let (len, stride) = (planes[plane].len(), strides[plane]);
-                return Err(CanvasError {
-                    plane,
-                    len,
-                    needed,
-                    width,
-                    height,
-                    stride,
-                });
-            }
-        }
+        let lengths = [planes[0].len(), planes[1].len(), planes[2].len()];
+        format
+            .check_planes(width, height, lengths, strides)
+            .map_err(|e| CanvasError {
+                plane: e.plane,
+                len: e.len,
+                needed: e.needed,
+                width,
+                height,
+                stride: e.stride,
+            })?;
         Ok(Self {
             width,
             height,
@@ -150,58 +133,50 @@ impl<'a> Canvas<'a> {
         if x0 >= x1 || y0 >= y1 {
             return;
         }
-        match self.format {
-            PixelFormat::Packed {
-                bytes_per_pixel,
-                red,
-                green,
-                blue,
-            } => {
-                let bpp = bytes_per_pixel as usize;
+        match self.format.layout() {
+            Layout::Packed(Packed {
+                bytes_per_pixel: bpp,
+                offsets: [red, green, blue],
+            }) => {
                 let stride = self.strides[0];
                 for y in y0..y1 {
                     let row = &mut self.planes[0][y * stride..];
                     for px in row[x0 * bpp..x1 * bpp].chunks_exact_mut(bpp) {
-                        px[red as usize] = colour.0;
-                        px[green as usize] = colour.1;
-                        px[blue as usize] = colour.2;
+                        px[red] = colour.0;
+                        px[green] = colour.1;
+                        px[blue] = colour.2;
                     }
                 }
             }
-            PixelFormat::Gray8 => {
+            Layout::Grey => {
                 let luma = colour.luma(0.299, 0.114).round() as u8;
-                self.fill_plane(0, x0, x1, y0, y1, 1, &[luma]);
+                self.fill_plane(0, (x0, x1), (y0, y1), (1, 0), luma);
             }
-            PixelFormat::Nv12 | PixelFormat::I420 => {
+            Layout::Yuv(chroma) => {
                 let [y, u, v] = self.yuv.encode(colour);
-                self.fill_plane(0, x0, x1, y0, y1, 1, &[y]);
-                let (cx0, cx1, cy0, cy1) = (x0 / 2, x1.div_ceil(2), y0 / 2, y1.div_ceil(2));
-                if self.format == PixelFormat::Nv12 {
-                    self.fill_plane(1, cx0, cx1, cy0, cy1, 2, &[u, v]);
-                } else {
-                    self.fill_plane(1, cx0, cx1, cy0, cy1, 1, &[u]);
-                    self.fill_plane(2, cx0, cx1, cy0, cy1, 1, &[v]);
-                }
+                self.fill_plane(0, (x0, x1), (y0, y1), (1, 0), y);
+                let (cx, cy) = ((x0 / 2, x1.div_ceil(2)), (y0 / 2, y1.div_ceil(2)));
+                self.fill_plane(chroma.u_plane, cx, cy, (chroma.step, 0), u);
+                self.fill_plane(chroma.v_plane, cx, cy, (chroma.step, chroma.v_offset), v);
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Writes `value` at byte `offset` of every `step`-byte sample of columns `[x0, x1)` and
+    /// rows `[y0, y1)` of `plane`.
     fn fill_plane(
         &mut self,
         plane: usize,
-        x0: usize,
-        x1: usize,
-        y0: usize,
-        y1: usize,
-        step: usize,
-        value: &[u8],
+        (x0, x1): (usize, usize),
+        (y0, y1): (usize, usize),
+        (step, offset): (usize, usize),
+        value: u8,
     ) {
         let stride = self.strides[plane];
         for y in y0..y1 {
             let row = &mut self.planes[plane][y * stride..];
             for px in row[x0 * step..x1 * step].chunks_exact_mut(step) {
-                px.copy_from_slice(value);
+                px[offset] = value;
             }
         }
     }

@@ -154,8 +154,8 @@ fn draw_banner(canvas: &mut Canvas, banner: &Banner, style: Style) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::letterbox::PixelFormat;
     use crate::draw::YuvEncoding;
+    use crate::frame::PixelFormat;
 
     #[test]
     fn styles_scale_with_height() {

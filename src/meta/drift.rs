@@ -43,7 +43,7 @@ pub struct DriftReport {
 impl DriftFeature {
     fn to_structure(&self) -> gst::Structure {
         gst::Structure::builder(f::DRIFT_FEATURE)
-            .field(f::NAME, &self.name)
+            .field(f::FEATURE_NAME, &self.name)
             .field(f::SCORE, self.score)
             .field(f::THRESHOLD, self.threshold)
             .field(f::MOVED, self.moved)
@@ -55,7 +55,7 @@ impl DriftFeature {
     fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
         let r = Reader::new(s);
         Ok(Self {
-            name: r.required(f::NAME)?,
+            name: r.required(f::FEATURE_NAME)?,
             score: r.required(f::SCORE)?,
             threshold: r.required(f::THRESHOLD)?,
             moved: r.required(f::MOVED)?,

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::analysis::letterbox::PixelFormat;
 use crate::draw::{Canvas, Rgb, YuvEncoding, text_width};
+use crate::frame::PixelFormat;
 
 const WIDTH: u32 = 800;
 const HEIGHT: u32 = 600;

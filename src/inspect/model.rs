@@ -1,27 +1,35 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! What the model slot holds for `defectdetect`: a detector, its preprocessing plan (made for
-//! the frames it sees, dropped with it) and the policy its verdicts follow; built from the
-//! settings by [`build`], synchronously at NULL to READY, in the background while running.
+//! What the model slot holds: a detector, its preprocessing plan (made for the frames it
+//! sees, dropped with it) and the policy its verdicts follow; built from a [`Request`] by
+//! [`build`], synchronously at NULL to READY, in the background while running.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use super::inference::{AnomalyOutput, Preprocess};
-use super::settings::Settings;
+use super::infer::{
+    self, AnomalyOutput, FrameInput, InferError, Inference, Preprocess, RegionClasses, Thresholds,
+};
 use super::slot::SlotModel;
 use crate::analysis::Detection;
 use crate::analysis::task::Task;
 use crate::meta::ModelInfoMeta;
 use crate::policy::{AnomalyThresholds, FrameVerdict, Policy, parse_policy};
-use crate::runtime::{Detector, ModelInfo, RuntimeError};
+use crate::runtime::{Detector, DetectorOptions, ModelInfo, RuntimeError};
 
 /// Policy files are read up to this size.
-pub(super) const MAX_POLICY_BYTES: u64 = 16 << 20;
+pub const MAX_POLICY_BYTES: u64 = 16 << 20;
+
+/// What a model is built from: the detector's options and the policy file.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub detector: DetectorOptions,
+    pub policy: Option<Arc<Path>>,
+}
 
 /// What the verdicts need of the loaded model and policy: cheap to share with the streaming
 /// thread while another thread holds the detector.
 #[derive(Debug)]
-pub(super) struct Identity {
+pub struct Identity {
     pub model: ModelInfo,
     pub policy: Policy,
     pub model_id: String,
@@ -51,8 +59,8 @@ impl Identity {
         }
     }
 
-    /// What the `model-info` property says.
-    pub fn describe(&self) -> gst::Structure {
+    /// What the `model-info` property says (the adapter turns it into a structure).
+    pub fn describe(&self) -> ModelInfoMeta {
         let info = &self.model;
         let output_layout = match (info.task, self.anomaly_thresholds) {
             (Task::Detect, _) => info.layout.to_string(),
@@ -74,17 +82,51 @@ impl Identity {
             classes: info.names.clone(),
             provider: info.provider.to_string(),
         }
-        .to_structure()
     }
 }
 
 /// A detector with its policy and preprocessing plan: the unit the slot swaps.
-pub(super) struct Loaded {
+pub struct Loaded {
     pub detector: Detector,
     pub identity: Arc<Identity>,
     /// Made for the first frame the detector sees and remade when the frames change; a
     /// new `Loaded` starts without one, so that every swap re-plans.
     pub plan: Option<Preprocess>,
+}
+
+impl Loaded {
+    /// One frame through the model ([`infer::infer`]) with this model's plan.
+    pub fn infer(
+        &mut self,
+        frame: &FrameInput,
+        limits: Thresholds,
+    ) -> Result<Inference, InferError> {
+        infer::infer(&mut self.detector, &mut self.plan, frame, limits)
+    }
+
+    /// `on-rois`: classifies regions of the frame ([`infer::classify_regions`]) and judges each
+    /// classified region by the policy (None: not classified).
+    pub fn judge_regions(
+        &mut self,
+        frame: &FrameInput,
+        regions: &[(u32, u32, u32, u32)],
+        max_regions: usize,
+    ) -> Result<(RegionClasses, Vec<Option<FrameVerdict>>), InferError> {
+        let classes = infer::classify_regions(&mut self.detector, frame, regions, max_regions)?;
+        let identity = &self.identity;
+        let judged = classes
+            .classes
+            .iter()
+            .map(|class| {
+                class.map(|detection| {
+                    identity
+                        .policy
+                        .evaluate(&[detection], |id| identity.model.class_name(id))
+                })
+            })
+            .collect();
+        Ok((classes, judged))
+    }
 }
 
 impl SlotModel for Loaded {
@@ -97,7 +139,7 @@ impl SlotModel for Loaded {
 
 /// Why a model and policy could not be loaded.
 #[derive(Debug)]
-pub(super) enum LoadError {
+pub enum LoadError {
     Runtime(RuntimeError),
     Policy(String),
 }
@@ -111,16 +153,15 @@ impl std::fmt::Display for LoadError {
     }
 }
 
-/// Loads the model and the policy the settings name; `frame_size` (when frames are already
+/// Loads the model and the policy the request names; `frame_size` (when frames are already
 /// flowing) is checked against the policy's region. Returns the warnings to post.
-pub(super) fn build(
-    settings: &Settings,
+pub fn build(
+    request: &Request,
     frame_size: Option<(u32, u32)>,
 ) -> Result<(Loaded, Vec<String>), LoadError> {
-    let (detector, mut warnings) =
-        Detector::load(&settings.detector_options()).map_err(LoadError::Runtime)?;
+    let (detector, mut warnings) = Detector::load(&request.detector).map_err(LoadError::Runtime)?;
     let (policy, policy_sha256) =
-        load_policy(settings.policy.as_deref(), detector.info()).map_err(LoadError::Policy)?;
+        load_policy(request.policy.as_deref(), detector.info()).map_err(LoadError::Policy)?;
     if let Some((width, height)) = frame_size {
         let problems = policy.frame_problems(width, height);
         if let Some(error) = problems.errors.into_iter().next() {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The model slot: the one place that owns the model in use, the model waiting to take over
-//! and the generation that tells them apart, whatever a "model" is (here a detector with its
-//! preprocessing plan and policy, see [`super::loaded`]).
+//! and the generation that tells them apart, whatever a "model" is (for `defectdetect` a detector
+//! with its preprocessing plan and policy, see [`super::model`]).
 //!
 //! - The thread that runs inference (the streaming thread, or the asynchronous worker) locks
 //!   the current model for the whole run ([`Slot::lock_current`]) and, at each frame
@@ -14,23 +14,28 @@
 //! - [`Slot::load`] (NULL to READY) and [`Slot::clear`] (READY to NULL) drop whatever was
 //!   pending, so that a build still under way cannot replace a freshly loaded model.
 
-use crate::element::lock;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+/// Locks a mutex; a panic elsewhere while it was held must not turn every later call into
+/// another panic, so a poisoned lock is taken as it is.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// What the slot needs of a model: a summary that other threads may read at any time (the
 /// model's identity, its policy) without waiting for the model itself.
-pub(super) trait SlotModel: Send + 'static {
+pub trait SlotModel: Send + 'static {
     type Summary: Send + Sync + 'static;
     fn summary(&self) -> Arc<Self::Summary>;
 }
 
 /// Builds a model from a request; returns it with warnings to post, or the reason it cannot.
-pub(super) type BuildFn<M, R> = Arc<dyn Fn(&R) -> Result<(M, Vec<String>), String> + Send + Sync>;
+pub type BuildFn<M, R> = Arc<dyn Fn(&R) -> Result<(M, Vec<String>), String> + Send + Sync>;
 
 /// What became of a background build.
 #[derive(Debug)]
-pub(super) enum Outcome {
+pub enum Outcome {
     /// Built and pending: it takes over at the next frame boundary.
     Ready {
         generation: u64,
@@ -42,14 +47,14 @@ pub(super) enum Outcome {
     Superseded { generation: u64 },
 }
 
-pub(super) type ReportFn = Arc<dyn Fn(Outcome) + Send + Sync>;
+pub type ReportFn = Arc<dyn Fn(Outcome) + Send + Sync>;
 
 /// How long requests must settle before the builder starts: requests closer together than
 /// this are one build.
-pub(super) const SETTLE: Duration = Duration::from_millis(100);
+pub const SETTLE: Duration = Duration::from_millis(100);
 
 /// The model in use and the generation it was built for.
-pub(super) struct Current<M> {
+pub struct Current<M> {
     pub generation: u64,
     pub model: M,
 }
@@ -76,7 +81,7 @@ struct Shared<M: SlotModel, R> {
     current: Mutex<Option<Current<M>>>,
 }
 
-pub(super) struct Slot<M: SlotModel, R> {
+pub struct Slot<M: SlotModel, R> {
     shared: Arc<Shared<M, R>>,
 }
 
@@ -110,7 +115,7 @@ impl<M: SlotModel, R> Default for Slot<M, R> {
 }
 
 /// What [`Slot::adopt`] did.
-pub(super) struct Swap<M> {
+pub struct Swap<M> {
     /// The generation now in use.
     pub generation: u64,
     /// The model replaced, dropped by the caller outside any lock.
