@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod capture;
+pub mod parts;
 pub mod policy;
 pub mod records;
 pub mod replay;
@@ -17,6 +18,7 @@ pub mod defectdetect;
 pub mod defectmetaconvert;
 pub mod defectmqttsink;
 pub mod defectoverlay;
+pub mod defectpartmux;
 pub mod draw;
 pub mod element;
 pub mod files;
@@ -46,6 +48,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
     defectmetaconvert::register(plugin)?;
     defectmqttsink::register(plugin)?;
     defectcapture::register(plugin)?;
+    defectpartmux::register(plugin)?;
     plc::register(plugin)?;
     Ok(())
 }
