@@ -8,9 +8,13 @@
 //!   `squares_v8` test model) on frames rendered here: two views of the same six parts, some
 //!   defects visible to one view only, with the truth per part. The joined verdicts must equal
 //!   the truth; a camera stalled mid-run gives UNKNOWN for exactly the parts it missed (FAIL
-//!   where the other camera saw a defect) and recovers.
+//!   where the other camera saw a defect) and recovers; `defectmodbussink` behind the muxer
+//!   pulses once per rejected part against a Modbus peer on 127.0.0.1.
 
 mod common;
+#[allow(dead_code)]
+#[path = "plc/peers.rs"]
+mod peers;
 
 use std::time::{Duration, Instant};
 
@@ -631,4 +635,40 @@ fn a_camera_stalled_mid_run_gives_unknown_for_exactly_the_parts_it_missed_and_re
     let warnings = line.warnings();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("side"), "{warnings:?}");
+}
+
+#[test]
+fn the_reject_gate_pulses_once_per_rejected_part_not_once_per_camera() {
+    const COIL: u16 = 3;
+    let peer = peers::ModbusPeer::start(&[]);
+    let mut line = Line::new(
+        STALL_TIMEOUT_MS,
+        &format!(
+            "defectmodbussink name=plc host=127.0.0.1 port={} reject-coil={COIL} \
+             reject-delay-ms=100 pulse-ms=10 max-pulse-lateness-ms=500",
+            peer.port
+        ),
+    );
+    let plc = line.pipeline.by_name("plc").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !plc.property::<bool>("connected") {
+        assert!(
+            Instant::now() < deadline,
+            "not connected to the Modbus peer"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The side camera stalls over parts 2 and 3: part 2 is UNKNOWN (rejected too).
+    let joined = run_line(&mut line, 2..=3);
+    let rejected = joined
+        .iter()
+        .filter(|p| matches!(p.verdict, Verdict::Fail | Verdict::Unknown))
+        .count();
+    // Parts 1, 2 (UNKNOWN), 3, 5.
+    assert_eq!(rejected, 4);
+    // Each camera reported its FAILs: two per part seen by both, yet one pulse per part.
+    std::thread::sleep(Duration::from_millis(300));
+    let pulses = peer.ended_pulses(COIL);
+    let rejects: u32 = pulses.iter().map(|p| p.rejects).sum();
+    assert_eq!(rejects as usize, rejected, "pulses {pulses:?}");
 }
