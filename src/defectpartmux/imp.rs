@@ -488,7 +488,13 @@ impl DefectPartMux {
                 self.eos_if_all_stopped();
                 true
             }
-            gst::EventView::StreamStart(_) | gst::EventView::FlushStop(_) => {
+            gst::EventView::FlushStop(_) => {
+                // A flush downstream (a seek) is over: push again.
+                lock(&self.output).flow = Ok(gst::FlowSuccess::Ok);
+                let _ = self.emit(|join| join.restart(camera));
+                true
+            }
+            gst::EventView::StreamStart(_) => {
                 let _ = self.emit(|join| join.restart(camera));
                 true
             }
