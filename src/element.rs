@@ -56,6 +56,25 @@ pub fn any_video_caps() -> gst::Caps {
     gst::Caps::builder("video/x-raw").any_features().build()
 }
 
+/// What the verdict readers (`defectmetaconvert`, the PLC sinks) accept: video with the
+/// metas of `defectdetect`, or the joined parts of `defectpartmux`.
+pub fn verdict_caps() -> gst::Caps {
+    let mut caps = any_video_caps();
+    caps.merge(parts_caps());
+    caps
+}
+
+/// `defectpartmux`'s output: an empty buffer per joined part, after its part verdict event.
+pub fn parts_caps() -> gst::Caps {
+    gst::Caps::builder(crate::meta::fields::PARTS_CAPS).build()
+}
+
+/// Whether caps are [`parts_caps`].
+pub fn is_parts_caps(caps: &gst::CapsRef) -> bool {
+    caps.structure(0)
+        .is_some_and(|s| s.name() == crate::meta::fields::PARTS_CAPS)
+}
+
 /// NDJSON records, one a buffer.
 pub fn ndjson_caps() -> gst::Caps {
     gst::Caps::builder("application/x-ndjson").build()

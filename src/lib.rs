@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod capture;
+pub mod parts;
 pub mod policy;
 pub mod records;
 pub mod replay;
@@ -18,6 +19,7 @@ pub mod defectmetaconvert;
 pub mod defectmetricssink;
 pub mod defectmqttsink;
 pub mod defectoverlay;
+pub mod defectpartmux;
 pub mod draw;
 pub mod element;
 pub mod files;
@@ -51,6 +53,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
     defectmetricssink::register(plugin)?;
     defectmqttsink::register(plugin)?;
     defectcapture::register(plugin)?;
+    defectpartmux::register(plugin)?;
     plc::register(plugin)?;
     Ok(())
 }

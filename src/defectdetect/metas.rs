@@ -139,6 +139,7 @@ pub(super) fn part_message(part: &PartVerdict, shadow: bool, model_id: &str) -> 
         inspected_frames: part.inspected,
         counts: part.counts,
         model_id: model_id.to_string(),
+        cameras: Vec::new(),
     }
     .to_structure()
 }

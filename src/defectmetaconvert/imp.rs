@@ -11,8 +11,8 @@ use crate::element::MetaProblems;
 use crate::element::{self, lock};
 use crate::meta::{Classification, DetectionParams, PartVerdictMeta, VerdictMeta};
 use crate::records::{
-    self, ClassificationRecord, DetectionRecord, FrameRecord, Latency, ModelRef, PartRecord,
-    SCHEMA_VERSION, SeverityCounts,
+    self, CameraRecord, ClassificationRecord, DetectionRecord, FrameRecord, Latency, ModelRef,
+    PartRecord, SCHEMA_VERSION, SeverityCounts,
 };
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -32,6 +32,8 @@ pub struct DefectMetaConvert {
     settings: Mutex<Settings>,
     /// Frame size of the negotiated video, for boxes in pixels.
     size: Mutex<(u32, u32)>,
+    /// The input is `defectpartmux`'s joined parts: records of parts only.
+    parts: std::sync::atomic::AtomicBool,
     problems: MetaProblems,
 }
 
@@ -67,6 +69,7 @@ impl ObjectSubclass for DefectMetaConvert {
             srcpad,
             settings: Mutex::default(),
             size: Mutex::new((0, 0)),
+            parts: std::sync::atomic::AtomicBool::new(false),
             problems: MetaProblems::default(),
         }
     }
@@ -90,7 +93,7 @@ impl ObjectImpl for DefectMetaConvert {
 impl GstObjectImpl for DefectMetaConvert {}
 
 impl ElementImpl for DefectMetaConvert {
-    element::describe!(element::pads(&element::any_video_caps(), Some(&element::ndjson_caps())) =>
+    element::describe!(element::pads(&element::verdict_caps(), Some(&element::ndjson_caps())) =>
         "Defect meta converter", "Converter/Metadata",
         "Turns defect detections and verdicts into NDJSON records, one per frame and one per part");
 }
@@ -102,6 +105,10 @@ impl DefectMetaConvert {
                 let size = gst_video::VideoInfo::from_caps(caps.caps())
                     .map_or((0, 0), |i| (i.width(), i.height()));
                 *lock(&self.size) = size;
+                self.parts.store(
+                    element::is_parts_caps(caps.caps()),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 self.srcpad.push_event(gst::event::Caps::new(
                     &gst::Caps::builder("application/x-ndjson").build(),
                 ))
@@ -126,6 +133,10 @@ impl DefectMetaConvert {
         _pad: &gst::Pad,
         buffer: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.parts.load(std::sync::atomic::Ordering::Relaxed) {
+            // A joined part's buffer: its record was written from its event.
+            return Ok(gst::FlowSuccess::Ok);
+        }
         let record = self.frame_record(&buffer);
         self.push_line(records::to_line(&record), Some(&buffer))
     }
@@ -217,6 +228,22 @@ impl DefectMetaConvert {
             inspected_frames: part.inspected_frames,
             counts: counts(part.counts),
             model_id: part.model_id,
+            cameras: part
+                .cameras
+                .into_iter()
+                .map(|c| CameraRecord {
+                    camera: c.name,
+                    status: c.status.as_str().to_string(),
+                    required: c.required,
+                    verdict: c.verdict.as_str().to_string(),
+                    first_frame: c.first_frame,
+                    last_frame: c.last_frame,
+                    frames: c.frames,
+                    inspected_frames: c.inspected_frames,
+                    counts: counts(c.counts),
+                    model_id: c.model_id,
+                })
+                .collect(),
         }
     }
 }

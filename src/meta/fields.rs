@@ -71,6 +71,16 @@ pub const FIRST_FRAME: &str = "first-frame";
 pub const LAST_FRAME: &str = "last-frame";
 pub const FRAMES: &str = "frames";
 pub const INSPECTED_FRAMES: &str = "inspected-frames";
+/// A joined part verdict's per-camera entries (`camera` structures: `name`, `status`,
+/// `required`, and the camera's own `verdict`, frames, counts and `model-id`).
+pub const CAMERAS: &str = "cameras";
+pub const CAMERA: &str = "camera";
+pub const STATUS: &str = "status";
+pub const REQUIRED: &str = "required";
+
+/// The media type of `defectpartmux`'s output: one empty buffer per joined part, each after
+/// the `defect-part-verdict` event that carries the part.
+pub const PARTS_CAPS: &str = "application/x-defect-parts";
 
 // `model-info`.
 pub const INPUT_NAME: &str = "input-name";

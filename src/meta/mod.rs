@@ -58,7 +58,7 @@ pub use model_info::ModelInfoMeta;
 pub use reject::{RejectMessage, RejectMissedMessage};
 pub use structure::MetaError;
 pub use values::{Decision, Severity, Verdict};
-pub use verdict::{ModelRef, PartVerdictMeta, VerdictMeta};
+pub use verdict::{CameraStatus, CameraVerdict, ModelRef, PartVerdictMeta, VerdictMeta};
 
 const PART_ID_FIELD: &str = fields::PART_ID;
 
@@ -192,10 +192,39 @@ mod tests {
             inspected_frames: 5,
             counts: [0, 1, 0, 2],
             model_id: "m".into(),
+            cameras: Vec::new(),
         };
         assert_eq!(
             PartVerdictMeta::from_structure(&part.to_structure()),
-            Some(Ok(part))
+            Some(Ok(part.clone()))
+        );
+        // A joined part names its cameras; a camera that did not report has no frames.
+        let joined = PartVerdictMeta {
+            cameras: vec![
+                CameraVerdict {
+                    name: "top".into(),
+                    status: CameraStatus::Reported,
+                    required: true,
+                    verdict: Verdict::Fail,
+                    first_frame: Some(3),
+                    last_frame: Some(9),
+                    frames: 7,
+                    inspected_frames: 5,
+                    counts: [0, 1, 0, 2],
+                    model_id: "m".into(),
+                },
+                CameraVerdict {
+                    name: "side".into(),
+                    status: CameraStatus::Timeout,
+                    required: false,
+                    ..CameraVerdict::default()
+                },
+            ],
+            ..part
+        };
+        assert_eq!(
+            PartVerdictMeta::from_structure(&joined.to_structure()),
+            Some(Ok(joined))
         );
         let detection = DetectionParams {
             peak_score: None,

@@ -197,8 +197,97 @@ impl VerdictMeta {
     }
 }
 
+/// What became of one camera's report of a joined part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CameraStatus {
+    /// The camera reported the part in time: its verdict counts.
+    #[default]
+    Reported,
+    /// The camera had not reported the part `timeout-ms` after the first camera did.
+    Timeout,
+    /// The camera was stopped (end of stream, pad released) when the part was joined.
+    Stopped,
+}
+
+impl CameraStatus {
+    pub const ALL: [CameraStatus; 3] = [
+        CameraStatus::Reported,
+        CameraStatus::Timeout,
+        CameraStatus::Stopped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraStatus::Reported => "reported",
+            CameraStatus::Timeout => "timeout",
+            CameraStatus::Stopped => "stopped",
+        }
+    }
+
+    /// The status a string names (`reported`, `timeout`, `stopped`).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// One camera's part in a joined part verdict (`defectpartmux`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CameraVerdict {
+    /// The pad's `camera-name`.
+    pub name: String,
+    pub status: CameraStatus,
+    /// Whether the camera's absence makes the part UNKNOWN.
+    pub required: bool,
+    /// The camera's own verdict of the part; UNKNOWN when it did not report it.
+    pub verdict: Verdict,
+    /// The camera's frames of the part (its own frame numbers); None when it did not report.
+    pub first_frame: Option<u64>,
+    pub last_frame: Option<u64>,
+    pub frames: u64,
+    pub inspected_frames: u64,
+    pub counts: SeverityCounts,
+    /// The camera's model; empty when it did not report.
+    pub model_id: String,
+}
+
+impl CameraVerdict {
+    pub fn to_structure(&self) -> gst::Structure {
+        let builder = gst::Structure::builder(f::CAMERA)
+            .field(f::NAME, &self.name)
+            .field(f::STATUS, self.status.as_str())
+            .field(f::REQUIRED, self.required)
+            .field(f::VERDICT, self.verdict.as_str())
+            .field_if_some(f::FIRST_FRAME, self.first_frame)
+            .field_if_some(f::LAST_FRAME, self.last_frame)
+            .field(f::FRAMES, self.frames)
+            .field(f::INSPECTED_FRAMES, self.inspected_frames);
+        write_counts(builder, &self.counts)
+            .field(f::MODEL_ID, &self.model_id)
+            .build()
+    }
+
+    pub fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
+        let r = Reader::new(s);
+        Ok(Self {
+            name: r.required(f::NAME)?,
+            status: r.named(f::STATUS, CameraStatus::parse)?,
+            required: r.required(f::REQUIRED)?,
+            verdict: r.named(f::VERDICT, Verdict::parse)?,
+            first_frame: r.optional(f::FIRST_FRAME)?,
+            last_frame: r.optional(f::LAST_FRAME)?,
+            frames: r.required(f::FRAMES)?,
+            inspected_frames: r.required(f::INSPECTED_FRAMES)?,
+            counts: read_counts(&r)?,
+            model_id: r.required(f::MODEL_ID)?,
+        })
+    }
+}
+
 /// A finished part's verdict: the `defect-part-verdict` message and downstream event.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// `defectdetect` sends one per part and camera (`cameras` empty); `defectpartmux` joins
+/// them into one per part, the worst of its cameras', with an entry per camera.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PartVerdictMeta {
     pub part_id: String,
     pub verdict: Verdict,
@@ -209,6 +298,8 @@ pub struct PartVerdictMeta {
     pub inspected_frames: u64,
     pub counts: SeverityCounts,
     pub model_id: String,
+    /// A joined part's cameras, in pad order; empty for a single camera's part.
+    pub cameras: Vec<CameraVerdict>,
 }
 
 impl PartVerdictMeta {
@@ -221,9 +312,17 @@ impl PartVerdictMeta {
             .field(f::LAST_FRAME, self.last_frame)
             .field(f::FRAMES, self.frames)
             .field(f::INSPECTED_FRAMES, self.inspected_frames);
-        write_counts(builder, &self.counts)
-            .field(f::MODEL_ID, &self.model_id)
-            .build()
+        let builder = write_counts(builder, &self.counts).field(f::MODEL_ID, &self.model_id);
+        if self.cameras.is_empty() {
+            builder.build()
+        } else {
+            builder
+                .field(
+                    f::CAMERAS,
+                    gst::Array::new(self.cameras.iter().map(CameraVerdict::to_structure)),
+                )
+                .build()
+        }
     }
 
     /// The part verdict a structure holds; None when it is another structure.
@@ -240,6 +339,11 @@ impl PartVerdictMeta {
                 inspected_frames: r.required(f::INSPECTED_FRAMES)?,
                 counts: read_counts(&r)?,
                 model_id: r.required(f::MODEL_ID)?,
+                cameras: if s.has_field(f::CAMERAS) {
+                    r.structures(f::CAMERAS, CameraVerdict::from_structure)?
+                } else {
+                    Vec::new()
+                },
             })
         })
     }

@@ -205,6 +205,7 @@ mod tests {
             inspected_frames: 11,
             counts: [0, 0, 4, 0],
             model_id: "m".into(),
+            cameras: Vec::new(),
         };
         let p = part_verdict(&part.to_structure()).unwrap().unwrap();
         assert_eq!(

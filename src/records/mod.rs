@@ -146,6 +146,31 @@ pub struct PartRecord {
     pub inspected_frames: u64,
     pub counts: SeverityCounts,
     pub model_id: String,
+    /// A part joined from several cameras (`defectpartmux`): what each camera saw. Absent
+    /// for a single camera's part.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cameras: Vec<CameraRecord>,
+}
+
+/// One camera's part in a joined part record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CameraRecord {
+    pub camera: String,
+    /// `reported`, `timeout` (not reported in time) or `stopped`.
+    pub status: String,
+    /// Whether its absence makes the part UNKNOWN.
+    pub required: bool,
+    /// Its own verdict; UNKNOWN when it did not report the part.
+    pub verdict: String,
+    /// Its own frame numbers of the part; absent when it did not report it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_frame: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_frame: Option<u64>,
+    pub frames: u64,
+    pub inspected_frames: u64,
+    pub counts: SeverityCounts,
+    pub model_id: String,
 }
 
 /// One NDJSON line (with its newline).

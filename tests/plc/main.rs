@@ -87,6 +87,7 @@ fn part_event(part: &str, verdict: &str, last_frame: u64) -> gst::Event {
         inspected_frames: last_frame + 1,
         counts: [1, 0, 0, 0],
         model_id: "test:1.2.3:0123456789ab".into(),
+        cameras: Vec::new(),
     }
     .to_event()
 }

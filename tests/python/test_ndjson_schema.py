@@ -105,3 +105,37 @@ def test_two_stage_records_carry_the_classification(tmp_path):
         [region] = record["detections"]
         c = region["classification"]
         assert c is not None and c["class_name"] and 0 <= c["confidence"] <= 1
+
+
+def test_joined_part_records_name_their_cameras(tmp_path):
+    """Two camera branches into defectpartmux, then defectmetaconvert: one part record per
+    part (no frame records), the worst of the two cameras' verdicts, each camera's own verdict
+    and frames in `cameras`; all within the schema. The top camera sees a moving ball, the
+    side camera a black frame."""
+    out = tmp_path / "parts.ndjson"
+    env = dict(os.environ, GST_PLUGIN_PATH=str(PLUGIN_DIR))
+    model = ROOT / "models/test/squares_v8.onnx"
+    line = (
+        "defectpartmux name=mux sink_0::camera-name=top sink_1::camera-name=side ! "
+        f"defectmetaconvert source-id=station ! filesink location={out} "
+        "videotestsrc num-buffers=12 pattern=ball ! video/x-raw,width=640,height=480 ! "
+        f"defectdetect model={model} frames-per-part=4 ! mux.sink_0 "
+        "videotestsrc num-buffers=12 pattern=black ! video/x-raw,width=640,height=480 ! "
+        f"defectdetect model={model} frames-per-part=4 ! mux.sink_1"
+    )
+    subprocess.run(["gst-launch-1.0", "-q", *line.split()], check=True, env=env, timeout=120)
+    records = [json.loads(l) for l in out.read_text().splitlines()]
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for record in records:
+        errors = sorted(validator.iter_errors(record), key=str)
+        assert not errors, f"{record}: {errors[0].message}"
+    assert [r["type"] for r in records] == ["part"] * 3
+    assert [r["part_id"] for r in records] == ["0", "1", "2"]
+    order = ["PASS", "REVIEW", "UNKNOWN", "FAIL"]
+    for r in records:
+        top, side = r["cameras"]
+        assert (top["camera"], side["camera"]) == ("top", "side")
+        assert top["status"] == side["status"] == "reported"
+        assert top["frames"] == side["frames"] == 4 and r["frames"] == 8
+        worst = max(top["verdict"], side["verdict"], key=order.index)
+        assert r["verdict"] == worst

@@ -33,7 +33,7 @@ const PLC: Peer = Peer {
     meanwhile: "Rejects falling due meanwhile are missed (missed-rejects); retrying with backoff",
 };
 
-element::subclass!(DefectModbusSink, "GstDefectModbusSink", gst_base::BaseSink, element::pads(&element::any_video_caps(), None) => "Defect Modbus reject sink", "Sink/Network", "Pulses a reject coil over Modbus TCP for failed parts, at the delay to the reject gate, and keeps the PLC's status registers up to date");
+element::subclass!(DefectModbusSink, "GstDefectModbusSink", gst_base::BaseSink, element::pads(&element::verdict_caps(), None) => "Defect Modbus reject sink", "Sink/Network", "Pulses a reject coil over Modbus TCP for failed parts, at the delay to the reject gate, and keeps the PLC's status registers up to date");
 
 #[derive(Debug, Clone)]
 struct Settings {

@@ -23,7 +23,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     element::debug_category("defectopcuasink", "Defect verdicts served over OPC UA")
 });
 
-element::subclass!(DefectOpcUaSink, "GstDefectOpcUaSink", gst_base::BaseSink, element::pads(&element::any_video_caps(), None) => "Defect OPC UA server sink", "Sink/Network", "Serves verdicts, counters, defects, model version and a heartbeat to SCADA/MES as an OPC UA server");
+element::subclass!(DefectOpcUaSink, "GstDefectOpcUaSink", gst_base::BaseSink, element::pads(&element::verdict_caps(), None) => "Defect OPC UA server sink", "Sink/Network", "Serves verdicts, counters, defects, model version and a heartbeat to SCADA/MES as an OPC UA server");
 
 /// Longest wait for the server thread at stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
