@@ -71,7 +71,7 @@ pub const FIRST_FRAME: &str = "first-frame";
 pub const LAST_FRAME: &str = "last-frame";
 pub const FRAMES: &str = "frames";
 pub const INSPECTED_FRAMES: &str = "inspected-frames";
-/// A joined part verdict's per-camera entries (`camera` structures: `name`, `status`,
+/// A joined part verdict's per-camera entries (`camera` structures: `label` (its name), `status`,
 /// `required`, and the camera's own `verdict`, frames, counts and `model-id`).
 pub const CAMERAS: &str = "cameras";
 pub const CAMERA: &str = "camera";

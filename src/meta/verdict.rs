@@ -253,7 +253,7 @@ pub struct CameraVerdict {
 impl CameraVerdict {
     pub fn to_structure(&self) -> gst::Structure {
         let builder = gst::Structure::builder(f::CAMERA)
-            .field(f::NAME, &self.name)
+            .field(f::LABEL, &self.name)
             .field(f::STATUS, self.status.as_str())
             .field(f::REQUIRED, self.required)
             .field(f::VERDICT, self.verdict.as_str())
@@ -269,7 +269,7 @@ impl CameraVerdict {
     pub fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
         let r = Reader::new(s);
         Ok(Self {
-            name: r.required(f::NAME)?,
+            name: r.required(f::LABEL)?,
             status: r.named(f::STATUS, CameraStatus::parse)?,
             required: r.required(f::REQUIRED)?,
             verdict: r.named(f::VERDICT, Verdict::parse)?,
