@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's one test command: installs what is missing (Debian packages, the pinned
+# The project's one test command: installs what is missing (scripts/setup.sh --tests: Debian packages, the pinned
 # ONNX Runtime wheel in .venv, the OpenVINO-enabled one in .venv-ov), checks formatting
 # (cargo fmt) and lints (clippy, warnings are errors), builds the plugin, checks
 # gst-inspect-1.0 sees it, then runs
@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh
+scripts/setup.sh --tests
 command -v cargo >/dev/null || { echo "test: cargo not found; install Rust 1.95 (rustup)" >&2; exit 1; }
 
 echo "== format and lints"
