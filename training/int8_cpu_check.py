@@ -17,6 +17,8 @@ runs both models on the same frames and prints boxes kept and mAP@0.5, in three 
         --frames /tmp/frames.npz --out /tmp/haswell.npz models/surface-defects.onnx ...
     # 3. natively: score (boxes kept vs the first model, mAP@0.5 of each against the truth)
     python training/int8_cpu_check.py score --frames /tmp/frames.npz /tmp/native.npz /tmp/haswell.npz
+    # or the same models on two CPUs (output differences, boxes kept), the first run the reference
+    python training/int8_cpu_check.py score --across --frames /tmp/frames.npz /tmp/native.npz /tmp/haswell.npz
 
 ``run`` records the CPU the process sees through CPUID (what ONNX Runtime's MLAS reads; under
 ``qemu-x86_64 -cpu MODEL`` that is the emulated model, while /proc/cpuinfo still shows the host)
@@ -159,6 +161,16 @@ def score(args):
     data = np.load(args.frames)
     meta, truth = data["meta"], data["truth"]
 
+    def kept_boxes(parent, copy):
+        kept = total = 0
+        for a, b in zip(parent, copy):
+            for d in a:
+                total += 1
+                same = b[b[:, 5] == d[5]]
+                if len(same) and box_iou(d[None, :4], same[:, :4])[0].max() > 0.9:
+                    kept += 1
+        return kept, total
+
     def detections(outs):
         acc, per_frame = Accumulator(outs.shape[1] - 4), []
         for k, out in enumerate(outs):
@@ -169,6 +181,25 @@ def score(args):
         return acc.results()[1]["map50"], per_frame
 
     runs = [(path, np.load(path)) for path in args.runs]
+    if args.across:
+        # The same model on two CPUs: the first run's CPU is the reference.
+        (ref_path, ref), others = runs[0], runs[1:]
+        ref_models = [str(m) for m in ref["models"]]
+        for path, r in others:
+            for i, name in enumerate(r["models"]):
+                if str(name) not in ref_models:
+                    continue
+                a = ref[f"out_{ref_models.index(str(name))}"]
+                b = r[f"out_{i}"]
+                n = min(len(a), len(b))
+                diff = np.abs(a[:n] - b[:n])
+                _, da = detections(a[:n])
+                _, db = detections(b[:n])
+                kept, total = kept_boxes(da, db)
+                print(f"{name}: {r['kernel']} [{r['flags']}] against {ref['kernel']}, {n} frames: "
+                      f"largest output difference {diff.max():.4g} (scores {diff[:, 4:].max():.4g}); "
+                      f"{kept}/{total} boxes kept at IoU > 0.9")
+        return
     parents = {}
     for path, r in runs:
         parents.setdefault(str(r["flags"]), (str(r["models"][0]), detections(r["out_0"])[1]))
@@ -214,6 +245,8 @@ def main(argv=None):
     p.add_argument("models", nargs="+", help="the fp32 parent first, then its copies")
     p = sub.add_parser("score")
     p.add_argument("--frames", required=True)
+    p.add_argument("--across", action="store_true",
+                   help="compare each model of the later runs with the same model in the first run")
     p.add_argument("runs", nargs="+")
     args = ap.parse_args(argv)
     {"prepare": prepare, "run": run, "score": score}[args.step](args)
