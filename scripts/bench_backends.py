@@ -2,7 +2,7 @@
 """Back ends and the plugin side by side, interleaved in one run, on the bundled model and on a
 YOLOv8n-size model at 640; one table of frames per second and ratios.
 
-    scripts/setup.sh                      # .venv-ov: onnxruntime-openvino and openvino
+    scripts/setup.sh --tests              # .venv-ov: onnxruntime-openvino and openvino
     cargo build --lib                     # the plugin, in target/debug
     .venv-ov/bin/python scripts/bench_backends.py [--rounds 3] [--runs 10] [--frames 60] \\
         [--streams 1,2,4] [--models bundled,yolov8n] [--openvino-python PYTHON] [--no-plugin]

@@ -54,6 +54,11 @@ bad_not_image.onnx       input [1, 10] float -> output [1, 4] (not image-like).
 bad_layout.onnx          image input [1, 3, 256, 256] -> output [1, 2, 3, 4]
                          (4-D, no known layout).
 nan_v8.onnx              a fixed [1, 6, 4] YOLOv8 output holding NaN and Inf.
+squares_v8_int8_full.onnx  squares_v8 quantised in QDQ form as an INT8 copy is: input and the
+                         convolution's output uint8 per tensor, weights int8 per channel over the
+                         full range (|w| = 127), bias int32. Its u8 x s8 products can saturate on
+                         x86 CPUs without VNNI: defectdetect warns there (int8-risk).
+squares_v8_int8_7bit.onnx  the same with 7-bit weights (|w| <= 64, reduce_range): no warning.
 
 Robustness models (issue 14), all tiny:
 slow_e2e.onnx            end-to-end [1, 8, 6]: two fixed detections on every frame
@@ -209,6 +214,45 @@ def make_v8(channels=3):
         return finish("squares_v8", nodes, inits, image_input(3), out, NAMES2, description=desc)
     desc = "Test squares detector, 1-channel gray input, YOLOv8 layout [1, 5, 841]"
     return finish("squares_v8_gray", nodes, inits, image_input(1), out, NAMES1, description=desc)
+
+
+def make_v8_int8(max_q: int):
+    """squares_v8 with a QDQ convolution: x -> Q/DQ (u8) -> Conv(DQ(int8 w), DQ(int32 b)) ->
+    Q/DQ (u8) -> pool -> sigmoid; per-channel symmetric weights whose largest |w| is max_q."""
+    w, b = feature_conv_weights(3)
+    x_scale = 1.0 / 255.0
+    w_scale = (np.abs(w).reshape(w.shape[0], -1).max(1) / max_q).astype(np.float32)
+    w_q = np.round(w / w_scale[:, None, None, None]).astype(np.int8)
+    b_scale = (x_scale * w_scale).astype(np.float32)
+    b_q = np.round(b / b_scale).astype(np.int32)
+    y_scale, y_zp = np.float32(40.0 / 255.0), np.uint8(217)  # feat in [-34, 6]
+    inits = [
+        f32("x_scale", x_scale), init("x_zp", np.uint8(0)),
+        init("w_q", w_q), f32("w_scale", w_scale), init("w_zp", np.zeros(w.shape[0], np.int8)),
+        init("b_q", b_q), f32("b_scale", b_scale), init("b_zp", np.zeros(w.shape[0], np.int32)),
+        f32("y_scale", y_scale), init("y_zp", y_zp),
+        i64("scores_shape", [1, 2, -1]), f32("grid_boxes", grid_boxes_cxcywh()[None]),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["images", "x_scale", "x_zp"], ["x_q"], name="x_quant"),
+        helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zp"], ["x_dq"], name="x_dequant"),
+        helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zp"], ["w_dq"], name="w_dequant", axis=0),
+        helper.make_node("DequantizeLinear", ["b_q", "b_scale", "b_zp"], ["b_dq"], name="b_dequant", axis=0),
+        helper.make_node("Conv", ["x_dq", "w_dq", "b_dq"], ["feat_f"], name="feat_conv"),
+        helper.make_node("QuantizeLinear", ["feat_f", "y_scale", "y_zp"], ["feat_q"], name="feat_quant"),
+        helper.make_node("DequantizeLinear", ["feat_q", "y_scale", "y_zp"], ["feat"], name="feat_dequant"),
+        helper.make_node("AveragePool", ["feat"], ["pooled"], name="window_pool",
+                         kernel_shape=[KERNEL, KERNEL], strides=[STRIDE, STRIDE], pads=[0, 0, 0, 0]),
+        helper.make_node("Sigmoid", ["pooled"], ["scores_grid"], name="score_sigmoid"),
+        helper.make_node("Reshape", ["scores_grid", "scores_shape"], ["scores"], name="scores_flat"),
+        helper.make_node("Concat", ["grid_boxes", "scores"], ["output0"], name="concat_out", axis=1),
+    ]
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, N_ANCHORS])
+    how = "full range (|w| <= 127)" if max_q == 127 else f"{max_q.bit_length() }-bit range (|w| <= {max_q})"
+    desc = f"Test squares detector, QDQ int8: weights int8 per channel, {how}; YOLOv8 layout [1, 6, 841]"
+    return finish(f"squares_v8_int8_{max_q}", nodes, inits, image_input(3), out, NAMES2,
+                  extra_meta={"quantization": f"QDQ, weights int8 per channel, {how}, activations uint8"},
+                  description=desc)
 
 
 def make_v8_batch():
@@ -553,6 +597,8 @@ MODELS = {
     "squares_v8_dynamic.onnx": make_v8_dynamic,
     "squares_v8_batch.onnx": make_v8_batch,
     "squares_v8_gray.onnx": lambda: make_v8(1),
+    "squares_v8_int8_full.onnx": lambda: make_v8_int8(127),
+    "squares_v8_int8_7bit.onnx": lambda: make_v8_int8(64),
     "bad_not_image.onnx": make_bad_not_image,
     "bad_layout.onnx": make_bad_layout,
     "nan_v8.onnx": make_nan_v8,

@@ -17,7 +17,7 @@ COUNT=${COUNT:-300}
 PROFILE=${PROFILE:-release}
 BIN=target/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")
 
-scripts/setup.sh >/dev/null
+scripts/setup.sh --tests >/dev/null
 cargo build --profile "$PROFILE" --locked --quiet --bin defect-replay
 mkdir -p "$OUT"
 if [[ ${SYNTHETIC:-1} == 1 ]]; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's one test command: installs what is missing (Debian packages, the pinned
+# The project's one test command: installs what is missing (scripts/setup.sh --tests: Debian packages, the pinned
 # ONNX Runtime wheel in .venv, the OpenVINO-enabled one in .venv-ov), checks formatting
 # (cargo fmt) and lints (clippy, warnings are errors), builds the documentation site (mdbook,
 # installed into .cache/mdbook when missing) and checks its links, builds the plugin, checks
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh
+scripts/setup.sh --tests
 command -v cargo >/dev/null || { echo "test: cargo not found; install Rust 1.95 (rustup)" >&2; exit 1; }
 
 # mdBook for the documentation step below, a test-only tool (the demo does not need it): the

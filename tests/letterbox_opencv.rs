@@ -141,7 +141,7 @@ fn read_f32(path: &Path) -> Vec<f32> {
 fn letterbox_equals_opencv_bit_for_bit() {
     let Some(python) = python() else {
         eprintln!(
-            "letterbox test against OpenCV skipped: .venv with OpenCV not found (run scripts/setup.sh)"
+            "letterbox test against OpenCV skipped: .venv with OpenCV not found (run scripts/setup.sh --tests)"
         );
         return;
     };

@@ -25,7 +25,7 @@ fn openvino_library() -> Option<PathBuf> {
     }
     assert!(
         path.is_file(),
-        "{} is missing: run scripts/setup.sh (or set SKIP_OPENVINO=1)",
+        "{} is missing: run scripts/setup.sh --tests (or set SKIP_OPENVINO=1)",
         path.display()
     );
     Some(path)

@@ -5,7 +5,8 @@
     python training/quantize.py --model models/surface-defects.onnx \
         --calib /tmp/calib/images --out models/surface-defects-int8.onnx
 
-Weights are int8 per output channel, activations uint8 per tensor, calibrated on the images in
+Weights are int8 per output channel in 7 bits (``reduce_range``: |w| <= 64), activations uint8
+per tensor, calibrated on the images in
 ``--calib`` (synthetic training images from training/generate.py; NEU-DET train images may be
 added with a second ``--calib``), letterboxed exactly as the plugin does (training/evaluate.py's
 ``to_input``).
@@ -15,6 +16,14 @@ arithmetic, Softplus/Sigmoid, the final Concat of boxes in input pixels 0..640 w
 and the Transpose).  Quantising that Concat puts boxes and scores into one uint8 tensor with a
 step of ~2.5 and destroys every score; ``--float-prediction-convs`` also keeps the last
 convolution of each box/class branch in float (the logits), trading speed for accuracy.
+
+Why 7 bits: on x86 CPUs without VNNI (AVX2 only, or AVX-512 without VNNI) ONNX Runtime's u8 x s8
+kernels add two products in a saturating 16-bit lane (vpmaddubsw); with full-range weights
+(|w| up to 127) 2 x 255 x 127 exceeds 32,767 and the model computes something else (on an AVX2
+EPYC the full-range copy kept a third of its parent's boxes). With |w| <= 64 the pair sums stay
+below 2 x 255 x 64 = 32,640 on every CPU; with VNNI (32-bit sums) both are exact.
+``--full-range`` makes the old copy (right only on CPUs with VNNI/AMX); ``defectdetect`` warns
+when it loads such a copy on a CPU without them.
 
 The copy keeps the parent's metadata (names, imgsz, version...) and adds ``quantization`` (how it
 was made) and ``parent_sha256`` (the fp32 model it was made from).
@@ -108,6 +117,8 @@ def main(argv=None):
     ap.add_argument("--method", default="percentile", choices=["minmax", "entropy", "percentile"])
     ap.add_argument("--float-prediction-convs", action="store_true",
                     help="also keep the last convolution of each head branch in float")
+    ap.add_argument("--full-range", action="store_true",
+                    help="8-bit weights (|w| up to 127): wrong on x86 CPUs without VNNI; default 7-bit")
     args = ap.parse_args(argv)
 
     paths = []
@@ -131,7 +142,7 @@ def main(argv=None):
             prepared, args.out, Images(paths, model.graph.input[0].name, hw),
             quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=exclude, calibrate_method=method,
+            nodes_to_exclude=exclude, calibrate_method=method, reduce_range=not args.full_range,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
 
     parent = onnx.load(args.model)
@@ -139,7 +150,10 @@ def main(argv=None):
     del quantized.metadata_props[:]
     for prop in parent.metadata_props:
         quantized.metadata_props.add(key=prop.key, value=prop.value)
-    how = (f"int8 static QDQ (onnxruntime quantize_static), weights int8 per channel, activations uint8, "
+    weights = ("int8 per channel, full range (|w| <= 127: u8 x s8 kernels saturate on x86 without VNNI)"
+               if args.full_range else
+               "int8 per channel, 7-bit range (reduce_range, |w| <= 64: no saturation on any CPU)")
+    how = (f"int8 static QDQ (onnxruntime quantize_static), weights {weights}, activations uint8, "
            f"{args.method} calibration on {len(paths)} images; {len(exclude)} nodes kept in float "
            f"(decode head{' and prediction convs' if args.float_prediction_convs else ''})")
     quantized.metadata_props.add(key="quantization", value=how)

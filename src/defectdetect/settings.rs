@@ -297,6 +297,6 @@ crate::element::properties! {
     uint("batch-timeout-ms", "Batch timeout", 0..=10_000, DEFAULT_BATCH_TIMEOUT_MS).mutable_ready(): "With batch-size > 1: how long a frame waits for other elements' frames before its batch runs anyway (a stopping or flushing element's frame stops waiting at once)",
     uint64("batched-frames", "Batched frames").read_only(): "Model runs of this element that shared a batch with other elements' frames (read-only)",
     uint64("skipped", "Skipped frames").read_only(): "Frames the asynchronous worker had no time for (read-only)",
-    structure(crate::meta::fields::MODEL_INFO, "Model information").read_only(): "What the loaded model expects and produces, a structure model-info: model-id, input-name, channels, width, height, output-shape, output-layout, classes, provider (read-only; NULL before a model is loaded)",
+    structure(crate::meta::fields::MODEL_INFO, "Model information").read_only(): "What the loaded model expects and produces, a structure model-info: model-id, input-name, channels, width, height, output-shape, output-layout, classes, provider, int8-risk (why 8-bit kernels can give wrong results on this CPU, \"\" where not) (read-only; NULL before a model is loaded)",
 
 }

@@ -81,6 +81,7 @@ impl Identity {
             output_layout,
             classes: info.names.clone(),
             provider: info.provider.to_string(),
+            int8_risk: info.int8_risk.clone(),
         }
     }
 }

@@ -91,6 +91,8 @@ pub const OUTPUT_SHAPE: &str = "output-shape";
 pub const OUTPUT_LAYOUT: &str = "output-layout";
 pub const CLASSES: &str = "classes";
 pub const PROVIDER: &str = "provider";
+/// Why 8-bit kernels can saturate on this CPU with this model; "" where they cannot.
+pub const INT8_RISK: &str = "int8-risk";
 
 // defectmodbussink's messages.
 pub const REJECT_MESSAGE: &str = "defect-reject";

@@ -266,6 +266,7 @@ mod tests {
             output_layout: "yolov8".into(),
             classes: vec!["a".into(), "b, c".into()],
             provider: "cpu".into(),
+            int8_risk: Some("full-range int8 weights on AVX2".into()),
         };
         assert_eq!(
             ModelInfoMeta::from_structure(&info.to_structure()),

@@ -23,6 +23,9 @@ pub struct ModelInfoMeta {
     pub classes: Vec<String>,
     /// The execution provider sessions run on (`cpu`, `cuda`, `tensorrt`).
     pub provider: String,
+    /// Why the model's 8-bit kernels can give wrong results on this CPU (full-range int8
+    /// weights on a CPU without VNNI); the field `int8-risk` is an empty string where not.
+    pub int8_risk: Option<String>,
 }
 
 impl ModelInfoMeta {
@@ -44,6 +47,7 @@ impl ModelInfoMeta {
                 gst::Array::new(self.classes.iter().map(String::as_str)),
             )
             .field(f::PROVIDER, &self.provider)
+            .field(f::INT8_RISK, self.int8_risk.as_deref().unwrap_or_default())
             .build()
     }
 
@@ -66,6 +70,9 @@ impl ModelInfoMeta {
             output_layout: r.required(f::OUTPUT_LAYOUT)?,
             classes: r.list(f::CLASSES)?,
             provider: r.required(f::PROVIDER)?,
+            int8_risk: r
+                .optional::<String>(f::INT8_RISK)?
+                .filter(|risk| !risk.is_empty()),
         })
     }
 

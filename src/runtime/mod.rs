@@ -6,8 +6,10 @@
 //! the returned warnings into element warnings.
 
 mod batch;
+pub mod cpu;
 mod library;
 mod model;
+pub mod quant;
 
 pub use library::{
     OPENVINO_LIBRARY_ENV, default_library_candidates, environment, openvino_library,

@@ -105,6 +105,9 @@ pub struct ModelInfo {
     pub sha256: String,
     /// Time of a warm run at load (the second dry run), an estimate of the inference latency.
     pub warm_run: std::time::Duration,
+    /// Why this model's 8-bit kernels can saturate on this CPU (full-range int8 weights on the
+    /// CPU provider of a CPU without VNNI, see [`super::cpu`]); None where they cannot.
+    pub int8_risk: Option<String>,
 }
 
 impl ModelInfo {
@@ -356,6 +359,7 @@ impl Detector {
                 metadata,
                 provider,
                 sha256,
+                int8_risk: None,
             },
             // Within max-input-pixels: checked by image_input.
             input: vec![0.0; channels * width as usize * height as usize],
@@ -410,6 +414,9 @@ impl Detector {
         };
         detector.info.class_count = class_count;
         detector.info.output_shape = output_shape;
+        detector.info.int8_risk =
+            super::quant::int8_risk(&path, provider, &super::cpu::CpuDescription::detect());
+        warnings.extend(detector.info.int8_risk.clone());
         let names = &mut detector.info.names;
         match (class_count, names.len()) {
             // Without names the classes the output implies are class0, class1, ...
@@ -913,7 +920,7 @@ fn execution_providers(
             warnings.push(format!(
                 "the OpenVINO execution provider is not available in the loaded ONNX Runtime ({}): \
                  an OpenVINO-enabled build is needed (the onnxruntime-openvino wheel, which \
-                 scripts/setup.sh links at .ort-openvino/; or name one with the `ort-library` \
+                 scripts/setup.sh --tests links at .ort-openvino/; or name one with the `ort-library` \
                  property or {}, before any other element loads ONNX Runtime); falling back to CPU",
                 library::loaded_library().map_or_else(|| "?".into(), |p| p.display().to_string()),
                 library::OPENVINO_LIBRARY_ENV,
