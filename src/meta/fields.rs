@@ -107,7 +107,6 @@ pub const WINDOW_FRAMES: &str = "window-frames";
 pub const FEATURES: &str = "features";
 pub const NAME: &str = "name";
 pub const SCORE: &str = "score";
-pub const THRESHOLD: &str = "threshold";
 pub const MOVED: &str = "moved";
 pub const BASELINE: &str = "baseline";
 pub const CURRENT: &str = "current";
