@@ -16,23 +16,22 @@
 //! * **Status.** The status block ([`super::map`]) is written when it changed and the
 //!   heartbeat register every second; neither is started when a pulse edge is due within a
 //!   guard time (2 ms plus twice the last round trip), so that they never delay a pulse.
-//! * **Connection.** Attempts are spaced by an exponential backoff from `initial_backoff`
-//!   doubling up to `max_backoff`; a connection that was up for a second and breaks is
-//!   retried at once. [`Event::ConnectFailed`] and [`Event::ConnectionLost`] are sent once
-//!   per outage. After every (re)connection the coil is written off first.
+//! * **Connection.** Reconnection follows the policy of [`crate::net::reconnect`]: a backoff
+//!   from `initial_backoff` doubling up to `max_backoff`, a stable connection that breaks
+//!   retried at once, [`Event::ConnectFailed`] or [`Event::ConnectionLost`] once per outage.
+//!   After every (re)connection the coil is written off first.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio_modbus::client::{Context, Reader, Writer};
 
 use super::map::{HEARTBEAT, Status};
+use crate::net::{Guarded, Reconnect};
 
-/// A connection that lasted this long is stable: losing it resets the backoff.
-pub const STABLE_CONNECTION: Duration = Duration::from_secs(1);
 /// Encoder samples kept, to find the count at the moment a frame was seen.
 const ENCODER_HISTORY: Duration = Duration::from_secs(30);
 
@@ -176,36 +175,7 @@ impl State {
     }
 }
 
-struct Shared {
-    state: Mutex<State>,
-    cond: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn wait_timeout<'a>(
-        &self,
-        guard: MutexGuard<'a, State>,
-        timeout: Duration,
-    ) -> MutexGuard<'a, State> {
-        match self.cond.wait_timeout(guard, timeout) {
-            Ok((guard, _)) => guard,
-            Err(poisoned) => poisoned.into_inner().0,
-        }
-    }
-
-    fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        match self.cond.wait(guard) {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-}
+type Shared = Guarded<State>;
 
 type EventCallback = Arc<dyn Fn(Event) + Send + Sync + 'static>;
 
@@ -233,8 +203,7 @@ impl Modbus {
             .enable_io()
             .enable_time()
             .build()?;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
+        let shared = Arc::new(Guarded::new(State {
                 timed: VecDeque::new(),
                 counted: Vec::new(),
                 coil_off_at: None,
@@ -244,9 +213,7 @@ impl Modbus {
                 finished: false,
                 busy: false,
                 stats: Stats::default(),
-            }),
-            cond: Condvar::new(),
-        });
+        }));
         let on_event: EventCallback = Arc::new(on_event);
         let worker = Worker {
             shared: shared.clone(),
@@ -276,7 +243,7 @@ impl Modbus {
                         st.finished = true;
                         st.stats.connected = false;
                     }
-                    thread_shared.cond.notify_all();
+                    thread_shared.notify_all();
                     on_event(Event::Failed(message));
                 }
             })?;
@@ -309,7 +276,7 @@ impl Modbus {
         }
         st.stats.pending = st.timed.len() + st.counted.len();
         drop(st);
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
     }
 
     /// Changes what the status block shows (heartbeat and reject counters are the worker's).
@@ -318,7 +285,7 @@ impl Modbus {
         update(&mut st.status);
         st.status_dirty = true;
         drop(st);
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
     }
 
     pub fn stats(&self) -> Stats {
@@ -354,7 +321,7 @@ impl Modbus {
             .take();
         if let Some(thread) = thread {
             self.shared.lock().stop = true;
-            self.shared.cond.notify_all();
+            self.shared.notify_all();
             if thread.thread().id() != std::thread::current().id() {
                 let _ = thread.join();
             }
@@ -384,25 +351,6 @@ fn set_realtime_priority(priority: i32) -> Result<(), String> {
     }
 }
 
-/// Spacing of connection attempts.
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn reset(&mut self) {
-        self.next = self.initial;
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        delay
-    }
-}
-
 /// Why a request failed.
 enum Failure {
     /// The PLC answered with a Modbus exception: the connection is fine.
@@ -413,7 +361,6 @@ enum Failure {
 
 struct Link {
     ctx: Context,
-    since: Instant,
 }
 
 /// What the worker does next.
@@ -438,9 +385,7 @@ struct Worker {
 struct Local {
     link: Option<Link>,
     next_attempt: Instant,
-    backoff: Backoff,
-    connected_before: bool,
-    outage_reported: bool,
+    reconnect: Reconnect,
     next_heartbeat: Instant,
     heartbeat: u16,
     /// The heartbeat changed and is to be written.
@@ -458,13 +403,7 @@ impl Worker {
         let mut local = Local {
             link: None,
             next_attempt: now,
-            backoff: Backoff {
-                initial: self.config.initial_backoff,
-                max: self.config.max_backoff,
-                next: self.config.initial_backoff,
-            },
-            connected_before: false,
-            outage_reported: false,
+            reconnect: Reconnect::new(self.config.initial_backoff, self.config.max_backoff),
             next_heartbeat: now + self.config.heartbeat_period,
             heartbeat: 0,
             heartbeat_pending: false,
@@ -509,7 +448,7 @@ impl Worker {
     /// The rejects taken out of the queues were acted on.
     fn done(&self) {
         self.shared.lock().busy = false;
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
     }
 
     fn status_register(&self) -> u16 {
@@ -536,7 +475,7 @@ impl Worker {
                 }
                 // Written off at the next connection.
                 st.coil_off_at = None;
-                self.shared.cond.notify_all();
+                self.shared.notify_all();
             }
             let connected = local.link.is_some();
             if connected && self.config.encoder.is_some() && local.next_poll <= now {
@@ -612,7 +551,7 @@ impl Worker {
             st.stats.missed += 1;
             st.status_dirty = true;
         }
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
         self.emit(Event::Missed { label, reason });
     }
 
@@ -652,22 +591,15 @@ impl Worker {
     }
 
     fn lose(&self, local: &mut Local, reason: String) {
-        let Some(link) = local.link.take() else {
+        if local.link.take().is_none() {
             return;
-        };
-        let now = Instant::now();
-        let stable = now.duration_since(link.since) >= STABLE_CONNECTION;
-        if stable {
-            local.backoff.reset();
-            local.next_attempt = now;
-        } else {
-            local.next_attempt = now + local.backoff.next_delay();
         }
+        let now = Instant::now();
+        // A PLC restarting accepts and drops connections: one warning per outage.
+        let retry = local.reconnect.lost(now, false);
+        local.next_attempt = now + retry.delay;
         self.shared.lock().stats.connected = false;
-        // A connection that broke before it was stable is the outage already reported going
-        // on (a PLC restarting accepts and drops connections): one warning per outage.
-        if stable || !local.outage_reported {
-            local.outage_reported = true;
+        if retry.report {
             self.emit(Event::ConnectionLost(reason));
         }
     }
@@ -739,7 +671,7 @@ impl Worker {
             _ => None,
         };
         drop(st);
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
     }
 
     fn connect(&self, local: &mut Local) {
@@ -761,10 +693,7 @@ impl Worker {
                 stream,
                 tokio_modbus::Slave(self.config.unit_id),
             );
-            Ok(Link {
-                ctx,
-                since: Instant::now(),
-            })
+            Ok(Link { ctx })
         })();
         let failure = match result {
             Ok(link) => {
@@ -781,10 +710,8 @@ impl Worker {
         };
         match failure {
             None => {
-                local.backoff.reset();
                 local.samples.clear();
-                let reconnect = local.connected_before;
-                local.connected_before = true;
+                let reconnect = local.reconnect.connected(Instant::now());
                 local.next_poll = Instant::now();
                 {
                     let mut st = self.shared.lock();
@@ -798,9 +725,9 @@ impl Worker {
             }
             Some(reason) => {
                 local.link = None;
-                local.next_attempt = Instant::now() + local.backoff.next_delay();
-                if !local.outage_reported {
-                    local.outage_reported = true;
+                let retry = local.reconnect.attempt_failed();
+                local.next_attempt = Instant::now() + retry.delay;
+                if retry.report {
                     self.emit(Event::ConnectFailed(reason));
                 }
             }
@@ -936,7 +863,7 @@ impl Worker {
         st.stats.pending = 0;
         st.finished = true;
         drop(st);
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
     }
 }
 
@@ -969,18 +896,5 @@ mod tests {
         assert_eq!(start_count(&later, t0, ms(2)), Some(5));
         let much_later: VecDeque<_> = [(t0 + ms(30), 5)].into();
         assert_eq!(start_count(&much_later, t0, ms(2)), None);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_maximum() {
-        let mut b = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_millis(350),
-            next: Duration::from_millis(100),
-        };
-        let delays: Vec<_> = (0..4).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(delays, [100, 200, 350, 350]);
-        b.reset();
-        assert_eq!(b.next_delay().as_millis(), 100);
     }
 }
