@@ -122,6 +122,10 @@ pub enum Event {
     },
     /// A reject that was not fired, and why.
     Missed { label: String, reason: String },
+    /// The reject coil may be left on: the PLC refused to switch it off (`reason`), or the
+    /// connection was lost after it went on and the worker stopped before it could write it
+    /// off. Sent once until the coil is confirmed off.
+    CoilStuck { coil: u16, reason: String },
     /// The worker stopped on an internal error: no reject is fired any more.
     Failed(String),
     /// The real-time priority asked for was refused (the worker runs at normal priority).
@@ -139,6 +143,8 @@ pub struct Stats {
     /// Connections established after the first one.
     pub reconnects: u64,
     pub status_writes: u64,
+    /// The coil was written on and the PLC has not yet acknowledged it off.
+    pub coil_on: bool,
 }
 
 struct Timed {
@@ -166,12 +172,18 @@ struct State {
     finished: bool,
     /// The worker is acting on rejects it took out of the queues.
     busy: bool,
+    /// The PLC refuses to switch the coil off (reported as [`Event::CoilStuck`]).
+    coil_stuck: bool,
     stats: Stats,
 }
 
 impl State {
     fn idle(&self) -> bool {
-        self.timed.is_empty() && self.counted.is_empty() && self.coil_off_at.is_none() && !self.busy
+        self.timed.is_empty()
+            && self.counted.is_empty()
+            && self.coil_off_at.is_none()
+            && !self.stats.coil_on
+            && !self.busy
     }
 }
 
@@ -212,6 +224,7 @@ impl Modbus {
                 stop: false,
                 finished: false,
                 busy: false,
+                coil_stuck: false,
                 stats: Stats::default(),
         }));
         let on_event: EventCallback = Arc::new(on_event);
@@ -624,6 +637,16 @@ impl Worker {
     /// Writes the coil on for the rejects `labels`, due at `due`.
     fn pulse_on(&self, local: &mut Local, labels: Vec<String>, due: Instant) {
         let coil = self.config.reject_coil;
+        if self.shared.lock().coil_stuck {
+            // The coil is on and will not go off: no pulse can be told from the last one.
+            for label in labels {
+                self.missed(
+                    label,
+                    format!("the reject coil {coil} is stuck on (the PLC refuses to switch it off)"),
+                );
+            }
+            return;
+        }
         let written = Instant::now();
         match self.request(local, async |ctx| ctx.write_single_coil(coil, true).await) {
             Some(Ok(())) => {
@@ -631,6 +654,7 @@ impl Worker {
                     let mut st = self.shared.lock();
                     let off = due.max(written) + self.config.pulse;
                     st.coil_off_at = Some(st.coil_off_at.map_or(off, |at| at.max(off)));
+                    st.stats.coil_on = true;
                     st.stats.fired += labels.len() as u64;
                     st.status_dirty = true;
                 }
@@ -663,15 +687,41 @@ impl Worker {
     fn coil_off(&self, local: &mut Local) {
         let coil = self.config.reject_coil;
         let result = self.request(local, async |ctx| ctx.write_single_coil(coil, false).await);
+        self.written_off(result);
+    }
+
+    /// What a write of the coil off came to.
+    fn written_off(&self, result: Option<Result<(), Failure>>) {
+        let coil = self.config.reject_coil;
         let mut st = self.shared.lock();
-        st.coil_off_at = match result {
-            // Refused: try again a pulse later rather than spinning.
-            Some(Err(Failure::Refused(_))) => Some(Instant::now() + self.config.pulse),
-            // Done; or the connection broke, and the coil is written off at the next one.
-            _ => None,
+        let stuck = match result {
+            Some(Ok(())) => {
+                st.coil_off_at = None;
+                st.stats.coil_on = false;
+                st.coil_stuck = false;
+                None
+            }
+            // Refused while it may be on: stuck. Try again a pulse later rather than spinning.
+            Some(Err(Failure::Refused(message))) if st.stats.coil_on => {
+                st.coil_off_at = Some(Instant::now() + self.config.pulse);
+                (!std::mem::replace(&mut st.coil_stuck, true))
+                    .then(|| format!("the PLC refused to switch it off: {message}"))
+            }
+            Some(Err(Failure::Refused(_))) => {
+                st.coil_off_at = None;
+                None
+            }
+            // The connection broke: the coil is written off first at the next one.
+            _ => {
+                st.coil_off_at = None;
+                None
+            }
         };
         drop(st);
         self.shared.notify_all();
+        if let Some(reason) = stuck {
+            self.emit(Event::CoilStuck { coil, reason });
+        }
     }
 
     fn connect(&self, local: &mut Local) {
@@ -701,7 +751,14 @@ impl Worker {
                 // A pulse cut by the outage must not stay on.
                 let coil = self.config.reject_coil;
                 match self.request(local, async |ctx| ctx.write_single_coil(coil, false).await) {
-                    Some(Ok(())) | Some(Err(Failure::Refused(_))) => None,
+                    Some(Ok(())) => {
+                        self.written_off(Some(Ok(())));
+                        None
+                    }
+                    Some(Err(Failure::Refused(message))) => {
+                        self.written_off(Some(Err(Failure::Refused(message))));
+                        None
+                    }
                     Some(Err(Failure::Transport(reason))) => Some(reason),
                     None => Some("connection closed".into()),
                 }
@@ -817,14 +874,34 @@ impl Worker {
     fn finish(&self, local: &mut Local) {
         let (coil_on, left) = {
             let mut st = self.shared.lock();
-            let coil_on = st.coil_off_at.take().is_some();
+            st.coil_off_at = None;
             let mut left: Vec<String> = st.timed.drain(..).map(|t| t.label).collect();
             left.extend(st.counted.drain(..).map(|c| c.label));
-            (coil_on, left)
+            (st.stats.coil_on, left)
         };
+        // On every way out, the coil is left off: over the connection, or over a new one
+        // when the connection was lost while it was on.
         if coil_on {
             let coil = self.config.reject_coil;
-            self.request(local, async |ctx| ctx.write_single_coil(coil, false).await);
+            if local.link.is_some() {
+                let result = self.request(local, async |ctx| ctx.write_single_coil(coil, false).await);
+                self.written_off(result);
+            }
+            if local.link.is_none() {
+                self.connect(local);
+            }
+            let (still_on, reported) = {
+                let st = self.shared.lock();
+                (st.stats.coil_on, st.coil_stuck)
+            };
+            if still_on && !reported {
+                self.emit(Event::CoilStuck {
+                    coil,
+                    reason: "the connection to the PLC was lost while it was on, and it could \
+                             not be written off before the element stopped"
+                        .into(),
+                });
+            }
         }
         for label in left {
             self.missed(label, "the element stopped before it fell due".into());
