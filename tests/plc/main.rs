@@ -495,8 +495,8 @@ fn sigterm_to_a_pipeline_script_mid_pulse_leaves_the_coil_off() {
         .env(
             "MODBUS_PROPS",
             format!(
-                "reject-coil={COIL} status-register=-1 reject-delay-ms=0 pulse-ms=60000 \
-                 drain-timeout-ms=500"
+                "unit=frame reject-coil={COIL} status-register=-1 reject-delay-ms=0 \
+                 pulse-ms=60000 drain-timeout-ms=500"
             ),
         )
         .stdout(std::process::Stdio::null())
@@ -1094,6 +1094,90 @@ fn opcua_port_taken_is_a_clear_error() {
         .expect("an error message");
     assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
     element.set_state(gst::State::Null).unwrap();
+}
+
+/// What an anonymous client may not do: write a variable, add nodes, call a method; what
+/// a hostile peer sends (garbage, a Hello with absurd sizes) closes its connection and the
+/// server goes on serving.
+#[test]
+fn opcua_refuses_writes_node_management_method_calls_and_hostile_bytes() {
+    use std::io::{Read, Write};
+    init();
+    let mut h = opcua_harness(&[("unit", "frame")]);
+    let element = h.find_element("defectopcuasink").unwrap();
+    let port = element.property::<u32>("bound-port") as u16;
+    h.push(verdict_buffer(0, "FAIL", false, None)).unwrap();
+    let url = format!("opc.tcp://127.0.0.1:{port}/");
+
+    // Garbage, and a Hello asking for 4 GiB messages: the server closes both connections.
+    let hello_huge = {
+        let mut m = b"HELF".to_vec();
+        m.extend_from_slice(&32u32.to_le_bytes());
+        for v in [0u32, 0, 0, u32::MAX, u32::MAX] {
+            m.extend_from_slice(&v.to_le_bytes());
+        }
+        m.extend_from_slice(&u32::MAX.to_le_bytes());
+        m
+    };
+    for bytes in [vec![0xA5u8; 4096], hello_huge] {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = stream.write_all(&bytes);
+        let mut rest = Vec::new();
+        // EOF or a reset: closed; a read timing out: still open.
+        let closed = match stream.read_to_end(&mut rest) {
+            Ok(_) => true,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        assert!(closed, "the server kept a hostile connection open");
+    }
+
+    let client = OpcUaClient::connect(&url, "cell-7", SecurityPolicy::None, MessageSecurityMode::None)
+        .expect("a session after the hostile connections");
+    let verdict = client.node("LastVerdict");
+    let written = client.runtime.block_on(client.session.write(&[opcua::types::WriteValue {
+        node_id: verdict.clone(),
+        attribute_id: opcua::types::AttributeId::Value as u32,
+        index_range: Default::default(),
+        value: opcua::types::DataValue::new_now(Variant::from("PASS")),
+    }]));
+    assert!(
+        written.as_ref().map_or(true, |codes| codes.iter().all(|c| !c.is_good())),
+        "an anonymous write was accepted: {written:?}"
+    );
+    let added = client.runtime.block_on(client.session.add_nodes(&[opcua::types::AddNodesItem {
+        parent_node_id: client.folder().into(),
+        reference_type_id: opcua::types::ReferenceTypeId::Organizes.into(),
+        requested_new_node_id: opcua::types::NodeId::new(2, "Intruder").into(),
+        browse_name: "Intruder".into(),
+        node_class: opcua::types::NodeClass::Object,
+        node_attributes: Default::default(),
+        type_definition: opcua::types::ObjectTypeId::BaseObjectType.into(),
+    }]));
+    assert!(
+        added.as_ref().map_or(true, |r| r.iter().all(|r| !r.status_code.is_good())),
+        "node management was accepted: {added:?}"
+    );
+    let called = client.runtime.block_on(client.session.call_one(opcua::types::CallMethodRequest {
+        object_id: client.folder(),
+        method_id: verdict.clone(),
+        input_arguments: None,
+    }));
+    assert!(
+        called.as_ref().map_or(true, |r| !r.status_code.is_good()),
+        "a method call was accepted: {called:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while client.read(&["LastVerdict"])[0] != Variant::from("FAIL") {
+        assert!(Instant::now() < deadline, "LastVerdict changed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    client.disconnect();
 }
 
 /// Connections to the test's OPC UA port: each is still open (true) or was closed by the

@@ -264,7 +264,12 @@ impl OpcUaClient {
         })
     }
 
-    fn node(&self, name: &str) -> opcua::types::NodeId {
+    /// The folder of the source's variables.
+    pub fn folder(&self) -> opcua::types::NodeId {
+        opcua::types::NodeId::new(self.ns, format!("Inspection/{}", self.source_id))
+    }
+
+    pub fn node(&self, name: &str) -> opcua::types::NodeId {
         opcua::types::NodeId::new(
             self.ns,
             gstdefect::plc::opcua::node_name(&self.source_id, name),
