@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The Modbus worker: one thread that owns the Modbus TCP connection (a `tokio-modbus` client
-//! driven by a current-thread runtime) and fires reject pulses when they fall due, so that
+//! The Modbus worker: one thread that owns the Modbus TCP connection (the blocking client of
+//! [`super::modbus_tcp`]: no runtime, each request made on this thread) and fires reject
+//! pulses when they fall due, so that
 //! callers never wait on the PLC.
 //!
 //! * **Rejects.** [`Modbus::schedule`] queues a reject and returns at once. A reject due at a
@@ -22,14 +23,13 @@
 //!   After every (re)connection the coil is written off first.
 
 use std::collections::{HashSet, VecDeque};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio_modbus::client::{Context, Reader, Writer};
-
 use super::map::{HEARTBEAT, Status};
+use super::modbus_tcp::{self, Client};
 use crate::net::{Guarded, Reconnect};
 
 /// Encoder samples kept, to find the count at the moment a frame was seen.
@@ -211,28 +211,23 @@ impl Modbus {
         if let Some(encoder) = &mut config.encoder {
             encoder.poll = encoder.poll.max(Duration::from_micros(100));
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()?;
         let shared = Arc::new(Guarded::new(State {
-                timed: VecDeque::new(),
-                counted: Vec::new(),
-                coil_off_at: None,
-                status: Status::default(),
-                status_dirty: false,
-                stop: false,
-                finished: false,
-                busy: false,
-                coil_stuck: false,
-                stats: Stats::default(),
+            timed: VecDeque::new(),
+            counted: Vec::new(),
+            coil_off_at: None,
+            status: Status::default(),
+            status_dirty: false,
+            stop: false,
+            finished: false,
+            busy: false,
+            coil_stuck: false,
+            stats: Stats::default(),
         }));
         let on_event: EventCallback = Arc::new(on_event);
         let worker = Worker {
             shared: shared.clone(),
             config,
             on_event: on_event.clone(),
-            runtime,
         };
         let thread_shared = shared.clone();
         let priority = worker.config.realtime_priority;
@@ -373,7 +368,7 @@ enum Failure {
 }
 
 struct Link {
-    ctx: Context,
+    client: Client,
 }
 
 /// What the worker does next.
@@ -391,7 +386,6 @@ struct Worker {
     shared: Arc<Shared>,
     config: ModbusConfig,
     on_event: EventCallback,
-    runtime: tokio::runtime::Runtime,
 }
 
 /// The worker's own state, outside the lock.
@@ -440,14 +434,14 @@ impl Worker {
                 Action::Connect => self.connect(&mut local),
                 Action::Heartbeat(value) => {
                     let register = self.status_register() + HEARTBEAT;
-                    self.request(&mut local, async |ctx| {
-                        ctx.write_single_register(register, value).await
+                    self.request(&mut local, |client, timeout| {
+                        client.write_single_register(register, value, timeout)
                     });
                 }
                 Action::Status(registers) => {
                     let first = self.status_register();
-                    let written = self.request(&mut local, async |ctx| {
-                        ctx.write_multiple_registers(first, &registers).await
+                    let written = self.request(&mut local, |client, timeout| {
+                        client.write_multiple_registers(first, &registers, timeout)
                     });
                     if matches!(written, Some(Ok(()))) {
                         self.shared.lock().stats.status_writes += 1;
@@ -572,22 +566,14 @@ impl Worker {
     fn request<T>(
         &self,
         local: &mut Local,
-        make: impl AsyncFnOnce(&mut Context) -> tokio_modbus::Result<T>,
+        make: impl FnOnce(&mut Client, Duration) -> Result<T, modbus_tcp::Error>,
     ) -> Option<Result<T, Failure>> {
         let link = local.link.as_mut()?;
         let started = Instant::now();
-        let timeout = self.config.timeout;
-        let result = match self
-            .runtime
-            .block_on(async { tokio::time::timeout(timeout, make(&mut link.ctx)).await })
-        {
-            Err(_) => Err(Failure::Transport(format!(
-                "no answer within {} ms",
-                self.config.timeout.as_millis()
-            ))),
-            Ok(Err(e)) => Err(Failure::Transport(e.to_string())),
-            Ok(Ok(Err(code))) => Err(Failure::Refused(format!("Modbus exception {code}"))),
-            Ok(Ok(Ok(value))) => Ok(value),
+        let result = match make(&mut link.client, self.config.timeout) {
+            Ok(value) => Ok(value),
+            Err(e @ modbus_tcp::Error::Exception(_)) => Err(Failure::Refused(e.to_string())),
+            Err(modbus_tcp::Error::Transport(reason)) => Err(Failure::Transport(reason)),
         };
         match &result {
             Ok(_) => {
@@ -642,13 +628,17 @@ impl Worker {
             for label in labels {
                 self.missed(
                     label,
-                    format!("the reject coil {coil} is stuck on (the PLC refuses to switch it off)"),
+                    format!(
+                        "the reject coil {coil} is stuck on (the PLC refuses to switch it off)"
+                    ),
                 );
             }
             return;
         }
         let written = Instant::now();
-        match self.request(local, async |ctx| ctx.write_single_coil(coil, true).await) {
+        match self.request(local, |client, timeout| {
+            client.write_single_coil(coil, true, timeout)
+        }) {
             Some(Ok(())) => {
                 {
                     let mut st = self.shared.lock();
@@ -686,7 +676,9 @@ impl Worker {
 
     fn coil_off(&self, local: &mut Local) {
         let coil = self.config.reject_coil;
-        let result = self.request(local, async |ctx| ctx.write_single_coil(coil, false).await);
+        let result = self.request(local, |client, timeout| {
+            client.write_single_coil(coil, false, timeout)
+        });
         self.written_off(result);
     }
 
@@ -732,25 +724,18 @@ impl Worker {
                 .map_err(|e| e.to_string())?
                 .next()
                 .ok_or_else(|| "no address".to_string())?;
-            let stream = TcpStream::connect_timeout(&addr, self.config.timeout)
+            let client = Client::connect(addr, self.config.unit_id, self.config.timeout)
                 .map_err(|e| e.to_string())?;
-            // Each request is one small segment that must leave at once.
-            stream.set_nodelay(true).map_err(|e| e.to_string())?;
-            stream.set_nonblocking(true).map_err(|e| e.to_string())?;
-            let _enter = self.runtime.enter();
-            let stream = tokio::net::TcpStream::from_std(stream).map_err(|e| e.to_string())?;
-            let ctx = tokio_modbus::client::tcp::attach_slave(
-                stream,
-                tokio_modbus::Slave(self.config.unit_id),
-            );
-            Ok(Link { ctx })
+            Ok(Link { client })
         })();
         let failure = match result {
             Ok(link) => {
                 local.link = Some(link);
                 // A pulse cut by the outage must not stay on.
                 let coil = self.config.reject_coil;
-                match self.request(local, async |ctx| ctx.write_single_coil(coil, false).await) {
+                match self.request(local, |client, timeout| {
+                    client.write_single_coil(coil, false, timeout)
+                }) {
                     Some(Ok(())) => {
                         self.written_off(Some(Ok(())));
                         None
@@ -798,8 +783,8 @@ impl Worker {
         };
         let started = Instant::now();
         local.next_poll = started + encoder.poll;
-        let count = match self.request(local, async |ctx| {
-            ctx.read_holding_registers(encoder.register, 1).await
+        let count = match self.request(local, |client, timeout| {
+            client.read_holding_registers(encoder.register, 1, timeout)
         }) {
             Some(Ok(words)) if !words.is_empty() => words[0],
             _ => return,
@@ -884,7 +869,9 @@ impl Worker {
         if coil_on {
             let coil = self.config.reject_coil;
             if local.link.is_some() {
-                let result = self.request(local, async |ctx| ctx.write_single_coil(coil, false).await);
+                let result = self.request(local, |client, timeout| {
+                    client.write_single_coil(coil, false, timeout)
+                });
                 self.written_off(result);
             }
             if local.link.is_none() {
@@ -921,20 +908,12 @@ impl Worker {
         };
         if let Some(registers) = status {
             let first = self.status_register();
-            self.request(local, async |ctx| {
-                ctx.write_multiple_registers(first, &registers).await
+            self.request(local, |client, timeout| {
+                client.write_multiple_registers(first, &registers, timeout)
             });
         }
-        if let Some(mut link) = local.link.take() {
-            let timeout = self.config.timeout;
-            let _ = self.runtime.block_on(async {
-                tokio::time::timeout(
-                    timeout,
-                    tokio_modbus::client::Client::disconnect(&mut link.ctx),
-                )
-                .await
-            });
-        }
+        // Closing the socket ends the connection.
+        local.link = None;
         let mut st = self.shared.lock();
         st.stats.connected = false;
         st.stats.pending = 0;
