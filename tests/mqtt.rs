@@ -1281,10 +1281,7 @@ fn the_password_cannot_be_read_back() {
         .filter(|p| p.flags().contains(gst::glib::ParamFlags::READABLE))
         .map(|p| format!("{:?}", sink.property_value(p.name())))
         .collect();
-    assert!(
-        shown.iter().all(|v| !v.contains("s3cret")),
-        "{shown:?}"
-    );
+    assert!(shown.iter().all(|v| !v.contains("s3cret")), "{shown:?}");
 }
 
 /// TLS and credential settings that cannot work fail the start, naming the problem.

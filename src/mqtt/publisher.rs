@@ -53,7 +53,6 @@ use super::client::{self, ConnectOptions, MqttError, PacketReader, PacketWriter}
 use super::codec::{self, Connect, Incoming, PublishHeader, QoS};
 use crate::net::{Guarded, Reconnect};
 
-
 /// At most this many bytes of PUBLISH packets are written in one go.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
@@ -281,20 +280,20 @@ impl Publisher {
             config.qos = QoS::AtLeastOnce;
         }
         let shared = Arc::new(Guarded::new(State {
-                queue: VecDeque::new(),
-                in_flight: 0,
-                next_packet_id: 1,
-                connection: 0,
-                lost: None,
-                last_received: Instant::now(),
-                ping_sent: None,
-                awaiting: None,
-                queued_bytes: 0,
-                suspects: 0,
-                stop: None,
-                finished: false,
-                socket: None,
-                stats: Stats::default(),
+            queue: VecDeque::new(),
+            in_flight: 0,
+            next_packet_id: 1,
+            connection: 0,
+            lost: None,
+            last_received: Instant::now(),
+            ping_sent: None,
+            awaiting: None,
+            queued_bytes: 0,
+            suspects: 0,
+            stop: None,
+            finished: false,
+            socket: None,
+            stats: Stats::default(),
         }));
         let (max_queue, max_queue_bytes) = (config.max_queue, config.max_queue_bytes);
         let worker = Worker {

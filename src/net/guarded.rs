@@ -26,7 +26,11 @@ impl<T> Guarded<T> {
     }
 
     /// Waits for a notification, or `timeout` at most.
-    pub fn wait_timeout<'a>(&self, guard: MutexGuard<'a, T>, timeout: Duration) -> MutexGuard<'a, T> {
+    pub fn wait_timeout<'a>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, T> {
         match self.cond.wait_timeout(guard, timeout) {
             Ok((guard, _)) => guard,
             Err(poisoned) => poisoned.into_inner().0,

@@ -104,7 +104,9 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_the_maximum_and_a_connection_resets_it() {
         let mut r = Reconnect::new(100 * MS, 350 * MS);
-        let delays: Vec<_> = (0..4).map(|_| r.attempt_failed().delay.as_millis()).collect();
+        let delays: Vec<_> = (0..4)
+            .map(|_| r.attempt_failed().delay.as_millis())
+            .collect();
         assert_eq!(delays, [100, 200, 350, 350]);
         r.connected(Instant::now());
         assert_eq!(r.attempt_failed().delay, 100 * MS);

@@ -392,7 +392,12 @@ struct Tasks {
 /// Accepts the clients' connections and relays at most `max` at a time to the server at
 /// `inner`; the others are closed as they come (counted in `refused`). Aborting it closes
 /// every connection it relays.
-async fn gate(listener: tokio::net::TcpListener, inner: SocketAddr, max: usize, refused: Arc<AtomicU64>) {
+async fn gate(
+    listener: tokio::net::TcpListener,
+    inner: SocketAddr,
+    max: usize,
+    refused: Arc<AtomicU64>,
+) {
     let mut relays = JoinSet::new();
     loop {
         tokio::select! {

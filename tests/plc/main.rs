@@ -368,7 +368,10 @@ fn a_plc_away_at_start_is_a_warning_and_its_rejects_are_missed() {
 
 /// `defectmodbussink` against the peer at `port` with a bus of its own (`unit=frame`, coil
 /// `COIL`, no status block), started and connected.
-fn sink_with_bus(port: u16, extra: &[(&str, &str)]) -> (gst_check::Harness, gst::Element, gst::Bus) {
+fn sink_with_bus(
+    port: u16,
+    extra: &[(&str, &str)],
+) -> (gst_check::Harness, gst::Element, gst::Bus) {
     let mut builder = gst::ElementFactory::make("defectmodbussink")
         .property("port", u32::from(port))
         .property("reject-coil", u32::from(COIL))
@@ -439,7 +442,10 @@ fn coil_acknowledged_on_then_the_plc_gone_is_an_error_naming_the_coil() {
     });
     let started = Instant::now();
     h.push_event(gst::event::Eos::new());
-    assert!(started.elapsed() >= Duration::from_millis(700), "the EOS waited the drain");
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "the EOS waited the drain"
+    );
     let errors = bus_errors(&bus);
     assert!(
         errors
@@ -456,17 +462,18 @@ fn a_plc_refusing_every_coil_off_counts_the_rejects_missed_and_is_an_error() {
         refuse_coil_off: true,
         ..Default::default()
     });
-    let (mut h, element, bus) = sink_with_bus(
-        plc.port,
-        &[("pulse-ms", "50"), ("drain-timeout-ms", "500")],
-    );
+    let (mut h, element, bus) =
+        sink_with_bus(plc.port, &[("pulse-ms", "50"), ("drain-timeout-ms", "500")]);
     for frame in 0..5 {
         h.push(verdict_buffer(frame, "FAIL", false, None)).unwrap();
         std::thread::sleep(Duration::from_millis(150));
     }
     h.push_event(gst::event::Eos::new());
     let writes = plc.coil_writes();
-    assert!(writes.iter().any(|w| !w.on && !w.acknowledged), "{writes:?}");
+    assert!(
+        writes.iter().any(|w| !w.on && !w.acknowledged),
+        "{writes:?}"
+    );
     // The coil went on once and never off: one pulse, the other rejects missed.
     assert_eq!(element.property::<u64>("pulses"), 1, "{writes:?}");
     assert_eq!(element.property::<u64>("missed-rejects"), 4, "{writes:?}");
@@ -522,7 +529,10 @@ fn sigterm_to_a_pipeline_script_mid_pulse_leaves_the_coil_off() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the line did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the line did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut stderr = String::new();
@@ -1137,37 +1147,53 @@ fn opcua_refuses_writes_node_management_method_calls_and_hostile_bytes() {
         assert!(closed, "the server kept a hostile connection open");
     }
 
-    let client = OpcUaClient::connect(&url, "cell-7", SecurityPolicy::None, MessageSecurityMode::None)
-        .expect("a session after the hostile connections");
+    let client = OpcUaClient::connect(
+        &url,
+        "cell-7",
+        SecurityPolicy::None,
+        MessageSecurityMode::None,
+    )
+    .expect("a session after the hostile connections");
     let verdict = client.node("LastVerdict");
-    let written = client.runtime.block_on(client.session.write(&[opcua::types::WriteValue {
-        node_id: verdict.clone(),
-        attribute_id: opcua::types::AttributeId::Value as u32,
-        index_range: Default::default(),
-        value: opcua::types::DataValue::new_now(Variant::from("PASS")),
-    }]));
+    let written = client
+        .runtime
+        .block_on(client.session.write(&[opcua::types::WriteValue {
+            node_id: verdict.clone(),
+            attribute_id: opcua::types::AttributeId::Value as u32,
+            index_range: Default::default(),
+            value: opcua::types::DataValue::new_now(Variant::from("PASS")),
+        }]));
     assert!(
-        written.as_ref().map_or(true, |codes| codes.iter().all(|c| !c.is_good())),
+        written
+            .as_ref()
+            .map_or(true, |codes| codes.iter().all(|c| !c.is_good())),
         "an anonymous write was accepted: {written:?}"
     );
-    let added = client.runtime.block_on(client.session.add_nodes(&[opcua::types::AddNodesItem {
-        parent_node_id: client.folder().into(),
-        reference_type_id: opcua::types::ReferenceTypeId::Organizes.into(),
-        requested_new_node_id: opcua::types::NodeId::new(2, "Intruder").into(),
-        browse_name: "Intruder".into(),
-        node_class: opcua::types::NodeClass::Object,
-        node_attributes: Default::default(),
-        type_definition: opcua::types::ObjectTypeId::BaseObjectType.into(),
-    }]));
+    let added = client
+        .runtime
+        .block_on(client.session.add_nodes(&[opcua::types::AddNodesItem {
+            parent_node_id: client.folder().into(),
+            reference_type_id: opcua::types::ReferenceTypeId::Organizes.into(),
+            requested_new_node_id: opcua::types::NodeId::new(2, "Intruder").into(),
+            browse_name: "Intruder".into(),
+            node_class: opcua::types::NodeClass::Object,
+            node_attributes: Default::default(),
+            type_definition: opcua::types::ObjectTypeId::BaseObjectType.into(),
+        }]));
     assert!(
-        added.as_ref().map_or(true, |r| r.iter().all(|r| !r.status_code.is_good())),
+        added
+            .as_ref()
+            .map_or(true, |r| r.iter().all(|r| !r.status_code.is_good())),
         "node management was accepted: {added:?}"
     );
-    let called = client.runtime.block_on(client.session.call_one(opcua::types::CallMethodRequest {
-        object_id: client.folder(),
-        method_id: verdict.clone(),
-        input_arguments: None,
-    }));
+    let called =
+        client
+            .runtime
+            .block_on(client.session.call_one(opcua::types::CallMethodRequest {
+                object_id: client.folder(),
+                method_id: verdict.clone(),
+                input_arguments: None,
+            }));
     assert!(
         called.as_ref().map_or(true, |r| !r.status_code.is_good()),
         "a method call was accepted: {called:?}"

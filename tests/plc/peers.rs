@@ -445,13 +445,7 @@ impl ScriptedPlc {
                 stream
                     .set_read_timeout(Some(Duration::from_millis(50)))
                     .unwrap();
-                let drop_now = serve(
-                    stream,
-                    &script,
-                    !dropped,
-                    &thread_coils,
-                    &thread_stop,
-                );
+                let drop_now = serve(stream, &script, !dropped, &thread_coils, &thread_stop);
                 if drop_now {
                     dropped = true;
                     listener = None;

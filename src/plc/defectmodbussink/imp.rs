@@ -335,7 +335,10 @@ impl DefectModbusSink {
     fn drain(&self) {
         let (timeout, coil) = {
             let s = lock(&self.settings);
-            (Duration::from_millis(s.drain_timeout_ms.into()), s.reject_coil)
+            (
+                Duration::from_millis(s.drain_timeout_ms.into()),
+                s.reject_coil,
+            )
         };
         // Not under the lock: the properties stay readable meanwhile.
         let Some(modbus) = self.run.lock().as_ref().map(|r| r.modbus.clone()) else {

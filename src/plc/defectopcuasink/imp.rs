@@ -14,9 +14,7 @@ use gst_base::subclass::prelude::*;
 use super::SecurityMode;
 use crate::element::{self, lock};
 use crate::plc::PlcUnit;
-use crate::plc::opcua::{
-    DEFAULT_MAX_CONNECTIONS, OpcUaConfig, OpcUaServer, Security, Snapshot,
-};
+use crate::plc::opcua::{DEFAULT_MAX_CONNECTIONS, OpcUaConfig, OpcUaServer, Security, Snapshot};
 use crate::plc::sink::{self, PlcSink, Verdicts};
 use crate::plc::tracker::Decision;
 use crate::plc::verdict::{FrameVerdict, PartVerdict};
@@ -168,7 +166,11 @@ impl BaseSinkImpl for DefectOpcUaSink {
         if let Some(running) = running {
             let refused = running.server.refused_connections();
             if refused > 0 {
-                gst::info!(CAT, imp = self, "{refused} connections refused (max-connections)");
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "{refused} connections refused (max-connections)"
+                );
             }
             running.server.stop(STOP_TIMEOUT);
         }
