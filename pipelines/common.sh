@@ -15,7 +15,10 @@
 #     frames. ! queue ! defectopcuasink     the OPC UA server for SCADA (OPCUA_PORT set)
 #     frames. ! queue ! defectoverlay ! videoconvert ! ENCODER ! MUXER ! filesink   annotated recording
 #
-# and runs it with `gst-launch-1.0 -e` (Ctrl-C sends EOS first, so the MP4 is finalised).
+# and runs it with `gst-launch-1.0 -e` (Ctrl-C sends EOS first, so the MP4 is finalised, the
+# reject coil switched off). SIGTERM (systemctl stop, docker stop) does the same: gst-launch-1.0
+# handles only SIGINT, so it runs with SIGTERM ignored and the script turns a SIGTERM into a
+# SIGINT for it.
 #
 # Variables (environment; each script sets its own SOURCE_ID default):
 #   MODEL        ONNX detector                       (default models/surface-defects.onnx)
@@ -150,7 +153,19 @@ run_pipeline() {
       if [[ -e $dir/libgstdefect.so ]]; then export GST_PLUGIN_PATH=$dir; break; fi
     done
   fi
-  exec gst-launch-1.0 -e "${GST_LAUNCH_OPTIONS[@]}" "${line[@]}"
+  # SIGTERM, to the script or to every process of the service (systemd's default), stops the
+  # pipeline as Ctrl-C does: gst-launch-1.0 ignores it, the script hands it on as SIGINT.
+  (trap '' TERM; exec gst-launch-1.0 -e "${GST_LAUNCH_OPTIONS[@]}" "${line[@]}") &
+  local pid=$! rc=0
+  trap 'kill -INT "$pid" 2>/dev/null' TERM
+  # Ctrl-C in a terminal reaches gst-launch-1.0 itself: the script only waits for it.
+  trap ':' INT
+  while :; do
+    wait "$pid" && rc=0 || rc=$?
+    kill -0 "$pid" 2>/dev/null || break
+  done
+  trap - TERM INT
+  return "$rc"
 }
 
 # Options for gst-launch-1.0: the script's arguments.

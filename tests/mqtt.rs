@@ -1240,6 +1240,50 @@ fn user_name_and_password() {
     assert_eq!(subscriber.distinct(), 30);
 }
 
+/// TLS to a port that speaks plain MQTT: the handshake fails with a warning naming TLS,
+/// nothing is published, and the sink never falls back to a plain connection.
+#[test]
+fn tls_to_a_plaintext_port_publishes_nothing() {
+    let (broker, _, _) = secured_broker();
+    let subscriber = Subscriber::start(broker.port, TOPIC);
+    wait_subscribed(&subscriber, 1);
+    let d = broker.dir.display();
+    let (counts, warnings) = publish_through(
+        &subscriber,
+        &format!(
+            "port={} ca-file={d}/ca.pem client-id=test-tls-to-plain",
+            broker.port
+        ),
+        5,
+        false,
+    );
+    assert_eq!(counts.published, 0);
+    assert!(warnings[0].contains("TLS"), "{warnings:?}");
+    assert_eq!(subscriber.distinct(), 0, "nothing arrived in clear");
+}
+
+/// The password can be set but never read back (gst-inspect, property getters, logs of
+/// the properties).
+#[test]
+fn the_password_cannot_be_read_back() {
+    init();
+    let sink = gst::ElementFactory::make("defectmqttsink")
+        .property("username", "inspector")
+        .property("password", "s3cret")
+        .build()
+        .unwrap();
+    let pspec = sink.find_property("password").unwrap();
+    assert!(pspec.flags().contains(gst::glib::ParamFlags::WRITABLE));
+    assert!(!pspec.flags().contains(gst::glib::ParamFlags::READABLE));
+    let shown: Vec<String> = sink
+        .list_properties()
+        .iter()
+        .filter(|p| p.flags().contains(gst::glib::ParamFlags::READABLE))
+        .map(|p| format!("{:?}", sink.property_value(p.name())))
+        .collect();
+    assert!(shown.iter().all(|v| !v.contains("s3cret")), "{shown:?}");
+}
+
 /// TLS and credential settings that cannot work fail the start, naming the problem.
 #[test]
 fn impossible_security_settings_fail_at_start() {

@@ -23,11 +23,12 @@
 //!   is dropped, counted in `dropped` and `rejected`, and reported ([`Event::Rejected`]), so
 //!   the records behind it go through. Once the suspects are acknowledged (or dropped) the
 //!   full window is used again.
-//! * **Reconnection.** Attempts are spaced by an exponential backoff: `initial_backoff`
-//!   (100 ms) after the first failure, doubling up to `max_backoff`. A connection that was
-//!   up for a while ([`STABLE_CONNECTION`]) and is lost is retried at once, with the backoff
-//!   reset; one that drops right after being set up waits the backoff, so a broker that keeps
-//!   closing the connection (say another client with the same id) is not hammered.
+//! * **Reconnection.** The policy of [`crate::net::reconnect`]: attempts are spaced by an
+//!   exponential backoff: `initial_backoff` (100 ms) after the first failure, doubling up to
+//!   `max_backoff`. A connection that was up for a while ([`crate::net::STABLE_CONNECTION`])
+//!   and is lost is retried at once, with the backoff reset; one that drops right after being
+//!   set up waits the backoff, so a broker that keeps closing the connection (say another
+//!   client with the same id) is not hammered.
 //! * **Keep-alive.** A PINGREQ goes out after `keepalive` seconds without sending, and when
 //!   records (QoS 0: nothing answers them) have gone out since the broker last said
 //!   anything: at once, then at most every `keepalive / 2` seconds. When a PUBACK or
@@ -44,15 +45,13 @@
 
 use std::collections::VecDeque;
 use std::net::{Shutdown, TcpStream};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::client::{self, ConnectOptions, MqttError, PacketReader, PacketWriter};
 use super::codec::{self, Connect, Incoming, PublishHeader, QoS};
-
-/// A connection that lasted this long is "stable": losing it resets the backoff.
-pub const STABLE_CONNECTION: Duration = Duration::from_secs(1);
+use crate::net::{Guarded, Reconnect};
 
 /// At most this many bytes of PUBLISH packets are written in one go.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
@@ -255,29 +254,7 @@ impl State {
     }
 }
 
-struct Shared {
-    state: Mutex<State>,
-    cond: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn wait_timeout<'a>(
-        &self,
-        guard: MutexGuard<'a, State>,
-        timeout: Duration,
-    ) -> MutexGuard<'a, State> {
-        match self.cond.wait_timeout(guard, timeout) {
-            Ok((guard, _)) => guard,
-            Err(poisoned) => poisoned.into_inner().0,
-        }
-    }
-}
+type Shared = Guarded<State>;
 
 /// The handle on the worker. Dropping it stops the worker without flushing.
 pub struct Publisher {
@@ -302,25 +279,22 @@ impl Publisher {
         if config.qos == QoS::ExactlyOnce {
             config.qos = QoS::AtLeastOnce;
         }
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                queue: VecDeque::new(),
-                in_flight: 0,
-                next_packet_id: 1,
-                connection: 0,
-                lost: None,
-                last_received: Instant::now(),
-                ping_sent: None,
-                awaiting: None,
-                queued_bytes: 0,
-                suspects: 0,
-                stop: None,
-                finished: false,
-                socket: None,
-                stats: Stats::default(),
-            }),
-            cond: Condvar::new(),
-        });
+        let shared = Arc::new(Guarded::new(State {
+            queue: VecDeque::new(),
+            in_flight: 0,
+            next_packet_id: 1,
+            connection: 0,
+            lost: None,
+            last_received: Instant::now(),
+            ping_sent: None,
+            awaiting: None,
+            queued_bytes: 0,
+            suspects: 0,
+            stop: None,
+            finished: false,
+            socket: None,
+            stats: Stats::default(),
+        }));
         let (max_queue, max_queue_bytes) = (config.max_queue, config.max_queue_bytes);
         let worker = Worker {
             shared: shared.clone(),
@@ -372,7 +346,7 @@ impl Publisher {
         st.queued_bytes += size;
         st.queue.push_back(entry);
         drop(st);
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
         kept_all
     }
 
@@ -411,7 +385,7 @@ impl Publisher {
         {
             let mut st = self.shared.lock();
             st.stop = Some(st.stop.map_or(deadline, |d| d.min(deadline)));
-            self.shared.cond.notify_all();
+            self.shared.notify_all();
             let hard = deadline + STOP_GRACE;
             while !st.finished {
                 let now = Instant::now();
@@ -436,34 +410,6 @@ impl Publisher {
 impl Drop for Publisher {
     fn drop(&mut self) {
         self.shutdown(Duration::ZERO);
-    }
-}
-
-/// Spacing of connection attempts.
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(initial: Duration, max: Duration) -> Self {
-        Self {
-            initial,
-            max,
-            next: initial,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = self.initial;
-    }
-
-    /// The wait before the next attempt; doubles the following one, up to the maximum.
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        delay
     }
 }
 
@@ -517,9 +463,7 @@ impl Worker {
     }
 
     fn run(self) {
-        let mut backoff = Backoff::new(self.config.initial_backoff, self.config.max_backoff);
-        let mut connected_before = false;
-        let mut outage_reported = false;
+        let mut reconnect = Reconnect::new(self.config.initial_backoff, self.config.max_backoff);
         loop {
             let timeout = {
                 let st = self.shared.lock();
@@ -533,14 +477,11 @@ impl Worker {
             };
             match client::connect(&self.options(timeout)) {
                 Ok((reader, writer, _)) => {
-                    if connected_before {
+                    let again = reconnect.connected(Instant::now());
+                    if again {
                         self.shared.lock().stats.reconnects += 1;
                     }
-                    (self.on_event)(Event::Connected {
-                        reconnect: connected_before,
-                    });
-                    connected_before = true;
-                    let started = Instant::now();
+                    (self.on_event)(Event::Connected { reconnect: again });
                     let (end, heard, in_flight) = self.session(reader, writer);
                     match end {
                         SessionEnd::Finished => break,
@@ -548,26 +489,22 @@ impl Worker {
                             if by_broker {
                                 self.suspect(in_flight);
                             }
-                            // One warning an outage: a connection that never heard from
+                            // One warning an outage: a short connection that never heard from
                             // the broker past its CONNACK does not end the outage.
-                            if heard || !outage_reported {
+                            let retry = reconnect.lost(Instant::now(), heard);
+                            if retry.report {
                                 (self.on_event)(Event::ConnectionLost(reason));
                             }
-                            outage_reported = true;
-                            if started.elapsed() >= STABLE_CONNECTION {
-                                backoff.reset();
-                            } else {
-                                self.wait_backoff(backoff.next_delay());
-                            }
+                            self.wait_backoff(retry.delay);
                         }
                     }
                 }
                 Err(e) => {
-                    if !outage_reported {
+                    let retry = reconnect.attempt_failed();
+                    if retry.report {
                         (self.on_event)(Event::ConnectFailed(e.to_string()));
-                        outage_reported = true;
                     }
-                    self.wait_backoff(backoff.next_delay());
+                    self.wait_backoff(retry.delay);
                 }
             }
         }
@@ -581,7 +518,7 @@ impl Worker {
         st.finished = true;
         st.stats.connected = false;
         drop(st);
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
     }
 
     /// The broker closed the connection with `in_flight` records unacknowledged: they become
@@ -608,7 +545,7 @@ impl Worker {
         st.stats.dropped += 1;
         st.stats.rejected += 1;
         drop(st);
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
         (self.on_event)(Event::Rejected {
             bytes: entry.payload.len(),
             topic: entry.topic,
@@ -764,7 +701,7 @@ impl Worker {
                 drop(st);
                 if !qos1 {
                     // QoS 0 records are done now: wake `wait_idle`.
-                    self.shared.cond.notify_all();
+                    self.shared.notify_all();
                 }
                 // Taken before writing: an answer may be read before the write returns.
                 last_write = Instant::now();
@@ -854,25 +791,11 @@ fn read_loop(shared: &Shared, connection: u64, mut reader: PacketReader) {
                     st.lost = Some((e.to_string(), by_broker));
                 }
                 drop(st);
-                shared.cond.notify_all();
+                shared.notify_all();
                 return;
             }
         }
         drop(st);
-        shared.cond.notify_all();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_maximum() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(500));
-        let delays: Vec<u128> = (0..5).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(delays, [100, 200, 400, 500, 500]);
-        b.reset();
-        assert_eq!(b.next_delay(), Duration::from_millis(100));
+        shared.notify_all();
     }
 }

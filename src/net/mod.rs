@@ -8,6 +8,12 @@
 
 use std::sync::LazyLock;
 
+mod guarded;
+pub mod reconnect;
+
+pub use guarded::Guarded;
+pub use reconnect::{Reconnect, Retry, STABLE_CONNECTION};
+
 /// Worker threads of the shared runtime: network I/O only, never inference.
 pub const RUNTIME_WORKERS: usize = 2;
 

@@ -3,8 +3,8 @@
 //! a status block of holding registers up to date for the line's PLC; `defectopcuasink`
 //! serves the verdicts and counters to SCADA/MES over OPC UA. Both read `defectdetect`'s
 //! metas (through [`verdict`], the only place that does) and decide through [`tracker`];
-//! the protocols live in [`modbus`] (the reject worker, a `tokio-modbus` client), [`map`]
-//! (the register map) and [`opcua`] (an `async-opcua` server).
+//! the protocols live in [`modbus`] (the reject worker) with [`modbus_tcp`] (its Modbus TCP
+//! client), [`map`] (the register map) and [`opcua`] (an `async-opcua` server).
 //!
 //! Two elements rather than one: the reject output is a timing-critical actuator that a
 //! line has once per reject gate, the OPC UA server an information service that a line may
@@ -19,6 +19,7 @@ pub mod defectmodbussink;
 pub mod defectopcuasink;
 pub mod map;
 pub mod modbus;
+pub mod modbus_tcp;
 pub mod opcua;
 pub mod sink;
 pub mod tracker;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The Modbus worker: one thread that owns the Modbus TCP connection (a `tokio-modbus` client
-//! driven by a current-thread runtime) and fires reject pulses when they fall due, so that
+//! The Modbus worker: one thread that owns the Modbus TCP connection (the blocking client of
+//! [`super::modbus_tcp`]: no runtime, each request made on this thread) and fires reject
+//! pulses when they fall due, so that
 //! callers never wait on the PLC.
 //!
 //! * **Rejects.** [`Modbus::schedule`] queues a reject and returns at once. A reject due at a
@@ -16,23 +17,21 @@
 //! * **Status.** The status block ([`super::map`]) is written when it changed and the
 //!   heartbeat register every second; neither is started when a pulse edge is due within a
 //!   guard time (2 ms plus twice the last round trip), so that they never delay a pulse.
-//! * **Connection.** Attempts are spaced by an exponential backoff from `initial_backoff`
-//!   doubling up to `max_backoff`; a connection that was up for a second and breaks is
-//!   retried at once. [`Event::ConnectFailed`] and [`Event::ConnectionLost`] are sent once
-//!   per outage. After every (re)connection the coil is written off first.
+//! * **Connection.** Reconnection follows the policy of [`crate::net::reconnect`]: a backoff
+//!   from `initial_backoff` doubling up to `max_backoff`, a stable connection that breaks
+//!   retried at once, [`Event::ConnectFailed`] or [`Event::ConnectionLost`] once per outage.
+//!   After every (re)connection the coil is written off first.
 
 use std::collections::{HashSet, VecDeque};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio_modbus::client::{Context, Reader, Writer};
-
 use super::map::{HEARTBEAT, Status};
+use super::modbus_tcp::{self, Client};
+use crate::net::{Guarded, Reconnect};
 
-/// A connection that lasted this long is stable: losing it resets the backoff.
-pub const STABLE_CONNECTION: Duration = Duration::from_secs(1);
 /// Encoder samples kept, to find the count at the moment a frame was seen.
 const ENCODER_HISTORY: Duration = Duration::from_secs(30);
 
@@ -123,6 +122,10 @@ pub enum Event {
     },
     /// A reject that was not fired, and why.
     Missed { label: String, reason: String },
+    /// The reject coil may be left on: the PLC refused to switch it off (`reason`), or the
+    /// connection was lost after it went on and the worker stopped before it could write it
+    /// off. Sent once until the coil is confirmed off.
+    CoilStuck { coil: u16, reason: String },
     /// The worker stopped on an internal error: no reject is fired any more.
     Failed(String),
     /// The real-time priority asked for was refused (the worker runs at normal priority).
@@ -140,6 +143,8 @@ pub struct Stats {
     /// Connections established after the first one.
     pub reconnects: u64,
     pub status_writes: u64,
+    /// The coil was written on and the PLC has not yet acknowledged it off.
+    pub coil_on: bool,
 }
 
 struct Timed {
@@ -167,45 +172,22 @@ struct State {
     finished: bool,
     /// The worker is acting on rejects it took out of the queues.
     busy: bool,
+    /// The PLC refuses to switch the coil off (reported as [`Event::CoilStuck`]).
+    coil_stuck: bool,
     stats: Stats,
 }
 
 impl State {
     fn idle(&self) -> bool {
-        self.timed.is_empty() && self.counted.is_empty() && self.coil_off_at.is_none() && !self.busy
+        self.timed.is_empty()
+            && self.counted.is_empty()
+            && self.coil_off_at.is_none()
+            && !self.stats.coil_on
+            && !self.busy
     }
 }
 
-struct Shared {
-    state: Mutex<State>,
-    cond: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn wait_timeout<'a>(
-        &self,
-        guard: MutexGuard<'a, State>,
-        timeout: Duration,
-    ) -> MutexGuard<'a, State> {
-        match self.cond.wait_timeout(guard, timeout) {
-            Ok((guard, _)) => guard,
-            Err(poisoned) => poisoned.into_inner().0,
-        }
-    }
-
-    fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        match self.cond.wait(guard) {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-}
+type Shared = Guarded<State>;
 
 type EventCallback = Arc<dyn Fn(Event) + Send + Sync + 'static>;
 
@@ -229,30 +211,23 @@ impl Modbus {
         if let Some(encoder) = &mut config.encoder {
             encoder.poll = encoder.poll.max(Duration::from_micros(100));
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()?;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                timed: VecDeque::new(),
-                counted: Vec::new(),
-                coil_off_at: None,
-                status: Status::default(),
-                status_dirty: false,
-                stop: false,
-                finished: false,
-                busy: false,
-                stats: Stats::default(),
-            }),
-            cond: Condvar::new(),
-        });
+        let shared = Arc::new(Guarded::new(State {
+            timed: VecDeque::new(),
+            counted: Vec::new(),
+            coil_off_at: None,
+            status: Status::default(),
+            status_dirty: false,
+            stop: false,
+            finished: false,
+            busy: false,
+            coil_stuck: false,
+            stats: Stats::default(),
+        }));
         let on_event: EventCallback = Arc::new(on_event);
         let worker = Worker {
             shared: shared.clone(),
             config,
             on_event: on_event.clone(),
-            runtime,
         };
         let thread_shared = shared.clone();
         let priority = worker.config.realtime_priority;
@@ -276,7 +251,7 @@ impl Modbus {
                         st.finished = true;
                         st.stats.connected = false;
                     }
-                    thread_shared.cond.notify_all();
+                    thread_shared.notify_all();
                     on_event(Event::Failed(message));
                 }
             })?;
@@ -309,7 +284,7 @@ impl Modbus {
         }
         st.stats.pending = st.timed.len() + st.counted.len();
         drop(st);
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
     }
 
     /// Changes what the status block shows (heartbeat and reject counters are the worker's).
@@ -318,7 +293,7 @@ impl Modbus {
         update(&mut st.status);
         st.status_dirty = true;
         drop(st);
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
     }
 
     pub fn stats(&self) -> Stats {
@@ -354,7 +329,7 @@ impl Modbus {
             .take();
         if let Some(thread) = thread {
             self.shared.lock().stop = true;
-            self.shared.cond.notify_all();
+            self.shared.notify_all();
             if thread.thread().id() != std::thread::current().id() {
                 let _ = thread.join();
             }
@@ -384,25 +359,6 @@ fn set_realtime_priority(priority: i32) -> Result<(), String> {
     }
 }
 
-/// Spacing of connection attempts.
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn reset(&mut self) {
-        self.next = self.initial;
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        delay
-    }
-}
-
 /// Why a request failed.
 enum Failure {
     /// The PLC answered with a Modbus exception: the connection is fine.
@@ -412,8 +368,7 @@ enum Failure {
 }
 
 struct Link {
-    ctx: Context,
-    since: Instant,
+    client: Client,
 }
 
 /// What the worker does next.
@@ -431,16 +386,13 @@ struct Worker {
     shared: Arc<Shared>,
     config: ModbusConfig,
     on_event: EventCallback,
-    runtime: tokio::runtime::Runtime,
 }
 
 /// The worker's own state, outside the lock.
 struct Local {
     link: Option<Link>,
     next_attempt: Instant,
-    backoff: Backoff,
-    connected_before: bool,
-    outage_reported: bool,
+    reconnect: Reconnect,
     next_heartbeat: Instant,
     heartbeat: u16,
     /// The heartbeat changed and is to be written.
@@ -458,13 +410,7 @@ impl Worker {
         let mut local = Local {
             link: None,
             next_attempt: now,
-            backoff: Backoff {
-                initial: self.config.initial_backoff,
-                max: self.config.max_backoff,
-                next: self.config.initial_backoff,
-            },
-            connected_before: false,
-            outage_reported: false,
+            reconnect: Reconnect::new(self.config.initial_backoff, self.config.max_backoff),
             next_heartbeat: now + self.config.heartbeat_period,
             heartbeat: 0,
             heartbeat_pending: false,
@@ -488,14 +434,14 @@ impl Worker {
                 Action::Connect => self.connect(&mut local),
                 Action::Heartbeat(value) => {
                     let register = self.status_register() + HEARTBEAT;
-                    self.request(&mut local, async |ctx| {
-                        ctx.write_single_register(register, value).await
+                    self.request(&mut local, |client, timeout| {
+                        client.write_single_register(register, value, timeout)
                     });
                 }
                 Action::Status(registers) => {
                     let first = self.status_register();
-                    let written = self.request(&mut local, async |ctx| {
-                        ctx.write_multiple_registers(first, &registers).await
+                    let written = self.request(&mut local, |client, timeout| {
+                        client.write_multiple_registers(first, &registers, timeout)
                     });
                     if matches!(written, Some(Ok(()))) {
                         self.shared.lock().stats.status_writes += 1;
@@ -509,7 +455,7 @@ impl Worker {
     /// The rejects taken out of the queues were acted on.
     fn done(&self) {
         self.shared.lock().busy = false;
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
     }
 
     fn status_register(&self) -> u16 {
@@ -536,7 +482,7 @@ impl Worker {
                 }
                 // Written off at the next connection.
                 st.coil_off_at = None;
-                self.shared.cond.notify_all();
+                self.shared.notify_all();
             }
             let connected = local.link.is_some();
             if connected && self.config.encoder.is_some() && local.next_poll <= now {
@@ -612,7 +558,7 @@ impl Worker {
             st.stats.missed += 1;
             st.status_dirty = true;
         }
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
         self.emit(Event::Missed { label, reason });
     }
 
@@ -620,22 +566,14 @@ impl Worker {
     fn request<T>(
         &self,
         local: &mut Local,
-        make: impl AsyncFnOnce(&mut Context) -> tokio_modbus::Result<T>,
+        make: impl FnOnce(&mut Client, Duration) -> Result<T, modbus_tcp::Error>,
     ) -> Option<Result<T, Failure>> {
         let link = local.link.as_mut()?;
         let started = Instant::now();
-        let timeout = self.config.timeout;
-        let result = match self
-            .runtime
-            .block_on(async { tokio::time::timeout(timeout, make(&mut link.ctx)).await })
-        {
-            Err(_) => Err(Failure::Transport(format!(
-                "no answer within {} ms",
-                self.config.timeout.as_millis()
-            ))),
-            Ok(Err(e)) => Err(Failure::Transport(e.to_string())),
-            Ok(Ok(Err(code))) => Err(Failure::Refused(format!("Modbus exception {code}"))),
-            Ok(Ok(Ok(value))) => Ok(value),
+        let result = match make(&mut link.client, self.config.timeout) {
+            Ok(value) => Ok(value),
+            Err(e @ modbus_tcp::Error::Exception(_)) => Err(Failure::Refused(e.to_string())),
+            Err(modbus_tcp::Error::Transport(reason)) => Err(Failure::Transport(reason)),
         };
         match &result {
             Ok(_) => {
@@ -652,22 +590,15 @@ impl Worker {
     }
 
     fn lose(&self, local: &mut Local, reason: String) {
-        let Some(link) = local.link.take() else {
+        if local.link.take().is_none() {
             return;
-        };
-        let now = Instant::now();
-        let stable = now.duration_since(link.since) >= STABLE_CONNECTION;
-        if stable {
-            local.backoff.reset();
-            local.next_attempt = now;
-        } else {
-            local.next_attempt = now + local.backoff.next_delay();
         }
+        let now = Instant::now();
+        // A PLC restarting accepts and drops connections: one warning per outage.
+        let retry = local.reconnect.lost(now, false);
+        local.next_attempt = now + retry.delay;
         self.shared.lock().stats.connected = false;
-        // A connection that broke before it was stable is the outage already reported going
-        // on (a PLC restarting accepts and drops connections): one warning per outage.
-        if stable || !local.outage_reported {
-            local.outage_reported = true;
+        if retry.report {
             self.emit(Event::ConnectionLost(reason));
         }
     }
@@ -692,13 +623,28 @@ impl Worker {
     /// Writes the coil on for the rejects `labels`, due at `due`.
     fn pulse_on(&self, local: &mut Local, labels: Vec<String>, due: Instant) {
         let coil = self.config.reject_coil;
+        if self.shared.lock().coil_stuck {
+            // The coil is on and will not go off: no pulse can be told from the last one.
+            for label in labels {
+                self.missed(
+                    label,
+                    format!(
+                        "the reject coil {coil} is stuck on (the PLC refuses to switch it off)"
+                    ),
+                );
+            }
+            return;
+        }
         let written = Instant::now();
-        match self.request(local, async |ctx| ctx.write_single_coil(coil, true).await) {
+        match self.request(local, |client, timeout| {
+            client.write_single_coil(coil, true, timeout)
+        }) {
             Some(Ok(())) => {
                 {
                     let mut st = self.shared.lock();
                     let off = due.max(written) + self.config.pulse;
                     st.coil_off_at = Some(st.coil_off_at.map_or(off, |at| at.max(off)));
+                    st.stats.coil_on = true;
                     st.stats.fired += labels.len() as u64;
                     st.status_dirty = true;
                 }
@@ -730,16 +676,44 @@ impl Worker {
 
     fn coil_off(&self, local: &mut Local) {
         let coil = self.config.reject_coil;
-        let result = self.request(local, async |ctx| ctx.write_single_coil(coil, false).await);
+        let result = self.request(local, |client, timeout| {
+            client.write_single_coil(coil, false, timeout)
+        });
+        self.written_off(result);
+    }
+
+    /// What a write of the coil off came to.
+    fn written_off(&self, result: Option<Result<(), Failure>>) {
+        let coil = self.config.reject_coil;
         let mut st = self.shared.lock();
-        st.coil_off_at = match result {
-            // Refused: try again a pulse later rather than spinning.
-            Some(Err(Failure::Refused(_))) => Some(Instant::now() + self.config.pulse),
-            // Done; or the connection broke, and the coil is written off at the next one.
-            _ => None,
+        let stuck = match result {
+            Some(Ok(())) => {
+                st.coil_off_at = None;
+                st.stats.coil_on = false;
+                st.coil_stuck = false;
+                None
+            }
+            // Refused while it may be on: stuck. Try again a pulse later rather than spinning.
+            Some(Err(Failure::Refused(message))) if st.stats.coil_on => {
+                st.coil_off_at = Some(Instant::now() + self.config.pulse);
+                (!std::mem::replace(&mut st.coil_stuck, true))
+                    .then(|| format!("the PLC refused to switch it off: {message}"))
+            }
+            Some(Err(Failure::Refused(_))) => {
+                st.coil_off_at = None;
+                None
+            }
+            // The connection broke: the coil is written off first at the next one.
+            _ => {
+                st.coil_off_at = None;
+                None
+            }
         };
         drop(st);
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
+        if let Some(reason) = stuck {
+            self.emit(Event::CoilStuck { coil, reason });
+        }
     }
 
     fn connect(&self, local: &mut Local) {
@@ -750,29 +724,26 @@ impl Worker {
                 .map_err(|e| e.to_string())?
                 .next()
                 .ok_or_else(|| "no address".to_string())?;
-            let stream = TcpStream::connect_timeout(&addr, self.config.timeout)
+            let client = Client::connect(addr, self.config.unit_id, self.config.timeout)
                 .map_err(|e| e.to_string())?;
-            // Each request is one small segment that must leave at once.
-            stream.set_nodelay(true).map_err(|e| e.to_string())?;
-            stream.set_nonblocking(true).map_err(|e| e.to_string())?;
-            let _enter = self.runtime.enter();
-            let stream = tokio::net::TcpStream::from_std(stream).map_err(|e| e.to_string())?;
-            let ctx = tokio_modbus::client::tcp::attach_slave(
-                stream,
-                tokio_modbus::Slave(self.config.unit_id),
-            );
-            Ok(Link {
-                ctx,
-                since: Instant::now(),
-            })
+            Ok(Link { client })
         })();
         let failure = match result {
             Ok(link) => {
                 local.link = Some(link);
                 // A pulse cut by the outage must not stay on.
                 let coil = self.config.reject_coil;
-                match self.request(local, async |ctx| ctx.write_single_coil(coil, false).await) {
-                    Some(Ok(())) | Some(Err(Failure::Refused(_))) => None,
+                match self.request(local, |client, timeout| {
+                    client.write_single_coil(coil, false, timeout)
+                }) {
+                    Some(Ok(())) => {
+                        self.written_off(Some(Ok(())));
+                        None
+                    }
+                    Some(Err(Failure::Refused(message))) => {
+                        self.written_off(Some(Err(Failure::Refused(message))));
+                        None
+                    }
                     Some(Err(Failure::Transport(reason))) => Some(reason),
                     None => Some("connection closed".into()),
                 }
@@ -781,10 +752,8 @@ impl Worker {
         };
         match failure {
             None => {
-                local.backoff.reset();
                 local.samples.clear();
-                let reconnect = local.connected_before;
-                local.connected_before = true;
+                let reconnect = local.reconnect.connected(Instant::now());
                 local.next_poll = Instant::now();
                 {
                     let mut st = self.shared.lock();
@@ -798,9 +767,9 @@ impl Worker {
             }
             Some(reason) => {
                 local.link = None;
-                local.next_attempt = Instant::now() + local.backoff.next_delay();
-                if !local.outage_reported {
-                    local.outage_reported = true;
+                let retry = local.reconnect.attempt_failed();
+                local.next_attempt = Instant::now() + retry.delay;
+                if retry.report {
                     self.emit(Event::ConnectFailed(reason));
                 }
             }
@@ -814,8 +783,8 @@ impl Worker {
         };
         let started = Instant::now();
         local.next_poll = started + encoder.poll;
-        let count = match self.request(local, async |ctx| {
-            ctx.read_holding_registers(encoder.register, 1).await
+        let count = match self.request(local, |client, timeout| {
+            client.read_holding_registers(encoder.register, 1, timeout)
         }) {
             Some(Ok(words)) if !words.is_empty() => words[0],
             _ => return,
@@ -890,14 +859,36 @@ impl Worker {
     fn finish(&self, local: &mut Local) {
         let (coil_on, left) = {
             let mut st = self.shared.lock();
-            let coil_on = st.coil_off_at.take().is_some();
+            st.coil_off_at = None;
             let mut left: Vec<String> = st.timed.drain(..).map(|t| t.label).collect();
             left.extend(st.counted.drain(..).map(|c| c.label));
-            (coil_on, left)
+            (st.stats.coil_on, left)
         };
+        // On every way out, the coil is left off: over the connection, or over a new one
+        // when the connection was lost while it was on.
         if coil_on {
             let coil = self.config.reject_coil;
-            self.request(local, async |ctx| ctx.write_single_coil(coil, false).await);
+            if local.link.is_some() {
+                let result = self.request(local, |client, timeout| {
+                    client.write_single_coil(coil, false, timeout)
+                });
+                self.written_off(result);
+            }
+            if local.link.is_none() {
+                self.connect(local);
+            }
+            let (still_on, reported) = {
+                let st = self.shared.lock();
+                (st.stats.coil_on, st.coil_stuck)
+            };
+            if still_on && !reported {
+                self.emit(Event::CoilStuck {
+                    coil,
+                    reason: "the connection to the PLC was lost while it was on, and it could \
+                             not be written off before the element stopped"
+                        .into(),
+                });
+            }
         }
         for label in left {
             self.missed(label, "the element stopped before it fell due".into());
@@ -917,26 +908,18 @@ impl Worker {
         };
         if let Some(registers) = status {
             let first = self.status_register();
-            self.request(local, async |ctx| {
-                ctx.write_multiple_registers(first, &registers).await
+            self.request(local, |client, timeout| {
+                client.write_multiple_registers(first, &registers, timeout)
             });
         }
-        if let Some(mut link) = local.link.take() {
-            let timeout = self.config.timeout;
-            let _ = self.runtime.block_on(async {
-                tokio::time::timeout(
-                    timeout,
-                    tokio_modbus::client::Client::disconnect(&mut link.ctx),
-                )
-                .await
-            });
-        }
+        // Closing the socket ends the connection.
+        local.link = None;
         let mut st = self.shared.lock();
         st.stats.connected = false;
         st.stats.pending = 0;
         st.finished = true;
         drop(st);
-        self.shared.cond.notify_all();
+        self.shared.notify_all();
     }
 }
 
@@ -969,18 +952,5 @@ mod tests {
         assert_eq!(start_count(&later, t0, ms(2)), Some(5));
         let much_later: VecDeque<_> = [(t0 + ms(30), 5)].into();
         assert_eq!(start_count(&much_later, t0, ms(2)), None);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_maximum() {
-        let mut b = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_millis(350),
-            next: Duration::from_millis(100),
-        };
-        let delays: Vec<_> = (0..4).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(delays, [100, 200, 350, 350]);
-        b.reset();
-        assert_eq!(b.next_delay().as_millis(), 100);
     }
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The OPC UA server of `defectopcuasink`: an `async-opcua` server on its own thread (a
-//! current-thread tokio runtime) with a small address space,
+//! The OPC UA server of `defectopcuasink`: an `async-opcua` server on the plugin's shared
+//! network runtime ([`crate::net::RUNTIME`]) with a small address space,
 //!
 //! ```text
 //! Objects/Inspection/<source-id>/
@@ -11,15 +11,25 @@
 //!
 //! every node id a string, `ns=<index of NAMESPACE_URI>;s=Inspection/<source-id>/<Name>`.
 //! Callers hand new values to [`OpcUaServer::update`], which only stores them and wakes the
-//! server thread (no network, no address-space lock on the caller's side); the server thread
-//! writes them into the address space, which notifies the subscriptions. The heartbeat is
-//! incremented every second by the server thread.
+//! server's update task (no network, no address-space lock on the caller's side); that task
+//! writes them into the address space, which notifies the subscriptions, and increments the
+//! heartbeat every second.
+//!
+//! **Connections are capped.** `async-opcua` accepts every connection it is offered (and
+//! retries a failed `accept` at once), so the port clients see is ours: a gate accepts on
+//! it, closes at once any connection beyond `max_connections`, and relays the others to the
+//! server, which listens on a loopback port of its own. A flood of connections thus costs at
+//! most three descriptors per admitted connection (the client's socket and both ends of the
+//! loopback hop) and nothing per refused one; a failed `accept` (out of descriptors) is
+//! retried after [`ACCEPT_RETRY`], never in a busy loop.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
+
+use tokio::task::{JoinHandle, JoinSet};
 
 use opcua::crypto::SecurityPolicy;
 use opcua::server::address_space::{AccessLevel, VariableBuilder};
@@ -32,6 +42,12 @@ use opcua::types::{
 
 /// The namespace of the inspection nodes.
 pub const NAMESPACE_URI: &str = "urn:gst-plugin-defect:inspection";
+
+/// Connections served at once by default (the `max-connections` property).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 32;
+
+/// Wait after a failed `accept` (say, the process is out of file descriptors).
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// How clients must secure the channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,6 +78,8 @@ pub struct OpcUaConfig {
     pub create_certificate: bool,
     /// Accept any client certificate (else only those in `pki_dir/trusted/`).
     pub trust_client_certificates: bool,
+    /// TCP connections served at once (at least 1); more are closed as they come.
+    pub max_connections: usize,
 }
 
 /// The values of the address space.
@@ -129,7 +147,7 @@ fn defects_variant(defects: &[String]) -> Variant {
     )
 }
 
-/// What is waiting for the server thread.
+/// What is waiting for the update task.
 #[derive(Default)]
 struct Pending {
     snapshot: Option<Snapshot>,
@@ -154,7 +172,9 @@ pub struct OpcUaServer {
     handle: ServerHandle,
     port: u16,
     endpoint: String,
-    thread: Option<JoinHandle<()>>,
+    /// The server, its update task and the gate, on the shared runtime.
+    tasks: Option<Tasks>,
+    refused: Arc<AtomicU64>,
     /// The certificate store the server made for itself (security `None`), removed at stop.
     scratch_pki: Option<PathBuf>,
 }
@@ -174,12 +194,17 @@ fn has_certificate(pki: &Path) -> bool {
 }
 
 impl OpcUaServer {
-    /// Binds the port, builds the address space and starts the server thread.
+    /// Binds the port, builds the address space and starts the server on the shared runtime.
     pub fn start(config: &OpcUaConfig) -> Result<OpcUaServer, String> {
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        // The server's own port, reached only through the gate.
+        let inner = TcpListener::bind(("127.0.0.1", 0))
+            .map_err(|e| format!("cannot listen on a loopback port: {e}"))?;
+        let inner_addr = inner.local_addr().map_err(|e| e.to_string())?;
+        inner.set_nonblocking(true).map_err(|e| e.to_string())?;
         // The name clients are told to connect to.
         let advertised = if config.host == "0.0.0.0" || config.host == "::" {
             opcua::crypto::X509Data::computer_hostnames()
@@ -224,11 +249,7 @@ impl OpcUaServer {
             ..Default::default()
         };
         // The server spawns its background tasks on the runtime it is built in.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the OPC UA runtime: {e}"))?;
-        let enter = runtime.enter();
+        let enter = crate::net::RUNTIME.enter();
         let builder = ServerBuilder::new()
             .application_name("gst-plugin-defect inspection")
             .application_uri(format!("urn:gst-plugin-defect:{advertised}:{port}"))
@@ -273,34 +294,40 @@ impl OpcUaServer {
             pending: Mutex::new(Pending::default()),
             wake: tokio::sync::Notify::new(),
         });
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let inner = tokio::net::TcpListener::from_std(inner).map_err(|e| e.to_string())?;
         drop(enter);
-        let thread_shared = shared.clone();
-        let thread_handle = handle.clone();
-        let thread = std::thread::Builder::new()
-            .name("opcua-server".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => listener,
-                        Err(_) => return,
-                    };
-                    let updates = tokio::spawn(apply_updates(
-                        thread_shared,
-                        thread_handle.clone(),
-                        manager,
-                        ids,
-                    ));
-                    let _ = server.run_with(listener).await;
-                    updates.abort();
-                });
-            })
-            .map_err(|e| format!("cannot start the OPC UA server thread: {e}"))?;
+        let runtime = &crate::net::RUNTIME;
+        let info = handle.info().clone();
+        let server = runtime.spawn(async move {
+            let _ = server.run_with(inner).await;
+        });
+        let updates = runtime.spawn(apply_updates(shared.clone(), handle.clone(), manager, ids));
+        let refused = Arc::new(AtomicU64::new(0));
+        let max = config.max_connections.max(1);
+        let gate_refused = refused.clone();
+        let gate = runtime.spawn(async move {
+            // The server takes the port of the listener it is given for the endpoints it
+            // describes: they must name the port clients connect to.
+            for _ in 0..5000 {
+                if info.port.swap(port, Ordering::SeqCst) == inner_addr.port() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            gate(listener, inner_addr, max, gate_refused).await
+        });
         Ok(OpcUaServer {
             shared,
             handle,
             port,
             endpoint,
-            thread: Some(thread),
+            tasks: Some(Tasks {
+                server,
+                updates,
+                gate,
+            }),
+            refused,
             scratch_pki,
         })
     }
@@ -321,23 +348,29 @@ impl OpcUaServer {
         self.shared.wake.notify_one();
     }
 
-    /// Closes the sessions and stops the server thread (waiting at most `timeout`).
+    /// Connections closed at once because `max_connections` were open.
+    pub fn refused_connections(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Closes the sessions and stops the server (waiting at most `timeout`).
     pub fn stop(mut self, timeout: Duration) {
         self.shutdown(timeout);
     }
 
     fn shutdown(&mut self, timeout: Duration) {
-        let Some(thread) = self.thread.take() else {
+        let Some(tasks) = self.tasks.take() else {
             return;
         };
+        // No new connection; the server closes its sessions, then the relays end.
+        tasks.gate.abort();
+        tasks.updates.abort();
         self.handle.cancel();
         let deadline = std::time::Instant::now() + timeout;
-        while !thread.is_finished() && std::time::Instant::now() < deadline {
+        while !tasks.server.is_finished() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        if thread.is_finished() {
-            let _ = thread.join();
-        }
+        tasks.server.abort();
         if let Some(dir) = self.scratch_pki.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -348,6 +381,50 @@ impl Drop for OpcUaServer {
     fn drop(&mut self) {
         self.shutdown(Duration::from_secs(2));
     }
+}
+
+struct Tasks {
+    server: JoinHandle<()>,
+    updates: JoinHandle<()>,
+    gate: JoinHandle<()>,
+}
+
+/// Accepts the clients' connections and relays at most `max` at a time to the server at
+/// `inner`; the others are closed as they come (counted in `refused`). Aborting it closes
+/// every connection it relays.
+async fn gate(
+    listener: tokio::net::TcpListener,
+    inner: SocketAddr,
+    max: usize,
+    refused: Arc<AtomicU64>,
+) {
+    let mut relays = JoinSet::new();
+    loop {
+        tokio::select! {
+            Some(_) = relays.join_next(), if !relays.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((client, _)) if relays.len() >= max => {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                    drop(client);
+                }
+                Ok((client, _)) => {
+                    relays.spawn(relay(client, inner));
+                }
+                // Out of descriptors, or the like: no busy loop.
+                Err(_) => tokio::time::sleep(ACCEPT_RETRY).await,
+            },
+        }
+    }
+}
+
+/// Relays one client connection to the server until either side closes it.
+async fn relay(mut client: tokio::net::TcpStream, inner: SocketAddr) {
+    let Ok(mut server) = tokio::net::TcpStream::connect(inner).await else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
 }
 
 /// The node ids of the variables, in [`VARIABLES`] order.

@@ -365,6 +365,190 @@ fn a_plc_away_at_start_is_a_warning_and_its_rejects_are_missed() {
 }
 
 // ---------------------------------------------------------------------------------------
+// The coil is left off on every way out.
+
+/// `defectmodbussink` against the peer at `port` with a bus of its own (`unit=frame`, coil
+/// `COIL`, no status block), started and connected.
+fn sink_with_bus(
+    port: u16,
+    extra: &[(&str, &str)],
+) -> (gst_check::Harness, gst::Element, gst::Bus) {
+    let mut builder = gst::ElementFactory::make("defectmodbussink")
+        .property("port", u32::from(port))
+        .property("reject-coil", u32::from(COIL))
+        .property("status-register", -1i32)
+        .property_from_str("unit", "frame")
+        .property("reject-delay-ms", 10u32)
+        .property("max-backoff-ms", 200u32);
+    for (name, value) in extra {
+        builder = builder.property_from_str(name, value);
+    }
+    let element = builder.build().unwrap();
+    let bus = gst::Bus::new();
+    element.set_bus(Some(&bus));
+    let mut h = gst_check::Harness::with_element(&element, Some("sink"), None);
+    h.set_src_caps_str("video/x-raw,format=RGB,width=4,height=4,framerate=30/1");
+    h.play();
+    wait_until(Duration::from_secs(10), "connected to the peer", || {
+        element.property::<bool>("connected")
+    });
+    (h, element, bus)
+}
+
+fn bus_errors(bus: &gst::Bus) -> Vec<String> {
+    std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn coil_acknowledged_on_then_the_connection_drops_the_off_is_written_within_the_drain() {
+    init();
+    let plc = ScriptedPlc::start(PlcScript {
+        drop_after_coil_on: Some(Some(Duration::from_millis(700))),
+        ..Default::default()
+    });
+    let (mut h, _element, bus) = sink_with_bus(plc.port, &[("drain-timeout-ms", "5000")]);
+    h.push(verdict_buffer(0, "FAIL", false, None)).unwrap();
+    wait_until(Duration::from_secs(5), "the coil on", || {
+        plc.coil_writes().iter().any(|w| w.on)
+    });
+    // The PLC is away for 700 ms: the EOS waits for it, and the coil is written off.
+    assert!(h.push_event(gst::event::Eos::new()));
+    let writes = plc.coil_writes();
+    let on = writes.iter().find(|w| w.on).unwrap().t_us;
+    assert!(
+        writes
+            .iter()
+            .any(|w| !w.on && w.acknowledged && w.coil == COIL && w.t_us > on),
+        "the coil was not written off before the EOS went on: {writes:?}"
+    );
+    assert!(bus_errors(&bus).is_empty());
+}
+
+#[test]
+fn coil_acknowledged_on_then_the_plc_gone_is_an_error_naming_the_coil() {
+    init();
+    let plc = ScriptedPlc::start(PlcScript {
+        drop_after_coil_on: Some(None),
+        ..Default::default()
+    });
+    let (mut h, _element, bus) = sink_with_bus(plc.port, &[("drain-timeout-ms", "800")]);
+    h.push(verdict_buffer(0, "FAIL", false, None)).unwrap();
+    wait_until(Duration::from_secs(5), "the coil on", || {
+        plc.coil_writes().iter().any(|w| w.on)
+    });
+    let started = Instant::now();
+    h.push_event(gst::event::Eos::new());
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "the EOS waited the drain"
+    );
+    let errors = bus_errors(&bus);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains(&format!("coil {COIL}")) && e.contains("may still be on")),
+        "no error naming the coil: {errors:?}"
+    );
+}
+
+#[test]
+fn a_plc_refusing_every_coil_off_counts_the_rejects_missed_and_is_an_error() {
+    init();
+    let plc = ScriptedPlc::start(PlcScript {
+        refuse_coil_off: true,
+        ..Default::default()
+    });
+    let (mut h, element, bus) =
+        sink_with_bus(plc.port, &[("pulse-ms", "50"), ("drain-timeout-ms", "500")]);
+    for frame in 0..5 {
+        h.push(verdict_buffer(frame, "FAIL", false, None)).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    h.push_event(gst::event::Eos::new());
+    let writes = plc.coil_writes();
+    assert!(
+        writes.iter().any(|w| !w.on && !w.acknowledged),
+        "{writes:?}"
+    );
+    // The coil went on once and never off: one pulse, the other rejects missed.
+    assert_eq!(element.property::<u64>("pulses"), 1, "{writes:?}");
+    assert_eq!(element.property::<u64>("missed-rejects"), 4, "{writes:?}");
+    let errors = bus_errors(&bus);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains(&format!("coil {COIL}")) && e.contains("refused")),
+        "no error naming the coil: {errors:?}"
+    );
+}
+
+#[test]
+fn sigterm_to_a_pipeline_script_mid_pulse_leaves_the_coil_off() {
+    init();
+    let peer = ModbusPeer::start(&[]);
+    let out = std::env::temp_dir().join(format!("defect-plc-sigterm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut child = std::process::Command::new("bash")
+        .arg(repo_path("pipelines/video-file.sh"))
+        .env("RECORDING", "")
+        .env("OUT_DIR", &out)
+        .env("DETECT_PROPS", "frames-per-part=25")
+        .env("MODBUS_HOST", "127.0.0.1")
+        .env("MODBUS_PORT", peer.port.to_string())
+        .env(
+            "MODBUS_PROPS",
+            format!(
+                "unit=frame reject-coil={COIL} status-register=-1 reject-delay-ms=0 \
+                 pulse-ms=60000 drain-timeout-ms=500"
+            ),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A pulse of a minute is on: then the service is stopped.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while peer.pulses(COIL).is_empty() {
+        assert!(
+            Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "no pulse while the line ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the line did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    use std::io::Read;
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    let pulses = peer.ended_pulses(COIL);
+    assert!(
+        pulses.last().is_some_and(|p| p.off_us.is_some()),
+        "the coil was left on: {pulses:?} ({status}) {stderr}"
+    );
+    assert!(status.success(), "{status}: {stderr}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+// ---------------------------------------------------------------------------------------
 // The bundled video through the real model.
 
 /// Part ids of the bundled video's frames, from its ground truth.
@@ -921,6 +1105,176 @@ fn opcua_port_taken_is_a_clear_error() {
         .expect("an error message");
     assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
     element.set_state(gst::State::Null).unwrap();
+}
+
+/// What an anonymous client may not do: write a variable, add nodes, call a method; what
+/// a hostile peer sends (garbage, a Hello with absurd sizes) closes its connection and the
+/// server goes on serving.
+#[test]
+fn opcua_refuses_writes_node_management_method_calls_and_hostile_bytes() {
+    use std::io::{Read, Write};
+    init();
+    let mut h = opcua_harness(&[("unit", "frame")]);
+    let element = h.find_element("defectopcuasink").unwrap();
+    let port = element.property::<u32>("bound-port") as u16;
+    h.push(verdict_buffer(0, "FAIL", false, None)).unwrap();
+    let url = format!("opc.tcp://127.0.0.1:{port}/");
+
+    // Garbage, and a Hello asking for 4 GiB messages: the server closes both connections.
+    let hello_huge = {
+        let mut m = b"HELF".to_vec();
+        m.extend_from_slice(&32u32.to_le_bytes());
+        for v in [0u32, 0, 0, u32::MAX, u32::MAX] {
+            m.extend_from_slice(&v.to_le_bytes());
+        }
+        m.extend_from_slice(&u32::MAX.to_le_bytes());
+        m
+    };
+    for bytes in [vec![0xA5u8; 4096], hello_huge] {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = stream.write_all(&bytes);
+        let mut rest = Vec::new();
+        // EOF or a reset: closed; a read timing out: still open.
+        let closed = match stream.read_to_end(&mut rest) {
+            Ok(_) => true,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        assert!(closed, "the server kept a hostile connection open");
+    }
+
+    let client = OpcUaClient::connect(
+        &url,
+        "cell-7",
+        SecurityPolicy::None,
+        MessageSecurityMode::None,
+    )
+    .expect("a session after the hostile connections");
+    let verdict = client.node("LastVerdict");
+    let written = client
+        .runtime
+        .block_on(client.session.write(&[opcua::types::WriteValue {
+            node_id: verdict.clone(),
+            attribute_id: opcua::types::AttributeId::Value as u32,
+            index_range: Default::default(),
+            value: opcua::types::DataValue::new_now(Variant::from("PASS")),
+        }]));
+    assert!(
+        written
+            .as_ref()
+            .map_or(true, |codes| codes.iter().all(|c| !c.is_good())),
+        "an anonymous write was accepted: {written:?}"
+    );
+    let added = client
+        .runtime
+        .block_on(client.session.add_nodes(&[opcua::types::AddNodesItem {
+            parent_node_id: client.folder().into(),
+            reference_type_id: opcua::types::ReferenceTypeId::Organizes.into(),
+            requested_new_node_id: opcua::types::NodeId::new(2, "Intruder").into(),
+            browse_name: "Intruder".into(),
+            node_class: opcua::types::NodeClass::Object,
+            node_attributes: Default::default(),
+            type_definition: opcua::types::ObjectTypeId::BaseObjectType.into(),
+        }]));
+    assert!(
+        added
+            .as_ref()
+            .map_or(true, |r| r.iter().all(|r| !r.status_code.is_good())),
+        "node management was accepted: {added:?}"
+    );
+    let called =
+        client
+            .runtime
+            .block_on(client.session.call_one(opcua::types::CallMethodRequest {
+                object_id: client.folder(),
+                method_id: verdict.clone(),
+                input_arguments: None,
+            }));
+    assert!(
+        called.as_ref().map_or(true, |r| !r.status_code.is_good()),
+        "a method call was accepted: {called:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while client.read(&["LastVerdict"])[0] != Variant::from("FAIL") {
+        assert!(Instant::now() < deadline, "LastVerdict changed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    client.disconnect();
+}
+
+/// Connections to the test's OPC UA port: each is still open (true) or was closed by the
+/// server (false).
+fn still_open(streams: &mut [std::net::TcpStream]) -> Vec<bool> {
+    use std::io::Read;
+    streams
+        .iter_mut()
+        .map(|s| {
+            s.set_nonblocking(true).unwrap();
+            let mut byte = [0u8; 1];
+            match s.read(&mut byte) {
+                Ok(0) => false,
+                Ok(_) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn opcua_connection_flood_is_capped_and_the_rest_of_the_pipeline_goes_on() {
+    init();
+    // A process allowed 256 descriptors: 400 connections would take them all.
+    let port = free_port();
+    let out = std::env::temp_dir().join(format!("defect-opcua-flood-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let line = format!(
+        "ulimit -n 256; exec gst-launch-1.0 -e videotestsrc is-live=true num-buffers=150 ! \
+         video/x-raw,width=64,height=48,framerate=30/1 ! tee name=t \
+         t. ! queue ! defectopcuasink port={port} max-connections=8 \
+         t. ! queue ! multifilesink location={}/frame-%05d.raw",
+        out.display()
+    );
+    let child = std::process::Command::new("bash")
+        .args(["-c", &line])
+        .env("GST_PLUGIN_PATH", repo_path("target/debug"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the OPC UA port never opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mut streams: Vec<_> = (0..400)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let open = still_open(&mut streams).into_iter().filter(|o| *o).count();
+    assert!(
+        open <= 8,
+        "{open} of {} connections still open, max-connections=8",
+        streams.len()
+    );
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{}: {}{stderr}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let frames = std::fs::read_dir(&out).unwrap().count();
+    assert_eq!(frames, 150, "frames written beside the server: {stderr}");
+    drop(streams);
+    let _ = std::fs::remove_dir_all(&out);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -264,7 +264,12 @@ impl OpcUaClient {
         })
     }
 
-    fn node(&self, name: &str) -> opcua::types::NodeId {
+    /// The folder of the source's variables.
+    pub fn folder(&self) -> opcua::types::NodeId {
+        opcua::types::NodeId::new(self.ns, format!("Inspection/{}", self.source_id))
+    }
+
+    pub fn node(&self, name: &str) -> opcua::types::NodeId {
         opcua::types::NodeId::new(
             self.ns,
             gstdefect::plc::opcua::node_name(&self.source_id, name),
@@ -373,4 +378,176 @@ impl Drop for OpcUaClient {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.pki);
     }
+}
+
+/// How a [`ScriptedPlc`] misbehaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlcScript {
+    /// Answer every write of a coil off with Modbus exception 6 (server device busy).
+    pub refuse_coil_off: bool,
+    /// After answering the first write of a coil on: close the connection and accept none
+    /// for this long (`Some(None)`: never again).
+    pub drop_after_coil_on: Option<Option<Duration>>,
+}
+
+/// One coil write a [`ScriptedPlc`] answered: when, the coil, on or off, and whether it was
+/// acknowledged (not refused with an exception).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CoilWrite {
+    pub t_us: i64,
+    pub coil: u16,
+    pub on: bool,
+    pub acknowledged: bool,
+}
+
+/// A Modbus TCP server written for the tests, for behaviours pymodbus cannot script: it
+/// refuses writes with exceptions, or drops the connection right after a coil went on.
+/// It answers function codes 3 (zeros), 5, 6 and 16; it stops when dropped.
+pub struct ScriptedPlc {
+    pub port: u16,
+    coils: Arc<Mutex<Vec<CoilWrite>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ScriptedPlc {
+    pub fn start(script: PlcScript) -> ScriptedPlc {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let coils = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (thread_coils, thread_stop) = (coils.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut listener = Some(listener);
+            let mut dropped = false;
+            while !thread_stop.load(Ordering::SeqCst) {
+                let Some(l) = &listener else {
+                    // Down: after the pause, the same port again (or never).
+                    match script.drop_after_coil_on {
+                        Some(Some(pause)) => {
+                            std::thread::sleep(pause);
+                            listener = Some(TcpListener::bind(("127.0.0.1", port)).unwrap());
+                        }
+                        _ => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                    continue;
+                };
+                l.set_nonblocking(true).unwrap();
+                let stream = match l.accept() {
+                    Ok((stream, _)) => stream,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    }
+                };
+                stream.set_nonblocking(false).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(50)))
+                    .unwrap();
+                let drop_now = serve(stream, &script, !dropped, &thread_coils, &thread_stop);
+                if drop_now {
+                    dropped = true;
+                    listener = None;
+                }
+            }
+        });
+        ScriptedPlc {
+            port,
+            coils,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn coil_writes(&self) -> Vec<CoilWrite> {
+        self.coils.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ScriptedPlc {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Serves one connection; returns true when it was dropped by the script after a coil on.
+fn serve(
+    mut stream: std::net::TcpStream,
+    script: &PlcScript,
+    may_drop: bool,
+    coils: &Mutex<Vec<CoilWrite>>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> bool {
+    use std::io::{Read, Write};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        match stream.read(&mut chunk) {
+            Ok(0) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(_) => return false,
+        }
+        // Whole frames: MBAP header (7 bytes, length at 4..6 counting the unit id) and PDU.
+        while buf.len() >= 7 {
+            let len = u16::from_be_bytes([buf[4], buf[5]]) as usize;
+            if buf.len() < 6 + len {
+                break;
+            }
+            let frame: Vec<u8> = buf.drain(..6 + len).collect();
+            let (header, pdu) = (&frame[..7], &frame[7..]);
+            let word = |at: usize| u16::from_be_bytes([pdu[at], pdu[at + 1]]);
+            let mut coil_on = false;
+            let answer: Vec<u8> = match pdu[0] {
+                5 => {
+                    let (coil, on) = (word(1), word(3) == 0xFF00);
+                    let refuse = !on && script.refuse_coil_off;
+                    coils.lock().unwrap().push(CoilWrite {
+                        t_us: now_us(),
+                        coil,
+                        on,
+                        acknowledged: !refuse,
+                    });
+                    coil_on = on;
+                    if refuse {
+                        vec![0x85, 6]
+                    } else {
+                        pdu[..5].to_vec()
+                    }
+                }
+                6 => pdu[..5].to_vec(),
+                16 => pdu[..5].to_vec(),
+                3 => {
+                    let count = word(3) as usize;
+                    let mut a = vec![3, (count * 2) as u8];
+                    a.resize(2 + count * 2, 0);
+                    a
+                }
+                fc => vec![fc | 0x80, 1],
+            };
+            let mut reply = header[..4].to_vec();
+            reply.extend_from_slice(&((answer.len() + 1) as u16).to_be_bytes());
+            reply.push(header[6]);
+            reply.extend_from_slice(&answer);
+            if stream.write_all(&reply).is_err() {
+                return false;
+            }
+            if coil_on && may_drop && script.drop_after_coil_on.is_some() {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return true;
+            }
+        }
+    }
+    false
 }

@@ -99,6 +99,8 @@ pub struct DefectModbusSink {
     run: Run<Running, Stats>,
     /// Set by `unlock`: an EOS drain gives up.
     flushing: AtomicBool,
+    /// The error that the reject coil may be stuck on was posted (this run).
+    coil_error: AtomicBool,
 }
 
 impl ObjectImpl for DefectModbusSink {
@@ -176,6 +178,7 @@ impl BaseSinkImpl for DefectModbusSink {
             s.host,
             port
         );
+        self.coil_error.store(false, Ordering::SeqCst);
         self.run.start(Running {
             modbus: Arc::new(modbus),
             verdicts: Verdicts::new(s.unit),
@@ -337,17 +340,26 @@ impl DefectModbusSink {
         running.modbus.schedule(Reject { due, label });
     }
 
-    /// At EOS: lets queued rejects fall due (or be missed) first.
+    /// At EOS: lets queued rejects fall due (or be missed) and the coil go off first. A coil
+    /// left on with the PLC out of reach after `drain-timeout-ms` is an error, before the
+    /// EOS goes on.
     fn drain(&self) {
-        let timeout = Duration::from_millis(lock(&self.settings).drain_timeout_ms.into());
+        let (timeout, coil) = {
+            let s = lock(&self.settings);
+            (
+                Duration::from_millis(s.drain_timeout_ms.into()),
+                s.reject_coil,
+            )
+        };
         // Not under the lock: the properties stay readable meanwhile.
         let Some(modbus) = self.run.lock().as_ref().map(|r| r.modbus.clone()) else {
             return;
         };
-        if modbus.stats().pending == 0 {
+        if modbus.wait_idle(timeout, || !self.flushing.load(Ordering::SeqCst)) {
             return;
         }
-        if !modbus.wait_idle(timeout, || !self.flushing.load(Ordering::SeqCst)) {
+        let stats = modbus.stats();
+        if stats.pending > 0 {
             gst::warning!(
                 CAT,
                 imp = self,
@@ -355,6 +367,34 @@ impl DefectModbusSink {
                 timeout.as_millis()
             );
         }
+        if stats.coil_on && !stats.connected {
+            let target = {
+                let s = lock(&self.settings);
+                format!("{}:{}", s.host, s.port)
+            };
+            self.coil_stuck(
+                &target,
+                coil.min(u16::MAX.into()) as u16,
+                &format!(
+                    "the connection to the PLC was lost while it was on, and it is still lost \
+                     after drain-timeout-ms ({} ms)",
+                    timeout.as_millis()
+                ),
+            );
+        }
+    }
+
+    /// The error that the reject coil may be left on (once a run).
+    fn coil_stuck(&self, target: &str, coil: u16, reason: &str) {
+        if self.coil_error.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        gst::element_imp_error!(
+            self,
+            gst::ResourceError::Write,
+            ("The reject coil {coil} of the PLC at {target} may still be on: {reason}"),
+            ["Check the reject output at the PLC; rejects meanwhile are counted in missed-rejects"]
+        );
     }
 
     fn post(&self, structure: gst::Structure) {
@@ -407,6 +447,7 @@ impl DefectModbusSink {
                     .to_structure(),
                 );
             }
+            Event::CoilStuck { coil, reason } => self.coil_stuck(target, coil, &reason),
             Event::Failed(message) => gst::element_imp_error!(
                 self,
                 gst::ResourceError::Failed,

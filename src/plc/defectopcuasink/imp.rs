@@ -14,7 +14,7 @@ use gst_base::subclass::prelude::*;
 use super::SecurityMode;
 use crate::element::{self, lock};
 use crate::plc::PlcUnit;
-use crate::plc::opcua::{OpcUaConfig, OpcUaServer, Security, Snapshot};
+use crate::plc::opcua::{DEFAULT_MAX_CONNECTIONS, OpcUaConfig, OpcUaServer, Security, Snapshot};
 use crate::plc::sink::{self, PlcSink, Verdicts};
 use crate::plc::tracker::Decision;
 use crate::plc::verdict::{FrameVerdict, PartVerdict};
@@ -39,6 +39,7 @@ struct Settings {
     pki_dir: Option<String>,
     create_certificate: bool,
     trust_client_certificates: bool,
+    max_connections: u32,
 }
 
 element::settings_properties!(Settings for DefectOpcUaSink {
@@ -51,6 +52,7 @@ element::settings_properties!(Settings for DefectOpcUaSink {
     "pki-dir" => pki_dir,
     "create-certificate" => create_certificate,
     "trust-client-certificates" => trust_client_certificates,
+    "max-connections" => max_connections,
 });
 
 pub struct Running {
@@ -97,6 +99,7 @@ impl ObjectImpl for DefectOpcUaSink {
         string("pki-dir", "PKI directory").mutable_ready(): "Certificate store: own/cert.der, private/private.pem, trusted/ and rejected/ client certificates (needed unless security-mode=none)",
         boolean("create-certificate", "Create certificate", true).mutable_ready(): "Make a self-signed certificate and key in pki-dir when missing",
         boolean("trust-client-certificates", "Trust client certificates", false).mutable_ready(): "Accept any client certificate, not only those in pki-dir/trusted/ (for commissioning and tests)",
+        uint("max-connections", "Maximum connections", 1..=1024, DEFAULT_MAX_CONNECTIONS as u32).mutable_ready(): "TCP connections served at once; more are closed as they come, so that a flood of connections never takes the file descriptors the rest of the pipeline needs (each served connection holds three)",
         uint("bound-port", "Bound port", 0..=u16::MAX.into()).read_only(): "The port the server listens on while running (0 when stopped)",
         string("endpoint-url", "Endpoint URL").read_only(): "The endpoint URL clients connect to, while running",
     }
@@ -134,6 +137,7 @@ impl BaseSinkImpl for DefectOpcUaSink {
             pki_dir: s.pki_dir.as_ref().map(PathBuf::from),
             create_certificate: s.create_certificate,
             trust_client_certificates: s.trust_client_certificates,
+            max_connections: s.max_connections as usize,
         };
         let server = OpcUaServer::start(&config).map_err(|e| {
             gst::error_msg!(
@@ -169,6 +173,14 @@ impl BaseSinkImpl for DefectOpcUaSink {
         crate::defectmetricssink::unregister_sink_counters(&*self.obj()); // Metrics.
         let running = lock(&self.running).take();
         if let Some(running) = running {
+            let refused = running.server.refused_connections();
+            if refused > 0 {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "{refused} connections refused (max-connections)"
+                );
+            }
             running.server.stop(STOP_TIMEOUT);
         }
         *lock(&self.bound) = (0, String::new());
