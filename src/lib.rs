@@ -22,6 +22,7 @@ pub mod element;
 pub mod files;
 pub mod meta;
 pub mod metrics;
+pub mod monitor;
 pub mod mqtt;
 pub mod net;
 pub mod plc;
