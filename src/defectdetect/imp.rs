@@ -81,6 +81,8 @@ struct State {
     warned: Warned,
     /// `on-rois`: the re-decided frames of the parts in progress.
     staged_parts: StagedParts,
+    /// Drift against the baseline (None when switched off); see [`super::drift`].
+    drift: Option<super::drift::Drift>,
 }
 
 #[derive(Default)]
@@ -282,6 +284,11 @@ impl BaseTransformImpl for DefectDetect {
                 state.caps_serial += 1;
             }
             None => {
+                // Drift: the baseline file is read here (an error names it).
+                let drift = super::drift::Drift::new(&settings, &identity).map_err(|reason| {
+                    gst::element_imp_error!(self, gst::ResourceError::Read, ("{reason}"));
+                    gst::loggable_error!(CAT, "drift baseline")
+                })?;
                 *state = Some(State {
                     info,
                     format,
@@ -292,6 +299,7 @@ impl BaseTransformImpl for DefectDetect {
                     carry: None,
                     warned: Warned::default(),
                     staged_parts: StagedParts::default(),
+                    drift,
                 })
             }
         }
@@ -331,7 +339,17 @@ impl BaseTransformImpl for DefectDetect {
                     }
                 }
             }
-            gst::EventView::Eos(_) => self.finish_stream(),
+            gst::EventView::Eos(_) => {
+                self.finish_stream();
+                // Drift: a baseline being learnt is written at end of stream.
+                let drift = lock(&self.state)
+                    .as_mut()
+                    .and_then(|s| s.drift.as_mut())
+                    .map(|d| d.finish());
+                if let Some(outcome) = drift {
+                    self.drift_post(outcome);
+                }
+            }
             gst::EventView::FlushStart(_) => {
                 if let Some(worker) = lock(&self.worker).as_ref() {
                     worker.stop_waiting();
@@ -382,7 +400,21 @@ impl BaseTransformImpl for DefectDetect {
         } else {
             self.frame_sync(buffer, &settings)?
         };
-        self.report(buffer, &settings, decided, started)
+        // Drift (see super::drift): one call per frame after the verdict; posted after it.
+        let drift = match lock(&self.state).as_mut() {
+            Some(state) => self.drift_frame(
+                &mut state.drift,
+                &settings,
+                &decided.identity,
+                (&*buffer, &state.info, state.format, decided.frame_number),
+                decided.inspected,
+                &decided.verdict,
+            ),
+            None => Default::default(),
+        };
+        let flow = self.report(buffer, &settings, decided, started);
+        self.drift_post(drift);
+        flow
     }
 }
 

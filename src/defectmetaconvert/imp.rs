@@ -9,10 +9,10 @@ use gst::subclass::prelude::*;
 
 use crate::element::MetaProblems;
 use crate::element::{self, lock};
-use crate::meta::{Classification, DetectionParams, PartVerdictMeta, VerdictMeta};
+use crate::meta::{Classification, DetectionParams, DriftReport, PartVerdictMeta, VerdictMeta};
 use crate::records::{
-    self, ClassificationRecord, DetectionRecord, FrameRecord, Latency, ModelRef, PartRecord,
-    SCHEMA_VERSION, SeverityCounts,
+    self, ClassificationRecord, DetectionRecord, DriftRecord, FrameRecord, Latency, ModelRef,
+    PartRecord, SCHEMA_VERSION, SeverityCounts,
 };
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -32,6 +32,9 @@ pub struct DefectMetaConvert {
     settings: Mutex<Settings>,
     /// Frame size of the negotiated video, for boxes in pixels.
     size: Mutex<(u32, u32)>,
+    /// The last `defect-drift` event said an episode was on: a record is written when that
+    /// changes (an episode's start and end).
+    drift_active: Mutex<bool>,
     problems: MetaProblems,
 }
 
@@ -67,6 +70,7 @@ impl ObjectSubclass for DefectMetaConvert {
             srcpad,
             settings: Mutex::default(),
             size: Mutex::new((0, 0)),
+            drift_active: Mutex::new(false),
             problems: MetaProblems::default(),
         }
     }
@@ -114,6 +118,11 @@ impl DefectMetaConvert {
                     if self.push_line(line, None).is_err() {
                         gst::debug!(CAT, imp = self, "part record not pushed");
                     }
+                }
+                if let Some(read) = custom.structure().and_then(DriftReport::from_structure)
+                    && let Some(report) = self.problems.check(&*self.obj(), *CAT, read)
+                {
+                    self.drift(report);
                 }
                 gst::Pad::event_default(pad, Some(&*self.obj()), event)
             }
@@ -200,6 +209,21 @@ impl DefectMetaConvert {
         };
         record.derive_reasons();
         record
+    }
+
+    /// A `defect-drift` event: a record when an episode starts or ends.
+    fn drift(&self, report: DriftReport) {
+        let changed = {
+            let mut active = lock(&self.drift_active);
+            std::mem::replace(&mut *active, report.active) != report.active
+        };
+        if changed {
+            let source_id = lock(&self.settings).source_id.clone();
+            let record = DriftRecord::new(&report, source_id, records::utc_now());
+            if self.push_line(records::to_line(&record), None).is_err() {
+                gst::debug!(CAT, imp = self, "drift record not pushed");
+            }
+        }
     }
 
     fn part_record(&self, part: PartVerdictMeta) -> PartRecord {
