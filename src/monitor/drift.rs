@@ -133,15 +133,23 @@ fn grid(len: usize, step: usize) -> impl Iterator<Item = usize> + Clone {
     ((step / 2).min(len.saturating_sub(1))..len).step_by(step)
 }
 
+/// Luma sums over the grid; `luma(row, x)` reads pixel `x` of a plane row (a slice starting at
+/// the row), so that each row's offset is computed once.
 #[inline(always)]
-fn sample_luma(w: usize, h: usize, step: usize, luma: impl Fn(usize, usize) -> i32) -> Sums {
+fn sample_luma<'a>(
+    w: usize,
+    h: usize,
+    step: usize,
+    row: impl Fn(usize) -> &'a [u8],
+    luma: impl Fn(&[u8], usize) -> i32,
+) -> Sums {
     let mut s = Sums::default();
     for y in grid(h, step) {
-        let (up, down) = (y.saturating_sub(1), (y + 1).min(h - 1));
+        let (up, cur, down) = (row(y.saturating_sub(1)), row(y), row((y + 1).min(h - 1)));
         for x in grid(w, step) {
             let (left, right) = (x.saturating_sub(1), (x + 1).min(w - 1));
-            let c = luma(x, y);
-            let lap = 4 * c - luma(left, y) - luma(right, y) - luma(x, up) - luma(x, down);
+            let c = luma(cur, x);
+            let lap = 4 * c - luma(cur, left) - luma(cur, right) - luma(up, x) - luma(down, x);
             s.n += 1;
             s.luma += c as i64;
             s.luma2 += (c * c) as i64;
@@ -212,14 +220,20 @@ pub fn image_stats(
                 [p0[i + r], p0[i + g], p0[i + b]]
             };
             // BT.601 luma in fixed point (77 + 150 + 29 = 256).
-            let sums = sample_luma(w, h, step, |x, y| {
-                let [r, g, b] = rgb(x, y);
-                (77 * r as i32 + 150 * g as i32 + 29 * b as i32 + 128) >> 8
-            });
+            let sums = sample_luma(
+                w,
+                h,
+                step,
+                |y| &p0[y * s0..],
+                |row, x| {
+                    let px = &row[x * bpp..x * bpp + bpp];
+                    (77 * px[r] as i32 + 150 * px[g] as i32 + 29 * px[b] as i32 + 128) >> 8
+                },
+            );
             (sums, Some(balance(sample_means(w, h, step, rgb))))
         }
         PixelFormat::Gray8 | PixelFormat::Nv12 | PixelFormat::I420 => {
-            let sums = sample_luma(w, h, step, |x, y| p0[y * s0 + x] as i32);
+            let sums = sample_luma(w, h, step, |y| &p0[y * s0..], |row, x| row[x] as i32);
             let colour = match format {
                 PixelFormat::Nv12 => {
                     let (p1, s1) = (frame.planes[1], frame.strides[1]);
