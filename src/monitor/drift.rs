@@ -1032,7 +1032,7 @@ mod tests {
     /// frame.
     fn normal(frame: u64) -> Observation {
         let b = 120.0 + 20.0 * ((frame as f32) * std::f32::consts::TAU / 40.0).sin();
-        let detections = if frame % 5 == 0 {
+        let detections = if frame.is_multiple_of(5) {
             vec![(0, 0.6 + (frame % 3) as f32 * 0.1)]
         } else {
             vec![]
