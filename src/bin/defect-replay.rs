@@ -67,8 +67,12 @@ struct Cli {
     /// of the model; for anomaly models `good` or `defective`) or a COCO JSON file (a
     /// classifier's images carry annotations of one category each; an anomaly model's image is
     /// defective when it has any annotation).
-    #[arg(long, value_name = "GT.json|GT.csv|LABELS_DIR")]
-    truth: PathBuf,
+    #[arg(
+        long,
+        value_name = "GT.json|GT.csv|LABELS_DIR",
+        required_unless_present = "baseline_out"
+    )]
+    truth: Option<PathBuf>,
 
     /// The model's task, as `defectdetect task=` (default: the model's `task` metadata, else
     /// what its outputs look like).
@@ -149,10 +153,25 @@ struct Cli {
     #[arg(long, value_name = "P2.toml")]
     policy_b: Option<PathBuf>,
 
+    /// Write a drift baseline (JSON) of this replay: the image statistics, detection rates,
+    /// confidences, verdict rates and anomaly scores of every frame, as a profile of
+    /// known-good operation for `defectdetect drift-baseline=FILE`. Replay a validation
+    /// recording or image folder of good operation; --truth is then optional (without it,
+    /// nothing is scored).
+    #[arg(long, value_name = "FILE")]
+    baseline_out: Option<PathBuf>,
+
     /// Progress output on stderr: a bar with frames and time left on a terminal, a plain
     /// line every 10 % or 10 s otherwise (auto), or either, or none.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     progress: ProgressMode,
+}
+
+impl Cli {
+    /// The ground truth (clap requires it unless only a drift baseline is written).
+    fn truth(&self) -> &Path {
+        self.truth.as_deref().unwrap_or(Path::new(""))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -360,7 +379,7 @@ enum Truth {
 fn load_truth(cli: &Cli, task: TaskArg) -> Result<Truth, String> {
     let kind = match task {
         TaskArg::Detect => {
-            let truth = GroundTruth::load(&cli.truth).map_err(|e| e.to_string())?;
+            let truth = GroundTruth::load(cli.truth()).map_err(|e| e.to_string())?;
             if let Some(dir) = &cli.images {
                 check_images(dir, &truth)?;
             }
@@ -369,7 +388,7 @@ fn load_truth(cli: &Cli, task: TaskArg) -> Result<Truth, String> {
         TaskArg::Classify => LabelKind::Class,
         TaskArg::Anomaly => LabelKind::Anomaly,
     };
-    let labels = ImageTruth::load(&cli.truth, kind).map_err(|e| e.to_string())?;
+    let labels = ImageTruth::load(cli.truth(), kind).map_err(|e| e.to_string())?;
     let Some(dir) = &cli.images else {
         return Err(format!(
             "a {} model is scored on an image folder (--images), not on a video",
@@ -501,10 +520,12 @@ fn check_paths(cli: &Cli) -> Result<(), String> {
             problems.push(format!("--{flag} {}: no such folder", dir.display()));
         }
     }
-    if !cli.truth.exists() {
+    if let Some(truth) = &cli.truth
+        && !truth.exists()
+    {
         problems.push(format!(
             "--truth {}: no such file or folder",
-            cli.truth.display()
+            truth.display()
         ));
     }
     if let Some(out) = &cli.out
@@ -556,6 +577,9 @@ fn run() -> Result<(), String> {
     // The truth first: a problem there costs no model load and no frame. The task (which
     // truth to expect) is the option's, else the model's `task` metadata, read from the file.
     check_paths(&cli)?;
+    if cli.truth.is_none() {
+        return baseline_only(&cli);
+    }
     let metadata_task = onnx_meta::task_of(&cli.model).and_then(|t| TaskArg::parse(&t));
     let mut task = cli.task.or(metadata_task).unwrap_or(TaskArg::Detect);
     check_task_options(&cli, task)?;
@@ -586,7 +610,9 @@ fn run() -> Result<(), String> {
         frames_per_part: cli.frames_per_part,
         task: cli.task.map(|t| t.as_str().to_string()),
         top_k: cli.top_k,
+        drift_baseline_out: cli.baseline_out.clone(),
     };
+    let started = std::time::SystemTime::now();
     let first = Session::open(&source, &options).map_err(|e| e.to_string())?;
     // A model without `task` metadata: the element told its task from the outputs.
     if let Some(actual) = TaskArg::parse(first.task())
@@ -597,11 +623,13 @@ fn run() -> Result<(), String> {
         truth = load_truth(&cli, task)?;
     }
     if task != TaskArg::Detect {
-        return run_image_task(&cli, &source, options, &truth, task, first);
+        run_image_task(&cli, &source, options, &truth, task, first)?;
+        return check_baseline(&cli, started);
     }
     let mut runs = vec![open("A", &source, options.clone(), &truth, Some(first))?];
     if cli.model_b.is_some() || cli.policy_b.is_some() {
         let mut options_b = options;
+        options_b.drift_baseline_out = None;
         if let Some(model) = &cli.model_b {
             options_b.model = model.clone();
         }
@@ -656,6 +684,57 @@ fn run() -> Result<(), String> {
     if let [a, b] = reports.as_slice() {
         print!("{}", compare(a, b, "A", "B"));
     }
+    check_baseline(&cli, started)
+}
+
+/// --baseline-out without --truth: replays the source only to learn the drift baseline.
+fn baseline_only(cli: &Cli) -> Result<(), String> {
+    let source = match (&cli.video, &cli.images) {
+        (Some(video), _) => Source::Video(video.clone()),
+        (None, Some(dir)) => Source::Images(dir.clone()),
+        (None, None) => unreachable!("clap requires --video or --images"),
+    };
+    gst::init().map_err(|e| e.to_string())?;
+    gstdefect::plugin_register_static().map_err(|e| e.to_string())?;
+    let options = ReplayOptions {
+        model: cli.model.clone(),
+        policy: cli.policy.clone(),
+        labels: cli.labels.clone(),
+        conf_threshold: cli.conf,
+        threads: cli.threads,
+        frames_per_part: cli.frames_per_part,
+        task: cli.task.map(|t| t.as_str().to_string()),
+        top_k: cli.top_k,
+        drift_baseline_out: cli.baseline_out.clone(),
+    };
+    let started = std::time::SystemTime::now();
+    let session = Session::open(&source, &options).map_err(|e| e.to_string())?;
+    let replay = replay_run(cli, &source, session, &options)?;
+    eprintln!("replayed {} frames", replay.frames.len());
+    check_baseline(cli, started)
+}
+
+/// The element wrote the drift baseline at the end of the replay (else it warned why).
+fn check_baseline(cli: &Cli, started: std::time::SystemTime) -> Result<(), String> {
+    let Some(path) = &cli.baseline_out else {
+        return Ok(());
+    };
+    let written = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|modified| modified >= started);
+    if !written {
+        return Err(format!(
+            "--baseline-out {}: the drift baseline was not written (is the folder writable?)",
+            path.display()
+        ));
+    }
+    let baseline = gstdefect::monitor::drift::Baseline::load(path)?;
+    eprintln!(
+        "wrote {} (drift baseline of {} frames, {} features)",
+        path.display(),
+        baseline.frames,
+        baseline.features.len()
+    );
     Ok(())
 }
 

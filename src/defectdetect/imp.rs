@@ -45,7 +45,7 @@ use crate::policy::{FrameVerdict, Seen};
 use crate::runtime::RuntimeError;
 use crate::video::{pixel_format, with_frame_view, yuv_matrix};
 
-static CAT: LazyLock<gst::DebugCategory> =
+pub(super) static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| element::debug_category("defectdetect", "Defect detection with ONNX models"));
 
 /// What lives between start and stop.
@@ -57,6 +57,8 @@ struct Running {
     info: Option<Arc<gst_video::VideoInfo>>,
     /// The stream state, from the first caps on.
     stream: Option<Stream>,
+    /// Drift against the baseline (None when switched off); see [`super::drift`].
+    drift: Option<super::drift::Drift>,
 }
 
 #[derive(Default)]
@@ -238,7 +240,14 @@ impl BaseTransformImpl for DefectDetect {
         match running.stream.as_mut() {
             // A caps change keeps the frame count and the part in progress.
             Some(stream) => stream.set_caps(caps),
-            None => running.stream = Some(Stream::new(caps)),
+            None => {
+                // Drift: the baseline file is read here (an error names it).
+                running.drift = super::drift::Drift::new(&settings, &identity).map_err(|reason| {
+                    gst::element_imp_error!(self, gst::ResourceError::Read, ("{reason}"));
+                    gst::loggable_error!(CAT, "drift baseline")
+                })?;
+                running.stream = Some(Stream::new(caps));
+            }
         }
         Ok(())
     }
@@ -276,7 +285,14 @@ impl BaseTransformImpl for DefectDetect {
                     }
                 }
             }
-            gst::EventView::Eos(_) => self.finish_stream(),
+            gst::EventView::Eos(_) => {
+                self.finish_stream();
+                // Drift: a baseline being learnt is written at end of stream.
+                let drift = lock(&self.running).drift.as_mut().map(|d| d.finish());
+                if let Some(outcome) = drift {
+                    self.drift_post(outcome);
+                }
+            }
             gst::EventView::FlushStart(_) => {
                 if let Some(worker) = self.worker() {
                     worker.stop_waiting();
@@ -320,7 +336,25 @@ impl BaseTransformImpl for DefectDetect {
         } else {
             self.frame_sync(buffer, &settings)?
         };
-        self.report(buffer, &settings, decided, started)
+        // Drift (see super::drift): one call per frame after the verdict; posted after it.
+        let drift = {
+            let mut running = lock(&self.running);
+            let Running { info, drift, .. } = &mut *running;
+            match info.clone() {
+                Some(info) => self.drift_frame(
+                    drift,
+                    &settings,
+                    &decided.identity,
+                    (&*buffer, &info, decided.frame_number),
+                    decided.inspected,
+                    &decided.verdict,
+                ),
+                None => Default::default(),
+            }
+        };
+        let flow = self.report(buffer, &settings, decided, started);
+        self.drift_post(drift);
+        flow
     }
 }
 

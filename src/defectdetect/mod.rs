@@ -54,6 +54,7 @@ use gst::prelude::*;
 
 use crate::element;
 
+mod drift;
 mod imp;
 mod metas;
 mod settings;

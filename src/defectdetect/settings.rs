@@ -54,6 +54,10 @@ pub(super) struct Settings {
     pub max_input_pixels: u64,
     pub batch_size: u32,
     pub batch_timeout_ms: u32,
+    pub drift: bool,
+    pub drift_baseline: Option<Arc<Path>>,
+    pub drift_baseline_out: Option<Arc<Path>>,
+    pub drift_learn_frames: u32,
 }
 
 impl Default for Settings {
@@ -85,6 +89,10 @@ impl Default for Settings {
             max_input_pixels: DEFAULT_MAX_INPUT_PIXELS,
             batch_size: 1,
             batch_timeout_ms: DEFAULT_BATCH_TIMEOUT_MS,
+            drift: true,
+            drift_baseline: None,
+            drift_baseline_out: None,
+            drift_learn_frames: 0,
         }
     }
 }
@@ -201,6 +209,10 @@ impl Settings {
             }
             "batch-size" => self.batch_size = get(),
             "batch-timeout-ms" => self.batch_timeout_ms = get(),
+            "drift" => self.drift = value.get().expect("type checked upstream"),
+            "drift-baseline" => self.drift_baseline = optional_path(value),
+            "drift-baseline-out" => self.drift_baseline_out = optional_path(value),
+            "drift-learn-frames" => self.drift_learn_frames = get(),
             _ => return Change::Unknown,
         }
         Change::None
@@ -235,6 +247,10 @@ impl Settings {
             "max-input-pixels" => self.max_input_pixels.to_value(),
             "batch-size" => self.batch_size.to_value(),
             "batch-timeout-ms" => self.batch_timeout_ms.to_value(),
+            "drift" => self.drift.to_value(),
+            "drift-baseline" => path_value(&self.drift_baseline),
+            "drift-baseline-out" => path_value(&self.drift_baseline_out),
+            "drift-learn-frames" => self.drift_learn_frames.to_value(),
             _ => return None,
         })
     }
@@ -295,6 +311,10 @@ crate::element::properties! {
     boolean("async-inference", "Asynchronous inference", false).mutable_ready(): "Run the model on a worker thread: frames never wait for it and carry the newest result of their part (marked carried), or verdict UNKNOWN while there is none; frames arriving while it is busy are not inferred (counted in `skipped`). A part's verdict waits for the results of its frames; end of stream waits for the last. The latency query then adds nothing",
     uint("batch-size", "Batch size", 1..=64, 1).mutable_ready(): "Infer frames of all defectdetect elements with the same model file, execution provider settings and batch-size together, in batches of up to this many (one session, one run per batch). Needs a model with a dynamic batch dimension, else a warning and frames run one at a time; 1 = every frame alone",
     uint("batch-timeout-ms", "Batch timeout", 0..=10_000, DEFAULT_BATCH_TIMEOUT_MS).mutable_ready(): "With batch-size > 1: how long a frame waits for other elements' frames before its batch runs anyway (a stopping or flushing element's frame stops waiting at once)",
+    boolean("drift", "Drift", true).mutable_ready(): "Compare rolling windows of frames (image statistics, detections per class, confidences, verdicts, anomaly scores) with a baseline of known-good operation: a drift episode posts a `defect-drift` message and a warning, every compared window sends a `defect-drift` event downstream. The policy's `[drift]` section sets the window and thresholds (and can switch it off)",
+    string("drift-baseline", "Drift baseline").mutable_ready(): "Baseline profile (JSON, from `defect-replay --baseline-out`, or `drift-baseline-out`) to compare with; overrides the policy's `[drift] baseline`. Without one the element learns the baseline from its first drift-learn-frames frames",
+    string("drift-baseline-out", "Drift baseline output").mutable_ready(): "Write the baseline the element learns to this file (JSON): once learnt, or at end of stream from the frames seen when the stream is shorter than drift-learn-frames",
+    uint("drift-learn-frames", "Drift learning frames", 0..=1_000_000, 0).mutable_ready(): "Frames the baseline is learnt from when no baseline file is given; 0 = the policy's `[drift] learn-frames` (default 300)",
     uint64("batched-frames", "Batched frames").read_only(): "Model runs of this element that shared a batch with other elements' frames (read-only)",
     uint64("skipped", "Skipped frames").read_only(): "Frames the asynchronous worker had no time for (read-only)",
     structure(crate::meta::fields::MODEL_INFO, "Model information").read_only(): "What the loaded model expects and produces, a structure model-info: model-id, input-name, channels, width, height, output-shape, output-layout, classes, provider, int8-risk (why 8-bit kernels can give wrong results on this CPU, \"\" where not) (read-only; NULL before a model is loaded)",

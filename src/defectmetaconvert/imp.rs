@@ -9,9 +9,10 @@ use gst::subclass::prelude::*;
 
 use crate::element::MetaProblems;
 use crate::element::{self, lock};
-use crate::meta::{Classification, DetectionParams, PartVerdictMeta, VerdictMeta};
+use crate::meta::{Classification, DetectionParams, DriftReport, PartVerdictMeta, VerdictMeta};
 use crate::records::{
-    self, CameraRecord, ClassificationRecord, DetectionRecord, FrameRecord, Latency, ModelRef,
+    self, CameraRecord, ClassificationRecord, DetectionRecord, DriftRecord, FrameRecord, Latency,
+    ModelRef,
     PartRecord, SCHEMA_VERSION, SeverityCounts,
 };
 
@@ -34,6 +35,9 @@ pub struct DefectMetaConvert {
     size: Mutex<(u32, u32)>,
     /// The input is `defectpartmux`'s joined parts: records of parts only.
     parts: std::sync::atomic::AtomicBool,
+    /// The last `defect-drift` event said an episode was on: a record is written when that
+    /// changes (an episode's start and end).
+    drift_active: Mutex<bool>,
     problems: MetaProblems,
 }
 
@@ -70,6 +74,7 @@ impl ObjectSubclass for DefectMetaConvert {
             settings: Mutex::default(),
             size: Mutex::new((0, 0)),
             parts: std::sync::atomic::AtomicBool::new(false),
+            drift_active: Mutex::new(false),
             problems: MetaProblems::default(),
         }
     }
@@ -121,6 +126,11 @@ impl DefectMetaConvert {
                     if self.push_line(line, None).is_err() {
                         gst::debug!(CAT, imp = self, "part record not pushed");
                     }
+                }
+                if let Some(read) = custom.structure().and_then(DriftReport::from_structure)
+                    && let Some(report) = self.problems.check(&*self.obj(), *CAT, read)
+                {
+                    self.drift(report);
                 }
                 gst::Pad::event_default(pad, Some(&*self.obj()), event)
             }
@@ -211,6 +221,21 @@ impl DefectMetaConvert {
         };
         record.derive_reasons();
         record
+    }
+
+    /// A `defect-drift` event: a record when an episode starts or ends.
+    fn drift(&self, report: DriftReport) {
+        let changed = {
+            let mut active = lock(&self.drift_active);
+            std::mem::replace(&mut *active, report.active) != report.active
+        };
+        if changed {
+            let source_id = lock(&self.settings).source_id.clone();
+            let record = DriftRecord::new(&report, source_id, records::utc_now());
+            if self.push_line(records::to_line(&record), None).is_err() {
+                gst::debug!(CAT, imp = self, "drift record not pushed");
+            }
+        }
     }
 
     fn part_record(&self, part: PartVerdictMeta) -> PartRecord {

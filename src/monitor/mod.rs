@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Monitoring, free of GStreamer: the process-wide Prometheus registry of the plugin's
+//! Monitoring, free of GStreamer: drift of the images and of the model's results against a
+//! baseline of known-good operation ([`drift`]), the process-wide Prometheus registry of the plugin's
 //! metrics ([`metrics`]: one [`metrics::Station`] a `defectmetricssink` source; [`sinks`]: the
 //! counters the network sinks report at scrape time) and the HTTP endpoint that serves it in
 //! the Prometheus text and OpenMetrics formats ([`server`], on [`crate::net::RUNTIME`]).
@@ -8,6 +9,7 @@
 //! endpoint; every endpoint of a process serves the one registry, each source's series told
 //! apart by their `source` label.
 
+pub mod drift;
 pub mod metrics;
 pub mod server;
 pub mod sinks;

@@ -18,12 +18,14 @@
 //! the results of its frames).
 
 mod anomaly;
+pub mod drift;
 mod parse;
 mod parts;
 mod shape;
 pub mod stages;
 
 pub use anomaly::{AnomalyRule, AnomalyThresholds, NonFiniteOutput};
+pub use drift::DriftConfig;
 pub use parse::{PolicyError, parse_policy};
 pub use parts::{PartKey, PartTracker, PartVerdict, Seen};
 pub use shape::Shape;
@@ -133,6 +135,8 @@ pub struct Policy {
     pub pixels_per_mm: Option<f32>,
     /// The `[anomaly]` section: thresholds and regions of anomaly models.
     pub anomaly: AnomalyRule,
+    /// The `[drift]` section: comparing rolling windows with a baseline.
+    pub drift: DriftConfig,
     /// Line of each class's table in the file, for errors found once the model is known.
     pub class_lines: BTreeMap<String, usize>,
     /// Where the shapes are in the file, for problems found once the frame size is known.

@@ -29,6 +29,9 @@
 //! min-area = 100                            # px² (frame pixels); or min-area-mm2
 //! severity = "major"
 //! review-band = [0.4, 0.5]                  # REVIEW for an image score in [0.4, 0.5)
+//!
+//! [drift]                                   # drift against a baseline (see super::drift)
+//! window = 90
 //! ```
 
 use std::collections::BTreeMap;
@@ -60,6 +63,7 @@ struct RawPolicy {
     #[serde(default)]
     classes: BTreeMap<Spanned<String>, Spanned<RawClass>>,
     anomaly: Option<Spanned<RawAnomaly>>,
+    drift: Option<Spanned<super::drift::RawDrift>>,
 }
 
 #[derive(Deserialize)]
@@ -201,7 +205,18 @@ pub fn parse_policy(text: &str, file: &str) -> Result<Policy, PolicyError> {
         None => (AnomalyRule::default(), 0),
     };
     source.anomaly_line = anomaly_line;
+    let drift = match raw.drift {
+        Some(section) => {
+            let (line, span) = (at.line(section.span()), section.span());
+            section
+                .into_inner()
+                .parse(line, span)
+                .map_err(|(span, reason)| at.error(span, reason))?
+        }
+        None => super::DriftConfig::default(),
+    };
     Ok(Policy {
+        drift,
         classes,
         default_rule,
         anomaly,

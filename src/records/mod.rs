@@ -173,6 +173,79 @@ pub struct CameraRecord {
     pub model_id: String,
 }
 
+/// One feature of a drift record (see [`crate::meta::DriftFeature`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DriftFeatureRecord {
+    pub name: String,
+    /// Population stability index of the window against the baseline.
+    pub score: f64,
+    pub threshold: f64,
+    pub moved: bool,
+    pub baseline: f64,
+    pub current: f64,
+}
+
+/// A drift episode started (`active` true) or ended (`active` false): one line each.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DriftRecord {
+    pub schema_version: u32,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub utc: String,
+    pub source_id: String,
+    /// `start` or `end`.
+    pub event: &'static str,
+    pub active: bool,
+    pub episode: u64,
+    /// The frame that closed the window.
+    pub frame: u64,
+    pub window_frames: u64,
+    /// Names of the features that moved (worst first at the start; none at the end).
+    pub moved: Vec<String>,
+    pub features: Vec<DriftFeatureRecord>,
+}
+
+impl DriftRecord {
+    pub fn new(report: &crate::meta::DriftReport, source_id: String, utc: String) -> Self {
+        let mut moved: Vec<&crate::meta::DriftFeature> = report.moved().collect();
+        moved.sort_by(|a, b| (b.score / b.threshold).total_cmp(&(a.score / a.threshold)));
+        Self {
+            schema_version: SCHEMA_VERSION,
+            kind: "drift",
+            utc,
+            source_id,
+            event: if report.active { "start" } else { "end" },
+            active: report.active,
+            episode: report.episode,
+            frame: report.frame,
+            window_frames: report.window_frames,
+            moved: moved.iter().map(|f| f.name.clone()).collect(),
+            features: report
+                .features
+                .iter()
+                .map(|f| DriftFeatureRecord {
+                    name: f.name.clone(),
+                    score: finite(f.score),
+                    threshold: finite(f.threshold),
+                    moved: f.moved,
+                    baseline: finite(f.baseline),
+                    current: finite(f.current),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// JSON has no NaN or infinity: such a value is written as the largest finite one of its sign
+/// (NaN as 0).
+fn finite(v: f64) -> f64 {
+    if v.is_nan() {
+        0.0
+    } else {
+        v.clamp(f64::MIN, f64::MAX)
+    }
+}
+
 /// One NDJSON line (with its newline).
 pub fn to_line(record: &impl Serialize) -> String {
     let mut line =

@@ -57,6 +57,9 @@ pub struct ReplayOptions {
     pub task: Option<String>,
     /// The element's `top-k` property (classifiers); None: its default (1).
     pub top_k: Option<u32>,
+    /// Write the drift baseline of the whole replay here (the element's `drift-baseline-out`,
+    /// learning from every frame).
+    pub drift_baseline_out: Option<PathBuf>,
 }
 
 /// One detection of a replayed frame, box in frame pixels.
@@ -246,6 +249,12 @@ impl Session {
             detect.set_property("top-k", k);
         }
         detect.set_property("frames-per-part", options.frames_per_part);
+        if let Some(out) = &options.drift_baseline_out {
+            // Learn from every frame; the element writes the baseline at end of stream.
+            detect.set_property("drift", true);
+            detect.set_property("drift-learn-frames", 1_000_000u32);
+            detect.set_property("drift-baseline-out", path_text(out)?);
+        }
         let sink = gst_app::AppSink::builder()
             .sync(false)
             .max_buffers(8)

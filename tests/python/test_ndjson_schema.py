@@ -139,3 +139,40 @@ def test_joined_part_records_name_their_cameras(tmp_path):
         assert top["frames"] == side["frames"] == 4 and r["frames"] == 8
         worst = max(top["verdict"], side["verdict"], key=order.index)
         assert r["verdict"] == worst
+
+
+def test_a_drift_episode_writes_a_start_and_an_end_record(tmp_path):
+    """A ball on black (learnt as the baseline), then a white frame, then the ball again:
+    one drift record when the episode starts (brightness moved), one when it ends."""
+    policy = tmp_path / "drift.toml"
+    policy.write_text(
+        "[drift]\nlearn-frames = 20\nwindow = 10\nstep = 5\n"
+        "onset-windows = 1\nrecovery-windows = 1\nmin-samples = 5\n"
+    )
+    out = tmp_path / "drift.ndjson"
+    env = dict(os.environ, GST_PLUGIN_PATH=str(PLUGIN_DIR))
+    caps = "video/x-raw,format=RGB,width=320,height=240,framerate=30/1"
+    line = (
+        f"concat name=c ! videoconvert ! "
+        f"defectdetect model={ROOT / 'models/test/squares_v8.onnx'} policy={policy} ! "
+        f"defectmetaconvert source-id=line-7 ! filesink location={out} "
+        f"videotestsrc num-buffers=40 pattern=ball ! {caps} ! c. "
+        f"videotestsrc num-buffers=30 pattern=white ! {caps} ! c. "
+        f"videotestsrc num-buffers=30 pattern=ball ! {caps} ! c."
+    )
+    subprocess.run(["gst-launch-1.0", "-q", *line.split()], check=True, env=env, timeout=120)
+    records = [json.loads(l) for l in out.read_text().splitlines()]
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for record in records:
+        errors = sorted(validator.iter_errors(record), key=str)
+        assert not errors, f"{record}: {errors[0].message}"
+    drift = [r for r in records if r["type"] == "drift"]
+    assert [(r["event"], r["active"], r["episode"]) for r in drift] == [
+        ("start", True, 1),
+        ("end", False, 1),
+    ], drift
+    start, end = drift
+    assert 40 <= start["frame"] < 60 and end["frame"] >= 70
+    assert "brightness" in start["moved"] and end["moved"] == []
+    assert start["source_id"] == "line-7"
+    assert len(records) == 100 + 2

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `defectdetect`'s drift: the adapter between its frames and [`crate::monitor::drift`].
+//!
+//! One [`Drift`] per stream (in the element's state): at each frame, after the verdict, the
+//! frame's image statistics (on a subsampled view) and the verdict's detections go to the
+//! monitor; a compared window goes downstream as the `defect-drift` event, the start and the
+//! end of an episode are posted as the `defect-drift` element message (the start with a
+//! warning naming the features that moved and by how much).
+
+use std::path::{Path, PathBuf};
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+
+use super::imp::{CAT, DefectDetect};
+use crate::inspect::model::Identity;
+use super::settings::Settings;
+use crate::meta::{Decision, DriftReport};
+use crate::monitor::drift::{
+    Baseline, Change, DriftMonitor, Observation, describe_moved, image_stats, sample_step,
+};
+use crate::policy::FrameVerdict;
+use crate::video::{pixel_format, with_frame_view, yuv_matrix};
+
+/// The drift of one stream.
+pub(super) struct Drift {
+    monitor: DriftMonitor,
+    /// The model and policy it was set up for: another one starts over.
+    model_id: String,
+    policy_sha256: Option<String>,
+    /// Where to write the baseline it learns.
+    out: Option<PathBuf>,
+    /// The image statistics failed once (reported once).
+    image_failed: bool,
+}
+
+/// What a frame did, to be posted once no lock is held.
+#[derive(Default)]
+pub(super) struct Outcome {
+    report: Option<DriftReport>,
+    change: Option<Change>,
+    warnings: Vec<String>,
+    info: Vec<String>,
+}
+
+/// The baseline file in force: the property's, else the policy's `[drift] baseline`
+/// (relative to the policy file).
+fn baseline_path(settings: &Settings, identity: &Identity) -> Option<PathBuf> {
+    if let Some(path) = &settings.drift_baseline {
+        return Some(path.to_path_buf());
+    }
+    let name = identity.policy.drift.baseline.as_ref()?;
+    let policy_dir = Path::new(&identity.policy.source.file)
+        .parent()
+        .unwrap_or(Path::new(""));
+    Some(policy_dir.join(name))
+}
+
+impl Drift {
+    /// The drift of a stream for a model and policy; None when switched off. An error names
+    /// a baseline that cannot be read.
+    pub fn new(settings: &Settings, identity: &Identity) -> Result<Option<Self>, String> {
+        let mut config = identity.policy.drift.clone();
+        if !settings.drift || !config.enabled {
+            return Ok(None);
+        }
+        if settings.drift_learn_frames > 0 {
+            config.learn_frames = settings.drift_learn_frames;
+        }
+        let baseline = baseline_path(settings, identity)
+            .map(|path| Baseline::load(&path))
+            .transpose()?;
+        let monitor = DriftMonitor::new(config, identity.model.names.clone(), baseline);
+        Ok(Some(Self {
+            monitor,
+            model_id: identity.model_id.clone(),
+            policy_sha256: identity.policy_sha256.clone(),
+            out: settings
+                .drift_baseline_out
+                .as_deref()
+                .map(Path::to_path_buf),
+            image_failed: false,
+        }))
+    }
+
+    fn is_for(&self, identity: &Identity) -> bool {
+        self.model_id == identity.model_id && self.policy_sha256 == identity.policy_sha256
+    }
+
+    /// One frame, after its verdict.
+    pub fn frame(
+        &mut self,
+        buffer: &gst::BufferRef,
+        info: &gst_video::VideoInfo,
+        frame: u64,
+        inspected: bool,
+        verdict: &FrameVerdict,
+    ) -> Outcome {
+        let mut outcome = Outcome::default();
+        let image = match pixel_format(info.format()) {
+            Some(format) => with_frame_view(buffer, info, |view| {
+                let step = sample_step(view.width, view.height);
+                image_stats(view, format, yuv_matrix(info), step)
+            })
+            .and_then(|stats| stats),
+            None => Err(format!("unsupported format {:?}", info.format())),
+        };
+        let image = match image {
+            Ok(stats) => Some(stats),
+            Err(reason) => {
+                if !self.image_failed {
+                    self.image_failed = true;
+                    outcome.warnings.push(format!(
+                        "drift: no image statistics for frame {frame}: {reason}"
+                    ));
+                }
+                None
+            }
+        };
+        let observation = Observation {
+            frame,
+            image,
+            inspected,
+            detections: verdict
+                .judged
+                .iter()
+                .filter(|j| {
+                    !matches!(
+                        j.decision,
+                        Decision::OutsideRegion | Decision::Masked | Decision::TooSmall
+                    )
+                })
+                .map(|j| (j.detection.class_id, j.detection.confidence))
+                .collect(),
+            verdict: verdict.verdict,
+            anomaly_score: verdict.anomaly_score,
+        };
+        let step = self.monitor.observe(&observation);
+        if step.learnt {
+            let baseline = self.monitor.baseline().expect("just learnt");
+            outcome.info.push(format!(
+                "drift: baseline learnt from frames up to {frame} ({} features)",
+                baseline.features.len()
+            ));
+            if let Some(path) = self.out.take() {
+                self.write(baseline.clone(), &path, &mut outcome);
+            }
+        }
+        outcome.report = step.report;
+        outcome.change = step.change;
+        outcome
+    }
+
+    fn write(&self, baseline: Baseline, path: &Path, outcome: &mut Outcome) {
+        match baseline.save(path) {
+            Ok(()) => outcome.info.push(format!(
+                "drift: baseline of {} frames written to {}",
+                baseline.frames,
+                path.display()
+            )),
+            Err(reason) => outcome.warnings.push(reason),
+        }
+    }
+
+    /// End of stream: a baseline still being learnt is written (to `drift-baseline-out`) from
+    /// the frames seen.
+    pub fn finish(&mut self) -> Outcome {
+        let mut outcome = Outcome::default();
+        if let Some(path) = self.out.take() {
+            match self.monitor.learnt_so_far() {
+                Some(baseline) => self.write(baseline, &path, &mut outcome),
+                None => outcome.warnings.push(format!(
+                    "drift: no frame to learn a baseline from: {} not written",
+                    path.display()
+                )),
+            }
+        }
+        outcome
+    }
+}
+
+impl DefectDetect {
+    /// The drift step of a frame, after its verdict (the one call per frame): updates the
+    /// stream's drift (set up again when the model or policy changed) and posts what it says.
+    pub(super) fn drift_frame(
+        &self,
+        drift: &mut Option<Drift>,
+        settings: &Settings,
+        identity: &Identity,
+        frame: (&gst::BufferRef, &gst_video::VideoInfo, u64),
+        inspected: bool,
+        verdict: &FrameVerdict,
+    ) -> Outcome {
+        let (buffer, info, number) = frame;
+        if drift.as_ref().is_some_and(|d| !d.is_for(identity)) {
+            gst::info!(
+                CAT,
+                imp = self,
+                "drift starts over for model {}",
+                identity.model_id
+            );
+            *drift = match Drift::new(settings, identity) {
+                Ok(d) => d,
+                Err(reason) => {
+                    return Outcome {
+                        warnings: vec![format!("drift is off: {reason}")],
+                        ..Default::default()
+                    };
+                }
+            };
+        }
+        match drift.as_mut() {
+            Some(d) => d.frame(buffer, info, number, inspected, verdict),
+            None => Outcome::default(),
+        }
+    }
+
+    /// Posts a frame's drift outcome (no lock held): the event downstream at every window, the
+    /// message and a warning at an episode's start, the message at its end.
+    pub(super) fn drift_post(&self, outcome: Outcome) {
+        for line in &outcome.info {
+            gst::info!(CAT, imp = self, "{line}");
+        }
+        for warning in &outcome.warnings {
+            gst::element_imp_warning!(self, gst::StreamError::Failed, ("{warning}"));
+        }
+        let Some(report) = outcome.report else {
+            return;
+        };
+        gst::debug!(
+            CAT,
+            imp = self,
+            "drift window at frame {}: {}",
+            report.frame,
+            report
+                .features
+                .iter()
+                .map(|f| format!("{} {:.2}", f.name, f.score))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = self.obj().src_pad().push_event(report.to_event());
+        match outcome.change {
+            Some(Change::Onset) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Failed,
+                    (
+                        "drift episode {} at frame {}: {}",
+                        report.episode,
+                        report.frame,
+                        describe_moved(&report)
+                    )
+                );
+                let _ = self.obj().post_message(
+                    gst::message::Element::builder(report.to_structure())
+                        .src(&*self.obj())
+                        .build(),
+                );
+            }
+            Some(Change::Recovery) => {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "drift episode {} ended at frame {}",
+                    report.episode,
+                    report.frame
+                );
+                let _ = self.obj().post_message(
+                    gst::message::Element::builder(report.to_structure())
+                        .src(&*self.obj())
+                        .build(),
+                );
+            }
+            None => {}
+        }
+    }
+}
