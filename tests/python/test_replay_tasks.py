@@ -257,8 +257,8 @@ def test_empty_mask_of_a_defective_image_is_refused_or_scored_at_image_level_onl
     assert report["pixel"]["image_only_images"] == 1 and reference["pixel"]["image_only_images"] == 0
     assert report["pixel"]["pixels"] == sum(m.size for *_, m in kept)
     assert report["pixel"]["defective_pixels"] == sum(int(m.sum()) for *_, m in kept)
-    pos = np.concatenate([cv2.resize(a, (m.shape[1], m.shape[0]), interpolation=cv2.INTER_LINEAR)[m] for _, a, m in kept])
-    neg = np.concatenate([cv2.resize(a, (m.shape[1], m.shape[0]), interpolation=cv2.INTER_LINEAR)[~m] for _, a, m in kept])
+    full = [(cv2.resize(a, (m.shape[1], m.shape[0]), interpolation=cv2.INTER_LINEAR), m) for _, a, m in kept]
+    pos, neg = np.concatenate([f[m] for f, m in full]), np.concatenate([f[~m] for f, m in full])
     assert report["pixel"]["auroc"] == pytest.approx(auroc(pos, neg), abs=0.01)
     assert "leave out 1 defective images whose mask is empty" in result.stdout, result.stdout
     # Without --masks the option means nothing: said, not ignored.
