@@ -123,4 +123,12 @@ if [[ -n ${MTD_DIR:-} ]]; then
     --empty-masks image-only --policy "$MTD/val/swept-policy.toml" --out "$MTD/test"
   .venv/bin/python training/mtd.py summary --report "$MTD/test/report.json" --classes "$MTD/test-set/classes.csv" \
     | tee "$MTD/summary.md"
+  # The card's picture: defectoverlay's heat map over a defective test tile (MTD_TILE).
+  MTD_TILE=${MTD_TILE:-MT_Blowhole/Imgs/exp2_num_54273.jpg}
+  echo "== MTD heat map of $MTD_TILE drawn by defectoverlay -> $MTD/heatmap.png"
+  cargo build --profile "$PROFILE" --locked --quiet --lib
+  GST_PLUGIN_PATH="$PWD/$BIN" gst-launch-1.0 -q filesrc location="$MTD_DIR/$MTD_TILE" ! jpegdec ! videoconvert ! \
+    video/x-raw,format=RGB ! imagefreeze num-buffers=1 ! \
+    defectdetect model="$MTD_MODEL" policy="$MTD/val/swept-policy.toml" ! defectoverlay show-heatmap=true ! \
+    videoconvert ! pngenc compression-level=9 ! filesink location="$MTD/heatmap.png"
 fi

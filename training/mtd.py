@@ -513,8 +513,11 @@ def export(a):
     net.load_state_dict(st["net"])
     net.eval()
     model = Full.build(net).eval()
-    vimgs, vmasks, vclasses = load(a.out, "val")
-    r, _, _ = evaluate(torch_runner(net), vimgs, vmasks, vclasses)
+    if "val" in st and not a.reevaluate:
+        r = st["val"]  # the validation figures the checkpoint was chosen with (same weights)
+    else:
+        vimgs, vmasks, vclasses = load(a.out, "val")
+        r, _, _ = evaluate(torch_runner(net), vimgs, vmasks, vclasses)
     print(f"mtd: val (checkpoint at iteration {st['iter']}): {json.dumps(r)}", flush=True)
     x = torch.rand(1, 3, SIZE, SIZE)
     with torch.no_grad():
@@ -700,6 +703,8 @@ def main():
             p.add_argument("--model", default="models/magnetic-tile-anomaly.onnx")
         if name == "export":
             p.add_argument("--checkpoint", default="best.pt")
+            p.add_argument("--reevaluate", action="store_true",
+                           help="score the validation split again instead of using the checkpoint's figures")
         if name == "eval":
             p.add_argument("--split", default="test", choices=["val", "test"])
     a = ap.parse_args()
