@@ -7,6 +7,8 @@
 # With NEU_DET_DIR (a copy of NEU-DET, Pascal VOC layout) it also measures every NEU-DET figure of
 # the card (test split, escapes, perturbations) and writes OUT/neu/summary.md; SYNTHETIC=0 skips
 # the synthetic split and the videos.
+# With MTD_DIR (a copy of the Magnetic Tile Defect dataset) it measures models/magnetic-tile-anomaly.md
+# (MTD_MODEL, made by `MTD_DIR=... training/retrain_mtd.sh`) and writes OUT/mtd/summary.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:-models/surface-defects.onnx}
@@ -99,4 +101,34 @@ PY
     done
   fi
   .venv/bin/python scripts/neu_summary.py "$NEU" | tee "$NEU/summary.md"
+fi
+
+# ---- Magnetic Tile Defect (real tiles), when MTD_DIR names a copy of it (never committed)
+if [[ -n ${MTD_DIR:-} ]]; then
+  MTD=$OUT/mtd
+  MTD_MODEL=${MTD_MODEL:-models/magnetic-tile-anomaly.onnx}
+  if [[ ! -f $MTD_MODEL ]]; then
+    echo "figures: $MTD_MODEL is missing; MTD_DIR=$MTD_DIR training/retrain_mtd.sh makes it" >&2
+    exit 1
+  fi
+  echo "== MTD: validation and test sets from $MTD_DIR (file number n: n % 5 == 0 test, == 1 validation)"
+  .venv/bin/python training/mtd.py replay --mtd "$MTD_DIR" --split val --out "$MTD/val-set"
+  .venv/bin/python training/mtd.py replay --mtd "$MTD_DIR" --split test --out "$MTD/test-set"
+  mreplay() { "$BIN/defect-replay" --model "$MTD_MODEL" --threads 2 --pixel-stride 2 "$@"; }
+  echo "== MTD validation split through defectdetect: F1-optimal thresholds (the policy for the test split)"
+  mreplay --images "$MTD/val-set/images" --truth "$MTD/val-set/truth.csv" --masks "$MTD/val-set/masks" \
+    --sweep --out "$MTD/val"
+  echo "== MTD test split through defectdetect with the validation thresholds"
+  mreplay --images "$MTD/test-set/images" --truth "$MTD/test-set/truth.csv" --masks "$MTD/test-set/masks" \
+    --empty-masks image-only --policy "$MTD/val/swept-policy.toml" --out "$MTD/test"
+  .venv/bin/python training/mtd.py summary --report "$MTD/test/report.json" --classes "$MTD/test-set/classes.csv" \
+    | tee "$MTD/summary.md"
+  # The card's picture: defectoverlay's heat map over a defective test tile (MTD_TILE).
+  MTD_TILE=${MTD_TILE:-MT_Blowhole/Imgs/exp2_num_54273.jpg}
+  echo "== MTD heat map of $MTD_TILE drawn by defectoverlay -> $MTD/heatmap.png"
+  cargo build --profile "$PROFILE" --locked --quiet --lib
+  GST_PLUGIN_PATH="$PWD/$BIN" gst-launch-1.0 -q filesrc location="$MTD_DIR/$MTD_TILE" ! jpegdec ! videoconvert ! \
+    video/x-raw,format=RGB ! imagefreeze num-buffers=1 ! \
+    defectdetect model="$MTD_MODEL" policy="$MTD/val/swept-policy.toml" ! defectoverlay show-heatmap=true ! \
+    videoconvert ! pngenc compression-level=9 ! filesink location="$MTD/heatmap.png"
 fi

@@ -23,7 +23,7 @@ use gstdefect::policy::{Policy, parse_policy};
 use gstdefect::replay::image_report::{
     AnomalyReport, ClassifyReport, score_anomaly, score_classification, write_image_outputs,
 };
-use gstdefect::replay::labels::{ImageTruth, LabelKind, check_masks};
+use gstdefect::replay::labels::{EmptyMasks, ImageTruth, LabelKind, MaskTruth, check_masks};
 use gstdefect::replay::report::{Report, compare, score, sweep, sweep_max_recall, write_outputs};
 use gstdefect::replay::truth::GroundTruth;
 use gstdefect::replay::{Replay, ReplayOptions, Session, Source, image_size};
@@ -89,6 +89,13 @@ struct Cli {
     /// one. Adds pixel AUROC and the F1-optimal pixel threshold.
     #[arg(long, value_name = "DIR")]
     masks: Option<PathBuf>,
+
+    /// Anomaly models with --masks: what a defective image whose mask marks no pixel means.
+    /// `refuse`: a mistake in the truth (the default). `image-only`: the defect is not
+    /// outlined; the image keeps its label for image AUROC, escapes and recall and is left out
+    /// of the pixel figures (the report says how many).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = EmptyMasksArg::Refuse)]
+    empty_masks: EmptyMasksArg,
 
     /// Anomaly models with --masks: score every N-th pixel on both axes (1: every pixel).
     #[arg(long, value_name = "N", default_value_t = 1,
@@ -196,6 +203,21 @@ impl TaskArg {
             "classify" => Some(Self::Classify),
             "anomaly" => Some(Self::Anomaly),
             _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EmptyMasksArg {
+    Refuse,
+    ImageOnly,
+}
+
+impl From<EmptyMasksArg> for EmptyMasks {
+    fn from(arg: EmptyMasksArg) -> Self {
+        match arg {
+            EmptyMasksArg::Refuse => Self::Refuse,
+            EmptyMasksArg::ImageOnly => Self::ImageOnly,
         }
     }
 }
@@ -370,7 +392,7 @@ enum Truth {
     Labels {
         labels: ImageTruth,
         kind: LabelKind,
-        masks: Option<Vec<Option<PathBuf>>>,
+        masks: Option<Vec<MaskTruth>>,
     },
 }
 
@@ -409,7 +431,10 @@ fn load_truth(cli: &Cli, task: TaskArg) -> Result<Truth, String> {
                         .is_some_and(|i| defective[i])
                 })
                 .collect();
-            Some(check_masks(masks, &files, &of_file).map_err(|e| e.to_string())?)
+            Some(
+                check_masks(masks, &files, &of_file, cli.empty_masks.into())
+                    .map_err(|e| e.to_string())?,
+            )
         }
         None => None,
     };
@@ -430,17 +455,28 @@ fn check_task_options(cli: &Cli, task: TaskArg) -> Result<(), String> {
                 task.as_str()
             ));
         }
+        if cli.empty_masks != EmptyMasksArg::Refuse {
+            problems.push(format!(
+                "--empty-masks: only for anomaly models with --masks (this one is {})",
+                task.as_str()
+            ));
+        }
         if cli.sweep {
             problems.push(format!(
                 "--sweep: only for anomaly models (this one is {}); use --sweep-recall R",
                 task.as_str()
             ));
         }
-    } else if cli.sweep_recall.is_some() {
-        problems.push(
-            "--sweep-recall: not for anomaly models; --sweep writes their F1-optimal thresholds"
-                .into(),
-        );
+    } else {
+        if cli.sweep_recall.is_some() {
+            problems.push(
+                "--sweep-recall: not for anomaly models; --sweep writes their F1-optimal thresholds"
+                    .into(),
+            );
+        }
+        if cli.masks.is_none() && cli.empty_masks != EmptyMasksArg::Refuse {
+            problems.push("--empty-masks: only with --masks".into());
+        }
     }
     if task != TaskArg::Classify && cli.top_k.is_some() {
         problems.push(format!(
@@ -791,7 +827,7 @@ fn run_image_task(
     // Masks are per replayed file: map them to the truth's images.
     let files = session.images().to_vec();
     let masks_of_image = masks.as_ref().map(|masks| {
-        let mut by_image = vec![None; labels.images.len()];
+        let mut by_image = vec![MaskTruth::AllGood; labels.images.len()];
         for (file, mask) in files.iter().zip(masks) {
             if let Some(i) = labels.image_of_file(&gstdefect::replay::truth::file_name_of(file)) {
                 by_image[i] = mask.clone();

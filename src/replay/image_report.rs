@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::labels::{Mask, read_mask};
+use super::labels::{Mask, MaskTruth, read_mask};
 use super::report::VerdictStats;
 use super::{FrameResult, Replay};
 use crate::analysis::anomaly::AnomalyMap;
@@ -236,6 +236,9 @@ pub struct PixelFigures {
     pub defective_pixels: u64,
     /// Every `stride`-th pixel on both axes was scored.
     pub stride: u32,
+    /// Defective images left out of these figures: their mask is empty
+    /// ([`MaskTruth::ImageOnly`]).
+    pub image_only: u64,
 }
 
 /// One scored image of an anomaly replay.
@@ -244,6 +247,7 @@ pub struct AnomalyImage {
     pub file_name: String,
     pub defective: bool,
     pub score: Option<f64>,
+    pub verdict: crate::meta::Verdict,
 }
 
 /// An anomaly model's replay scored.
@@ -295,18 +299,20 @@ pub fn upsample(
 }
 
 /// Scores an anomaly replay: `defective[i]` says whether the truth's image i is defective,
-/// `masks[i]` its mask file (None: all good) when pixel figures are wanted (`masks` given).
+/// `masks[i]` its pixel truth when pixel figures are wanted (`masks` given); an image-only one
+/// is left out of them (and counted).
 pub fn score_anomaly(
     replay: &Replay,
     defective: &[bool],
     image_of_file: impl Fn(&str) -> Option<usize>,
-    masks: Option<&[Option<PathBuf>]>,
+    masks: Option<&[MaskTruth]>,
     stride: u32,
 ) -> Result<AnomalyReport, String> {
     let mut images = Vec::new();
     let mut frames = VerdictStats::default();
     let mut image_scores = Scores::default();
     let mut pixel_scores = masks.map(|_| Scores::default());
+    let mut image_only = 0u64;
     for frame in &replay.frames {
         let Some(i) = frame.file_name.as_deref().and_then(&image_of_file) else {
             continue;
@@ -320,9 +326,14 @@ pub fn score_anomaly(
             file_name: frame.file_name.clone().unwrap_or_default(),
             defective: bad,
             score: frame.anomaly_score,
+            verdict: frame.verdict,
         });
         if let (Some(scores), Some(masks)) = (&mut pixel_scores, masks) {
-            score_pixels(scores, frame, masks[i].as_deref(), stride)?;
+            match &masks[i] {
+                MaskTruth::AllGood => score_pixels(scores, frame, None, stride)?,
+                MaskTruth::File(path) => score_pixels(scores, frame, Some(path), stride)?,
+                MaskTruth::ImageOnly(_) => image_only += 1,
+            }
         }
     }
     let missing = images.iter().filter(|i| i.score.is_none()).count();
@@ -339,6 +350,7 @@ pub fn score_anomaly(
         pixels: (s.positive.len() + s.negative.len()) as u64,
         defective_pixels: s.positive.len() as u64,
         stride,
+        image_only,
     });
     Ok(AnomalyReport {
         model_id: replay.model_id.clone(),
@@ -422,6 +434,12 @@ impl AnomalyReport {
                 px.stride,
                 auroc(px.auroc)
             );
+            if px.image_only > 0 {
+                out += &format!(
+                    "pixel figures leave out {} defective images whose mask is empty (image level only)\n",
+                    px.image_only
+                );
+            }
             if let Some(p) = &px.best {
                 out += &point_line("F1-optimal pixel", p);
             }
@@ -444,6 +462,7 @@ impl AnomalyReport {
                 "pixels": p.pixels,
                 "defective_pixels": p.defective_pixels,
                 "stride": p.stride,
+                "image_only_images": p.image_only,
                 "threshold_f1_optimal": p.best.as_ref().map(point_json),
             })),
             "frames": verdict_json(&self.frames),
@@ -451,6 +470,7 @@ impl AnomalyReport {
             "throughput_fps": self.fps,
             "scores": self.images.iter().map(|i| json!({
                 "file_name": i.file_name, "defective": i.defective, "score": i.score,
+                "verdict": i.verdict.as_str(),
             })).collect::<Vec<_>>(),
         })
     }

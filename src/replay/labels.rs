@@ -12,7 +12,10 @@
 //! - Masks (anomaly models): a folder of PNG files named after the images' stems
 //!   (`part-001.png` for `part-001.jpg`), any colour type; a non-zero pixel is defective.
 //!   Each must have its image's size; a good image's mask (when there is one) must be empty,
-//!   and every defective image needs one.
+//!   and every defective image needs one. A defective image's mask must mark a pixel, unless
+//!   [`EmptyMasks::ImageOnly`] is asked for: such an image then keeps its label for the
+//!   image-level figures and is left out of the pixel-level ones (real datasets have defective
+//!   images whose defect nobody outlined).
 //!
 //! Everything is checked before the first frame, every problem at once, naming the file,
 //! line or image and why.
@@ -357,14 +360,39 @@ pub fn read_mask(path: &Path) -> Result<Mask, String> {
     })
 }
 
-/// The mask of each image file (None: no mask, all good), checked: its size must be the
-/// image's, a good image's mask must be empty, a defective image needs one. `files` are the
-/// image files with their sizes, `defective` whether each is defective per the labels.
+/// What a defective image whose mask marks no pixel means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmptyMasks {
+    /// A mistake: the truth is refused, naming the mask.
+    #[default]
+    Refuse,
+    /// The defect is not outlined: the image keeps its `defective` label for the image-level
+    /// figures (AUROC, escapes) and is left out of the pixel-level ones.
+    ImageOnly,
+}
+
+/// One image's pixel truth.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MaskTruth {
+    /// No mask file: every pixel is good (a good image).
+    AllGood,
+    /// The image's mask.
+    File(PathBuf),
+    /// A defective image whose mask is empty, scored at image level only
+    /// ([`EmptyMasks::ImageOnly`]).
+    ImageOnly(PathBuf),
+}
+
+/// The mask of each image file, checked: its size must be the image's, a good image's mask
+/// must be empty, a defective image needs one, and it must mark a pixel unless `empty` is
+/// [`EmptyMasks::ImageOnly`]. `files` are the image files with their sizes, `defective`
+/// whether each is defective per the labels.
 pub fn check_masks(
     dir: &Path,
     files: &[(PathBuf, (u32, u32))],
     defective: &[bool],
-) -> Result<Vec<Option<PathBuf>>, TruthError> {
+    empty: EmptyMasks,
+) -> Result<Vec<MaskTruth>, TruthError> {
     let mut problems = Problems(Vec::new());
     let mut by_stem: HashMap<String, PathBuf> = HashMap::new();
     let entries = std::fs::read_dir(dir).map_err(|e| TruthError::one(dir, "", e.to_string()))?;
@@ -388,9 +416,10 @@ pub fn check_masks(
                     format!("no {}.png: a defective image needs a mask", stem_of(&name)),
                 );
             }
-            out.push(None);
+            out.push(MaskTruth::AllGood);
             continue;
         };
+        let mut image_only = false;
         match read_mask(&mask_path) {
             Err(e) => problems.add(at, format!("{}: {e}", mask_path.display())),
             Ok(mask) if (mask.width, mask.height) != (*width, *height) => problems.add(
@@ -410,16 +439,27 @@ pub fn check_masks(
                     mask.defective.iter().filter(|&&d| d).count()
                 ),
             ),
-            Ok(mask) if bad && !mask.defective.iter().any(|&d| d) => problems.add(
-                at,
-                format!(
-                    "{} is empty but the image is labelled {DEFECTIVE}",
-                    mask_path.display()
-                ),
-            ),
+            Ok(mask) if bad && !mask.defective.iter().any(|&d| d) => {
+                if empty == EmptyMasks::ImageOnly {
+                    image_only = true;
+                } else {
+                    problems.add(
+                        at,
+                        format!(
+                            "{} is empty but the image is labelled {DEFECTIVE} (--empty-masks \
+                             image-only keeps such an image for the image-level figures only)",
+                            mask_path.display()
+                        ),
+                    )
+                }
+            }
             Ok(_) => {}
         }
-        out.push(Some(mask_path));
+        out.push(if image_only {
+            MaskTruth::ImageOnly(mask_path)
+        } else {
+            MaskTruth::File(mask_path)
+        });
     }
     let mut left: Vec<String> = by_stem.values().map(|p| p.display().to_string()).collect();
     left.sort();
@@ -539,6 +579,7 @@ mod tests {
             &dir,
             &files(&["a", "b", "c", "d"]),
             &[true, false, false, false],
+            EmptyMasks::Refuse,
         );
         let e = ok.unwrap_err().to_string();
         assert!(
@@ -550,6 +591,7 @@ mod tests {
             &dir,
             &files(&["a", "b", "c", "d", "e"]),
             &[false, true, false, true, false],
+            EmptyMasks::Refuse,
         )
         .unwrap_err()
         .to_string();
@@ -567,10 +609,68 @@ mod tests {
             &dir,
             &files(&["a", "b", "d", "e"]),
             &[true, false, false, false],
+            EmptyMasks::Refuse,
         )
         .unwrap();
-        assert_eq!(found[2], None);
-        assert_eq!(found[0], Some(dir.join("a.png")));
+        assert_eq!(found[2], MaskTruth::AllGood);
+        assert_eq!(found[0], MaskTruth::File(dir.join("a.png")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_empty_mask_of_a_defective_image_is_refused_or_kept_at_image_level() {
+        let dir = temp("empty-masks");
+        write_png(&dir.join("a.png"), 3, 2, &[0, 0, 255, 0, 0, 0]);
+        write_png(&dir.join("b.png"), 3, 2, &[0; 6]);
+        write_png(&dir.join("c.png"), 3, 2, &[0; 6]);
+        let files: Vec<(PathBuf, (u32, u32))> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| (PathBuf::from(format!("/img/{n}.jpg")), (3, 2)))
+            .collect();
+        // a: defective, outlined; b: defective, empty mask; c: good, empty mask; d: good.
+        let defective = [true, true, false, false];
+        let e = check_masks(&dir, &files, &defective, EmptyMasks::Refuse)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mask of b.jpg") && e.contains("is empty but") && e.contains("image-only"),
+            "{e}"
+        );
+        assert!(!e.contains("mask of c.jpg"), "{e}");
+        let found = check_masks(&dir, &files, &defective, EmptyMasks::ImageOnly).unwrap();
+        assert_eq!(
+            found,
+            vec![
+                MaskTruth::File(dir.join("a.png")),
+                MaskTruth::ImageOnly(dir.join("b.png")),
+                MaskTruth::File(dir.join("c.png")),
+                MaskTruth::AllGood,
+            ]
+        );
+        // Image-only never excuses a missing mask or a good image's marked one.
+        std::fs::remove_file(dir.join("b.png")).unwrap();
+        let e = check_masks(
+            &dir,
+            &files,
+            &[true, true, false, true],
+            EmptyMasks::ImageOnly,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("mask of b.jpg: no b.png"), "{e}");
+        assert!(e.contains("mask of d.jpg: no d.png"), "{e}");
+        let e = check_masks(
+            &dir,
+            &files,
+            &[false, true, false, false],
+            EmptyMasks::ImageOnly,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("mask of a.jpg") && e.contains("marks 1 defective pixels"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

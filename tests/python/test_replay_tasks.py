@@ -228,6 +228,45 @@ def test_anomaly_sweep_policy_loads_and_keeps_its_promise(surfaces, tmp_path):
     assert again["frames"]["escapes"] == best["fn"]
 
 
+def test_empty_mask_of_a_defective_image_is_refused_or_scored_at_image_level_only(surfaces, tmp_path):
+    """A defective image whose mask is empty: refused by default; with --empty-masks image-only it
+    keeps its label for the image figures and verdicts, and is left out of the pixel figures."""
+    root, items = surfaces
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    empty = next(name for name, bad, *_ in items if bad)
+    for name, bad, *_, mask in items:
+        if bad:
+            cv2.imwrite(str(masks / f"{name}.png"), np.zeros(mask.shape, np.uint8) if name == empty
+                        else mask.astype(np.uint8) * 255)
+    args = ("--model", ANOMALY, "--images", root / "images", "--truth", root / "truth.csv", "--masks", masks)
+    result = replay(*args, check=False)
+    assert result.returncode == 1
+    assert f"mask of {empty}.png" in result.stderr and "is empty but the image is labelled defective" in result.stderr
+    assert "--empty-masks" in result.stderr and "replaying" not in result.stderr
+    result = replay(*args, "--empty-masks", "image-only", "--out", tmp_path / "out")
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    full = replay("--model", ANOMALY, "--images", root / "images", "--truth", root / "truth.csv",
+                  "--masks", root / "masks", "--out", tmp_path / "full")
+    reference = json.loads((tmp_path / "full" / "report.json").read_text())
+    assert report["defective_images"] == 4 and report["image_auroc"] == reference["image_auroc"]
+    assert report["frames"] == reference["frames"]
+    assert [r["verdict"] for r in report["scores"]] == [r["verdict"] for r in reference["scores"]]
+    assert {r["verdict"] for r in report["scores"]} <= {"PASS", "FAIL", "REVIEW", "UNKNOWN"}
+    kept = [(bad, amap, mask) for name, bad, _, amap, mask in items if name != empty]
+    assert report["pixel"]["image_only_images"] == 1 and reference["pixel"]["image_only_images"] == 0
+    assert report["pixel"]["pixels"] == sum(m.size for *_, m in kept)
+    assert report["pixel"]["defective_pixels"] == sum(int(m.sum()) for *_, m in kept)
+    full = [(cv2.resize(a, (m.shape[1], m.shape[0]), interpolation=cv2.INTER_LINEAR), m) for _, a, m in kept]
+    pos, neg = np.concatenate([f[m] for f, m in full]), np.concatenate([f[~m] for f, m in full])
+    assert report["pixel"]["auroc"] == pytest.approx(auroc(pos, neg), abs=0.01)
+    assert "leave out 1 defective images whose mask is empty" in result.stdout, result.stdout
+    # Without --masks the option means nothing: said, not ignored.
+    result = replay("--model", ANOMALY, "--images", root / "images", "--truth", root / "truth.csv",
+                    "--empty-masks", "image-only", check=False)
+    assert result.returncode == 1 and "--empty-masks: only with --masks" in result.stderr, result.stderr
+
+
 def test_bad_image_truth_and_masks_are_refused_before_the_model_runs(surfaces, tmp_path):
     root, items = surfaces
     bad = tmp_path / "bad.csv"
