@@ -574,6 +574,7 @@ impl DefectDetect {
             worker,
             info,
             stream,
+            ..
         } = &mut *running;
         let worker = worker.clone().ok_or(gst::FlowError::Flushing)?;
         let (Some(info), Some(stream)) = (info.as_ref(), stream.as_mut()) else {
