@@ -173,6 +173,7 @@ fn frames_detections_parts_and_drift_events_become_metrics() {
         inspected_frames: 2,
         counts: [0, 2, 0, 0],
         model_id: "surface:3:abcd".into(),
+        cameras: Vec::new(),
     };
     assert!(h.push_event(part.to_event()));
     let feature = |name: &str, score: f64, current: f64| DriftFeature {
@@ -268,6 +269,46 @@ fn frames_detections_parts_and_drift_events_become_metrics() {
         TcpStream::connect(("127.0.0.1", port)).is_err()
     });
     assert!(closed, "the endpoint closes with its last element");
+}
+
+#[test]
+fn the_joined_parts_of_defectpartmux_are_counted() {
+    init();
+    let mut h = gst_check::Harness::new_parse("defectmetricssink source-id=joined-1 port=0");
+    h.set_src_caps_str("application/x-defect-parts");
+    let port = bound_port(&h);
+    for (id, verdict) in [
+        ("p-1", Verdict::Fail),
+        ("p-2", Verdict::Pass),
+        ("p-3", Verdict::Fail),
+    ] {
+        let part = PartVerdictMeta {
+            part_id: id.into(),
+            verdict,
+            frames: 2,
+            inspected_frames: 2,
+            ..Default::default()
+        };
+        assert!(h.push_event(part.to_event()));
+        // The parts stream's empty buffer of each part: no frame, nothing counted for it.
+        h.push(gst::Buffer::new()).unwrap();
+    }
+    let text = scrape(port);
+    let v = |series: &str| sample(&text, series);
+    assert_eq!(
+        v(r#"defect_parts_total{source="joined-1",verdict="FAIL"}"#),
+        Some(2.0)
+    );
+    assert_eq!(
+        v(r#"defect_parts_total{source="joined-1",verdict="PASS"}"#),
+        Some(1.0)
+    );
+    for verdict in ["PASS", "FAIL", "REVIEW", "UNKNOWN"] {
+        let frames = v(&format!(
+            r#"defect_frames_total{{source="joined-1",verdict="{verdict}"}}"#
+        ));
+        assert!(matches!(frames, None | Some(0.0)), "{verdict}: {frames:?}");
+    }
 }
 
 #[test]

@@ -14,8 +14,8 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 
 use super::imp::{CAT, DefectDetect};
-use crate::inspect::model::Identity;
 use super::settings::Settings;
+use crate::inspect::model::Identity;
 use crate::meta::{Decision, DriftReport};
 use crate::monitor::drift::{
     Baseline, Change, DriftMonitor, Observation, describe_moved, image_stats, sample_step,

@@ -242,10 +242,11 @@ impl BaseTransformImpl for DefectDetect {
             Some(stream) => stream.set_caps(caps),
             None => {
                 // Drift: the baseline file is read here (an error names it).
-                running.drift = super::drift::Drift::new(&settings, &identity).map_err(|reason| {
-                    gst::element_imp_error!(self, gst::ResourceError::Read, ("{reason}"));
-                    gst::loggable_error!(CAT, "drift baseline")
-                })?;
+                running.drift =
+                    super::drift::Drift::new(&settings, &identity).map_err(|reason| {
+                        gst::element_imp_error!(self, gst::ResourceError::Read, ("{reason}"));
+                        gst::loggable_error!(CAT, "drift baseline")
+                    })?;
                 running.stream = Some(Stream::new(caps));
             }
         }

@@ -12,8 +12,7 @@ use crate::element::{self, lock};
 use crate::meta::{Classification, DetectionParams, DriftReport, PartVerdictMeta, VerdictMeta};
 use crate::records::{
     self, CameraRecord, ClassificationRecord, DetectionRecord, DriftRecord, FrameRecord, Latency,
-    ModelRef,
-    PartRecord, SCHEMA_VERSION, SeverityCounts,
+    ModelRef, PartRecord, SCHEMA_VERSION, SeverityCounts,
 };
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {

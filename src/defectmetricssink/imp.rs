@@ -23,7 +23,7 @@ use crate::monitor::server::{self, Endpoint};
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| element::debug_category("defectmetricssink", "Defect metrics for Prometheus"));
 
-element::subclass!(DefectMetricsSink, "GstDefectMetricsSink", gst_base::BaseSink, element::pads(&element::any_video_caps(), None) => "Defect metrics sink", "Sink/Network", "Serves inspection metrics (verdicts, detections, latency, model, drift) to Prometheus over HTTP");
+element::subclass!(DefectMetricsSink, "GstDefectMetricsSink", gst_base::BaseSink, element::pads(&element::verdict_caps(), None) => "Defect metrics sink", "Sink/Network", "Serves inspection metrics (verdicts, detections, latency, model, drift) to Prometheus over HTTP");
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -53,6 +53,9 @@ pub struct DefectMetricsSink {
     state: Mutex<Option<State>>,
     /// The port listened on while running, 0 when stopped.
     bound: AtomicU32,
+    /// The input is `defectpartmux`'s joined parts: its buffers carry no frame (the parts come
+    /// as events).
+    parts: std::sync::atomic::AtomicBool,
     problems: MetaProblems,
 }
 
@@ -123,7 +126,18 @@ impl BaseSinkImpl for DefectMetricsSink {
         Ok(())
     }
 
+    fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        self.parts.store(
+            element::is_parts_caps(caps),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(())
+    }
+
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.parts.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(gst::FlowSuccess::Ok);
+        }
         let verdict = VerdictMeta::from_buffer(buffer)
             .and_then(|read| self.problems.check(&*self.obj(), *CAT, read));
         let detections = match &verdict {
