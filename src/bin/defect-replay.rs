@@ -637,17 +637,7 @@ fn run() -> Result<(), String> {
     gst::init().map_err(|e| e.to_string())?;
     gstdefect::plugin_register_static().map_err(|e| e.to_string())?;
 
-    let options = ReplayOptions {
-        model: cli.model.clone(),
-        policy: cli.policy.clone(),
-        labels: cli.labels.clone(),
-        conf_threshold: cli.conf,
-        threads: cli.threads,
-        frames_per_part: cli.frames_per_part,
-        task: cli.task.map(|t| t.as_str().to_string()),
-        top_k: cli.top_k,
-        drift_baseline_out: cli.baseline_out.clone(),
-    };
+    let options = replay_options(&cli);
     let started = std::time::SystemTime::now();
     let first = Session::open(&source, &options).map_err(|e| e.to_string())?;
     // A model without `task` metadata: the element told its task from the outputs.
@@ -732,17 +722,7 @@ fn baseline_only(cli: &Cli) -> Result<(), String> {
     };
     gst::init().map_err(|e| e.to_string())?;
     gstdefect::plugin_register_static().map_err(|e| e.to_string())?;
-    let options = ReplayOptions {
-        model: cli.model.clone(),
-        policy: cli.policy.clone(),
-        labels: cli.labels.clone(),
-        conf_threshold: cli.conf,
-        threads: cli.threads,
-        frames_per_part: cli.frames_per_part,
-        task: cli.task.map(|t| t.as_str().to_string()),
-        top_k: cli.top_k,
-        drift_baseline_out: cli.baseline_out.clone(),
-    };
+    let options = replay_options(cli);
     let started = std::time::SystemTime::now();
     let session = Session::open(&source, &options).map_err(|e| e.to_string())?;
     let replay = replay_run(cli, &source, session, &options)?;
@@ -1058,6 +1038,21 @@ fn write_swept_policy(
     output::write_new(&path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// What every replay of this command line runs with.
+fn replay_options(cli: &Cli) -> ReplayOptions {
+    ReplayOptions {
+        model: cli.model.clone(),
+        policy: cli.policy.clone(),
+        labels: cli.labels.clone(),
+        conf_threshold: cli.conf,
+        threads: cli.threads,
+        frames_per_part: cli.frames_per_part,
+        task: cli.task.map(|t| t.as_str().to_string()),
+        top_k: cli.top_k,
+        drift_baseline_out: cli.baseline_out.clone(),
+    }
 }
 
 fn main() -> ExitCode {

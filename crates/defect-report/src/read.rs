@@ -74,10 +74,8 @@ fn worker(rx: Arc<Mutex<Receiver<Chunk>>>, offset_s: i64) -> Stats {
             Ok(Ok(chunk)) => chunk,
             _ => return stats,
         };
-        let mut line_no = chunk.first_line;
-        for line in chunk.bytes.split(|b| *b == b'\n') {
+        for (line_no, line) in (chunk.first_line..).zip(chunk.bytes.split(|b| *b == b'\n')) {
             stats.add_line(chunk.file, line_no, line);
-            line_no += 1;
         }
     }
 }
