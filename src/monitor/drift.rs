@@ -328,7 +328,7 @@ impl Layout {
             FOCUS => "focus".into(),
             RED => "colour-balance:red".into(),
             BLUE => "colour-balance:blue".into(),
-            ANOMALY => "anomaly-score".into(),
+            ANOMALY => crate::meta::fields::ANOMALY_SCORE.into(),
             i if i < DETECTIONS => format!("verdict:{}", Verdict::ALL[i - VERDICTS]),
             i if i < self.per_frame() => format!("detections:{}", self.classes[i - DETECTIONS]),
             i => format!("confidence:{}", self.classes[i - self.per_frame()]),
@@ -1130,7 +1130,7 @@ mod tests {
         assert_eq!(baseline.frames, 200);
         assert!(baseline.feature("brightness").is_some());
         assert!(baseline.feature("confidence:scratch").is_some());
-        assert!(baseline.feature("anomaly-score").is_none());
+        assert!(baseline.feature(crate::meta::fields::ANOMALY_SCORE).is_none());
         let back = Baseline::from_json(&baseline.to_json()).unwrap();
         // Counts exactly; values to the last digit or so (JSON's shortest decimal forms).
         for (a, b) in back.features.iter().zip(&baseline.features) {

@@ -37,7 +37,7 @@ pub const FAMILIES: [&str; 8] = [
     "detections",
     "confidence",
     "verdict",
-    "anomaly-score",
+    crate::meta::fields::ANOMALY_SCORE,
 ];
 
 /// The `[drift]` section, with its defaults.
