@@ -1130,7 +1130,11 @@ mod tests {
         assert_eq!(baseline.frames, 200);
         assert!(baseline.feature("brightness").is_some());
         assert!(baseline.feature("confidence:scratch").is_some());
-        assert!(baseline.feature(crate::meta::fields::ANOMALY_SCORE).is_none());
+        assert!(
+            baseline
+                .feature(crate::meta::fields::ANOMALY_SCORE)
+                .is_none()
+        );
         let back = Baseline::from_json(&baseline.to_json()).unwrap();
         // Counts exactly; values to the last digit or so (JSON's shortest decimal forms).
         for (a, b) in back.features.iter().zip(&baseline.features) {
