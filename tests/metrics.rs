@@ -645,8 +645,10 @@ fn prometheus_scrapes_the_bundled_recording_and_agrees_with_the_records() {
     // The PLC and the MQTT broker are away (nothing listens on `dead`): their sinks count
     // missed rejects and queued records.
     let dead = free_port();
+    // Paced as a camera delivers it (identity sync=true: the 10 s recording takes 10 s), so
+    // that Prometheus scrapes it several times during the run on a fast machine too.
     let pipeline = gst::parse::launch(&format!(
-        "filesrc location={} ! decodebin ! videoconvert ! \
+        "filesrc location={} ! decodebin ! videoconvert ! identity sync=true ! \
          defectdetect name=detect model={} policy={} threads=2 interval=2 frames-per-part=30 ! \
          tee name=t \
          t. ! queue ! defectmetricssink name=metrics source-id=line-1 port=0 \
