@@ -21,32 +21,6 @@ use gstdefect::meta::Verdict;
 use gstdefect::monitor::drift::{DriftMonitor, Observation, image_stats, sample_step};
 use gstdefect::policy::DriftConfig;
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-fn cpu_flags() -> String {
-    const SHOWN: [&str; 5] = ["hypervisor", "sse4_2", "avx2", "avx512f", "fma"];
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines().find_map(|l| l.strip_prefix("flags")).map(|f| {
-                f.split_whitespace()
-                    .filter(|flag| SHOWN.contains(flag))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-        })
-        .unwrap_or_default()
-}
-
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -212,7 +186,10 @@ fn main() {
     let blocks: u32 = env_or("BENCH_BLOCKS", 6);
     gst::init().expect("gst init");
     gstdefect::plugin_register_static().expect("register");
-    println!("CPU: {} ({})", cpu_model(), cpu_flags());
+    println!(
+        "CPU: {}",
+        gstdefect::runtime::cpu::CpuDescription::detect().summary()
+    );
     println!(
         "1920x1080: image statistics on a grid of every {}th pixel ({} samples)",
         sample_step(1920, 1080),
