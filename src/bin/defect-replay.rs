@@ -24,7 +24,9 @@ use gstdefect::replay::image_report::{
     AnomalyReport, ClassifyReport, score_anomaly, score_classification, write_image_outputs,
 };
 use gstdefect::replay::labels::{EmptyMasks, ImageTruth, LabelKind, MaskTruth, check_masks};
-use gstdefect::replay::report::{Report, compare, score, sweep, sweep_max_recall, write_outputs};
+use gstdefect::replay::report::{
+    Report, agreement, compare, score, sweep, sweep_max_recall, write_outputs,
+};
 use gstdefect::replay::truth::GroundTruth;
 use gstdefect::replay::{Replay, ReplayOptions, Session, Source, image_size};
 use gstdefect::replay::{onnx_meta, output};
@@ -669,6 +671,7 @@ fn run() -> Result<(), String> {
     };
 
     let mut reports = Vec::new();
+    let mut replays = Vec::new();
     for run in runs {
         let replay = replay_run(&cli, &source, run.session, &run.options)?;
         let conf = run.options.conf_threshold.unwrap_or(0.25) as f32;
@@ -706,9 +709,31 @@ fn run() -> Result<(), String> {
             write_swept_policy(&out, &report, run.policy.clone(), target)?;
         }
         reports.push(report);
+        replays.push(replay);
     }
     if let [a, b] = reports.as_slice() {
         print!("{}", compare(a, b, "A", "B"));
+    }
+    if let [a, b] = replays.as_slice() {
+        // The table defectdetect keeps for a challenger (B) beside production (A).
+        let table = agreement(a, b, None);
+        print!("\n{}", table.table("A", "B"));
+        if let Some(out) = &cli.out {
+            let path = out.join("agreement.json");
+            let json = serde_json::json!({
+                "production": a.model_id,
+                "challenger": b.model_id,
+                "agreement": table,
+            });
+            output::write_new(
+                &path,
+                serde_json::to_string_pretty(&json)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            )
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
     }
     check_baseline(&cli, started)
 }

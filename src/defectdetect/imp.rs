@@ -27,6 +27,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use super::challenger::{self, Challenger};
 use super::metas::{
     Report, attach_anomaly_map, attach_roi_metas, classification, part_message, restage_verdict,
 };
@@ -71,6 +72,9 @@ pub struct DefectDetect {
     upstream_live: AtomicBool,
     /// Malformed part metas and events seen (the first is a warning).
     problems: element::MetaProblems,
+    /// The challenger (`challenger-model`), from start on; kept after stop for
+    /// `challenger-stats`. A short lock: the handle is cloned out of it.
+    challenger: Mutex<Option<Challenger>>,
 }
 
 element::subclass!(DefectDetect, "GstDefectDetect", gst_base::BaseTransform);
@@ -94,6 +98,10 @@ impl ObjectImpl for DefectDetect {
         match pspec.name() {
             "skipped" => self.engine.skipped.load(Ordering::Relaxed).to_value(),
             "batched-frames" => self.engine.batched.load(Ordering::Relaxed).to_value(),
+            "challenger-stats" => self
+                .challenger()
+                .map(|c| c.summary().to_structure())
+                .to_value(),
             crate::meta::fields::MODEL_INFO => self
                 .engine
                 .slot
@@ -123,6 +131,9 @@ impl ElementImpl for DefectDetect {
                 // for the worker at end of stream, and interrupt the inference in progress.
                 if let Some(worker) = self.worker() {
                     worker.stop_waiting();
+                }
+                if let Some(challenger) = self.challenger() {
+                    challenger.stop_waiting();
                 }
                 self.engine.interrupt();
             }
@@ -166,6 +177,7 @@ impl BaseTransformImpl for DefectDetect {
                 ));
             }
         }
+        self.start_challenger(&settings)?;
         self.engine.resume();
         self.engine.skipped.store(0, Ordering::Relaxed);
         self.engine.batched.store(0, Ordering::Relaxed);
@@ -193,6 +205,9 @@ impl BaseTransformImpl for DefectDetect {
         let running = std::mem::take(&mut *lock(&self.running));
         if let Some(worker) = running.worker {
             worker.stop();
+        }
+        if let Some(challenger) = self.challenger() {
+            challenger.stop();
         }
         Ok(())
     }
@@ -288,6 +303,7 @@ impl BaseTransformImpl for DefectDetect {
             }
             gst::EventView::Eos(_) => {
                 self.finish_stream();
+                self.finish_challenger();
                 // Drift: a baseline being learnt is written at end of stream.
                 let drift = lock(&self.running).drift.as_mut().map(|d| d.finish());
                 if let Some(outcome) = drift {
@@ -298,12 +314,18 @@ impl BaseTransformImpl for DefectDetect {
                 if let Some(worker) = self.worker() {
                     worker.stop_waiting();
                 }
+                if let Some(challenger) = self.challenger() {
+                    challenger.stop_waiting();
+                }
                 // A frame waiting for other elements' frames to fill its batch stops waiting.
                 if lock(&self.settings).batch_size > 1 {
                     self.engine.interrupt();
                 }
             }
             gst::EventView::FlushStop(_) => {
+                if let Some(challenger) = self.challenger() {
+                    challenger.resume();
+                }
                 if lock(&self.settings).batch_size > 1 {
                     self.engine.resume();
                 }
@@ -353,6 +375,11 @@ impl BaseTransformImpl for DefectDetect {
                 None => Default::default(),
             }
         };
+        // The challenger sees the frame after production decided it, never before.
+        if let Some(challenger) = self.challenger() {
+            self.offer_challenger(&challenger, buffer, &settings, &decided);
+            self.send_challenger_results(&challenger);
+        }
         let flow = self.report(buffer, &settings, decided, started);
         self.drift_post(drift);
         flow
@@ -371,6 +398,154 @@ impl DefectDetect {
         lock(&self.running).worker.clone()
     }
 
+    fn challenger(&self) -> Option<Challenger> {
+        lock(&self.challenger).clone()
+    }
+
+    /// Start: loads the challenger's model on its thread (an error names it), or drops the
+    /// previous challenger when there is none.
+    fn start_challenger(&self, settings: &Settings) -> Result<(), gst::ErrorMessage> {
+        if let Some(previous) = lock(&self.challenger).take() {
+            previous.stop();
+        }
+        let Some(request) = settings.challenger_request() else {
+            return Ok(());
+        };
+        if settings.async_inference || settings.on_rois {
+            return Err(gst::error_msg!(
+                gst::LibraryError::Settings,
+                ["challenger-model cannot be combined with async-inference or on-rois"]
+            ));
+        }
+        let log = (*CAT, self.obj().upcast_ref::<gst::Element>().downgrade());
+        let (challenger, warnings) = Challenger::start(request, log).map_err(|reason| {
+            gst::error_msg!(
+                gst::ResourceError::Read,
+                [
+                    "challenger-model {}: {reason}",
+                    settings
+                        .challenger_model
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ]
+            )
+        })?;
+        for warning in warnings {
+            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("challenger: {warning}"));
+        }
+        let production = self
+            .engine
+            .slot
+            .published()
+            .map(|i| i.model_id.clone())
+            .unwrap_or_default();
+        gst::info!(
+            CAT,
+            imp = self,
+            "production model {production}, challenger model {} (every {} frame(s){})",
+            challenger.model_id,
+            settings.challenger_interval,
+            if settings.challenger_wait {
+                ", waited for"
+            } else {
+                ""
+            }
+        );
+        *lock(&self.challenger) = Some(challenger);
+        Ok(())
+    }
+
+    /// Offers a frame production inferred (not one carrying an earlier result) to the
+    /// challenger, every `challenger-interval` frames, with production's judgement of it.
+    fn offer_challenger(
+        &self,
+        challenger: &Challenger,
+        buffer: &gst::BufferRef,
+        settings: &Settings,
+        decided: &Decided,
+    ) {
+        if !decided.inspected
+            || decided.carried_from.is_some()
+            || !decided
+                .frame_number
+                .is_multiple_of(settings.challenger_interval.max(1) as u64)
+        {
+            return;
+        }
+        let Some((info, caps)) = ({
+            let running = lock(&self.running);
+            running
+                .info
+                .clone()
+                .zip(running.stream.as_ref().map(|s| s.caps))
+        }) else {
+            return;
+        };
+        let model = &decided.identity.model;
+        let job = challenger::Job {
+            buffer: buffer.to_owned(),
+            info,
+            caps,
+            frame: decided.frame_number,
+            pts: buffer.pts().map(|t| t.nseconds()),
+            thresholds: settings.thresholds(),
+            tile_size: settings.tile_size,
+            tile_overlap: settings.tile_overlap,
+            production: challenger::judgement(&decided.verdict, &|id| model.class_name(id)),
+            production_model_id: decided.identity.model_id.clone(),
+        };
+        challenger.submit(job, settings.challenger_wait);
+    }
+
+    /// Sends the challenger's results so far downstream, each as a `defect-challenger-frame`
+    /// event (before the current frame), and warns once when it stopped judging.
+    fn send_challenger_results(&self, challenger: &Challenger) {
+        let (finished, failure) = challenger.take_finished();
+        if let Some(reason) = failure {
+            gst::element_imp_warning!(self, gst::StreamError::Failed, ("{reason}"));
+        }
+        let obj = self.obj();
+        let pad = obj.src_pad();
+        for frame in finished {
+            if !pad.push_event(frame.to_event()) {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "challenger event of frame {} not sent",
+                    frame.frame
+                );
+            }
+        }
+    }
+
+    /// End of stream: waits for the challenger's last frames, sends their results, and posts
+    /// the `defect-challenger` summary.
+    fn finish_challenger(&self) {
+        let Some(challenger) = self.challenger() else {
+            return;
+        };
+        if !challenger.wait_idle() {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "end of stream without the challenger's last frame"
+            );
+        }
+        self.send_challenger_results(&challenger);
+        let summary = challenger.summary();
+        gst::info!(
+            CAT,
+            imp = self,
+            "challenger {} beside {}: {} frames judged, {} skipped",
+            summary.model_id,
+            summary.production_model_id,
+            summary.judged_frames,
+            summary.skipped_frames
+        );
+        self.post(summary.to_structure());
+    }
+
     /// At a frame boundary, with the current model locked: takes over a pending model.
     /// Returns whether the model changed.
     fn adopt(&self, current: &mut Option<Current<Loaded>>, frame: u64) -> bool {
@@ -378,10 +553,14 @@ impl DefectDetect {
             return false;
         };
         if let Some(model_id) = adopted.model_id {
+            let challenger = self
+                .challenger()
+                .map(|c| format!("; challenger {}", c.model_id))
+                .unwrap_or_default();
             gst::info!(
                 CAT,
                 imp = self,
-                "model generation {} ({model_id}) in use from frame {frame}",
+                "model generation {} ({model_id}) in use from frame {frame}{challenger}",
                 adopted.generation
             );
         }

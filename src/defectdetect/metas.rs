@@ -110,7 +110,7 @@ impl Report<'_> {
 }
 
 /// A judged detection with its box in pixels.
-fn reason(j: &Judged, class_name: &dyn Fn(usize) -> String) -> Reason {
+pub(super) fn reason(j: &Judged, class_name: &dyn Fn(usize) -> String) -> Reason {
     let d = &j.detection;
     Reason {
         peak_score: j.scores.map(|s| s[0] as f64),

@@ -54,6 +54,7 @@ use gst::prelude::*;
 
 use crate::element;
 
+mod challenger;
 mod drift;
 mod imp;
 mod metas;

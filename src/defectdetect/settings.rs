@@ -58,6 +58,10 @@ pub(super) struct Settings {
     pub drift_baseline: Option<Arc<Path>>,
     pub drift_baseline_out: Option<Arc<Path>>,
     pub drift_learn_frames: u32,
+    pub challenger_model: Option<Arc<Path>>,
+    pub challenger_policy: Option<Arc<Path>>,
+    pub challenger_interval: u32,
+    pub challenger_wait: bool,
 }
 
 impl Default for Settings {
@@ -93,6 +97,10 @@ impl Default for Settings {
             drift_baseline: None,
             drift_baseline_out: None,
             drift_learn_frames: 0,
+            challenger_model: None,
+            challenger_policy: None,
+            challenger_interval: 1,
+            challenger_wait: false,
         }
     }
 }
@@ -159,6 +167,23 @@ impl Settings {
         }
     }
 
+    /// What the challenger's model is built from, when there is one: these settings with the
+    /// challenger's model, and its policy (else production's); never batched with other
+    /// elements' frames.
+    pub fn challenger_request(&self) -> Option<Request> {
+        let model = self.challenger_model.clone()?;
+        let mut options = self.detector_options();
+        options.model = PathBuf::from(&*model);
+        options.batch_size = 1;
+        Some(Request {
+            detector: options,
+            policy: self
+                .challenger_policy
+                .clone()
+                .or_else(|| self.policy.clone()),
+        })
+    }
+
     /// Tiling that cannot work: an overlap as large as the tile would step by one pixel.
     pub fn tiling_error(&self) -> Option<String> {
         (self.tile_size > 0 && self.tile_overlap >= self.tile_size).then(|| {
@@ -213,6 +238,10 @@ impl Settings {
             "drift-baseline" => self.drift_baseline = optional_path(value),
             "drift-baseline-out" => self.drift_baseline_out = optional_path(value),
             "drift-learn-frames" => self.drift_learn_frames = get(),
+            "challenger-model" => self.challenger_model = optional_path(value),
+            "challenger-policy" => self.challenger_policy = optional_path(value),
+            "challenger-interval" => self.challenger_interval = get(),
+            "challenger-wait" => self.challenger_wait = value.get().expect("type checked upstream"),
             _ => return Change::Unknown,
         }
         Change::None
@@ -251,6 +280,10 @@ impl Settings {
             "drift-baseline" => path_value(&self.drift_baseline),
             "drift-baseline-out" => path_value(&self.drift_baseline_out),
             "drift-learn-frames" => self.drift_learn_frames.to_value(),
+            "challenger-model" => path_value(&self.challenger_model),
+            "challenger-policy" => path_value(&self.challenger_policy),
+            "challenger-interval" => self.challenger_interval.to_value(),
+            "challenger-wait" => self.challenger_wait.to_value(),
             _ => return None,
         })
     }
@@ -315,6 +348,11 @@ crate::element::properties! {
     string("drift-baseline", "Drift baseline").mutable_ready(): "Baseline profile (JSON, from `defect-replay --baseline-out`, or `drift-baseline-out`) to compare with; overrides the policy's `[drift] baseline`. Without one the element learns the baseline from its first drift-learn-frames frames",
     string("drift-baseline-out", "Drift baseline output").mutable_ready(): "Write the baseline the element learns to this file (JSON): once learnt, or at end of stream from the frames seen when the stream is shorter than drift-learn-frames",
     uint("drift-learn-frames", "Drift learning frames", 0..=1_000_000, 0).mutable_ready(): "Frames the baseline is learnt from when no baseline file is given; 0 = the policy's `[drift] learn-frames` (default 300)",
+    string("challenger-model", "Challenger model").mutable_ready(): "A second ONNX model that judges the same frames as `model` on its own thread at the lowest priority, never delaying it: verdicts stay the production model's. Each frame offered to it sends a `defect-challenger-frame` event downstream (its detections and verdict, or skipped when it was still busy: its queue holds one frame, the newest), the agreement table (per class and per verdict: found by both, only production, only challenger) is in `challenger-stats` and in a `defect-challenger` message at end of stream. Promote it by setting `model` to the same file. Detection models; not with async-inference or on-rois. See docs/challenger.md",
+    string("challenger-policy", "Challenger policy").mutable_ready(): "Inspection policy (TOML) of the challenger; default: the production `policy`",
+    uint("challenger-interval", "Challenger interval", 1..=10_000, 1).mutable_ready(): "Offer the challenger every Nth frame (frame numbers that are multiples of N, among the frames the production model inferred); 1 = every frame",
+    boolean("challenger-wait", "Wait for the challenger", false).mutable_ready(): "Validation runs only: the streaming thread waits until the challenger has taken the previous frame, so that it skips none (this delays production; its verdicts do not change). Never on a live line",
+    structure("challenger-stats", "Challenger statistics").read_only(): "The challenger's figures so far, a structure defect-challenger: model-id (the challenger's), production-model-id, judged-frames, skipped-frames, agreement (an array of agreement structures: level class or verdict, label, found-by-both, only-production, only-challenger) (read-only; NULL without a challenger)",
     uint64("batched-frames", "Batched frames").read_only(): "Model runs of this element that shared a batch with other elements' frames (read-only)",
     uint64("skipped", "Skipped frames").read_only(): "Frames the asynchronous worker had no time for (read-only)",
     structure(crate::meta::fields::MODEL_INFO, "Model information").read_only(): "What the loaded model expects and produces, a structure model-info: model-id, input-name, channels, width, height, output-shape, output-layout, classes, provider, int8-risk (why 8-bit kernels can give wrong results on this CPU, \"\" where not) (read-only; NULL before a model is loaded)",

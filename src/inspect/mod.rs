@@ -11,6 +11,8 @@
 //!   builds);
 //! - [`stream`]: a stream's state (caps, frame count, parts, the carried result, the
 //!   asynchronous worker's results);
+//! - [`agreement`]: what two models made of the same frames, compared (a challenger and
+//!   production; `defect-replay --model-b`);
 //! - [`engine`]: what the streaming thread and the asynchronous worker share ([`Engine`]): the
 //!   slot, the interrupter of the model in use and the counters.
 //!
@@ -22,6 +24,7 @@
 //! the slot's `control` or the engine's `interrupter` (both short). The adapter's own
 //! running-state lock may be taken while the current model is held, never the other way round.
 
+pub mod agreement;
 pub mod engine;
 pub mod infer;
 pub mod model;

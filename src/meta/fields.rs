@@ -122,3 +122,19 @@ pub const SCORE: &str = "score";
 pub const MOVED: &str = "moved";
 pub const BASELINE: &str = "baseline";
 pub const CURRENT: &str = "current";
+
+// A challenger model (`defectdetect challenger-model`): the `defect-challenger-frame` downstream
+// event (one per frame offered to it), the `defect-challenger` message at end of stream and
+// the `challenger-stats` property, with `agreement` entries.
+pub const CHALLENGER_FRAME: &str = "defect-challenger-frame";
+pub const CHALLENGER_SUMMARY: &str = "defect-challenger";
+pub const CHALLENGER_SKIPPED: &str = "challenger-skipped";
+pub const PRODUCTION_VERDICT: &str = "production-verdict";
+pub const PRODUCTION_MODEL_ID: &str = "production-model-id";
+pub const JUDGED_FRAMES: &str = "judged-frames";
+pub const AGREEMENT: &str = "agreement";
+/// An `agreement` entry's level: `class` or `verdict`; its `label` names the class or verdict.
+pub const AGREEMENT_LEVEL: &str = "level";
+pub const FOUND_BY_BOTH: &str = "found-by-both";
+pub const ONLY_PRODUCTION: &str = "only-production";
+pub const ONLY_CHALLENGER: &str = "only-challenger";

@@ -41,6 +41,7 @@
 use gst::glib;
 
 mod anomaly_map;
+mod challenger;
 mod detection;
 mod drift;
 pub mod fields;
@@ -51,6 +52,7 @@ mod values;
 mod verdict;
 
 pub use anomaly_map::AnomalyMapMeta;
+pub use challenger::{AgreementRow, ChallengerFrame, ChallengerSummary};
 pub use detection::{Classification, DetectionParams, DetectionsMessage, Reason};
 pub use drift::{DriftFeature, DriftReport};
 pub use fields::{ANOMALY_MAP_META, PART_EVENT, PART_META, VERDICT_META};

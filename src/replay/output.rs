@@ -22,6 +22,7 @@ pub const WRITTEN: &[&str] = &[
     "confusion.png",
     "latency.png",
     "swept-policy.toml",
+    "agreement.json",
 ];
 
 /// The folder of model B's files inside `--out`.

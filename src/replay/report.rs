@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::Replay;
 use super::truth::{GroundTruth, Problem, TruthError};
+use crate::inspect::agreement::{Agreement, Found, Judgement, compare as compare_frames};
 use crate::metrics::{self, Evaluation, Prediction, Truth};
 use crate::policy::{Policy, Verdict};
 
@@ -452,6 +453,42 @@ pub fn sweep_max_recall(report: &Report) -> Vec<Option<metrics::SweepPoint>> {
     (0..report.class_names.len())
         .map(|c| metrics::max_recall_threshold(&report.truths, &report.predictions, c))
         .collect()
+}
+
+/// What a replayed frame's policy counted, for the agreement of two replays.
+fn judgement(frame: &super::FrameResult) -> Judgement {
+    Judgement {
+        verdict: frame.verdict,
+        found: frame
+            .detections
+            .iter()
+            .filter(|d| d.decision.is_none_or(|d| d.counted()))
+            .map(|d| Found {
+                class: d.label.clone(),
+                confidence: d.confidence,
+                bbox: d.bbox,
+            })
+            .collect(),
+    }
+}
+
+/// The agreement of two replays of the same source (A as production, B as challenger) on the
+/// frames both replayed, by the rule of [`crate::inspect::agreement`]: the table
+/// `defectdetect` keeps for a challenger. `frames`, when given, restricts it to those frame
+/// indices (the frames a challenger judged).
+pub fn agreement(a: &Replay, b: &Replay, frames: Option<&dyn Fn(u64) -> bool>) -> Agreement {
+    let by_index: BTreeMap<u64, &super::FrameResult> =
+        b.frames.iter().map(|f| (f.index, f)).collect();
+    let mut agreement = Agreement::default();
+    for frame in &a.frames {
+        if frames.is_some_and(|wanted| !wanted(frame.index)) {
+            continue;
+        }
+        if let Some(other) = by_index.get(&frame.index) {
+            agreement.add(&compare_frames(&judgement(frame), &judgement(other)));
+        }
+    }
+    agreement
 }
 
 /// Two reports side by side: mAP, per-class F1, escapes and false rejects.
