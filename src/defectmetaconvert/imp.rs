@@ -9,10 +9,12 @@ use gst::subclass::prelude::*;
 
 use crate::element::MetaProblems;
 use crate::element::{self, lock};
-use crate::meta::{Classification, DetectionParams, DriftReport, PartVerdictMeta, VerdictMeta};
+use crate::meta::{
+    ChallengerFrame, Classification, DetectionParams, DriftReport, PartVerdictMeta, VerdictMeta,
+};
 use crate::records::{
-    self, CameraRecord, ClassificationRecord, DetectionRecord, DriftRecord, FrameRecord, Latency,
-    ModelRef, PartRecord, SCHEMA_VERSION, SeverityCounts,
+    self, CameraRecord, ChallengerRecord, ClassificationRecord, DetectionRecord, DriftRecord,
+    FrameRecord, Latency, ModelRef, PartRecord, SCHEMA_VERSION, SeverityCounts,
 };
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -124,6 +126,15 @@ impl DefectMetaConvert {
                     let line = records::to_line(&self.part_record(part));
                     if self.push_line(line, None).is_err() {
                         gst::debug!(CAT, imp = self, "part record not pushed");
+                    }
+                }
+                if let Some(read) = custom.structure().and_then(ChallengerFrame::from_structure)
+                    && let Some(frame) = self.problems.check(&*self.obj(), *CAT, read)
+                {
+                    let source_id = lock(&self.settings).source_id.clone();
+                    let record = ChallengerRecord::new(&frame, source_id, records::utc_now());
+                    if self.push_line(records::to_line(&record), None).is_err() {
+                        gst::debug!(CAT, imp = self, "challenger record not pushed");
                     }
                 }
                 if let Some(read) = custom.structure().and_then(DriftReport::from_structure)

@@ -15,7 +15,8 @@ use gst_base::subclass::prelude::*;
 
 use crate::element::{self, MetaProblems, lock};
 use crate::meta::{
-    Classification, DetectionParams, DriftReport, PartVerdictMeta, Severity, VerdictMeta,
+    ChallengerFrame, Classification, DetectionParams, DriftReport, PartVerdictMeta, Severity,
+    VerdictMeta,
 };
 use crate::monitor::metrics::{DetectionSeen, FrameSeen, ModelSeen, Station};
 use crate::monitor::server::{self, Endpoint};
@@ -185,6 +186,12 @@ impl BaseSinkImpl for DefectMetricsSink {
             {
                 if let Some(state) = lock(&self.state).as_mut() {
                     state.station.part(part.verdict);
+                }
+            } else if let Some(frame) = ChallengerFrame::from_structure(structure)
+                .and_then(|read| self.problems.check(&*self.obj(), *CAT, read))
+            {
+                if let Some(state) = lock(&self.state).as_mut() {
+                    state.station.challenger(&frame);
                 }
             } else if let Some(report) = DriftReport::from_structure(structure)
                 .and_then(|read| self.problems.check(&*self.obj(), *CAT, read))

@@ -24,7 +24,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::meta::{DriftReport, Verdict};
+use crate::meta::{ChallengerFrame, DriftReport, Verdict};
 
 /// A series' labels, `source` first.
 pub type Labels = Vec<(&'static str, String)>;
@@ -83,6 +83,8 @@ struct Families {
     drift_active: Family<Labels, Gauge>,
     drift_episodes: Family<Labels, Counter>,
     drift_reports: Family<Labels, Counter>,
+    challenger_frames: Family<Labels, Counter>,
+    challenger_agreement: Family<Labels, Counter>,
 }
 
 struct Process {
@@ -116,6 +118,8 @@ static PROCESS: LazyLock<Process> = LazyLock::new(|| {
         drift_active: Family::default(),
         drift_episodes: Family::default(),
         drift_reports: Family::default(),
+        challenger_frames: Family::default(),
+        challenger_agreement: Family::default(),
     };
     let f = &families;
     let r = &mut registry;
@@ -204,6 +208,12 @@ static PROCESS: LazyLock<Process> = LazyLock::new(|| {
         "Drift windows reported (defect-drift events)",
         f.drift_reports.clone(),
     );
+    r.register(
+        "defect_challenger_frames",
+        "Frames offered to the challenger model, by outcome (judged, or skipped: it was still busy)",
+        f.challenger_frames.clone(),
+    );
+    r.register("defect_challenger_agreement", "The challenger's agreement with the production model: per class (level=class, class) the detections found by both, only by production, only by the challenger; per verdict (level=verdict, verdict) the frames both gave that verdict, only production, only the challenger", f.challenger_agreement.clone());
     let sources: Arc<Mutex<HashMap<String, Arc<AtomicU64>>>> = Arc::default();
     r.register_collector(Box::new(SinceLastFrame(sources.clone())));
     r.register_collector(Box::new(super::sinks::Collected));
@@ -329,6 +339,8 @@ pub struct Station {
     features: HashSet<String>,
     image: [Option<FloatGauge>; 3],
     episode: u64,
+    /// The challenger's series (labels beyond `source`), for removal.
+    challenger: HashSet<Vec<(&'static str, String)>>,
 }
 
 impl Station {
@@ -372,6 +384,7 @@ impl Station {
             features: HashSet::new(),
             image: Default::default(),
             episode: 0,
+            challenger: HashSet::new(),
         })
     }
 
@@ -498,10 +511,55 @@ impl Station {
     }
 }
 
+impl Station {
+    /// Records a frame offered to the challenger: judged or skipped, and its agreement with
+    /// production (per class and per verdict).
+    pub fn challenger(&mut self, frame: &ChallengerFrame) {
+        let f = &PROCESS.families;
+        let outcome = if frame.skipped { "skipped" } else { "judged" };
+        let mut add =
+            |family: &Family<Labels, Counter>, more: Vec<(&'static str, String)>, n: u64| {
+                let labels = self
+                    .labels(&[])
+                    .into_iter()
+                    .chain(more.iter().cloned())
+                    .collect();
+                family.get_or_create(&labels).inc_by(n);
+                self.challenger.insert(more);
+            };
+        add(&f.challenger_frames, vec![("outcome", outcome.into())], 1);
+        for row in &frame.agreement {
+            let name = if row.level == "class" {
+                "class"
+            } else {
+                "verdict"
+            };
+            let counts = [row.both, row.only_production, row.only_challenger];
+            for (outcome, n) in crate::inspect::agreement::OUTCOMES.iter().zip(counts) {
+                let more = vec![
+                    ("level", row.level.clone()),
+                    (name, row.label.clone()),
+                    ("outcome", outcome.to_string()),
+                ];
+                add(&f.challenger_agreement, more, n);
+            }
+        }
+    }
+}
+
 impl Drop for Station {
     fn drop(&mut self) {
         let process = &*PROCESS;
         let f = &process.families;
+        for more in &self.challenger {
+            let labels: Labels = self
+                .labels(&[])
+                .into_iter()
+                .chain(more.iter().cloned())
+                .collect();
+            f.challenger_frames.remove(&labels);
+            f.challenger_agreement.remove(&labels);
+        }
         let own = self.labels(&[]);
         for verdict in VERDICTS {
             let labels = self.labels(&[("verdict", verdict.as_str())]);

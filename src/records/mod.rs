@@ -236,6 +236,88 @@ impl DriftRecord {
     }
 }
 
+/// One line of a challenger's agreement for a frame (see [`crate::meta::AgreementRow`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgreementRecord {
+    /// `class` or `verdict`.
+    pub level: String,
+    /// The class or verdict.
+    pub label: String,
+    pub both: u64,
+    pub only_production: u64,
+    pub only_challenger: u64,
+}
+
+/// A challenger model's result for a frame (`defectdetect challenger-model`): its own line,
+/// after the frame's (the challenger judges the frame after production has decided it),
+/// naming the frame by `frame` and `pts_ns`. Frame records are unchanged by a challenger.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChallengerRecord {
+    pub schema_version: u32,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub utc: String,
+    pub source_id: String,
+    pub frame: u64,
+    pub pts_ns: Option<u64>,
+    /// The challenger's model id, and the production model's.
+    pub model_id: String,
+    pub production_model_id: String,
+    /// The challenger had no time for the frame: no detections, verdict null.
+    pub skipped: bool,
+    pub verdict: Option<String>,
+    pub production_verdict: String,
+    pub detections: Vec<DetectionRecord>,
+    /// This frame's agreement with production, per class and per verdict (empty when
+    /// skipped).
+    pub agreement: Vec<AgreementRecord>,
+}
+
+impl ChallengerRecord {
+    pub fn new(frame: &crate::meta::ChallengerFrame, source_id: String, utc: String) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            kind: "challenger",
+            utc,
+            source_id,
+            frame: frame.frame,
+            pts_ns: frame.pts,
+            model_id: frame.model_id.clone(),
+            production_model_id: frame.production_model_id.clone(),
+            skipped: frame.skipped,
+            verdict: (!frame.skipped).then(|| frame.verdict.as_str().to_string()),
+            production_verdict: frame.production_verdict.as_str().to_string(),
+            detections: frame
+                .detections
+                .iter()
+                .map(|d| DetectionRecord {
+                    class_id: d.label_id,
+                    class_name: d.label.clone(),
+                    severity: Some(d.severity.as_str().to_string()),
+                    decision: Some(d.decision.as_str().to_string()),
+                    confidence: d.confidence,
+                    bbox: [d.x_min, d.y_min, d.x_max, d.y_max],
+                    area: (d.x_max - d.x_min).max(0.0) * (d.y_max - d.y_min).max(0.0),
+                    peak_score: d.peak_score,
+                    mean_score: d.mean_score,
+                    classification: None,
+                })
+                .collect(),
+            agreement: frame
+                .agreement
+                .iter()
+                .map(|r| AgreementRecord {
+                    level: r.level.clone(),
+                    label: r.label.clone(),
+                    both: r.both,
+                    only_production: r.only_production,
+                    only_challenger: r.only_challenger,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// JSON has no NaN or infinity: such a value is written as the largest finite one of its sign
 /// (NaN as 0).
 fn finite(v: f64) -> f64 {

@@ -176,3 +176,22 @@ def test_a_drift_episode_writes_a_start_and_an_end_record(tmp_path):
     assert "brightness" in start["moved"] and end["moved"] == []
     assert start["source_id"] == "line-7"
     assert len(records) == 100 + 2
+
+
+def test_challenger_records_are_valid_and_leave_frame_records_alone(tmp_path):
+    """A challenger (another layout of the same detector) writes one challenger record per
+    frame, after the frame's record; every record is valid."""
+    challenger = ROOT / "models/test/squares_v5.onnx"
+    records = run_pipeline(
+        tmp_path, 8, f"challenger-model={challenger} challenger-wait=true"
+    )
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for record in records:
+        errors = sorted(validator.iter_errors(record), key=str)
+        assert not errors, f"{record}: {errors[0].message}"
+    frames = [r for r in records if r["type"] == "frame"]
+    judged = [r for r in records if r["type"] == "challenger"]
+    assert [f["frame"] for f in frames] == list(range(8))
+    assert [c["frame"] for c in judged] == list(range(8))
+    assert all(c["model_id"].startswith("squares_v5:") for c in judged)
+    assert all(c["production_verdict"] == f["verdict"] for c, f in zip(judged, frames))
