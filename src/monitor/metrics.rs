@@ -853,4 +853,66 @@ mod tests {
         assert!(content_type.starts_with("text/plain; version=0.0.4"));
         assert!(!body.contains("# EOF"));
     }
+
+    #[test]
+    fn challenger_frames_and_agreement_are_counted_and_removed_with_the_station() {
+        let row = |level: &str, label: &str| crate::meta::AgreementRow {
+            level: level.into(),
+            label: label.into(),
+            both: 2,
+            only_production: 1,
+            only_challenger: 0,
+        };
+        let judged = ChallengerFrame {
+            frame: 3,
+            pts: None,
+            model_id: "b:1".into(),
+            production_model_id: "a:1".into(),
+            skipped: false,
+            verdict: Verdict::Fail,
+            production_verdict: Verdict::Fail,
+            detections: Vec::new(),
+            agreement: vec![row("class", "scratch"), row("verdict", "FAIL")],
+        };
+        let skipped = ChallengerFrame {
+            skipped: true,
+            agreement: Vec::new(),
+            ..judged.clone()
+        };
+        let mut station = Station::new("unit-challenger").unwrap();
+        station.challenger(&judged);
+        station.challenger(&judged);
+        station.challenger(&skipped);
+        let t = text();
+        let frames = |outcome: &str| {
+            value(
+                &t,
+                &format!(
+                    "defect_challenger_frames_total{{source=\"unit-challenger\",outcome=\"{outcome}\"}}"
+                ),
+            )
+        };
+        assert_eq!(
+            (frames("judged"), frames("skipped")),
+            (Some(2.0), Some(1.0))
+        );
+        assert_eq!(
+            value(
+                &t,
+                "defect_challenger_agreement_total{source=\"unit-challenger\",level=\"class\",class=\"scratch\",outcome=\"both\"}"
+            ),
+            Some(4.0),
+            "{t}"
+        );
+        assert_eq!(
+            value(
+                &t,
+                "defect_challenger_agreement_total{source=\"unit-challenger\",level=\"verdict\",verdict=\"FAIL\",outcome=\"only_production\"}"
+            ),
+            Some(2.0),
+            "{t}"
+        );
+        drop(station);
+        assert!(!text().contains("unit-challenger"));
+    }
 }
