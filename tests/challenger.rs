@@ -261,3 +261,48 @@ fn a_slow_challenger_skips_frames_and_counts_them() {
         "{summary:?}"
     );
 }
+
+#[test]
+fn promotion_is_setting_model_to_the_challenger() {
+    init();
+    let frames = 150u64;
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers={frames} is-live=true ! \
+         video/x-raw,format=RGB,width=256,height=256,framerate=50/1 ! \
+         defectdetect name=detect model={} challenger-model={} ! fakesink sync=false",
+        test_model("squares_v8"),
+        test_model("squares_v5"),
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let detect = pipeline.by_name("detect").unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let (mut promoted, mut summary) = (false, None);
+    for message in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match message.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+            gst::MessageView::Element(m) => {
+                if !promoted {
+                    // One property set: the hot swap takes the challenger's file over.
+                    detect.set_property("model", test_model("squares_v5"));
+                    promoted = true;
+                }
+                if let Some(read) = m.structure().and_then(ChallengerSummary::from_structure) {
+                    summary = Some(read.unwrap());
+                }
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let summary = summary.expect("a defect-challenger message at EOS");
+    assert!(summary.model_id.starts_with("squares_v5:"), "{summary:?}");
+    assert_eq!(
+        summary.production_model_id, summary.model_id,
+        "production runs the promoted model at the end"
+    );
+    assert_eq!(summary.judged_frames + summary.skipped_frames, frames);
+}
