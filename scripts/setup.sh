@@ -89,7 +89,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 if ((TESTS)); then
   requirements=scripts/requirements.txt
-  modules="onnxruntime, onnx, numpy, cv2, pytest, jsonschema, pycocotools, pymodbus"
+  modules="onnxruntime, onnx, numpy, cv2, pytest, jsonschema, pycocotools, pymodbus, supervision"
 else
   requirements=scripts/requirements-demo.txt
   modules="onnxruntime, numpy"

@@ -3,7 +3,9 @@
 //! directory with YOLO labels that round-trip to the detections' boxes; a full queue drops
 //! frames and the count reaches the records; an unwritable directory fails at start; files
 //! the element did not write are never deleted, a second run never overwrites the first, and
-//! a full disk leaves no partial file (issue 14, items 1, 2 and 5).
+//! a full disk leaves no partial file (issue 14, items 1, 2 and 5). The directory is a dataset:
+//! `images/`, `labels/`, `data.yaml` and `classes.txt` with the model's classes, and a COCO
+//! file of the run whose boxes are the records' detections.
 
 mod common;
 
@@ -123,21 +125,45 @@ fn run_counted(
     (records, counts)
 }
 
+/// Every file in `dir` and its folders, as `folder/name`, sorted.
 fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().unwrap().is_dir() {
+            names.extend(
+                listing(&entry.path())
+                    .into_iter()
+                    .map(|n| format!("{name}/{n}")),
+            );
+        } else {
+            names.push(name);
+        }
+    }
     names.sort();
     names
 }
 
+/// The files of the captures (in `images/` and `labels/`), as `folder/name`.
+fn capture_files(dir: &Path) -> Vec<String> {
+    listing(dir)
+        .into_iter()
+        .filter(|n| n.starts_with("images/") || n.starts_with("labels/"))
+        .collect()
+}
+
+/// The last part of a `folder/name`.
+fn base(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
 /// The captures in `dir` as `frame_<n>_<VERDICT>.<ext>` (the run id left out), sorted; every
-/// file must be a capture, all of one run.
+/// file in `images/` and `labels/` must be a capture, all of one run.
 fn captures(dir: &Path) -> Vec<String> {
-    let names: Vec<CaptureName> = listing(dir)
+    let names: Vec<CaptureName> = capture_files(dir)
         .iter()
-        .map(|n| CaptureName::parse(n).unwrap_or_else(|| panic!("not a capture name: {n}")))
+        .map(|n| CaptureName::parse(base(n)).unwrap_or_else(|| panic!("not a capture name: {n}")))
         .collect();
     assert!(
         names
@@ -155,10 +181,10 @@ fn captures(dir: &Path) -> Vec<String> {
 
 /// The path of the capture file of `frame` with `verdict` and extension `ext` in `dir`.
 fn capture_path(dir: &Path, frame: u64, verdict: &str, ext: &str) -> std::path::PathBuf {
-    listing(dir)
+    capture_files(dir)
         .iter()
         .find(|n| {
-            CaptureName::parse(n)
+            CaptureName::parse(base(n))
                 .is_some_and(|c| c.frame == frame && c.verdict == verdict && c.extension == ext)
         })
         .map(|n| dir.join(n))
@@ -236,6 +262,77 @@ fn exactly_the_fail_and_review_frames_with_round_tripping_labels() {
         assert_eq!((info.width, info.height), (640, 480));
     }
     assert!(records.iter().all(|r| r["capture_dropped"] == 0));
+
+    // The dataset files: the model's classes, and the run's COCO file with the same boxes.
+    let names = "[\"white_square\", \"red_square\"]";
+    let yaml = std::fs::read_to_string(dir.join("data.yaml")).unwrap();
+    assert!(yaml.contains(&format!("names: {names}\n")), "{yaml}");
+    assert!(yaml.contains("train: images\nval: images\n"), "{yaml}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("classes.txt")).unwrap(),
+        "white_square\nred_square\n"
+    );
+    let coco_files: Vec<String> = listing(&dir)
+        .into_iter()
+        .filter(|n| n.starts_with("annotations/"))
+        .collect();
+    assert_eq!(coco_files.len(), 1, "{coco_files:?}");
+    let coco: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(&coco_files[0])).unwrap()).unwrap();
+    assert_eq!(
+        coco["categories"],
+        serde_json::json!([{"id": 1, "name": "white_square", "supercategory": ""},
+                           {"id": 2, "name": "red_square", "supercategory": ""}])
+    );
+    let images = coco["images"].as_array().unwrap();
+    assert_eq!(images.len(), 4);
+    for image in images {
+        let frame = image["frame"].as_u64().unwrap();
+        let record = &records[frame as usize];
+        assert_eq!(image["verdict"], record["verdict"]);
+        assert!(
+            dir.join("images")
+                .join(image["file_name"].as_str().unwrap())
+                .is_file()
+        );
+        assert_eq!(
+            (image["width"].as_u64(), image["height"].as_u64()),
+            (Some(640), Some(480))
+        );
+        let boxes: Vec<&serde_json::Value> = coco["annotations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["image_id"] == image["id"])
+            .collect();
+        let detections = record["detections"].as_array().unwrap();
+        assert_eq!(boxes.len(), detections.len());
+        for a in boxes {
+            let d = detections
+                .iter()
+                .find(|d| d["class_id"].as_u64().unwrap() + 1 == a["category_id"].as_u64().unwrap())
+                .unwrap();
+            let xywh: Vec<f64> = a["bbox"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let want: Vec<f64> = d["box"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let got = [xywh[0], xywh[1], xywh[0] + xywh[2], xywh[1] + xywh[3]];
+            for (got, want) in got.iter().zip(want) {
+                assert!((got - want).abs() <= 1.0, "frame {frame}: {got} vs {want}");
+            }
+            assert!(
+                (a["score"].as_f64().unwrap() - d["confidence"].as_f64().unwrap()).abs() < 1e-3
+            );
+        }
+    }
 }
 
 #[test]
@@ -295,7 +392,10 @@ fn a_full_queue_drops_frames_and_the_records_count_them() {
         dropped, counts.dropped,
         "the records carry the element's count"
     );
-    let captured = listing(&dir).iter().filter(|n| n.ends_with(".png")).count() as u64;
+    let captured = capture_files(&dir)
+        .iter()
+        .filter(|n| n.ends_with(".png"))
+        .count() as u64;
     assert_eq!(
         captured, counts.captured,
         "every capture counted is on disk"
@@ -425,12 +525,29 @@ fn a_full_disk_warns_and_keeps_the_stream_flowing() {
         .unwrap();
     let errors: u64 = capture.property("write-errors");
     let captured: u64 = capture.property("captured");
-    let names = listing(&dir);
+    let names = capture_files(&dir);
     let complete = names
         .iter()
         .map(|name| (name.clone(), whole_file(&dir.join(name))))
         .collect::<Vec<_>>();
+    let everything = listing(&dir);
+    let coco: Vec<Result<serde_json::Value, String>> = everything
+        .iter()
+        .filter(|n| n.starts_with("annotations/"))
+        .map(|n| {
+            serde_json::from_slice(&std::fs::read(dir.join(n)).unwrap())
+                .map_err(|e| format!("{n}: {e}"))
+        })
+        .collect();
     let _ = std::process::Command::new("umount").arg(&dir).status();
+    // The COCO file is replaced whole or not at all: never a temporary or a partial file.
+    assert!(
+        !everything.iter().any(|n| n.ends_with(".tmp")),
+        "{everything:?}"
+    );
+    for file in coco {
+        file.unwrap();
+    }
     // Issue 14, item 5: no 0-byte or truncated file, every image with its labels.
     for (name, whole) in &complete {
         assert!(whole, "{name} is empty or truncated (all: {names:?})");
@@ -438,7 +555,7 @@ fn a_full_disk_warns_and_keeps_the_stream_flowing() {
     let stems = |ext: &str| -> Vec<String> {
         names
             .iter()
-            .filter_map(|n| n.strip_suffix(ext).map(str::to_owned))
+            .filter_map(|n| base(n).strip_suffix(ext).map(str::to_owned))
             .collect()
     };
     assert_eq!(stems(".png"), stems(".txt"), "images and labels pair up");
@@ -448,8 +565,15 @@ fn a_full_disk_warns_and_keeps_the_stream_flowing() {
         "errors {errors}, captured {captured}"
     );
     assert_eq!(captured + errors, 20);
-    assert_eq!(warnings.len(), 1, "one warning: {warnings:?}");
-    assert!(warnings[0].contains("No space left"), "{warnings:?}");
+    // One warning for the captures, at most one for the COCO file.
+    let (coco_warnings, capture_warnings): (Vec<&String>, Vec<&String>) =
+        warnings.iter().partition(|w| w.contains("COCO"));
+    assert_eq!(capture_warnings.len(), 1, "one warning: {warnings:?}");
+    assert!(coco_warnings.len() <= 1, "{warnings:?}");
+    assert!(
+        warnings.iter().all(|w| w.contains("No space left")),
+        "{warnings:?}"
+    );
 }
 
 /// Issue 14, item 1: a directory holding 21 files the element did not write, with
@@ -477,8 +601,28 @@ fn unrelated_files_in_the_directory_are_never_deleted() {
             format!("keep me {i}")
         );
     }
-    let own: Vec<&String> = names.iter().filter(|n| !unrelated.contains(n)).collect();
+    let own = capture_files(&dir);
     assert_eq!(own.len(), 4, "two captures of two files: {own:?}");
+    let coco = listing(&dir)
+        .into_iter()
+        .find(|n| n.starts_with("annotations/"))
+        .unwrap();
+    let coco: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(coco)).unwrap()).unwrap();
+    let in_coco: Vec<&str> = coco["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["file_name"].as_str().unwrap())
+        .collect();
+    let images: Vec<&str> = own
+        .iter()
+        .filter_map(|n| n.strip_prefix("images/"))
+        .collect();
+    assert_eq!(
+        in_coco, images,
+        "the COCO file lists the captures the bounds kept"
+    );
 }
 
 /// Issue 14, item 2: a second run into the same directory keeps every capture of the first
@@ -497,10 +641,11 @@ fn a_second_run_never_overwrites_the_first() {
             (n, std::fs::read(&path).unwrap(), modified)
         })
         .collect();
-    assert_eq!(first.len(), 4);
+    // Two captures of two files, data.yaml, classes.txt and the run's COCO file.
+    assert_eq!(first.len(), 7, "{first:?}");
     run(&frames, VideoFormat::Rgb, &properties);
     let names = listing(&dir);
-    assert_eq!(names.len(), 8, "{names:?}");
+    assert_eq!(names.len(), 12, "{names:?}");
     for (name, bytes, modified) in &first {
         let path = dir.join(name);
         assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{name} changed");

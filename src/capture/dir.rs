@@ -3,9 +3,17 @@
 //! the directory, created exclusively (never overwriting), removed again when a write fails,
 //! and bounded in count and size by removing the oldest captures of this element first.
 //!
+//! # Layout
+//!
+//! A capture's files go into folders of the directory, the layout YOLO tools and annotation
+//! tools open as a dataset: `images/<stem>.png` (or `.jpg`), `labels/<stem>.txt` (YOLO
+//! labels), `heatmaps/<stem>_heatmap.png` (an anomaly model's map). Those folders are created
+//! when missing; one that is a link or not a folder is refused (nothing is written through a
+//! link). Captures of earlier versions, all in the directory itself, are adopted too.
+//!
 //! # Names
 //!
-//! Every file is `<run>_<frame>_<VERDICT>[-<n>].<ext>`:
+//! Every capture is `<run>_<frame>_<VERDICT>[-<n>]` (its stem) plus its extension:
 //!
 //! * `<run>` identifies one run (start to stop) of one element: the UTC time it started
 //!   with milliseconds, the process id and a counter of runs within the process, e.g.
@@ -15,11 +23,12 @@
 //! * `<VERDICT>` is the verdict in capitals and digits (anything else is left out).
 //! * `-<n>` (2, 3, ...) only when the name without it exists already (a frame number seen
 //!   twice in a run).
-//! * `<ext>` is `png`, `jpg` (the image) or `txt` (the YOLO labels).
+//! * `<ext>` is `png`, `jpg` (the image) or `txt` (the YOLO labels); a heat map's name ends in
+//!   `_heatmap.png`.
 //!
 //! [`BoundedDir::open`] adopts the files whose names parse as [`CaptureName`] (regular files,
-//! not links) as earlier captures, oldest run first; every other file in the directory is
-//! left alone, whatever the bounds.
+//! not links) as earlier captures, oldest run first; every other file in the directory and its
+//! folders is left alone, whatever the bounds.
 
 use std::collections::VecDeque;
 use std::fs::OpenOptions;
@@ -29,6 +38,72 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The extensions of capture files.
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "txt"];
+
+/// The folder of the images.
+pub const IMAGES: &str = "images";
+/// The folder of the YOLO label files.
+pub const LABELS: &str = "labels";
+/// The folder of the anomaly heat maps.
+pub const HEATMAPS: &str = "heatmaps";
+/// What ends a heat map's name (before `.png`).
+pub const HEATMAP_SUFFIX: &str = "_heatmap";
+
+/// One file of a capture: which folder it goes to and how it is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// `images/<stem>.<ext>`, `ext` `png` or `jpg`.
+    Image(&'static str),
+    /// `labels/<stem>.txt`.
+    Labels,
+    /// `heatmaps/<stem>_heatmap.png`.
+    Heatmap,
+}
+
+impl Part {
+    /// The file's path in the capture directory, e.g. `images/<stem>.png`.
+    pub fn path(self, stem: &str) -> PathBuf {
+        match self {
+            Part::Image(extension) => Path::new(IMAGES).join(format!("{stem}.{extension}")),
+            Part::Labels => Path::new(LABELS).join(format!("{stem}.txt")),
+            Part::Heatmap => Path::new(HEATMAPS).join(format!("{stem}{HEATMAP_SUFFIX}.png")),
+        }
+    }
+}
+
+/// Creates `dir/name` as a folder when missing; refuses one that is a link or not a folder.
+pub fn own_folder(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    let path = dir.join(name);
+    match std::fs::create_dir(&path) {
+        Ok(()) => return Ok(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    // `symlink_metadata` does not follow links: a link to a folder is refused too.
+    let kind = std::fs::symlink_metadata(&path)?.file_type();
+    if kind.is_dir() {
+        Ok(path)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!(
+                "{} is a {}, not a folder: captures are never written through links or in place of files",
+                path.display(),
+                if kind.is_symlink() { "link" } else { "file" }
+            ),
+        ))
+    }
+}
+
+/// Checks that `dir` can be written by creating and removing a file named for run `run`
+/// (not a capture name: nobody else's file).
+fn probe(dir: &Path, run: &str) -> std::io::Result<()> {
+    let probe = dir.join(format!(".{run}.probe"));
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
 
 /// How many `-<n>` suffixes are tried before a capture is given up.
 const MAX_DUPLICATES: u32 = 1000;
@@ -169,9 +244,10 @@ impl CaptureName {
     }
 }
 
-/// One capture: its files and their total size.
+/// One capture: its stem, its files and their total size.
 #[derive(Debug)]
 struct Capture {
+    stem: String,
     paths: Vec<PathBuf>,
     bytes: u64,
 }
@@ -187,15 +263,18 @@ pub struct BoundedDir {
     /// Oldest first.
     captures: VecDeque<Capture>,
     bytes: u64,
+    /// Stems of the captures removed to keep the bounds, not yet taken ([`Self::take_removed`]).
+    removed: Vec<String>,
     /// Tests: bytes that can still be written before writes fail as on a full disk.
     #[cfg(test)]
     space: Option<u64>,
 }
 
 impl BoundedDir {
-    /// Opens (creating) the directory for run `run` (see [`new_run_id`]), checks that it is
-    /// writable and adopts the captures of earlier runs, oldest first; trims them to the
-    /// bounds. Files whose names this module does not write are never adopted.
+    /// Opens (creating) the directory and its folders for run `run` (see [`new_run_id`]),
+    /// checks that they are writable and adopts the captures of earlier runs, oldest first;
+    /// trims them to the bounds. Files whose names this module does not write are never
+    /// adopted.
     pub fn open(
         dir: &Path,
         run: &str,
@@ -203,25 +282,37 @@ impl BoundedDir {
         max_captures: usize,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        // A name of this run (not one of the capture extensions): nobody else's file.
-        let probe = dir.join(format!(".{run}.probe"));
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&probe)?;
-        std::fs::remove_file(&probe)?;
-        let mut existing: Vec<(CaptureName, PathBuf, u64)> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                // `file_type` does not follow links: a link is never adopted.
-                if !e.file_type().ok()?.is_file() {
-                    return None;
-                }
-                let name = CaptureName::parse(e.file_name().to_str()?)?;
-                let size = e.metadata().ok()?.len();
-                Some((name, e.path(), size))
-            })
-            .collect();
+        probe(dir, run)?;
+        let mut folders = vec![(dir.to_path_buf(), "")];
+        for (name, suffix) in [(IMAGES, ""), (LABELS, ""), (HEATMAPS, HEATMAP_SUFFIX)] {
+            // Created when the first file goes there; one that exists must be a folder.
+            if std::fs::symlink_metadata(dir.join(name)).is_ok() {
+                folders.push((own_folder(dir, name)?, suffix));
+            }
+        }
+        let mut existing: Vec<(CaptureName, PathBuf, u64)> = Vec::new();
+        for (folder, suffix) in folders {
+            existing.extend(
+                std::fs::read_dir(&folder)?
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        // `file_type` does not follow links: a link is never adopted.
+                        if !e.file_type().ok()?.is_file() {
+                            return None;
+                        }
+                        let file_name = e.file_name();
+                        let file_name = file_name.to_str()?;
+                        let name = if suffix.is_empty() {
+                            CaptureName::parse(file_name)?
+                        } else {
+                            let stem = file_name.strip_suffix(".png")?.strip_suffix(suffix)?;
+                            CaptureName::parse(&format!("{stem}.png"))?
+                        };
+                        let size = e.metadata().ok()?.len();
+                        Some((name, e.path(), size))
+                    }),
+            );
+        }
         existing.sort();
         let mut bounded = Self {
             dir: dir.to_path_buf(),
@@ -230,6 +321,7 @@ impl BoundedDir {
             max_captures,
             captures: VecDeque::new(),
             bytes: 0,
+            removed: Vec::new(),
             #[cfg(test)]
             space: None,
         };
@@ -244,6 +336,7 @@ impl BoundedDir {
                 capture.bytes += size;
             } else {
                 bounded.captures.push_back(Capture {
+                    stem: name.stem(),
                     paths: vec![path],
                     bytes: size,
                 });
@@ -262,16 +355,16 @@ impl BoundedDir {
         &self.run
     }
 
-    /// Writes the files of one capture of `frame` (`(extension, bytes)` each, extensions
-    /// among `png`, `jpg`, `txt`), never over an existing file, then removes the oldest
-    /// captures beyond the bounds. Returns the names written. When a write fails (disk full),
-    /// every file of this capture written so far is removed again and the error returned.
+    /// Writes the files of one capture of `frame` (`(part, bytes)` each), never over an
+    /// existing file, then removes the oldest captures beyond the bounds. Returns the stem
+    /// written (shared by the capture's files). When a write fails (disk full), every file of
+    /// this capture written so far is removed again and the error returned.
     pub fn write(
         &mut self,
         frame: u64,
         verdict: &str,
-        files: &[(&str, &[u8])],
-    ) -> std::io::Result<Vec<String>> {
+        files: &[(Part, &[u8])],
+    ) -> std::io::Result<String> {
         let (started, rest) = self.run.split_once('-').unwrap_or((&self.run, "0-0"));
         let (pid, number) = rest.split_once('-').unwrap_or((rest, "0"));
         let mut name = CaptureName {
@@ -286,14 +379,15 @@ impl BoundedDir {
         loop {
             match self.write_files(&name, files) {
                 Ok((paths, bytes)) => {
-                    let names = paths
-                        .iter()
-                        .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
-                        .collect();
+                    let stem = name.stem();
                     self.bytes += bytes;
-                    self.captures.push_back(Capture { paths, bytes });
+                    self.captures.push_back(Capture {
+                        stem: stem.clone(),
+                        paths,
+                        bytes,
+                    });
                     self.trim()?;
-                    return Ok(names);
+                    return Ok(stem);
                 }
                 Err(e)
                     if e.kind() == std::io::ErrorKind::AlreadyExists
@@ -310,20 +404,20 @@ impl BoundedDir {
     fn write_files(
         &mut self,
         name: &CaptureName,
-        files: &[(&str, &[u8])],
+        files: &[(Part, &[u8])],
     ) -> std::io::Result<(Vec<PathBuf>, u64)> {
         let mut written: Vec<PathBuf> = Vec::new();
         let mut bytes = 0;
-        for (extension, data) in files {
-            debug_assert!(EXTENSIONS.contains(extension));
-            let path = self.dir.join(
-                CaptureName {
-                    extension: (*extension).to_owned(),
-                    ..name.clone()
-                }
-                .file_name(),
-            );
-            let created = OpenOptions::new().write(true).create_new(true).open(&path);
+        let stem = name.stem();
+        for (part, data) in files {
+            let relative = part.path(&stem);
+            let path = self.dir.join(&relative);
+            let folder = relative
+                .parent()
+                .and_then(|f| f.to_str())
+                .unwrap_or_default();
+            let created = own_folder(&self.dir, folder)
+                .and_then(|_| OpenOptions::new().write(true).create_new(true).open(&path));
             let result = created.and_then(|mut file| {
                 // Ours from here on: whatever happens next, a failed file is removed.
                 written.push(path.clone());
@@ -363,9 +457,15 @@ impl BoundedDir {
                     }
                 }
                 self.bytes -= capture.bytes;
+                self.removed.push(capture.stem);
             }
         }
         Ok(())
+    }
+
+    /// The stems of the captures removed to keep the bounds since the last call.
+    pub fn take_removed(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.removed)
     }
 
     pub fn captures(&self) -> usize {
@@ -388,11 +488,22 @@ mod tests {
         dir
     }
 
+    /// The files in `dir` and its folders, as `folder/name`.
     fn listing(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().unwrap().is_dir() {
+                names.extend(
+                    listing(&entry.path())
+                        .into_iter()
+                        .map(|n| format!("{name}/{n}")),
+                );
+            } else {
+                names.push(name);
+            }
+        }
         names.sort();
         names
     }
@@ -436,31 +547,46 @@ mod tests {
         let mut bounded = BoundedDir::open(&dir, "20260101T000000000Z-1-1", 250, 100).unwrap();
         for i in 0..5 {
             bounded
-                .write(i, "FAIL", &[("png", &[0; 90]), ("txt", &[0; 10])])
+                .write(
+                    i,
+                    "FAIL",
+                    &[(Part::Image("png"), &[0; 90]), (Part::Labels, &[0; 10])],
+                )
                 .unwrap();
         }
         assert_eq!(bounded.captures(), 2);
         assert_eq!(
             listing(&dir),
             [
-                "20260101T000000000Z-1-1_00000003_FAIL.png",
-                "20260101T000000000Z-1-1_00000003_FAIL.txt",
-                "20260101T000000000Z-1-1_00000004_FAIL.png",
-                "20260101T000000000Z-1-1_00000004_FAIL.txt",
+                "images/20260101T000000000Z-1-1_00000003_FAIL.png",
+                "images/20260101T000000000Z-1-1_00000004_FAIL.png",
+                "labels/20260101T000000000Z-1-1_00000003_FAIL.txt",
+                "labels/20260101T000000000Z-1-1_00000004_FAIL.txt",
             ]
         );
+        assert_eq!(
+            bounded.take_removed(),
+            (0..3)
+                .map(|i| format!("20260101T000000000Z-1-1_0000000{i}_FAIL"))
+                .collect::<Vec<_>>()
+        );
+        assert!(bounded.take_removed().is_empty());
         // A later run adopts them; the oldest run's go first.
         let mut later = BoundedDir::open(&dir, "20260101T000001000Z-1-2", 1000, 3).unwrap();
         assert_eq!((later.captures(), later.bytes()), (2, 200));
-        later.write(0, "PASS", &[("png", &[1; 5])]).unwrap();
-        later.write(1, "PASS", &[("png", &[1; 5])]).unwrap();
+        later
+            .write(0, "PASS", &[(Part::Image("png"), &[1; 5])])
+            .unwrap();
+        later
+            .write(1, "PASS", &[(Part::Image("png"), &[1; 5])])
+            .unwrap();
         assert_eq!(
             listing(&dir),
             [
-                "20260101T000000000Z-1-1_00000004_FAIL.png",
-                "20260101T000000000Z-1-1_00000004_FAIL.txt",
-                "20260101T000001000Z-1-2_00000000_PASS.png",
-                "20260101T000001000Z-1-2_00000001_PASS.png",
+                "images/20260101T000000000Z-1-1_00000004_FAIL.png",
+                "images/20260101T000001000Z-1-2_00000000_PASS.png",
+                "images/20260101T000001000Z-1-2_00000001_PASS.png",
+                "labels/20260101T000000000Z-1-1_00000004_FAIL.txt",
             ]
         );
         assert!(BoundedDir::open(Path::new("/proc/nonexistent/dir"), "r", 10, 10).is_err());
@@ -487,7 +613,11 @@ mod tests {
         assert_eq!(bounded.captures(), 0);
         for frame in 0..5 {
             bounded
-                .write(frame, "FAIL", &[("png", &[0; 10]), ("txt", &[0; 1])])
+                .write(
+                    frame,
+                    "FAIL",
+                    &[(Part::Image("png"), &[0; 10]), (Part::Labels, &[0; 1])],
+                )
                 .unwrap();
         }
         let listed = listing(&dir);
@@ -505,13 +635,17 @@ mod tests {
         let second = new_run_id();
         assert_ne!(first, second);
         let mut a = BoundedDir::open(&dir, &first, 1 << 20, 100).unwrap();
-        a.write(0, "FAIL", &[("png", b"first")]).unwrap();
+        a.write(0, "FAIL", &[(Part::Image("png"), b"first")])
+            .unwrap();
         let mut b = BoundedDir::open(&dir, &second, 1 << 20, 100).unwrap();
-        b.write(0, "FAIL", &[("png", b"second")]).unwrap();
-        let names = b.write(0, "FAIL", &[("png", b"again")]).unwrap();
-        assert_eq!(names, [format!("{second}_00000000_FAIL-2.png")]);
+        b.write(0, "FAIL", &[(Part::Image("png"), b"second")])
+            .unwrap();
+        let names = b
+            .write(0, "FAIL", &[(Part::Image("png"), b"again")])
+            .unwrap();
+        assert_eq!(names, format!("{second}_00000000_FAIL-2"));
         assert_eq!(
-            std::fs::read(dir.join(format!("{first}_00000000_FAIL.png"))).unwrap(),
+            std::fs::read(dir.join(format!("images/{first}_00000000_FAIL.png"))).unwrap(),
             b"first"
         );
         assert_eq!(listing(&dir).len(), 3);
@@ -529,7 +663,10 @@ mod tests {
                 .write(
                     0,
                     "FAIL",
-                    &[("png", &[1; 100]), ("txt", b"0 0.5 0.5 0.1 0.1\n")],
+                    &[
+                        (Part::Image("png"), &[1; 100]),
+                        (Part::Labels, b"0 0.5 0.5 0.1 0.1\n"),
+                    ],
                 )
                 .unwrap_err();
             assert_eq!(error.raw_os_error(), Some(28), "{error}");
@@ -538,8 +675,100 @@ mod tests {
         assert_eq!((bounded.captures(), bounded.bytes()), (0, 0));
         bounded.space = Some(1000);
         bounded
-            .write(1, "FAIL", &[("png", &[1; 100]), ("txt", b"x")])
+            .write(
+                1,
+                "FAIL",
+                &[(Part::Image("png"), &[1; 100]), (Part::Labels, b"x")],
+            )
             .unwrap();
         assert_eq!(listing(&dir).len(), 2);
+    }
+
+    /// Captures of the flat layout of earlier versions and heat maps are adopted with their
+    /// images; a folder that is a link or a file is refused, and no file is written through it.
+    #[test]
+    fn the_dataset_layout() {
+        let dir = temp_dir("layout");
+        std::fs::write(
+            dir.join("20250101T000000000Z-1-1_00000000_FAIL.png"),
+            [0; 10],
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("20250101T000000000Z-1-1_00000000_FAIL.txt"),
+            [0; 10],
+        )
+        .unwrap();
+        std::fs::create_dir(dir.join(HEATMAPS)).unwrap();
+        std::fs::write(dir.join("heatmaps/notes_heatmap.png"), [0; 10]).unwrap();
+        let mut bounded = BoundedDir::open(&dir, "20260101T000000000Z-1-1", 1 << 20, 2).unwrap();
+        assert_eq!((bounded.captures(), bounded.bytes()), (1, 20));
+        let stem = bounded
+            .write(
+                1,
+                "REVIEW",
+                &[
+                    (Part::Image("jpg"), &[1; 10]),
+                    (Part::Labels, &[]),
+                    (Part::Heatmap, &[2; 10]),
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            listing(&dir),
+            [
+                "20250101T000000000Z-1-1_00000000_FAIL.png",
+                "20250101T000000000Z-1-1_00000000_FAIL.txt",
+                "heatmaps/20260101T000000000Z-1-1_00000001_REVIEW_heatmap.png",
+                "heatmaps/notes_heatmap.png",
+                "images/20260101T000000000Z-1-1_00000001_REVIEW.jpg",
+                "labels/20260101T000000000Z-1-1_00000001_REVIEW.txt",
+            ]
+        );
+        drop(bounded);
+        let mut again = BoundedDir::open(&dir, "20260101T000001000Z-1-2", 1 << 20, 1).unwrap();
+        assert_eq!(
+            again.take_removed(),
+            ["20250101T000000000Z-1-1_00000000_FAIL"]
+        );
+        assert_eq!((again.captures(), again.bytes()), (1, 20));
+        again.write(0, "FAIL", &[(Part::Heatmap, &[3; 5])]).unwrap();
+        assert_eq!(again.take_removed(), [stem]);
+        assert_eq!(
+            listing(&dir),
+            [
+                "heatmaps/20260101T000001000Z-1-2_00000000_FAIL_heatmap.png",
+                "heatmaps/notes_heatmap.png",
+            ]
+        );
+
+        // A link in place of a folder: refused at open and at write, nothing written there.
+        let elsewhere = temp_dir("layout-elsewhere");
+        let linked = temp_dir("layout-linked");
+        std::os::unix::fs::symlink(&elsewhere, linked.join(IMAGES)).unwrap();
+        let e = BoundedDir::open(&linked, "20260101T000000000Z-1-1", 1 << 20, 10).unwrap_err();
+        assert!(e.to_string().contains("is a link, not a folder"), "{e}");
+        std::fs::write(linked.join(LABELS), b"a file").unwrap();
+        std::fs::remove_file(linked.join(IMAGES)).unwrap();
+        let e = BoundedDir::open(&linked, "20260101T000000000Z-1-1", 1 << 20, 10).unwrap_err();
+        assert!(e.to_string().contains("is a file, not a folder"), "{e}");
+        std::fs::remove_file(linked.join(LABELS)).unwrap();
+        let mut bounded =
+            BoundedDir::open(&linked, "20260101T000000000Z-1-1", 1 << 20, 10).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, linked.join(LABELS)).unwrap();
+        let e = bounded
+            .write(
+                0,
+                "FAIL",
+                &[(Part::Image("png"), &[1]), (Part::Labels, &[2])],
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("is a link"), "{e}");
+        assert_eq!(listing(&elsewhere), Vec::<String>::new());
+        assert_eq!(
+            listing(&linked),
+            ["labels"],
+            "the image written first is removed again"
+        );
     }
 }

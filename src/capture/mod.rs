@@ -2,9 +2,10 @@
 //! PNG or JPEG, YOLO label files made from the detections, and a directory whose size is
 //! bounded by removing the oldest captures first ([`dir`]: only files it names itself).
 
+pub mod dataset;
 pub mod dir;
 
-pub use dir::{BoundedDir, CaptureName, new_run_id};
+pub use dir::{BoundedDir, CaptureName, Part, new_run_id};
 
 use crate::analysis::BBox;
 use crate::frame::{FrameView, Layout, PixelFormat, YuvMatrix, rgb_row};
@@ -95,6 +96,29 @@ pub fn encode(image: &Image, format: ImageFormat) -> Result<Vec<u8>, String> {
         }
     }
     Ok(out)
+}
+
+/// An anomaly map as a heat-map image of the frame's size: the map resized over the frame
+/// rectangle it covers and coloured with the jet ramp, as `defectoverlay show-heatmap=true`
+/// draws it (opaque here; black outside the map's rectangle).
+pub fn heatmap_image(source: &crate::draw::heatmap::HeatSource, width: u32, height: u32) -> Image {
+    use crate::draw::heatmap::{jet, resize};
+    let lut: Vec<[u8; 3]> = (0..=255u8)
+        .map(|t| {
+            let c = jet(t);
+            [c.0, c.1, c.2]
+        })
+        .collect();
+    let pixels = resize(source, width, height)
+        .into_iter()
+        .flat_map(|heat| heat.map_or([0; 3], |t| lut[t as usize]))
+        .collect();
+    Image {
+        width,
+        height,
+        channels: 3,
+        pixels,
+    }
 }
 
 /// YOLO label lines (`class cx cy w h`, normalised) for boxes in a `width` x `height` frame.
@@ -212,6 +236,26 @@ mod tests {
                 .iter()
                 .all(|&p| p == 255)
         );
+    }
+
+    #[test]
+    fn heat_maps_are_coloured_as_the_overlay_does() {
+        let values = [0u8, 255];
+        let source = crate::draw::heatmap::HeatSource {
+            width: 2,
+            height: 1,
+            values: &values,
+            rect: [0.0, 0.0, 4.0, 1.0],
+        };
+        let image = heatmap_image(&source, 6, 1);
+        let jet = |t| {
+            let c = crate::draw::heatmap::jet(t);
+            vec![c.0, c.1, c.2]
+        };
+        assert_eq!(image.pixels.len(), 18);
+        assert_eq!(image.pixels[..3], jet(0)[..], "cold left");
+        assert_eq!(image.pixels[9..12], jet(255)[..], "hot right");
+        assert_eq!(image.pixels[12..], [0; 6], "black outside the map");
     }
 
     #[test]

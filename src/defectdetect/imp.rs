@@ -60,6 +60,8 @@ struct Running {
     stream: Option<Stream>,
     /// Drift against the baseline (None when switched off); see [`super::drift`].
     drift: Option<super::drift::Drift>,
+    /// The model whose `model-info` went downstream last.
+    announced_model: Option<String>,
 }
 
 #[derive(Default)]
@@ -843,6 +845,7 @@ impl DefectDetect {
         let identity = &decided.identity;
         let info = &identity.model;
         let total = started.elapsed();
+        self.announce_model(identity);
         let report = Report {
             inference_ms: decided.inference.as_secs_f64() * 1e3,
             total_ms: total.as_secs_f64() * 1e3,
@@ -1231,6 +1234,25 @@ impl DefectDetect {
             .segment()
             .downcast_ref::<gst::ClockTime>()
             .and_then(|segment| segment.to_running_time(buffer.pts()))
+    }
+
+    /// The model in use goes downstream as a sticky `model-info` event ahead of its first
+    /// frame (again after a swap), so that elements downstream know its classes
+    /// (`defectcapture` names them in its dataset files).
+    fn announce_model(&self, identity: &crate::inspect::model::Identity) {
+        {
+            let mut running = lock(&self.running);
+            if running.announced_model.as_deref() == Some(identity.model_id.as_str()) {
+                return;
+            }
+            running.announced_model = Some(identity.model_id.clone());
+        }
+        let _ = self
+            .obj()
+            .src_pad()
+            .push_event(gst::event::CustomDownstreamSticky::new(
+                identity.describe().to_structure(),
+            ));
     }
 
     fn post(&self, structure: gst::Structure) {

@@ -26,6 +26,9 @@
  * and re-decides the frame's verdict by its own policy on the classified labels. The task comes from the model's `task` metadata or outputs, or the
  * `task` property; the policy judges every task (`good` classes, an `[anomaly]` section).
  *
+ * The model in use goes downstream as a sticky custom event carrying its `model-info`
+ * structure (the read-only property's) ahead of its first frame, and again after a swap.
+ *
  * The model is loaded in the NULL to READY state change: a missing or invalid model, a model
  * input larger than `max-input-pixels`, an output the element cannot decode, a policy with an
  * error or an ONNX Runtime library that cannot be loaded is an error there, naming the file
