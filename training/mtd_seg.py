@@ -18,7 +18,7 @@ Data: split by the number n of ``exp<k>_num_<n>.jpg`` (training/mtd.py ``split_o
 == 0 test, == 1 validation (chooses the checkpoint), else train.  Instances: the connected
 components of a tile's mask after joining parts closer than JOIN px (a crack or a break
 labelled as several pieces is one defect); components under MIN_PIXELS px are dropped (label
-specks).  Four ``uneven`` tiles have empty masks: no instance can be made of them, so they are
+specks) (training/mtd_seg_eval.py ``instances``, which also measures the model).  Four ``uneven`` tiles have empty masks: no instance can be made of them, so they are
 left out of training and of every segmentation figure.  Defect-free train tiles are shown as
 background images (no instances) in a share ``--free-frac`` of the samples.
 
@@ -51,6 +51,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 from model import Conv, Detector, flatten_outputs, make_anchors  # noqa: E402
 from mtd import CLASSES, list_tiles, read_gray  # noqa: E402
+from mtd_seg_eval import instances  # noqa: E402
 from train import BF16, EMA, assign, brightness_contrast, compute_loss  # noqa: E402
 from reference_detect import preprocess  # noqa: E402
 
@@ -58,26 +59,9 @@ VERSION = "1.0.0"
 SIZE = 320  # model input S x S
 NM = 32  # prototypes / coefficients
 NAMES = [c.lower() for c in CLASSES]  # blowhole, break, crack, fray, uneven
-JOIN = 7  # px (tile resolution): mask parts closer than this are one instance
-MIN_PIXELS = 8  # px: smaller components are label specks
 
 
 # ----------------------------------------------------------------------------- data
-def instances(mask):
-    """Binary mask (H, W) -> list of instance masks (bool), parts closer than JOIN px joined."""
-    m = (mask > 0).astype(np.uint8)
-    if not m.any():
-        return []
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (JOIN, JOIN))
-    n, lab = cv2.connectedComponents(cv2.dilate(m, k))
-    out = []
-    for i in range(1, n):
-        inst = (lab == i) & (m > 0)
-        if inst.sum() >= MIN_PIXELS:
-            out.append(inst)
-    return out
-
-
 def data(a):
     """Caches every tile of the dataset (grey, original size) with its class, split, instances."""
     os.makedirs(a.out, exist_ok=True)
