@@ -67,6 +67,27 @@ def mask_iou(a, b):
     return float(np.logical_and(a, b).sum() / u) if u else 0.0
 
 
+COLOURS = [(255, 64, 64), (64, 160, 255), (255, 200, 0), (200, 64, 255), (64, 220, 64)]
+
+
+def draw(rgb, inst, op, info):
+    """Predicted masks filled (half transparent, class colour), boxes and labels; true outlines white."""
+    out = rgb.astype(np.float32)
+    for m, c in zip(op["masks"], op["classes"]):
+        out[m] = 0.5 * out[m] + 0.5 * np.array(COLOURS[int(c) % len(COLOURS)], np.float32)
+    out = out.astype(np.uint8)
+    for m in inst:
+        cs, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(out, cs, -1, (255, 255, 255), 1)
+    for b, s, c in zip(op["boxes"], op["scores"], op["classes"]):
+        col = COLOURS[int(c) % len(COLOURS)]
+        x0, y0, x1, y1 = (int(round(v)) for v in b)
+        cv2.rectangle(out, (x0, y0), (x1, y1), col, 1)
+        cv2.putText(out, f"{info.label(int(c))} {s:.2f}", (x0, max(10, y0 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                    col, 1, cv2.LINE_AA)
+    return out
+
+
 def coco_ap(gts, dets, iou_type):
     """gts / dets: COCO dicts.  -> ({class: AP@0.5}, mAP@0.5, AP@[.5:.95])."""
     import contextlib
@@ -100,6 +121,8 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--split", default="test", choices=["train", "val", "test"])
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--figure", help="PNG: the first tile of every class in the split, its predicted masks "
+                    "(operating point) filled in colour, the true outlines in white")
     a = ap.parse_args()
     from pycocotools import mask as mask_util
     from reference_segment import ReferenceSegmenter, postprocess
@@ -111,6 +134,7 @@ def main():
     free_dets = free_tiles_hit = free_tiles = 0
     empty = []
     geo = []  # (true area, pred area, true length, pred length)
+    shown = {}
     n_inst = 0
     for img_id, (jpg, png, cls, _) in enumerate(tiles):
         g = read_gray(jpg)
@@ -141,6 +165,8 @@ def main():
             if ious and max(ious) >= 0.5:
                 pm = op["masks"][int(np.argmax(ious))]
                 geo.append((float(m.sum()), float(pm.sum()), length_px(m), length_px(pm)))
+        if a.figure and cls not in shown:
+            shown[cls] = draw(rgb, inst, op, seg.info)
         lo = postprocess(out0, out1, seg.info.imgsz, g.shape, seg.nc, conf=0.001, iou=0.7, max_det=100)
         for b, s, k, pm in zip(lo["boxes"], lo["scores"], lo["classes"], lo["masks"]):
             r = mask_util.encode(np.asfortranarray(pm.astype(np.uint8)))
@@ -181,6 +207,11 @@ def main():
               f"{fig['area_median_abs_error_px']:.1f} px ({fig['area_median_rel_error']:.1%}; true median "
               f"{fig['true_area_median_px']:.0f} px), median |length error| {fig['length_median_abs_error_px']:.1f} px "
               f"({fig['length_median_rel_error']:.1%}; true median {fig['true_length_median_px']:.0f} px)")
+    if a.figure and shown:
+        h = max(im.shape[0] for im in shown.values())
+        row = [cv2.copyMakeBorder(shown[c], 0, h - shown[c].shape[0], 0, 8, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+               for c in NAMES if c in shown]
+        cv2.imwrite(a.figure, cv2.cvtColor(np.hstack(row), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if a.json:
         with open(a.json, "w") as f:
             json.dump(fig, f, indent=1)
