@@ -92,10 +92,11 @@ def load_rows(out):
 
 
 # ----------------------------------------------------------------------------- augmentation
-def sample(rng, row):
+def sample(rng, row, crop=0):
     """Random flips / transpose, scale jitter around the letterbox scale and placement in the
-    S x S input (pad 114), brightness / contrast / blur / noise.  Returns RGB uint8 (S, S, 3),
-    boxes [M, 5] (cls, x1, y1, x2, y2 input px) and soft masks [M, S/4, S/4] float32."""
+    S x S input (pad 114), brightness / contrast / blur / noise, then a crop x crop window (0:
+    the whole input).  Returns RGB uint8 (C, C, 3), boxes [M, 5] (cls, x1, y1, x2, y2 px) and
+    soft masks [M, C/4, C/4] float32."""
     img = row["image"]
     inst = [unpack(i) for i in row["inst"]]
     if rng.random() < 0.5:
@@ -124,10 +125,24 @@ def sample(rng, row):
     if rng.random() < 0.3:
         x = x + rng.normal(0, rng.uniform(1.0, 5.0), x.shape).astype(np.float32)
     x = np.clip(x, 0, 255).astype(np.uint8)
+    mfs = [(c, cv2.warpAffine(np.ascontiguousarray(m).astype(np.float32), M, (SIZE, SIZE),
+                              flags=cv2.INTER_LINEAR)) for c, m in inst]
+    # a crop x crop window of the input (the net is convolutional: a crop costs its pixels
+    # only), on a defect most of the time, else anywhere on the tile
+    C = crop if 0 < crop < SIZE else SIZE
+    cx0 = cy0 = 0
+    if C < SIZE:
+        ys, xs = np.nonzero(mfs[int(rng.integers(0, len(mfs)))][1] > 0.3) if mfs and rng.random() < 0.7 \
+            else np.nonzero(valid)
+        if len(xs):
+            k = int(rng.integers(0, len(xs)))
+            cx0 = int(np.clip(xs[k] - rng.uniform(0.2, 0.8) * C, 0, SIZE - C))
+            cy0 = int(np.clip(ys[k] - rng.uniform(0.2, 0.8) * C, 0, SIZE - C))
+        x = x[cy0:cy0 + C, cx0:cx0 + C]
     boxes, masks = [], []
-    P = SIZE // 4
-    for c, m in inst:
-        mf = cv2.warpAffine(np.ascontiguousarray(m).astype(np.float32), M, (SIZE, SIZE), flags=cv2.INTER_LINEAR)
+    P = C // 4
+    for c, mf in mfs:
+        mf = mf[cy0:cy0 + C, cx0:cx0 + C]
         ys, xs = np.nonzero(mf > 0.3)
         if len(xs) < 2:
             continue
@@ -370,7 +385,7 @@ def train(a):
         xs, ts, ms = [], [], []
         for _ in range(a.batch):
             r = free[int(rng.integers(0, len(free)))] if rng.random() < a.free_frac else tr[int(rng.integers(0, len(tr)))]
-            x, b, m = sample(rng, r)
+            x, b, m = sample(rng, r, a.crop)
             xs.append(x)
             ts.append(b)
             ms.append(m)
@@ -480,6 +495,7 @@ def main():
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--crop", type=int, default=224, help="training window (multiple of 16; 0: the whole input)")
     p.add_argument("--free-frac", type=float, default=0.15)
     p.add_argument("--mask-gain", type=float, default=2.0)
     p.add_argument("--val-every", type=float, default=10.0, help="minutes between validations")
