@@ -18,13 +18,13 @@ Data: split by the number n of ``exp<k>_num_<n>.jpg`` (training/mtd.py ``split_o
 == 0 test, == 1 validation (chooses the checkpoint), else train.  Instances: the connected
 components of a tile's mask after joining parts closer than JOIN px (a crack or a break
 labelled as several pieces is one defect); components under MIN_PIXELS px are dropped (label
-specks) (training/mtd_seg_eval.py ``instances``, which also measures the model).  Four ``uneven`` tiles have empty masks: no instance can be made of them, so they are
-left out of training and of every segmentation figure.  Defect-free train tiles are shown as
+specks) (training/mtd_seg_eval.py ``instances``, which also measures the model).  Four
+``uneven`` tiles have empty masks: no instance can be made of them, so they are left out of training and of every segmentation figure.  Defect-free train tiles are shown as
 background images (no instances) in a share ``--free-frac`` of the samples.
 
     DATA=/work/data/Magnetic-tile-defect-datasets
     python training/mtd_seg.py data   --mtd $DATA --out RUN
-    python training/mtd_seg.py train  --out RUN --minutes 80 [--resume]
+    python training/mtd_seg.py train  --out RUN --minutes 90 [--resume]
     python training/mtd_seg.py export --out RUN --model models/magnetic-tile-seg.onnx
 
 Model contract (Ultralytics -seg layout): input ``images`` [1, 3, S, S] float32 RGB in [0, 1],
