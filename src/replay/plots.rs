@@ -98,7 +98,8 @@ pub fn confusion(path: &Path, labels: &[String], counts: &[Vec<u64>]) -> std::io
             .caption("Confusion matrix (rows predicted, columns truth)", title())
             .margin(15)
             .margin_left(left)
-            .margin_top(40)
+            // The column labels' room, below the title.
+            .top_x_label_area_size(30)
             .build_cartesian_2d(0.0..n as f64, 0.0..n as f64)?;
         let max = counts.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
         // Row i (predicted) from the top: y from n - i - 1 to n - i.
