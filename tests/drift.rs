@@ -200,6 +200,17 @@ fn push_frames(h: &mut gst_check::Harness, level: u8, count: usize) {
     }
 }
 
+/// After a seek, frames of `level`: no window for 9 frames, one at the 10th (the window's
+/// length in the test's policy).
+fn window_after_seek(h: &mut gst_check::Harness, level: u8) -> DriftReport {
+    push_frames(h, level, 9);
+    assert_eq!(drift_events(h), vec![]);
+    push_frames(h, level, 1);
+    let mut reports = drift_events(h);
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    reports.remove(0)
+}
+
 fn brightness(report: &DriftReport) -> f64 {
     let feature = report.features.iter().find(|f| f.name == "brightness");
     feature.expect("brightness compared").current
@@ -231,14 +242,10 @@ fn a_seek_starts_the_drift_window_over() {
     assert!(h.push_event(gst::event::FlushStop::new(true)));
     let segment = gst::FormattedSegment::<gst::ClockTime>::new();
     assert!(h.push_event(gst::event::Segment::new(&segment)));
-    push_frames(&mut h, 160, 9);
-    assert_eq!(drift_events(&mut h), vec![]);
-    push_frames(&mut h, 160, 1);
-    let after_flush = drift_events(&mut h);
-    assert_eq!(after_flush.len(), 1, "{after_flush:?}");
-    assert_eq!(after_flush[0].window_frames, 10);
+    let after_flush = window_after_seek(&mut h, 160);
+    assert_eq!(after_flush.window_frames, 10);
     // Only frames after the seek: 60 levels brighter than the first window.
-    let level_160 = brightness(&after_flush[0]);
+    let level_160 = brightness(&after_flush);
     assert!(
         (level_160 - level_100 - 60.0).abs() < 1.0,
         "{level_100} -> {level_160}"
@@ -248,11 +255,7 @@ fn a_seek_starts_the_drift_window_over() {
     let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
     segment.set_start(gst::ClockTime::from_seconds(10));
     assert!(h.push_event(gst::event::Segment::new(&segment)));
-    push_frames(&mut h, 100, 9);
-    assert_eq!(drift_events(&mut h), vec![]);
-    push_frames(&mut h, 100, 1);
-    let after_segment = drift_events(&mut h);
-    assert_eq!(after_segment.len(), 1, "{after_segment:?}");
-    assert!((brightness(&after_segment[0]) - level_100).abs() < 1e-6);
+    let after_segment = window_after_seek(&mut h, 100);
+    assert!((brightness(&after_segment) - level_100).abs() < 1e-6);
     std::fs::remove_dir_all(&dir).unwrap();
 }
