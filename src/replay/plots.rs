@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use defect_plot::plotters::coord::Shift;
+use defect_plot::plotters::coord::cartesian::Cartesian2d;
+use defect_plot::plotters::coord::types::RangedCoordf64;
 use defect_plot::plotters::prelude::*;
 use defect_plot::plotters::style::text_anchor::{HPos, Pos, VPos};
 use defect_plot::{label, series_colour, title};
@@ -15,6 +17,8 @@ const GREY: RGBColor = RGBColor(200, 200, 200);
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
+type XyChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// Draws a plot with `draw` on a white RGB image and writes it as PNG to `path` (a new file).
 fn plot(path: &Path, draw: impl FnOnce(&Area) -> DrawResult) -> std::io::Result<()> {
@@ -36,6 +40,31 @@ fn plot(path: &Path, draw: impl FnOnce(&Area) -> DrawResult) -> std::io::Result<
         .map_err(std::io::Error::other)
 }
 
+/// A chart of values in [0, x max] x [0, y max] on a white plot: its title, axes named
+/// `(description, max)`, grid and tick labels.
+fn axes<'a, 'b>(
+    root: &'a Area<'b>,
+    caption: &str,
+    (x_desc, x_max): (&str, f64),
+    (y_desc, y_max): (&str, f64),
+) -> Result<XyChart<'a, 'b>, Box<dyn std::error::Error>> {
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, title())
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(label())
+        .axis_desc_style(label())
+        .draw()?;
+    Ok(chart)
+}
+
 /// `text` cut (with an ellipsis) to at most `width` pixels in the label style.
 fn fit(text: &str, width: u32) -> String {
     let wide = |t: &str| label().font.box_size(t).map_or(0, |(w, _)| w);
@@ -52,20 +81,8 @@ fn fit(text: &str, width: u32) -> String {
 /// Precision against recall per class; `curves[c]` is (recall, precision) in confidence order.
 pub fn pr_curves(path: &Path, names: &[String], curves: &[Vec<(f64, f64)>]) -> std::io::Result<()> {
     plot(path, |root| {
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(root)
-            .caption("Precision-recall at IoU 0.5", title())
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
-        chart
-            .configure_mesh()
-            .x_desc("recall")
-            .y_desc("precision")
-            .label_style(label())
-            .axis_desc_style(label())
-            .draw()?;
+        let title = "Precision-recall at IoU 0.5";
+        let mut chart = axes(root, title, ("recall", 1.0), ("precision", 1.0))?;
         for (class, curve) in curves.iter().enumerate() {
             let colour = series_colour(class);
             let name = names.get(class).map_or("?", String::as_str).to_string();
@@ -159,20 +176,8 @@ pub fn latency_histogram(path: &Path, latencies_ms: &[f64]) -> std::io::Result<(
     }
     let top = (*bins.iter().max().unwrap_or(&1)).max(1) as f64 * 1.05;
     plot(path, |root| {
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(root)
-            .caption("Latency per frame (defectdetect)", title())
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0.0..max, 0.0..top)?;
-        chart
-            .configure_mesh()
-            .x_desc("milliseconds")
-            .y_desc("frames")
-            .label_style(label())
-            .axis_desc_style(label())
-            .draw()?;
+        let title = "Latency per frame (defectdetect)";
+        let mut chart = axes(root, title, ("milliseconds", max), ("frames", top))?;
         let width = max / BINS as f64;
         chart.draw_series(bins.iter().enumerate().map(|(i, &count)| {
             let x = i as f64 * width;
