@@ -3,14 +3,15 @@
 //! bundled model and policy, learning its baseline from the first frames; then the image
 //! dimmed to 55 % (one drift episode: one `defect-drift` message, one warning naming
 //! brightness, within 150 frames of the change) or left alone (no episode). The longer cases
-//! (defocus, dust, another product, 3,000 clean frames) are in scripts/drift_cases.py.
+//! (defocus, dust, another product, 3,000 clean frames) are in scripts/drift_cases.py. A seek
+//! (a flush, a new segment) starts the rolling window over.
 
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{init, repo_path};
+use common::{caps, init, repo_path};
 use gst::prelude::*;
 use gstdefect::meta::DriftReport;
 
@@ -170,4 +171,91 @@ fn the_recording_played_again_starts_no_episode() {
         run.warnings
     );
     assert!(!run.events.is_empty() && run.events.iter().all(|e| !e.active));
+}
+
+/// A 160x120 RGB frame: a fixed texture over grey `level`.
+fn textured_frame(level: u8) -> gst::Buffer {
+    let (w, h) = (160usize, 120usize);
+    let mut pixels = vec![0u8; w * h * 3];
+    for (i, px) in pixels.chunks_mut(3).enumerate() {
+        let (x, y) = (i % w, i / w);
+        let v = level + ((x * 7 + y * 13) % 32) as u8;
+        px.copy_from_slice(&[v, v, v]);
+    }
+    gst::Buffer::from_mut_slice(pixels)
+}
+
+/// The drift windows reported downstream since the last call.
+fn drift_events(h: &mut gst_check::Harness) -> Vec<DriftReport> {
+    std::iter::from_fn(|| h.try_pull_event())
+        .filter_map(|e| DriftReport::from_event(&e))
+        .map(|r| r.expect("a well-formed drift event"))
+        .collect()
+}
+
+fn push_frames(h: &mut gst_check::Harness, level: u8, count: usize) {
+    for _ in 0..count {
+        h.push(textured_frame(level)).expect("push");
+        h.pull().expect("the frame out");
+    }
+}
+
+/// After a seek, frames of `level`: no window for 9 frames, one at the 10th (the window's
+/// length in the test's policy).
+fn window_after_seek(h: &mut gst_check::Harness, level: u8) -> DriftReport {
+    push_frames(h, level, 9);
+    assert_eq!(drift_events(h), vec![]);
+    push_frames(h, level, 1);
+    let mut reports = drift_events(h);
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    reports.remove(0)
+}
+
+fn brightness(report: &DriftReport) -> f64 {
+    let feature = report.features.iter().find(|f| f.name == "brightness");
+    feature.expect("brightness compared").current
+}
+
+#[test]
+fn a_seek_starts_the_drift_window_over() {
+    init();
+    let dir = std::env::temp_dir().join(format!("drift-seek-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.toml");
+    let drift = "[drift]\nlearn-frames = 20\nwindow = 10\nstep = 5\nmin-samples = 5\n";
+    std::fs::write(&policy, drift).unwrap();
+    let mut h = gst_check::Harness::new_parse(&format!(
+        "defectdetect model={} policy={} threads=1",
+        repo_path("models/surface-defects.onnx").display(),
+        policy.display()
+    ));
+    h.set_src_caps(caps(gst_video::VideoFormat::Rgb, 160, 120));
+    // 20 frames learnt, 10 watched: the first window.
+    push_frames(&mut h, 100, 30);
+    let first = drift_events(&mut h);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let level_100 = brightness(&first[0]);
+    push_frames(&mut h, 100, 3);
+    // A flushing seek: without the restart, the window of 13 + 2 frames would be compared
+    // next, 7 of them from before the seek.
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    assert!(h.push_event(gst::event::Segment::new(&segment)));
+    let after_flush = window_after_seek(&mut h, 160);
+    assert_eq!(after_flush.window_frames, 10);
+    // Only frames after the seek: 60 levels brighter than the first window.
+    let level_160 = brightness(&after_flush);
+    assert!(
+        (level_160 - level_100 - 60.0).abs() < 1.0,
+        "{level_100} -> {level_160}"
+    );
+    // A segment seek (a new segment, no flush) is another position too.
+    push_frames(&mut h, 160, 4);
+    let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    segment.set_start(gst::ClockTime::from_seconds(10));
+    assert!(h.push_event(gst::event::Segment::new(&segment)));
+    let after_segment = window_after_seek(&mut h, 100);
+    assert!((brightness(&after_segment) - level_100).abs() < 1e-6);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -15,10 +15,12 @@ use gst_base::prelude::*;
 
 use super::imp::{CAT, DefectDetect};
 use super::settings::Settings;
+use crate::frame::FrameView;
 use crate::inspect::model::Identity;
 use crate::meta::{Decision, DriftReport};
 use crate::monitor::drift::{
-    Baseline, Change, DriftMonitor, Observation, describe_moved, image_stats, sample_step,
+    Baseline, Change, DriftMonitor, ImageStats, Observation, describe_moved, image_stats,
+    sample_step,
 };
 use crate::policy::FrameVerdict;
 use crate::video::{pixel_format, with_frame_view, yuv_matrix};
@@ -33,6 +35,18 @@ pub(super) struct Drift {
     out: Option<PathBuf>,
     /// The image statistics failed once (reported once).
     image_failed: bool,
+}
+
+/// A frame as drift takes it.
+pub(super) struct Frame<'a> {
+    pub buffer: &'a gst::BufferRef,
+    pub info: &'a gst_video::VideoInfo,
+    /// Its `VerdictMeta::frame`.
+    pub number: u64,
+    /// Its statistics ([`image_of_view`]) taken on the view the engine mapped for the model;
+    /// None when the engine did not map it on this thread (a frame the model did not see,
+    /// `async-inference`): then drift maps it.
+    pub image: Option<Result<ImageStats, String>>,
 }
 
 /// What a frame did, to be posted once no lock is held.
@@ -57,12 +71,28 @@ fn baseline_path(settings: &Settings, identity: &Identity) -> Option<PathBuf> {
     Some(policy_dir.join(name))
 }
 
+/// Whether drift is on for these settings and this policy (as [`Drift::new`] decides).
+pub(super) fn wanted(settings: &Settings, identity: &Identity) -> bool {
+    settings.drift && identity.policy.drift.enabled
+}
+
+/// A frame's image statistics on the subsampled grid, from a view already mapped.
+pub(super) fn image_of_view(
+    view: &FrameView,
+    info: &gst_video::VideoInfo,
+) -> Result<ImageStats, String> {
+    let format = pixel_format(info.format())
+        .ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
+    let step = sample_step(view.width, view.height);
+    image_stats(view, format, yuv_matrix(info), step)
+}
+
 impl Drift {
     /// The drift of a stream for a model and policy; None when switched off. An error names
     /// a baseline that cannot be read.
     pub fn new(settings: &Settings, identity: &Identity) -> Result<Option<Self>, String> {
         let mut config = identity.policy.drift.clone();
-        if !settings.drift || !config.enabled {
+        if !wanted(settings, identity) {
             return Ok(None);
         }
         if settings.drift_learn_frames > 0 {
@@ -88,24 +118,20 @@ impl Drift {
         self.model_id == identity.model_id && self.policy_sha256 == identity.policy_sha256
     }
 
+    /// Starts the rolling window over: at a flush or a new segment (a seek), so that a window
+    /// never mixes two positions of the stream.
+    pub fn restart_window(&mut self) {
+        self.monitor.restart_window();
+    }
+
     /// One frame, after its verdict.
-    pub fn frame(
-        &mut self,
-        buffer: &gst::BufferRef,
-        info: &gst_video::VideoInfo,
-        frame: u64,
-        inspected: bool,
-        verdict: &FrameVerdict,
-    ) -> Outcome {
+    pub fn frame(&mut self, frame: Frame, inspected: bool, verdict: &FrameVerdict) -> Outcome {
         let mut outcome = Outcome::default();
-        let image = match pixel_format(info.format()) {
-            Some(format) => with_frame_view(buffer, info, |view| {
-                let step = sample_step(view.width, view.height);
-                image_stats(view, format, yuv_matrix(info), step)
-            })
-            .and_then(|stats| stats),
-            None => Err(format!("unsupported format {:?}", info.format())),
-        };
+        let (buffer, info) = (frame.buffer, frame.info);
+        let image = frame.image.unwrap_or_else(|| {
+            with_frame_view(buffer, info, |view| image_of_view(view, info)).and_then(|stats| stats)
+        });
+        let frame = frame.number;
         let image = match image {
             Ok(stats) => Some(stats),
             Err(reason) => {
@@ -188,11 +214,10 @@ impl DefectDetect {
         drift: &mut Option<Drift>,
         settings: &Settings,
         identity: &Identity,
-        frame: (&gst::BufferRef, &gst_video::VideoInfo, u64),
+        frame: Frame,
         inspected: bool,
         verdict: &FrameVerdict,
     ) -> Outcome {
-        let (buffer, info, number) = frame;
         if drift.as_ref().is_some_and(|d| !d.is_for(identity)) {
             gst::info!(
                 CAT,
@@ -211,7 +236,7 @@ impl DefectDetect {
             };
         }
         match drift.as_mut() {
-            Some(d) => d.frame(buffer, info, number, inspected, verdict),
+            Some(d) => d.frame(frame, inspected, verdict),
             None => Outcome::default(),
         }
     }

@@ -335,8 +335,19 @@ impl BaseTransformImpl for DefectDetect {
                     drop(worker.take_finished());
                     worker.resume();
                 }
-                if let Some(stream) = lock(&self.running).stream.as_mut() {
+                let mut running = lock(&self.running);
+                if let Some(stream) = running.stream.as_mut() {
                     stream.flush();
+                }
+                // A window never mixes the frames before and after a seek.
+                if let Some(drift) = running.drift.as_mut() {
+                    drift.restart_window();
+                }
+            }
+            gst::EventView::Segment(_) => {
+                // A new segment without a flush (a segment seek) is another position too.
+                if let Some(drift) = lock(&self.running).drift.as_mut() {
+                    drift.restart_window();
                 }
             }
             _ => {}
@@ -356,8 +367,8 @@ impl BaseTransformImpl for DefectDetect {
             return self.classify_rois(buffer, &settings);
         }
         let started = Instant::now();
-        let decided = if settings.async_inference {
-            self.frame_async(buffer, &settings)?
+        let (decided, image) = if settings.async_inference {
+            (self.frame_async(buffer, &settings)?, None)
         } else {
             self.frame_sync(buffer, &settings)?
         };
@@ -370,7 +381,12 @@ impl BaseTransformImpl for DefectDetect {
                     drift,
                     &settings,
                     &decided.identity,
-                    (&*buffer, &info, decided.frame_number),
+                    super::drift::Frame {
+                        buffer: &*buffer,
+                        info: &info,
+                        number: decided.frame_number,
+                        image,
+                    },
                     decided.inspected,
                     &decided.verdict,
                 ),
@@ -387,6 +403,9 @@ impl BaseTransformImpl for DefectDetect {
         flow
     }
 }
+
+/// Drift's image statistics of a frame (see `super::drift::Frame::image`).
+type DriftImage = Result<crate::monitor::drift::ImageStats, String>;
 
 /// What a frame on the streaming thread starts from: the caps and its number.
 struct FrameStart {
@@ -641,11 +660,13 @@ impl DefectDetect {
 
     /// The streaming thread runs the model (every `interval` frames of a part). Locks: the
     /// current model for the whole frame, `running` twice briefly (before and after the run).
+    /// With the verdict, drift's image statistics of a frame the model ran on (taken on the
+    /// same mapping).
     fn frame_sync(
         &self,
         buffer: &gst::BufferRef,
         settings: &Settings,
-    ) -> Result<Decided, gst::FlowError> {
+    ) -> Result<(Decided, Option<DriftImage>), gst::FlowError> {
         let mut current = self.engine.slot.lock_current();
         let (start, part_id, key, carried) = {
             let mut running = lock(&self.running);
@@ -675,6 +696,7 @@ impl DefectDetect {
             };
             (start, part_id, key, carried)
         };
+        let mut image = None;
         let (identity, (detections, anomaly), inference, carried_from, stats) = match carried {
             Some((identity, result, frame)) => {
                 (identity, result, Duration::ZERO, Some(frame), None)
@@ -686,10 +708,13 @@ impl DefectDetect {
                 };
                 let loaded = &mut current.model;
                 let (tile_size, tile_overlap) = (settings.tile_size, settings.tile_overlap);
-                let result = self.on_frame(buffer, &start.info, |view| {
+                let drift = super::drift::wanted(settings, &loaded.identity);
+                let (result, drift_image) = self.on_frame(buffer, &start.info, |view| {
+                    let image = drift.then(|| super::drift::image_of_view(view, &start.info));
                     let input = start.caps.input(view, tile_size, tile_overlap);
-                    loaded.infer(&input, settings.thresholds())
+                    Ok((loaded.infer(&input, settings.thresholds())?, image))
                 })?;
+                image = drift_image;
                 self.engine.count_batched(result.batched);
                 let output = (result.detections, result.anomaly);
                 let identity = loaded.identity.clone();
@@ -741,7 +766,7 @@ impl DefectDetect {
         drop(running);
         self.warn_decode(warnings);
         decided.anomaly = anomaly;
-        Ok(decided)
+        Ok((decided, image))
     }
 
     /// The streaming thread hands the frame to the worker if it is free and takes the newest

@@ -736,6 +736,16 @@ impl DriftMonitor {
         }
     }
 
+    /// Starts the rolling window over (a seek: the frames after it are another position of the
+    /// stream, not to be mixed with those before it); the next window is compared once
+    /// `window` new frames are in. The baseline being learnt and the episode are kept.
+    pub fn restart_window(&mut self) {
+        if let Mode::Watching { window, .. } = &mut self.mode {
+            window.clear();
+            self.watched = 0;
+        }
+    }
+
     /// Adds a frame; compares a window every `step` frames once `window` frames are in.
     pub fn observe(&mut self, obs: &Observation) -> Step {
         let record = self.layout.record(obs);
@@ -1082,6 +1092,39 @@ mod tests {
         let (recovery, change, report) = &changes[1];
         assert_eq!(*change, Change::Recovery);
         assert!(*recovery > 800 && !report.active && report.episode == 1);
+    }
+
+    #[test]
+    fn a_restarted_window_holds_only_the_frames_after_the_restart() {
+        let mut m = DriftMonitor::new(config(), vec!["scratch".into()], None);
+        for frame in 0..250u64 {
+            m.observe(&normal(frame));
+        }
+        // 50 frames watched: 10 more fill the window.
+        m.restart_window();
+        let mut reports = Vec::new();
+        for frame in 250..330u64 {
+            let mut o = normal(frame);
+            if let Some(image) = &mut o.image {
+                image.brightness = 50.0;
+            }
+            if let Some(report) = m.observe(&o).report {
+                reports.push(report);
+            }
+        }
+        // Without the restart, windows at frames 259, 279, ...; with it, at 309 and 329, and
+        // the first holds only dim frames.
+        assert_eq!(
+            reports.iter().map(|r| r.frame).collect::<Vec<_>>(),
+            [309, 329]
+        );
+        let brightness = reports[0]
+            .features
+            .iter()
+            .find(|f| f.name == "brightness")
+            .unwrap();
+        assert_eq!(brightness.current, 50.0);
+        assert_eq!(reports[0].window_frames, 60);
     }
 
     #[test]

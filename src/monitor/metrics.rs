@@ -22,7 +22,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::meta::{ChallengerFrame, DriftReport, Verdict};
 
@@ -62,6 +62,18 @@ fn confidence_histogram() -> Histogram {
     Histogram::new((1..=20).map(|i| f64::from(i) * 0.05))
 }
 
+/// Registers `metric` (a family: the registry keeps a handle to the same series) and returns
+/// it.
+fn family<M: Metric + Clone>(
+    r: &mut Registry,
+    name: &str,
+    help: impl Into<String>,
+    metric: M,
+) -> M {
+    r.register(name, help, metric.clone());
+    metric
+}
+
 /// Every metric family of the process.
 struct Families {
     frames: Family<Labels, Counter>,
@@ -96,124 +108,137 @@ struct Process {
 
 static PROCESS: LazyLock<Process> = LazyLock::new(|| {
     let mut registry = Registry::default();
+    let r = &mut registry;
     let histogram =
         |make: fn() -> Histogram| -> HistogramFamily { Family::new_with_constructor(make) };
     let families = Families {
-        frames: Family::default(),
-        frames_without_verdict: Family::default(),
-        uninspected: Family::default(),
-        parts: Family::default(),
-        detections: Family::default(),
-        confidence: histogram(confidence_histogram),
-        inference: histogram(time_histogram),
-        latency: histogram(time_histogram),
-        anomaly_score: Family::default(),
-        model_info: Family::default(),
-        model_swaps: Family::default(),
-        last_frame: Family::default(),
-        image: Default::default(),
-        drift_score: Family::default(),
-        drift_threshold: Family::default(),
-        drift_moved: Family::default(),
-        drift_active: Family::default(),
-        drift_episodes: Family::default(),
-        drift_reports: Family::default(),
-        challenger_frames: Family::default(),
-        challenger_agreement: Family::default(),
+        frames: family(
+            r,
+            "defect_frames",
+            "Frames seen, by verdict (PASS, FAIL, REVIEW, UNKNOWN: the model has not judged the frame)",
+            Family::default(),
+        ),
+        frames_without_verdict: family(
+            r,
+            "defect_frames_without_verdict",
+            "Frames that came without a verdict (no defectdetect upstream, or a malformed verdict)",
+            Family::default(),
+        ),
+        uninspected: family(
+            r,
+            "defect_frames_uninspected",
+            "Frames the model did not run on (interval, async-inference skipped them): their verdict is carried from an earlier frame or UNKNOWN",
+            Family::default(),
+        ),
+        parts: family(
+            r,
+            "defect_parts",
+            "Finished parts, by verdict",
+            Family::default(),
+        ),
+        detections: family(
+            r,
+            "defect_detections",
+            "Detections on the frames the model ran on, by class, severity and decision (the classification's for a region a second stage judged)",
+            Family::default(),
+        ),
+        confidence: family(
+            r,
+            "defect_detection_confidence",
+            "Confidence of the detections on the frames the model ran on, by class",
+            histogram(confidence_histogram),
+        ),
+        inference: family(
+            r,
+            "defect_inference_duration_seconds",
+            "Model time of the frames the model ran on (inference-ms)",
+            histogram(time_histogram),
+        ),
+        latency: family(
+            r,
+            "defect_verdict_latency_seconds",
+            "Time from a frame entering defectdetect to its verdict (total-ms), every frame",
+            histogram(time_histogram),
+        ),
+        anomaly_score: family(
+            r,
+            "defect_anomaly_score",
+            "An anomaly model's image score of the last frame it ran on (the model's units)",
+            Family::default(),
+        ),
+        model_info: family(
+            r,
+            "defect_model_info",
+            "The model in use (1): id, name, version and task",
+            Family::default(),
+        ),
+        model_swaps: family(
+            r,
+            "defect_model_swaps",
+            "Changes of the model in use after the first one",
+            Family::default(),
+        ),
+        last_frame: family(
+            r,
+            "defect_last_frame_timestamp_seconds",
+            "Unix time of the last frame seen",
+            Family::default(),
+        ),
+        image: IMAGE_STATISTICS.map(|(feature, name)| {
+            let help = format!(
+                "Image {feature} of the last drift window (the drift feature's current value)"
+            );
+            family(r, name, help, Family::default())
+        }),
+        drift_score: family(
+            r,
+            "defect_drift_score",
+            "How far the last drift window moved from the baseline, by feature (population stability index)",
+            Family::default(),
+        ),
+        drift_threshold: family(
+            r,
+            "defect_drift_threshold",
+            "The drift score at which a feature counts as moved",
+            Family::default(),
+        ),
+        drift_moved: family(
+            r,
+            "defect_drift_feature_moved",
+            "Whether the feature moved in the last drift window (1) or not (0)",
+            Family::default(),
+        ),
+        drift_active: family(
+            r,
+            "defect_drift_active",
+            "Whether a drift episode is on (1) or not (0)",
+            Family::default(),
+        ),
+        drift_episodes: family(
+            r,
+            "defect_drift_episodes",
+            "Drift episodes started",
+            Family::default(),
+        ),
+        drift_reports: family(
+            r,
+            "defect_drift_reports",
+            "Drift windows reported (defect-drift events)",
+            Family::default(),
+        ),
+        challenger_frames: family(
+            r,
+            "defect_challenger_frames",
+            "Frames offered to the challenger model, by outcome (judged, or skipped: it was still busy)",
+            Family::default(),
+        ),
+        challenger_agreement: family(
+            r,
+            "defect_challenger_agreement",
+            "The challenger's agreement with the production model: per class (level=class, class) the detections found by both, only by production, only by the challenger; per verdict (level=verdict, verdict) the frames both gave that verdict, only production, only the challenger",
+            Family::default(),
+        ),
     };
-    let f = &families;
-    let r = &mut registry;
-    r.register(
-        "defect_frames",
-        "Frames seen, by verdict (PASS, FAIL, REVIEW, UNKNOWN: the model has not judged the frame)",
-        f.frames.clone(),
-    );
-    r.register(
-        "defect_frames_without_verdict",
-        "Frames that came without a verdict (no defectdetect upstream, or a malformed verdict)",
-        f.frames_without_verdict.clone(),
-    );
-    r.register("defect_frames_uninspected", "Frames the model did not run on (interval, async-inference skipped them): their verdict is carried from an earlier frame or UNKNOWN", f.uninspected.clone());
-    r.register(
-        "defect_parts",
-        "Finished parts, by verdict",
-        f.parts.clone(),
-    );
-    r.register("defect_detections", "Detections on the frames the model ran on, by class, severity and decision (the classification's for a region a second stage judged)", f.detections.clone());
-    r.register(
-        "defect_detection_confidence",
-        "Confidence of the detections on the frames the model ran on, by class",
-        f.confidence.clone(),
-    );
-    r.register(
-        "defect_inference_duration_seconds",
-        "Model time of the frames the model ran on (inference-ms)",
-        f.inference.clone(),
-    );
-    r.register(
-        "defect_verdict_latency_seconds",
-        "Time from a frame entering defectdetect to its verdict (total-ms), every frame",
-        f.latency.clone(),
-    );
-    r.register(
-        "defect_anomaly_score",
-        "An anomaly model's image score of the last frame it ran on (the model's units)",
-        f.anomaly_score.clone(),
-    );
-    r.register(
-        "defect_model_info",
-        "The model in use (1): id, name, version and task",
-        f.model_info.clone(),
-    );
-    r.register(
-        "defect_model_swaps",
-        "Changes of the model in use after the first one",
-        f.model_swaps.clone(),
-    );
-    r.register(
-        "defect_last_frame_timestamp_seconds",
-        "Unix time of the last frame seen",
-        f.last_frame.clone(),
-    );
-    for ((feature, name), family) in IMAGE_STATISTICS.iter().zip(&f.image) {
-        r.register(
-            *name,
-            format!("Image {feature} of the last drift window (the drift feature's current value)"),
-            family.clone(),
-        );
-    }
-    r.register("defect_drift_score", "How far the last drift window moved from the baseline, by feature (population stability index)", f.drift_score.clone());
-    r.register(
-        "defect_drift_threshold",
-        "The drift score at which a feature counts as moved",
-        f.drift_threshold.clone(),
-    );
-    r.register(
-        "defect_drift_feature_moved",
-        "Whether the feature moved in the last drift window (1) or not (0)",
-        f.drift_moved.clone(),
-    );
-    r.register(
-        "defect_drift_active",
-        "Whether a drift episode is on (1) or not (0)",
-        f.drift_active.clone(),
-    );
-    r.register(
-        "defect_drift_episodes",
-        "Drift episodes started",
-        f.drift_episodes.clone(),
-    );
-    r.register(
-        "defect_drift_reports",
-        "Drift windows reported (defect-drift events)",
-        f.drift_reports.clone(),
-    );
-    r.register(
-        "defect_challenger_frames",
-        "Frames offered to the challenger model, by outcome (judged, or skipped: it was still busy)",
-        f.challenger_frames.clone(),
-    );
-    r.register("defect_challenger_agreement", "The challenger's agreement with the production model: per class (level=class, class) the detections found by both, only by production, only by the challenger; per verdict (level=verdict, verdict) the frames both gave that verdict, only production, only the challenger", f.challenger_agreement.clone());
     let sources: Arc<Mutex<HashMap<String, Arc<AtomicU64>>>> = Arc::default();
     r.register_collector(Box::new(SinceLastFrame(sources.clone())));
     r.register_collector(Box::new(super::sinks::Collected));

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The report: Markdown (`report.md`, plots as SVG files beside it) and a self-contained HTML
-//! page (`report.html`, the same plots inline). Plots are drawn by `plotters` as SVG, so their
-//! text is set in the viewer's real fonts.
+//! page (`report.html`, the same plots inline). Plots are drawn by `plotters` as SVG in the
+//! project's plot style (`defect_plot`), so their text is set in the viewer's real fonts.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use plotters::prelude::*;
+use defect_plot::plotters::prelude::*;
+use defect_plot::{label, series_colour};
 
 use crate::stats::{Hour, Stats, verdict_name};
 use crate::time::{date_text, hour_text};
@@ -213,6 +214,7 @@ fn line_chart(
     hours: &[i64],
     series: &[(String, Vec<Option<f64>>)],
 ) -> String {
+    defect_plot::fonts();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (960, 360)).into_drawing_area();
@@ -227,7 +229,7 @@ fn line_chart(
             .fold(0.0f64, |m, v| if v.is_finite() { m.max(*v) } else { m });
         let y_max = if y_max <= 0.0 { 1.0 } else { y_max * 1.1 };
         let chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
+            .caption(title, defect_plot::title())
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -240,10 +242,10 @@ fn line_chart(
             .x_labels(8)
             .x_label_formatter(&|h| hour_text(*h))
             .y_desc(y_label)
-            .label_style(("sans-serif", 12))
+            .label_style(label())
             .draw();
         for (i, (name, values)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+            let color = series_colour(i);
             let points: Vec<(i64, f64)> = hours
                 .iter()
                 .zip(values)
@@ -259,7 +261,7 @@ fn line_chart(
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
-            .label_font(("sans-serif", 12))
+            .label_font(label())
             .draw();
         let _ = root.present();
     }
