@@ -321,10 +321,26 @@ fn main() {
     }
     pipeline.set_state(gst::State::Playing).expect("playing");
     let bus = pipeline.bus().expect("bus");
+    // The sink's `defect-reject` messages: from its render of the frame (the reject's due
+    // time, with reject-delay-ms=0) to the start of the coil write.
+    let render_to_write: std::cell::RefCell<Vec<Duration>> = Default::default();
     let check_bus = || {
         while let Some(message) = bus.pop() {
-            if let gst::MessageView::Error(e) = message.view() {
-                panic!("pipeline error: {} ({:?})", e.error(), e.debug());
+            match message.view() {
+                gst::MessageView::Error(e) => {
+                    panic!("pipeline error: {} ({:?})", e.error(), e.debug())
+                }
+                gst::MessageView::Element(m) => {
+                    if let Some(Ok(reject)) = m
+                        .structure()
+                        .and_then(gstdefect::meta::RejectMessage::from_structure)
+                    {
+                        render_to_write
+                            .borrow_mut()
+                            .push(Duration::from_micros(reject.late_us));
+                    }
+                }
+                _ => {}
             }
         }
     };
@@ -373,6 +389,7 @@ fn main() {
     // Warm-up: the first frames (and the first reject) are not counted.
     let warm = 5;
     run_block(warm);
+    render_to_write.borrow_mut().clear();
     let ticks_before = cpu_ticks();
     let mut measured = Measured::default();
     let mut done = 0;
@@ -383,6 +400,8 @@ fn main() {
         done += count;
     }
     let ticks_after = cpu_ticks();
+    std::thread::sleep(Duration::from_millis(50));
+    check_bus();
     let stats = (
         plc.property::<u64>("pulses"),
         plc.property::<u64>("missed-rejects"),
@@ -454,6 +473,10 @@ fn main() {
     row(
         "verdict -> coil write received",
         quantiles(measured.verdict_to_coil),
+    );
+    row(
+        "  of which: sink's render -> write started",
+        quantiles(render_to_write.take()),
     );
     row("capture -> coil write received", to_coil);
     println!(
