@@ -515,7 +515,8 @@ fn main() {
     let (mut detector, _) = Detector::load(&options).expect("load the model");
     let (mh, mw) = (detector.info().height, detector.info().width);
     println!(
-        "machine: {} cores; model {} input {mh}x{mw}; ONNX Runtime threads {threads}",
+        "CPU: {} ({} threads); model {} input {mh}x{mw}; ONNX Runtime threads {threads}",
+        gstdefect::runtime::cpu::CpuDescription::detect().summary(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         detector.info().model_id()
     );

@@ -294,17 +294,6 @@ impl DefectModbusSink {
             Verdict::Pass => false,
         };
         let reject = rejectable && !decision.shadow;
-        let counts = running.verdicts.tracker.counts();
-        running.modbus.update_status(|status| {
-            status.last_verdict = Some(decision.verdict);
-            status.shadow = decision.shadow;
-            status.reject_asked = reject;
-            status.counts = decision.counts;
-            status.pass = counts.pass;
-            status.fail = counts.fail;
-            status.review = counts.review;
-            status.unknown = counts.unknown;
-        });
         let label = match &decision.part_id {
             Some(part) if running.verdicts.tracker.unit() == crate::plc::tracker::Unit::Part => {
                 format!("part {part}")
@@ -318,26 +307,39 @@ impl DefectModbusSink {
                 "{label}: {:?} in shadow mode, no reject",
                 decision.verdict
             );
-            return;
         }
-        if !reject {
-            return;
+        // The reject is queued before the status block changes. Waking the worker for the
+        // status first let it take the core (at once under realtime-priority) while this
+        // thread had yet to queue the reject: a reject due at once waited for this thread to
+        // run again, up to a scheduler time slice on a loaded machine.
+        if reject {
+            let due = if running.encoder {
+                Due::Counts {
+                    seen: decision.seen,
+                    counts: delay_counts.min(i16::MAX as u32) as u16,
+                }
+            } else {
+                Due::At(decision.seen + Duration::from_millis(delay_ms.into()))
+            };
+            gst::debug!(
+                CAT,
+                imp = self,
+                "{label}: {:?}, reject {due:?}",
+                decision.verdict
+            );
+            running.modbus.schedule(Reject { due, label });
         }
-        let due = if running.encoder {
-            Due::Counts {
-                seen: decision.seen,
-                counts: delay_counts.min(i16::MAX as u32) as u16,
-            }
-        } else {
-            Due::At(decision.seen + Duration::from_millis(delay_ms.into()))
-        };
-        gst::debug!(
-            CAT,
-            imp = self,
-            "{label}: {:?}, reject {due:?}",
-            decision.verdict
-        );
-        running.modbus.schedule(Reject { due, label });
+        let counts = running.verdicts.tracker.counts();
+        running.modbus.update_status(|status| {
+            status.last_verdict = Some(decision.verdict);
+            status.shadow = decision.shadow;
+            status.reject_asked = reject;
+            status.counts = decision.counts;
+            status.pass = counts.pass;
+            status.fail = counts.fail;
+            status.review = counts.review;
+            status.unknown = counts.unknown;
+        });
     }
 
     /// At EOS: lets queued rejects fall due (or be missed) and the coil go off first. A coil
