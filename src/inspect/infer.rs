@@ -332,7 +332,14 @@ fn segment_frame(
         &mut pre.segment,
     )?;
     let geometry = *pre.letterbox.geometry();
-    let nm = detector.info().segment.map_or(0, |l| l.coefficients);
+    let Some(nm) = detector
+        .info()
+        .segment
+        .map(|l| l.coefficients)
+        .filter(|&n| n > 0)
+    else {
+        return Err(InferError::Failed("not a segmentation model".into()));
+    };
     let kept = &pre.segment.kept;
     let mut detections = Vec::with_capacity(kept.len());
     let mut masks = Vec::with_capacity(kept.len());
