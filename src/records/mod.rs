@@ -119,7 +119,7 @@ pub struct FrameRecord {
     pub part_id: Option<String>,
     pub model: Option<ModelRef>,
     pub policy_sha256: Option<String>,
-    /// The model's task: detect, classify or anomaly; null without a verdict.
+    /// The model's task: detect, segment, classify or anomaly; null without a verdict.
     pub task: Option<String>,
     /// An anomaly model's image score (the model's units); null for the other tasks.
     pub anomaly_score: Option<f64>,

@@ -189,7 +189,7 @@ def test_segmentation_records_carry_masks_pycocotools_decodes(tmp_path):
     out = tmp_path / "seg.ndjson"
     env = dict(os.environ, GST_PLUGIN_PATH=str(PLUGIN_DIR))
     line = (
-        "videotestsrc num-buffers=3 pattern=ball foreground-color=0xffff2020 ! "
+        "videotestsrc num-buffers=3 pattern=smpte ! "
         "video/x-raw,width=640,height=480 ! "
         f"defectdetect model={ROOT / 'models/test/seg_squares.onnx'} policy={policy} ! "
         f"defectmetaconvert ! filesink location={out}"
