@@ -157,7 +157,8 @@ impl CandidateDecoder {
             }
         }
         for (anchor, (&score, &class)) in self.best_score.iter().zip(&self.best_class).enumerate() {
-            if !(score > conf) {
+            // NaN scores never pass.
+            if score.is_nan() || score <= conf {
                 continue;
             }
             let at = |row: usize| data[row * anchors + anchor];

@@ -329,12 +329,12 @@ impl Policy {
             Decision::Accept
         } else if fails && !out_of_limits {
             Decision::Fail
-        } else if fails {
-            Decision::Review
-        } else if rule
-            .review_band
-            .is_some_and(|(low, high)| confidence >= low && confidence < high)
+        } else if fails
+            || rule
+                .review_band
+                .is_some_and(|(low, high)| confidence >= low && confidence < high)
         {
+            // Failing but outside the size limits, or in the review band.
             Decision::Review
         } else {
             Decision::Accept
