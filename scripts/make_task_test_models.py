@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""Build the tiny, deterministic classification and anomaly test models in models/test/.
+"""Build the tiny, deterministic classification, anomaly and segmentation test models in
+models/test/.
 
 No training, no downloads, no ``ultralytics`` or ``anomalib`` (the first is AGPL): every weight
 is a fixed constant written with the ``onnx.helper`` API (opset 17, IR version 8) and the
@@ -55,6 +56,11 @@ output ``anomaly_map`` [1, 1, 32, 32] = B / G where R > 0.5, else 0 (no image sc
 map's maximum is the score).  A red cell (255, 0, 0) is 0 / 0 = NaN, a magenta one
 (255, 0, 255) 1 / 0 = +inf, (255, 255, 230) 0.9; black is 0.  Metadata task 'anomaly',
 image_threshold and pixel_threshold '0.5'.
+
+Segmentation model (``seg_squares.onnx``)
+-----------------------------------------
+The two outputs of an Ultralytics ``-seg`` export (``output0`` [1, 4+nc+32, N], ``output1``
+[1, 32, H/4, W/4]) and its ``task`` 'segment' metadata; see ``segment_squares``.
 
 Usage: .venv/bin/python scripts/make_task_test_models.py [--out models/test] [--no-verify]
 """
@@ -254,12 +260,104 @@ def anomaly_cells():
     return m, meta
 
 
+SEG_SIZE, SEG_CELL, SEG_NM = 320, 40, 32
+
+
+def segment_squares():
+    """``seg_squares.onnx``: the outputs of an Ultralytics ``-seg`` export, from rules.
+
+    Input ``images`` [1, 3, 320, 320]; the input is cut into an 8 x 8 grid of 40-px cells, one
+    anchor each (N = 64).  ``output0`` [1, 4 + 2 + 32, 64]: cx, cy = the cell's centre, w = h =
+    20 + 60 (r + b) where r, g, b are the cell's mean red, green and blue; class 0 ('red')
+    scores r - g, class 1 ('blue') b - g (grey and the letterbox padding score 0); coefficient 0 is 1, coefficient 1 is r - b, the other 30 are 0.
+    ``output1`` [1, 32, 80, 80]: prototype 0 = 8 (v - 0.5125) pooled over 4 x 4, v the largest of
+    red, green and blue (positive where the frame is brighter than mid grey), prototype 1 = 2 (red - blue) pooled over 4 x 4,
+    the other 30 are 0.  So the mask of a red square's cell is where the frame is bright (and
+    redder than blue), clipped to the cell's box: boxes and masks are known from the frame.
+    """
+    n = (SEG_SIZE // SEG_CELL) ** 2
+    g = SEG_SIZE // SEG_CELL
+    centres = (np.arange(g, dtype=np.float32) + 0.5) * SEG_CELL
+    cx = np.tile(centres, g).reshape(1, 1, n)
+    cy = np.repeat(centres, g).reshape(1, 1, n)
+    inits = [
+        numpy_helper.from_array(cx.astype(np.float32), "cx"),
+        numpy_helper.from_array(cy.astype(np.float32), "cy"),
+        numpy_helper.from_array(np.array(60.0, np.float32), "sixty"),
+        numpy_helper.from_array(np.array(20.0, np.float32), "twenty"),
+        numpy_helper.from_array(np.ones((1, 1, n), np.float32), "one_row"),
+        numpy_helper.from_array(np.zeros((1, SEG_NM - 2, n), np.float32), "zero_rows"),
+        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        numpy_helper.from_array(np.array([1, SEG_NM - 2, SEG_SIZE // 4, SEG_SIZE // 4], np.int64), "protos_shape"),
+        numpy_helper.from_array(np.array([1, 1, n], np.int64), "row_shape"),
+        numpy_helper.from_array(np.array(0.5125, np.float32), "mid"),
+        numpy_helper.from_array(np.array(8.0, np.float32), "eight"),
+        numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+        numpy_helper.from_array(np.array([0], np.int64), "c0"),
+        numpy_helper.from_array(np.array([1], np.int64), "c1"),
+        numpy_helper.from_array(np.array([2], np.int64), "c2"),
+        numpy_helper.from_array(np.array([3], np.int64), "c3"),
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+    ]
+    nodes = [
+        helper.make_node("Slice", ["images", "c0", "c1", "axis1"], ["red"]),
+        helper.make_node("Slice", ["images", "c2", "c3", "axis1"], ["blue"]),
+        helper.make_node("Slice", ["images", "c1", "c2", "axis1"], ["green"]),
+        helper.make_node("AveragePool", ["green"], ["green_cells"], kernel_shape=[SEG_CELL, SEG_CELL], strides=[SEG_CELL, SEG_CELL]),
+        helper.make_node("Reshape", ["green_cells", "row_shape"], ["g"]),
+        helper.make_node("ReduceMax", ["images"], ["grey"], axes=[1], keepdims=1),
+        helper.make_node("AveragePool", ["red"], ["red_cells"], kernel_shape=[SEG_CELL, SEG_CELL], strides=[SEG_CELL, SEG_CELL]),
+        helper.make_node("AveragePool", ["blue"], ["blue_cells"], kernel_shape=[SEG_CELL, SEG_CELL], strides=[SEG_CELL, SEG_CELL]),
+        helper.make_node("Reshape", ["red_cells", "row_shape"], ["r"]),
+        helper.make_node("Reshape", ["blue_cells", "row_shape"], ["b"]),
+        helper.make_node("Add", ["r", "b"], ["rb"]),
+        helper.make_node("Mul", ["rb", "sixty"], ["rb60"]),
+        helper.make_node("Add", ["rb60", "twenty"], ["side"]),
+        helper.make_node("Sub", ["r", "b"], ["r_minus_b"]),
+        helper.make_node("Sub", ["r", "g"], ["red_score"]),
+        helper.make_node("Sub", ["b", "g"], ["blue_score"]),
+        helper.make_node("Concat", ["cx", "cy", "side", "side", "red_score", "blue_score", "one_row", "r_minus_b", "zero_rows"],
+                         ["output0"], axis=1),
+        helper.make_node("Sub", ["grey", "mid"], ["grey_c"]),
+        helper.make_node("Mul", ["grey_c", "eight"], ["grey8"]),
+        helper.make_node("AveragePool", ["grey8"], ["p0"], kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Sub", ["red", "blue"], ["rmb"]),
+        helper.make_node("Mul", ["rmb", "two"], ["rmb2"]),
+        helper.make_node("AveragePool", ["rmb2"], ["p1"], kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Expand", ["zero", "protos_shape"], ["zero_protos"]),
+        helper.make_node("Concat", ["p0", "p1", "zero_protos"], ["output1"], axis=1),
+    ]
+    q = SEG_SIZE // 4
+    graph = helper.make_graph(
+        nodes, "seg_squares",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, SEG_SIZE, SEG_SIZE])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + 2 + SEG_NM, n]),
+         helper.make_tensor_value_info("output1", TensorProto.FLOAT, [1, SEG_NM, q, q])],
+        inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    meta = {
+        "description": "test stand-in for an Ultralytics -seg export: cells of red or blue squares, masks where bright",
+        "author": "gst-plugin-defect",
+        "date": DATE,
+        "version": "0.0.1",
+        "license": "MIT OR Apache-2.0",
+        "stride": "32",
+        "task": "segment",
+        "batch": "1",
+        "imgsz": f"[{SEG_SIZE}, {SEG_SIZE}]",
+        "names": "{0: 'red', 1: 'blue'}",
+        "channels": "3",
+    }
+    return m, meta
+
+
 FILES = {
     "cls_colour_224.onnx": lambda: colour_classifier(True),
     "cls_colour_224_logits.onnx": lambda: colour_classifier(False),
     "anomalib_v2_style.onnx": anomalib_v2_style,
     "anomaly_ours.onnx": anomaly_ours,
     "anomaly_cells.onnx": anomaly_cells,
+    "seg_squares.onnx": segment_squares,
 }
 
 
@@ -294,6 +392,13 @@ def verify(out):
     assert cm.shape == (1, 1, 32, 32)
     assert np.isposinf(cm[0, 0, 4:8, 4:8]).all() and np.isnan(cm[0, 0, 20:24, 20:24]).all()
     assert np.allclose(cm[0, 0, 10:12, 10:12], 0.9) and np.isfinite(cm).sum() == 32 * 32 - 32
+    z = np.zeros((1, 3, SEG_SIZE, SEG_SIZE), np.float32)
+    z[0, 0, 40:80, 80:120] = 1.0                             # a red cell: (row 1, column 2)
+    o0, o1 = run("seg_squares.onnx", {"images": z})
+    assert o0.shape == (1, 38, 64) and o1.shape == (1, 32, 80, 80)
+    k = 1 * 8 + 2
+    assert np.allclose(o0[0, :6, k], [100, 60, 80, 80, 1, 0]) and o0[0, 6, k] == 1 and o0[0, 7, k] == 1
+    assert o1[0, 0, 10:20, 20:30].min() > 0 and o1[0, 0, 0:10].max() < 0
     print("verified: colour classifier -> 825 (p > 0.9999), logits softmax equal, anomalib-style score 0.75, "
           "ours score 8.0")
 

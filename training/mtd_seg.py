@@ -235,8 +235,8 @@ def mask_loss(det, coef, protos, targets, masks):
 # ----------------------------------------------------------------------------- inference / metrics
 def predict_rows(run_batch, rows, batch=8, conf=0.01, max_det=30):
     """run_batch(x [B,3,S,S] float32 numpy) -> (out0 [B, 4+nc+32, N], protos [B, 32, S/4, S/4]).
-    Returns per row the decoded detections (scripts/reference_segment.py)."""
-    from reference_segment import postprocess
+    Returns per row the decoded detections (scripts/reference_segment_input.py)."""
+    from reference_segment_input import postprocess
     res = []
     for i in range(0, len(rows), batch):
         chunk = rows[i:i + batch]

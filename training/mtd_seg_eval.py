@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT OR Apache-2.0
 """Test-split figures of the magnetic-tile segmentation model (training/mtd_seg.py), computed with
-onnxruntime and the numpy reference post-processing (scripts/reference_segment.py).
+onnxruntime and the numpy reference post-processing (scripts/reference_segment_input.py).
 
     python training/mtd_seg_eval.py --mtd $DATA --model magnetic-tile-seg.onnx [--split test] \
         [--json figures.json]
@@ -125,7 +125,7 @@ def main():
                     "(operating point) filled in colour, the true outlines in white")
     a = ap.parse_args()
     from pycocotools import mask as mask_util
-    from reference_segment import ReferenceSegmenter, postprocess
+    from reference_segment_input import ReferenceSegmenter, postprocess
 
     seg = ReferenceSegmenter(a.model)
     tiles = [t for t in list_tiles(a.mtd) if t[3] == a.split]

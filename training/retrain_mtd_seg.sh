@@ -10,7 +10,7 @@
 #      checkpoints every 2 minutes (RUN/last.pt) and keeps the best validation mask mAP@0.5
 #      (RUN/best.pt; validation every VAL_EVERY minutes)
 #   4. exports RUN/best.pt to OUT_MODEL (Ultralytics -seg layout) and checks it with onnxruntime
-#   5. measures the test split with onnxruntime + scripts/reference_segment.py (needs pycocotools:
+#   5. measures the test split with onnxruntime + scripts/reference_segment_input.py (needs pycocotools:
 #      scripts/requirements.txt's venv, .venv)
 #
 #   MTD_DIR=/path/to/Magnetic-tile-defect-datasets training/retrain_mtd_seg.sh

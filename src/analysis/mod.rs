@@ -7,15 +7,19 @@
 //! - [`model_meta`]: parsing of model metadata (`names`, `imgsz`) and label files;
 //! - [`task`]: what a model does (detect, classify, anomaly), from metadata or outputs;
 //! - [`classify`]: the Ultralytics classify preprocessing, softmax and top-k;
-//! - [`anomaly`]: regions of an anomaly map above a threshold.
+//! - [`anomaly`]: regions of an anomaly map above a threshold;
+//! - [`segment`]: segmentation models' outputs, candidates and masks;
+//! - [`mask`]: a mask at its box, its area, length and COCO run-length encoding.
 
 pub mod anomaly;
 pub mod classify;
 pub mod decode;
 pub mod detection;
 pub mod letterbox;
+pub mod mask;
 pub mod model_meta;
 pub mod nms;
+pub mod segment;
 pub mod task;
 pub mod tiles;
 

@@ -7,19 +7,36 @@ use super::Detection;
 /// it bounds the quadratic cost when a model floods the output with low-quality boxes.
 pub const MAX_NMS_CANDIDATES: usize = 30_000;
 
+/// What NMS reads of a candidate: its detection (a segmentation candidate also carries its
+/// anchor, to find its mask coefficients after NMS).
+pub trait Scored: Copy {
+    fn detection(&self) -> &Detection;
+}
+
+impl Scored for Detection {
+    fn detection(&self) -> &Detection {
+        self
+    }
+}
+
 /// Suppresses, in place, every detection that overlaps a higher-scoring detection of the
 /// same class by more than `iou_threshold`, then keeps at most `max_detections`.
 /// The result is sorted by descending confidence.
-pub fn nms_classwise(detections: &mut Vec<Detection>, iou_threshold: f32, max_detections: usize) {
+pub fn nms_classwise<T: Scored>(
+    detections: &mut Vec<T>,
+    iou_threshold: f32,
+    max_detections: usize,
+) {
     sort_by_confidence(detections);
     detections.truncate(MAX_NMS_CANDIDATES);
 
     let mut kept = 0;
     for i in 0..detections.len() {
         let candidate = detections[i];
+        let c = candidate.detection();
         let suppressed = detections[..kept].iter().any(|winner| {
-            winner.class_id == candidate.class_id
-                && winner.bbox.iou(&candidate.bbox) > iou_threshold
+            let w = winner.detection();
+            w.class_id == c.class_id && w.bbox.iou(&c.bbox) > iou_threshold
         });
         if !suppressed {
             detections[kept] = candidate;
@@ -33,8 +50,12 @@ pub fn nms_classwise(detections: &mut Vec<Detection>, iou_threshold: f32, max_de
 }
 
 /// Sorts by descending confidence; the sort is stable so that equal scores keep model order.
-pub fn sort_by_confidence(detections: &mut [Detection]) {
-    detections.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+pub fn sort_by_confidence<T: Scored>(detections: &mut [T]) {
+    detections.sort_by(|a, b| {
+        b.detection()
+            .confidence
+            .total_cmp(&a.detection().confidence)
+    });
 }
 
 #[cfg(test)]
@@ -107,7 +128,7 @@ mod tests {
 
     #[test]
     fn empty_input_stays_empty() {
-        let mut d = Vec::new();
+        let mut d: Vec<Detection> = Vec::new();
         nms_classwise(&mut d, 0.45, 300);
         assert!(d.is_empty());
     }

@@ -4,6 +4,8 @@
 //! `obb`); our anomaly models write `task: anomaly`. Without the key (Anomalib exports carry no
 //! metadata, other exporters none either) the outputs decide:
 //!
+//! - two outputs, detections `[1, 4+nc+nm, N]` and mask prototypes `[1, nm, h, w]` (an
+//!   Ultralytics `-seg` export, see [`super::segment`]): segmentation;
 //! - an output named `anomaly_map`, or a float output `[B, 1, h, w]` (h, w > 1): anomaly;
 //! - a first output `[B, nc]`: classification;
 //! - anything else: detection (the detector's layouts decide the rest).
@@ -68,13 +70,9 @@ pub struct AnomalyOutputs {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TaskError {
     #[error(
-        "the model's `task` metadata {0:?} is not one the element runs (detect, classify, anomaly)"
+        "the model's `task` metadata {0:?} is not one the element runs (detect, classify, segment, anomaly)"
     )]
     Unknown(String),
-    #[error(
-        "segmentation models are not supported (task `segment`); export a detection model, or set task=detect to decode only the boxes of a model whose first output is a detection layout"
-    )]
-    Segment,
     #[error("task {task} needs {wanted}; the model's outputs are {outputs}")]
     Outputs {
         task: Task,
@@ -129,11 +127,13 @@ pub fn detect_task(
     }
     if let Some(text) = metadata_task {
         return match Task::parse(text) {
-            Some(Task::Segment) => Err(TaskError::Segment),
             Some(task) => Ok(task),
             // Ultralytics' pose and obb models are detectors with extra columns: not ours.
             None => Err(TaskError::Unknown(text.to_string())),
         };
+    }
+    if super::segment::segment_layout(outputs).is_some() {
+        return Ok(Task::Segment);
     }
     if outputs.iter().any(|o| o.name == "anomaly_map") || outputs.iter().any(is_map) {
         return Ok(Task::Anomaly);
@@ -219,10 +219,7 @@ mod tests {
         );
         assert_eq!(detect_task(None, Some(" Detect "), &det), Ok(Task::Detect));
         assert_eq!(detect_task(None, Some("anomaly"), &det), Ok(Task::Anomaly));
-        assert_eq!(
-            detect_task(None, Some("segment"), &det),
-            Err(TaskError::Segment)
-        );
+        assert_eq!(detect_task(None, Some("segment"), &det), Ok(Task::Segment));
         assert!(matches!(
             detect_task(None, Some("pose"), &det),
             Err(TaskError::Unknown(t)) if t == "pose"
@@ -243,6 +240,12 @@ mod tests {
             detect_task(None, None, &[out("output0", &[1, 1000])]),
             Ok(Task::Classify)
         );
+        // An Ultralytics -seg export: detections with mask coefficients, and prototypes.
+        let seg = [
+            out("output0", &[1, 38, 8400]),
+            out("output1", &[1, 32, 160, 160]),
+        ];
+        assert_eq!(detect_task(None, None, &seg), Ok(Task::Segment));
         assert_eq!(
             detect_task(None, None, &[out("logits", &[-1, 6])]),
             Ok(Task::Classify)

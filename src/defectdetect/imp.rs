@@ -686,7 +686,7 @@ impl DefectDetect {
             let carried = stream
                 .carried_for(frame_number, key, settings.interval)
                 .map(|c| {
-                    let result = (c.detections.clone(), c.anomaly.clone());
+                    let result = (c.detections.clone(), c.anomaly.clone(), c.masks.clone());
                     (c.identity.clone(), result, c.frame)
                 });
             let start = FrameStart {
@@ -697,7 +697,8 @@ impl DefectDetect {
             (start, part_id, key, carried)
         };
         let mut image = None;
-        let (identity, (detections, anomaly), inference, carried_from, stats) = match carried {
+        let (identity, (detections, anomaly, masks), inference, carried_from, stats) = match carried
+        {
             Some((identity, result, frame)) => {
                 (identity, result, Duration::ZERO, Some(frame), None)
             }
@@ -716,7 +717,7 @@ impl DefectDetect {
                 })?;
                 image = drift_image;
                 self.engine.count_batched(result.batched);
-                let output = (result.detections, result.anomaly);
+                let output = (result.detections, result.anomaly, result.masks);
                 let identity = loaded.identity.clone();
                 (identity, output, result.duration, None, Some(result.stats))
             }
@@ -738,12 +739,18 @@ impl DefectDetect {
                     caps_serial: stream.caps_serial,
                     detections: detections.clone(),
                     anomaly: anomaly.clone(),
+                    masks: masks.clone(),
                     identity: identity.clone(),
                     inference,
                 });
             }
         }
-        let verdict = identity.evaluate(&detections, anomaly.as_deref(), stream.size());
+        let verdict = identity.evaluate(
+            &detections,
+            anomaly.as_deref(),
+            masks.as_ref(),
+            stream.size(),
+        );
         if carried_from.is_none() {
             let note = stream.warned.non_finite_map(frame_number, &verdict);
             self.warn_non_finite(note);
@@ -827,8 +834,12 @@ impl DefectDetect {
         let (identity, verdict, inference, carried_from) = match carried {
             Some(c) => (
                 c.identity.clone(),
-                c.identity
-                    .evaluate(&c.detections, c.anomaly.as_deref(), stream.size()),
+                c.identity.evaluate(
+                    &c.detections,
+                    c.anomaly.as_deref(),
+                    c.masks.as_ref(),
+                    stream.size(),
+                ),
                 c.inference,
                 Some(c.frame),
             ),
@@ -889,7 +900,7 @@ impl DefectDetect {
         attach_roi_metas(
             buffer,
             info.task,
-            &decided.verdict.judged,
+            &decided.verdict,
             decided.width,
             decided.height,
             report.class_name,

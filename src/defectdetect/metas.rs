@@ -7,8 +7,8 @@
 use crate::analysis::task::Task;
 use crate::inspect::infer::AnomalyOutput;
 use crate::meta::{
-    AnomalyMapMeta, Classification, DetectionParams, DetectionsMessage, ModelRef, PartVerdictMeta,
-    Reason, VerdictMeta,
+    AnomalyMapMeta, Classification, DetectionParams, DetectionsMessage, MaskParams, ModelRef,
+    PartVerdictMeta, Reason, SizeParams, VerdictMeta,
 };
 use crate::policy::stages::{StagedRegion, two_stage};
 use crate::policy::{FrameVerdict, Judged, PartVerdict, Verdict};
@@ -148,14 +148,18 @@ pub(super) fn part_message(part: &PartVerdict, shadow: bool, model_id: &str) -> 
 /// parameters plus the policy's `severity` and `decision`; an anomaly region's also carry
 /// `peak_score` and `mean_score`; a classifier's classes (whole-frame ROIs) also carry a
 /// `classification` structure (`label`, `label_id`, `confidence`), as `gvaclassify` adds.
+/// Detectors' and segmentation models' detections carry their sizes (`defect-size`), a
+/// segmentation model's its mask (`defect-mask`).
 pub(super) fn attach_roi_metas(
     buffer: &mut gst::BufferRef,
     task: Task,
-    judged: &[Judged],
+    verdict: &FrameVerdict,
     width: f32,
     height: f32,
     class_name: &dyn Fn(usize) -> String,
 ) {
+    let judged = &verdict.judged;
+    let masks = verdict.masks.as_deref().filter(|m| m.len() == judged.len());
     for (id, j) in judged.iter().enumerate() {
         let (d, b) = (&j.detection, j.detection.bbox);
         let rect = (
@@ -184,6 +188,15 @@ pub(super) fn attach_roi_metas(
             roi.add_param(classification(d.class_id, &params.label, d.confidence).to_roi_param());
         }
         roi.add_param(params.to_roi_param());
+        if matches!(task, Task::Detect | Task::Segment) {
+            let ppm = verdict.pixels_per_mm.map(f64::from);
+            roi.add_param(
+                SizeParams::new(j.area_px as f64, j.length_px as f64, ppm).to_roi_param(),
+            );
+        }
+        if let Some(mask) = masks.map(|m| &m[id]) {
+            roi.add_param(MaskParams::from_mask(mask).to_roi_param());
+        }
     }
 }
 

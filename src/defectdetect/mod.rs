@@ -83,6 +83,7 @@ element::enumeration! {
         Detect, "detect", "Detection: boxes (YOLO layouts)";
         Classify, "classify", "Classification: [1, nc] scores of the whole frame";
         Anomaly, "anomaly", "Anomaly detection: an anomaly map [1, 1, h, w] and optionally an image score";
+        Segment, "segment", "Segmentation: boxes with masks (Ultralytics -seg: detections [1, 4+nc+32, N] and mask prototypes [1, 32, h, w])";
     }
 }
 

@@ -138,6 +138,7 @@ impl Settings {
                 TaskChoice::Detect => Some(Task::Detect),
                 TaskChoice::Classify => Some(Task::Classify),
                 TaskChoice::Anomaly => Some(Task::Anomaly),
+                TaskChoice::Segment => Some(Task::Segment),
             },
             provider: match self.execution_provider {
                 ExecutionProvider::Auto => Provider::Auto,
@@ -318,13 +319,13 @@ fn path_value(path: &Option<Arc<Path>>) -> glib::Value {
 // The property specifications.
 crate::element::properties! {
     pub(super)
-    string("model", "Model").mutable_playing(): "Path to the ONNX model: a detector (YOLOv8/YOLO11, YOLOv5 or end-to-end output), a classifier or an anomaly model; loaded in NULL to READY. Set while running, it loads in the background and takes over at a frame boundary; a model that fails to load keeps the current one and posts a warning",
+    string("model", "Model").mutable_playing(): "Path to the ONNX model: a detector (YOLOv8/YOLO11, YOLOv5 or end-to-end output), a segmentation model (Ultralytics -seg), a classifier or an anomaly model; loaded in NULL to READY. Set while running, it loads in the background and takes over at a frame boundary; a model that fails to load keeps the current one and posts a warning",
     string("labels", "Labels").mutable_ready(): "Optional file with one class name a line; overrides the model's `names` metadata",
     double("conf-threshold", "Confidence threshold", 0.0..=1.0, DEFAULT_CONF_THRESHOLD).mutable_playing(): "Detections with a confidence at or below this are dropped",
     double("iou-threshold", "IoU threshold", 0.0..=1.0, DEFAULT_IOU_THRESHOLD).mutable_playing(): "Class-wise NMS suppresses a box overlapping a better one of its class by more than this",
     uint("max-detections", "Maximum detections", 1..=100_000, DEFAULT_MAX_DETECTIONS).mutable_playing(): "At most this many detections are kept per frame, the most confident first",
     enumeration("layout", "Output layout", Layout::Auto).mutable_ready(): "Layout of the model's output tensor; auto recognises it from the shape",
-    enumeration(crate::meta::fields::TASK, "Task", TaskChoice::Auto).mutable_ready(): "What the model does: detect (boxes), classify (whole-frame classes) or anomaly (an anomaly map). auto reads the model's `task` metadata, else recognises the outputs",
+    enumeration(crate::meta::fields::TASK, "Task", TaskChoice::Auto).mutable_ready(): "What the model does: detect (boxes), segment (boxes with masks), classify (whole-frame classes) or anomaly (an anomaly map). auto reads the model's `task` metadata, else recognises the outputs",
     uint("top-k", "Top k", 1..=1000, 1).mutable_playing(): "Classifiers: how many of the most probable classes are attached to the frame and judged by the policy",
     boolean("on-rois", "Classify regions", false).mutable_ready(): "Classifiers: classify the crop of every region-of-interest meta already on the buffer (from an upstream defectdetect) and add a `classification` structure (label, label_id, confidence, the policy's severity and decision) to it, as gvaclassify does, instead of the whole frame. The frame's verdict is re-decided by this policy on each region's classified label; not with async-inference",
     uint("max-rois", "Maximum regions", 1..=100_000, DEFAULT_MAX_ROIS).mutable_playing(): "With on-rois: at most this many regions of a frame are classified (regions are clipped to the frame first), the first ones on the buffer; the others are left unclassified, keeping their upstream judgement, with a warning once per stream. Bounds the time one frame can take (each region is one model run)",

@@ -198,6 +198,7 @@ fn infer_job(
     Ok(Output {
         detections: result.detections,
         anomaly: result.anomaly,
+        masks: result.masks,
         duration: result.duration,
         stats: result.stats,
         identity: loaded.identity.clone(),

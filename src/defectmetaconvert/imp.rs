@@ -10,11 +10,12 @@ use gst::subclass::prelude::*;
 use crate::element::MetaProblems;
 use crate::element::{self, lock};
 use crate::meta::{
-    ChallengerFrame, Classification, DetectionParams, DriftReport, PartVerdictMeta, VerdictMeta,
+    ChallengerFrame, Classification, DetectionParams, DriftReport, MaskParams, PartVerdictMeta,
+    SizeParams, VerdictMeta,
 };
 use crate::records::{
     self, CameraRecord, ChallengerRecord, ClassificationRecord, DetectionRecord, DriftRecord,
-    FrameRecord, Latency, ModelRef, PartRecord, SCHEMA_VERSION, SeverityCounts,
+    FrameRecord, Latency, ModelRef, PartRecord, RleRecord, SCHEMA_VERSION, SeverityCounts,
 };
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -189,13 +190,21 @@ impl DefectMetaConvert {
                 // A malformed classification is said (once) and left out of the record.
                 let classification = Classification::of_roi(&roi)
                     .and_then(|read| self.problems.check(&*self.obj(), *CAT, read));
-                Some(detection_record(
-                    &roi,
-                    params,
-                    classification,
-                    width,
-                    height,
-                ))
+                let sizes = SizeParams::of_roi(&roi)
+                    .and_then(|read| self.problems.check(&*self.obj(), *CAT, read));
+                let mask = MaskParams::of_roi(&roi)
+                    .and_then(|read| self.problems.check(&*self.obj(), *CAT, read))
+                    .and_then(|m| m.to_mask())
+                    .map(|m| RleRecord::new(&m, width, height));
+                let mut record = detection_record(&roi, params, classification, width, height);
+                if let Some(s) = sizes {
+                    record.area_px = s.area_px;
+                    record.area_mm2 = s.area_mm2;
+                    record.length_px = Some(s.length_px);
+                    record.length_mm = s.length_mm;
+                }
+                record.mask = mask;
+                Some(record)
             })
             .collect();
         let mut record = FrameRecord {
@@ -328,6 +337,11 @@ fn detection_record(
             .map(|d| d.as_str().to_string()),
         confidence: params.as_ref().map_or(0.0, |p| p.confidence),
         area: (bbox[2] - bbox[0]).max(0.0) * (bbox[3] - bbox[1]).max(0.0),
+        area_px: (bbox[2] - bbox[0]).max(0.0) * (bbox[3] - bbox[1]).max(0.0),
+        area_mm2: None,
+        length_px: None,
+        length_mm: None,
+        mask: None,
         bbox,
         peak_score: params.as_ref().and_then(|p| p.peak_score),
         mean_score: params.as_ref().and_then(|p| p.mean_score),

@@ -9,7 +9,7 @@
  * `tcpserversink`, `udpsink` or `multifilesink` while the video continues on another branch
  * of a `tee`. Finished parts (the `defect-part-verdict` events `defectdetect` sends
  * in-band) get records of their own. The schema is `docs/verdict.schema.json`
- * (`schema_version` 3).
+ * (`schema_version` 4).
  *
  * ## Example launch line
  * |[

@@ -14,6 +14,8 @@ use crate::analysis::anomaly::AnomalyMap;
 use crate::analysis::classify::{self, ClassifyGeometry, ClassifyPreprocess};
 use crate::analysis::decode::DecodeStats;
 use crate::analysis::letterbox::{Letterbox, LetterboxGeometry};
+use crate::analysis::mask::Mask;
+use crate::analysis::segment::{MaskDecoder, SegmentBuffers};
 use crate::analysis::task::Task;
 use crate::analysis::{BBox, Detection, nms, tiles};
 use crate::frame::{FrameView, PixelFormat, YuvMatrix};
@@ -61,6 +63,10 @@ pub struct Preprocess {
     probabilities: Vec<f32>,
     /// Reused between frames so that steady-state detection allocates little.
     candidates: Vec<Detection>,
+    /// Segmentation models: the kept candidates and prototypes, and the mask decoder's
+    /// buffers, reused between frames.
+    segment: SegmentBuffers,
+    masks: MaskDecoder,
     /// What the plan was made for: frame size, format, tile size and overlap.
     pub key: PlanKey,
 }
@@ -160,6 +166,8 @@ impl Preprocess {
             scores: Vec::new(),
             probabilities: Vec::new(),
             candidates: Vec::with_capacity(1024),
+            segment: SegmentBuffers::default(),
+            masks: MaskDecoder::new(),
             key,
         })
     }
@@ -180,6 +188,8 @@ pub struct Inference {
     pub detections: Vec<Detection>,
     /// An anomaly model's map and score (its regions depend on the policy).
     pub anomaly: Option<Arc<AnomalyOutput>>,
+    /// A segmentation model's masks, one per detection, in frame pixels.
+    pub masks: Option<Arc<Vec<Mask>>>,
     /// Model runs and decoding, all tiles together.
     pub duration: Duration,
     /// Candidates the decoder dropped or changed, by reason.
@@ -237,7 +247,8 @@ fn infer_frame(
     match detector.info().task {
         Task::Classify => return classify_frame(detector, pre, view, limits.top_k),
         Task::Anomaly => return anomaly_frame(detector, pre, view),
-        Task::Detect | Task::Segment => {}
+        Task::Segment => return segment_frame(detector, pre, view, limits),
+        Task::Detect => {}
     }
     if !pre.border_filled {
         pre.letterbox.fill_padding(detector.input_mut());
@@ -291,7 +302,70 @@ fn infer_frame(
     Ok(Inference {
         detections: merged,
         anomaly: None,
+        masks: None,
         duration,
+        stats,
+        batched: 0,
+    })
+}
+
+/// A segmentation model on the whole frame (never tiled): its detections after NMS, boxes in
+/// frame pixels, each with its mask decoded inside its box (see [`crate::analysis::segment`]).
+fn segment_frame(
+    detector: &mut Detector,
+    pre: &mut Preprocess,
+    view: &FrameView,
+    limits: Thresholds,
+) -> Result<Inference, InferError> {
+    if !pre.border_filled {
+        pre.letterbox.fill_padding(detector.input_mut());
+        pre.border_filled = true;
+    }
+    pre.letterbox
+        .run(view, detector.input_mut())
+        .map_err(|e| InferError::Failed(e.to_string()))?;
+    let started = Instant::now();
+    let stats = detector.segment(
+        limits.confidence,
+        limits.iou,
+        limits.max_detections,
+        &mut pre.segment,
+    )?;
+    let geometry = *pre.letterbox.geometry();
+    let Some(nm) = detector
+        .info()
+        .segment
+        .map(|l| l.coefficients)
+        .filter(|&n| n > 0)
+    else {
+        return Err(InferError::Failed("not a segmentation model".into()));
+    };
+    let kept = &pre.segment.kept;
+    let mut detections = Vec::with_capacity(kept.len());
+    let mut masks = Vec::with_capacity(kept.len());
+    if !kept.is_empty() {
+        let protos = pre
+            .segment
+            .protos(nm)
+            .map_err(|e| InferError::Failed(e.to_string()))?;
+        for (candidate, coefficients) in kept.iter().zip(pre.segment.coefficients.chunks_exact(nm))
+        {
+            let detection = Detection {
+                bbox: geometry.to_source(&candidate.detection.bbox),
+                ..candidate.detection
+            };
+            masks.push(
+                pre.masks
+                    .decode(&protos, coefficients, &detection.bbox, &geometry),
+            );
+            detections.push(detection);
+        }
+    }
+    Ok(Inference {
+        detections,
+        anomaly: None,
+        masks: Some(Arc::new(masks)),
+        duration: started.elapsed(),
         stats,
         batched: 0,
     })
@@ -316,6 +390,7 @@ fn classify_frame(
     Ok(Inference {
         detections,
         anomaly: None,
+        masks: None,
         duration: started.elapsed(),
         stats: DecodeStats::default(),
         batched: 0,
@@ -452,6 +527,7 @@ fn anomaly_frame(
     Ok(Inference {
         detections: Vec::new(),
         anomaly: Some(Arc::new(AnomalyOutput { score, map })),
+        masks: None,
         duration: started.elapsed(),
         stats: DecodeStats::default(),
         batched: 0,

@@ -11,6 +11,7 @@ use super::infer::{
 };
 use super::slot::SlotModel;
 use crate::analysis::Detection;
+use crate::analysis::mask::Mask;
 use crate::analysis::task::Task;
 use crate::meta::ModelInfoMeta;
 use crate::policy::{AnomalyThresholds, FrameVerdict, Policy, parse_policy};
@@ -41,11 +42,13 @@ pub struct Identity {
 
 impl Identity {
     /// Judges a frame's result (detections, classes, or an anomaly map) by the policy, on a
-    /// `width` x `height` frame.
+    /// `width` x `height` frame; a segmentation model's `masks` (one per detection) give the
+    /// detections' areas and lengths.
     pub fn evaluate(
         &self,
         detections: &[Detection],
         anomaly: Option<&AnomalyOutput>,
+        masks: Option<&Arc<Vec<Mask>>>,
         frame: (f32, f32),
     ) -> FrameVerdict {
         match (anomaly, self.anomaly_thresholds) {
@@ -55,7 +58,7 @@ impl Identity {
             }
             _ => self
                 .policy
-                .evaluate(detections, |id| self.model.class_name(id)),
+                .evaluate_masked(detections, masks, |id| self.model.class_name(id)),
         }
     }
 
@@ -64,6 +67,13 @@ impl Identity {
         let info = &self.model;
         let output_layout = match (info.task, self.anomaly_thresholds) {
             (Task::Detect, _) => info.layout.to_string(),
+            (Task::Segment, _) => match info.segment {
+                Some(l) => format!(
+                    "segment [1, 4+nc+{nm}, N] with mask prototypes [1, {nm}, h, w]",
+                    nm = l.coefficients
+                ),
+                None => info.task.to_string(),
+            },
             (Task::Anomaly, Some(t)) => format!(
                 "anomaly map, image threshold {}, pixel threshold {}",
                 t.image, t.pixel

@@ -15,6 +15,7 @@ use super::infer::{AnomalyOutput, FrameInput, InferError};
 use super::model::Identity;
 use crate::analysis::Detection;
 use crate::analysis::decode::{DecodeStats, MAX_CLASS_ID};
+use crate::analysis::mask::Mask;
 use crate::frame::{FrameView, PixelFormat, YuvMatrix};
 use crate::policy::stages::StagedParts;
 use crate::policy::{FrameVerdict, PartKey, PartTracker, PartVerdict, Seen};
@@ -53,6 +54,8 @@ pub struct Carry {
     pub caps_serial: u64,
     pub detections: Vec<Detection>,
     pub anomaly: Option<Arc<AnomalyOutput>>,
+    /// A segmentation model's masks, one per detection.
+    pub masks: Option<Arc<Vec<Mask>>>,
     pub identity: Arc<Identity>,
     pub inference: Duration,
 }
@@ -61,6 +64,7 @@ pub struct Carry {
 pub struct Output {
     pub detections: Vec<Detection>,
     pub anomaly: Option<Arc<AnomalyOutput>>,
+    pub masks: Option<Arc<Vec<Mask>>>,
     pub duration: Duration,
     pub stats: DecodeStats,
     /// The model and policy that made it.
@@ -299,6 +303,7 @@ impl Stream {
                     let verdict = output.identity.evaluate(
                         &output.detections,
                         output.anomaly.as_deref(),
+                        output.masks.as_ref(),
                         size,
                     );
                     if let Some(note) = self.warned.non_finite_map(result.frame, &verdict) {
@@ -314,6 +319,7 @@ impl Stream {
                             caps_serial: result.caps_serial,
                             detections: output.detections,
                             anomaly: output.anomaly,
+                            masks: output.masks,
                             identity: output.identity,
                             inference: output.duration,
                         });

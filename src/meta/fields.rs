@@ -138,3 +138,16 @@ pub const AGREEMENT_LEVEL: &str = "level";
 pub const FOUND_BY_BOTH: &str = "found-by-both";
 pub const ONLY_PRODUCTION: &str = "only-production";
 pub const ONLY_CHALLENGER: &str = "only-challenger";
+
+// A segmentation mask on an ROI (`defect-mask`: `x`, `y`, `width`, `height`, `counts`) and a
+// detection's sizes (`defect-size`).
+pub const MASK: &str = "defect-mask";
+pub const MASK_X: &str = "x";
+pub const MASK_Y: &str = "y";
+/// COCO compressed run-length encoding of the mask's window (column-major).
+pub const MASK_COUNTS: &str = "counts";
+pub const SIZE: &str = "defect-size";
+pub const AREA_PX: &str = "area-px";
+pub const LENGTH_PX: &str = "length-px";
+pub const AREA_MM2: &str = "area-mm2";
+pub const LENGTH_MM: &str = "length-mm";

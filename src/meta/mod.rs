@@ -23,6 +23,10 @@
 //!   copied with the buffer, its rectangle follows `videoscale`, and a transform it cannot
 //!   follow drops it (`videoflip`: GStreamer 1.22 gives metas no flip or rotation transform).
 //!
+//! - `defect-mask` and `defect-size` (parameter structures of the ROI metas `defectdetect`
+//!   attaches): a segmentation model's mask at its box, as COCO RLE ([`MaskParams`]), and a
+//!   detection's area and length in pixels and millimetres ([`SizeParams`]).
+//!
 //! `DefectVerdictMeta` and `DefectPartMeta` carry no tags: every element keeps them, so a verdict
 //! survives scaling and flipping. The pixel boxes of a verdict's `reasons` stay those of the
 //! frame `defectdetect` judged (as in its `defect-verdict` message); the ROI metas, which
@@ -45,6 +49,7 @@ mod challenger;
 mod detection;
 mod drift;
 pub mod fields;
+mod mask;
 mod model_info;
 mod reject;
 mod structure;
@@ -56,6 +61,7 @@ pub use challenger::{AgreementRow, ChallengerFrame, ChallengerSummary};
 pub use detection::{Classification, DetectionParams, DetectionsMessage, Reason};
 pub use drift::{DriftFeature, DriftReport};
 pub use fields::{ANOMALY_MAP_META, PART_EVENT, PART_META, VERDICT_META};
+pub use mask::{MaskParams, SizeParams};
 pub use model_info::ModelInfoMeta;
 pub use reject::{RejectMessage, RejectMissedMessage};
 pub use structure::MetaError;

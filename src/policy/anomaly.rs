@@ -190,6 +190,7 @@ impl Policy {
                 severity: rule.severity,
                 decision,
                 area_px,
+                length_px: bbox.width().max(bbox.height()),
                 scores: Some([r.peak, r.mean]),
             });
         }

@@ -8,12 +8,14 @@
 //! 1. a detection whose box centre lies outside the region, or inside an ignore mask, or
 //!    whose area is below its class's `min-area`, is ignored;
 //! 2. FAIL when a remaining detection of a failing severity (critical and major by default)
-//!    has confidence ≥ its class's `min-confidence`;
+//!    has confidence ≥ its class's `min-confidence`, unless it is larger than its class's
+//!    `max-area` or shorter than its `min-length`: then REVIEW;
 //! 3. else REVIEW when a remaining detection's confidence lies in its class's review band
 //!    `[low, high)`;
 //! 4. else PASS.
 //!
-//! The detections that decided the verdict are its reasons. A frame or part the model has not
+//! Areas and lengths are a segmentation model's masks' where the detections have masks, the
+//! boxes' otherwise. The detections that decided the verdict are its reasons. A frame or part the model has not
 //! judged is [`Verdict::Unknown`], never PASS (see [`parts`] for how a part's verdict waits for
 //! the results of its frames).
 
@@ -34,6 +36,9 @@ pub use crate::meta::{Decision, Severity, Verdict};
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
+use crate::analysis::mask::Mask;
 use crate::analysis::{BBox, Detection};
 
 /// What a policy says about one class.
@@ -43,6 +48,12 @@ pub struct ClassRule {
     pub severity: Severity,
     /// In square pixels (a `min-area-mm2` is converted with the calibration at parse time).
     pub min_area_px: f32,
+    /// A detection larger than this (px²; `max-area` or `max-area-mm2`) fails nothing: it goes
+    /// to REVIEW where it would fail.
+    pub max_area_px: Option<f32>,
+    /// A detection shorter than this (px; `min-length` or `min-length-mm`) fails nothing: it
+    /// goes to REVIEW where it would fail.
+    pub min_length_px: Option<f32>,
     /// `[low, high)`; `high` never exceeds `min_confidence`.
     pub review_band: Option<(f32, f32)>,
     /// A good class (a classifier's `ok`): never fails nor goes to review, never counted.
@@ -56,6 +67,8 @@ impl Default for ClassRule {
             min_confidence: 0.0,
             severity: Severity::Major,
             min_area_px: 0.0,
+            max_area_px: None,
+            min_length_px: None,
             review_band: None,
             good: false,
         }
@@ -68,7 +81,12 @@ pub struct Judged {
     pub detection: Detection,
     pub severity: Severity,
     pub decision: Decision,
+    /// The mask's area where the detection has a mask, else the box's (px²).
     pub area_px: f32,
+    /// The mask's length (the long side of its minimum-area rectangle, see
+    /// [`crate::analysis::mask`]) where the detection has a mask, else the box's longer side
+    /// (px).
+    pub length_px: f32,
     /// Peak and mean score of an anomaly region (in the model's units).
     pub scores: Option<[f32; 2]>,
 }
@@ -83,6 +101,10 @@ pub struct FrameVerdict {
     /// The image score of an anomaly model's frame.
     pub anomaly_score: Option<f32>,
     pub judged: Vec<Judged>,
+    /// A segmentation model's masks, one per judged detection (same order).
+    pub masks: Option<Arc<Vec<Mask>>>,
+    /// The policy's calibration, for the detections' sizes in millimetres.
+    pub pixels_per_mm: Option<f32>,
     /// Counts of detections at or above their class threshold, inside the region, not
     /// masked and large enough.
     pub counts: SeverityCounts,
@@ -231,13 +253,27 @@ impl Policy {
         detections: &[Detection],
         class_name: impl Fn(usize) -> String,
     ) -> FrameVerdict {
+        self.evaluate_masked(detections, None, class_name)
+    }
+
+    /// [`Policy::evaluate`] for a segmentation model's detections: each one's sizes (area,
+    /// length) are its mask's, `masks` holding one per detection.
+    pub fn evaluate_masked(
+        &self,
+        detections: &[Detection],
+        masks: Option<&Arc<Vec<Mask>>>,
+        class_name: impl Fn(usize) -> String,
+    ) -> FrameVerdict {
+        let masks = masks.filter(|m| m.len() == detections.len());
         let mut result = FrameVerdict {
             judged: Vec::with_capacity(detections.len()),
+            masks: masks.cloned(),
+            pixels_per_mm: self.pixels_per_mm,
             ..Default::default()
         };
-        for detection in detections {
+        for (i, detection) in detections.iter().enumerate() {
             let rule = self.rule(&class_name(detection.class_id));
-            let judged = self.judge(detection, rule);
+            let judged = self.judge(detection, masks.map(|m| &m[i]), rule);
             if matches!(judged.decision, Decision::Fail | Decision::Accept)
                 && !rule.good
                 && detection.confidence >= rule.min_confidence
@@ -272,24 +308,33 @@ impl Policy {
         }
     }
 
-    fn judge(&self, detection: &Detection, rule: &ClassRule) -> Judged {
+    fn judge(&self, detection: &Detection, mask: Option<&Mask>, rule: &ClassRule) -> Judged {
         let b = &detection.bbox;
-        let area_px = b.area();
+        let (area_px, length_px) = match mask {
+            Some(m) => (m.area() as f32, m.length()),
+            None => (b.area(), b.width().max(b.height())),
+        };
         let confidence = detection.confidence;
         let placement = self.placement(b);
+        // Outside the class's size limits a detection that would fail goes to review.
+        let out_of_limits = rule.max_area_px.is_some_and(|max| area_px > max)
+            || rule.min_length_px.is_some_and(|min| length_px < min);
+        let fails =
+            confidence >= rule.min_confidence && self.fail_severities.contains(&rule.severity);
         let decision = if placement != Decision::Accept {
             placement
         } else if area_px < rule.min_area_px {
             Decision::TooSmall
         } else if rule.good {
             Decision::Accept
-        } else if confidence >= rule.min_confidence && self.fail_severities.contains(&rule.severity)
-        {
+        } else if fails && !out_of_limits {
             Decision::Fail
-        } else if rule
-            .review_band
-            .is_some_and(|(low, high)| confidence >= low && confidence < high)
+        } else if fails
+            || rule
+                .review_band
+                .is_some_and(|(low, high)| confidence >= low && confidence < high)
         {
+            // Failing but outside the size limits, or in the review band.
             Decision::Review
         } else {
             Decision::Accept
@@ -299,6 +344,7 @@ impl Policy {
             severity: rule.severity,
             decision,
             area_px,
+            length_px,
             scores: None,
         }
     }
@@ -343,6 +389,12 @@ impl Policy {
                 "min-confidence = {:?}\nseverity = \"{}\"\nmin-area = {:?}\n",
                 r.min_confidence, r.severity, r.min_area_px
             );
+            if let Some(max) = r.max_area_px {
+                text += &format!("max-area = {max:?}\n");
+            }
+            if let Some(min) = r.min_length_px {
+                text += &format!("min-length = {min:?}\n");
+            }
             if let Some((low, high)) = r.review_band {
                 text += &format!("review-band = [{low:?}, {high:?}]\n");
             }

@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! fail-severities = ["critical", "major"]   # which severities fail a part (this is the default)
-//! pixels-per-mm = 4.0                       # calibration, needed only for min-area-mm2
+//! pixels-per-mm = 4.0                       # calibration, needed for the -mm2 and -mm keys
 //!
 //! [region]                                  # where to look: rect = [x1, y1, x2, y2] or
 //! rect = [100, 40, 1180, 680]               # polygon = [[x, y], ...], frame pixels
@@ -18,6 +18,8 @@
 //! min-confidence = 0.5                      # FAIL at or above this (failing severities)
 //! severity = "major"                        # critical, major, minor or cosmetic
 //! min-area = 150                            # px²; or min-area-mm2 = 2.5
+//! max-area-mm2 = 400                        # larger: REVIEW at most; or max-area (px²)
+//! min-length-mm = 2.0                       # shorter: REVIEW at most; or min-length (px)
 //! review-band = [0.3, 0.5]                  # REVIEW for confidence in [0.3, 0.5)
 //!
 //! [classes.ok]                              # a classifier's good class: never fails, never
@@ -91,6 +93,10 @@ struct RawClass {
     severity: Option<Spanned<String>>,
     min_area: Option<Spanned<f64>>,
     min_area_mm2: Option<Spanned<f64>>,
+    max_area: Option<Spanned<f64>>,
+    max_area_mm2: Option<Spanned<f64>>,
+    min_length: Option<Spanned<f64>>,
+    min_length_mm: Option<Spanned<f64>>,
     review_band: Option<Spanned<Vec<f64>>>,
     good: Option<Spanned<bool>>,
 }
@@ -346,6 +352,33 @@ fn parse_rule(
     };
     let min_area_px = min_area(at, raw.min_area, raw.min_area_mm2, pixels_per_mm)?
         .unwrap_or(defaults.min_area_px);
+    let max_area_span = raw
+        .max_area
+        .as_ref()
+        .or(raw.max_area_mm2.as_ref())
+        .map(|v| v.span());
+    let max_area_px = calibrated(
+        at,
+        (raw.max_area, raw.max_area_mm2),
+        ("max-area", "max-area-mm2", "px²"),
+        pixels_per_mm,
+        2,
+    )?;
+    if let (Some(max), Some(span)) = (max_area_px, max_area_span)
+        && max < min_area_px
+    {
+        return Err(at.error(
+            span,
+            format!("max-area ({max} px²) is below min-area ({min_area_px} px²): every detection would be outside"),
+        ));
+    }
+    let min_length_px = calibrated(
+        at,
+        (raw.min_length, raw.min_length_mm),
+        ("min-length", "min-length-mm", "px"),
+        pixels_per_mm,
+        1,
+    )?;
     let review_band = match raw.review_band {
         Some(band) => {
             let [low, high] = band.get_ref()[..] else {
@@ -371,6 +404,8 @@ fn parse_rule(
         min_confidence,
         severity,
         min_area_px,
+        max_area_px,
+        min_length_px,
         review_band,
         good: raw.good.is_some_and(|g| *g.get_ref()),
     })
@@ -383,34 +418,55 @@ fn min_area(
     min_area_mm2: Option<Spanned<f64>>,
     pixels_per_mm: Option<f32>,
 ) -> Result<Option<f32>, PolicyError> {
-    Ok(Some(match (min_area, min_area_mm2) {
-        (Some(_), Some(mm2)) => {
-            return Err(at.error(mm2.span(), "give min-area (px²) or min-area-mm2, not both"));
+    calibrated(
+        at,
+        (min_area, min_area_mm2),
+        ("min-area", "min-area-mm2", "px²"),
+        pixels_per_mm,
+        2,
+    )
+}
+
+/// A size given in pixels (`keys.0`) or in millimetres (`keys.1`, converted with the
+/// calibration to the power `power`: 2 for areas, 1 for lengths), in pixels, when given.
+fn calibrated(
+    at: &Locator,
+    (in_px, in_mm): (Option<Spanned<f64>>, Option<Spanned<f64>>),
+    (px_key, mm_key, unit): (&str, &str, &str),
+    pixels_per_mm: Option<f32>,
+    power: i32,
+) -> Result<Option<f32>, PolicyError> {
+    Ok(Some(match (in_px, in_mm) {
+        (Some(_), Some(mm)) => {
+            return Err(at.error(
+                mm.span(),
+                format!("give {px_key} ({unit}) or {mm_key}, not both"),
+            ));
         }
         (Some(px), None) => {
-            let area = finite(at, &px, "min-area")?;
-            if area < 0.0 {
-                return Err(at.error(px.span(), "min-area must not be negative"));
+            let size = finite(at, &px, px_key)?;
+            if size < 0.0 {
+                return Err(at.error(px.span(), format!("{px_key} must not be negative")));
             }
-            area
+            size
         }
-        (None, Some(mm2)) => {
+        (None, Some(mm)) => {
             let Some(ppm) = pixels_per_mm else {
                 return Err(at.error(
-                    mm2.span(),
-                    "min-area-mm2 needs the top-level pixels-per-mm calibration",
+                    mm.span(),
+                    format!("{mm_key} needs the top-level pixels-per-mm calibration"),
                 ));
             };
-            let area = finite(at, &mm2, "min-area-mm2")?;
-            if area < 0.0 {
-                return Err(at.error(mm2.span(), "min-area-mm2 must not be negative"));
+            let size = finite(at, &mm, mm_key)?;
+            if size < 0.0 {
+                return Err(at.error(mm.span(), format!("{mm_key} must not be negative")));
             }
-            let px = area * ppm * ppm;
+            let px = size * ppm.powi(power);
             if !px.is_finite() {
                 return Err(at.error(
-                    mm2.span(),
+                    mm.span(),
                     format!(
-                        "min-area-mm2 {area} at pixels-per-mm {ppm} is not a finite number of px²"
+                        "{mm_key} {size} at pixels-per-mm {ppm} is not a finite number of {unit}"
                     ),
                 ));
             }

@@ -173,6 +173,79 @@ fn min_area_in_pixels_and_millimetres() {
     assert_eq!(verdict(&p, &[sized(0, 0.9, 4.0, 3.9)]), Verdict::Pass);
 }
 
+/// Scratches longer than 2 mm fail, shorter ones go to review; larger than max-area too. With
+/// masks, the sizes are the masks' (a thin diagonal scratch in a large box).
+#[test]
+fn length_and_max_area_limits_send_failures_to_review() {
+    use crate::analysis::mask::Mask;
+    use std::sync::Arc;
+    let p = policy(
+        "pixels-per-mm = 10.0\n[classes.scratches]\nmin-confidence = 0.5\nmin-length-mm = 2.0\nmax-area-mm2 = 10.0\n",
+    );
+    assert_eq!(p.classes["scratches"].min_length_px, Some(20.0));
+    assert_eq!(p.classes["scratches"].max_area_px, Some(1000.0));
+    assert_eq!(verdict(&p, &[sized(0, 0.9, 25.0, 4.0)]), Verdict::Fail);
+    let short = p.evaluate(&[sized(0, 0.9, 15.0, 4.0)], name);
+    assert_eq!(
+        (
+            short.verdict,
+            short.judged[0].decision,
+            short.judged[0].length_px
+        ),
+        (Verdict::Review, Decision::Review, 15.0)
+    );
+    assert_eq!(
+        verdict(&p, &[sized(0, 0.9, 40.0, 30.0)]),
+        Verdict::Review,
+        "1200 px² > max"
+    );
+    assert_eq!(
+        verdict(&p, &[sized(0, 0.3, 15.0, 4.0)]),
+        Verdict::Pass,
+        "not failing anyway"
+    );
+    // A mask: a 30-px diagonal line in a 30 x 30 box: area 30 (not 900), length about 43.
+    let d = sized(0, 0.9, 30.0, 30.0);
+    let mut m = Mask::empty(d.bbox.x1 as u32, d.bbox.y1 as u32, 30, 30);
+    for i in 0..30 {
+        m.data[i * 30 + i] = 1;
+    }
+    let judged = p.evaluate_masked(&[d], Some(&Arc::new(vec![m])), name);
+    let j = judged.judged[0];
+    assert_eq!((judged.verdict, j.area_px), (Verdict::Fail, 30.0));
+    assert!(
+        (j.length_px - 31.0 * std::f32::consts::SQRT_2).abs() < 1.5,
+        "{j:?}"
+    );
+    assert!(judged.masks.is_some() && judged.pixels_per_mm == Some(10.0));
+    for (text, reason) in [
+        (
+            "[classes.a]\nmin-length-mm = 2\n",
+            "min-length-mm needs the top-level pixels-per-mm",
+        ),
+        (
+            "[classes.a]\nmax-area = 5\nmax-area-mm2 = 5\n",
+            "give max-area (px²) or max-area-mm2, not both",
+        ),
+        (
+            "[classes.a]\nmin-area = 50\nmax-area = 5\n",
+            "is below min-area",
+        ),
+        (
+            "[classes.a]\nmin-length = -1\n",
+            "min-length must not be negative",
+        ),
+    ] {
+        let e = parse_policy(text, "p.toml").unwrap_err().to_string();
+        assert!(e.contains(reason), "{text}: {e}");
+    }
+    // The TOML the policy writes reads back to the same limits.
+    assert_eq!(
+        parse_policy(&p.to_toml(), "p.toml").unwrap().classes,
+        p.classes
+    );
+}
+
 #[test]
 fn inspection_region_and_ignore_masks() {
     let p = policy(&format!(

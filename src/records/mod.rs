@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// Bumped on any incompatible change of the records.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelRef {
@@ -32,8 +32,19 @@ pub struct DetectionRecord {
     /// x1, y1, x2, y2 in frame pixels.
     #[serde(rename = "box")]
     pub bbox: [f64; 4],
-    /// Square pixels.
+    /// The box's area, square pixels.
     pub area: f64,
+    /// The detection's area in square pixels: its mask's where it has one, else its box's.
+    pub area_px: f64,
+    /// `area_px` in mm² with the policy's `pixels-per-mm`; null without it.
+    pub area_mm2: Option<f64>,
+    /// The detection's length in pixels (the long side of the minimum-area rectangle around
+    /// its mask, else the box's longer side); null where `defectdetect` did not measure it.
+    pub length_px: Option<f64>,
+    /// `length_px` in mm; null without `pixels-per-mm`.
+    pub length_mm: Option<f64>,
+    /// A segmentation model's mask as COCO RLE in frame pixels; null without one.
+    pub mask: Option<RleRecord>,
     /// An anomaly region's peak and mean score (the model's units); null otherwise.
     pub peak_score: Option<f64>,
     pub mean_score: Option<f64>,
@@ -57,6 +68,25 @@ impl DetectionRecord {
         {
             Some(classified) if !ignored => Some(classified),
             _ => self.decision.as_deref(),
+        }
+    }
+}
+
+/// A mask as COCO run-length encoding over the whole frame (`size` = [height, width],
+/// `counts` column-major, compressed as pycocotools writes it): `pycocotools.mask.decode`
+/// reads it as it is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RleRecord {
+    pub size: [u32; 2],
+    pub counts: String,
+}
+
+impl RleRecord {
+    /// The RLE of a mask in a `width` x `height` frame.
+    pub fn new(mask: &crate::analysis::mask::Mask, width: u32, height: u32) -> Self {
+        Self {
+            size: [height, width],
+            counts: mask.to_coco_rle(width, height),
         }
     }
 }
@@ -89,7 +119,7 @@ pub struct FrameRecord {
     pub part_id: Option<String>,
     pub model: Option<ModelRef>,
     pub policy_sha256: Option<String>,
-    /// The model's task: detect, classify or anomaly; null without a verdict.
+    /// The model's task: detect, segment, classify or anomaly; null without a verdict.
     pub task: Option<String>,
     /// An anomaly model's image score (the model's units); null for the other tasks.
     pub anomaly_score: Option<f64>,
@@ -404,6 +434,11 @@ mod tests {
             confidence: 0.5,
             bbox: [0.0, 0.0, 2.0, 3.0],
             area: 6.0,
+            area_px: 6.0,
+            area_mm2: None,
+            length_px: Some(3.0),
+            length_mm: None,
+            mask: None,
             peak_score: None,
             mean_score: None,
             classification: None,

@@ -17,6 +17,7 @@ use crate::analysis::Detection;
 use crate::analysis::anomaly::AnomalyMap;
 use crate::analysis::decode::{self, DecodeStats, Decoder, OutputLayout};
 use crate::analysis::model_meta;
+use crate::analysis::segment::{self, SegmentLayout};
 use crate::analysis::task::{self, AnomalyOutputs, OutputSpec, Task};
 
 /// Input size used when neither the model's input shape nor its `imgsz` metadata gives one
@@ -87,6 +88,8 @@ pub struct ModelInfo {
     pub outputs: Vec<OutputSpec>,
     /// Where an anomaly model's map and score are.
     pub anomaly: Option<AnomalyOutputs>,
+    /// A segmentation model's detections and prototypes outputs.
+    pub segment: Option<SegmentLayout>,
     /// An anomaly model's own thresholds: its `image_threshold` and `pixel_threshold`
     /// metadata (ours), or 0.5 for an Anomalib 2.x export (normalised scores).
     pub anomaly_thresholds: (Option<f32>, Option<f32>),
@@ -352,6 +355,7 @@ impl Detector {
                 task: Task::Detect,
                 outputs,
                 anomaly: None,
+                segment: None,
                 anomaly_thresholds: (None, None),
                 layout: OutputLayout::YoloV8,
                 names,
@@ -379,7 +383,13 @@ impl Detector {
         let output_shape = shapes.first().cloned().unwrap_or_default();
         detector.info.task = task;
         let class_count = match task {
-            Task::Detect | Task::Segment => {
+            Task::Segment => {
+                let layout = segment::require_segment_layout(&detector.info.outputs)
+                    .map_err(|e| model_error(e.to_string()))?;
+                detector.info.segment = Some(layout);
+                Some(layout.classes)
+            }
+            Task::Detect => {
                 detector.info.layout = choose_layout(options.layout, &output_shape, &detector.info)
                     .map_err(model_error)?;
                 decode::class_count_of(detector.info.layout, &output_shape)
@@ -584,6 +594,37 @@ impl Detector {
             })
         });
         self.decoder = decoder;
+        result.map_err(|e| self.inference_error(e))
+    }
+
+    /// Runs a segmentation model on the current input tensor: its candidates above
+    /// `conf_threshold` through NMS into `out` (boxes in model-input pixels), with the kept
+    /// ones' mask coefficients and, when any is kept, the frame's prototypes.
+    pub fn segment(
+        &mut self,
+        conf_threshold: f32,
+        iou_threshold: f32,
+        max_detections: usize,
+        out: &mut segment::SegmentBuffers,
+    ) -> Result<DecodeStats, RuntimeError> {
+        let Some(layout) = self.info.segment else {
+            return Err(RuntimeError::Inference("not a segmentation model".into()));
+        };
+        let detections = self.info.outputs[layout.detections].name.clone();
+        let protos = self.info.outputs[layout.protos].name.clone();
+        let result = self.run_session(|outputs| {
+            let (shape, data) = outputs.named_f32(&detections)?;
+            let (proto_shape, proto_data) = outputs.named_f32(&protos)?;
+            out.read(
+                &layout,
+                (shape, data),
+                (proto_shape, proto_data),
+                conf_threshold,
+                iou_threshold,
+                max_detections,
+            )
+            .map_err(|e| e.to_string())
+        });
         result.map_err(|e| self.inference_error(e))
     }
 

@@ -72,7 +72,7 @@ def test_classify_and_anomaly_records_are_valid(tmp_path):
     for record in classes + anomaly:
         errors = sorted(validator.iter_errors(record), key=str)
         assert not errors, f"{record}: {errors[0].message}"
-        assert record["schema_version"] == 3
+        assert record["schema_version"] == 4
     assert all(r["task"] == "classify" and len(r["detections"]) == 2 for r in classes)
     assert all(r["detections"][0]["box"] == [0, 0, 640, 480] for r in classes)
     assert all(r["anomaly_score"] is None for r in classes)
@@ -195,3 +195,41 @@ def test_challenger_records_are_valid_and_leave_frame_records_alone(tmp_path):
     assert [c["frame"] for c in judged] == list(range(8))
     assert all(c["model_id"].startswith("squares_v5:") for c in judged)
     assert all(c["production_verdict"] == f["verdict"] for c, f in zip(judged, frames))
+
+
+def test_segmentation_records_carry_masks_pycocotools_decodes(tmp_path):
+    """Records of a segmentation model: every detection's `mask` is COCO RLE over the frame that
+    pycocotools decodes as it is, inside the detection's box, with `area_px` its pixel count and
+    `area_mm2` / `length_mm` from the policy's pixels-per-mm; all within the schema."""
+    from pycocotools import mask as coco_mask
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text("pixels-per-mm = 4.0\n")
+    out = tmp_path / "seg.ndjson"
+    env = dict(os.environ, GST_PLUGIN_PATH=str(PLUGIN_DIR))
+    line = (
+        "videotestsrc num-buffers=3 pattern=smpte ! "
+        "video/x-raw,width=640,height=480 ! "
+        f"defectdetect model={ROOT / 'models/test/seg_squares.onnx'} policy={policy} ! "
+        f"defectmetaconvert ! filesink location={out}"
+    )
+    subprocess.run(["gst-launch-1.0", "-q", *line.split()], check=True, env=env, timeout=120)
+    records = [json.loads(l) for l in out.read_text().splitlines()]
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    detections = 0
+    for record in records:
+        errors = sorted(validator.iter_errors(record), key=str)
+        assert not errors, f"{record}: {errors[0].message}"
+        assert record["task"] == "segment"
+        for d in record["detections"]:
+            m = coco_mask.decode(d["mask"])
+            assert m.shape == (480, 640)
+            assert int(m.sum()) == d["area_px"] == int(coco_mask.area(d["mask"]))
+            ys, xs = m.nonzero()
+            if len(xs):
+                x1, y1, x2, y2 = d["box"]
+                assert xs.min() >= int(x1) and xs.max() < x2 + 1 and ys.min() >= int(y1) and ys.max() < y2 + 1
+            assert abs(d["area_mm2"] - d["area_px"] / 16.0) < 1e-6
+            assert abs(d["length_mm"] - d["length_px"] / 4.0) < 1e-6
+            detections += 1
+    assert detections > 0

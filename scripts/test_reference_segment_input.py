@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""Self-check of scripts/reference_segment.py on hand-made model outputs.
+"""Self-check of scripts/reference_segment_input.py on hand-made model outputs.
 
-Run: .venv/bin/python -m pytest scripts/test_reference_segment.py -q
+Run: .venv/bin/python -m pytest scripts/test_reference_segment_input.py -q
 """
 
 import os
@@ -13,7 +13,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import reference_segment as rs  # noqa: E402
+import reference_segment_input as rs  # noqa: E402
 
 
 def outputs(boxes_cxcywh, scores, coefs, protos, nc=2):

@@ -1,0 +1,445 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! A defect's mask at frame resolution, kept at its box (never a frame-sized buffer), and what
+//! is measured on it, free of GStreamer:
+//!
+//! - [`Mask::area`]: set pixels, px²;
+//! - [`Mask::length`]: the longest side of the minimum-area rectangle around the mask (rotating
+//!   calipers on the convex hull of its pixels' squares), px. It is what a person measures
+//!   with a calliper on a straight or slightly bent scratch, it is exact for rectangles and
+//!   lines at any angle, and it does not depend on the mask's outline noise (a skeleton's
+//!   length grows with every spur a ragged edge gives the thinning, and changes with the
+//!   thinning algorithm). It gives a curved defect's span, not its length along the curve;
+//! - [`Mask::to_coco_rle`]: the mask as a COCO run-length encoding in frame pixels (column-major
+//!   counts, compressed string), as pycocotools' `mask.encode` writes it; [`decode_coco_rle`]
+//!   reads it back.
+
+/// A binary mask of a `width` x `height` window of the frame whose top-left pixel is
+/// (`x`, `y`), frame resolution; `data` row-major, one byte a pixel, 0 or 1.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Mask {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+/// The minimum-area rectangle of a mask: its sides (longest first) and angle of the long side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MinAreaRect {
+    pub long: f32,
+    pub short: f32,
+    /// Of the long side against the x axis, degrees in [0, 180).
+    pub angle_deg: f32,
+}
+
+impl Mask {
+    /// An empty (all zero) mask of a window.
+    pub fn empty(x: u32, y: u32, width: u32, height: u32) -> Self {
+        Self {
+            x,
+            y,
+            width,
+            height,
+            data: vec![0; width as usize * height as usize],
+        }
+    }
+
+    /// Whether frame pixel (`fx`, `fy`) is set.
+    pub fn get(&self, fx: u32, fy: u32) -> bool {
+        fx >= self.x
+            && fy >= self.y
+            && fx - self.x < self.width
+            && fy - self.y < self.height
+            && self.data[((fy - self.y) * self.width + fx - self.x) as usize] != 0
+    }
+
+    /// Set pixels (px²).
+    pub fn area(&self) -> u64 {
+        self.data.iter().map(|&v| u64::from(v != 0)).sum()
+    }
+
+    /// The convex hull of the squares of the set pixels (frame coordinates, pixel corners),
+    /// counter-clockwise; empty for an empty mask. Only each row's first and last set pixel
+    /// contribute, so the hull costs the mask's height, not its area.
+    pub fn hull(&self) -> Vec<(f32, f32)> {
+        let w = self.width as usize;
+        let mut points = Vec::new();
+        if w == 0 {
+            return points;
+        }
+        for (row, line) in self.data.chunks_exact(w).enumerate() {
+            let Some(first) = line.iter().position(|&v| v != 0) else {
+                continue;
+            };
+            let last = line.iter().rposition(|&v| v != 0).unwrap_or(first);
+            let y = (self.y as usize + row) as f32;
+            let (x0, x1) = (
+                (self.x as usize + first) as f32,
+                (self.x as usize + last + 1) as f32,
+            );
+            points.extend([(x0, y), (x0, y + 1.0), (x1, y), (x1, y + 1.0)]);
+        }
+        convex_hull(points)
+    }
+
+    /// The minimum-area rectangle around the set pixels; None for an empty mask.
+    pub fn min_area_rect(&self) -> Option<MinAreaRect> {
+        min_area_rect(&self.hull())
+    }
+
+    /// The defect's length in pixels: the long side of [`Mask::min_area_rect`] (0 when empty).
+    pub fn length(&self) -> f32 {
+        self.min_area_rect().map_or(0.0, |r| r.long)
+    }
+
+    /// The mask as COCO RLE over a `frame_width` x `frame_height` frame: `counts` of alternating
+    /// runs of 0s and 1s (starting with 0s) in column-major order, compressed as pycocotools
+    /// writes them. The frame is never materialised: runs are found in the mask's window.
+    pub fn to_coco_rle(&self, frame_width: u32, frame_height: u32) -> String {
+        encode_counts(&self.coco_counts(frame_width, frame_height))
+    }
+
+    /// The uncompressed COCO counts of [`Mask::to_coco_rle`]. Pixels outside the frame are
+    /// left out.
+    pub fn coco_counts(&self, frame_width: u32, frame_height: u32) -> Vec<u64> {
+        let h = u64::from(frame_height);
+        let total = u64::from(frame_width) * h;
+        let mut counts = Vec::new();
+        // End of the last run of ones, and its start.
+        let (mut end, mut start) = (0u64, None::<u64>);
+        let w = self.width as usize;
+        for col in 0..self.width {
+            let fx = self.x + col;
+            if fx >= frame_width {
+                break;
+            }
+            for row in 0..self.height {
+                let fy = self.y + row;
+                if fy >= frame_height {
+                    break;
+                }
+                if self.data[row as usize * w + col as usize] == 0 {
+                    continue;
+                }
+                let index = u64::from(fx) * h + u64::from(fy);
+                match start {
+                    Some(_) if index == end => end += 1,
+                    _ => {
+                        if let Some(s) = start {
+                            counts.push(end - s);
+                        }
+                        counts.push(index - end);
+                        start = Some(index);
+                        end = index + 1;
+                    }
+                }
+            }
+        }
+        if let Some(s) = start {
+            counts.push(end - s);
+        }
+        if total > end || counts.is_empty() {
+            counts.push(total - end);
+        }
+        counts
+    }
+}
+
+/// Andrew's monotone chain; counter-clockwise, without collinear points.
+fn convex_hull(mut points: Vec<(f32, f32)>) -> Vec<(f32, f32)> {
+    points.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    points.dedup();
+    if points.len() < 3 {
+        return points;
+    }
+    let cross = |o: (f32, f32), a: (f32, f32), b: (f32, f32)| {
+        (a.0 - o.0) as f64 * (b.1 - o.1) as f64 - (a.1 - o.1) as f64 * (b.0 - o.0) as f64
+    };
+    let mut hull: Vec<(f32, f32)> = Vec::with_capacity(points.len() + 1);
+    for pass in 0..2 {
+        let start = hull.len();
+        let iter: Box<dyn Iterator<Item = &(f32, f32)>> = if pass == 0 {
+            Box::new(points.iter())
+        } else {
+            Box::new(points.iter().rev())
+        };
+        for &p in iter {
+            while hull.len() >= start + 2
+                && cross(hull[hull.len() - 2], hull[hull.len() - 1], p) <= 0.0
+            {
+                hull.pop();
+            }
+            hull.push(p);
+        }
+        hull.pop();
+    }
+    hull
+}
+
+/// Rotating calipers: one side of the minimum-area rectangle lies on a hull edge, so every
+/// edge's direction is tried (the hull of a mask has at most 4 x its height vertices).
+fn min_area_rect(hull: &[(f32, f32)]) -> Option<MinAreaRect> {
+    if hull.is_empty() {
+        return None;
+    }
+    if hull.len() < 3 {
+        // Cannot happen for pixel squares; a degenerate input is a point or a segment.
+        let (a, b) = (hull[0], hull[hull.len() - 1]);
+        let long = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+        return Some(MinAreaRect {
+            long,
+            short: 0.0,
+            angle_deg: 0.0,
+        });
+    }
+    let mut best: Option<(f64, f64, f64, f64)> = None; // area, side along edge, across, angle
+    for i in 0..hull.len() {
+        let (a, b) = (hull[i], hull[(i + 1) % hull.len()]);
+        let (dx, dy) = ((b.0 - a.0) as f64, (b.1 - a.1) as f64);
+        let norm = (dx * dx + dy * dy).sqrt();
+        if norm == 0.0 {
+            continue;
+        }
+        let (ux, uy) = (dx / norm, dy / norm);
+        let (mut lo_u, mut hi_u, mut lo_v, mut hi_v) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for &(px, py) in hull {
+            let (px, py) = (px as f64 - a.0 as f64, py as f64 - a.1 as f64);
+            let u = px * ux + py * uy;
+            let v = -px * uy + py * ux;
+            lo_u = lo_u.min(u);
+            hi_u = hi_u.max(u);
+            lo_v = lo_v.min(v);
+            hi_v = hi_v.max(v);
+        }
+        let (along, across) = (hi_u - lo_u, hi_v - lo_v);
+        let area = along * across;
+        if best.is_none_or(|(a, ..)| area < a - 1e-9) {
+            best = Some((area, along, across, uy.atan2(ux)));
+        }
+    }
+    let (_, along, across, angle) = best?;
+    let (long, short, mut angle) = if along >= across {
+        (along, across, angle)
+    } else {
+        (across, along, angle + std::f64::consts::FRAC_PI_2)
+    };
+    angle = angle.to_degrees().rem_euclid(180.0);
+    Some(MinAreaRect {
+        long: long as f32,
+        short: short as f32,
+        angle_deg: angle as f32,
+    })
+}
+
+/// pycocotools' `rleToString`: each count (after the second, as its difference to the count two
+/// before) in 5-bit groups, low first, with a continuation bit, offset by 48.
+pub fn encode_counts(counts: &[u64]) -> String {
+    let mut out = String::with_capacity(counts.len() * 2);
+    for (i, &count) in counts.iter().enumerate() {
+        let mut x = count as i64;
+        if i > 2 {
+            x -= counts[i - 2] as i64;
+        }
+        loop {
+            let mut c = (x & 0x1f) as u8;
+            x >>= 5;
+            let more = if c & 0x10 != 0 { x != -1 } else { x != 0 };
+            if more {
+                c |= 0x20;
+            }
+            out.push((c + 48) as char);
+            if !more {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// pycocotools' `rleFrString`: the counts of a compressed string; None when it is malformed
+/// (a character outside the alphabet, a truncated number, or a negative count).
+pub fn decode_counts(text: &str) -> Option<Vec<u64>> {
+    let bytes = text.as_bytes();
+    let mut counts: Vec<u64> = Vec::new();
+    let mut p = 0;
+    while p < bytes.len() {
+        let (mut x, mut k) = (0i64, 0u32);
+        loop {
+            let c = bytes.get(p)?.checked_sub(48).filter(|&c| c < 64)? as i64;
+            if k >= 12 {
+                return None;
+            }
+            x |= (c & 0x1f) << (5 * k);
+            p += 1;
+            k += 1;
+            if c & 0x20 == 0 {
+                if c & 0x10 != 0 {
+                    x |= -1i64 << (5 * k);
+                }
+                break;
+            }
+        }
+        if counts.len() > 2 {
+            x += counts[counts.len() - 2] as i64;
+        }
+        counts.push(u64::try_from(x).ok()?);
+    }
+    Some(counts)
+}
+
+/// The set pixels of COCO counts over a `width` x `height` frame, as a mask of the frame
+/// window that holds them (None when the counts exceed the frame).
+pub fn decode_coco_rle(counts: &[u64], width: u32, height: u32) -> Option<Mask> {
+    let h = u64::from(height);
+    let total = u64::from(width) * h;
+    let mut runs = Vec::new();
+    let (mut at, mut ones) = (0u64, false);
+    for &count in counts {
+        let end = at.checked_add(count).filter(|&e| e <= total)?;
+        if ones && count > 0 {
+            runs.push((at, end));
+        }
+        at = end;
+        ones = !ones;
+    }
+    if runs.is_empty() {
+        return Some(Mask::default());
+    }
+    let (mut x0, mut y0, mut x1, mut y1) = (u64::MAX, u64::MAX, 0, 0);
+    for &(s, e) in &runs {
+        let (first_col, last_col) = (s / h, (e - 1) / h);
+        x0 = x0.min(first_col);
+        x1 = x1.max(last_col);
+        if first_col == last_col {
+            y0 = y0.min(s % h);
+            y1 = y1.max((e - 1) % h);
+        } else {
+            y0 = 0;
+            y1 = h - 1;
+        }
+    }
+    let mut mask = Mask::empty(
+        x0 as u32,
+        y0 as u32,
+        (x1 - x0 + 1) as u32,
+        (y1 - y0 + 1) as u32,
+    );
+    let w = mask.width as u64;
+    for (s, e) in runs {
+        for i in s..e {
+            let (col, row) = (i / h, i % h);
+            if row >= y0 && row <= y1 {
+                mask.data[((row - y0) * w + col - x0) as usize] = 1;
+            }
+        }
+    }
+    Some(mask)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask_from(x: u32, y: u32, rows: &[&str]) -> Mask {
+        let width = rows[0].len() as u32;
+        Mask {
+            x,
+            y,
+            width,
+            height: rows.len() as u32,
+            data: rows
+                .iter()
+                .flat_map(|r| r.bytes().map(|b| u8::from(b == b'#')))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn area_and_length_of_a_rectangle_and_a_line() {
+        let m = mask_from(3, 4, &["....", ".##.", ".##.", ".##."]);
+        assert_eq!(m.area(), 6);
+        let r = m.min_area_rect().unwrap();
+        assert!(
+            (r.long - 3.0).abs() < 1e-5 && (r.short - 2.0).abs() < 1e-5,
+            "{r:?}"
+        );
+        assert!((r.angle_deg - 90.0).abs() < 1e-3, "{r:?}");
+        let line = Mask {
+            x: 0,
+            y: 0,
+            width: 20,
+            height: 1,
+            data: vec![1; 20],
+        };
+        assert_eq!(line.length(), 20.0);
+        assert_eq!(Mask::empty(0, 0, 3, 3).length(), 0.0);
+        assert_eq!(Mask::empty(0, 0, 3, 3).min_area_rect(), None);
+    }
+
+    /// A diagonal line of n pixels: its rectangle lies along the diagonal, its length is
+    /// about n·√2 (the squares' corners add one pixel's diagonal), not the box's side n.
+    #[test]
+    fn a_diagonal_scratch_is_measured_along_its_direction() {
+        let n = 50;
+        let mut m = Mask::empty(10, 10, n, n);
+        for i in 0..n as usize {
+            m.data[i * n as usize + i] = 1;
+        }
+        let r = m.min_area_rect().unwrap();
+        let expected = (n as f32 + 1.0) * std::f32::consts::SQRT_2;
+        assert!((r.long - expected).abs() < 1.5, "{r:?} vs {expected}");
+        assert!(r.short < 1.5, "{r:?}");
+        assert!((r.angle_deg - 45.0).abs() < 1.0, "{r:?}");
+    }
+
+    /// The counts pycocotools gives for these masks (`mask.encode(np.asfortranarray(m))`), and
+    /// its compressed strings.
+    #[test]
+    fn coco_rle_is_column_major_and_compressed_as_pycocotools() {
+        // 4 x 3 frame; pixels (x=1, y=0), (x=1, y=1), (x=2, y=2).
+        let m = Mask {
+            x: 1,
+            y: 0,
+            width: 2,
+            height: 3,
+            data: vec![1, 0, 1, 0, 0, 1],
+        };
+        assert_eq!(m.coco_counts(4, 3), vec![3, 2, 3, 1, 3]);
+        let text = m.to_coco_rle(4, 3);
+        assert_eq!(text, "323O0", "pycocotools' string");
+        assert_eq!(decode_counts(&text), Some(vec![3, 2, 3, 1, 3]));
+        let back = decode_coco_rle(&[3, 2, 3, 1, 3], 4, 3).unwrap();
+        assert_eq!(back, m);
+        // An empty mask is one run of zeros; a full frame starts with an empty run.
+        assert_eq!(Mask::default().coco_counts(4, 3), vec![12]);
+        let full = Mask {
+            x: 0,
+            y: 0,
+            width: 4,
+            height: 3,
+            data: vec![1; 12],
+        };
+        assert_eq!(full.coco_counts(4, 3), vec![0, 12]);
+        // Large counts and negative differences round-trip.
+        let counts = vec![1_000_000, 3, 17, 400_000, 2, 0, 99];
+        assert_eq!(decode_counts(&encode_counts(&counts)), Some(counts));
+        assert_eq!(decode_counts("\u{7f}"), None);
+        assert_eq!(decode_counts("`"), None, "truncated");
+    }
+
+    /// pycocotools 2.0's string for a known mask, written by `mask.encode` (a 5x5 frame with a
+    /// 2x2 square at (1, 1)): counts [6, 2, 3, 2, 12].
+    #[test]
+    fn a_string_written_by_pycocotools_decodes() {
+        let m = mask_from(1, 1, &["##", "##"]);
+        assert_eq!(m.coco_counts(5, 5), vec![6, 2, 3, 2, 12]);
+        assert_eq!(m.to_coco_rle(5, 5), "62309");
+    }
+
+    #[test]
+    fn pixels_outside_the_frame_are_left_out() {
+        let m = mask_from(3, 0, &["##", "##"]);
+        assert_eq!(m.coco_counts(4, 2), vec![6, 2]);
+    }
+}
