@@ -5,7 +5,8 @@
 # conf-threshold 0.25, class-wise NMS 0.45; the videos also with pipelines/policy.toml for
 # verdicts). Writes reports under OUT (default out/model-card).
 # With NEU_DET_DIR (a copy of NEU-DET, Pascal VOC layout) it also measures every NEU-DET figure of
-# the card (test split, escapes, perturbations) and writes OUT/neu/summary.md; SYNTHETIC=0 skips
+# the card (test split, escapes, perturbations) and writes OUT/neu/summary.md, and the figures of
+# models/neu-classifier.md through the element (OUT/neu/classifier-*.json); SYNTHETIC=0 skips
 # the synthetic split and the videos.
 # With MTD_DIR (a copy of the Magnetic Tile Defect dataset) it measures models/magnetic-tile-anomaly.md
 # (MTD_MODEL, made by `MTD_DIR=... training/retrain_mtd.sh`) and writes OUT/mtd/summary.md.
@@ -101,6 +102,18 @@ PY
     done
   fi
   .venv/bin/python scripts/neu_summary.py "$NEU" | tee "$NEU/summary.md"
+  # The classifier (models/neu-classifier.md, CLS_MODEL) through the element: the test split as it
+  # is, then each image as a 200x200 inspection window at a fixed place (700,300) of a 1280x720
+  # frame of clean synthetic steel, classified whole (what the classifier is not for) and with the
+  # element's crop set to the window (the supported way).
+  CLS_MODEL=${CLS_MODEL:-models/neu-classifier.onnx}
+  cargo build --profile "$PROFILE" --locked --quiet --lib
+  for case in plain:"" window-whole-frame:"--frame 1280x720" window-crop:"--frame 1280x720 --crop"; do
+    echo "== NEU-DET test split through the classifier, $case"
+    # shellcheck disable=SC2086 # the case's arguments are words
+    GST_PLUGIN_PATH="$PWD/$BIN" .venv/bin/python training/neu_element_eval.py --neu "$NEU_DET_DIR" \
+      --model "$CLS_MODEL" --split test ${case#*:} --json "$NEU/classifier-${case%%:*}.json" | head -n 1
+  done
 fi
 
 # ---- Magnetic Tile Defect (real tiles), when MTD_DIR names a copy of it (never committed)

@@ -267,6 +267,63 @@ fn the_policy_judges_classes_and_good_classes_pass() {
     assert!(error.contains("unknown class \"okay\""), "{error}");
 }
 
+/// `crop` classifies a window of the frame, not the frame: a 200 x 200 blue window at an odd
+/// corner of a red 640 x 480 frame is `blue` with it and mostly red without, and the class's ROI
+/// covers the window; YUV frames too (the window's chroma from its odd corner). A malformed
+/// crop, one outside the frames, one beside on-rois or for a detector is refused, naming why.
+#[test]
+fn crop_classifies_the_window_not_the_frame() {
+    let mut image = RgbImage::new(640, 480, [255, 0, 0]);
+    image.fill_rect(301, 97, 501, 297, [0, 0, 255]);
+    let model = cls_model(false);
+    // The colour model names a frame's mean colour: the whole frame's is mostly red.
+    let mut whole = Run::rgb(&format!("model={model}"));
+    assert_eq!(whole.push(&image).labels(), ["r7g0b2"]);
+    for format in [VideoFormat::Rgb, VideoFormat::Nv12, VideoFormat::I420] {
+        let mut run = Run::new(
+            &format!("model={model} crop=301,97,200,200"),
+            640,
+            480,
+            format,
+        );
+        assert_eq!(
+            run.detect.property::<Option<String>>("crop").as_deref(),
+            Some("301,97,200,200")
+        );
+        let out = run.push_as(&image, format);
+        assert_eq!(out.labels(), ["blue"], "{format:?}");
+        let (_, rect, _, classification) = &out.rois[0];
+        assert_eq!(*rect, (301, 97, 200, 200), "{format:?}");
+        let c = classification.as_ref().expect("classification parameters");
+        assert!(c.get::<f64>("confidence").unwrap() > 0.99, "{c:?}");
+    }
+    for (properties, reason) in [
+        (
+            format!("model={model} crop=1,2,3"),
+            "crop \"1,2,3\" is not x,y,width,height",
+        ),
+        (
+            format!("model={model} crop=0,0,0,10"),
+            "is not x,y,width,height",
+        ),
+        (
+            format!("model={model} crop=10,10,60,20"),
+            "crop 10,10,60,20 (x,y,width,height) is not inside the 64x64 frame",
+        ),
+        (
+            format!("model={model} crop=0,0,10,10 on-rois=true"),
+            "crop and on-rois cannot be combined",
+        ),
+        (
+            format!("model={} crop=0,0,10,10", test_model("squares_v8")),
+            "crop needs a classifier",
+        ),
+    ] {
+        let error = start_error_playing(&properties);
+        assert!(error.contains(reason), "{properties}: {error}");
+    }
+}
+
 /// The `task` property overrides the model: a classifier forced to be a detector or an
 /// anomaly model fails at start naming what is wrong; an unknown `task` metadata value too.
 #[test]

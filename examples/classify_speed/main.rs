@@ -1,17 +1,27 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `cargo run --example classify_speed`: the classify preprocessing (Ultralytics'
+//! `cargo run --release --example classify_speed`: the classify preprocessing (Ultralytics'
 //! shortest-side resize and centre crop, PIL's fixed-point bilinear filter) before and after
 //! the speed-up, measured in one run on the same frames, with the tensors checked equal bit for
 //! bit. Prints, per case, the fastest of `CLS_ROUNDS` (default 7) alternating rounds of each
-//! and the ratio old / new. Figures from the dev profile are what the debug build costs; add
-//! `--release` for the release build.
+//! and the ratio old / new; then, per instruction set the CPU runs, the new pass on 1080p RGB.
+//!
+//! Then the classifier itself (`CLS_MODEL`, default `models/neu-classifier.onnx`; ONNX
+//! Runtime on `CLS_THREADS` intra-op threads, default 1) on whole 1080p frames: the raw model
+//! (session runs on a prepared input tensor) beside the element's whole path
+//! (`inspect::infer::infer`, what `defectdetect` calls: preprocessing, inference, top-k) and
+//! the old preprocessing plus inference, in alternating blocks of 10 runs for
+//! `CLS_MODEL_ROUNDS` rounds (default 20); medians per frame and the ratios raw / path. Figures
+//! from the dev profile are what the debug build costs: use `--release`.
 
 mod baseline;
 
 use std::time::{Duration, Instant};
 
-use gstdefect::analysis::classify::{ClassifyGeometry, ClassifyPreprocess};
+use gstdefect::analysis::classify::{ClassifyGeometry, ClassifyPreprocess, Isa};
 use gstdefect::frame::{FrameView, PixelFormat, YuvMatrix};
+use gstdefect::inspect::infer::{self, FrameInput, Preprocess, Thresholds};
+use gstdefect::runtime::cpu::CpuDescription;
+use gstdefect::runtime::{Detector, DetectorOptions, Provider};
 
 /// A textured frame: every byte from a cheap hash of its position.
 fn bytes(len: usize, seed: u32) -> Vec<u8> {
@@ -30,6 +40,51 @@ struct Case {
     height: u32,
     /// The region classified: the whole frame, or an ROI (`on-rois`).
     region: (u32, u32, u32, u32),
+}
+
+/// A textured frame's planes.
+struct Planes {
+    width: u32,
+    height: u32,
+    planes: Vec<Vec<u8>>,
+    strides: [usize; 3],
+}
+
+impl Planes {
+    fn new(format: PixelFormat, width: u32, height: u32) -> Self {
+        let (w, h) = (width as usize, height as usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let (planes, strides) = match format {
+            PixelFormat::Packed {
+                bytes_per_pixel, ..
+            } => {
+                let stride = w * bytes_per_pixel as usize + 8;
+                (vec![bytes(stride * h, 1)], [stride, 0, 0])
+            }
+            PixelFormat::Gray8 => (vec![bytes(w * h, 1)], [w, 0, 0]),
+            PixelFormat::Nv12 => (vec![bytes(w * h, 1), bytes(cw * 2 * ch, 2)], [w, cw * 2, 0]),
+            PixelFormat::I420 => (
+                vec![bytes(w * h, 1), bytes(cw * ch, 2), bytes(cw * ch, 3)],
+                [w, cw, cw],
+            ),
+        };
+        Self {
+            width,
+            height,
+            planes,
+            strides,
+        }
+    }
+
+    fn view(&self) -> FrameView<'_> {
+        let plane = |i: usize| self.planes.get(i).map_or(&[][..], |p| &p[..]);
+        FrameView {
+            width: self.width,
+            height: self.height,
+            planes: [plane(0), plane(1), plane(2)],
+            strides: self.strides,
+        }
+    }
 }
 
 fn time(mut f: impl FnMut()) -> Duration {
@@ -82,32 +137,8 @@ fn main() {
     ];
     let yuv = YuvMatrix::bt709();
     for case in &cases {
-        let (w, h) = (case.width as usize, case.height as usize);
-        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        let (planes, strides): (Vec<Vec<u8>>, [usize; 3]) = match case.format {
-            PixelFormat::Packed {
-                bytes_per_pixel, ..
-            } => {
-                let stride = w * bytes_per_pixel as usize + 8;
-                (vec![bytes(stride * h, 1)], [stride, 0, 0])
-            }
-            PixelFormat::Gray8 => (vec![bytes(w * h, 1)], [w, 0, 0]),
-            PixelFormat::Nv12 => (vec![bytes(w * h, 1), bytes(cw * 2 * ch, 2)], [w, cw * 2, 0]),
-            PixelFormat::I420 => (
-                vec![bytes(w * h, 1), bytes(cw * ch, 2), bytes(cw * ch, 3)],
-                [w, cw, cw],
-            ),
-        };
-        let view = FrameView {
-            width: case.width,
-            height: case.height,
-            planes: [
-                &planes[0],
-                planes.get(1).map_or(&[][..], |p| &p[..]),
-                planes.get(2).map_or(&[][..], |p| &p[..]),
-            ],
-            strides,
-        };
+        let planes = Planes::new(case.format, case.width, case.height);
+        let view = planes.view();
         let (x, y, rw, rh) = case.region;
         let geometry = ClassifyGeometry::new(rw, rh, 224, 224);
         let mut old = baseline::ClassifyPreprocess::new(geometry);
@@ -136,6 +167,137 @@ fn main() {
             best_old.as_secs_f64() * 1e3,
             best_new.as_secs_f64() * 1e3,
             best_old.as_secs_f64() / best_new.as_secs_f64()
+        );
+    }
+    isa_speeds(rounds);
+    model_ratio();
+}
+
+/// The new pass on 1080p RGB into 192 x 192, compiled for each instruction set this CPU runs
+/// (the same bytes from each).
+fn isa_speeds(rounds: usize) {
+    let planes = Planes::new(PixelFormat::RGB, 1920, 1080);
+    let view = planes.view();
+    let geometry = ClassifyGeometry::new(1920, 1080, 192, 192);
+    let mut first: Option<Vec<f32>> = None;
+    println!("1080p RGB to 192 x 192 by instruction set (fastest of {rounds}):");
+    for isa in [Isa::Baseline, Isa::Avx2, Isa::Avx512] {
+        if !isa.available() {
+            println!("  {isa:?}: not run by this CPU");
+            continue;
+        }
+        let mut pre = ClassifyPreprocess::with_isa(geometry, isa);
+        let mut tensor = vec![0f32; 3 * 192 * 192];
+        let best = (0..rounds)
+            .map(|_| {
+                time(|| {
+                    pre.run(
+                        &view,
+                        PixelFormat::RGB,
+                        YuvMatrix::bt709(),
+                        (0, 0),
+                        3,
+                        &mut tensor,
+                    )
+                    .expect("run")
+                })
+            })
+            .min()
+            .unwrap_or_default();
+        let same = first.get_or_insert_with(|| tensor.clone()) == &tensor;
+        assert!(same, "{isa:?} differs");
+        println!("  {isa:?}: {:.3} ms", best.as_secs_f64() * 1e3);
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The raw model beside the element's whole path on whole 1080p frames.
+fn model_ratio() {
+    let model = std::env::var("CLS_MODEL")
+        .unwrap_or_else(|_| format!("{}/models/neu-classifier.onnx", env!("CARGO_MANIFEST_DIR")));
+    let threads: usize = std::env::var("CLS_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let rounds: usize = std::env::var("CLS_MODEL_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let options = DetectorOptions {
+        model: model.clone().into(),
+        provider: Provider::Cpu,
+        threads,
+        spin: Some(false),
+        ..Default::default()
+    };
+    let (mut detector, _) = match Detector::load(&options) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            println!("model {model}: not measured ({e})");
+            return;
+        }
+    };
+    let (mw, mh) = (detector.info().width, detector.info().height);
+    println!(
+        "model {} ({mw}x{mh} input), ONNX Runtime {threads} thread(s); CPU: {}",
+        detector.info().model_id(),
+        CpuDescription::detect().summary()
+    );
+    let limits = Thresholds {
+        confidence: 0.25,
+        iou: 0.45,
+        max_detections: 100,
+        top_k: 1,
+    };
+    let yuv = YuvMatrix::bt709();
+    for (name, format) in [("RGB", PixelFormat::RGB), ("NV12", PixelFormat::Nv12)] {
+        let planes = Planes::new(format, 1920, 1080);
+        let view = planes.view();
+        let frame = FrameInput {
+            view: &view,
+            format,
+            yuv,
+            tile_size: 0,
+            tile_overlap: 0,
+            crop: None,
+        };
+        let mut plan: Option<Preprocess> = None;
+        let mut old = baseline::ClassifyPreprocess::new(ClassifyGeometry::new(1920, 1080, mw, mh));
+        let mut scores = Vec::new();
+        let (mut raw, mut path, mut old_path) = (Vec::new(), Vec::new(), Vec::new());
+        // Warm-up; the path's tensor is then the prepared input of the raw runs.
+        infer::infer(&mut detector, &mut plan, &frame, limits).expect("infer");
+        for _ in 0..rounds {
+            for _ in 0..10 {
+                raw.push(time(|| detector.classify(&mut scores).expect("classify")));
+            }
+            for _ in 0..10 {
+                path.push(time(|| {
+                    infer::infer(&mut detector, &mut plan, &frame, limits).expect("infer");
+                }));
+            }
+            for _ in 0..10 {
+                old_path.push(time(|| {
+                    old.run(&view, format, yuv, (0, 0), 3, detector.input_mut())
+                        .expect("baseline");
+                    detector.classify(&mut scores).expect("classify");
+                }));
+            }
+        }
+        let (raw, path, old_path) = (median(raw), median(path), median(old_path));
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "  1080p {:5} raw model {:6.2} ms | element path {:6.2} ms, raw/path {:.2} | old preprocessing + model {:6.2} ms, raw/old {:.2}",
+            name,
+            ms(raw),
+            ms(path),
+            ms(raw) / ms(path),
+            ms(old_path),
+            ms(raw) / ms(old_path),
         );
     }
 }

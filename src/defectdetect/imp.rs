@@ -157,6 +157,29 @@ impl BaseTransformImpl for DefectDetect {
         if let Some(reason) = settings.tiling_error() {
             return Err(gst::error_msg!(gst::LibraryError::Settings, ["{reason}"]));
         }
+        let crop = settings
+            .crop()
+            .map_err(|reason| gst::error_msg!(gst::LibraryError::Settings, ("{reason}")))?;
+        if crop.is_some() {
+            if settings.on_rois {
+                return Err(gst::error_msg!(
+                    gst::LibraryError::Settings,
+                    ("crop and on-rois cannot be combined: on-rois classifies the regions on the buffer, crop one fixed region of the frame")
+                ));
+            }
+            if let Some(identity) = self.engine.slot.published()
+                && identity.model.task != Task::Classify
+            {
+                return Err(gst::error_msg!(
+                    gst::LibraryError::Settings,
+                    (
+                        "crop needs a classifier; model {} is a {} model",
+                        identity.model_id,
+                        identity.model.task
+                    )
+                ));
+            }
+        }
         if settings.on_rois {
             if settings.async_inference {
                 return Err(gst::error_msg!(
@@ -231,6 +254,13 @@ impl BaseTransformImpl for DefectDetect {
                 gst::element_imp_error!(self, gst::LibraryError::Settings, ("{reason}"));
                 gst::loggable_error!(CAT, "too many tiles")
             })?;
+        if let Some(reason) = settings
+            .crop_region()
+            .and_then(|crop| infer::crop_error(crop, width, height))
+        {
+            gst::element_imp_error!(self, gst::LibraryError::Settings, ("{reason}"));
+            return Err(gst::loggable_error!(CAT, "crop outside the frame"));
+        }
         let problems = identity.policy.frame_problems(width, height);
         if let Some(error) = problems.errors.first() {
             gst::element_imp_error!(self, gst::LibraryError::Settings, ("policy {error}"));
@@ -708,11 +738,12 @@ impl DefectDetect {
                     return Err(gst::FlowError::NotNegotiated);
                 };
                 let loaded = &mut current.model;
-                let (tile_size, tile_overlap) = (settings.tile_size, settings.tile_overlap);
+                let tiling = (settings.tile_size, settings.tile_overlap);
+                let crop = settings.crop_region();
                 let drift = super::drift::wanted(settings, &loaded.identity);
                 let (result, drift_image) = self.on_frame(buffer, &start.info, |view| {
                     let image = drift.then(|| super::drift::image_of_view(view, &start.info));
-                    let input = start.caps.input(view, tile_size, tile_overlap);
+                    let input = start.caps.input(view, tiling, crop);
                     Ok((loaded.infer(&input, settings.thresholds())?, image))
                 })?;
                 image = drift_image;
@@ -810,6 +841,7 @@ impl DefectDetect {
             thresholds: settings.thresholds(),
             tile_size: settings.tile_size,
             tile_overlap: settings.tile_overlap,
+            crop: settings.crop_region(),
             part: key,
             caps_serial: stream.caps_serial,
         };
@@ -1116,7 +1148,7 @@ impl DefectDetect {
         // A frame without regions is still re-decided (its verdict and part).
         let max_rois = settings.max_rois as usize;
         let (regions, results) = self.on_frame(buffer, &start.info, |view| {
-            let input = start.caps.input(view, 0, 0);
+            let input = start.caps.input(view, (0, 0), None);
             loaded.judge_regions(&input, &rects, max_rois)
         })?;
         drop(current_guard);

@@ -22,7 +22,9 @@
  * structure; anomaly models (`[1, 1, h, w]` map, optional image score; ours and Anomalib's)
  * attach the regions above the policy's pixel threshold as `anomaly` ROIs with `peak_score`
  * and `mean_score`, and their map as a `DefectAnomalyMapMeta` (for `defectoverlay
- * show-heatmap=true`). A classifier with `on-rois=true` after a detector names each region
+ * show-heatmap=true`). A classifier with `crop=x,y,width,height` classifies that window of
+ * each frame instead of the whole frame (its classes are ROIs covering the window); one with
+ * `on-rois=true` after a detector names each region
  * and re-decides the frame's verdict by its own policy on the classified labels. The task comes from the model's `task` metadata or outputs, or the
  * `task` property; the policy judges every task (`good` classes, an `[anomaly]` section).
  *
@@ -48,6 +50,8 @@
  *     defectdetect model=models/surface-defects.onnx conf-threshold=0.3 ! fakesink
  * gst-launch-1.0 filesrc location=line.mp4 ! decodebin ! videoconvert ! \
  *     defectdetect model=models/surface-anomaly.onnx policy=anomaly.toml ! fakesink
+ * gst-launch-1.0 filesrc location=line.mp4 ! decodebin ! videoconvert ! \
+ *     defectdetect model=models/neu-classifier.onnx crop=540,260,200,200 ! fakesink
  * ]|
  *
  * Since: plugins-defect-0.1.0

@@ -10,7 +10,7 @@ use gst::prelude::*;
 use super::{ExecutionProvider, Layout, OpenvinoDevice, Precision, TaskChoice};
 use crate::analysis::decode::OutputLayout;
 use crate::analysis::task::Task;
-use crate::inspect::infer::Thresholds;
+use crate::inspect::infer::{Region, Thresholds};
 use crate::inspect::model::Request;
 use crate::runtime::Precision as RuntimePrecision;
 use crate::runtime::{DEFAULT_MAX_INPUT_PIXELS, DetectorOptions, OpenVinoDevice, Provider};
@@ -50,6 +50,8 @@ pub(super) struct Settings {
     pub interval: u32,
     pub tile_size: u32,
     pub tile_overlap: u32,
+    /// `crop` as set (x,y,width,height); checked at start ([`Settings::crop`]).
+    pub crop: Option<Arc<str>>,
     pub async_inference: bool,
     pub max_input_pixels: u64,
     pub batch_size: u32,
@@ -89,6 +91,7 @@ impl Default for Settings {
             interval: 1,
             tile_size: 0,
             tile_overlap: DEFAULT_TILE_OVERLAP,
+            crop: None,
             async_inference: false,
             max_input_pixels: DEFAULT_MAX_INPUT_PIXELS,
             batch_size: 1,
@@ -195,6 +198,17 @@ impl Settings {
         })
     }
 
+    /// The `crop` region: None without one, an error naming the value when it is not four
+    /// numbers x,y,width,height with a width and height above 0.
+    pub fn crop(&self) -> Result<Option<Region>, String> {
+        self.crop.as_deref().map(parse_crop).transpose()
+    }
+
+    /// The `crop` region, None when unset or not valid (`start` refuses an invalid one).
+    pub fn crop_region(&self) -> Option<Region> {
+        self.crop().ok().flatten()
+    }
+
     /// Sets a property; returns what the element must do about it.
     pub fn set(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) -> Change {
         let get = || value.get().expect("type checked upstream");
@@ -229,6 +243,14 @@ impl Settings {
             "interval" => self.interval = get(),
             "tile-size" => self.tile_size = get(),
             "tile-overlap" => self.tile_overlap = get(),
+            "crop" => {
+                self.crop = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .filter(|s| !s.trim().is_empty())
+                    .map(Arc::from)
+            }
             "async-inference" => self.async_inference = value.get().expect("type checked upstream"),
             "max-input-pixels" => {
                 self.max_input_pixels = value.get().expect("type checked upstream")
@@ -273,6 +295,7 @@ impl Settings {
             "interval" => self.interval.to_value(),
             "tile-size" => self.tile_size.to_value(),
             "tile-overlap" => self.tile_overlap.to_value(),
+            "crop" => self.crop.as_deref().to_value(),
             "async-inference" => self.async_inference.to_value(),
             "max-input-pixels" => self.max_input_pixels.to_value(),
             "batch-size" => self.batch_size.to_value(),
@@ -297,6 +320,17 @@ pub(super) enum Change {
     /// `model` or `policy`: rebuild in the background when loaded.
     Reload,
     Unknown,
+}
+
+/// `x,y,width,height` in frame pixels (spaces allowed around the numbers).
+pub(super) fn parse_crop(text: &str) -> Result<Region, String> {
+    let numbers: Vec<Option<u32>> = text.split(',').map(|n| n.trim().parse().ok()).collect();
+    match numbers[..] {
+        [Some(x), Some(y), Some(w), Some(h)] if w > 0 && h > 0 => Ok((x, y, w, h)),
+        _ => Err(format!(
+            "crop \"{text}\" is not x,y,width,height in frame pixels (four whole numbers, width and height above 0)"
+        )),
+    }
 }
 
 fn get_f64(value: &glib::Value) -> f64 {
@@ -342,6 +376,7 @@ crate::element::properties! {
     uint("interval", "Inference interval", 1..=10_000, 1).mutable_playing(): "Run the model on every Nth frame; the frames between carry the last result of their part forward (marked carried, with the frame it came from); a new part is always inferred",
     uint("tile-size", "Tile size", 0..=16_384, 0).mutable_ready(): "Cut frames into overlapping tiles of this many pixels, each letterboxed to the model, so that small defects on high-resolution frames keep their size; 0 = whole frames. Must be larger than tile-overlap",
     uint("tile-overlap", "Tile overlap", 0..=8_192, DEFAULT_TILE_OVERLAP).mutable_ready(): "Pixels neighbouring tiles overlap by (smaller than tile-size); detections in the overlap are merged by NMS",
+    string("crop", "Crop").mutable_ready(): "Classifiers: classify only this region of each frame, x,y,width,height in frame pixels (e.g. 540,260,200,200), instead of the whole frame: the region is resized and centre-cropped to the model's input as a whole frame would be, and its classes are attached as a region-of-interest meta covering it. For a fixed inspection window inside a larger camera frame; must lie inside the frames. Empty (the default): the whole frame. Not with on-rois",
     boolean("async-inference", "Asynchronous inference", false).mutable_ready(): "Run the model on a worker thread: frames never wait for it and carry the newest result of their part (marked carried), or verdict UNKNOWN while there is none; frames arriving while it is busy are not inferred (counted in `skipped`). A part's verdict waits for the results of its frames; end of stream waits for the last. The latency query then adds nothing",
     uint("batch-size", "Batch size", 1..=64, 1).mutable_ready(): "Infer frames of all defectdetect elements with the same model file, execution provider settings and batch-size together, in batches of up to this many (one session, one run per batch). Needs a model with a dynamic batch dimension, else a warning and frames run one at a time; 1 = every frame alone",
     uint("batch-timeout-ms", "Batch timeout", 0..=10_000, DEFAULT_BATCH_TIMEOUT_MS).mutable_ready(): "With batch-size > 1: how long a frame waits for other elements' frames before its batch runs anyway (a stopping or flushing element's frame stops waiting at once)",

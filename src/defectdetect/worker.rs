@@ -37,6 +37,8 @@ pub(super) struct Job {
     pub thresholds: Thresholds,
     pub tile_size: u32,
     pub tile_overlap: u32,
+    /// The part of the frame a classifier sees (`crop`).
+    pub crop: Option<crate::inspect::infer::Region>,
     /// The part of the frame, whose verdict waits for this result.
     pub part: Option<PartKey>,
     /// The caps the frame came with (results are carried only to frames of the same caps).
@@ -190,7 +192,9 @@ fn infer_job(
     };
     let loaded = &mut current.model;
     let result = with_frame_view(job.buffer.as_ref(), &job.info, |view| {
-        let input = job.caps.input(view, job.tile_size, job.tile_overlap);
+        let input = job
+            .caps
+            .input(view, (job.tile_size, job.tile_overlap), job.crop);
         loaded.infer(&input, job.thresholds)
     })
     .map_err(InferError::Failed)??;

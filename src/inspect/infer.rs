@@ -71,7 +71,7 @@ pub struct Preprocess {
     pub key: PlanKey,
 }
 
-/// What a plan is made for: a frame size, pixel format and YUV matrix, and a tiling.
+/// What a plan is made for: a frame size, pixel format and YUV matrix, a tiling and a crop.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlanKey {
     pub width: u32,
@@ -80,10 +80,14 @@ pub struct PlanKey {
     pub yuv: YuvMatrix,
     pub tile_size: u32,
     pub tile_overlap: u32,
+    pub crop: Option<Region>,
 }
 
-/// One frame to infer: its planes (with its size), pixel format and YUV matrix, and how to
-/// tile it.
+/// A rectangle of a frame in pixels: x, y, width, height.
+pub type Region = (u32, u32, u32, u32);
+
+/// One frame to infer: its planes (with its size), pixel format and YUV matrix, how to tile
+/// it, and the part a classifier sees (`crop`; None: the whole frame).
 #[derive(Debug, Clone, Copy)]
 pub struct FrameInput<'a> {
     pub view: &'a FrameView<'a>,
@@ -91,6 +95,15 @@ pub struct FrameInput<'a> {
     pub yuv: YuvMatrix,
     pub tile_size: u32,
     pub tile_overlap: u32,
+    pub crop: Option<Region>,
+}
+
+/// Why a crop cannot be used on `width` x `height` frames: empty, or not inside them.
+pub fn crop_error((x, y, w, h): Region, width: u32, height: u32) -> Option<String> {
+    let inside = x as u64 + w as u64 <= width as u64 && y as u64 + h as u64 <= height as u64;
+    (w == 0 || h == 0 || !inside).then(|| {
+        format!("crop {x},{y},{w},{h} (x,y,width,height) is not inside the {width}x{height} frame")
+    })
 }
 
 impl FrameInput<'_> {
@@ -102,6 +115,7 @@ impl FrameInput<'_> {
             yuv: self.yuv,
             tile_size: self.tile_size,
             tile_overlap: self.tile_overlap,
+            crop: self.crop,
         }
     }
 }
@@ -147,6 +161,23 @@ impl Preprocess {
         let geometry = match model.task {
             Task::Anomaly => LetterboxGeometry::stretch(width, height, model.width, model.height),
             _ => LetterboxGeometry::new(width, height, model.width, model.height),
+        };
+        if let Some(crop) = key.crop {
+            if model.task != Task::Classify {
+                return Err(InferError::Failed(format!(
+                    "crop needs a classifier; model {} is a {} model",
+                    model.model_id(),
+                    model.task
+                )));
+            }
+            if let Some(reason) = crop_error(crop, key.width, key.height) {
+                return Err(InferError::Failed(reason));
+            }
+        }
+        // A classifier sees its crop (from its corner), else the whole frame.
+        let (width, height, corners) = match key.crop {
+            Some((x, y, w, h)) => (w, h, vec![(x, y)]),
+            None => (width, height, corners),
         };
         let classify = (model.task == Task::Classify).then(|| {
             ClassifyPreprocess::new(ClassifyGeometry::new(
@@ -371,7 +402,8 @@ fn segment_frame(
     })
 }
 
-/// A classifier on the whole frame: its top-k classes, each a detection covering the frame.
+/// A classifier on the whole frame or its crop: its top-k classes, each a detection covering
+/// what it saw.
 fn classify_frame(
     detector: &mut Detector,
     pre: &mut Preprocess,
@@ -379,14 +411,20 @@ fn classify_frame(
     top_k: usize,
 ) -> Result<Inference, InferError> {
     let classify = pre.classify.as_mut().expect("planned for a classifier");
+    let origin = pre.tiles[0];
+    let (width, height) = {
+        let g = classify.geometry();
+        (g.src_width, g.src_height)
+    };
     let started = classify_region(
         detector,
         classify,
         (view, pre.format, pre.yuv),
-        (0, 0),
+        origin,
         &mut pre.scores,
     )?;
-    let detections = top_classes(&pre.scores, &mut pre.probabilities, top_k, view)?;
+    let region = (origin.0, origin.1, width, height);
+    let detections = top_classes(&pre.scores, &mut pre.probabilities, top_k, region)?;
     Ok(Inference {
         detections,
         anomaly: None,
@@ -486,20 +524,21 @@ pub fn classify_regions(
     Ok(out)
 }
 
-/// The top-k classes of a classifier's scores as detections covering the frame.
+/// The top-k classes of a classifier's scores as detections covering the region it saw (the
+/// frame, or its crop).
 pub fn top_classes(
     scores: &[f32],
     probabilities: &mut Vec<f32>,
     top_k: usize,
-    view: &FrameView,
+    (x, y, w, h): Region,
 ) -> Result<Vec<Detection>, InferError> {
     classify::probabilities(scores, probabilities)
         .map_err(|e| InferError::Failed(e.to_string()))?;
     let whole = BBox {
-        x1: 0.0,
-        y1: 0.0,
-        x2: view.width as f32,
-        y2: view.height as f32,
+        x1: x as f32,
+        y1: y as f32,
+        x2: (x + w) as f32,
+        y2: (y + h) as f32,
     };
     Ok(classify::top_k(probabilities, top_k)
         .into_iter()

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::infer::{AnomalyOutput, FrameInput, InferError};
+use super::infer::{AnomalyOutput, FrameInput, InferError, Region};
 use super::model::Identity;
 use crate::analysis::Detection;
 use crate::analysis::decode::{DecodeStats, MAX_CLASS_ID};
@@ -30,12 +30,12 @@ pub struct Caps {
 }
 
 impl Caps {
-    /// A frame of these caps to infer, tiled as given.
+    /// A frame of these caps to infer, tiled and cropped as given.
     pub fn input<'a>(
         &self,
         view: &'a FrameView<'a>,
-        tile_size: u32,
-        tile_overlap: u32,
+        (tile_size, tile_overlap): (u32, u32),
+        crop: Option<Region>,
     ) -> FrameInput<'a> {
         FrameInput {
             view,
@@ -43,6 +43,7 @@ impl Caps {
             yuv: self.yuv,
             tile_size,
             tile_overlap,
+            crop,
         }
     }
 }
