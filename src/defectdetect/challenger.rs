@@ -20,7 +20,7 @@ use gst::glib;
 
 use crate::element::lock;
 use crate::inspect::agreement::{self, Agreement, Found, Judgement};
-use crate::inspect::infer::{InferError, Thresholds};
+use crate::inspect::infer::{InferError, Region, Thresholds};
 use crate::inspect::model::{self, Loaded, Request};
 use crate::inspect::stream::Caps;
 use crate::meta::{AgreementRow, ChallengerFrame, ChallengerSummary, Reason, Verdict};
@@ -38,6 +38,8 @@ pub(super) struct Job {
     pub thresholds: Thresholds,
     pub tile_size: u32,
     pub tile_overlap: u32,
+    /// The window a classifier judges (`crop`), as production's.
+    pub crop: Option<Region>,
     pub production: Judgement,
     pub production_model_id: String,
 }
@@ -324,13 +326,20 @@ fn run(mut loaded: Loaded, shared: Arc<Shared>, (cat, element): Log) {
 /// the event reports them.
 fn judge(loaded: &mut Loaded, job: &Job) -> Result<(FrameVerdict, Vec<Reason>), InferError> {
     let result = with_frame_view(job.buffer.as_ref(), &job.info, |view| {
-        let input = job.caps.input(view, job.tile_size, job.tile_overlap);
+        let input = job
+            .caps
+            .input(view, (job.tile_size, job.tile_overlap), job.crop);
         loaded.infer(&input, job.thresholds)
     })
     .map_err(InferError::Failed)??;
     let size = (job.caps.width as f32, job.caps.height as f32);
     let identity = &loaded.identity;
-    let verdict = identity.evaluate(&result.detections, result.anomaly.as_deref(), size);
+    let verdict = identity.evaluate(
+        &result.detections,
+        result.anomaly.as_deref(),
+        result.masks.as_ref(),
+        size,
+    );
     let reasons = verdict
         .judged
         .iter()

@@ -543,6 +543,7 @@ impl DefectDetect {
             thresholds: settings.thresholds(),
             tile_size: settings.tile_size,
             tile_overlap: settings.tile_overlap,
+            crop: settings.crop_region(),
             production: challenger::judgement(&decided.verdict, &|id| model.class_name(id)),
             production_model_id: decided.identity.model_id.clone(),
         };

@@ -328,6 +328,12 @@ impl ChallengerRecord {
                     confidence: d.confidence,
                     bbox: [d.x_min, d.y_min, d.x_max, d.y_max],
                     area: (d.x_max - d.x_min).max(0.0) * (d.y_max - d.y_min).max(0.0),
+                    // The challenger's event carries boxes only: sizes are its boxes'.
+                    area_px: (d.x_max - d.x_min).max(0.0) * (d.y_max - d.y_min).max(0.0),
+                    area_mm2: None,
+                    length_px: None,
+                    length_mm: None,
+                    mask: None,
                     peak_score: d.peak_score,
                     mean_score: d.mean_score,
                     classification: None,
