@@ -15,32 +15,14 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{env_or, time_per_call};
+
 use gst::prelude::*;
 use gstdefect::frame::{FrameView, PixelFormat, YuvMatrix};
 use gstdefect::meta::Verdict;
 use gstdefect::monitor::drift::{DriftMonitor, Observation, image_stats, sample_step};
 use gstdefect::policy::DriftConfig;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The fastest of five windows of `seconds / 5` each: the time per call of `f`.
-fn time_per_call(seconds: f64, mut f: impl FnMut()) -> Duration {
-    let mut best = Duration::MAX;
-    for _ in 0..5 {
-        let (mut calls, started) = (0u32, Instant::now());
-        while started.elapsed().as_secs_f64() < seconds / 5.0 || calls == 0 {
-            f();
-            calls += 1;
-        }
-        best = best.min(started.elapsed() / calls);
-    }
-    best
-}
 
 /// A textured 1080p frame: a gradient with noise.
 fn texture(len: usize) -> Vec<u8> {

@@ -12,33 +12,13 @@
 //! detector `models/surface-defects.onnx`, whose run stands for a same-size model's),
 //! `BENCH_THREADS` (default 2), `BENCH_SECONDS` (default 3 per measurement).
 
-use std::time::{Duration, Instant};
+mod common;
+use common::{env_or, time_per_call};
 
 use gstdefect::analysis::BBox;
 use gstdefect::analysis::letterbox::LetterboxGeometry;
 use gstdefect::analysis::segment::{MaskDecoder, Protos};
 use gstdefect::runtime::{Detector, DetectorOptions, Provider};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The fastest of five windows of `seconds / 5` each: the time per call of `f`.
-fn time_per_call(seconds: f64, mut f: impl FnMut()) -> Duration {
-    let mut best = Duration::MAX;
-    for _ in 0..5 {
-        let (mut calls, started) = (0u32, Instant::now());
-        while started.elapsed().as_secs_f64() < seconds / 5.0 || calls == 0 {
-            f();
-            calls += 1;
-        }
-        best = best.min(started.elapsed() / calls);
-    }
-    best
-}
 
 /// 20 boxes of `side` px spread over a 1080p frame.
 fn boxes(side: f32) -> Vec<BBox> {

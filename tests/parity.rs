@@ -144,34 +144,14 @@ impl Case {
 
 /// The reference's detections of every case, from one Python process.
 fn reference(python: &Path, cases: &[Case]) -> Vec<Vec<Found>> {
-    let dir = std::env::temp_dir().join(format!("defect-parity-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut manifest = Vec::new();
-    for (k, case) in cases.iter().enumerate() {
-        let raw = dir.join(format!("{k}.raw"));
-        std::fs::write(&raw, case.bytes()).unwrap();
-        manifest.push(serde_json::json!({
-            "model": case.model, "raw": raw, "width": case.image.width,
+    let frames = cases.iter().map(|case| {
+        let entry = serde_json::json!({
+            "model": case.model, "width": case.image.width,
             "height": case.image.height, "format": if case.gray { "GRAY8" } else { "RGB" },
-        }));
-    }
-    let manifest_path = dir.join("manifest.json");
-    std::fs::write(&manifest_path, serde_json::to_string(&manifest).unwrap()).unwrap();
-    let output = Command::new(python)
-        .arg(repo_path("scripts/reference_detect.py"))
-        .arg("--batch")
-        .arg(&manifest_path)
-        .output()
-        .expect("run the reference");
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    json.as_array()
-        .unwrap()
+        });
+        (case.bytes(), entry)
+    });
+    reference_batch(python, "scripts/reference_detect.py", frames)
         .iter()
         .map(|result| {
             result["detections"]

@@ -121,33 +121,13 @@ fn plugin(image: &RgbImage, policy: Option<&str>) -> Vec<Found> {
 }
 
 fn reference(python: &std::path::Path, images: &[RgbImage]) -> Vec<Vec<Found>> {
-    let dir = std::env::temp_dir().join(format!("defect-segment-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut manifest = Vec::new();
-    for (k, image) in images.iter().enumerate() {
-        let raw = dir.join(format!("{k}.raw"));
-        std::fs::write(&raw, &image.pixels).unwrap();
-        manifest.push(serde_json::json!({
-            "model": model(), "raw": raw, "width": image.width, "height": image.height,
-        }));
-    }
-    let manifest_path = dir.join("manifest.json");
-    std::fs::write(&manifest_path, serde_json::to_string(&manifest).unwrap()).unwrap();
-    let output = Command::new(python)
-        .arg(repo_path("scripts/reference_segment.py"))
-        .arg("--batch")
-        .arg(&manifest_path)
-        .output()
-        .expect("run the reference");
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    json.as_array()
-        .unwrap()
+    let frames = images.iter().map(|image| {
+        let entry = serde_json::json!({
+            "model": model(), "width": image.width, "height": image.height,
+        });
+        (image.pixels.clone(), entry)
+    });
+    reference_batch(python, "scripts/reference_segment.py", frames)
         .iter()
         .zip(images)
         .map(|(result, image)| {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! What the benchmarks that drive a PLC share: a Modbus TCP server in the process that
-//! records when each coil-on write arrives (the PLC's stand-in), quantiles and settings from
-//! the environment.
+//! What the benchmarks share: a Modbus TCP server in the process that records when each
+//! coil-on write arrives (the PLC's stand-in, for the benchmarks that drive a PLC), quantiles,
+//! timing loops and settings from the environment. Each benchmark uses a part of it.
+#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -159,4 +160,18 @@ pub fn cpu_ticks() -> (u64, u64) {
             Some((fields.iter().take(8).sum(), *fields.get(7)?))
         })
         .unwrap_or((0, 0))
+}
+
+/// The fastest of five windows of `seconds / 5` each: the time per call of `f`.
+pub fn time_per_call(seconds: f64, mut f: impl FnMut()) -> Duration {
+    let mut best = Duration::MAX;
+    for _ in 0..5 {
+        let (mut calls, started) = (0u32, Instant::now());
+        while started.elapsed().as_secs_f64() < seconds / 5.0 || calls == 0 {
+            f();
+            calls += 1;
+        }
+        best = best.min(started.elapsed() / calls);
+    }
+    best
 }

@@ -322,3 +322,42 @@ pub fn assert_rois(
         );
     }
 }
+
+/// Runs a reference script (`script --batch MANIFEST`, one Python process for every frame) on
+/// frames written as raw files: each frame is its bytes and its manifest entry (the entry gains
+/// `raw`, the file's path). Returns the script's JSON output, an entry per frame.
+pub fn reference_batch(
+    python: &std::path::Path,
+    script: &str,
+    frames: impl IntoIterator<Item = (Vec<u8>, serde_json::Value)>,
+) -> Vec<serde_json::Value> {
+    let dir = std::env::temp_dir().join(format!(
+        "defect-reference-{}-{}",
+        std::process::id(),
+        script.replace(['/', '.'], "-")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut manifest = Vec::new();
+    for (k, (bytes, mut entry)) in frames.into_iter().enumerate() {
+        let raw = dir.join(format!("{k}.raw"));
+        std::fs::write(&raw, bytes).unwrap();
+        entry["raw"] = serde_json::json!(raw);
+        manifest.push(entry);
+    }
+    let manifest_path = dir.join("manifest.json");
+    std::fs::write(&manifest_path, serde_json::to_string(&manifest).unwrap()).unwrap();
+    let output = std::process::Command::new(python)
+        .arg(repo_path(script))
+        .arg("--batch")
+        .arg(&manifest_path)
+        .output()
+        .expect("run the reference");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    json.as_array().expect("a list, an entry per frame").clone()
+}
