@@ -8,9 +8,10 @@
 //! A model with a non-square input gets the frame stretched to it (what `Resize((h, w))`
 //! does). [`ClassifyPreprocess`] reproduces PIL's fixed-point filter bit for bit (the reference
 //! is `training/cls_preprocess.py`) and computes only the output pixels the crop keeps, from
-//! only the source rows and columns they need (32-bit sums as PIL's; YUV through tables).
+//! only the source rows and columns they need (32-bit sums as PIL's; YUV converted with the
+//! f32 operations of [`YuvMatrix::rgb`], element by element so that they vectorise).
 
-use crate::frame::{FrameView, Layout, Packed, PixelFormat, YuvMatrix, YuvTables, rgb_row};
+use crate::frame::{Chroma, FrameView, Layout, Packed, PixelFormat, YuvMatrix, round_u8};
 
 /// PIL's fixed-point precision of the filter coefficients (8-bit images).
 const PRECISION_BITS: u32 = 32 - 8 - 2;
@@ -206,7 +207,7 @@ impl Isa {
 /// The classify preprocessing of one (region size, model input) combination: filter tables
 /// made once, buffers reused frame after frame. Only the source rows and columns the kept
 /// (cropped) output pixels need are read and converted; packed RGB and grey frames are read
-/// in place, YUV frames converted row by row (tables).
+/// in place, YUV frames converted row by row (to planar R, G, B).
 #[derive(Debug, Clone)]
 pub struct ClassifyPreprocess {
     geometry: ClassifyGeometry,
@@ -215,8 +216,10 @@ pub struct ClassifyPreprocess {
     /// Source rows and columns (of the region) the kept output pixels need.
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
-    /// YUV frames: `LANES` source rows (their needed columns) as RGB bytes.
+    /// YUV frames: `LANES` source rows (their needed columns) as planar R, G, B bytes.
     rgb_rows: Vec<u8>,
+    /// YUV frames: the conversion's scratch.
+    yuv_scratch: YuvScratch,
     /// `LANES` rows' bytes transposed: byte `j` of row `r` at `j * LANES + r`.
     transposed: Vec<u8>,
     /// The horizontal pass of `LANES` rows, transposed: output byte `e` (pixel `e / 3`,
@@ -224,10 +227,10 @@ pub struct ClassifyPreprocess {
     filtered: Vec<u8>,
     /// The horizontal pass of `rows`: kept columns, RGB bytes (rows rounded up to `LANES`).
     horizontal_rows: Vec<u8>,
-    /// One output row of the vertical pass being summed.
-    sums: Vec<i32>,
-    /// YUV frames: the conversion's tables, for the matrix they were made for.
-    tables: Option<(YuvMatrix, Box<YuvTables>)>,
+    /// One output row of the vertical pass, planar R, G, B bytes.
+    row: Vec<u8>,
+    /// YUV frames: the matrix's constants ([`YuvMatrix::constants`]).
+    yuv: [f32; 7],
     isa: Isa,
 }
 
@@ -249,13 +252,14 @@ impl ClassifyPreprocess {
             horizontal,
             vertical,
             rgb_rows: Vec::new(),
+            yuv_scratch: YuvScratch::default(),
             transposed: Vec::new(),
             filtered: vec![0; row_bytes * LANES],
             horizontal_rows: vec![0; rows.len().div_ceil(LANES) * LANES * row_bytes],
-            sums: vec![0; row_bytes],
+            row: vec![0; row_bytes],
             rows,
             cols,
-            tables: None,
+            yuv: YuvMatrix::default().constants(),
             isa: if isa.available() { isa } else { Isa::detect() },
         }
     }
@@ -283,11 +287,7 @@ impl ClassifyPreprocess {
         {
             return Err(ClassifyError::Region(region, frame.width, frame.height));
         }
-        if matches!(format.layout(), Layout::Yuv(_))
-            && self.tables.as_ref().is_none_or(|(m, _)| *m != yuv)
-        {
-            self.tables = Some((yuv, Box::new(yuv.tables())));
-        }
+        self.yuv = yuv.constants();
         let origin = (x0 as usize, y0 as usize);
         match self.isa {
             #[cfg(target_arch = "x86_64")]
@@ -346,12 +346,14 @@ impl ClassifyPreprocess {
             let lanes = LANES.min(self.rows.len() - block);
             let first_row = y0 + self.rows.start + block;
             // Where the pass reads: (bytes, offset of each lane's first byte, bytes per pixel,
-            // byte offsets of R, G and B in a pixel; one channel for grey).
-            let (bytes, starts, bpp, offsets, nch): (
+            // byte offsets of R, G and B from a pixel's first byte (one channel for grey),
+            // bytes a lane).
+            let (bytes, starts, bpp, offsets, nch, span): (
                 &[u8],
                 [usize; LANES],
                 usize,
                 [usize; 3],
+                usize,
                 usize,
             ) = match layout {
                 Layout::Packed(Packed {
@@ -363,7 +365,7 @@ impl ClassifyPreprocess {
                         ((x0 + first_col) * bytes_per_pixel, n_cols * bytes_per_pixel);
                     let starts = lane_starts(plane, frame.strides[0], first_row, lanes, from, len)
                         .ok_or(ClassifyError::ShortPlane(0))?;
-                    (plane, starts, bytes_per_pixel, offsets, 3)
+                    (plane, starts, bytes_per_pixel, offsets, 3, len)
                 }
                 Layout::Grey => {
                     let plane = frame.planes[0];
@@ -376,10 +378,9 @@ impl ClassifyPreprocess {
                         n_cols,
                     )
                     .ok_or(ClassifyError::ShortPlane(0))?;
-                    (plane, starts, 1, [0; 3], 1)
+                    (plane, starts, 1, [0; 3], 1, n_cols)
                 }
-                Layout::Yuv(_) => {
-                    let tables = self.tables.as_ref().map(|(_, t)| &**t);
+                Layout::Yuv(chroma) => {
                     let rgb_bytes = n_cols * 3;
                     self.rgb_rows.resize(rgb_bytes * LANES, 0);
                     for (lane, out) in self
@@ -388,14 +389,15 @@ impl ClassifyPreprocess {
                         .take(lanes)
                         .enumerate()
                     {
-                        rgb_row(frame, format, tables, first_row + lane, x0 + first_col, out)
+                        let at = (first_row + lane, x0 + first_col);
+                        yuv_row_planar(frame, chroma, &self.yuv, at, &mut self.yuv_scratch, out)
                             .map_err(ClassifyError::ShortPlane)?;
                     }
                     let starts = std::array::from_fn(|lane| lane.min(lanes - 1) * rgb_bytes);
-                    (&self.rgb_rows[..], starts, 3, [0, 1, 2], 3)
+                    let planar = [0, n_cols, 2 * n_cols];
+                    (&self.rgb_rows[..], starts, 1, planar, 3, rgb_bytes)
                 }
             };
-            let span = n_cols * bpp;
             self.transposed.resize(span * LANES, 0);
             transpose_rows(bytes, &starts, span, &mut self.transposed);
             horizontal(
@@ -413,32 +415,171 @@ impl ClassifyPreprocess {
         let first_row = self.rows.start;
         for oy in 0..g.height as usize {
             let (start, taps) = self.vertical.taps(oy);
-            self.sums.fill(HALF);
-            for (k, &w) in taps.iter().enumerate() {
-                let at = (start + k - first_row) * row_bytes;
-                let source = &self.horizontal_rows[at..at + row_bytes];
-                for (sum, &s) in self.sums.iter_mut().zip(source) {
-                    *sum += s as i32 * w;
-                }
-            }
+            let at = (start - first_row) * row_bytes;
+            let source = &self.horizontal_rows[at..at + taps.len() * row_bytes];
+            vertical_row(source, taps, &mut self.row);
             let out = oy * out_w;
+            let (r, rest) = self.row.split_at(out_w);
+            let (g, b) = rest.split_at(out_w);
             if channels == 1 {
-                for (ox, rgb) in self.sums.chunks_exact(3).enumerate() {
-                    let [r, g, b] = [rgb[0], rgb[1], rgb[2]].map(clip8);
-                    tensor[out + ox] =
-                        (0.299 * r as f32 + 0.587 * g as f32 + 0.114 * b as f32) / 255.0;
+                let row = &mut tensor[out..out + out_w];
+                for (((t, &r), &g), &b) in row.iter_mut().zip(r).zip(g).zip(b) {
+                    *t = (0.299 * r as f32 + 0.587 * g as f32 + 0.114 * b as f32) / 255.0;
                 }
             } else {
-                for (c, channel) in tensor.chunks_exact_mut(plane).take(3).enumerate() {
+                for (channel, bytes) in tensor.chunks_exact_mut(plane).zip([r, g, b]) {
                     let row = &mut channel[out..out + out_w];
-                    for (t, rgb) in row.iter_mut().zip(self.sums.chunks_exact(3)) {
-                        *t = clip8(rgb[c]) as f32 / 255.0;
+                    for (t, &v) in row.iter_mut().zip(bytes) {
+                        *t = v as f32 / 255.0;
                     }
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Bytes of the vertical pass summed at once (in registers).
+const CHUNK: usize = 64;
+
+/// PIL's vertical pass of one output row: `out[e]` from byte `e` of the rows
+/// `source[k * out.len()..]`, weighted by `taps[k]`.
+#[inline(always)]
+fn vertical_row(source: &[u8], taps: &[i32], out: &mut [u8]) {
+    let row_bytes = out.len();
+    let mut chunks = out.chunks_exact_mut(CHUNK);
+    for (n, chunk) in chunks.by_ref().enumerate() {
+        let mut acc = [HALF; CHUNK];
+        for (k, &w) in taps.iter().enumerate() {
+            let s: &[u8; CHUNK] = source[k * row_bytes + n * CHUNK..][..CHUNK]
+                .try_into()
+                .expect("CHUNK bytes");
+            for (a, &s) in acc.iter_mut().zip(s) {
+                *a += s as i32 * w;
+            }
+        }
+        for (o, &a) in chunk.iter_mut().zip(&acc) {
+            *o = clip8(a);
+        }
+    }
+    let tail = chunks.into_remainder();
+    let from = row_bytes - tail.len();
+    for (e, o) in tail.iter_mut().enumerate() {
+        let mut acc = HALF;
+        for (k, &w) in taps.iter().enumerate() {
+            acc += source[k * row_bytes + from + e] as i32 * w;
+        }
+        *o = clip8(acc);
+    }
+}
+
+/// YUV frames: the row conversion's chroma terms, per chroma sample and then per pixel.
+#[derive(Debug, Clone, Default)]
+struct YuvScratch {
+    /// R from V, G from U, G from V and B from U of the row's chroma samples.
+    chroma: [Vec<f32>; 4],
+    /// The same repeated for each pixel.
+    pixels: [Vec<f32>; 4],
+}
+
+/// The row `y` of a YUV frame, the `out.len() / 3` pixels from column `x` on, as planar R,
+/// G and B bytes (`out`: every R, then every G, then every B): the bytes of
+/// [`crate::frame::rgb_row`], by the f32 operations of [`YuvMatrix::rgb`] (`k`: its
+/// constants) in the same order, array by array so that they vectorise. Err: the plane too
+/// short.
+#[inline(always)]
+fn yuv_row_planar(
+    frame: &FrameView,
+    chroma: Chroma,
+    k: &[f32; 7],
+    (y, x): (usize, usize),
+    scratch: &mut YuvScratch,
+    out: &mut [u8],
+) -> Result<(), usize> {
+    let [
+        y_offset,
+        y_scale,
+        c_scale,
+        r_from_v,
+        g_from_u,
+        g_from_v,
+        b_from_u,
+    ] = *k;
+    let n = out.len() / 3;
+    if n == 0 {
+        return Ok(());
+    }
+    let row = |plane: usize, y: usize, len: usize| -> Result<&[u8], usize> {
+        let start = y * frame.strides[plane];
+        frame.planes[plane].get(start..start + len).ok_or(plane)
+    };
+    let luma = &row(0, y, x + n)?[x..];
+    // The chroma samples of columns x..x + n.
+    let (c0, c1) = (x / 2, (x + n).div_ceil(2));
+    let m = c1 - c0;
+    let u = row(chroma.u_plane, y / 2, c1 * chroma.step)?;
+    let v = row(chroma.v_plane, y / 2, c1 * chroma.step)?;
+    for t in scratch.chroma.iter_mut().chain(scratch.pixels.iter_mut()) {
+        t.resize(n.max(m), 0.0);
+    }
+    let [rv, gu, gv, bu] = &mut scratch.chroma;
+    let (rv, gu, gv, bu) = (&mut rv[..m], &mut gu[..m], &mut gv[..m], &mut bu[..m]);
+    let terms = |i: usize, u: u8, v: u8| {
+        let (u, v) = ((u as f32 - 128.0) * c_scale, (v as f32 - 128.0) * c_scale);
+        (i, r_from_v * v, g_from_u * u, g_from_v * v, b_from_u * u)
+    };
+    let mut store = |(i, r, g1, g2, b): (usize, f32, f32, f32, f32)| {
+        (rv[i], gu[i], gv[i], bu[i]) = (r, g1, g2, b);
+    };
+    match (chroma.step, chroma.u_at(0), chroma.v_at(0)) {
+        // NV12: U and V interleaved.
+        (2, 0, 1) => {
+            let uv = &u[c0 * 2..c1 * 2];
+            for (i, pair) in uv.chunks_exact(2).enumerate() {
+                store(terms(i, pair[0], pair[1]));
+            }
+        }
+        // I420: a plane each.
+        (1, 0, 0) => {
+            let (u, v) = (&u[c0..c1], &v[c0..c1]);
+            for i in 0..m {
+                store(terms(i, u[i], v[i]));
+            }
+        }
+        _ => {
+            for i in 0..m {
+                store(terms(i, u[chroma.u_at(c0 + i)], v[chroma.v_at(c0 + i)]));
+            }
+        }
+    }
+    // Pixel i has chroma sample (i + x % 2) / 2.
+    let odd = x % 2;
+    for (per_pixel, per_sample) in scratch.pixels.iter_mut().zip(&scratch.chroma) {
+        let per_pixel = &mut per_pixel[..n];
+        if odd == 1 {
+            per_pixel[0] = per_sample[0];
+        }
+        let pairs = per_pixel[odd..].chunks_exact_mut(2);
+        for (pair, &t) in pairs.zip(&per_sample[odd..]) {
+            pair[0] = t;
+            pair[1] = t;
+        }
+        if (n - odd) % 2 == 1 {
+            per_pixel[n - 1] = per_sample[m - 1];
+        }
+    }
+    let [rv, gu, gv, bu] = &scratch.pixels;
+    let (rv, gu, gv, bu, luma) = (&rv[..n], &gu[..n], &gv[..n], &bu[..n], &luma[..n]);
+    let (r_out, rest) = out.split_at_mut(n);
+    let (g_out, b_out) = rest.split_at_mut(n);
+    let (g_out, b_out) = (&mut g_out[..n], &mut b_out[..n]);
+    for i in 0..n {
+        let y = (luma[i] as f32 - y_offset) * y_scale;
+        r_out[i] = round_u8((y + rv[i]).clamp(0.0, 255.0));
+        g_out[i] = round_u8((y + gu[i] + gv[i]).clamp(0.0, 255.0));
+        b_out[i] = round_u8((y + bu[i]).clamp(0.0, 255.0));
+    }
+    Ok(())
 }
 
 /// The offsets in `plane` of `len` bytes from byte `from` of rows `first_row..first_row +
@@ -568,7 +709,8 @@ fn tile16<'a>(src: impl Fn(usize) -> &'a [u8], dst: &mut [u8], at: impl Fn(usize
 
 /// PIL's horizontal pass of `LANES` transposed rows (`transposed`, from source column
 /// `first_col` on, `bpp` bytes a pixel, the channels at `offsets`) into `filtered` (output
-/// byte `e` of lane `r` at `e * LANES + r`). One channel (grey) is written to all three.
+/// pixel `i`'s channel `c` of lane `r` at `(c * width + i) * LANES + r`: planar rows). One
+/// channel (grey) is written to all three.
 #[inline(always)]
 fn horizontal(
     transposed: &[u8],
@@ -603,13 +745,16 @@ fn horizontal_channels<const N: usize>(
     filtered: &mut [u8],
 ) {
     let pixel_bytes = bpp * LANES;
-    for (i, pixel) in filtered.chunks_exact_mut(3 * LANES).enumerate() {
+    let width = coefficients.starts.len();
+    let plane = width * LANES;
+    for i in 0..width {
         let (start, taps) = coefficients.taps(i);
         let from = (start - first_col) * pixel_bytes;
-        let source = &transposed[from..from + taps.len() * pixel_bytes];
-        for (c, out) in pixel.chunks_exact_mut(LANES).take(N).enumerate() {
+        for c in 0..N {
+            let out = &mut filtered[c * plane + i * LANES..][..LANES];
             let mut acc = [HALF; LANES];
-            for (column, &w) in source[offsets[c] * LANES..].chunks(pixel_bytes).zip(taps) {
+            let source = &transposed[from + offsets[c] * LANES..];
+            for (column, &w) in source.chunks(pixel_bytes).zip(taps) {
                 let lanes: &[u8; LANES] = column[..LANES].try_into().expect("LANES bytes");
                 for (a, &s) in acc.iter_mut().zip(lanes) {
                     *a += s as i32 * w;
@@ -619,11 +764,10 @@ fn horizontal_channels<const N: usize>(
                 *o = clip8(a);
             }
         }
-        if N == 1 {
-            let (grey, rest) = pixel.split_at_mut(LANES);
-            rest[..LANES].copy_from_slice(grey);
-            rest[LANES..].copy_from_slice(grey);
-        }
+    }
+    if N == 1 {
+        filtered.copy_within(..plane, plane);
+        filtered.copy_within(..plane, 2 * plane);
     }
 }
 
@@ -687,6 +831,7 @@ pub fn top_k(probabilities: &[f32], k: usize) -> Vec<(usize, f32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::rgb_row;
 
     #[test]
     fn torchvision_resize_and_centre_crop_geometry() {

@@ -41,6 +41,21 @@ impl YuvMatrix {
         Self::new(0.2126, 0.0722, false)
     }
 
+    /// The constants [`YuvMatrix::rgb`] computes with, for vectorised copies of it that must
+    /// give its bits: luma offset and scale, chroma scale, then R from V, G from U, G from V
+    /// and B from U.
+    pub fn constants(self) -> [f32; 7] {
+        [
+            self.y_offset,
+            self.y_scale,
+            self.c_scale,
+            self.r_from_v,
+            self.g_from_u,
+            self.g_from_v,
+            self.b_from_u,
+        ]
+    }
+
     /// RGB in [0, 255] of one YUV sample.
     #[inline(always)]
     pub fn rgb(self, y: f32, u: f32, v: f32) -> [f32; 3] {
