@@ -204,35 +204,61 @@ impl Isa {
     }
 }
 
+/// Source pixels (rows times columns) from which the horizontal pass runs on two threads when
+/// the thread count is automatic: a 1080p frame into 224 x 224 reads about 1.2 million.
+const THREADED_FROM: usize = 1 << 19;
+
 /// The classify preprocessing of one (region size, model input) combination: filter tables
 /// made once, buffers reused frame after frame. Only the source rows and columns the kept
 /// (cropped) output pixels need are read and converted; packed RGB and grey frames are read
-/// in place, YUV frames converted row by row (to planar R, G, B).
+/// in place, YUV frames converted row by row (to planar R, G, B). On a CPU with two or more
+/// cores, a large region's horizontal pass runs on two threads (the calling one and one
+/// spawned for the frame), taking blocks of rows from one queue.
 #[derive(Debug, Clone)]
 pub struct ClassifyPreprocess {
     geometry: ClassifyGeometry,
-    horizontal: Coefficients,
+    filters: Filters,
     vertical: Coefficients,
-    /// Source rows and columns (of the region) the kept output pixels need.
-    rows: std::ops::Range<usize>,
-    cols: std::ops::Range<usize>,
-    /// YUV frames: `LANES` source rows (their needed columns) as planar R, G, B bytes.
-    rgb_rows: Vec<u8>,
-    /// YUV frames: the conversion's scratch.
-    yuv_scratch: YuvScratch,
-    /// `LANES` rows' bytes transposed: byte `j` of row `r` at `j * LANES + r`.
-    transposed: Vec<u8>,
-    /// The horizontal pass of `LANES` rows, transposed: output byte `e` (pixel `e / 3`,
-    /// channel `e % 3`) of row `r` at `e * LANES + r`.
-    filtered: Vec<u8>,
-    /// The horizontal pass of `rows`: kept columns, RGB bytes (rows rounded up to `LANES`).
+    /// Each thread's buffers.
+    scratch: Vec<Scratch>,
+    /// The horizontal pass of the needed rows: kept columns, planar R, G, B rows (rows
+    /// rounded up to `LANES`).
     horizontal_rows: Vec<u8>,
     /// One output row of the vertical pass, planar R, G, B bytes.
     row: Vec<u8>,
-    /// YUV frames: the matrix's constants ([`YuvMatrix::constants`]).
-    yuv: [f32; 7],
+    /// Threads of the horizontal pass.
+    threads: usize,
     isa: Isa,
 }
+
+/// What every thread of the horizontal pass reads.
+#[derive(Debug, Clone)]
+struct Filters {
+    horizontal: Coefficients,
+    /// Source rows and columns (of the region) the kept output pixels need.
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    /// YUV frames: the matrix's constants ([`YuvMatrix::constants`]).
+    yuv: [f32; 7],
+    /// Bytes of a row of the horizontal pass (3 x output width).
+    row_bytes: usize,
+}
+
+/// One thread's buffers of the horizontal pass.
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    /// YUV frames: `LANES` source rows (their needed columns) as planar R, G, B bytes.
+    rgb_rows: Vec<u8>,
+    /// YUV frames: the conversion's scratch.
+    yuv: YuvScratch,
+    /// `LANES` rows' bytes transposed: byte `j` of row `r` at `j * LANES + r`.
+    transposed: Vec<u8>,
+    /// The horizontal pass of `LANES` rows, transposed (see [`horizontal`]).
+    filtered: Vec<u8>,
+}
+
+/// The blocks of `LANES` rows of the horizontal pass not yet taken, with where each goes.
+type Blocks<'a> = std::sync::Mutex<std::iter::Enumerate<std::slice::ChunksMut<'a, u8>>>;
 
 impl ClassifyPreprocess {
     pub fn new(geometry: ClassifyGeometry) -> Self {
@@ -247,21 +273,46 @@ impl ClassifyPreprocess {
         let vertical = Coefficients::new(g.src_height, g.resized_height, g.crop_y, g.height);
         let (rows, cols) = (vertical.span(), horizontal.span());
         let row_bytes = g.width as usize * 3;
-        Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = if cores >= 2 && rows.len() * cols.len() >= THREADED_FROM {
+            2
+        } else {
+            1
+        };
+        let mut pre = Self {
             geometry,
-            horizontal,
             vertical,
-            rgb_rows: Vec::new(),
-            yuv_scratch: YuvScratch::default(),
-            transposed: Vec::new(),
-            filtered: vec![0; row_bytes * LANES],
+            scratch: Vec::new(),
             horizontal_rows: vec![0; rows.len().div_ceil(LANES) * LANES * row_bytes],
             row: vec![0; row_bytes],
-            rows,
-            cols,
-            yuv: YuvMatrix::default().constants(),
+            filters: Filters {
+                horizontal,
+                rows,
+                cols,
+                yuv: YuvMatrix::default().constants(),
+                row_bytes,
+            },
+            threads: 1,
             isa: if isa.available() { isa } else { Isa::detect() },
-        }
+        };
+        pre.set_threads(threads);
+        pre
+    }
+
+    /// Runs the horizontal pass on `threads` threads (at least 1, at most 8) whatever the
+    /// region's size: for tests and benchmarks (the default depends on the CPU and the size).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.clamp(1, 8);
+        let row_bytes = self.filters.row_bytes;
+        self.scratch.resize_with(self.threads, || Scratch {
+            filtered: vec![0; row_bytes * LANES],
+            ..Default::default()
+        });
+    }
+
+    /// The threads of the horizontal pass.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     pub fn geometry(&self) -> &ClassifyGeometry {
@@ -287,132 +338,73 @@ impl ClassifyPreprocess {
         {
             return Err(ClassifyError::Region(region, frame.width, frame.height));
         }
-        self.yuv = yuv.constants();
+        self.filters.yuv = yuv.constants();
         let origin = (x0 as usize, y0 as usize);
+        let (isa, filters) = (self.isa, &self.filters);
+        let blocks: Blocks = std::sync::Mutex::new(
+            self.horizontal_rows
+                .chunks_mut(LANES * filters.row_bytes.max(1))
+                .enumerate(),
+        );
+        let work = |scratch: &mut Scratch| {
+            run_blocks(isa, filters, scratch, frame, format, origin, &blocks)
+        };
+        match &mut self.scratch[..] {
+            [mine, others @ ..] if !others.is_empty() => std::thread::scope(|scope| {
+                // A helper the system cannot start leaves its blocks to the others.
+                let helpers: Vec<_> = others
+                    .iter_mut()
+                    .filter_map(|scratch| {
+                        std::thread::Builder::new()
+                            .spawn_scoped(scope, move || work(scratch))
+                            .ok()
+                    })
+                    .collect();
+                let mut result = work(mine);
+                for helper in helpers {
+                    let theirs = helper
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    result = result.and(theirs);
+                }
+                result
+            })?,
+            [mine, ..] => work(mine)?,
+            [] => unreachable!("set_threads keeps at least one"),
+        }
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `with_isa` keeps an ISA only when the CPU runs it.
-            Isa::Avx512 => unsafe { self.run_avx512(frame, format, origin, channels, tensor) },
+            Isa::Avx512 => unsafe { self.vertical_avx512(channels, tensor) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 => unsafe { self.run_avx2(frame, format, origin, channels, tensor) },
-            _ => self.pass(frame, format, origin, channels, tensor),
+            Isa::Avx2 => unsafe { self.vertical_avx2(channels, tensor) },
+            _ => self.vertical_pass(channels, tensor),
         }
+        Ok(())
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn run_avx2(
-        &mut self,
-        frame: &FrameView,
-        format: PixelFormat,
-        origin: (usize, usize),
-        channels: usize,
-        tensor: &mut [f32],
-    ) -> Result<(), ClassifyError> {
-        self.pass(frame, format, origin, channels, tensor)
+    fn vertical_avx2(&mut self, channels: usize, tensor: &mut [f32]) {
+        self.vertical_pass(channels, tensor)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx2")]
-    fn run_avx512(
-        &mut self,
-        frame: &FrameView,
-        format: PixelFormat,
-        origin: (usize, usize),
-        channels: usize,
-        tensor: &mut [f32],
-    ) -> Result<(), ClassifyError> {
-        self.pass(frame, format, origin, channels, tensor)
+    fn vertical_avx512(&mut self, channels: usize, tensor: &mut [f32]) {
+        self.vertical_pass(channels, tensor)
     }
 
-    /// The pass itself. Everything it calls is `inline(always)`, so that `run_avx2` and
-    /// `run_avx512` compile all of it for their instruction sets.
+    /// The vertical pass into the tensor. Everything it calls is `inline(always)`, so that
+    /// `vertical_avx2` and `vertical_avx512` compile all of it for their instruction sets.
     #[inline(always)]
-    fn pass(
-        &mut self,
-        frame: &FrameView,
-        format: PixelFormat,
-        (x0, y0): (usize, usize),
-        channels: usize,
-        tensor: &mut [f32],
-    ) -> Result<(), ClassifyError> {
+    fn vertical_pass(&mut self, channels: usize, tensor: &mut [f32]) {
         let g = self.geometry;
         let out_w = g.width as usize;
-        let row_bytes = out_w * 3;
-        let (first_col, n_cols) = (self.cols.start, self.cols.len());
-        let layout = format.layout();
-        for block in (0..self.rows.len()).step_by(LANES) {
-            let lanes = LANES.min(self.rows.len() - block);
-            let first_row = y0 + self.rows.start + block;
-            // Where the pass reads: (bytes, offset of each lane's first byte, bytes per pixel,
-            // byte offsets of R, G and B from a pixel's first byte (one channel for grey),
-            // bytes a lane).
-            let (bytes, starts, bpp, offsets, nch, span): (
-                &[u8],
-                [usize; LANES],
-                usize,
-                [usize; 3],
-                usize,
-                usize,
-            ) = match layout {
-                Layout::Packed(Packed {
-                    bytes_per_pixel,
-                    offsets,
-                }) => {
-                    let plane = frame.planes[0];
-                    let (from, len) =
-                        ((x0 + first_col) * bytes_per_pixel, n_cols * bytes_per_pixel);
-                    let starts = lane_starts(plane, frame.strides[0], first_row, lanes, from, len)
-                        .ok_or(ClassifyError::ShortPlane(0))?;
-                    (plane, starts, bytes_per_pixel, offsets, 3, len)
-                }
-                Layout::Grey => {
-                    let plane = frame.planes[0];
-                    let starts = lane_starts(
-                        plane,
-                        frame.strides[0],
-                        first_row,
-                        lanes,
-                        x0 + first_col,
-                        n_cols,
-                    )
-                    .ok_or(ClassifyError::ShortPlane(0))?;
-                    (plane, starts, 1, [0; 3], 1, n_cols)
-                }
-                Layout::Yuv(chroma) => {
-                    let rgb_bytes = n_cols * 3;
-                    self.rgb_rows.resize(rgb_bytes * LANES, 0);
-                    for (lane, out) in self
-                        .rgb_rows
-                        .chunks_exact_mut(rgb_bytes)
-                        .take(lanes)
-                        .enumerate()
-                    {
-                        let at = (first_row + lane, x0 + first_col);
-                        yuv_row_planar(frame, chroma, &self.yuv, at, &mut self.yuv_scratch, out)
-                            .map_err(ClassifyError::ShortPlane)?;
-                    }
-                    let starts = std::array::from_fn(|lane| lane.min(lanes - 1) * rgb_bytes);
-                    let planar = [0, n_cols, 2 * n_cols];
-                    (&self.rgb_rows[..], starts, 1, planar, 3, rgb_bytes)
-                }
-            };
-            self.transposed.resize(span * LANES, 0);
-            transpose_rows(bytes, &starts, span, &mut self.transposed);
-            horizontal(
-                &self.transposed,
-                &self.horizontal,
-                first_col,
-                bpp,
-                &offsets[..nch],
-                &mut self.filtered,
-            );
-            let rows_out = &mut self.horizontal_rows[block * row_bytes..][..LANES * row_bytes];
-            untranspose(&self.filtered, row_bytes, rows_out);
-        }
+        let row_bytes = self.filters.row_bytes;
         let plane = out_w * g.height as usize;
-        let first_row = self.rows.start;
+        let first_row = self.filters.rows.start;
         for oy in 0..g.height as usize {
             let (start, taps) = self.vertical.taps(oy);
             let at = (start - first_row) * row_bytes;
@@ -435,8 +427,152 @@ impl ClassifyPreprocess {
                 }
             }
         }
-        Ok(())
     }
+}
+
+/// One thread's share of the horizontal pass: blocks taken from `blocks` until none is left,
+/// compiled for `isa`.
+fn run_blocks(
+    isa: Isa,
+    filters: &Filters,
+    scratch: &mut Scratch,
+    frame: &FrameView,
+    format: PixelFormat,
+    origin: (usize, usize),
+    blocks: &Blocks,
+) -> Result<(), ClassifyError> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `with_isa` keeps an ISA only when the CPU runs it.
+        Isa::Avx512 => unsafe { blocks_avx512(filters, scratch, frame, format, origin, blocks) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { blocks_avx2(filters, scratch, frame, format, origin, blocks) },
+        _ => take_blocks(filters, scratch, frame, format, origin, blocks),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn blocks_avx2(
+    filters: &Filters,
+    scratch: &mut Scratch,
+    frame: &FrameView,
+    format: PixelFormat,
+    origin: (usize, usize),
+    blocks: &Blocks,
+) -> Result<(), ClassifyError> {
+    take_blocks(filters, scratch, frame, format, origin, blocks)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+fn blocks_avx512(
+    filters: &Filters,
+    scratch: &mut Scratch,
+    frame: &FrameView,
+    format: PixelFormat,
+    origin: (usize, usize),
+    blocks: &Blocks,
+) -> Result<(), ClassifyError> {
+    take_blocks(filters, scratch, frame, format, origin, blocks)
+}
+
+/// [`run_blocks`] itself. Everything it calls is `inline(always)`, so that `blocks_avx2` and
+/// `blocks_avx512` compile all of it for their instruction sets.
+#[inline(always)]
+fn take_blocks(
+    filters: &Filters,
+    scratch: &mut Scratch,
+    frame: &FrameView,
+    format: PixelFormat,
+    origin: (usize, usize),
+    blocks: &Blocks,
+) -> Result<(), ClassifyError> {
+    loop {
+        let next = blocks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next();
+        let Some((block, out)) = next else {
+            return Ok(());
+        };
+        horizontal_block(filters, scratch, frame, format, origin, block * LANES, out)?;
+    }
+}
+
+/// The horizontal pass of the needed rows `block..block + LANES` (fewer at the end) into
+/// `rows_out` (`LANES` planar rows).
+#[inline(always)]
+fn horizontal_block(
+    filters: &Filters,
+    scratch: &mut Scratch,
+    frame: &FrameView,
+    format: PixelFormat,
+    (x0, y0): (usize, usize),
+    block: usize,
+    rows_out: &mut [u8],
+) -> Result<(), ClassifyError> {
+    let (first_col, n_cols) = (filters.cols.start, filters.cols.len());
+    let lanes = LANES.min(filters.rows.len() - block);
+    let first_row = y0 + filters.rows.start + block;
+    // Where the pass reads: (bytes, offset of each lane's first byte, bytes per pixel, byte
+    // offsets of R, G and B from a pixel's first byte (one channel for grey), bytes a lane).
+    let (bytes, starts, bpp, offsets, nch, span): (
+        &[u8],
+        [usize; LANES],
+        usize,
+        [usize; 3],
+        usize,
+        usize,
+    ) = match format.layout() {
+        Layout::Packed(Packed {
+            bytes_per_pixel,
+            offsets,
+        }) => {
+            let plane = frame.planes[0];
+            let (from, len) = ((x0 + first_col) * bytes_per_pixel, n_cols * bytes_per_pixel);
+            let starts = lane_starts(plane, frame.strides[0], first_row, lanes, from, len)
+                .ok_or(ClassifyError::ShortPlane(0))?;
+            (plane, starts, bytes_per_pixel, offsets, 3, len)
+        }
+        Layout::Grey => {
+            let plane = frame.planes[0];
+            let from = x0 + first_col;
+            let starts = lane_starts(plane, frame.strides[0], first_row, lanes, from, n_cols)
+                .ok_or(ClassifyError::ShortPlane(0))?;
+            (plane, starts, 1, [0; 3], 1, n_cols)
+        }
+        Layout::Yuv(chroma) => {
+            let rgb_bytes = n_cols * 3;
+            scratch.rgb_rows.resize(rgb_bytes * LANES, 0);
+            for (lane, out) in scratch
+                .rgb_rows
+                .chunks_exact_mut(rgb_bytes)
+                .take(lanes)
+                .enumerate()
+            {
+                let at = (first_row + lane, x0 + first_col);
+                yuv_row_planar(frame, chroma, &filters.yuv, at, &mut scratch.yuv, out)
+                    .map_err(ClassifyError::ShortPlane)?;
+            }
+            let starts = std::array::from_fn(|lane| lane.min(lanes - 1) * rgb_bytes);
+            let planar = [0, n_cols, 2 * n_cols];
+            (&scratch.rgb_rows[..], starts, 1, planar, 3, rgb_bytes)
+        }
+    };
+    scratch.transposed.resize(span * LANES, 0);
+    transpose_rows(bytes, &starts, span, &mut scratch.transposed);
+    horizontal(
+        &scratch.transposed,
+        &filters.horizontal,
+        first_col,
+        bpp,
+        &offsets[..nch],
+        &mut scratch.filtered,
+    );
+    untranspose(&scratch.filtered, filters.row_bytes, rows_out);
+    Ok(())
 }
 
 /// Bytes of the vertical pass summed at once (in registers).
@@ -1036,15 +1172,18 @@ mod tests {
                     for isa in isas.into_iter().filter(|isa| isa.available()) {
                         let mut pre = ClassifyPreprocess::with_isa(g, isa);
                         assert_eq!(pre.isa, isa);
-                        let mut tensor = vec![0.0; want.len()];
-                        pre.run(&view, *format, yuv, (region.0, region.1), 3, &mut tensor)
-                            .unwrap();
-                        let got: Vec<u8> =
-                            tensor.iter().map(|v| (v * 255.0).round() as u8).collect();
-                        assert!(
-                            got == want,
-                            "{format:?} {region:?} {size:?} {isa:?}: differs from the reference"
-                        );
+                        for threads in [1, 2, 3] {
+                            pre.set_threads(threads);
+                            let mut tensor = vec![0.0; want.len()];
+                            pre.run(&view, *format, yuv, (region.0, region.1), 3, &mut tensor)
+                                .unwrap();
+                            let got: Vec<u8> =
+                                tensor.iter().map(|v| (v * 255.0).round() as u8).collect();
+                            assert!(
+                                got == want,
+                                "{format:?} {region:?} {size:?} {isa:?} {threads} threads: differs from the reference"
+                            );
+                        }
                     }
                 }
             }
