@@ -6,12 +6,14 @@
 //! and the ratio old / new; then, per instruction set the CPU runs, the new pass on 1080p RGB.
 //!
 //! Then the classifier itself (`CLS_MODEL`, default `models/neu-classifier.onnx`; ONNX
-//! Runtime on `CLS_THREADS` intra-op threads, default 1) on whole 1080p frames: the raw model
-//! (session runs on a prepared input tensor) beside the element's whole path
-//! (`inspect::infer::infer`, what `defectdetect` calls: preprocessing, inference, top-k) and
-//! the old preprocessing plus inference, in alternating blocks of 10 runs for
-//! `CLS_MODEL_ROUNDS` rounds (default 20); medians per frame and the ratios raw / path. Figures
-//! from the dev profile are what the debug build costs: use `--release`.
+//! Runtime on `CLS_THREADS` intra-op threads, default 1) on whole 1080p RGB, NV12 and GRAY8
+//! frames: the raw model (session runs on a prepared input tensor) beside the element's whole
+//! path (`inspect::infer::infer`, what `defectdetect` calls: preprocessing, inference, top-k),
+//! the new preprocessing on one thread plus inference, and the old preprocessing plus
+//! inference, in alternating blocks of 10 runs for `CLS_MODEL_ROUNDS` rounds (default 20).
+//! Per round the medians give the ratios raw / path; printed are the median ratio over the
+//! rounds and its range, and the median times. Figures from the dev profile are what the
+//! debug build costs: use `--release`.
 
 mod baseline;
 
@@ -143,9 +145,15 @@ fn main() {
         let geometry = ClassifyGeometry::new(rw, rh, 224, 224);
         let mut old = baseline::ClassifyPreprocess::new(geometry);
         let mut new = ClassifyPreprocess::new(geometry);
-        let (mut old_tensor, mut new_tensor) =
-            (vec![0f32; 3 * 224 * 224], vec![1f32; 3 * 224 * 224]);
-        let (mut best_old, mut best_new) = (Duration::MAX, Duration::MAX);
+        let mut one = ClassifyPreprocess::new(geometry);
+        one.set_threads(1);
+        let (mut old_tensor, mut new_tensor, mut one_tensor) = (
+            vec![0f32; 3 * 224 * 224],
+            vec![1f32; 3 * 224 * 224],
+            vec![2f32; 3 * 224 * 224],
+        );
+        let (mut best_old, mut best_new, mut best_one) =
+            (Duration::MAX, Duration::MAX, Duration::MAX);
         for _ in 0..rounds {
             best_old = best_old.min(time(|| {
                 old.run(&view, case.format, yuv, (x, y), 3, &mut old_tensor)
@@ -155,17 +163,22 @@ fn main() {
                 new.run(&view, case.format, yuv, (x, y), 3, &mut new_tensor)
                     .expect("new")
             }));
+            best_one = best_one.min(time(|| {
+                one.run(&view, case.format, yuv, (x, y), 3, &mut one_tensor)
+                    .expect("new, one thread")
+            }));
         }
-        let same = old_tensor
-            .iter()
-            .zip(&new_tensor)
-            .all(|(a, b)| a.to_bits() == b.to_bits());
+        let bits = |t: &[f32]| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let same = bits(&old_tensor) == bits(&new_tensor) && bits(&old_tensor) == bits(&one_tensor);
         assert!(same, "{}: the tensors differ", case.name);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "{:34} old {:8.2} ms  new {:7.2} ms  old/new {:5.1}x  (bit-exact: {same})",
+            "{:34} old {:8.2} ms  new {:7.3} ms ({} thread(s); one thread {:7.3} ms)  old/new {:5.1}x  (bit-exact: {same})",
             case.name,
-            best_old.as_secs_f64() * 1e3,
-            best_new.as_secs_f64() * 1e3,
+            ms(best_old),
+            ms(best_new),
+            new.threads(),
+            ms(best_one),
             best_old.as_secs_f64() / best_new.as_secs_f64()
         );
     }
@@ -180,13 +193,14 @@ fn isa_speeds(rounds: usize) {
     let view = planes.view();
     let geometry = ClassifyGeometry::new(1920, 1080, 192, 192);
     let mut first: Option<Vec<f32>> = None;
-    println!("1080p RGB to 192 x 192 by instruction set (fastest of {rounds}):");
+    println!("1080p RGB to 192 x 192 by instruction set, one thread (fastest of {rounds}):");
     for isa in [Isa::Baseline, Isa::Avx2, Isa::Avx512] {
         if !isa.available() {
             println!("  {isa:?}: not run by this CPU");
             continue;
         }
         let mut pre = ClassifyPreprocess::with_isa(geometry, isa);
+        pre.set_threads(1);
         let mut tensor = vec![0f32; 3 * 192 * 192];
         let best = (0..rounds)
             .map(|_| {
@@ -210,9 +224,22 @@ fn isa_speeds(rounds: usize) {
     }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
+fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     v[v.len() / 2]
+}
+
+/// Per-round ratios raw / x: their median, least and greatest.
+fn ratios(raw: &[Duration], x: &[Duration]) -> (f64, f64, f64) {
+    let r: Vec<f64> = raw
+        .iter()
+        .zip(x)
+        .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+        .collect();
+    let (lo, hi) = r
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    (median(r), lo, hi)
 }
 
 /// The raw model beside the element's whole path on whole 1080p frames.
@@ -254,7 +281,11 @@ fn model_ratio() {
         top_k: 1,
     };
     let yuv = YuvMatrix::bt709();
-    for (name, format) in [("RGB", PixelFormat::RGB), ("NV12", PixelFormat::Nv12)] {
+    for (name, format) in [
+        ("RGB", PixelFormat::RGB),
+        ("NV12", PixelFormat::Nv12),
+        ("GRAY8", PixelFormat::Gray8),
+    ] {
         let planes = Planes::new(format, 1920, 1080);
         let view = planes.view();
         let frame = FrameInput {
@@ -266,38 +297,49 @@ fn model_ratio() {
             crop: None,
         };
         let mut plan: Option<Preprocess> = None;
-        let mut old = baseline::ClassifyPreprocess::new(ClassifyGeometry::new(1920, 1080, mw, mh));
+        let geometry = ClassifyGeometry::new(1920, 1080, mw, mh);
+        let mut old = baseline::ClassifyPreprocess::new(geometry);
+        let mut one = ClassifyPreprocess::new(geometry);
+        one.set_threads(1);
         let mut scores = Vec::new();
-        let (mut raw, mut path, mut old_path) = (Vec::new(), Vec::new(), Vec::new());
+        // Per round: the median of each block of 10.
+        let (mut raw, mut path, mut one_path, mut old_path) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let block = |f: &mut dyn FnMut()| median((0..10).map(|_| time(&mut *f)).collect());
         // Warm-up; the path's tensor is then the prepared input of the raw runs.
         infer::infer(&mut detector, &mut plan, &frame, limits).expect("infer");
+        let threads = plan
+            .as_ref()
+            .and_then(|p| p.classify.as_ref())
+            .map_or(1, |c| c.threads());
         for _ in 0..rounds {
-            for _ in 0..10 {
-                raw.push(time(|| detector.classify(&mut scores).expect("classify")));
-            }
-            for _ in 0..10 {
-                path.push(time(|| {
-                    infer::infer(&mut detector, &mut plan, &frame, limits).expect("infer");
-                }));
-            }
-            for _ in 0..10 {
-                old_path.push(time(|| {
-                    old.run(&view, format, yuv, (0, 0), 3, detector.input_mut())
-                        .expect("baseline");
-                    detector.classify(&mut scores).expect("classify");
-                }));
-            }
+            raw.push(block(&mut || {
+                detector.classify(&mut scores).expect("classify")
+            }));
+            path.push(block(&mut || {
+                infer::infer(&mut detector, &mut plan, &frame, limits).expect("infer");
+            }));
+            one_path.push(block(&mut || {
+                one.run(&view, format, yuv, (0, 0), 3, detector.input_mut())
+                    .expect("one thread");
+                detector.classify(&mut scores).expect("classify");
+            }));
+            old_path.push(block(&mut || {
+                old.run(&view, format, yuv, (0, 0), 3, detector.input_mut())
+                    .expect("baseline");
+                detector.classify(&mut scores).expect("classify");
+            }));
         }
-        let (raw, path, old_path) = (median(raw), median(path), median(old_path));
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let ms = |d: &[Duration]| median(d.to_vec()).as_secs_f64() * 1e3;
+        let (r, lo, hi) = ratios(&raw, &path);
+        let (r1, lo1, hi1) = ratios(&raw, &one_path);
+        let (ro, _, _) = ratios(&raw, &old_path);
         println!(
-            "  1080p {:5} raw model {:6.2} ms | element path {:6.2} ms, raw/path {:.2} | old preprocessing + model {:6.2} ms, raw/old {:.2}",
-            name,
-            ms(raw),
-            ms(path),
-            ms(raw) / ms(path),
-            ms(old_path),
-            ms(raw) / ms(old_path),
+            "  1080p {name:5} raw {:5.2} ms | element path ({threads} thread(s)) {:5.2} ms, raw/path {r:.2} ({lo:.2}-{hi:.2}) | one thread {:5.2} ms, raw/path {r1:.2} ({lo1:.2}-{hi1:.2}) | old preprocessing {:5.2} ms, raw/old {ro:.2}",
+            ms(&raw),
+            ms(&path),
+            ms(&one_path),
+            ms(&old_path),
         );
     }
 }

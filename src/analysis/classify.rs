@@ -11,7 +11,7 @@
 //! only the source rows and columns they need (32-bit sums as PIL's; YUV converted with the
 //! f32 operations of [`YuvMatrix::rgb`], element by element so that they vectorise).
 
-use crate::frame::{Chroma, FrameView, Layout, Packed, PixelFormat, YuvMatrix, round_u8};
+use crate::frame::{Chroma, FrameView, Layout, Packed, PixelFormat, YuvMatrix};
 
 /// PIL's fixed-point precision of the filter coefficients (8-bit images).
 const PRECISION_BITS: u32 = 32 - 8 - 2;
@@ -273,7 +273,10 @@ impl ClassifyPreprocess {
         let vertical = Coefficients::new(g.src_height, g.resized_height, g.crop_y, g.height);
         let (rows, cols) = (vertical.span(), horizontal.span());
         let row_bytes = g.width as usize * 3;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Asked once per process: regions (`on-rois`) make a preprocessing each.
+        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let cores =
+            *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let threads = if cores >= 2 && rows.len() * cols.len() >= THREADED_FROM {
             2
         } else {
@@ -711,11 +714,22 @@ fn yuv_row_planar(
     let (g_out, b_out) = (&mut g_out[..n], &mut b_out[..n]);
     for i in 0..n {
         let y = (luma[i] as f32 - y_offset) * y_scale;
-        r_out[i] = round_u8((y + rv[i]).clamp(0.0, 255.0));
-        g_out[i] = round_u8((y + gu[i] + gv[i]).clamp(0.0, 255.0));
-        b_out[i] = round_u8((y + bu[i]).clamp(0.0, 255.0));
+        r_out[i] = round_clamped((y + rv[i]).clamp(0.0, 255.0));
+        g_out[i] = round_clamped((y + gu[i] + gv[i]).clamp(0.0, 255.0));
+        b_out[i] = round_clamped((y + bu[i]).clamp(0.0, 255.0));
     }
     Ok(())
+}
+
+/// [`crate::frame::round_u8`] of a finite value in [0, 255], without the saturating float-to-integer
+/// conversion that keeps a loop of it from vectorising.
+#[inline(always)]
+fn round_clamped(v: f32) -> u8 {
+    debug_assert!((0.0..=255.0).contains(&v), "{v}");
+    // SAFETY: v is finite and in [0, 255] (luma and chroma terms are finite, then clamped),
+    // so its integer part fits an i32.
+    let whole = unsafe { v.to_int_unchecked::<i32>() };
+    (whole + ((v - whole as f32) >= 0.5) as i32) as u8
 }
 
 /// The offsets in `plane` of `len` bytes from byte `from` of rows `first_row..first_row +
@@ -1187,6 +1201,25 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn round_clamped_is_round_u8() {
+        let mut v = 0.0f32;
+        while v <= 255.0 {
+            for x in [
+                v,
+                v.next_down().max(0.0),
+                v.next_up().min(255.0),
+                v + 0.5,
+                (v + 0.5).next_down(),
+                (v + 0.5).next_up(),
+            ] {
+                let x = x.min(255.0);
+                assert_eq!(round_clamped(x), crate::frame::round_u8(x), "{x}");
+            }
+            v += 1.0 / 64.0;
         }
     }
 
