@@ -9,7 +9,7 @@
 //! does). [`ClassifyPreprocess`] reproduces PIL's fixed-point filter bit for bit (the reference
 //! is `training/cls_preprocess.py`) and computes only the output pixels the crop keeps, from
 //! only the source rows and columns they need (32-bit sums as PIL's; YUV converted with the
-//! f32 operations of [`YuvMatrix::rgb`], element by element so that they vectorise).
+//! f32 operations of [`YuvMatrix::rgb`], array by array).
 
 use crate::frame::{Chroma, FrameView, Layout, Packed, PixelFormat, YuvMatrix};
 
@@ -624,8 +624,8 @@ struct YuvScratch {
 /// The row `y` of a YUV frame, the `out.len() / 3` pixels from column `x` on, as planar R,
 /// G and B bytes (`out`: every R, then every G, then every B): the bytes of
 /// [`crate::frame::rgb_row`], by the f32 operations of [`YuvMatrix::rgb`] (`k`: its
-/// constants) in the same order, array by array so that they vectorise. Err: the plane too
-/// short.
+/// constants) in the same order, array by array (meant to vectorise; the main loop still
+/// compiles to scalar instructions). Err: the plane too short.
 #[inline(always)]
 fn yuv_row_planar(
     frame: &FrameView,
@@ -721,8 +721,8 @@ fn yuv_row_planar(
     Ok(())
 }
 
-/// [`crate::frame::round_u8`] of a finite value in [0, 255], without the saturating float-to-integer
-/// conversion that keeps a loop of it from vectorising.
+/// [`crate::frame::round_u8`] of a finite value in [0, 255], without the saturating
+/// float-to-integer conversion (the conversion loop still compiles to scalar instructions).
 #[inline(always)]
 fn round_clamped(v: f32) -> u8 {
     debug_assert!((0.0..=255.0).contains(&v), "{v}");
