@@ -2,9 +2,10 @@
 (red and blue squares, some at the frame's border) run through the test segmentation model
 (models/test/seg_squares.onnx) into defectcapture, and `supervision` loads labels/ (YOLO-seg
 polygons) and annotations/<run>.json (COCO RLE) with force_masks=True. Each loaded mask matches
-its detection's mask in the NDJSON records: IoU >= 0.9 for the polygon (the outer contour of the
-mask's largest part), pixel for pixel for the RLE; the COCO `area` is the mask's pixels. The
-replay reads the polygon labels as boxes."""
+its detection's mask in the NDJSON records: the polygon (the outer contour of the mask's largest
+8-connected part) at IoU >= 0.9 with that part, which is the whole mask for all but a few of the
+test model's masks; the RLE pixel for pixel; the COCO `area` is the mask's pixels. The replay
+reads the polygon labels as boxes."""
 import json
 import os
 import pathlib
@@ -42,7 +43,10 @@ def write_frames(folder):
 
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory):
-    root = tmp_path_factory.mktemp("capture-masks")
+    return run_capture(tmp_path_factory.mktemp("capture-masks"))
+
+
+def run_capture(root):
     write_frames(root)
     out, ndjson, policy = root / "captures", root / "verdicts.ndjson", root / "all.toml"
     # Every detection of the model fails: every frame with one is captured.
@@ -73,9 +77,18 @@ def iou(a, b):
     return np.logical_and(a, b).sum() / union if union else 1.0
 
 
+def largest_part(mask):
+    """The largest 8-connected part of a mask (the first among equals, as the element picks)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count < 2:
+        return mask
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
 def check_masks(dataset, frames, exact):
-    """Every record's detection has a loaded mask of its class; returns the lowest IoU."""
-    lowest, masks = 1.0, 0
+    """Every record's detection has a loaded mask of its class, the same as its mask (`exact`) or
+    as the mask's largest part; returns the lowest IoU with that and with the whole mask."""
+    lowest, lowest_whole, masks = 1.0, 1.0, 0
     assert len(dataset) == len(frames) > 0
     for path, _image, detections in dataset:
         record = frames[frame_of(path)]
@@ -83,16 +96,18 @@ def check_masks(dataset, frames, exact):
         assert len(detections) == len(record["detections"]) > 0, path
         loaded = list(zip(detections.class_id, detections.mask))
         for d in record["detections"]:
-            truth = mask_util.decode(d["mask"]).astype(bool)
-            assert truth.sum() == d["area_px"] > 0
+            whole = mask_util.decode(d["mask"]).astype(bool)
+            assert whole.sum() == d["area_px"] > 0
+            truth = whole if exact else largest_part(whole)
             # Its twin: the loaded mask of its class that overlaps it most.
             twin = max((m for c, m in loaded if c == d["class_id"]), key=lambda m: iou(truth, m))
             if exact:
                 np.testing.assert_array_equal(twin, truth, err_msg=str(path))
             lowest = min(lowest, iou(truth, twin))
+            lowest_whole = min(lowest_whole, iou(whole, twin))
             masks += 1
     assert masks >= FRAMES
-    return lowest
+    return lowest, lowest_whole
 
 
 def test_supervision_loads_the_masks_back(capture):
@@ -104,8 +119,11 @@ def test_supervision_loads_the_masks_back(capture):
         data_yaml_path=str(out / "data.yaml"),
         force_masks=True,
     )
-    lowest = check_masks(yolo, frames, exact=False)
-    print(f"lowest IoU of a YOLO-seg polygon with its mask: {lowest:.3f}")
+    lowest, lowest_whole = check_masks(yolo, frames, exact=False)
+    print(
+        f"lowest IoU of a YOLO-seg polygon with its mask's largest part: {lowest:.3f} "
+        f"(with the whole mask: {lowest_whole:.3f})"
+    )
     assert lowest >= POLYGON_IOU
     # The labels are polygons (class and 3 points or more), not boxes.
     for labels in (out / "labels").iterdir():
@@ -131,9 +149,7 @@ def test_defect_replay_reads_polygon_labels_as_boxes(capture, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
+    # Every polygon line is a truth box (the polygon's bounds: the mask's largest part, which
+    # need not fill the detection's box, so recall is not asserted).
     truths = sum(len(r["detections"]) for r in frames.values())
     assert sum(c["truths"] for c in report["classes"]) == truths > 0
-    # A polygon of pixel centres is a pixel narrower than the box: still the same detection.
-    for c in report["classes"]:
-        if c["truths"] > 0:
-            assert c["recall"] == 1.0, c
