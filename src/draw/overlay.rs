@@ -252,7 +252,13 @@ mod tests {
                 outline: 1,
             }),
         };
-        render(&mut canvas, &[a.clone()], Some(&banner), style, layers);
+        render(
+            &mut canvas,
+            std::slice::from_ref(&a),
+            Some(&banner),
+            style,
+            layers,
+        );
         let px = |data: &[u8], x: usize, y: usize| {
             [
                 data[(y * w + x) * 3],
@@ -288,7 +294,13 @@ mod tests {
             boxes: false,
             ..layers
         };
-        render(&mut canvas, &[a.clone()], None, style, masks_only);
+        render(
+            &mut canvas,
+            std::slice::from_ref(&a),
+            None,
+            style,
+            masks_only,
+        );
         assert_eq!(px(&data, 50, 70), [0, 0, 0], "no box");
         assert_eq!(px(&data, 70, 70), [115, 10, 30], "the mask");
         data.fill(0);
