@@ -72,7 +72,7 @@ use gst::prelude::*;
 use gstdefect::analysis::decode::{Decoder, OutputLayout};
 use gstdefect::analysis::letterbox::{Letterbox, LetterboxGeometry};
 use gstdefect::analysis::nms;
-use gstdefect::draw::overlay::{self, Annotation, Banner, Style};
+use gstdefect::draw::overlay::{self, Annotation, Banner, Layers, Style};
 use gstdefect::draw::{Canvas, YuvEncoding};
 use gstdefect::frame::{FrameView, PixelFormat, YuvMatrix};
 use gstdefect::policy::{Severity, Verdict};
@@ -232,6 +232,7 @@ fn overlay_cost(seconds: f64) -> Duration {
             confidence: 0.9,
             severity: Some(Severity::Major),
             counted: true,
+            mask: None,
         })
         .collect();
     let banner = Banner {
@@ -255,6 +256,10 @@ fn overlay_cost(seconds: f64) -> Duration {
             &annotations,
             Some(&banner),
             Style::for_height(h as u32),
+            Layers {
+                boxes: true,
+                masks: None,
+            },
         );
     })
 }

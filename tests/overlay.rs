@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `defectoverlay` checked pixel by pixel in every format: box edges in the severity colour,
-//! the banner in the verdict colour, text present; and in pipelines after `defectdetect`,
-//! directly and after a tee and a queue.
+//! the banner in the verdict colour, text present, segmentation masks filled and outlined; and
+//! in pipelines after `defectdetect`, directly and after a tee and a queue, and after a
+//! segmentation model.
 
 mod common;
 
@@ -9,7 +10,10 @@ use common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use gst_video::prelude::*;
-use gstdefect::meta::{Decision, DetectionParams, ModelRef, Severity, Verdict, VerdictMeta};
+use gstdefect::analysis::mask::Mask;
+use gstdefect::meta::{
+    Decision, DetectionParams, MaskParams, ModelRef, Severity, Verdict, VerdictMeta,
+};
 
 const FORMATS: [VideoFormat; 8] = [
     VideoFormat::Rgb,
@@ -17,6 +21,23 @@ const FORMATS: [VideoFormat; 8] = [
     VideoFormat::Rgba,
     VideoFormat::Bgrx,
     VideoFormat::Argb,
+    VideoFormat::Gray8,
+    VideoFormat::Nv12,
+    VideoFormat::I420,
+];
+
+/// Every format `defectoverlay` accepts.
+const ALL_FORMATS: [VideoFormat; 13] = [
+    VideoFormat::Rgb,
+    VideoFormat::Bgr,
+    VideoFormat::Rgba,
+    VideoFormat::Bgra,
+    VideoFormat::Rgbx,
+    VideoFormat::Bgrx,
+    VideoFormat::Argb,
+    VideoFormat::Abgr,
+    VideoFormat::Xrgb,
+    VideoFormat::Xbgr,
     VideoFormat::Gray8,
     VideoFormat::Nv12,
     VideoFormat::I420,
@@ -86,9 +107,10 @@ fn pixel(buffer: &gst::BufferRef, format: VideoFormat, x: usize, y: usize) -> [f
     match format {
         VideoFormat::Rgb => packed(3, 0, 1, 2),
         VideoFormat::Bgr => packed(3, 2, 1, 0),
-        VideoFormat::Rgba => packed(4, 0, 1, 2),
-        VideoFormat::Bgrx => packed(4, 2, 1, 0),
-        VideoFormat::Argb => packed(4, 1, 2, 3),
+        VideoFormat::Rgba | VideoFormat::Rgbx => packed(4, 0, 1, 2),
+        VideoFormat::Bgra | VideoFormat::Bgrx => packed(4, 2, 1, 0),
+        VideoFormat::Argb | VideoFormat::Xrgb => packed(4, 1, 2, 3),
+        VideoFormat::Abgr | VideoFormat::Xbgr => packed(4, 3, 2, 1),
         VideoFormat::Gray8 => [plane(0)[y * stride(0) + x] as f64; 3],
         VideoFormat::Nv12 | VideoFormat::I420 => {
             let luma = plane(0)[y * stride(0) + x] as f64;
@@ -127,14 +149,221 @@ fn assert_colour(got: [f64; 3], want: [u8; 3], format: VideoFormat, what: &str) 
 }
 
 fn overlay_once(format: VideoFormat, verdict: &str, shadow: bool) -> gst::Buffer {
+    overlay_with(format, &[], annotated_input(format, verdict, shadow))
+}
+
+/// `defectoverlay` with `properties` over one 1280x720 `input` frame.
+fn overlay_with(
+    format: VideoFormat,
+    properties: &[(&str, &dyn ToValue)],
+    input: gst::Buffer,
+) -> gst::Buffer {
     init();
     let mut h = gst_check::Harness::new("defectoverlay");
+    for (name, value) in properties {
+        h.element()
+            .unwrap()
+            .set_property_from_value(name, &value.to_value());
+    }
     let info = gst_video::VideoInfo::builder(format, 1280, 720)
         .build()
         .unwrap();
     h.set_src_caps(info.to_caps().unwrap());
-    h.push(annotated_input(format, verdict, shadow)).unwrap();
+    h.push(input).unwrap();
     h.pull().unwrap()
+}
+
+/// A ring, the mask of the box 400..600 x 300..500: the square 440..560 x 340..460 (frame
+/// pixels) with a hole 480..520 x 380..420, edges on even pixels so that a 2-pixel outline
+/// covers whole chroma blocks.
+fn ring() -> Mask {
+    let mut mask = Mask::empty(400, 300, 200, 200);
+    for y in 300..500 {
+        for x in 400..600 {
+            let inside = |x0, x1, y0, y1| (x0..x1).contains(&x) && (y0..y1).contains(&y);
+            let set = inside(440, 560, 340, 460) && !inside(480, 520, 380, 420);
+            mask.data[((y - 300) * 200 + x - 400) as usize] = u8::from(set);
+        }
+    }
+    mask
+}
+
+/// The frame of [`annotated_input`] with the ROI's `defect-mask`: [`ring`], or `counts`
+/// instead of its encoding.
+fn masked_input(format: VideoFormat, counts: Option<&str>) -> gst::Buffer {
+    let mut buffer = annotated_input(format, "FAIL", false);
+    {
+        let b = buffer.get_mut().unwrap();
+        let mut roi = b
+            .meta_mut::<gst_video::VideoRegionOfInterestMeta>()
+            .unwrap();
+        let mut params = MaskParams::from_mask(&ring());
+        if let Some(counts) = counts {
+            params.counts = counts.into();
+        }
+        roi.add_param(params.to_roi_param());
+    }
+    buffer
+}
+
+/// The critical colour at the given opacity over black.
+fn critical_at(opacity: f64) -> [u8; 3] {
+    [230.0, 20.0, 60.0].map(|c: f64| (c * opacity).round() as u8)
+}
+
+#[test]
+fn masks_filled_and_outlined_in_every_format() {
+    for format in ALL_FORMATS {
+        let out = overlay_with(
+            format,
+            &[("show-banner", &false), ("show-labels", &false)],
+            masked_input(format, None),
+        );
+        let at = |x, y| pixel(&out, format, x, y);
+        // 720p: lines 2 px; the mask's outline 2 px; default opacity 0.4.
+        assert_colour(at(400, 400), [230, 20, 60], format, "left box edge");
+        assert_colour(at(460, 400), critical_at(0.4), format, "the ring's fill");
+        assert_colour(at(500, 400), [0, 0, 0], format, "the hole");
+        assert_colour(
+            at(420, 320),
+            [0, 0, 0],
+            format,
+            "in the box, outside the mask",
+        );
+        assert_colour(at(440, 400), [230, 20, 60], format, "the ring's outer edge");
+        assert_colour(at(441, 401), [230, 20, 60], format, "the ring's outer edge");
+        assert_colour(
+            at(442, 402),
+            critical_at(0.4),
+            format,
+            "the fill next to it",
+        );
+        assert_colour(at(478, 400), [230, 20, 60], format, "the hole's edge");
+        assert_colour(at(640, 600), [0, 0, 0], format, "untouched area");
+    }
+}
+
+#[test]
+fn mask_properties_turn_the_fill_and_the_masks_off() {
+    let format = VideoFormat::Rgb;
+    let out = overlay_with(
+        format,
+        &[("mask-opacity", &0.0f64)],
+        masked_input(format, None),
+    );
+    assert_colour(pixel(&out, format, 460, 400), [0, 0, 0], format, "no fill");
+    assert_colour(
+        pixel(&out, format, 440, 400),
+        [230, 20, 60],
+        format,
+        "outline",
+    );
+    let out = overlay_with(
+        format,
+        &[("mask-opacity", &1.0f64), ("show-boxes", &false)],
+        masked_input(format, None),
+    );
+    assert_colour(
+        pixel(&out, format, 460, 400),
+        [230, 20, 60],
+        format,
+        "opaque fill",
+    );
+    assert_colour(pixel(&out, format, 400, 400), [0, 0, 0], format, "no box");
+    let out = overlay_with(
+        format,
+        &[("draw-masks", &false)],
+        masked_input(format, None),
+    );
+    assert_colour(pixel(&out, format, 460, 400), [0, 0, 0], format, "no mask");
+    assert_colour(
+        pixel(&out, format, 440, 400),
+        [0, 0, 0],
+        format,
+        "no outline",
+    );
+    assert_colour(
+        pixel(&out, format, 400, 400),
+        [230, 20, 60],
+        format,
+        "the box",
+    );
+}
+
+/// A mask whose counts do not encode its window is not drawn: a warning names the field;
+/// the box is drawn.
+#[test]
+fn malformed_mask_is_a_warning_naming_the_field() {
+    init();
+    let mut h = gst_check::Harness::new("defectoverlay");
+    let bus = gst::Bus::new();
+    h.element().unwrap().set_bus(Some(&bus));
+    let format = VideoFormat::Rgb;
+    h.set_src_caps(caps(format, 1280, 720));
+    h.push(masked_input(format, Some("3"))).unwrap();
+    let out = h.pull().unwrap();
+    assert_colour(pixel(&out, format, 460, 400), [0, 0, 0], format, "no fill");
+    assert_colour(
+        pixel(&out, format, 400, 400),
+        [230, 20, 60],
+        format,
+        "the box",
+    );
+    let warning = bus
+        .pop_filtered(&[gst::MessageType::Warning])
+        .expect("a warning");
+    let gst::MessageView::Warning(w) = warning.view() else {
+        unreachable!()
+    };
+    let warning = w.error().to_string();
+    assert!(
+        warning.contains("defect-mask") && warning.contains("counts"),
+        "{warning}"
+    );
+}
+
+/// After `defectdetect` and a segmentation model: the mask of the red square is drawn over
+/// it, in the colour of its box.
+#[test]
+fn masks_of_a_segmentation_model_are_drawn_over_the_defect() {
+    init();
+    let mut image = RgbImage::new(640, 480, [12, 12, 12]);
+    image.fill_rect(200, 150, 360, 310, [255, 0, 0]);
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time ! defectdetect model={} ! \
+         defectoverlay show-boxes=false show-banner=false mask-opacity=1.0 ! \
+         appsink name=sink sync=false",
+        test_model("seg_squares")
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let (src, sink) = app_ends(&pipeline);
+    src.set_caps(Some(&caps(VideoFormat::Rgb, 640, 480)));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    src.push_buffer(frame_buffer(&image, VideoFormat::Rgb, 0))
+        .unwrap();
+    src.end_of_stream().unwrap();
+    let sample = sink.pull_sample().expect("a frame");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let buffer = sample.buffer().unwrap();
+    let roi = buffer
+        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .find(|roi| MaskParams::of_roi(roi).is_some())
+        .expect("a detection with a mask");
+    let params = DetectionParams::of_roi(&roi).unwrap().unwrap();
+    let colour = gstdefect::draw::overlay::severity_colour(params.severity);
+    let at = |x: usize, y: usize| {
+        let i = (y * 640 + x) * 3;
+        let d = buffer.map_readable().unwrap();
+        [d[i], d[i + 1], d[i + 2]]
+    };
+    assert_eq!(
+        at(280, 230),
+        [colour.0, colour.1, colour.2],
+        "the square's middle"
+    );
+    assert_eq!(at(500, 400), [12, 12, 12], "the background");
 }
 
 #[test]

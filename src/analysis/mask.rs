@@ -11,7 +11,9 @@
 //!   thinning algorithm). It gives a curved defect's span, not its length along the curve;
 //! - [`Mask::to_coco_rle`]: the mask as a COCO run-length encoding in frame pixels (column-major
 //!   counts, compressed string), as pycocotools' `mask.encode` writes it; [`decode_coco_rle`]
-//!   reads it back.
+//!   reads it back;
+//! - [`Mask::outer_contour`]: the outline of its largest 8-connected part as a polygon, as
+//!   OpenCV's `findContours` traces it (the YOLO-seg labels of `defectcapture`).
 
 /// A binary mask of a `width` x `height` window of the frame whose top-left pixel is
 /// (`x`, `y`), frame resolution; `data` row-major, one byte a pixel, 0 or 1.
@@ -52,6 +54,32 @@ impl Mask {
             && fx - self.x < self.width
             && fy - self.y < self.height
             && self.data[((fy - self.y) * self.width + fx - self.x) as usize] != 0
+    }
+
+    /// The mask resized (nearest neighbour, on pixel centres) to the `width` x `height` window
+    /// at (`x`, `y`): where a frame was scaled after the mask was made.
+    pub fn resized(&self, x: u32, y: u32, width: u32, height: u32) -> Mask {
+        let mut out = Mask::empty(x, y, width, height);
+        if self.width == 0 || self.height == 0 || self.data.len() != self.area_of_window() {
+            return out;
+        }
+        let source = |i: u32, to: u32, from: u32| {
+            (((2 * u64::from(i) + 1) * u64::from(from) / (2 * u64::from(to))) as u32).min(from - 1)
+        };
+        let cols: Vec<usize> = (0..width)
+            .map(|c| source(c, width, self.width) as usize)
+            .collect();
+        for (row, out_row) in out.data.chunks_exact_mut(width.max(1) as usize).enumerate() {
+            let from = source(row as u32, height, self.height) as usize * self.width as usize;
+            for (o, &c) in out_row.iter_mut().zip(&cols) {
+                *o = self.data[from + c];
+            }
+        }
+        out
+    }
+
+    fn area_of_window(&self) -> usize {
+        self.width as usize * self.height as usize
     }
 
     /// Set pixels (px²).
@@ -144,6 +172,128 @@ impl Mask {
         }
         counts
     }
+}
+
+/// The 8 neighbours of a pixel, clockwise on screen (y down) from east.
+const NEIGHBOURS: [(i64, i64); 8] = [
+    (1, 0),
+    (1, 1),
+    (0, 1),
+    (-1, 1),
+    (-1, 0),
+    (-1, -1),
+    (0, -1),
+    (1, -1),
+];
+
+impl Mask {
+    /// The largest 8-connected part of the mask (the first in raster order among equals), in
+    /// the same window.
+    pub fn largest_part(&self) -> Mask {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let mut out = Mask::empty(self.x, self.y, self.width, self.height);
+        if self.data.len() != w * h {
+            return out;
+        }
+        let mut labels = vec![0u32; w * h];
+        let (mut best_area, mut best) = (0usize, 0u32);
+        let mut stack = Vec::new();
+        let mut next = 0;
+        for start in 0..w * h {
+            if self.data[start] == 0 || labels[start] != 0 {
+                continue;
+            }
+            next += 1;
+            labels[start] = next;
+            stack.push(start);
+            let mut area = 0;
+            while let Some(i) = stack.pop() {
+                area += 1;
+                let (x, y) = ((i % w) as i64, (i / w) as i64);
+                for (dx, dy) in NEIGHBOURS {
+                    let (nx, ny) = (x + dx, y + dy);
+                    if nx < 0 || ny < 0 || nx >= w as i64 || ny >= h as i64 {
+                        continue;
+                    }
+                    let j = ny as usize * w + nx as usize;
+                    if self.data[j] != 0 && labels[j] == 0 {
+                        labels[j] = next;
+                        stack.push(j);
+                    }
+                }
+            }
+            if area > best_area {
+                (best_area, best) = (area, next);
+            }
+        }
+        for (o, &l) in out.data.iter_mut().zip(&labels) {
+            *o = u8::from(l != 0 && l == best);
+        }
+        out
+    }
+
+    /// The outer contour of the mask's [largest part](Mask::largest_part), as OpenCV's
+    /// `findContours` (`RETR_EXTERNAL`, `CHAIN_APPROX_SIMPLE`) gives it: the boundary pixels
+    /// (frame pixel indices, a pixel's centre being its index) from its first pixel in raster
+    /// order, counter-clockwise on screen, only where the direction changes (Suzuki and Abe's
+    /// border following). Holes are not traced: the polygon covers them. Empty for an empty
+    /// mask, one point for a single pixel, two for a straight line one pixel wide.
+    pub fn outer_contour(&self) -> Vec<(u32, u32)> {
+        let part = self.largest_part();
+        let (w, h) = (part.width as i64, part.height as i64);
+        let on = |(x, y): (i64, i64)| {
+            x >= 0 && y >= 0 && x < w && y < h && part.data[(y * w + x) as usize] != 0
+        };
+        let Some(first) = part.data.iter().position(|&v| v != 0) else {
+            return Vec::new();
+        };
+        let step = |(x, y): (i64, i64), d: usize| (x + NEIGHBOURS[d].0, y + NEIGHBOURS[d].1);
+        let frame = |(x, y): (i64, i64)| (self.x + x as u32, self.y + y as u32);
+        let start = (first as i64 % w, first as i64 / w);
+        // Clockwise from the west neighbour (outside: the first pixel in raster order).
+        let Some(d1) = (0..8).map(|k| (4 + k) % 8).find(|&d| on(step(start, d))) else {
+            return vec![frame(start)];
+        };
+        let p1 = step(start, d1);
+        let (mut previous, mut current) = (p1, start);
+        let mut chain = Vec::new();
+        // Each boundary pixel is left at most once per direction it has.
+        for _ in 0..8 * part.data.len() + 8 {
+            let back = NEIGHBOURS
+                .iter()
+                .position(|&(dx, dy)| (current.0 + dx, current.1 + dy) == previous)
+                .unwrap_or(0);
+            // Counter-clockwise from the pixel after the previous one; the previous one
+            // itself closes the search, so there is always one.
+            let d = (1..=8)
+                .map(|k| (back + 8 - k) % 8)
+                .find(|&d| on(step(current, d)))
+                .unwrap_or(back);
+            let next = step(current, d);
+            chain.push(current);
+            if next == start && current == p1 {
+                break;
+            }
+            (previous, current) = (current, next);
+        }
+        simplify(&chain).into_iter().map(frame).collect()
+    }
+}
+
+/// The points of a closed chain of neighbouring pixels where its direction changes
+/// (`CHAIN_APPROX_SIMPLE`).
+fn simplify(chain: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let n = chain.len();
+    if n < 3 {
+        return chain.to_vec();
+    }
+    (0..n)
+        .filter(|&i| {
+            let (a, b, c) = (chain[(i + n - 1) % n], chain[i], chain[(i + 1) % n]);
+            (b.0 - a.0, b.1 - a.1) != (c.0 - b.0, c.1 - b.1)
+        })
+        .map(|i| chain[i])
+        .collect()
 }
 
 /// Andrew's monotone chain; counter-clockwise, without collinear points.
@@ -435,6 +585,63 @@ mod tests {
         let m = mask_from(1, 1, &["##", "##"]);
         assert_eq!(m.coco_counts(5, 5), vec![6, 2, 3, 2, 12]);
         assert_eq!(m.to_coco_rle(5, 5), "62309");
+    }
+
+    /// The contours OpenCV's `cv2.findContours(m, cv2.RETR_EXTERNAL,
+    /// cv2.CHAIN_APPROX_SIMPLE)` gives for these masks (same points, same order).
+    #[test]
+    fn contours_are_traced_as_opencv_traces_them() {
+        let square = mask_from(10, 20, &["###", "###", "###"]);
+        assert_eq!(
+            square.outer_contour(),
+            [(10, 20), (10, 22), (12, 22), (12, 20)]
+        );
+        let l = mask_from(0, 0, &["##..", "##..", "####", "####"]);
+        assert_eq!(
+            l.outer_contour(),
+            [(0, 0), (0, 3), (3, 3), (3, 2), (2, 2), (1, 1), (1, 0)]
+        );
+        let ring = mask_from(0, 0, &["#####", "#####", "##.##", "#####", "#####"]);
+        assert_eq!(
+            ring.outer_contour(),
+            [(0, 0), (0, 4), (4, 4), (4, 0)],
+            "the hole is not traced"
+        );
+        assert_eq!(mask_from(5, 6, &["#"]).outer_contour(), [(5, 6)]);
+        assert_eq!(mask_from(0, 2, &["####"]).outer_contour(), [(0, 2), (3, 2)]);
+        assert_eq!(Mask::empty(0, 0, 3, 3).outer_contour(), []);
+        // A diagonal: 8-connected, traced there and back.
+        let diagonal = mask_from(0, 0, &["#..", ".#.", "..#"]);
+        assert_eq!(diagonal.outer_contour(), [(0, 0), (2, 2)]);
+    }
+
+    #[test]
+    fn the_largest_part_is_traced() {
+        let two = mask_from(0, 0, &["#....", ".....", "..###", "..###"]);
+        assert_eq!(two.largest_part().area(), 6);
+        assert_eq!(two.outer_contour(), [(2, 2), (2, 3), (4, 3), (4, 2)]);
+        // Equal parts: the first in raster order.
+        let equal = mask_from(0, 0, &["#.#"]);
+        assert_eq!(equal.outer_contour(), [(0, 0)]);
+    }
+
+    /// A mask touching the frame's border (its window at 0, 0) is traced along the border.
+    #[test]
+    fn contours_along_the_border() {
+        let corner = mask_from(0, 0, &["##", "#."]);
+        assert_eq!(corner.outer_contour(), [(0, 0), (0, 1), (1, 0)]);
+    }
+
+    #[test]
+    fn resizing_follows_pixel_centres() {
+        let m = mask_from(2, 2, &["#.", ".#"]);
+        assert_eq!(
+            m.resized(4, 4, 4, 4),
+            mask_from(4, 4, &["##..", "##..", "..##", "..##"])
+        );
+        assert_eq!(m.resized(1, 1, 1, 1), mask_from(1, 1, &["#"]));
+        assert_eq!(m.resized(0, 0, 2, 2), mask_from(0, 0, &["#.", ".#"]));
+        assert_eq!(m.resized(0, 0, 0, 3).area(), 0);
     }
 
     #[test]

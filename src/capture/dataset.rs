@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::dir::{IMAGES, own_folder};
 use crate::analysis::BBox;
+use crate::analysis::mask::Mask;
 
 /// The folder of the COCO files.
 pub const ANNOTATIONS: &str = "annotations";
@@ -111,6 +112,31 @@ pub struct Labelled {
     /// Frame pixels.
     pub bbox: BBox,
     pub confidence: f64,
+    /// A segmentation model's mask, frame coordinates.
+    pub mask: Option<Mask>,
+}
+
+/// The YOLO labels of a capture, a line per detection in its order: for one with a mask, a
+/// YOLO-seg polygon line, the outer contour of the mask's largest part
+/// ([`Mask::outer_contour`]); for the others a box line, and for a mask whose contour has no
+/// area (empty, a single pixel, a straight line one pixel wide) the detection's box line.
+pub fn yolo_lines(labelled: &[Labelled], width: u32, height: u32) -> String {
+    labelled
+        .iter()
+        .map(|l| {
+            let contour = l.mask.as_ref().map(Mask::outer_contour).unwrap_or_default();
+            let spans = |axis: fn(&(u32, u32)) -> u32| {
+                let mut values = contour.iter().map(axis);
+                let first = values.next();
+                values.any(|v| Some(v) != first)
+            };
+            if !(spans(|p| p.0) && spans(|p| p.1)) {
+                super::yolo_labels(&[(l.class, l.bbox)], width, height)
+            } else {
+                super::yolo_polygon(l.class, &contour, width, height)
+            }
+        })
+        .collect()
 }
 
 /// One captured image in the COCO file.
@@ -240,7 +266,10 @@ impl CocoRun {
 
     /// The COCO document: categories with ids = class id + 1 (COCO's ids start at 1, as CVAT
     /// requires), images with `width`, `height`, `file_name` (in `images/`), and annotations
-    /// with `bbox` `[x, y, w, h]` in pixels and the detection's `score` (pre-annotations).
+    /// with `bbox` `[x, y, w, h]` in pixels and the detection's `score` (pre-annotations). A
+    /// detection with a mask gets `segmentation`, the mask as COCO RLE over the image
+    /// (`{"size": [height, width], "counts": ...}`, the string the records' `mask` carries),
+    /// and `area`, the mask's pixels; the others get the box's area.
     pub fn to_json(&self) -> Value {
         let categories: Vec<Value> = self
             .names()
@@ -254,7 +283,7 @@ impl CocoRun {
         for image in &images {
             for b in &image.boxes {
                 let (w, h) = (b.bbox.width() as f64, b.bbox.height() as f64);
-                annotations.push(json!({
+                let mut annotation = json!({
                     "id": annotations.len() + 1,
                     "image_id": image.id,
                     "category_id": b.class + 1,
@@ -262,7 +291,15 @@ impl CocoRun {
                     "area": round(w * h),
                     "iscrowd": 0,
                     "score": round(b.confidence),
-                }));
+                });
+                if let Some(mask) = &b.mask {
+                    annotation["segmentation"] = json!({
+                        "size": [image.height, image.width],
+                        "counts": mask.to_coco_rle(image.width, image.height),
+                    });
+                    annotation["area"] = json!(mask.area());
+                }
+                annotations.push(annotation);
             }
         }
         let images: Vec<Value> = images
@@ -367,7 +404,67 @@ mod tests {
             label: format!("c{class}"),
             bbox: BBox { x1, y1, x2, y2 },
             confidence: 0.87654321,
+            mask: None,
         }
+    }
+
+    #[test]
+    fn masks_give_polygon_lines_and_rle_segmentations() {
+        // An L of 5 pixels and a lone pixel at the frame's right edge (the smaller part).
+        let mask = Mask {
+            x: 7,
+            y: 1,
+            width: 3,
+            height: 3,
+            data: vec![1, 0, 1, 1, 0, 0, 1, 1, 1],
+        };
+        let with_mask = Labelled {
+            mask: Some(mask.clone()),
+            ..boxed(1, 7.0, 1.0, 10.0, 4.0)
+        };
+        let text = yolo_lines(&[with_mask.clone(), boxed(0, 0.0, 0.0, 2.0, 2.0)], 10, 5);
+        assert_eq!(
+            text,
+            "1 0.700000 0.200000 0.700000 0.600000 0.900000 0.600000 0.800000 0.600000 0.700000 0.400000\n\
+             0 0.100000 0.200000 0.200000 0.400000\n"
+        );
+        let empty = Labelled {
+            mask: Some(Mask::empty(7, 1, 3, 3)),
+            ..with_mask.clone()
+        };
+        assert_eq!(
+            yolo_lines(&[empty], 10, 5),
+            "1 0.850000 0.500000 0.300000 0.600000\n",
+            "an empty mask: the box"
+        );
+        let line = Labelled {
+            mask: Some(Mask {
+                data: vec![0, 0, 0, 1, 1, 1, 0, 0, 0],
+                ..mask.clone()
+            }),
+            ..with_mask.clone()
+        };
+        assert_eq!(
+            yolo_lines(&[line], 10, 5),
+            "1 0.850000 0.500000 0.300000 0.600000\n",
+            "a line one pixel wide: the box"
+        );
+        let dir = temp_dir("coco-masks");
+        let mut coco = CocoRun::new(&dir, "R-2-1").unwrap();
+        coco.add("s1", "s1.png", 10, 5, 1, "FAIL", &[with_mask]);
+        let a = &coco.to_json()["annotations"][0];
+        assert_eq!(a["area"], json!(6), "the mask's pixels, every part");
+        assert_eq!(
+            a["segmentation"],
+            json!({"size": [5, 10], "counts": mask.to_coco_rle(10, 5)})
+        );
+        let counts =
+            crate::analysis::mask::decode_counts(a["segmentation"]["counts"].as_str().unwrap())
+                .unwrap();
+        assert_eq!(
+            crate::analysis::mask::decode_coco_rle(&counts, 10, 5).map(|m| m.area()),
+            Some(6)
+        );
     }
 
     #[test]

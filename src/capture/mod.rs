@@ -139,6 +139,26 @@ pub fn yolo_labels(boxes: &[(usize, BBox)], width: u32, height: u32) -> String {
         .collect()
 }
 
+/// A YOLO-seg label line (`class x1 y1 x2 y2 ...`, normalised) for a polygon of frame pixel
+/// indices (a pixel's centre being its index, as OpenCV's contours and the YOLO loaders that
+/// fill polygons with `cv2.fillPoly` take them) in a `width` x `height` frame. A polygon of
+/// fewer than 3 points (a single pixel, a line one pixel wide) repeats its last point, so
+/// that loaders, which need 3, read it; an empty one gives no line.
+pub fn yolo_polygon(class: usize, points: &[(u32, u32)], width: u32, height: u32) -> String {
+    let Some(&last) = points.last() else {
+        return String::new();
+    };
+    let (w, h) = (width.max(1) as f64, height.max(1) as f64);
+    let mut line = class.to_string();
+    let padding = 3usize.saturating_sub(points.len());
+    for &(x, y) in points.iter().chain(std::iter::repeat_n(&last, padding)) {
+        let (x, y) = ((x as f64 / w).min(1.0), (y as f64 / h).min(1.0));
+        line.push_str(&format!(" {x:.6} {y:.6}"));
+    }
+    line.push('\n');
+    line
+}
+
 /// Parses YOLO label lines back into boxes in pixels (for checking a capture).
 pub fn parse_yolo_labels(text: &str, width: u32, height: u32) -> Option<Vec<(usize, BBox)>> {
     let (w, h) = (width as f32, height as f32);
@@ -163,6 +183,19 @@ pub fn parse_yolo_labels(text: &str, width: u32, height: u32) -> Option<Vec<(usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polygon_lines_are_normalised_and_padded_to_three_points() {
+        assert_eq!(
+            yolo_polygon(2, &[(0, 0), (0, 4), (9, 4)], 10, 5),
+            "2 0.000000 0.000000 0.000000 0.800000 0.900000 0.800000\n"
+        );
+        assert_eq!(
+            yolo_polygon(0, &[(5, 2)], 10, 5),
+            "0 0.500000 0.400000 0.500000 0.400000 0.500000 0.400000\n"
+        );
+        assert_eq!(yolo_polygon(0, &[], 10, 5), "");
+    }
 
     #[test]
     fn labels_round_trip() {

@@ -19,7 +19,9 @@ use crate::capture::{self, BoundedDir, ImageFormat, Part};
 use crate::draw::heatmap::HeatSource;
 use crate::element::MetaProblems;
 use crate::element::{self, lock};
-use crate::meta::{AnomalyMapMeta, DetectionParams, ModelInfoMeta, Verdict, VerdictMeta, fields};
+use crate::meta::{
+    AnomalyMapMeta, DetectionParams, MaskParams, ModelInfoMeta, Verdict, VerdictMeta, fields,
+};
 use crate::video::{frame_view, pixel_format, yuv_matrix};
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -328,7 +330,7 @@ impl DefectCapture {
 
     /// The detections the policy counted (not those outside the region, masked or too
     /// small), boxes in frame pixels (from the detection's normalised box, clipped to the
-    /// frame); a box with no area is left out.
+    /// frame), with a segmentation model's masks; a box with no area is left out.
     fn boxes_of(&self, buffer: &gst::BufferRef, info: &gst_video::VideoInfo) -> Vec<Labelled> {
         let (w, h) = (info.width() as f64, info.height() as f64);
         buffer
@@ -357,11 +359,17 @@ impl DefectCapture {
                     );
                     return None;
                 }
+                // A segmentation model's mask; a malformed one is reported, and the
+                // detection labelled with its box.
+                let mask = MaskParams::of_roi(&roi)
+                    .and_then(|read| self.problems.check(&*self.obj(), *CAT, read))
+                    .and_then(|m| self.problems.check(&*self.obj(), *CAT, m.decode()));
                 Some(Labelled {
                     class: params.label_id as usize,
                     label: params.label,
                     bbox,
                     confidence: params.confidence,
+                    mask,
                 })
             })
             .collect()
@@ -446,10 +454,10 @@ impl Writer {
         let image = capture::frame_to_image(&view, pixel_format, yuv_matrix(&job.info))?;
         let encoded = capture::encode(&image, self.format)?;
         let (width, height) = (job.info.width(), job.info.height());
-        let labels = self.annotations.yolo().then(|| {
-            let boxes: Vec<(usize, BBox)> = job.boxes.iter().map(|b| (b.class, b.bbox)).collect();
-            capture::yolo_labels(&boxes, width, height)
-        });
+        let labels = self
+            .annotations
+            .yolo()
+            .then(|| dataset::yolo_lines(&job.boxes, width, height));
         let heatmap = match (&job.map, self.annotations) {
             (Some(map), annotations) if annotations != Annotations::None => {
                 let values = map.values();

@@ -11,7 +11,10 @@
  * normalised), `data.yaml` and `classes.txt` (the model's class names, from the `model-info`
  * event `defectdetect` sends), a COCO file per run, `annotations/<run>.json` (boxes in pixels
  * with their `score`), and for anomaly models `heatmaps/<name>_heatmap.png` (the map over the
- * frame, coloured as `defectoverlay` draws it). `annotations` chooses the formats. The COCO
+ * frame, coloured as `defectoverlay` draws it). A segmentation model's detections are
+ * labelled with their masks: a YOLO-seg polygon (`class x1 y1 x2 y2 ...`, the outer contour
+ * of the mask's largest part) and a COCO `segmentation` as RLE (the records' string) with
+ * `area` the mask's pixels. `annotations` chooses the formats. The COCO
  * file is rewritten whole (a temporary file renamed over it) every `coco-every` captures and
  * before EOS goes on, so that it is valid whenever it is read.
  *

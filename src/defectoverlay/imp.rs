@@ -9,13 +9,15 @@ use gst::glib;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use crate::analysis::mask::Mask;
 use crate::draw::YuvEncoding;
 use crate::draw::heatmap::{self, HeatSource};
-use crate::draw::overlay::{self, Annotation, Banner, Style};
+use crate::draw::mask::MaskStyle;
+use crate::draw::overlay::{self, Annotation, Banner, Layers, Style};
 use crate::element::MetaProblems;
 use crate::element::{self, lock};
 use crate::meta::{
-    AnomalyMapMeta, Classification, Decision, DetectionParams, Verdict, VerdictMeta,
+    AnomalyMapMeta, Classification, Decision, DetectionParams, MaskParams, Verdict, VerdictMeta,
 };
 use crate::video::{canvas, yuv_encoding};
 
@@ -35,6 +37,8 @@ struct Settings {
     line_width: u32,
     show_heatmap: bool,
     heatmap_opacity: f64,
+    draw_masks: bool,
+    mask_opacity: f64,
 }
 
 element::settings_properties!(Settings for DefectOverlay {
@@ -46,6 +50,8 @@ element::settings_properties!(Settings for DefectOverlay {
     "line-width" => line_width,
     "show-heatmap" => show_heatmap,
     "heatmap-opacity" => heatmap_opacity,
+    "draw-masks" => draw_masks,
+    "mask-opacity" => mask_opacity,
 });
 
 /// What the negotiated caps fix: the frames' layout and, for YUV, their colour encoding.
@@ -74,6 +80,8 @@ impl ObjectImpl for DefectOverlay {
         uint("line-width", "Line width", 0..=256, 0).mutable_playing(): "Box outline width in pixels; 0 = from the frame height",
         boolean("show-heatmap", "Show heat map", false).mutable_playing(): "Draw an anomaly model's map (DefectAnomalyMapMeta) over the frame as a translucent heat map, blue cold to red hot (the pixel threshold is green)",
         double("heatmap-opacity", "Heat map opacity", 0.0..=1.0, 0.4).mutable_playing(): "Opacity of the heat map: 0 invisible, 1 opaque",
+        boolean("draw-masks", "Draw masks", true).mutable_playing(): "Draw a segmentation model's masks (the defect-mask of each detection), filled in the colour of its box with an outline",
+        double("mask-opacity", "Mask opacity", 0.0..=1.0, 0.4).mutable_playing(): "Opacity of the masks' fill: 0 = outline only, 1 = opaque",
     }
 
     element::settings_accessors!(settings);
@@ -104,8 +112,8 @@ impl BaseTransformImpl for DefectOverlay {
         let Negotiated { info, encoding } = lock(&self.negotiated)
             .clone()
             .ok_or(gst::FlowError::NotNegotiated)?;
-        let annotations = if settings.show_boxes {
-            self.annotations(buffer, settings.show_ignored)
+        let annotations = if settings.show_boxes || settings.draw_masks {
+            self.annotations(buffer, settings.show_ignored, settings.draw_masks)
         } else {
             Vec::new()
         };
@@ -161,15 +169,28 @@ impl BaseTransformImpl for DefectOverlay {
         if let Some(heat) = heat {
             canvas.blend_heat(&heat, settings.heatmap_opacity as f32);
         }
-        overlay::render(&mut canvas, &annotations, banner.as_ref(), style);
+        let layers = Layers {
+            boxes: settings.show_boxes,
+            // An outline of 1 to 2 pixels: the mask's edge, under the box's wider lines.
+            masks: settings.draw_masks.then_some(MaskStyle {
+                opacity: settings.mask_opacity as f32,
+                outline: style.line_width.clamp(1, 2),
+            }),
+        };
+        overlay::render(&mut canvas, &annotations, banner.as_ref(), style, layers);
         Ok(gst::FlowSuccess::Ok)
     }
 }
 
 impl DefectOverlay {
     /// The boxes to draw, from the ROI metas `defectdetect` attached (and other elements'
-    /// ROIs, labelled with their type).
-    fn annotations(&self, buffer: &gst::BufferRef, show_ignored: bool) -> Vec<Annotation> {
+    /// ROIs, labelled with their type), with their masks when `masks`.
+    fn annotations(
+        &self,
+        buffer: &gst::BufferRef,
+        show_ignored: bool,
+        masks: bool,
+    ) -> Vec<Annotation> {
         buffer
             .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
             .filter_map(|roi| {
@@ -183,13 +204,18 @@ impl DefectOverlay {
                 let class = Classification::of_roi(&roi)
                     .and_then(|read| self.problems.check(&*self.obj(), *CAT, read))
                     .filter(|c| c.decision.is_some());
-                (counted || show_ignored).then(|| match class {
+                if !(counted || show_ignored) {
+                    return None;
+                }
+                let mask = masks.then(|| self.mask(&roi)).flatten();
+                Some(match class {
                     Some(c) => Annotation {
                         rect: [x as f32, y as f32, (x + w) as f32, (y + h) as f32],
                         label: c.label,
                         confidence: c.confidence as f32,
                         severity: c.severity,
                         counted: counted && c.decision.is_none_or(Decision::counted),
+                        mask,
                     },
                     None => Annotation {
                         rect: [x as f32, y as f32, (x + w) as f32, (y + h) as f32],
@@ -199,10 +225,31 @@ impl DefectOverlay {
                         confidence: params.as_ref().map_or(0.0, |p| p.confidence) as f32,
                         severity: params.as_ref().and_then(|p| p.severity),
                         counted,
+                        mask,
                     },
                 })
             })
             .collect()
+    }
+
+    /// The ROI's `defect-mask`, at its window; a malformed one is reported and not drawn.
+    /// Where the frame was scaled since `defectdetect` (the ROI's box, which scaling elements
+    /// update, differs from the mask's window by more than a pixel), the mask is resized onto
+    /// the ROI's box.
+    fn mask(&self, roi: &gst_video::VideoRegionOfInterestMeta) -> Option<Mask> {
+        let params = self
+            .problems
+            .check(&*self.obj(), *CAT, MaskParams::of_roi(roi)?)?;
+        let mask = self.problems.check(&*self.obj(), *CAT, params.decode())?;
+        let (x, y, w, h) = roi.rect();
+        let near = |a: u32, b: u32| a.abs_diff(b) <= 1;
+        Some(
+            if near(x, mask.x) && near(y, mask.y) && near(w, mask.width) && near(h, mask.height) {
+                mask
+            } else {
+                mask.resized(x, y, w, h)
+            },
+        )
     }
 
     /// The heat of every pixel, from the `DefectAnomalyMapMeta` an anomaly model's

@@ -17,6 +17,10 @@
  * rectangle the model saw. A region a second-stage classifier (`on-rois`) judged is labelled
  * with its classified name and severity.
  *
+ * A segmentation model's masks (the `defect-mask` of each ROI) are filled in the colour of
+ * their box at `mask-opacity` (default 0.4; 0 = outline only) with a 1-2 pixel outline,
+ * under the boxes; `draw-masks=false` leaves them out.
+ *
  * Works on RGB, BGR, RGBA, BGRA, RGBx, BGRx, ARGB, ABGR, xRGB, xBGR, GRAY8, NV12 and I420,
  * directly after `defectdetect` or after a `tee` and a `queue`.
  *
@@ -28,6 +32,9 @@
  * gst-launch-1.0 filesrc location=line.mp4 ! decodebin ! videoconvert ! \
  *     defectdetect model=models/surface-anomaly.onnx ! \
  *     defectoverlay show-heatmap=true ! videoconvert ! autovideosink
+ * gst-launch-1.0 filesrc location=tile.jpg ! jpegdec ! videoconvert ! video/x-raw,format=RGB ! \
+ *     defectdetect model=magnetic-tile-seg.onnx task=segment ! \
+ *     defectoverlay mask-opacity=0.5 ! videoconvert ! pngenc ! filesink location=masks.png
  * ]|
  *
  * Since: plugins-defect-0.1.0

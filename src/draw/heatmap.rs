@@ -3,7 +3,7 @@
 //! covers (bilinear, on cell centres, as `cv2.resize`), coloured with a jet ramp (blue cold,
 //! red hot) and blended into the frame in place. Pure: no GStreamer.
 
-use super::{Canvas, Rgb};
+use super::{Canvas, Rgb, mix};
 use crate::frame::{Layout, Packed};
 
 /// A map of bytes (0 cold .. 255 hot), `width` x `height` cells in row-major order, covering
@@ -63,11 +63,6 @@ pub fn resize(source: &HeatSource, width: u32, height: u32) -> Vec<Option<u8>> {
         }
     }
     out
-}
-
-/// `old` blended towards `new` with opacity `alpha` in 0..=256.
-fn mix(old: u8, new: u8, alpha: u32) -> u8 {
-    ((old as u32 * (256 - alpha) + new as u32 * alpha + 128) >> 8) as u8
 }
 
 impl Canvas<'_> {

@@ -6,6 +6,7 @@
 //! bitmap font of the `font8x8` crate, embedded in the plugin, scaled by an integer factor.
 
 pub mod heatmap;
+pub mod mask;
 pub mod overlay;
 
 use crate::frame::{Layout, Packed, PixelFormat};
@@ -22,6 +23,12 @@ impl Rgb {
     fn luma(self, kr: f32, kb: f32) -> f32 {
         kr * self.0 as f32 + (1.0 - kr - kb) * self.1 as f32 + kb * self.2 as f32
     }
+}
+
+/// `old` blended towards `new` with opacity `alpha` in 0..=256.
+#[inline(always)]
+fn mix(old: u8, new: u8, alpha: u32) -> u8 {
+    ((old as u32 * (256 - alpha) + new as u32 * alpha + 128) >> 8) as u8
 }
 
 /// Height and width in pixels of a glyph at scale 1.

@@ -1,7 +1,9 @@
-//! What `defectoverlay` draws: boxes coloured by severity with their label and confidence,
-//! and a verdict banner. Pure: it draws on a [`Canvas`].
+//! What `defectoverlay` draws: a segmentation model's masks, boxes coloured by severity with
+//! their label and confidence, and a verdict banner. Pure: it draws on a [`Canvas`].
 
+use super::mask::MaskStyle;
 use super::{Canvas, GLYPH_SIZE, Rgb, text_width};
+use crate::analysis::mask::Mask;
 use crate::policy::{Severity, Verdict};
 
 /// One detection to draw, box in frame pixels.
@@ -13,6 +15,27 @@ pub struct Annotation {
     pub severity: Option<Severity>,
     /// False for detections the policy ignored (outside the region, masked, too small).
     pub counted: bool,
+    /// A segmentation model's mask, frame coordinates.
+    pub mask: Option<Mask>,
+}
+
+impl Annotation {
+    /// The colour of its box and mask: its severity's, grey when ignored.
+    pub fn colour(&self) -> Rgb {
+        if self.counted {
+            severity_colour(self.severity)
+        } else {
+            IGNORED_GREY
+        }
+    }
+}
+
+/// Which parts of the annotations are drawn: boxes (with their labels) and masks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Layers {
+    pub boxes: bool,
+    /// None: masks are not drawn.
+    pub masks: Option<MaskStyle>,
 }
 
 /// The frame's verdict as the banner shows it.
@@ -68,15 +91,25 @@ pub fn verdict_colour(verdict: Verdict) -> Rgb {
     }
 }
 
-/// Draws every annotation, then the banner on top.
+/// Draws every annotation's mask, then the boxes and labels over them, then the banner on top.
 pub fn render(
     canvas: &mut Canvas,
     annotations: &[Annotation],
     banner: Option<&Banner>,
     style: Style,
+    layers: Layers,
 ) {
-    for annotation in annotations {
-        draw_annotation(canvas, annotation, style);
+    if let Some(mask_style) = layers.masks {
+        for a in annotations {
+            if let Some(mask) = &a.mask {
+                canvas.draw_mask(mask, a.colour(), mask_style);
+            }
+        }
+    }
+    if layers.boxes {
+        for annotation in annotations {
+            draw_annotation(canvas, annotation, style);
+        }
     }
     if let Some(banner) = banner {
         draw_banner(canvas, banner, style);
@@ -89,11 +122,7 @@ pub fn strip_height(style: Style) -> i64 {
 }
 
 fn draw_annotation(canvas: &mut Canvas, a: &Annotation, style: Style) {
-    let colour = if a.counted {
-        severity_colour(a.severity)
-    } else {
-        IGNORED_GREY
-    };
+    let colour = a.colour();
     let [x0, y0, x1, y1] = a.rect.map(|v| v.round() as i64);
     let line = if a.counted {
         style.line_width
@@ -201,6 +230,13 @@ mod tests {
             confidence: 0.5,
             severity: Some(Severity::Critical),
             counted: true,
+            mask: Some(Mask {
+                x: 60,
+                y: 60,
+                width: 20,
+                height: 20,
+                data: vec![1; 400],
+            }),
         };
         let banner = Banner {
             verdict: Verdict::Fail,
@@ -209,16 +245,80 @@ mod tests {
             frame: 3,
         };
         let style = Style::for_height(h as u32);
-        render(&mut canvas, &[a], Some(&banner), style);
-        let px = |x: usize, y: usize| {
+        let layers = Layers {
+            boxes: true,
+            masks: Some(MaskStyle {
+                opacity: 0.5,
+                outline: 1,
+            }),
+        };
+        render(
+            &mut canvas,
+            std::slice::from_ref(&a),
+            Some(&banner),
+            style,
+            layers,
+        );
+        let px = |data: &[u8], x: usize, y: usize| {
             [
                 data[(y * w + x) * 3],
                 data[(y * w + x) * 3 + 1],
                 data[(y * w + x) * 3 + 2],
             ]
         };
-        assert_eq!(px(199, 1), [210, 20, 20], "banner");
-        assert_eq!(px(50, 70), [230, 20, 60], "left edge of the box");
-        assert_eq!(px(70, 70), [0, 0, 0], "inside the box");
+        assert_eq!(px(&data, 199, 1), [210, 20, 20], "banner");
+        assert_eq!(px(&data, 50, 70), [230, 20, 60], "left edge of the box");
+        assert_eq!(
+            px(&data, 55, 55),
+            [0, 0, 0],
+            "inside the box, outside the mask"
+        );
+        assert_eq!(px(&data, 60, 70), [230, 20, 60], "the mask's outline");
+        assert_eq!(
+            px(&data, 70, 70),
+            [115, 10, 30],
+            "inside the mask: half the colour"
+        );
+        // Masks alone, or boxes alone.
+        data.fill(0);
+        let mut canvas = Canvas::new(
+            w as u32,
+            h as u32,
+            PixelFormat::RGB,
+            YuvEncoding::default(),
+            [&mut data, &mut [], &mut []],
+            [w * 3, 0, 0],
+        )
+        .unwrap();
+        let masks_only = Layers {
+            boxes: false,
+            ..layers
+        };
+        render(
+            &mut canvas,
+            std::slice::from_ref(&a),
+            None,
+            style,
+            masks_only,
+        );
+        assert_eq!(px(&data, 50, 70), [0, 0, 0], "no box");
+        assert_eq!(px(&data, 70, 70), [115, 10, 30], "the mask");
+        data.fill(0);
+        let mut canvas = Canvas::new(
+            w as u32,
+            h as u32,
+            PixelFormat::RGB,
+            YuvEncoding::default(),
+            [&mut data, &mut [], &mut []],
+            [w * 3, 0, 0],
+        )
+        .unwrap();
+        let boxes_only = Layers {
+            boxes: true,
+            masks: None,
+        };
+        render(&mut canvas, &[a], None, style, boxes_only);
+        assert_eq!(px(&data, 50, 70), [230, 20, 60], "the box");
+        assert_eq!(px(&data, 70, 70), [0, 0, 0], "no mask");
     }
 }

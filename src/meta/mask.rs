@@ -62,6 +62,19 @@ impl MaskParams {
         Some(out)
     }
 
+    /// The mask, in frame coordinates, or an error naming `counts` when it is malformed or
+    /// does not fit the window.
+    pub fn decode(&self) -> Result<Mask, MetaError> {
+        self.to_mask().ok_or_else(|| MetaError {
+            structure: f::MASK.to_owned(),
+            field: f::MASK_COUNTS,
+            problem: format!(
+                "is not a COCO RLE of the {}x{} window",
+                self.width, self.height
+            ),
+        })
+    }
+
     pub fn to_roi_param(&self) -> gst::Structure {
         gst::Structure::builder(f::MASK)
             .field(f::MASK_X, self.x)
@@ -159,6 +172,10 @@ mod tests {
             ..params
         };
         assert_eq!(wrong.to_mask(), None, "counts that do not cover the window");
+        assert_eq!(
+            wrong.decode().unwrap_err().to_string(),
+            "defect-mask: field `counts` is not a COCO RLE of the 3x2 window"
+        );
         let sizes = SizeParams::new(400.0, 40.0, Some(4.0));
         assert_eq!((sizes.area_mm2, sizes.length_mm), (Some(25.0), Some(10.0)));
         assert_eq!(SizeParams::from_roi_param(&sizes.to_roi_param()), Ok(sizes));

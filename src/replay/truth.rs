@@ -768,7 +768,21 @@ fn load_yolo_dir(dir: &Path) -> Result<GroundTruth, TruthError> {
                 line.split_whitespace().map(|f| f.parse::<f64>()).collect();
             match fields.as_deref() {
                 Ok(&[class, cx, cy, w, h]) => boxes.push((at, [class, cx, cy, w, h])),
-                _ => problems.add(at, "expected `class cx cy w h` (normalised)"),
+                // A YOLO-seg polygon (`class x1 y1 x2 y2 ...`, 3 points or more): its bounds.
+                Ok([class, points @ ..]) if points.len() >= 6 && points.len() % 2 == 0 => {
+                    let bounds = |axis: usize| {
+                        let values = points.iter().skip(axis).step_by(2);
+                        let lo = values.clone().copied().fold(f64::INFINITY, f64::min);
+                        (lo, values.copied().fold(f64::NEG_INFINITY, f64::max))
+                    };
+                    let ((x1, x2), (y1, y2)) = (bounds(0), bounds(1));
+                    let (w, h) = (x2 - x1, y2 - y1);
+                    boxes.push((at, [*class, x1 + w / 2.0, y1 + h / 2.0, w, h]));
+                }
+                _ => problems.add(
+                    at,
+                    "expected `class cx cy w h` or a polygon `class x1 y1 x2 y2 x3 y3 ...` (normalised)",
+                ),
             }
         }
         let mut checked = Vec::new();
@@ -1003,7 +1017,12 @@ mod tests {
     fn yolo_folder() {
         let dir = std::env::temp_dir().join(format!("yolo-truth-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("frame_000007.txt"), "1 0.5 0.5 0.2 0.4\n").unwrap();
+        // A box line, and a YOLO-seg polygon line read as its bounds.
+        std::fs::write(
+            dir.join("frame_000007.txt"),
+            "1 0.5 0.5 0.2 0.4\n0 0.1 0.1 0.1 0.3 0.2 0.3 0.3 0.2\n",
+        )
+        .unwrap();
         let names = vec!["a".to_string(), "b".to_string()];
         let t = load_yolo_dir(&dir).unwrap();
         assert!(t.classes_for(&names).is_ok());
@@ -1017,6 +1036,13 @@ mod tests {
             .zip([80.0, 30.0, 120.0, 70.0])
         {
             assert!((got - want).abs() < 1e-3, "{pixels:?}");
+        }
+        let polygon = t.pixels(&t.images[index].boxes[1], 200, 100);
+        for (got, want) in [polygon.x1, polygon.y1, polygon.x2, polygon.y2]
+            .iter()
+            .zip([20.0, 10.0, 60.0, 30.0])
+        {
+            assert!((got - want).abs() < 1e-3, "{polygon:?}");
         }
         std::fs::write(dir.join("frame_000008.txt"), "9 0.5 0.5 0.2 0.4\n").unwrap();
         let e = load_yolo_dir(&dir)

@@ -161,6 +161,9 @@ pub fn frame_buffer(image: &RgbImage, format: VideoFormat, row_padding: usize) -
         VideoFormat::Argb | VideoFormat::Xrgb => {
             planes.push(packed(4, [None, Some(0), Some(1), Some(2)]))
         }
+        VideoFormat::Abgr | VideoFormat::Xbgr => {
+            planes.push(packed(4, [None, Some(2), Some(1), Some(0)]))
+        }
         VideoFormat::Gray8 => {
             let stride = w + row_padding;
             let mut data = vec![0u8; stride * h];
