@@ -16,8 +16,9 @@
 //!
 //! The logic is the engine's ([`crate::inspect`]: preprocessing, inference, the stream state,
 //! the settings' checks); the glue of each feature has a file of its own: [`super::load`]
-//! (model loading and background builds), [`super::rois`] (`on-rois`), [`super::challenger`]
-//! and [`super::drift`].
+//! (model loading and background builds), `on-rois`, [`super::challenger`]
+//! and [`super::drift`], each with the element's side of it in a module of `imp` (`load`,
+//! `rois`, `challenge`, `drift`, and `report` for the metas and messages of a frame).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -30,7 +31,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use super::challenger::Challenger;
-use super::metas::{Report, attach_anomaly_map, attach_roi_metas, part_message};
+use super::metas::part_message;
 use super::settings::{self, Change, Settings};
 use super::worker::{Job, Submit, Worker};
 use crate::element::{self, lock};
@@ -45,25 +46,31 @@ use crate::meta;
 use crate::policy::Seen;
 use crate::video::{pixel_format, with_frame_view, yuv_matrix};
 
+mod challenge;
+mod drift;
+mod load;
+mod report;
+mod rois;
+
 pub(super) static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| element::debug_category("defectdetect", "Defect detection with ONNX models"));
 
 /// What lives between start and stop.
 #[derive(Default)]
-pub(super) struct Running {
+struct Running {
     /// The asynchronous worker (`async-inference`).
-    pub worker: Option<Worker>,
+    worker: Option<Worker>,
     /// The negotiated caps; None before the first.
-    pub info: Option<Arc<gst_video::VideoInfo>>,
+    info: Option<Arc<gst_video::VideoInfo>>,
     /// The stream state, from the first caps on.
-    pub stream: Option<Stream>,
+    stream: Option<Stream>,
     /// Drift against the baseline (None when switched off); see [`super::drift`].
-    pub drift: Option<super::drift::Drift>,
+    drift: Option<super::drift::Drift>,
     /// The model whose `model-info` went downstream last.
-    pub announced_model: Option<String>,
+    announced_model: Option<String>,
     /// The challenger (`challenger-model`), from start on; kept after stop for
     /// `challenger-stats`.
-    pub challenger: Option<Challenger>,
+    challenger: Option<Challenger>,
 }
 
 /// The element's locks, in the order they are taken where two are held: the slot's current
@@ -73,12 +80,12 @@ pub(super) struct Running {
 /// another lock is taken; no lock is held while waiting for the worker or the challenger.
 #[derive(Default)]
 pub struct DefectDetect {
-    pub(super) settings: Mutex<Settings>,
+    settings: Mutex<Settings>,
     /// The model slot and the counters, shared with the asynchronous worker.
-    pub(super) engine: Arc<Engine<Settings>>,
-    pub(super) running: Mutex<Running>,
+    engine: Arc<Engine<Settings>>,
+    running: Mutex<Running>,
     /// Malformed part metas and events seen (the first is a warning).
-    pub(super) problems: element::MetaProblems,
+    problems: element::MetaProblems,
 }
 
 element::subclass!(DefectDetect, "GstDefectDetect", gst_base::BaseTransform);
@@ -421,14 +428,14 @@ impl BaseTransformImpl for DefectDetect {
 type DriftImage = Result<crate::monitor::drift::ImageStats, String>;
 
 /// What a frame on the streaming thread starts from: the caps and its number.
-pub(super) struct FrameStart {
-    pub info: Arc<gst_video::VideoInfo>,
-    pub caps: Caps,
-    pub frame_number: u64,
+struct FrameStart {
+    info: Arc<gst_video::VideoInfo>,
+    caps: Caps,
+    frame_number: u64,
 }
 
 /// A refused combination of settings as the error of `start`.
-pub(super) fn refused(refusal: Refusal) -> gst::ErrorMessage {
+fn refused(refusal: Refusal) -> gst::ErrorMessage {
     match refusal {
         Refusal::Message(text) => gst::error_msg!(gst::LibraryError::Settings, ("{text}")),
         Refusal::Detail(text) => gst::error_msg!(gst::LibraryError::Settings, ["{text}"]),
@@ -440,16 +447,16 @@ impl DefectDetect {
         lock(&self.running).worker.clone()
     }
 
-    pub(super) fn challenger(&self) -> Option<Challenger> {
+    fn challenger(&self) -> Option<Challenger> {
         lock(&self.running).challenger.clone()
     }
 
-    pub(super) fn take_challenger(&self) -> Option<Challenger> {
+    fn take_challenger(&self) -> Option<Challenger> {
         lock(&self.running).challenger.take()
     }
 
     /// The negotiated caps, None before the first.
-    pub(super) fn caps(&self) -> Option<(Arc<gst_video::VideoInfo>, Caps)> {
+    fn caps(&self) -> Option<(Arc<gst_video::VideoInfo>, Caps)> {
         let running = lock(&self.running);
         running
             .info
@@ -459,7 +466,7 @@ impl DefectDetect {
 
     /// At a frame boundary, with the current model locked (and `running`, whose challenger
     /// this is): takes over a pending model. Returns whether the model changed.
-    pub(super) fn adopt(
+    fn adopt(
         &self,
         current: &mut Option<Current<Loaded>>,
         frame: u64,
@@ -489,7 +496,7 @@ impl DefectDetect {
     }
 
     /// An error for a frame that came before caps.
-    pub(super) fn not_negotiated(&self) -> gst::FlowError {
+    fn not_negotiated(&self) -> gst::FlowError {
         gst::element_imp_error!(
             self,
             gst::CoreError::Negotiation,
@@ -500,7 +507,7 @@ impl DefectDetect {
 
     /// Maps the frame once and runs `f` (the engine) on it; the errors of both become the
     /// element's (an interrupted run is a flush, not an error).
-    pub(super) fn on_frame<T>(
+    fn on_frame<T>(
         &self,
         buffer: &gst::BufferRef,
         info: &gst_video::VideoInfo,
@@ -660,68 +667,6 @@ impl DefectDetect {
         Ok(decided)
     }
 
-    /// Attaches the metas, posts the messages and reports the finished parts.
-    fn report(
-        &self,
-        buffer: &mut gst::BufferRef,
-        settings: &Settings,
-        decided: Decided,
-        started: Instant,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let identity = &decided.identity;
-        let info = &identity.model;
-        let total = started.elapsed();
-        self.announce_model(identity);
-        let report = Report {
-            inference_ms: decided.inference.as_secs_f64() * 1e3,
-            total_ms: total.as_secs_f64() * 1e3,
-            frame_number: decided.frame_number,
-            inspected: decided.inspected,
-            carried_from: decided.carried_from,
-            skipped: self.engine.skipped.load(Ordering::Relaxed),
-            part_id: decided.part_id.as_deref(),
-            shadow: settings.shadow_mode,
-            model_id: &identity.model_id,
-            model: info,
-            policy_sha256: identity.policy_sha256.as_deref(),
-            verdict: &decided.verdict,
-            class_name: &|id| info.class_name(id),
-        };
-        attach_roi_metas(
-            buffer,
-            info.task,
-            &decided.verdict,
-            decided.width,
-            decided.height,
-            report.class_name,
-        );
-        report.attach_verdict_meta(buffer);
-        if let (Some(output), Some(thresholds)) = (&decided.anomaly, identity.anomaly_thresholds) {
-            attach_anomaly_map(
-                buffer,
-                output,
-                thresholds.pixel,
-                decided.width,
-                decided.height,
-            );
-        }
-        let running_time = self.running_time(buffer);
-        let messages = [
-            report.detections_message(buffer, running_time),
-            report.verdict_message(buffer, running_time),
-        ];
-        if !settings.async_inference {
-            self.track_latency(total);
-        }
-        for message in messages {
-            self.post(message);
-        }
-        for part in &decided.parts {
-            self.report_part(part_message(part, settings.shadow_mode, &identity.model_id));
-        }
-        Ok(gst::FlowSuccess::Ok)
-    }
-
     /// End of stream: waits for the worker's last results (they count for their parts), ends
     /// the part in progress and reports every part still to report.
     fn finish_stream(&self) {
@@ -796,47 +741,18 @@ impl DefectDetect {
             .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
     }
 
-    pub(super) fn running_time(&self, buffer: &gst::BufferRef) -> Option<gst::ClockTime> {
+    fn running_time(&self, buffer: &gst::BufferRef) -> Option<gst::ClockTime> {
         self.obj()
             .segment()
             .downcast_ref::<gst::ClockTime>()
             .and_then(|segment| segment.to_running_time(buffer.pts()))
     }
 
-    /// The model in use goes downstream as a sticky `model-info` event ahead of its first
-    /// frame (again after a swap), so that elements downstream know its classes
-    /// (`defectcapture` names them in its dataset files).
-    fn announce_model(&self, identity: &crate::inspect::model::Identity) {
-        {
-            let mut running = lock(&self.running);
-            if running.announced_model.as_deref() == Some(identity.model_id.as_str()) {
-                return;
-            }
-            running.announced_model = Some(identity.model_id.clone());
-        }
-        let _ = self
-            .obj()
-            .src_pad()
-            .push_event(gst::event::CustomDownstreamSticky::new(
-                identity.describe().to_structure(),
-            ));
-    }
-
-    pub(super) fn post(&self, structure: gst::Structure) {
+    fn post(&self, structure: gst::Structure) {
         let _ = self.obj().post_message(
             gst::message::Element::builder(structure)
                 .src(&*self.obj())
                 .build(),
         );
-    }
-
-    /// A finished part goes downstream in-band, as a custom event ahead of the next frame (or
-    /// of EOS), and onto the bus.
-    fn report_part(&self, part: gst::Structure) {
-        let _ = self
-            .obj()
-            .src_pad()
-            .push_event(gst::event::CustomDownstream::new(part.clone()));
-        self.post(part);
     }
 }

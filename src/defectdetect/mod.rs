@@ -64,9 +64,7 @@ use crate::element;
 mod challenger;
 mod drift;
 mod imp;
-mod load;
 mod metas;
-mod rois;
 mod settings;
 mod worker;
 

@@ -6,9 +6,9 @@
 
 use gst::subclass::prelude::*;
 
-use super::imp::{CAT, DefectDetect, FrameStart, Running};
-use super::metas::{classification, restage_verdict};
-use super::settings::Settings;
+use super::{CAT, DefectDetect, FrameStart, Running};
+use crate::defectdetect::metas::{classification, restage_verdict};
+use crate::defectdetect::settings::Settings;
 use crate::element::lock;
 use crate::inspect::checks;
 use crate::meta;

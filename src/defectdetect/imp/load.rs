@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use gst::subclass::prelude::*;
 
-use super::imp::{CAT, DefectDetect};
-use super::settings::Settings;
+use super::{CAT, DefectDetect};
+use crate::defectdetect::settings::Settings;
 use crate::element::lock;
 use crate::inspect::model::{self, LoadError, Loaded};
 use crate::inspect::slot::{BuildFn, Outcome, ReportFn};
