@@ -59,7 +59,11 @@ for line in sys.stdin:
         print(m["executable"])
 '
 }
-old_bin=$(bench_binary "$old_dir" "$old_dir/target")
+# The old commit does not change: a benchmark built there before is reused (cargo would build
+# the old library again whenever the repository's refs move, as its version names the commit).
+old_bin=$(find "$old_dir/target/release/deps" -maxdepth 1 -type f -executable -name 'throughput-*' \
+    -printf '%T@ %p\n' 2>/dev/null | sort -rn | head -n 1 | cut -d' ' -f2-)
+[ -n "$old_bin" ] || old_bin=$(bench_binary "$old_dir" "$old_dir/target")
 new_bin=$(bench_binary "$root" "$new_target")
 echo "old ($short): $old_bin"
 echo "new ($(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo '+changes')): $new_bin"
