@@ -19,7 +19,7 @@
 use super::decode::DecodeStats;
 use super::letterbox::LetterboxGeometry;
 use super::mask::Mask;
-use super::task::OutputSpec;
+use super::outputs::OutputSpec;
 use super::{BBox, Detection};
 
 /// What a segmentation model's two outputs hold.

@@ -12,6 +12,8 @@
 
 use std::fmt;
 
+pub use super::outputs::OutputSpec;
+
 /// A model's task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Task {
@@ -45,16 +47,6 @@ impl fmt::Display for Task {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// One model output as the session declares it (dynamic dimensions are negative).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutputSpec {
-    pub name: String,
-    pub shape: Vec<i64>,
-    /// float32 (the only element type the element reads; bool outputs such as Anomalib's
-    /// `pred_label` and `pred_mask` are ignored).
-    pub is_float: bool,
 }
 
 /// Where an anomaly model's outputs are.

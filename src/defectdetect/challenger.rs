@@ -12,17 +12,22 @@
 //! at each frame and at end of stream (it sends them downstream as events); the agreement
 //! table ([`crate::inspect::agreement`]) and the counts are kept here.
 //!
+//! The element's side (set-up at start, offering frames, sending results, the summary at end
+//! of stream) is the `impl DefectDetect` block here; which frames are offered and which
+//! settings combine with a challenger is [`crate::inspect::checks`].
+//!
 //! Locks: `state` (short; never held during an inference or while another lock is taken).
 
 use std::sync::{Arc, Condvar, Mutex};
 
 use gst::glib;
 
+use super::settings::Settings;
 use crate::element::lock;
 use crate::inspect::agreement::{self, Agreement, Found, Judgement};
 use crate::inspect::infer::{InferError, Region, Thresholds};
 use crate::inspect::model::{self, Loaded, Request};
-use crate::inspect::stream::Caps;
+use crate::inspect::stream::{Caps, Decided};
 use crate::meta::{AgreementRow, ChallengerFrame, ChallengerSummary, Reason, Verdict};
 use crate::policy::FrameVerdict;
 use crate::runtime::Interrupter;
@@ -42,6 +47,32 @@ pub(super) struct Job {
     pub crop: Option<Region>,
     pub production: Judgement,
     pub production_model_id: String,
+}
+
+impl Job {
+    /// A frame production decided, with production's judgement of it, judged as production
+    /// judged it (`settings`: thresholds, tiling, crop).
+    pub fn new(
+        buffer: &gst::BufferRef,
+        (info, caps): (Arc<gst_video::VideoInfo>, Caps),
+        settings: &Settings,
+        decided: &Decided,
+    ) -> Self {
+        let model = &decided.identity.model;
+        Self {
+            buffer: buffer.to_owned(),
+            info,
+            caps,
+            frame: decided.frame_number,
+            pts: buffer.pts().map(|t| t.nseconds()),
+            thresholds: settings.thresholds(),
+            tile_size: settings.tile_size,
+            tile_overlap: settings.tile_overlap,
+            crop: settings.crop_region(),
+            production: judgement(&decided.verdict, &|id| model.class_name(id)),
+            production_model_id: decided.identity.model_id.clone(),
+        }
+    }
 }
 
 #[derive(Default)]

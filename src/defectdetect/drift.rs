@@ -9,18 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
-use gst::prelude::*;
-use gst::subclass::prelude::*;
-use gst_base::prelude::*;
-
-use super::imp::{CAT, DefectDetect};
 use super::settings::Settings;
 use crate::frame::FrameView;
 use crate::inspect::model::Identity;
 use crate::meta::{Decision, DriftReport};
 use crate::monitor::drift::{
-    Baseline, Change, DriftMonitor, ImageStats, Observation, describe_moved, image_stats,
-    sample_step,
+    Baseline, Change, DriftMonitor, ImageStats, Observation, image_stats, sample_step,
 };
 use crate::policy::FrameVerdict;
 use crate::video::{pixel_format, with_frame_view, yuv_matrix};
@@ -52,10 +46,10 @@ pub(super) struct Frame<'a> {
 /// What a frame did, to be posted once no lock is held.
 #[derive(Default)]
 pub(super) struct Outcome {
-    report: Option<DriftReport>,
-    change: Option<Change>,
-    warnings: Vec<String>,
-    info: Vec<String>,
+    pub report: Option<DriftReport>,
+    pub change: Option<Change>,
+    pub warnings: Vec<String>,
+    pub info: Vec<String>,
 }
 
 /// The baseline file in force: the property's, else the policy's `[drift] baseline`
@@ -114,7 +108,7 @@ impl Drift {
         }))
     }
 
-    fn is_for(&self, identity: &Identity) -> bool {
+    pub fn is_for(&self, identity: &Identity) -> bool {
         self.model_id == identity.model_id && self.policy_sha256 == identity.policy_sha256
     }
 
@@ -203,102 +197,5 @@ impl Drift {
             }
         }
         outcome
-    }
-}
-
-impl DefectDetect {
-    /// The drift step of a frame, after its verdict (the one call per frame): updates the
-    /// stream's drift (set up again when the model or policy changed) and posts what it says.
-    pub(super) fn drift_frame(
-        &self,
-        drift: &mut Option<Drift>,
-        settings: &Settings,
-        identity: &Identity,
-        frame: Frame,
-        inspected: bool,
-        verdict: &FrameVerdict,
-    ) -> Outcome {
-        if drift.as_ref().is_some_and(|d| !d.is_for(identity)) {
-            gst::info!(
-                CAT,
-                imp = self,
-                "drift starts over for model {}",
-                identity.model_id
-            );
-            *drift = match Drift::new(settings, identity) {
-                Ok(d) => d,
-                Err(reason) => {
-                    return Outcome {
-                        warnings: vec![format!("drift is off: {reason}")],
-                        ..Default::default()
-                    };
-                }
-            };
-        }
-        match drift.as_mut() {
-            Some(d) => d.frame(frame, inspected, verdict),
-            None => Outcome::default(),
-        }
-    }
-
-    /// Posts a frame's drift outcome (no lock held): the event downstream at every window, the
-    /// message and a warning at an episode's start, the message at its end.
-    pub(super) fn drift_post(&self, outcome: Outcome) {
-        for line in &outcome.info {
-            gst::info!(CAT, imp = self, "{line}");
-        }
-        for warning in &outcome.warnings {
-            gst::element_imp_warning!(self, gst::StreamError::Failed, ("{warning}"));
-        }
-        let Some(report) = outcome.report else {
-            return;
-        };
-        gst::debug!(
-            CAT,
-            imp = self,
-            "drift window at frame {}: {}",
-            report.frame,
-            report
-                .features
-                .iter()
-                .map(|f| format!("{} {:.2}", f.name, f.score))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let _ = self.obj().src_pad().push_event(report.to_event());
-        match outcome.change {
-            Some(Change::Onset) => {
-                gst::element_imp_warning!(
-                    self,
-                    gst::StreamError::Failed,
-                    (
-                        "drift episode {} at frame {}: {}",
-                        report.episode,
-                        report.frame,
-                        describe_moved(&report)
-                    )
-                );
-                let _ = self.obj().post_message(
-                    gst::message::Element::builder(report.to_structure())
-                        .src(&*self.obj())
-                        .build(),
-                );
-            }
-            Some(Change::Recovery) => {
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "drift episode {} ended at frame {}",
-                    report.episode,
-                    report.frame
-                );
-                let _ = self.obj().post_message(
-                    gst::message::Element::builder(report.to_structure())
-                        .src(&*self.obj())
-                        .build(),
-                );
-            }
-            None => {}
-        }
     }
 }

@@ -2,7 +2,8 @@
 //! What `defectdetect` attaches to buffers and posts, built as the contract's types
 //! ([`crate::meta`]): the ROI metas of the detections, the `DefectVerdictMeta`, the
 //! `defect-detections` and `defect-verdict` messages, and the `defect-part-verdict` message
-//! and event.
+//! and event; and the element's side: [`DefectDetect::report`] attaches and posts them for
+//! each frame, the model in use is announced downstream, finished parts are sent.
 
 use crate::analysis::task::Task;
 use crate::inspect::infer::AnomalyOutput;

@@ -24,7 +24,7 @@ use super::settings::Settings;
 use crate::element::lock;
 use crate::inspect::Engine;
 use crate::inspect::infer::{InferError, Thresholds};
-use crate::inspect::stream::{Caps, Finished, Output};
+use crate::inspect::stream::{Caps, Finished, Frame, Output, Stream};
 use crate::policy::PartKey;
 use crate::video::with_frame_view;
 
@@ -43,6 +43,30 @@ pub(super) struct Job {
     pub part: Option<PartKey>,
     /// The caps the frame came with (results are carried only to frames of the same caps).
     pub caps_serial: u64,
+}
+
+impl Job {
+    /// Frame `frame` of `stream`, inferred as `settings` say.
+    pub fn new(
+        buffer: &gst::BufferRef,
+        frame: &Frame,
+        info: Arc<gst_video::VideoInfo>,
+        stream: &Stream,
+        settings: &Settings,
+    ) -> Self {
+        Self {
+            buffer: buffer.to_owned(),
+            frame: frame.number,
+            info,
+            caps: stream.caps,
+            thresholds: settings.thresholds(),
+            tile_size: settings.tile_size,
+            tile_overlap: settings.tile_overlap,
+            crop: settings.crop_region(),
+            part: frame.key,
+            caps_serial: stream.caps_serial,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -199,12 +223,5 @@ fn infer_job(
     })
     .map_err(InferError::Failed)??;
     engine.count_batched(result.batched);
-    Ok(Output {
-        detections: result.detections,
-        anomaly: result.anomaly,
-        masks: result.masks,
-        duration: result.duration,
-        stats: result.stats,
-        identity: loaded.identity.clone(),
-    })
+    Ok(Output::of(result, loaded.identity.clone()))
 }

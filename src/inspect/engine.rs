@@ -6,7 +6,8 @@
 //! current model when both are held.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::model::Loaded;
 use super::slot::{Current, Slot, lock};
@@ -26,6 +27,9 @@ pub struct Engine<R> {
     /// The processing latency answered to latency queries, in nanoseconds: the warm run at
     /// load, raised when frames take longer.
     pub latency_ns: AtomicU64,
+    /// Upstream answered the last latency query as live: only then does a raised latency
+    /// need announcing (a non-live pipeline has no latency to keep).
+    pub live: AtomicBool,
 }
 
 impl<R> Default for Engine<R> {
@@ -36,6 +40,7 @@ impl<R> Default for Engine<R> {
             skipped: AtomicU64::new(0),
             batched: AtomicU64::new(0),
             latency_ns: AtomicU64::new(0),
+            live: AtomicBool::new(false),
         }
     }
 }
@@ -97,5 +102,42 @@ impl<R: Send + 'static> Engine<R> {
 
     pub fn count_batched(&self, runs: u64) {
         self.batched.fetch_add(runs, Ordering::Relaxed);
+    }
+
+    /// A frame took `took`: when longer than the latency reported, raises it with room (half
+    /// again), so that the jitter of the next frames does not raise it once more. Returns the
+    /// latency reported before when it was raised in a live stream: the pipeline must then
+    /// recompute its latency.
+    pub fn raise_latency(&self, took: Duration) -> Option<Duration> {
+        let took = took.as_nanos() as u64;
+        let reported = self.latency_ns.load(Ordering::Relaxed);
+        if took <= reported {
+            return None;
+        }
+        self.latency_ns.store(took + took / 2, Ordering::Relaxed);
+        self.live
+            .load(Ordering::Relaxed)
+            .then_some(Duration::from_nanos(reported))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_is_raised_with_room_and_announced_only_when_live() {
+        let engine = Engine::<()>::default();
+        let ms = Duration::from_millis;
+        assert_eq!(engine.raise_latency(ms(10)), None, "not live");
+        assert_eq!(engine.latency_ns.load(Ordering::Relaxed), 15_000_000);
+        engine.live.store(true, Ordering::Relaxed);
+        assert_eq!(
+            engine.raise_latency(ms(12)),
+            None,
+            "within what was reported"
+        );
+        assert_eq!(engine.raise_latency(ms(20)), Some(ms(15)));
+        assert_eq!(engine.latency_ns.load(Ordering::Relaxed), 30_000_000);
     }
 }

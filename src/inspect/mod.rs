@@ -10,11 +10,14 @@
 //! - [`slot`]: the model slot (the model in use, the one waiting to take over, background
 //!   builds);
 //! - [`stream`]: a stream's state (caps, frame count, parts, the carried result, the
-//!   asynchronous worker's results);
+//!   asynchronous worker's results) and how a frame is decided from its result, its carried
+//!   result or none yet;
 //! - [`agreement`]: what two models made of the same frames, compared (a challenger and
 //!   production; `defect-replay --model-b`);
 //! - [`engine`]: what the streaming thread and the asynchronous worker share ([`Engine`]): the
-//!   slot, the interrupter of the model in use and the counters.
+//!   slot, the interrupter of the model in use, the counters and the latency reported;
+//! - [`checks`]: which settings combine (`crop`, `on-rois`, `async-inference`, a challenger),
+//!   whether the model's task fits them, and which frames go to the challenger.
 //!
 //! Frames come in as a [`crate::frame::FrameView`] with their [`crate::frame::PixelFormat`] and
 //! [`crate::frame::YuvMatrix`] ([`infer::FrameInput`]), never as GStreamer caps.
@@ -25,6 +28,7 @@
 //! running-state lock may be taken while the current model is held, never the other way round.
 
 pub mod agreement;
+pub mod checks;
 pub mod engine;
 pub mod infer;
 pub mod model;

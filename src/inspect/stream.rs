@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::infer::{AnomalyOutput, FrameInput, InferError, Region};
+use super::infer::{AnomalyOutput, FrameInput, InferError, Inference, Region};
 use super::model::Identity;
 use crate::analysis::Detection;
 use crate::analysis::decode::{DecodeStats, MAX_CLASS_ID};
@@ -70,6 +70,51 @@ pub struct Output {
     pub stats: DecodeStats,
     /// The model and policy that made it.
     pub identity: Arc<Identity>,
+}
+
+impl Output {
+    /// A model's result of a frame (`identity`: the model and policy that made it).
+    pub fn of(result: Inference, identity: Arc<Identity>) -> Self {
+        Self {
+            detections: result.detections,
+            anomaly: result.anomaly,
+            masks: result.masks,
+            duration: result.duration,
+            stats: result.stats,
+            identity,
+        }
+    }
+}
+
+impl Carry {
+    /// The carried result, as a frame that carries it reports it (no decoder figures: they
+    /// were reported with the frame the model ran on).
+    pub fn output(&self) -> Output {
+        Output {
+            detections: self.detections.clone(),
+            anomaly: self.anomaly.clone(),
+            masks: self.masks.clone(),
+            duration: self.inference,
+            stats: DecodeStats::default(),
+            identity: self.identity.clone(),
+        }
+    }
+}
+
+/// A frame counted by [`Stream::next_frame`]: its number and part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub number: u64,
+    pub key: Option<PartKey>,
+    pub part_id: Option<String>,
+}
+
+/// What a frame decided on the streaming thread asks the adapter to say: an anomaly map with
+/// NaN or infinite scores ([`Warned::non_finite_map`]), then the decoder's new warnings.
+#[derive(Debug, Default)]
+pub struct Notes {
+    pub non_finite: Option<(String, bool)>,
+    pub warnings: Vec<String>,
 }
 
 /// The result of one frame handed to the asynchronous worker.
@@ -239,6 +284,27 @@ impl Stream {
         (frame, part_id.map(|p| self.parts.key_for(p)))
     }
 
+    /// The part of the next frame: the one its buffer names (`from_buffer`), else the one the
+    /// last upstream part event named, else (`frames_per_part` > 0) its block of frames.
+    pub fn part_of(&self, from_buffer: Option<String>, frames_per_part: u32) -> Option<String> {
+        from_buffer
+            .or_else(|| self.upstream_part.clone())
+            .or_else(|| {
+                (frames_per_part > 0)
+                    .then(|| (self.frame_number / frames_per_part as u64).to_string())
+            })
+    }
+
+    /// Counts the next frame of part `part_id` ([`Stream::next_frame`]).
+    pub fn count(&mut self, part_id: Option<String>) -> Frame {
+        let (number, key) = self.next_frame(part_id.as_deref());
+        Frame {
+            number,
+            key,
+            part_id,
+        }
+    }
+
     /// The result carried to frames of part `key` under the current caps.
     pub fn carry_of(&self, key: Option<PartKey>) -> Option<&Carry> {
         self.carry
@@ -288,6 +354,108 @@ impl Stream {
             height,
             anomaly: None,
         }
+    }
+
+    /// The streaming thread's frame: decides it from `output`, the model's result of this
+    /// frame, or (`carried_from`) the result of an earlier one. A result of this frame is
+    /// kept to carry to the next `interval - 1` frames, and its decoder figures and anomaly
+    /// scores are checked for the warnings not given yet. A carried result is not PASS by
+    /// itself: the frame counts as not inspected for its part.
+    pub fn conclude(
+        &mut self,
+        frame: Frame,
+        output: Output,
+        carried_from: Option<u64>,
+        interval: u32,
+    ) -> (Decided, Notes) {
+        let inspected = carried_from.is_none();
+        let mut notes = Notes::default();
+        if inspected {
+            notes.warnings = self.warned.new_warnings(&output.stats);
+            if interval > 1 {
+                self.carry = Some(Carry {
+                    frame: frame.number,
+                    part: frame.key,
+                    caps_serial: self.caps_serial,
+                    detections: output.detections.clone(),
+                    anomaly: output.anomaly.clone(),
+                    masks: output.masks.clone(),
+                    identity: output.identity.clone(),
+                    inference: output.duration,
+                });
+            }
+        }
+        let verdict = output.identity.evaluate(
+            &output.detections,
+            output.anomaly.as_deref(),
+            output.masks.as_ref(),
+            self.size(),
+        );
+        let seen = if inspected {
+            notes.non_finite = self.warned.non_finite_map(frame.number, &verdict);
+            Seen::Judged(verdict.verdict, verdict.counts)
+        } else {
+            Seen::NotInspected
+        };
+        // A frame carrying a result took no inference of its own.
+        let inference = if inspected {
+            output.duration
+        } else {
+            Duration::ZERO
+        };
+        let mut decided = self.decide(
+            output.identity,
+            frame.number,
+            frame.part_id,
+            seen,
+            verdict,
+            inference,
+            carried_from,
+        );
+        decided.anomaly = output.anomaly;
+        (decided, notes)
+    }
+
+    /// The asynchronous frame, handed to the worker (`seen` [`Seen::Pending`]) or not: it
+    /// carries the newest result of its part, else it is UNKNOWN, decided by the model
+    /// `published` gives (None when none is loaded).
+    pub fn decide_pending(
+        &mut self,
+        frame: Frame,
+        seen: Seen,
+        published: impl FnOnce() -> Option<Arc<Identity>>,
+    ) -> Option<Decided> {
+        let size = self.size();
+        let (identity, verdict, inference, carried_from, anomaly) = match self.carry_of(frame.key) {
+            Some(c) => (
+                c.identity.clone(),
+                c.identity
+                    .evaluate(&c.detections, c.anomaly.as_deref(), c.masks.as_ref(), size),
+                c.inference,
+                Some(c.frame),
+                c.anomaly.clone(),
+            ),
+            // No result of this part yet: not PASS, UNKNOWN.
+            None => (
+                published()?,
+                FrameVerdict::unknown(),
+                Duration::ZERO,
+                None,
+                None,
+            ),
+        };
+        let mut decided = self.decide(
+            identity,
+            frame.number,
+            frame.part_id,
+            seen,
+            verdict,
+            inference,
+            carried_from,
+        );
+        decided.inspected = matches!(seen, Seen::Pending);
+        decided.anomaly = anomaly;
+        Some(decided)
     }
 
     /// Takes the worker's results: each counts for its own frame's part, and the newest is
@@ -366,6 +534,153 @@ mod tests {
             format: PixelFormat::RGB,
             yuv: YuvMatrix::bt601(),
         }
+    }
+
+    fn identity() -> Arc<Identity> {
+        use crate::analysis::decode::OutputLayout;
+        use crate::analysis::task::Task;
+        use crate::runtime::ModelInfo;
+        Arc::new(Identity {
+            model: ModelInfo {
+                path: "m.onnx".into(),
+                input_name: "images".into(),
+                channels: 3,
+                width: 64,
+                height: 64,
+                output_shape: vec![1, 6, 84],
+                task: Task::Detect,
+                outputs: Vec::new(),
+                anomaly: None,
+                segment: None,
+                anomaly_thresholds: (None, None),
+                layout: OutputLayout::YoloV8,
+                names: vec!["scratch".into(), "dent".into()],
+                class_count: Some(2),
+                metadata: Default::default(),
+                provider: "CPU",
+                sha256: String::new(),
+                warm_run: Duration::ZERO,
+                int8_risk: None,
+            },
+            policy: crate::policy::parse_policy("", "p.toml").unwrap(),
+            model_id: "m".into(),
+            policy_sha256: None,
+            anomaly_thresholds: None,
+        })
+    }
+
+    fn result(detections: Vec<Detection>, bad_class: usize) -> Output {
+        Output {
+            detections,
+            anomaly: None,
+            masks: None,
+            duration: Duration::from_millis(7),
+            stats: DecodeStats {
+                bad_class,
+                ..Default::default()
+            },
+            identity: identity(),
+        }
+    }
+
+    fn scratch() -> Detection {
+        Detection {
+            class_id: 0,
+            confidence: 0.9,
+            bbox: crate::analysis::BBox {
+                x1: 1.0,
+                y1: 1.0,
+                x2: 20.0,
+                y2: 20.0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_frame_names_its_part_from_the_buffer_the_event_or_its_block() {
+        let mut stream = Stream::new(caps());
+        assert_eq!(stream.part_of(None, 0), None);
+        assert_eq!(stream.part_of(None, 2).as_deref(), Some("0"));
+        stream.frame_number = 5;
+        assert_eq!(stream.part_of(None, 2).as_deref(), Some("2"));
+        stream.upstream_part = Some("event".into());
+        assert_eq!(stream.part_of(None, 2).as_deref(), Some("event"));
+        assert_eq!(
+            stream.part_of(Some("meta".into()), 2).as_deref(),
+            Some("meta")
+        );
+        let frame = stream.count(Some("meta".into()));
+        assert_eq!((frame.number, frame.part_id.as_deref()), (5, Some("meta")));
+        assert!(frame.key.is_some());
+        assert_eq!(stream.frame_number, 6);
+    }
+
+    #[test]
+    fn an_inferred_frame_is_judged_and_carried_a_carrying_one_is_not_inspected() {
+        let mut stream = Stream::new(caps());
+        let frame = stream.count(None);
+        let (decided, notes) = stream.conclude(frame, result(vec![scratch()], 2), None, 3);
+        assert!(decided.inspected);
+        assert_eq!(decided.carried_from, None);
+        assert_eq!(decided.inference, Duration::from_millis(7));
+        assert_eq!(decided.verdict.judged.len(), 1);
+        assert_eq!(notes.warnings.len(), 1, "{:?}", notes.warnings);
+        assert!(notes.non_finite.is_none());
+        let carry = stream
+            .carry
+            .as_ref()
+            .expect("interval 3 carries the result");
+        assert_eq!((carry.frame, carry.detections.len()), (0, 1));
+        // The next frame reuses it: same detections, no inference, not inspected, no
+        // warnings again.
+        let frame = stream.count(None);
+        let carried = stream.carried_for(frame.number, frame.key, 3).unwrap();
+        let (from, output) = (carried.frame, carried.output());
+        let (decided, notes) = stream.conclude(frame, output, Some(from), 3);
+        assert!(!decided.inspected);
+        assert_eq!(decided.carried_from, Some(0));
+        assert_eq!(decided.inference, Duration::ZERO);
+        assert_eq!(decided.verdict.judged.len(), 1);
+        assert!(notes.warnings.is_empty() && notes.non_finite.is_none());
+        // Interval 1 carries nothing.
+        let mut every = Stream::new(caps());
+        let frame = every.count(None);
+        every.conclude(frame, result(Vec::new(), 0), None, 1);
+        assert!(every.carry.is_none());
+    }
+
+    #[test]
+    fn a_pending_frame_without_a_result_of_its_part_is_unknown() {
+        let mut stream = Stream::new(caps());
+        let frame = stream.count(Some("a".into()));
+        assert!(
+            stream
+                .decide_pending(frame.clone(), Seen::Pending, || None)
+                .is_none(),
+            "no model, no verdict"
+        );
+        let decided = stream
+            .decide_pending(frame, Seen::Pending, || Some(identity()))
+            .unwrap();
+        assert_eq!(decided.verdict.verdict, crate::policy::Verdict::Unknown);
+        assert!(decided.inspected && decided.carried_from.is_none());
+        // The worker's result of frame 0 is carried to the part's next frame, not inspected.
+        let key = stream.parts.key_for("a");
+        let applied = stream.apply_finished(vec![Finished {
+            frame: 0,
+            part: Some(key),
+            caps_serial: 0,
+            outcome: Ok(result(vec![scratch()], 0)),
+        }]);
+        assert!(applied.failure.is_none());
+        let frame = stream.count(Some("a".into()));
+        let decided = stream
+            .decide_pending(frame, Seen::NotInspected, || None)
+            .unwrap();
+        assert_eq!(decided.carried_from, Some(0));
+        assert!(!decided.inspected);
+        assert_eq!(decided.inference, Duration::from_millis(7));
+        assert_eq!(decided.verdict.judged.len(), 1);
     }
 
     #[test]

@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The element's side of drift ([`crate::defectdetect::drift`]): one step per frame after its
+//! verdict, and what it says posted.
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+
+use super::{CAT, DefectDetect};
+use crate::defectdetect::drift::{Drift, Frame, Outcome};
+use crate::defectdetect::settings::Settings;
+use crate::inspect::model::Identity;
+use crate::monitor::drift::{Change, describe_moved};
+use crate::policy::FrameVerdict;
+
+impl DefectDetect {
+    /// The drift step of a frame, after its verdict (the one call per frame): updates the
+    /// stream's drift (set up again when the model or policy changed) and posts what it says.
+    pub(super) fn drift_frame(
+        &self,
+        drift: &mut Option<Drift>,
+        settings: &Settings,
+        identity: &Identity,
+        frame: Frame,
+        inspected: bool,
+        verdict: &FrameVerdict,
+    ) -> Outcome {
+        if drift.as_ref().is_some_and(|d| !d.is_for(identity)) {
+            gst::info!(
+                CAT,
+                imp = self,
+                "drift starts over for model {}",
+                identity.model_id
+            );
+            *drift = match Drift::new(settings, identity) {
+                Ok(d) => d,
+                Err(reason) => {
+                    return Outcome {
+                        warnings: vec![format!("drift is off: {reason}")],
+                        ..Default::default()
+                    };
+                }
+            };
+        }
+        match drift.as_mut() {
+            Some(d) => d.frame(frame, inspected, verdict),
+            None => Outcome::default(),
+        }
+    }
+
+    /// Posts a frame's drift outcome (no lock held): the event downstream at every window, the
+    /// message and a warning at an episode's start, the message at its end.
+    pub(super) fn drift_post(&self, outcome: Outcome) {
+        for line in &outcome.info {
+            gst::info!(CAT, imp = self, "{line}");
+        }
+        for warning in &outcome.warnings {
+            gst::element_imp_warning!(self, gst::StreamError::Failed, ("{warning}"));
+        }
+        let Some(report) = outcome.report else {
+            return;
+        };
+        gst::debug!(
+            CAT,
+            imp = self,
+            "drift window at frame {}: {}",
+            report.frame,
+            report
+                .features
+                .iter()
+                .map(|f| format!("{} {:.2}", f.name, f.score))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = self.obj().src_pad().push_event(report.to_event());
+        match outcome.change {
+            Some(Change::Onset) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Failed,
+                    (
+                        "drift episode {} at frame {}: {}",
+                        report.episode,
+                        report.frame,
+                        describe_moved(&report)
+                    )
+                );
+                let _ = self.obj().post_message(
+                    gst::message::Element::builder(report.to_structure())
+                        .src(&*self.obj())
+                        .build(),
+                );
+            }
+            Some(Change::Recovery) => {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "drift episode {} ended at frame {}",
+                    report.episode,
+                    report.frame
+                );
+                let _ = self.obj().post_message(
+                    gst::message::Element::builder(report.to_structure())
+                        .src(&*self.obj())
+                        .build(),
+                );
+            }
+            None => {}
+        }
+    }
+}
