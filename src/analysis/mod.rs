@@ -19,6 +19,7 @@ pub mod letterbox;
 pub mod mask;
 pub mod model_meta;
 pub mod nms;
+pub mod rle;
 pub mod segment;
 pub mod task;
 pub mod tiles;
