@@ -4,7 +4,8 @@
 //! The whole file is read and checked before anything is replayed, and every problem is
 //! reported at once with where it is (the image or annotation id, or the file and line) and
 //! why: duplicate ids, categories defined twice, annotations of unknown images or
-//! categories, boxes with negative or zero sizes or outside their image, crowd annotations.
+//! categories, boxes with negative or zero sizes or outside their image, crowd annotations
+//! without a segmentation, malformed segmentations (polygons, RLE).
 //! What needs the model (its class names) or the frames (which image each frame is) is
 //! checked as soon as it is known: [`GroundTruth::classes_for`], [`GroundTruth::match_files`].
 
@@ -1088,7 +1089,7 @@ mod tests {
             "annotation 12 (image 1): category 7 is not in \"categories\"",
             "annotation 13 (image 1): zero width: the box is empty",
             "annotation 14 (image 1): no [x, y, width, height] bbox of four numbers",
-            "annotation 15 (image 1): crowd annotations (iscrowd 1) are not supported",
+            "annotation 15 (image 1): crowd annotations (iscrowd 1) need a segmentation",
         ] {
             assert!(
                 found.iter().any(|p| p.starts_with(expected)),
