@@ -285,8 +285,8 @@ mod tests {
         let f = score_masks(&truths, &detections, 1, &[0.5]);
         let c = f.ap.classes[0].as_ref().unwrap();
         assert!((c.ap50() - 1.0).abs() < 1e-12);
-        assert!((c.ap[7] - 1.0).abs() < 1e-12, "IoU 0.818 >= 0.8");
-        assert_eq!(c.ap[8], 0.0);
+        assert!((c.ap[6] - 1.0).abs() < 1e-12, "IoU 0.818 >= 0.8");
+        assert_eq!(c.ap[7], 0.0, "IoU 0.818 < 0.85");
         assert_eq!(f.crowd_regions, 1);
         assert_eq!((f.sizes.truths, f.sizes.matched), (1, 1));
         assert_eq!(f.sizes.area_abs_px, Some(10.0));
