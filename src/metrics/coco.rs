@@ -134,6 +134,10 @@ struct ImageEval {
     counted_truths: usize,
 }
 
+/// One image of a class: its truth indices, its detection indices (sorted, cut) and their IoUs
+/// (`[detection][truth]`).
+type Prepared = (Vec<usize>, Vec<usize>, Vec<Vec<f64>>);
+
 /// Evaluates `detections` against `truths`; `iou(d, t)` is the IoU of detection index `d` and
 /// truth index `t` (for a crowd truth, over the detection's area), called only for pairs of
 /// one image and class.
@@ -159,7 +163,7 @@ pub fn evaluate(
             }
         }
         // Per image: detections sorted and cut, and their IoU with each truth (input order).
-        let prepared: Vec<(Vec<usize>, Vec<usize>, Vec<Vec<f64>>)> = images
+        let prepared: Vec<Prepared> = images
             .into_values()
             .map(|(ts, mut ds)| {
                 ds.sort_by(|&a, &b| detections[b].score.total_cmp(&detections[a].score));

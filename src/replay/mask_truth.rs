@@ -91,12 +91,18 @@ fn read_ids(path: &Path) -> Result<(u32, u32, Vec<u16>), String> {
     Ok((width, height, ids))
 }
 
+/// An instance's runs of pixels (column-major [start, end)) and its box (x0, y0, x1, y1).
+type Runs = (Vec<(u64, u64)>, [usize; 4]);
+
+/// An image's size and instances.
+type ImageMasks = (Option<(u32, u32)>, Vec<TruthBox>);
+
 /// The instances of an id image: per non-zero value, its COCO counts (column-major), box
 /// and area.
 fn instances(width: u32, height: u32, ids: &[u16]) -> Vec<(u16, Rle, BBox, u64)> {
     let (w, h) = (width as usize, height as usize);
     // Column-major run starts per id.
-    let mut runs: BTreeMap<u16, (Vec<(u64, u64)>, [usize; 4])> = BTreeMap::new();
+    let mut runs: BTreeMap<u16, Runs> = BTreeMap::new();
     for x in 0..w {
         let mut y = 0;
         while y < h {
@@ -158,7 +164,7 @@ pub fn load(dir: &Path) -> Result<GroundTruth, TruthError> {
     classes.sort();
     let mut categories = Vec::new();
     // Per image stem: its size, and its instances.
-    let mut images: BTreeMap<String, (Option<(u32, u32)>, Vec<TruthBox>)> = BTreeMap::new();
+    let mut images: BTreeMap<String, ImageMasks> = BTreeMap::new();
     for class_dir in &classes {
         let name = file_name_of(class_dir);
         let files = pngs(class_dir);
