@@ -9,7 +9,8 @@
 # models/neu-classifier.md through the element (OUT/neu/classifier-*.json); SYNTHETIC=0 skips
 # the synthetic split and the videos.
 # With MTD_DIR (a copy of the Magnetic Tile Defect dataset) it measures models/magnetic-tile-anomaly.md
-# (MTD_MODEL, made by `MTD_DIR=... training/retrain_mtd.sh`) and writes OUT/mtd/summary.md.
+# (MTD_MODEL, made by `MTD_DIR=... training/retrain_mtd.sh`) and writes OUT/mtd/summary.md, and,
+# where MTD_SEG_MODEL is, models/magnetic-tile-seg.md through the element (OUT/mtd-seg/figures.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:-models/surface-defects.onnx}
@@ -114,6 +115,17 @@ PY
     GST_PLUGIN_PATH="$PWD/$BIN" .venv/bin/python training/neu_element_eval.py --neu "$NEU_DET_DIR" \
       --model "$CLS_MODEL" --split test ${case#*:} --json "$NEU/classifier-${case%%:*}.json" | head -n 1
   done
+fi
+
+# ---- Magnetic Tile Defect segmentation (models/magnetic-tile-seg.md), with MTD_DIR, when the
+# model (MTD_SEG_MODEL, made by `MTD_DIR=... training/retrain_mtd_seg.sh`, never committed) is there
+MTD_SEG_MODEL=${MTD_SEG_MODEL:-models/magnetic-tile-seg.onnx}
+if [[ -n ${MTD_DIR:-} && -f $MTD_SEG_MODEL ]]; then
+  echo "== MTD segmentation: test split through defectdetect task=segment (mask and box AP, sizes)"
+  .venv/bin/python training/mtd_seg_replay.py --mtd "$MTD_DIR" --model "$MTD_SEG_MODEL" \
+    --replay "$BIN/defect-replay" --out "$OUT/mtd-seg" --json "$OUT/mtd-seg/figures.json"
+elif [[ -n ${MTD_DIR:-} ]]; then
+  echo "figures: $MTD_SEG_MODEL is missing (MTD_DIR=$MTD_DIR training/retrain_mtd_seg.sh makes it): segmentation skipped"
 fi
 
 # ---- Magnetic Tile Defect (real tiles), when MTD_DIR names a copy of it (never committed)

@@ -20,6 +20,7 @@ pub mod mask;
 pub mod model_meta;
 pub mod nms;
 pub mod outputs;
+pub mod rle;
 pub mod segment;
 pub mod task;
 pub mod tiles;

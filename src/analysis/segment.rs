@@ -336,7 +336,8 @@ fn tap(dst: usize, input: usize, output: usize) -> Tap {
 pub struct MaskDecoder {
     logits: Vec<f32>,
     columns: Vec<Tap>,
-    row: Vec<f32>,
+    /// Each prototype row under the box resized to the box's frame columns.
+    rows: Vec<f32>,
 }
 
 impl MaskDecoder {
@@ -390,23 +391,31 @@ impl MaskDecoder {
                 }
             }
         }
-        self.row.resize(ww, 0.0);
+        // Horizontally once per prototype row (PyTorch's order: each row's two taps, then the
+        // two rows), then each frame row is a blend of two of them: contiguous and
+        // vectorised, a few operations per frame pixel.
         let w = mask.width as usize;
+        self.rows.clear();
+        self.rows.resize(wh * w, 0.0);
+        for (logits, row) in self
+            .logits
+            .chunks_exact(ww)
+            .zip(self.rows.chunks_exact_mut(w))
+        {
+            for (h, c) in row.iter_mut().zip(&self.columns) {
+                *h = (1.0 - c.w1) * logits[c.i0 - c_lo] + c.w1 * logits[c.i1 - c_lo];
+            }
+        }
         for (y, out) in (y0..y1).zip(mask.data.chunks_exact_mut(w)) {
             let t = tap(y as usize, win.height, fh as usize);
             let (r0, r1) = (t.i0 - top, t.i1 - top);
             let (a, b) = (1.0 - t.w1, t.w1);
-            for ((v, &l0), &l1) in self
-                .row
-                .iter_mut()
-                .zip(&self.logits[r0 * ww..(r0 + 1) * ww])
-                .zip(&self.logits[r1 * ww..(r1 + 1) * ww])
-            {
-                *v = a * l0 + b * l1;
-            }
-            for (o, c) in out.iter_mut().zip(&self.columns) {
-                let v = (1.0 - c.w1) * self.row[c.i0 - c_lo] + c.w1 * self.row[c.i1 - c_lo];
-                *o = u8::from(v > 0.0);
+            let (h0, h1) = (
+                &self.rows[r0 * w..(r0 + 1) * w],
+                &self.rows[r1 * w..(r1 + 1) * w],
+            );
+            for ((o, &u), &v) in out.iter_mut().zip(h0).zip(h1) {
+                *o = u8::from(a * u + b * v > 0.0);
             }
         }
         mask

@@ -40,6 +40,11 @@ use gstdefect::replay::{onnx_meta, output};
 /// inspects: a frame is defective when a truth box has its centre in the policy's region and
 /// in no ignore mask.
 ///
+/// Segmentation models: the detectors' figures, and against a truth with masks (COCO
+/// segmentation polygons or RLE, or PNG instance masks) COCO mask AP@0.5, AP@0.75 and
+/// AP@[.5:.95] per class, as pycocotools' COCOeval "segm" computes them, and the median error
+/// of the element's defect area and length on the instances it found.
+///
 /// Classifiers (an image folder; truth: each image's class): top-1 (and top-k) accuracy,
 /// per-class precision, recall and F1, the confusion matrix. Anomaly models (an image folder;
 /// truth: good or defective per image, masks optional): image AUROC, the F1-optimal image
@@ -65,13 +70,16 @@ struct Cli {
 
     /// Ground truth. Detectors: a COCO JSON file (its image ids, file names and category ids
     /// are kept in the exports) or a folder of YOLO .txt label files (class ids of the
-    /// model). Classifiers and anomaly models: a CSV file of `file,label` lines (a class name
+    /// model). Segmentation models: a COCO JSON file whose annotations carry a `segmentation`
+    /// (polygons or RLE; crowd regions allowed), or a folder of PNG instance masks
+    /// (DIR/<class name>/<image stem>.png, greyscale, each non-zero value one instance).
+    /// Classifiers and anomaly models: a CSV file of `file,label` lines (a class name
     /// of the model; for anomaly models `good` or `defective`) or a COCO JSON file (a
     /// classifier's images carry annotations of one category each; an anomaly model's image is
     /// defective when it has any annotation).
     #[arg(
         long,
-        value_name = "GT.json|GT.csv|LABELS_DIR",
+        value_name = "GT.json|GT.csv|LABELS_DIR|MASKS_DIR",
         required_unless_present = "baseline_out"
     )]
     truth: Option<PathBuf>,
@@ -188,6 +196,7 @@ enum TaskArg {
     Detect,
     Classify,
     Anomaly,
+    Segment,
 }
 
 impl TaskArg {
@@ -196,6 +205,7 @@ impl TaskArg {
             Self::Detect => "detect",
             Self::Classify => "classify",
             Self::Anomaly => "anomaly",
+            Self::Segment => "segment",
         }
     }
 
@@ -204,6 +214,7 @@ impl TaskArg {
             "detect" => Some(Self::Detect),
             "classify" => Some(Self::Classify),
             "anomaly" => Some(Self::Anomaly),
+            "segment" => Some(Self::Segment),
             _ => None,
         }
     }
@@ -402,7 +413,7 @@ enum Truth {
 /// masks) against it: all before any model is loaded.
 fn load_truth(cli: &Cli, task: TaskArg) -> Result<Truth, String> {
     let kind = match task {
-        TaskArg::Detect => {
+        TaskArg::Detect | TaskArg::Segment => {
             let truth = GroundTruth::load(cli.truth()).map_err(|e| e.to_string())?;
             if let Some(dir) = &cli.images {
                 check_images(dir, &truth)?;
@@ -486,7 +497,9 @@ fn check_task_options(cli: &Cli, task: TaskArg) -> Result<(), String> {
             task.as_str()
         ));
     }
-    if task != TaskArg::Detect && (cli.model_b.is_some() || cli.policy_b.is_some()) {
+    if !matches!(task, TaskArg::Detect | TaskArg::Segment)
+        && (cli.model_b.is_some() || cli.policy_b.is_some())
+    {
         problems.push(format!(
             "--model-b / --policy-b: comparisons are for detectors (this model is {}); replay each configuration in turn",
             task.as_str()
@@ -650,7 +663,7 @@ fn run() -> Result<(), String> {
         check_task_options(&cli, task)?;
         truth = load_truth(&cli, task)?;
     }
-    if task != TaskArg::Detect {
+    if !matches!(task, TaskArg::Detect | TaskArg::Segment) {
         run_image_task(&cli, &source, options, &truth, task, first)?;
         return check_baseline(&cli, started);
     }

@@ -3,6 +3,7 @@
 //! pycocotools does (greedy matching by score, 101-point interpolated precision), and a
 //! confusion matrix with a background row and column.
 
+pub mod coco;
 pub mod image;
 
 use crate::analysis::BBox;

@@ -9,6 +9,8 @@
 
 pub mod image_report;
 pub mod labels;
+pub mod mask_report;
+pub mod mask_truth;
 pub mod onnx_meta;
 pub mod output;
 pub mod plots;
@@ -21,9 +23,10 @@ use gst::prelude::*;
 
 use crate::analysis::BBox;
 use crate::analysis::anomaly::AnomalyMap;
+use crate::analysis::mask::Mask;
 use crate::meta::{
-    AnomalyMapMeta, Classification, Decision, DetectionParams, MetaError, ModelInfoMeta, Verdict,
-    VerdictMeta,
+    AnomalyMapMeta, Classification, Decision, DetectionParams, MaskParams, MetaError,
+    ModelInfoMeta, SizeParams, Verdict, VerdictMeta,
 };
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -53,7 +56,8 @@ pub struct ReplayOptions {
     pub conf_threshold: Option<f64>,
     pub threads: u32,
     pub frames_per_part: u32,
-    /// The element's `task` property (`detect`, `classify`, `anomaly`); None: `auto`.
+    /// The element's `task` property (`detect`, `classify`, `anomaly`, `segment`); None:
+    /// `auto`.
     pub task: Option<String>,
     /// The element's `top-k` property (classifiers); None: its default (1).
     pub top_k: Option<u32>,
@@ -71,6 +75,10 @@ pub struct FrameDetection {
     pub bbox: BBox,
     /// The policy's decision (None for ROIs of other elements).
     pub decision: Option<Decision>,
+    /// A segmentation model's mask, frame pixels (`defect-mask`).
+    pub mask: Option<Mask>,
+    /// The element's area and length of the defect (`defect-size`).
+    pub size: Option<SizeParams>,
 }
 
 /// One replayed frame.
@@ -232,7 +240,7 @@ impl Session {
         }
         detect.set_property("threads", options.threads.min(1024));
         if let Some(task) = &options.task {
-            let valid = ["auto", "detect", "classify", "anomaly"];
+            let valid = ["auto", "detect", "classify", "anomaly", "segment"];
             if !valid.contains(&task.as_str()) {
                 return Err(ReplayError::Pipeline(format!(
                     "task {task:?} is not one of {valid:?}"
@@ -554,6 +562,15 @@ fn frame_result(
             continue;
         };
         let p = params?;
+        let mask = match MaskParams::of_roi(&roi).transpose()? {
+            Some(m) => Some(m.to_mask().ok_or_else(|| MetaError {
+                structure: crate::meta::fields::MASK.to_string(),
+                field: crate::meta::fields::MASK_COUNTS,
+                problem: format!("not a COCO RLE of its {}x{} window", m.width, m.height),
+            })?),
+            None => None,
+        };
+        let size = SizeParams::of_roi(&roi).transpose()?;
         detections.push(FrameDetection {
             class_id: p.label_id as usize,
             label: p.label,
@@ -565,6 +582,8 @@ fn frame_result(
                 y2: p.y_max as f32 * height as f32,
             },
             decision: p.decision,
+            mask,
+            size,
         });
     }
     // A frame without a verdict meta was not judged: never a pass.

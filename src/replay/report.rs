@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::Replay;
-use super::truth::{GroundTruth, Problem, TruthError};
+use super::mask_report::{MaskDetection, MaskFigures, MaskTruth, score_masks};
+use super::truth::{GroundTruth, Problem, TruthError, TruthFormat};
+use crate::analysis::rle::Rle;
 use crate::inspect::agreement::{Agreement, Found, Judgement, compare as compare_frames};
 use crate::metrics::{self, Evaluation, Prediction, Truth};
 use crate::policy::{Policy, Verdict};
@@ -66,6 +68,27 @@ pub struct Report {
     /// Frames the truth has no entry for (a COCO file not listing every frame of a video):
     /// not scored.
     pub unscored_frames: u64,
+    /// Per truth box (parallel to `truths`): its pixels, where the truth gives them.
+    pub truth_masks: Vec<Option<Rle>>,
+    /// Crowd regions (not in `truths`: box figures leave them out), for the exports.
+    pub crowds: Vec<CrowdRegion>,
+    /// Per prediction (parallel to `predictions`): its mask, for a segmentation model.
+    pub prediction_masks: Vec<Option<Rle>>,
+    /// Mask AP and size errors: a segmentation model against a truth with masks.
+    pub masks: Option<MaskFigures>,
+    /// Why a segmentation model's masks were not scored.
+    pub masks_not_scored: Option<String>,
+}
+
+/// A crowd region of the truth (COCO `iscrowd` 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrowdRegion {
+    pub frame: u64,
+    pub class_id: usize,
+    pub bbox: crate::analysis::BBox,
+    pub annotation_id: Option<i64>,
+    pub area: f64,
+    pub rle: Rle,
 }
 
 /// A scored frame: its index in the replay and its id and file name in the truth.
@@ -87,6 +110,11 @@ pub struct ScoredImage {
 /// edge of a frame, on a part entering or leaving, is judged on the frames where its part is
 /// inspected). A truth category the model does not have, or a frame whose size is not the
 /// one the truth gives, is an error.
+///
+/// A segmentation model's masks (detections that carry one) are scored against the truth's
+/// masks when it has them ([`super::mask_report`]): then every instance needs one. Crowd
+/// regions (with a mask) count for mask AP as pycocotools counts them, and are left out of
+/// the box figures.
 pub fn score(
     replay: &Replay,
     truth: &GroundTruth,
@@ -101,6 +129,8 @@ pub fn score(
     let mut predictions = Vec::new();
     let mut images = Vec::new();
     let mut unscored_frames = 0;
+    let (mut truth_masks, mut crowds, mut prediction_masks) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut mask_truths, mut mask_detections, mut unmasked) = (Vec::new(), Vec::new(), Vec::new());
     let mut frames = VerdictStats::default();
     let mut parts: BTreeMap<String, (bool, Verdict)> = BTreeMap::new();
     for frame in &replay.frames {
@@ -142,23 +172,61 @@ pub fn score(
             width: frame.width,
             height: frame.height,
         });
-        let boxes: Vec<(usize, crate::analysis::BBox)> = image
-            .map(|image| {
-                image
-                    .boxes
-                    .iter()
-                    .map(|b| {
-                        let bbox = truth.pixels(b, frame.width, frame.height);
-                        truth_annotations.push((
-                            b.annotation_id,
-                            if coco { b.area } else { bbox.area() as f64 },
-                        ));
-                        (classes.class_of_category[b.category], bbox)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        for &(class_id, bbox) in &boxes {
+        let image_id = images.last().map_or(frame.index as i64, |i| i.id);
+        let mut boxes: Vec<(usize, crate::analysis::BBox)> = Vec::new();
+        for b in image
+            .map(|image| image.boxes.as_slice())
+            .unwrap_or_default()
+        {
+            let bbox = truth.pixels(b, frame.width, frame.height);
+            let class_id = classes.class_of_category[b.category];
+            let area = if truth.format != TruthFormat::Yolo {
+                b.area
+            } else {
+                bbox.area() as f64
+            };
+            boxes.push((class_id, bbox));
+            let rle = match b
+                .segmentation
+                .as_ref()
+                .map(|s| s.to_rle(frame.width, frame.height))
+            {
+                Some(Ok(rle)) => Some(rle),
+                Some(Err(reason)) => {
+                    problems.push(Problem {
+                        at: b.at.clone(),
+                        reason,
+                    });
+                    None
+                }
+                None => None,
+            };
+            match &rle {
+                Some(rle) => mask_truths.push(MaskTruth {
+                    image: image_id,
+                    class_id,
+                    crowd: b.crowd,
+                    area,
+                    rle: rle.clone(),
+                }),
+                None if !b.crowd => unmasked.push(b.at.clone()),
+                None => {}
+            }
+            if b.crowd {
+                if let Some(rle) = rle {
+                    crowds.push(CrowdRegion {
+                        frame: frame.index,
+                        class_id,
+                        bbox,
+                        annotation_id: b.annotation_id,
+                        area,
+                        rle,
+                    });
+                }
+                continue;
+            }
+            truth_annotations.push((b.annotation_id, area));
+            truth_masks.push(rle);
             truths.push(Truth {
                 image: frame.index,
                 class_id,
@@ -172,6 +240,21 @@ pub fn score(
                 confidence: d.confidence,
                 bbox: d.bbox,
             });
+            let rle = d
+                .mask
+                .as_ref()
+                .map(|m| Rle::from_mask(m, frame.width, frame.height));
+            if let Some(rle) = &rle {
+                mask_detections.push(MaskDetection {
+                    image: image_id,
+                    class_id: d.class_id,
+                    confidence: d.confidence,
+                    area_px: d.size.map_or(rle.area() as f64, |s| s.area_px),
+                    length_px: d.size.map(|s| s.length_px),
+                    rle: rle.clone(),
+                });
+            }
+            prediction_masks.push(rle);
         }
         let defective = boxes
             .iter()
@@ -184,6 +267,40 @@ pub fn score(
             entry.1 = entry.1.max(frame.verdict);
         }
     }
+    let segmenter = replay.task == "segment" || !mask_detections.is_empty();
+    let (masks, masks_not_scored) = if !segmenter {
+        (None, None)
+    } else if !truth.has_segmentation() {
+        (
+            None,
+            Some("the truth has no masks (COCO segmentation or PNG instance masks): only boxes are scored".to_string()),
+        )
+    } else {
+        for at in unmasked.iter().take(20) {
+            problems.push(Problem {
+                at: at.clone(),
+                reason: "no segmentation, while other instances have one: mask AP needs every instance's mask".into(),
+            });
+        }
+        if unmasked.len() > 20 {
+            problems.push(Problem {
+                at: String::new(),
+                reason: format!(
+                    "{} more instances have no segmentation",
+                    unmasked.len() - 20
+                ),
+            });
+        }
+        (
+            Some(score_masks(
+                &mask_truths,
+                &mask_detections,
+                names.len(),
+                thresholds,
+            )),
+            None,
+        )
+    };
     if !problems.is_empty() {
         return Err(TruthError {
             path: truth.path.clone(),
@@ -221,6 +338,11 @@ pub fn score(
         images,
         category_ids: classes.category_id_of_class,
         unscored_frames,
+        truth_masks,
+        crowds,
+        prediction_masks,
+        masks,
+        masks_not_scored,
     })
 }
 
@@ -253,6 +375,12 @@ impl Report {
             "mAP@0.5 {:.3}   mAP@0.5:0.95 {:.3}\n",
             self.evaluation.map50, self.evaluation.map50_95
         );
+        if let Some(masks) = &self.masks {
+            out += &masks.table(&self.class_names);
+        }
+        if let Some(why) = &self.masks_not_scored {
+            out += &format!("masks not scored: {why}\n");
+        }
         for (what, s) in [("frames", &self.frames), ("parts", &self.parts)] {
             if s.total > 0 {
                 out += &format!(
@@ -308,6 +436,8 @@ impl Report {
             "latency_ms": {"p50": self.latency_ms[0], "p95": self.latency_ms[1], "p99": self.latency_ms[2]},
             "throughput_fps": self.fps,
             "unscored_frames": self.unscored_frames,
+            "masks": self.masks.as_ref().map(|m| m.to_json(&self.class_names)),
+            "masks_not_scored": self.masks_not_scored,
         })
     }
 }
@@ -395,21 +525,46 @@ fn coco_truth(report: &Report) -> serde_json::Value {
         .truths
         .iter()
         .zip(&report.truth_annotations)
-        .map(|(t, (id, area))| {
+        .zip(&report.truth_masks)
+        .map(|((t, (id, area)), rle)| {
             let id = id.unwrap_or_else(|| {
                 next_id += 1;
                 next_id - 1
             });
-            json!({
+            let mut annotation = json!({
                 "id": id,
                 "image_id": image_id.get(&t.image),
                 "category_id": report.category_ids[t.class_id],
                 "bbox": xywh(&t.bbox),
                 "area": area,
                 "iscrowd": 0,
+            });
+            if let Some(rle) = rle {
+                annotation["segmentation"] = coco_rle(rle);
+            }
+            annotation
+        })
+        .collect();
+    let crowds: Vec<serde_json::Value> = report
+        .crowds
+        .iter()
+        .map(|c| {
+            let id = c.annotation_id.unwrap_or_else(|| {
+                next_id += 1;
+                next_id - 1
+            });
+            json!({
+                "id": id,
+                "image_id": image_id.get(&c.frame),
+                "category_id": report.category_ids[c.class_id],
+                "bbox": xywh(&c.bbox),
+                "area": c.area,
+                "iscrowd": 1,
+                "segmentation": coco_rle(&c.rle),
             })
         })
         .collect();
+    let annotations: Vec<serde_json::Value> = annotations.into_iter().chain(crowds).collect();
     json!({
         "info": {"description": format!("ground truth of a defect-replay of {}", report.model_id)},
         "licenses": [],
@@ -431,13 +586,28 @@ fn coco_predictions(report: &Report) -> serde_json::Value {
     json!(report
         .predictions
         .iter()
-        .filter_map(|p| Some(json!({
-            "image_id": image_id.get(&p.image)?,
-            "category_id": report.category_ids.get(p.class_id).copied().unwrap_or(p.class_id as i64),
-            "bbox": xywh(&p.bbox),
-            "score": p.confidence,
-        })))
+        .zip(report.prediction_masks.iter().map(Some).chain(std::iter::repeat(None)))
+        .filter_map(|(p, rle)| {
+            let mut prediction = json!({
+                "image_id": image_id.get(&p.image)?,
+                "category_id": report.category_ids.get(p.class_id).copied().unwrap_or(p.class_id as i64),
+                "bbox": xywh(&p.bbox),
+                "score": p.confidence,
+            });
+            if let Some(Some(rle)) = rle {
+                prediction["segmentation"] = coco_rle(rle);
+            }
+            Some(prediction)
+        })
         .collect::<Vec<_>>())
+}
+
+/// An RLE as COCO writes it: `size` [height, width] and pycocotools' compressed `counts`.
+fn coco_rle(rle: &Rle) -> serde_json::Value {
+    json!({
+        "size": [rle.height, rle.width],
+        "counts": crate::analysis::mask::encode_counts(&rle.counts),
+    })
 }
 
 /// Per-class thresholds at which a sweep reaches `target_recall` with the best precision.
@@ -611,6 +781,8 @@ mod tests {
                 y2: 22.0,
             },
             decision: None,
+            mask: None,
+            size: None,
         });
         let truth = GroundTruth::from_coco(
             Path::new("t.json"),

@@ -4,7 +4,8 @@
 //! The whole file is read and checked before anything is replayed, and every problem is
 //! reported at once with where it is (the image or annotation id, or the file and line) and
 //! why: duplicate ids, categories defined twice, annotations of unknown images or
-//! categories, boxes with negative or zero sizes or outside their image, crowd annotations.
+//! categories, boxes with negative or zero sizes or outside their image, crowd annotations
+//! without a segmentation, malformed segmentations (polygons, RLE).
 //! What needs the model (its class names) or the frames (which image each frame is) is
 //! checked as soon as it is known: [`GroundTruth::classes_for`], [`GroundTruth::match_files`].
 
@@ -15,6 +16,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::analysis::BBox;
+use crate::analysis::mask::decode_counts;
+use crate::analysis::rle::Rle;
 
 /// At most this many problems are listed; the rest are counted.
 const MAX_LISTED: usize = 25;
@@ -107,6 +110,8 @@ pub enum TruthFormat {
     Coco,
     /// A folder of YOLO `.txt` files, one per image or frame, class ids of the model.
     Yolo,
+    /// A folder of PNG instance masks, one subfolder per class ([`super::mask_truth`]).
+    PngMasks,
 }
 
 /// A category: the user's id and name (YOLO: the model's class index and name).
@@ -125,10 +130,40 @@ pub struct TruthBox {
     pub bbox: BBox,
     /// The annotation id (COCO; absent when the file gives none).
     pub annotation_id: Option<i64>,
-    /// COCO `area` (pycocotools uses it for its size ranges), else the box's.
+    /// COCO `area` (pycocotools uses it for its size ranges), else the mask's, else the box's.
     pub area: f64,
+    /// A crowd region (COCO `iscrowd` 1, with a segmentation): mask AP ignores it and the
+    /// detections inside it, as pycocotools does; box figures leave it out.
+    pub crowd: bool,
+    /// The instance's pixels (COCO `segmentation`, or a PNG instance mask).
+    pub segmentation: Option<Segmentation>,
     /// Where it is, for messages.
     pub at: String,
+}
+
+/// The pixels of a truth instance, as the truth gives them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Segmentation {
+    /// COCO polygons (`[[x0, y0, x1, y1, ...], ...]`, pixels), united; rasterised at the
+    /// frame's size as pycocotools does ([`Rle::from_polygons`]).
+    Polygons(Vec<Vec<f64>>),
+    /// A run-length encoding of the whole image (COCO `{"size": [h, w], "counts": ...}`).
+    Rle(Rle),
+}
+
+impl Segmentation {
+    /// The instance's pixels over a `width` x `height` frame; an error when an RLE is of
+    /// another size.
+    pub fn to_rle(&self, width: u32, height: u32) -> Result<Rle, String> {
+        match self {
+            Self::Polygons(polygons) => Ok(Rle::from_polygons(polygons, width, height)),
+            Self::Rle(rle) if (rle.width, rle.height) == (width, height) => Ok(rle.clone()),
+            Self::Rle(rle) => Err(format!(
+                "its segmentation's size is [{}, {}] (height, width) but the frame is {width}x{height}",
+                rle.height, rle.width
+            )),
+        }
+    }
 }
 
 /// One image (or video frame) of the truth.
@@ -174,9 +209,13 @@ pub struct ClassMap {
 }
 
 impl GroundTruth {
-    /// Reads and checks a `.json` COCO file or a folder of YOLO `.txt` files.
+    /// Reads and checks a `.json` COCO file, a folder of YOLO `.txt` files, or a folder of
+    /// PNG instance masks (one subfolder per class).
     pub fn load(path: &Path) -> Result<Self, TruthError> {
         if path.is_dir() {
+            if super::mask_truth::is_mask_folder(path) {
+                return super::mask_truth::load(path);
+            }
             return load_yolo_dir(path);
         }
         let text =
@@ -193,7 +232,14 @@ impl GroundTruth {
     /// image without a label file has no objects). In a COCO file an image it does not list
     /// cannot be scored.
     pub fn missing_is_clean(&self) -> bool {
-        self.format == TruthFormat::Yolo
+        self.format != TruthFormat::Coco
+    }
+
+    /// Whether any instance has a segmentation (mask AP can be scored).
+    pub fn has_segmentation(&self) -> bool {
+        self.images
+            .iter()
+            .any(|i| i.boxes.iter().any(|b| b.segmentation.is_some()))
     }
 
     /// The truth image of frame `index` of a video.
@@ -203,7 +249,7 @@ impl GroundTruth {
 
     /// The truth image of an image file: by file name, else by stem when one image has it.
     pub fn image_of_file(&self, file_name: &str) -> Option<usize> {
-        if self.format == TruthFormat::Yolo {
+        if self.format != TruthFormat::Coco {
             return self.by_stem.get(&stem_of(file_name)).copied();
         }
         self.by_file_name
@@ -339,7 +385,7 @@ impl GroundTruth {
 
     /// A box of the truth in frame pixels.
     pub fn pixels(&self, b: &TruthBox, width: u32, height: u32) -> BBox {
-        if self.format == TruthFormat::Coco {
+        if self.format != TruthFormat::Yolo {
             return b.bbox;
         }
         let (w, h) = (width as f32, height as f32);
@@ -425,6 +471,70 @@ fn size_field(object: &Value, key: &str) -> Result<Option<u32>, String> {
                 Ok(Some(v as u32))
             }
         }
+    }
+}
+
+/// A COCO `segmentation`: polygons, or an RLE with its `size` and `counts` (a list, or
+/// pycocotools' compressed string). None when absent or empty.
+fn segmentation(value: Option<&Value>) -> Result<Option<Segmentation>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(list)) if list.is_empty() => Ok(None),
+        Some(Value::Array(list)) => {
+            let mut polygons = Vec::with_capacity(list.len());
+            for (i, p) in list.iter().enumerate() {
+                let numbers: Option<Vec<f64>> = p
+                    .as_array()
+                    .and_then(|p| p.iter().map(|v| v.as_f64()).collect());
+                let Some(numbers) = numbers.filter(|n| n.iter().all(|v| v.is_finite())) else {
+                    return Err(format!(
+                        "segmentation[{i}] is not a polygon (a list of numbers x0, y0, x1, y1, ...)"
+                    ));
+                };
+                if numbers.len() % 2 != 0 || numbers.len() < 6 {
+                    return Err(format!(
+                        "segmentation[{i}] has {} numbers: a polygon is at least 3 points, x and y each \
+                         (pycocotools reads 4 numbers as a box)",
+                        numbers.len()
+                    ));
+                }
+                polygons.push(numbers);
+            }
+            Ok(Some(Segmentation::Polygons(polygons)))
+        }
+        Some(Value::Object(rle)) => {
+            let size: Option<Vec<u32>> = rle
+                .get("size")
+                .and_then(|s| s.as_array())
+                .filter(|s| s.len() == 2)
+                .and_then(|s| {
+                    s.iter()
+                        .map(|v| v.as_u64().and_then(|v| u32::try_from(v).ok()))
+                        .collect()
+                });
+            let Some([height, width]) = size.as_deref().map(|s| [s[0], s[1]]) else {
+                return Err("segmentation has no \"size\" [height, width]".into());
+            };
+            let counts = match rle.get("counts") {
+                Some(Value::String(text)) => decode_counts(text).ok_or_else(|| {
+                    "segmentation's \"counts\" is not a valid compressed RLE string".to_string()
+                })?,
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .map(|v| v.as_u64())
+                    .collect::<Option<Vec<u64>>>()
+                    .ok_or_else(|| {
+                        "segmentation's \"counts\" are not all non-negative integers".to_string()
+                    })?,
+                _ => return Err("segmentation has no \"counts\" (a list or a string)".into()),
+            };
+            Rle::from_counts(counts, width, height)
+                .map(|r| Some(Segmentation::Rle(r)))
+                .map_err(|e| format!("segmentation: {e}"))
+        }
+        Some(other) => Err(format!(
+            "segmentation is {other}: neither polygons nor an RLE"
+        )),
     }
 }
 
@@ -635,10 +745,18 @@ fn load_coco(path: &Path, text: &str) -> Result<GroundTruth, TruthError> {
                 None
             }
         };
-        if a.get("iscrowd").and_then(|c| c.as_i64()).unwrap_or(0) != 0 {
+        let segmentation = match segmentation(a.get("segmentation")) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.add(at.clone(), e);
+                None
+            }
+        };
+        let crowd = a.get("iscrowd").and_then(|c| c.as_i64()).unwrap_or(0) != 0;
+        if crowd && segmentation.is_none() {
             problems.add(
                 at.clone(),
-                "crowd annotations (iscrowd 1) are not supported: they would be scored as ordinary boxes",
+                "crowd annotations (iscrowd 1) need a segmentation (mask AP ignores the region); as boxes they would be scored as ordinary boxes",
             );
         }
         let bbox: Option<Vec<f64>> = a
@@ -667,10 +785,19 @@ fn load_coco(path: &Path, text: &str) -> Result<GroundTruth, TruthError> {
         if !sized {
             continue;
         }
+        // Without an `area`: the mask's where it can be known here, else the box's.
+        let mask_area = match (&segmentation, images[image].size) {
+            (Some(Segmentation::Rle(rle)), _) => Some(rle.area() as f64),
+            (Some(s @ Segmentation::Polygons(_)), Some((width, height))) => {
+                s.to_rle(width, height).ok().map(|r| r.area() as f64)
+            }
+            _ => None,
+        };
         let area = a
             .get("area")
             .and_then(|v| v.as_f64())
             .filter(|v| v.is_finite() && *v >= 0.0)
+            .or(mask_area)
             .unwrap_or(w * h);
         images[image].boxes.push(TruthBox {
             category,
@@ -682,6 +809,8 @@ fn load_coco(path: &Path, text: &str) -> Result<GroundTruth, TruthError> {
             },
             annotation_id: id,
             area,
+            crowd,
+            segmentation,
             at,
         });
     }
@@ -706,6 +835,28 @@ fn load_coco(path: &Path, text: &str) -> Result<GroundTruth, TruthError> {
 }
 
 impl GroundTruth {
+    /// A truth whose look-ups its reader built.
+    pub(super) fn from_parts(
+        path: &Path,
+        format: TruthFormat,
+        categories: Vec<Category>,
+        images: Vec<TruthImage>,
+        by_frame: HashMap<u64, usize>,
+        by_file_name: HashMap<String, usize>,
+        by_stem: HashMap<String, usize>,
+    ) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            format,
+            categories,
+            images,
+            defective_parts: BTreeMap::new(),
+            by_frame,
+            by_file_name,
+            by_stem,
+        }
+    }
+
     /// Builds the look-ups: frames by `frame_index` (else the images in id order are the
     /// frames in order), files by name and by stem.
     fn index(&mut self, frame_indices: bool) {
@@ -816,6 +967,8 @@ fn load_yolo_dir(dir: &Path) -> Result<GroundTruth, TruthError> {
                 },
                 annotation_id: None,
                 area: 0.0,
+                crowd: false,
+                segmentation: None,
                 at,
             });
         }
@@ -851,7 +1004,7 @@ fn load_yolo_dir(dir: &Path) -> Result<GroundTruth, TruthError> {
 }
 
 /// The number at the end of a name (`frame_000123` → 123).
-fn trailing_number(stem: &str) -> Option<u64> {
+pub(super) fn trailing_number(stem: &str) -> Option<u64> {
     let start = stem
         .char_indices()
         .rev()
@@ -950,7 +1103,7 @@ mod tests {
             "annotation 12 (image 1): category 7 is not in \"categories\"",
             "annotation 13 (image 1): zero width: the box is empty",
             "annotation 14 (image 1): no [x, y, width, height] bbox of four numbers",
-            "annotation 15 (image 1): crowd annotations (iscrowd 1) are not supported",
+            "annotation 15 (image 1): crowd annotations (iscrowd 1) need a segmentation",
         ] {
             assert!(
                 found.iter().any(|p| p.starts_with(expected)),
