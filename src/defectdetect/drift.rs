@@ -17,6 +17,7 @@ use super::imp::{CAT, DefectDetect};
 use super::settings::Settings;
 use crate::frame::FrameView;
 use crate::inspect::model::Identity;
+use crate::meta::prelude::*;
 use crate::meta::{Decision, DriftReport};
 use crate::monitor::drift::{
     Baseline, Change, DriftMonitor, ImageStats, Observation, describe_moved, image_stats,

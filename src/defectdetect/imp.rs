@@ -42,6 +42,7 @@ use crate::inspect::slot::{BuildFn, Current, Outcome, ReportFn};
 use crate::inspect::stream::{Applied, Caps, Carry, Decided, Stream};
 use crate::inspect::{Engine, infer};
 use crate::meta;
+use crate::meta::prelude::*;
 use crate::policy::{FrameVerdict, Seen};
 use crate::runtime::RuntimeError;
 use crate::video::{pixel_format, with_frame_view, yuv_matrix};

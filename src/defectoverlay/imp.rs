@@ -14,6 +14,7 @@ use crate::draw::heatmap::{self, HeatSource};
 use crate::draw::overlay::{self, Annotation, Banner, Style};
 use crate::element::MetaProblems;
 use crate::element::{self, lock};
+use crate::meta::prelude::*;
 use crate::meta::{
     AnomalyMapMeta, Classification, Decision, DetectionParams, Verdict, VerdictMeta,
 };
