@@ -9,6 +9,7 @@ use common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
 use gst_video::prelude::*;
+use gstdefect::meta::prelude::*;
 use gstdefect::meta::{Decision, DetectionParams, ModelRef, Severity, Verdict, VerdictMeta};
 
 const FORMATS: [VideoFormat; 8] = [

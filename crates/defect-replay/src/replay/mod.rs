@@ -21,6 +21,7 @@ use gst::prelude::*;
 
 use crate::analysis::BBox;
 use crate::analysis::anomaly::AnomalyMap;
+use crate::meta::prelude::*;
 use crate::meta::{
     AnomalyMapMeta, Classification, Decision, DetectionParams, MetaError, ModelInfoMeta, Verdict,
     VerdictMeta,
