@@ -10,6 +10,7 @@
 //! application using the installed plugin would skip that call.
 
 use gst::prelude::*;
+use gstdefect::meta::prelude::*;
 use gstdefect::meta::{DetectionParams, PartVerdictMeta, Verdict, VerdictMeta};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

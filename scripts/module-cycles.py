@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT OR Apache-2.0
 """Lists the module-level `use crate::...` / `use super::...` edges (and inline
-`crate::`/`super::` paths) between the plugin's
-modules (one module per file under src/) and reports every import circle.
+`crate::`/`super::` paths) between the modules of each crate of the workspace (one module per
+file under its src/: the plugin's src/, crates/defect-engine/src, crates/defect-replay/src)
+and reports every import circle. Circles between crates cannot exist (cargo refuses them).
 
 Usage: scripts/module-cycles.py [--edges] [src-dir]
 Exit status 1 when a circle exists. Only `use` items outside `#[cfg(test)]` modules count;
@@ -60,9 +61,21 @@ def expand(tree):
     return [p for part in parts if part for p in expand(prefix + "::" + part)]
 
 
+CRATES = ["src", "crates/defect-engine/src", "crates/defect-replay/src"]
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    src = args[0] if args else os.path.join(os.path.dirname(__file__), "..", "src")
+    root = os.path.join(os.path.dirname(__file__), "..")
+    status = 0
+    for src in args or [os.path.join(root, c) for c in CRATES]:
+        if len(args) != 1:
+            print(f"== {os.path.relpath(src, root)}")
+        status |= crate_cycles(src)
+    return status
+
+
+def crate_cycles(src):
     files = {}
     for root, _, names in os.walk(src):
         for name in names:

@@ -4,8 +4,6 @@
 //! `ElementImpl`'s `metadata` and `pad_templates` from them; the properties' tables, settings
 //! and enums ([`property`]).
 
-use std::sync::{Mutex, MutexGuard};
-
 pub mod property;
 pub mod sink;
 
@@ -17,13 +15,7 @@ pub(crate) use property::{
 
 use crate::video::FORMATS;
 
-/// Locks a mutex; a panic elsewhere while it was held must not turn every later call into
-/// another panic, so a poisoned lock is taken as it is.
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+pub use defect_engine::lock;
 
 /// An element's debug category (one per element).
 pub fn debug_category(name: &str, description: &str) -> gst::DebugCategory {

@@ -2,16 +2,14 @@
 //! gst-plugin-defect: GStreamer elements for automated visual inspection with
 //! YOLO-style ONNX detectors.
 //!
-//! Pure logic lives in [`analysis`] (no GStreamer inside); [`runtime`] wraps ONNX Runtime;
-//! each element has its own folder and is a thin adapter over both.
+//! The engine (`defect_engine`: model runtime, inspection, policy, analysis, drawing,
+//! monitoring, no GStreamer inside) is re-exported here, so `gstdefect::inspect` and
+//! `defect_engine::inspect` are one module; each element has its own folder and is a thin
+//! adapter over it. [`meta`] writes and reads the contract's types as GStreamer structures.
 
-pub mod analysis;
-pub mod capture;
-pub mod parts;
-pub mod policy;
-pub mod records;
-pub mod replay;
-pub mod runtime;
+pub use defect_engine::{
+    analysis, capture, draw, files, frame, inspect, monitor, net, parts, policy, records, runtime,
+};
 
 pub mod defectcapture;
 pub mod defectdetect;
@@ -20,16 +18,9 @@ pub mod defectmetricssink;
 pub mod defectmqttsink;
 pub mod defectoverlay;
 pub mod defectpartmux;
-pub mod draw;
 pub mod element;
-pub mod files;
-pub mod frame;
-pub mod inspect;
 pub mod meta;
-pub mod metrics;
-pub mod monitor;
 pub mod mqtt;
-pub mod net;
 pub mod plc;
 pub mod video;
 

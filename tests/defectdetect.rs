@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
+use gstdefect::meta::prelude::*;
 
 fn harness(properties: &str) -> gst_check::Harness {
     init();

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use common::{caps, init, repo_path};
 use gst::prelude::*;
 use gstdefect::meta::DriftReport;
+use gstdefect::meta::prelude::*;
 
 /// The recording is 300 frames: learn from the first loop, change from frame `ONSET` of the
 /// second.

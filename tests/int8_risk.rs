@@ -13,6 +13,7 @@ mod common;
 use common::*;
 use gst::prelude::*;
 use gstdefect::meta::ModelInfoMeta;
+use gstdefect::meta::prelude::*;
 use gstdefect::runtime::cpu::CPU_FLAGS_ENV;
 
 const AVX2_ONLY: &str = "avx avx2 fma sse4_2";

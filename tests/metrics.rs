@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{init, repo_path};
 use gst::prelude::*;
+use gstdefect::meta::prelude::*;
 use gstdefect::meta::{
     DetectionParams, DriftFeature, DriftReport, ModelRef, PartVerdictMeta, Severity, Verdict,
     VerdictMeta,

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use common::*;
 use gst::prelude::*;
+use gstdefect::meta::prelude::*;
 use gstdefect::runtime::{Detector, DetectorOptions, OpenVinoDevice, Precision, Provider};
 
 /// The library, or None when SKIP_OPENVINO=1 says it is not installed.

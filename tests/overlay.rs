@@ -11,6 +11,7 @@ use gst::prelude::*;
 use gst_video::VideoFormat;
 use gst_video::prelude::*;
 use gstdefect::analysis::mask::Mask;
+use gstdefect::meta::prelude::*;
 use gstdefect::meta::{
     Decision, DetectionParams, MaskParams, ModelRef, Severity, Verdict, VerdictMeta,
 };

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use gst::prelude::*;
+use gstdefect::meta::prelude::*;
 use gstdefect::meta::{self, CameraStatus, PartVerdictMeta, Verdict};
 
 // ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use gst::prelude::*;
+use gstdefect::meta::prelude::*;
 use gstdefect::runtime::{Detector, DetectorOptions, OpenVinoDevice, Precision, Provider};
 
 /// The plain library scripts/setup.sh links (the one the plugin finds by default).

@@ -11,6 +11,7 @@ mod common;
 use common::*;
 use gst::prelude::*;
 use gst_video::VideoFormat;
+use gstdefect::meta::prelude::*;
 
 struct Run {
     harness: gst_check::Harness,

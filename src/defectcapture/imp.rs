@@ -19,6 +19,7 @@ use crate::capture::{self, BoundedDir, ImageFormat, Part};
 use crate::draw::heatmap::HeatSource;
 use crate::element::MetaProblems;
 use crate::element::{self, lock};
+use crate::meta::prelude::*;
 use crate::meta::{
     AnomalyMapMeta, DetectionParams, MaskParams, ModelInfoMeta, Verdict, VerdictMeta, fields,
 };

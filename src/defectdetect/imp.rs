@@ -43,6 +43,7 @@ use crate::inspect::slot::Current;
 use crate::inspect::stream::{Applied, Caps, Decided, Output, Stream};
 use crate::inspect::{Engine, infer};
 use crate::meta;
+use crate::meta::prelude::*;
 use crate::policy::Seen;
 use crate::video::{pixel_format, with_frame_view, yuv_matrix};
 

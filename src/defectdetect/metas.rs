@@ -7,6 +7,7 @@
 
 use crate::analysis::task::Task;
 use crate::inspect::infer::AnomalyOutput;
+use crate::meta::prelude::*;
 use crate::meta::{
     AnomalyMapMeta, Classification, DetectionParams, DetectionsMessage, MaskParams, ModelRef,
     PartVerdictMeta, Reason, SizeParams, VerdictMeta,

@@ -9,6 +9,7 @@ use gst::subclass::prelude::*;
 
 use crate::element::MetaProblems;
 use crate::element::{self, lock};
+use crate::meta::prelude::*;
 use crate::meta::{
     ChallengerFrame, Classification, DetectionParams, DriftReport, MaskParams, PartVerdictMeta,
     SizeParams, VerdictMeta,

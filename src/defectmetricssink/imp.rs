@@ -14,6 +14,7 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use crate::element::{self, MetaProblems, lock};
+use crate::meta::prelude::*;
 use crate::meta::{
     ChallengerFrame, Classification, DetectionParams, DriftReport, PartVerdictMeta, Severity,
     VerdictMeta,

@@ -16,6 +16,7 @@ use crate::draw::mask::MaskStyle;
 use crate::draw::overlay::{self, Annotation, Banner, Layers, Style};
 use crate::element::MetaProblems;
 use crate::element::{self, lock};
+use crate::meta::prelude::*;
 use crate::meta::{
     AnomalyMapMeta, Classification, Decision, DetectionParams, MaskParams, Verdict, VerdictMeta,
 };

@@ -22,6 +22,7 @@ use gst::subclass::prelude::*;
 use super::DefectPartMuxPad;
 use crate::element::{self, MetaProblems, lock};
 use crate::meta::PartVerdictMeta;
+use crate::meta::prelude::*;
 use crate::parts::{CameraCounts, CameraId, Join, Notice, Output};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {

@@ -14,72 +14,46 @@
 //! (`level` `verdict`) named by `label`: `found-by-both`, `only-production`,
 //! `only-challenger`.
 
-use super::detection::Reason;
 use super::fields as f;
 use super::structure::{MetaError, Reader};
-use super::values::Verdict;
+use super::{AgreementRow, ChallengerFrame, ChallengerSummary, Reason, ReasonExt, Verdict};
 
-/// One line of an agreement table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgreementRow {
-    /// `class` or `verdict`.
-    pub level: String,
-    /// The class or verdict.
-    pub label: String,
-    pub both: u64,
-    pub only_production: u64,
-    pub only_challenger: u64,
+fn row_to_structure(row: &AgreementRow) -> gst::Structure {
+    gst::Structure::builder(f::AGREEMENT)
+        .field(f::AGREEMENT_LEVEL, &row.level)
+        .field(f::LABEL, &row.label)
+        .field(f::FOUND_BY_BOTH, row.both)
+        .field(f::ONLY_PRODUCTION, row.only_production)
+        .field(f::ONLY_CHALLENGER, row.only_challenger)
+        .build()
 }
 
-impl AgreementRow {
-    fn to_structure(&self) -> gst::Structure {
-        gst::Structure::builder(f::AGREEMENT)
-            .field(f::AGREEMENT_LEVEL, &self.level)
-            .field(f::LABEL, &self.label)
-            .field(f::FOUND_BY_BOTH, self.both)
-            .field(f::ONLY_PRODUCTION, self.only_production)
-            .field(f::ONLY_CHALLENGER, self.only_challenger)
-            .build()
-    }
-
-    fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
-        let r = Reader::new(s);
-        Ok(Self {
-            level: r.required(f::AGREEMENT_LEVEL)?,
-            label: r.required(f::LABEL)?,
-            both: r.required(f::FOUND_BY_BOTH)?,
-            only_production: r.required(f::ONLY_PRODUCTION)?,
-            only_challenger: r.required(f::ONLY_CHALLENGER)?,
-        })
-    }
+fn row_from_structure(s: &gst::StructureRef) -> Result<AgreementRow, MetaError> {
+    let r = Reader::new(s);
+    Ok(AgreementRow {
+        level: r.required(f::AGREEMENT_LEVEL)?,
+        label: r.required(f::LABEL)?,
+        both: r.required(f::FOUND_BY_BOTH)?,
+        only_production: r.required(f::ONLY_PRODUCTION)?,
+        only_challenger: r.required(f::ONLY_CHALLENGER)?,
+    })
 }
 
 fn rows(rows: &[AgreementRow]) -> gst::Array {
-    gst::Array::new(rows.iter().map(AgreementRow::to_structure))
+    gst::Array::new(rows.iter().map(row_to_structure))
 }
 
-/// The challenger's result for one frame.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChallengerFrame {
-    /// The frame (`VerdictMeta::frame`) and its PTS in nanoseconds.
-    pub frame: u64,
-    pub pts: Option<u64>,
-    /// The challenger's model.
-    pub model_id: String,
-    pub production_model_id: String,
-    /// The challenger had no time for this frame: no detections, verdict UNKNOWN, no
-    /// agreement.
-    pub skipped: bool,
-    pub verdict: Verdict,
-    pub production_verdict: Verdict,
-    /// Every detection the challenger's policy judged (boxes in frame pixels).
-    pub detections: Vec<Reason>,
-    /// This frame's agreement (the classes either model found, and the verdicts).
-    pub agreement: Vec<AgreementRow>,
+/// A [`ChallengerFrame`] as the `defect-challenger-frame` event's structure.
+pub trait ChallengerFrameExt: Sized {
+    fn to_structure(&self) -> gst::Structure;
+    /// The frame's result in an event's structure; None when it is another structure.
+    fn from_structure(s: &gst::StructureRef) -> Option<Result<Self, MetaError>>;
+    /// The custom downstream serialized event.
+    fn to_event(&self) -> gst::Event;
 }
 
-impl ChallengerFrame {
-    pub fn to_structure(&self) -> gst::Structure {
+impl ChallengerFrameExt for ChallengerFrame {
+    fn to_structure(&self) -> gst::Structure {
         let detections =
             gst::Array::new(self.detections.iter().map(|d| d.to_structure(f::DETECTION)));
         gst::Structure::builder(f::CHALLENGER_FRAME)
@@ -95,8 +69,7 @@ impl ChallengerFrame {
             .build()
     }
 
-    /// The frame's result in an event's structure; None when it is another structure.
-    pub fn from_structure(s: &gst::StructureRef) -> Option<Result<Self, MetaError>> {
+    fn from_structure(s: &gst::StructureRef) -> Option<Result<Self, MetaError>> {
         (s.name() == f::CHALLENGER_FRAME).then(|| {
             let r = Reader::new(s);
             Ok(Self {
@@ -108,30 +81,26 @@ impl ChallengerFrame {
                 verdict: r.named(f::VERDICT, Verdict::parse)?,
                 production_verdict: r.named(f::PRODUCTION_VERDICT, Verdict::parse)?,
                 detections: r.structures(f::DETECTIONS, Reason::from_structure)?,
-                agreement: r.structures(f::AGREEMENT, AgreementRow::from_structure)?,
+                agreement: r.structures(f::AGREEMENT, row_from_structure)?,
             })
         })
     }
 
-    /// The custom downstream serialized event.
-    pub fn to_event(&self) -> gst::Event {
+    fn to_event(&self) -> gst::Event {
         gst::event::CustomDownstream::new(self.to_structure())
     }
 }
 
-/// The challenger's figures so far: at end of stream, and at any time from `challenger-stats`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ChallengerSummary {
-    pub model_id: String,
-    pub production_model_id: String,
-    pub judged_frames: u64,
-    pub skipped_frames: u64,
-    /// Per class, then per verdict.
-    pub agreement: Vec<AgreementRow>,
+/// A [`ChallengerSummary`] as the `defect-challenger` message's structure and the
+/// `challenger-stats` property.
+pub trait ChallengerSummaryExt: Sized {
+    fn to_structure(&self) -> gst::Structure;
+    /// The summary in a structure; None when it is another structure.
+    fn from_structure(s: &gst::StructureRef) -> Option<Result<Self, MetaError>>;
 }
 
-impl ChallengerSummary {
-    pub fn to_structure(&self) -> gst::Structure {
+impl ChallengerSummaryExt for ChallengerSummary {
+    fn to_structure(&self) -> gst::Structure {
         gst::Structure::builder(f::CHALLENGER_SUMMARY)
             .field(f::MODEL_ID, &self.model_id)
             .field(f::PRODUCTION_MODEL_ID, &self.production_model_id)
@@ -141,7 +110,7 @@ impl ChallengerSummary {
             .build()
     }
 
-    pub fn from_structure(s: &gst::StructureRef) -> Option<Result<Self, MetaError>> {
+    fn from_structure(s: &gst::StructureRef) -> Option<Result<Self, MetaError>> {
         (s.name() == f::CHALLENGER_SUMMARY).then(|| {
             let r = Reader::new(s);
             Ok(Self {
@@ -149,7 +118,7 @@ impl ChallengerSummary {
                 production_model_id: r.required(f::PRODUCTION_MODEL_ID)?,
                 judged_frames: r.required(f::JUDGED_FRAMES)?,
                 skipped_frames: r.required(f::SKIPPED_FRAMES)?,
-                agreement: r.structures(f::AGREEMENT, AgreementRow::from_structure)?,
+                agreement: r.structures(f::AGREEMENT, row_from_structure)?,
             })
         })
     }

@@ -5,7 +5,7 @@
 
 use super::fields as f;
 use super::structure::{MetaError, Reader};
-use super::values::{Decision, Severity};
+use super::{Decision, Reason, Severity};
 
 /// One detection. The box is normalised to [0, 1] in the ROI meta's parameters, in pixels in
 /// [`Reason`]s.
@@ -88,28 +88,17 @@ fn roi_label_id(r: &Reader) -> Result<u32, MetaError> {
         .map_err(|_| r.error(f::ROI_LABEL_ID, format!("is negative ({label_id})")))
 }
 
-/// A detection in the verdict's `reasons` and the `defect-detections` message: box in pixels,
-/// judged by the policy.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reason {
-    pub label_id: u32,
-    pub label: String,
-    pub confidence: f64,
-    pub x_min: f64,
-    pub y_min: f64,
-    pub x_max: f64,
-    pub y_max: f64,
-    pub severity: Severity,
-    pub decision: Decision,
-    /// An anomaly region's peak and mean score.
-    pub peak_score: Option<f64>,
-    pub mean_score: Option<f64>,
-}
-
-impl Reason {
+/// A [`Reason`] as a structure of the verdict's `reasons`, the `defect-detections` message's
+/// and the challenger's `detections`.
+pub trait ReasonExt: Sized {
     /// As a structure named `name` ([`fields::REASON`](super::fields::REASON) or
     /// [`fields::DETECTION`](super::fields::DETECTION)).
-    pub fn to_structure(&self, name: &str) -> gst::Structure {
+    fn to_structure(&self, name: &str) -> gst::Structure;
+    fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError>;
+}
+
+impl ReasonExt for Reason {
+    fn to_structure(&self, name: &str) -> gst::Structure {
         gst::Structure::builder(name)
             .field(f::LABEL_ID, self.label_id)
             .field(f::LABEL, &self.label)
@@ -125,7 +114,7 @@ impl Reason {
             .build()
     }
 
-    pub fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
+    fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
         let r = Reader::new(s);
         Ok(Self {
             label_id: r.required(f::LABEL_ID)?,

@@ -7,67 +7,45 @@
 
 use super::fields as f;
 use super::structure::{MetaError, Reader};
+use super::{DriftFeature, DriftReport};
 
-/// One feature compared with its baseline (an image statistic such as `brightness`, a
-/// detection rate, a confidence or anomaly-score distribution).
-#[derive(Debug, Clone, PartialEq)]
-pub struct DriftFeature {
-    /// The feature, e.g. `brightness`, `contrast`, `focus`, `colour-balance`,
-    /// `detections:scratch`, `confidence:scratch`, `verdict:FAIL`, `anomaly-score`.
-    pub name: String,
-    /// How far the window moved from the baseline (population stability index).
-    pub score: f64,
-    /// The score at which the feature counts as moved.
-    pub threshold: f64,
-    /// `score >= threshold` in this window.
-    pub moved: bool,
-    /// The feature's mean (or rate) in the baseline and in the window.
-    pub baseline: f64,
-    pub current: f64,
+fn feature_to_structure(feature: &DriftFeature) -> gst::Structure {
+    gst::Structure::builder(f::DRIFT_FEATURE)
+        .field(f::FEATURE_NAME, &feature.name)
+        .field(f::SCORE, feature.score)
+        .field(f::THRESHOLD, feature.threshold)
+        .field(f::MOVED, feature.moved)
+        .field(f::BASELINE, feature.baseline)
+        .field(f::CURRENT, feature.current)
+        .build()
 }
 
-/// The state of drift after a window of frames.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DriftReport {
-    /// An episode is on (it started at or before this window and has not ended).
-    pub active: bool,
-    /// The episode's number in this stream (1, 2 ...); 0 before the first episode.
-    pub episode: u64,
-    /// The frame (`VerdictMeta::frame`) that closed the window.
-    pub frame: u64,
-    /// Frames in the window.
-    pub window_frames: u64,
-    pub features: Vec<DriftFeature>,
+fn feature_from_structure(s: &gst::StructureRef) -> Result<DriftFeature, MetaError> {
+    let r = Reader::new(s);
+    Ok(DriftFeature {
+        name: r.required(f::FEATURE_NAME)?,
+        score: r.required(f::SCORE)?,
+        threshold: r.required(f::THRESHOLD)?,
+        moved: r.required(f::MOVED)?,
+        baseline: r.required(f::BASELINE)?,
+        current: r.required(f::CURRENT)?,
+    })
 }
 
-impl DriftFeature {
+/// A [`DriftReport`] as the `defect-drift` message's structure and event.
+pub trait DriftReportExt: Sized {
+    fn to_structure(&self) -> gst::Structure;
+    /// The report in a message's or event's structure; None when it is another structure.
+    fn from_structure(s: &gst::StructureRef) -> Option<Result<Self, MetaError>>;
+    /// The `defect-drift` custom downstream serialized event.
+    fn to_event(&self) -> gst::Event;
+    /// The report an event carries; None for any other event.
+    fn from_event(event: &gst::EventRef) -> Option<Result<Self, MetaError>>;
+}
+
+impl DriftReportExt for DriftReport {
     fn to_structure(&self) -> gst::Structure {
-        gst::Structure::builder(f::DRIFT_FEATURE)
-            .field(f::FEATURE_NAME, &self.name)
-            .field(f::SCORE, self.score)
-            .field(f::THRESHOLD, self.threshold)
-            .field(f::MOVED, self.moved)
-            .field(f::BASELINE, self.baseline)
-            .field(f::CURRENT, self.current)
-            .build()
-    }
-
-    fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
-        let r = Reader::new(s);
-        Ok(Self {
-            name: r.required(f::FEATURE_NAME)?,
-            score: r.required(f::SCORE)?,
-            threshold: r.required(f::THRESHOLD)?,
-            moved: r.required(f::MOVED)?,
-            baseline: r.required(f::BASELINE)?,
-            current: r.required(f::CURRENT)?,
-        })
-    }
-}
-
-impl DriftReport {
-    pub fn to_structure(&self) -> gst::Structure {
-        let features = gst::Array::new(self.features.iter().map(|x| x.to_structure()));
+        let features = gst::Array::new(self.features.iter().map(feature_to_structure));
         gst::Structure::builder(f::DRIFT)
             .field(f::ACTIVE, self.active)
             .field(f::EPISODE, self.episode)
@@ -77,8 +55,7 @@ impl DriftReport {
             .build()
     }
 
-    /// The report in a message's or event's structure; None when it is another structure.
-    pub fn from_structure(s: &gst::StructureRef) -> Option<Result<Self, MetaError>> {
+    fn from_structure(s: &gst::StructureRef) -> Option<Result<Self, MetaError>> {
         (s.name() == f::DRIFT).then(|| {
             let r = Reader::new(s);
             Ok(Self {
@@ -86,29 +63,22 @@ impl DriftReport {
                 episode: r.required(f::EPISODE)?,
                 frame: r.required(f::FRAME)?,
                 window_frames: r.required(f::WINDOW_FRAMES)?,
-                features: r.structures(f::FEATURES, DriftFeature::from_structure)?,
+                features: r.structures(f::FEATURES, feature_from_structure)?,
             })
         })
     }
 
-    /// The `defect-drift` custom downstream serialized event.
-    pub fn to_event(&self) -> gst::Event {
+    fn to_event(&self) -> gst::Event {
         gst::event::CustomDownstream::new(self.to_structure())
     }
 
-    /// The report an event carries; None for any other event.
-    pub fn from_event(event: &gst::EventRef) -> Option<Result<Self, MetaError>> {
+    fn from_event(event: &gst::EventRef) -> Option<Result<Self, MetaError>> {
         match event.view() {
             gst::EventView::CustomDownstream(custom) => {
                 custom.structure().and_then(Self::from_structure)
             }
             _ => None,
         }
-    }
-
-    /// The features that moved in this window.
-    pub fn moved(&self) -> impl Iterator<Item = &DriftFeature> {
-        self.features.iter().filter(|x| x.moved)
     }
 }
 

@@ -42,31 +42,51 @@
 //! a structure with a missing or mistyped field, or a value the contract does not know, is a
 //! [`MetaError`] naming the structure and the field.
 
+//!
+//! The types the engine works with too (the verdicts, parts, drift, challenger and model
+//! records, [`Verdict`], [`Severity`], [`Decision`] and the names in [`fields`]) are defined
+//! without GStreamer in `defect_engine::meta` and re-exported here; this module writes and
+//! reads them as structures through its extension traits ([`VerdictMetaExt`] and the others,
+//! all in [`prelude`]).
+
 use gst::glib;
 
 mod anomaly_map;
 mod challenger;
 mod detection;
 mod drift;
-pub mod fields;
 mod mask;
 mod model_info;
 mod reject;
 mod structure;
-mod values;
 mod verdict;
 
+pub use defect_engine::meta::fields;
+pub use defect_engine::meta::{
+    AgreementRow, CameraStatus, CameraVerdict, ChallengerFrame, ChallengerSummary, Decision,
+    DriftFeature, DriftReport, ModelInfoMeta, ModelRef, PartVerdictMeta, Reason, Severity, Verdict,
+    VerdictMeta,
+};
+
 pub use anomaly_map::AnomalyMapMeta;
-pub use challenger::{AgreementRow, ChallengerFrame, ChallengerSummary};
-pub use detection::{Classification, DetectionParams, DetectionsMessage, Reason};
-pub use drift::{DriftFeature, DriftReport};
+pub use challenger::{ChallengerFrameExt, ChallengerSummaryExt};
+pub use detection::{Classification, DetectionParams, DetectionsMessage, ReasonExt};
+pub use drift::DriftReportExt;
 pub use fields::{ANOMALY_MAP_META, PART_EVENT, PART_META, VERDICT_META};
 pub use mask::{MaskParams, SizeParams};
-pub use model_info::ModelInfoMeta;
+pub use model_info::ModelInfoMetaExt;
 pub use reject::{RejectMessage, RejectMissedMessage};
 pub use structure::MetaError;
-pub use values::{Decision, Severity, Verdict};
-pub use verdict::{CameraStatus, CameraVerdict, ModelRef, PartVerdictMeta, VerdictMeta};
+pub use verdict::{CameraVerdictExt, PartVerdictMetaExt, VerdictMetaExt};
+
+/// The extension traits that write and read the engine's types as structures, metas, messages
+/// and events: `use gstdefect::meta::prelude::*;`.
+pub mod prelude {
+    pub use super::{
+        CameraVerdictExt, ChallengerFrameExt, ChallengerSummaryExt, DriftReportExt,
+        ModelInfoMetaExt, PartVerdictMetaExt, ReasonExt, VerdictMetaExt,
+    };
+}
 
 const PART_ID_FIELD: &str = fields::PART_ID;
 
@@ -137,6 +157,7 @@ pub fn part_event(part_id: &str) -> gst::Event {
 
 #[cfg(test)]
 mod tests {
+    use super::prelude::*;
     use super::*;
 
     fn verdict() -> VerdictMeta {

@@ -1,35 +1,20 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `defectdetect`'s `model-info` property: what the loaded model is, as a structure.
 
+use super::ModelInfoMeta;
 use super::fields as f;
 use super::structure::{MetaError, Reader};
 
-/// The loaded model, as the `model-info` property gives it.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ModelInfoMeta {
-    /// `name:version:sha256-prefix`, the id verdicts carry.
-    pub model_id: String,
-    /// `detect`, `classify` or `anomaly`.
-    pub task: String,
-    pub input_name: String,
-    /// 3 (RGB) or 1 (grey).
-    pub channels: u32,
-    pub width: u32,
-    pub height: u32,
-    pub output_shape: Vec<i64>,
-    /// How the output is decoded (`yolov8`, `yolov5`, `end2end`).
-    pub output_layout: String,
-    /// Class names in class-id order.
-    pub classes: Vec<String>,
-    /// The execution provider sessions run on (`cpu`, `cuda`, `tensorrt`).
-    pub provider: String,
-    /// Why the model's 8-bit kernels can give wrong results on this CPU (full-range int8
-    /// weights on a CPU without VNNI); the field `int8-risk` is an empty string where not.
-    pub int8_risk: Option<String>,
+/// A [`ModelInfoMeta`] as the `model-info` property's structure.
+pub trait ModelInfoMetaExt: Sized {
+    fn to_structure(&self) -> gst::Structure;
+    fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError>;
+    /// The `model-info` of an element: None before a model is loaded.
+    fn of(element: &impl gst::prelude::ObjectExt) -> Option<Result<Self, MetaError>>;
 }
 
-impl ModelInfoMeta {
-    pub fn to_structure(&self) -> gst::Structure {
+impl ModelInfoMetaExt for ModelInfoMeta {
+    fn to_structure(&self) -> gst::Structure {
         gst::Structure::builder(f::MODEL_INFO)
             .field(f::MODEL_ID, &self.model_id)
             .field(f::TASK, &self.task)
@@ -51,7 +36,7 @@ impl ModelInfoMeta {
             .build()
     }
 
-    pub fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
+    fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
         let r = Reader::new(s);
         if s.name() != f::MODEL_INFO {
             return Err(r.error(
@@ -76,8 +61,7 @@ impl ModelInfoMeta {
         })
     }
 
-    /// The `model-info` of an element: None before a model is loaded.
-    pub fn of(element: &impl gst::prelude::ObjectExt) -> Option<Result<Self, MetaError>> {
+    fn of(element: &impl gst::prelude::ObjectExt) -> Option<Result<Self, MetaError>> {
         element
             .property::<Option<gst::Structure>>(f::MODEL_INFO)
             .map(|s| Self::from_structure(&s))

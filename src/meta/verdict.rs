@@ -4,49 +4,12 @@
 
 use gst::glib;
 
-use super::detection::Reason;
 use super::fields as f;
 use super::structure::{MetaError, Reader};
-use super::values::Verdict;
+use super::{
+    CameraStatus, CameraVerdict, ModelRef, PartVerdictMeta, Reason, ReasonExt, Verdict, VerdictMeta,
+};
 use crate::policy::SeverityCounts;
-
-/// The model a verdict came from.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ModelRef {
-    pub id: String,
-    pub name: String,
-    pub version: String,
-    pub sha256: String,
-}
-
-/// A frame's verdict, as `DefectVerdictMeta` and the `defect-verdict` message carry it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VerdictMeta {
-    pub verdict: Verdict,
-    /// The model's task (`detect`, `classify`, `anomaly`); empty when the sender said none.
-    pub task: String,
-    /// An anomaly model's image score.
-    pub anomaly_score: Option<f64>,
-    pub shadow: bool,
-    pub part_id: Option<String>,
-    pub frame: u64,
-    /// The model ran on this frame.
-    pub inspected: bool,
-    /// The detections are those of another frame (`source_frame`).
-    pub carried: bool,
-    pub skipped_frames: u64,
-    pub source_frame: Option<u64>,
-    /// Detections counted by severity, worst first.
-    pub counts: SeverityCounts,
-    pub model: ModelRef,
-    pub policy_sha256: Option<String>,
-    pub inference_ms: f64,
-    pub total_ms: f64,
-    /// The detections that decided a FAIL or a REVIEW.
-    pub reasons: Vec<Reason>,
-    /// Set by `defectcapture`: captures it dropped so far.
-    pub capture_dropped: Option<u64>,
-}
 
 const COUNTS: [&str; 4] = [f::CRITICAL, f::MAJOR, f::MINOR, f::COSMETIC];
 
@@ -68,54 +31,75 @@ fn read_counts(r: &Reader) -> Result<SeverityCounts, MetaError> {
     Ok(counts)
 }
 
-impl VerdictMeta {
-    fn fields(&self, builder: gst::structure::Builder) -> gst::structure::Builder {
-        let builder = builder
-            .field(f::VERDICT, self.verdict.as_str())
-            .field(f::TASK, &self.task)
-            .field_if_some(f::ANOMALY_SCORE, self.anomaly_score)
-            .field(f::SHADOW, self.shadow)
-            .field_if_some(f::PART_ID, self.part_id.as_deref())
-            .field(f::FRAME, self.frame)
-            .field(f::INSPECTED, self.inspected)
-            .field(f::CARRIED, self.carried)
-            .field(f::SKIPPED_FRAMES, self.skipped_frames)
-            .field_if_some(f::SOURCE_FRAME, self.source_frame);
-        write_counts(builder, &self.counts)
-            .field(f::MODEL_ID, &self.model.id)
-            .field(f::MODEL_NAME, &self.model.name)
-            .field(f::MODEL_VERSION, &self.model.version)
-            .field(f::MODEL_SHA256, &self.model.sha256)
-            .field_if_some(f::POLICY_SHA256, self.policy_sha256.as_deref())
-            .field(f::INFERENCE_MS, self.inference_ms)
-            .field(f::TOTAL_MS, self.total_ms)
-            .field(
-                f::REASONS,
-                gst::Array::new(self.reasons.iter().map(|r| r.to_structure(f::REASON))),
-            )
-            .field_if_some(f::CAPTURE_DROPPED, self.capture_dropped)
-    }
-
+/// A [`VerdictMeta`] as `DefectVerdictMeta` on a buffer and the `defect-verdict` message.
+pub trait VerdictMetaExt: Sized {
     /// The meta's structure.
-    pub fn to_structure(&self) -> gst::Structure {
-        self.fields(gst::Structure::builder(f::VERDICT_META))
-            .build()
+    fn to_structure(&self) -> gst::Structure;
+    /// The `defect-verdict` element message.
+    fn to_message(
+        &self,
+        pts: Option<gst::ClockTime>,
+        running_time: Option<gst::ClockTime>,
+    ) -> gst::Structure;
+    /// Reads the meta's structure or the message's.
+    fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError>;
+    /// Adds the meta to a buffer.
+    fn attach(&self, buffer: &mut gst::BufferRef);
+    /// Replaces the buffer's (first) verdict meta with this one, or adds it when it has none
+    /// (a second stage re-deciding the frame).
+    fn replace_on(&self, buffer: &mut gst::BufferRef);
+    /// The buffer's verdict meta: None when it has none, an error naming the field when it
+    /// is malformed.
+    fn from_buffer(buffer: &gst::BufferRef) -> Option<Result<Self, MetaError>>;
+    /// Records on the buffer's verdict meta, if it has one, the captures dropped so far.
+    fn set_capture_dropped(buffer: &mut gst::BufferRef, dropped: u64);
+}
+
+/// The fields of the meta and of the message.
+fn verdict_fields(v: &VerdictMeta, builder: gst::structure::Builder) -> gst::structure::Builder {
+    let builder = builder
+        .field(f::VERDICT, v.verdict.as_str())
+        .field(f::TASK, &v.task)
+        .field_if_some(f::ANOMALY_SCORE, v.anomaly_score)
+        .field(f::SHADOW, v.shadow)
+        .field_if_some(f::PART_ID, v.part_id.as_deref())
+        .field(f::FRAME, v.frame)
+        .field(f::INSPECTED, v.inspected)
+        .field(f::CARRIED, v.carried)
+        .field(f::SKIPPED_FRAMES, v.skipped_frames)
+        .field_if_some(f::SOURCE_FRAME, v.source_frame);
+    write_counts(builder, &v.counts)
+        .field(f::MODEL_ID, &v.model.id)
+        .field(f::MODEL_NAME, &v.model.name)
+        .field(f::MODEL_VERSION, &v.model.version)
+        .field(f::MODEL_SHA256, &v.model.sha256)
+        .field_if_some(f::POLICY_SHA256, v.policy_sha256.as_deref())
+        .field(f::INFERENCE_MS, v.inference_ms)
+        .field(f::TOTAL_MS, v.total_ms)
+        .field(
+            f::REASONS,
+            gst::Array::new(v.reasons.iter().map(|r| r.to_structure(f::REASON))),
+        )
+        .field_if_some(f::CAPTURE_DROPPED, v.capture_dropped)
+}
+
+impl VerdictMetaExt for VerdictMeta {
+    fn to_structure(&self) -> gst::Structure {
+        verdict_fields(self, gst::Structure::builder(f::VERDICT_META)).build()
     }
 
-    /// The `defect-verdict` element message.
-    pub fn to_message(
+    fn to_message(
         &self,
         pts: Option<gst::ClockTime>,
         running_time: Option<gst::ClockTime>,
     ) -> gst::Structure {
-        self.fields(gst::Structure::builder(f::VERDICT_MESSAGE))
+        verdict_fields(self, gst::Structure::builder(f::VERDICT_MESSAGE))
             .field(f::PTS, pts)
             .field(f::RUNNING_TIME, running_time)
             .build()
     }
 
-    /// Reads the meta's structure or the message's.
-    pub fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
+    fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
         let r = Reader::new(s);
         let meta = Self {
             verdict: r.named(f::VERDICT, Verdict::parse)?,
@@ -155,8 +139,7 @@ impl VerdictMeta {
         Ok(meta)
     }
 
-    /// Adds the meta to a buffer.
-    pub fn attach(&self, buffer: &mut gst::BufferRef) {
+    fn attach(&self, buffer: &mut gst::BufferRef) {
         let fields = self.to_structure();
         if let Ok(mut custom) = gst::meta::CustomMeta::add(buffer, f::VERDICT_META) {
             let structure = custom.mut_structure();
@@ -166,9 +149,7 @@ impl VerdictMeta {
         }
     }
 
-    /// Replaces the buffer's (first) verdict meta with this one, or adds it when it has none
-    /// (a second stage re-deciding the frame).
-    pub fn replace_on(&self, buffer: &mut gst::BufferRef) {
+    fn replace_on(&self, buffer: &mut gst::BufferRef) {
         let Ok(mut meta) = gst::meta::CustomMeta::from_mut_buffer(buffer, f::VERDICT_META) else {
             return self.attach(buffer);
         };
@@ -182,76 +163,26 @@ impl VerdictMeta {
         }
     }
 
-    /// The buffer's verdict meta: None when it has none, an error naming the field when it
-    /// is malformed.
-    pub fn from_buffer(buffer: &gst::BufferRef) -> Option<Result<Self, MetaError>> {
+    fn from_buffer(buffer: &gst::BufferRef) -> Option<Result<Self, MetaError>> {
         let meta = gst::meta::CustomMeta::from_buffer(buffer, f::VERDICT_META).ok()?;
         Some(Self::from_structure(meta.structure()))
     }
 
-    /// Records on the buffer's verdict meta, if it has one, the captures dropped so far.
-    pub fn set_capture_dropped(buffer: &mut gst::BufferRef, dropped: u64) {
+    fn set_capture_dropped(buffer: &mut gst::BufferRef, dropped: u64) {
         if let Ok(mut meta) = gst::meta::CustomMeta::from_mut_buffer(buffer, f::VERDICT_META) {
             meta.mut_structure().set(f::CAPTURE_DROPPED, dropped);
         }
     }
 }
 
-/// What became of one camera's report of a joined part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CameraStatus {
-    /// The camera reported the part in time: its verdict counts.
-    #[default]
-    Reported,
-    /// The camera had not reported the part `timeout-ms` after the first camera did.
-    Timeout,
-    /// The camera was stopped (end of stream, pad released) when the part was joined.
-    Stopped,
+/// A [`CameraVerdict`] as a structure of a joined part verdict's `cameras`.
+pub trait CameraVerdictExt: Sized {
+    fn to_structure(&self) -> gst::Structure;
+    fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError>;
 }
 
-impl CameraStatus {
-    pub const ALL: [CameraStatus; 3] = [
-        CameraStatus::Reported,
-        CameraStatus::Timeout,
-        CameraStatus::Stopped,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CameraStatus::Reported => "reported",
-            CameraStatus::Timeout => "timeout",
-            CameraStatus::Stopped => "stopped",
-        }
-    }
-
-    /// The status a string names (`reported`, `timeout`, `stopped`).
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-/// One camera's part in a joined part verdict (`defectpartmux`).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct CameraVerdict {
-    /// The pad's `camera-name`.
-    pub name: String,
-    pub status: CameraStatus,
-    /// Whether the camera's absence makes the part UNKNOWN.
-    pub required: bool,
-    /// The camera's own verdict of the part; UNKNOWN when it did not report it.
-    pub verdict: Verdict,
-    /// The camera's frames of the part (its own frame numbers); None when it did not report.
-    pub first_frame: Option<u64>,
-    pub last_frame: Option<u64>,
-    pub frames: u64,
-    pub inspected_frames: u64,
-    pub counts: SeverityCounts,
-    /// The camera's model; empty when it did not report.
-    pub model_id: String,
-}
-
-impl CameraVerdict {
-    pub fn to_structure(&self) -> gst::Structure {
+impl CameraVerdictExt for CameraVerdict {
+    fn to_structure(&self) -> gst::Structure {
         let builder = gst::Structure::builder(f::CAMERA)
             .field(f::LABEL, &self.name)
             .field(f::STATUS, self.status.as_str())
@@ -266,7 +197,7 @@ impl CameraVerdict {
             .build()
     }
 
-    pub fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
+    fn from_structure(s: &gst::StructureRef) -> Result<Self, MetaError> {
         let r = Reader::new(s);
         Ok(Self {
             name: r.required(f::LABEL)?,
@@ -283,27 +214,17 @@ impl CameraVerdict {
     }
 }
 
-/// A finished part's verdict: the `defect-part-verdict` message and downstream event.
-///
-/// `defectdetect` sends one per part and camera (`cameras` empty); `defectpartmux` joins
-/// them into one per part, the worst of its cameras', with an entry per camera.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PartVerdictMeta {
-    pub part_id: String,
-    pub verdict: Verdict,
-    pub shadow: bool,
-    pub first_frame: u64,
-    pub last_frame: u64,
-    pub frames: u64,
-    pub inspected_frames: u64,
-    pub counts: SeverityCounts,
-    pub model_id: String,
-    /// A joined part's cameras, in pad order; empty for a single camera's part.
-    pub cameras: Vec<CameraVerdict>,
+/// A [`PartVerdictMeta`] as the `defect-part-verdict` message's structure and event.
+pub trait PartVerdictMetaExt: Sized {
+    fn to_structure(&self) -> gst::Structure;
+    /// The part verdict a structure holds; None when it is another structure.
+    fn from_structure(s: &gst::StructureRef) -> Option<Result<Self, MetaError>>;
+    /// The downstream event that carries it.
+    fn to_event(&self) -> gst::Event;
 }
 
-impl PartVerdictMeta {
-    pub fn to_structure(&self) -> gst::Structure {
+impl PartVerdictMetaExt for PartVerdictMeta {
+    fn to_structure(&self) -> gst::Structure {
         let builder = gst::Structure::builder(f::PART_VERDICT)
             .field(f::PART_ID, &self.part_id)
             .field(f::VERDICT, self.verdict.as_str())
@@ -319,14 +240,17 @@ impl PartVerdictMeta {
             builder
                 .field(
                     f::CAMERAS,
-                    gst::Array::new(self.cameras.iter().map(CameraVerdict::to_structure)),
+                    gst::Array::new(
+                        self.cameras
+                            .iter()
+                            .map(<CameraVerdict as CameraVerdictExt>::to_structure),
+                    ),
                 )
                 .build()
         }
     }
 
-    /// The part verdict a structure holds; None when it is another structure.
-    pub fn from_structure(s: &gst::StructureRef) -> Option<Result<Self, MetaError>> {
+    fn from_structure(s: &gst::StructureRef) -> Option<Result<Self, MetaError>> {
         (s.name() == f::PART_VERDICT).then(|| {
             let r = Reader::new(s);
             Ok(Self {
@@ -340,7 +264,10 @@ impl PartVerdictMeta {
                 counts: read_counts(&r)?,
                 model_id: r.required(f::MODEL_ID)?,
                 cameras: if s.has_field(f::CAMERAS) {
-                    r.structures(f::CAMERAS, CameraVerdict::from_structure)?
+                    r.structures(
+                        f::CAMERAS,
+                        <CameraVerdict as CameraVerdictExt>::from_structure,
+                    )?
                 } else {
                     Vec::new()
                 },
@@ -348,8 +275,7 @@ impl PartVerdictMeta {
         })
     }
 
-    /// The downstream event that carries it.
-    pub fn to_event(&self) -> gst::Event {
+    fn to_event(&self) -> gst::Event {
         gst::event::CustomDownstream::new(self.to_structure())
     }
 }

@@ -4,6 +4,7 @@
 //! `defect-part-verdict` event ([`part_verdict`]), both through the contract's types in
 //! [`crate::meta`].
 
+use crate::meta::prelude::*;
 use crate::meta::{MetaError, PartVerdictMeta, VerdictMeta};
 
 /// A verdict as the policy gives it: PASS, UNKNOWN (the model has not judged the frame, or

@@ -30,8 +30,15 @@ pub fn init() {
     });
 }
 
+/// A path in the repository (the workspace root, also for the tests of `crates/*`, which
+/// include this module).
 pub fn repo_path(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or(&manifest);
+    root.join(relative)
 }
 
 pub fn test_model(name: &str) -> String {

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use gst::prelude::*;
 use gstdefect::meta;
+use gstdefect::meta::prelude::*;
 use opcua::crypto::SecurityPolicy;
 use opcua::types::{MessageSecurityMode, Variant};
 use peers::*;

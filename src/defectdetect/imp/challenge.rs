@@ -4,6 +4,7 @@
 //! end of stream. Which frames it sees and which settings combine with it is
 //! [`crate::inspect::checks`].
 
+use crate::meta::prelude::*;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;

@@ -2,6 +2,7 @@
 //! The element's side of drift ([`crate::defectdetect::drift`]): one step per frame after its
 //! verdict, and what it says posted.
 
+use crate::meta::prelude::*;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;

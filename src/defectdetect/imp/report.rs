@@ -3,6 +3,7 @@
 //! [`crate::defectdetect::metas`] attached and posted, the model in use announced downstream,
 //! finished parts sent.
 
+use crate::meta::prelude::*;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 

@@ -4,6 +4,7 @@
 //! and the frame's and the parts' verdicts are re-decided by its policy on the classified
 //! labels.
 
+use crate::meta::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::{CAT, DefectDetect, FrameStart, Running};

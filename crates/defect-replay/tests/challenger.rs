@@ -15,6 +15,7 @@
 //! - Without waiting, a challenger slower than production skips frames: every offered frame is
 //!   judged or skipped, and counted.
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use std::process::Command;
 use common::*;
 use gst::prelude::*;
 use gstdefect::meta::ChallengerSummary;
+use gstdefect::meta::prelude::*;
 use serde_json::Value;
 
 const THREADS: u32 = 2;

@@ -364,7 +364,8 @@ mod tests {
 
     #[test]
     fn the_bundled_models() {
-        let read = |p: &str| std::fs::read(format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let read =
+            |p: &str| std::fs::read(format!("{}/../../{p}", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let fp32 = inspect(&read("models/surface-defects.onnx")).unwrap();
         assert_eq!(fp32.int8_weights + fp32.uint8_weights, 0, "{fp32:?}");
         let bytes = read("models/surface-defects-int8.onnx");

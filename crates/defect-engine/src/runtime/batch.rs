@@ -15,7 +15,7 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::element::lock;
+use crate::lock;
 
 /// One output of one frame, cut from the batch: the batch dimension is 1.
 #[derive(Debug, Clone, PartialEq)]

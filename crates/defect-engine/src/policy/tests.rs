@@ -399,7 +399,7 @@ fn errors_name_file_line_and_reason() {
 fn the_example_policy_parses() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/pipelines/policy.toml"
+        "/../../pipelines/policy.toml"
     ))
     .unwrap();
     let p = parse_policy(&text, "pipelines/policy.toml").unwrap();
@@ -410,7 +410,7 @@ fn the_example_policy_parses() {
 fn policies_round_trip_through_toml() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/pipelines/policy.toml"
+        "/../../pipelines/policy.toml"
     ))
     .unwrap();
     let mut p = parse_policy(&text, "policy.toml").unwrap();

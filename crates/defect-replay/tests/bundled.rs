@@ -4,13 +4,14 @@
 //! (`tests/data/bounds.json`, per video), defective parts FAIL and clean parts PASS at the card's rates,
 //! and every frame's NDJSON record agrees with its bus message.
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use common::*;
+use defect_replay::replay::report::score;
+use defect_replay::replay::truth::GroundTruth;
+use defect_replay::replay::{ReplayOptions, Source, replay};
 use gst::prelude::*;
-use gstdefect::replay::report::score;
-use gstdefect::replay::truth::GroundTruth;
-use gstdefect::replay::{ReplayOptions, Source, replay};
 
 const VIDEOS: [&str; 2] = ["conveyor_color", "conveyor_mono"];
 
@@ -20,7 +21,7 @@ fn bounds() -> serde_json::Value {
     serde_json::from_str(&text).expect("bounds.json is JSON")
 }
 
-fn replay_video(name: &str, policy: bool) -> gstdefect::replay::report::Report {
+fn replay_video(name: &str, policy: bool) -> defect_replay::replay::report::Report {
     init();
     let options = ReplayOptions {
         model: repo_path("models/surface-defects.onnx"),

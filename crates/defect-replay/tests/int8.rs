@@ -13,12 +13,13 @@
 //! checked here: the copy's int8 weights are 7-bit (|w| <= 64), so no CPU's kernels saturate,
 //! and the tolerance above. The test prints the CPU and the kernel it ran.
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use common::*;
-use gstdefect::replay::report::score;
-use gstdefect::replay::truth::GroundTruth;
-use gstdefect::replay::{Replay, ReplayOptions, Source, replay};
+use defect_replay::replay::report::score;
+use defect_replay::replay::truth::GroundTruth;
+use defect_replay::replay::{Replay, ReplayOptions, Source, replay};
 use gstdefect::runtime::cpu::CpuDescription;
 
 const MIN_KEPT: f64 = 0.85;

@@ -552,10 +552,7 @@ mod tests {
             (a["area"].as_f64(), a["score"].as_f64()),
             (Some(2400.0), Some(0.8765))
         );
-        // The replay reads it as ground truth.
-        let truth =
-            crate::replay::truth::GroundTruth::from_coco(Path::new("x.json"), &text).unwrap();
-        assert_eq!(truth.images.len(), 2);
+        // (defect-replay reads it as ground truth: its crate's tests.)
         assert!(coco.remove(&["s1".into(), "other".into()]));
         assert!(!coco.remove(&["other".into()]));
         coco.write().unwrap();

@@ -24,6 +24,7 @@ use gst::prelude::*;
 use crate::analysis::BBox;
 use crate::analysis::anomaly::AnomalyMap;
 use crate::analysis::mask::Mask;
+use crate::meta::prelude::*;
 use crate::meta::{
     AnomalyMapMeta, Classification, Decision, DetectionParams, MaskParams, MetaError,
     ModelInfoMeta, SizeParams, Verdict, VerdictMeta,

@@ -9,7 +9,7 @@
 //!
 //! Each task of `defectdetect` is scored: detectors against boxes (COCO or YOLO), classifiers
 //! against each image's class, anomaly models against good/defective labels and optional
-//! masks (CSV or COCO; see `gstdefect::replay::labels`).
+//! masks (CSV or COCO; see `defect_replay::replay::labels`).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -19,17 +19,17 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
-use gstdefect::policy::{Policy, parse_policy};
-use gstdefect::replay::image_report::{
+use defect_replay::replay::image_report::{
     AnomalyReport, ClassifyReport, score_anomaly, score_classification, write_image_outputs,
 };
-use gstdefect::replay::labels::{EmptyMasks, ImageTruth, LabelKind, MaskTruth, check_masks};
-use gstdefect::replay::report::{
+use defect_replay::replay::labels::{EmptyMasks, ImageTruth, LabelKind, MaskTruth, check_masks};
+use defect_replay::replay::report::{
     Report, agreement, compare, score, sweep, sweep_max_recall, write_outputs,
 };
-use gstdefect::replay::truth::GroundTruth;
-use gstdefect::replay::{Replay, ReplayOptions, Session, Source, image_size};
-use gstdefect::replay::{onnx_meta, output};
+use defect_replay::replay::truth::GroundTruth;
+use defect_replay::replay::{Replay, ReplayOptions, Session, Source, image_size};
+use defect_replay::replay::{onnx_meta, output};
+use gstdefect::policy::{Policy, parse_policy};
 
 /// Replays recorded video or a folder of images through `defectdetect` (the same model and
 /// policy as on the line) and scores its results and verdicts against ground truth.
@@ -440,7 +440,7 @@ fn load_truth(cli: &Cli, task: TaskArg) -> Result<Truth, String> {
                 .iter()
                 .map(|p| {
                     labels
-                        .image_of_file(&gstdefect::replay::truth::file_name_of(p))
+                        .image_of_file(&defect_replay::replay::truth::file_name_of(p))
                         .is_some_and(|i| defective[i])
                 })
                 .collect();
@@ -600,7 +600,7 @@ fn check_paths(cli: &Cli) -> Result<(), String> {
 type SizedFile = (PathBuf, (u32, u32));
 
 fn sized_images(dir: &Path) -> Result<Vec<SizedFile>, String> {
-    let (files, _) = gstdefect::replay::image_files(dir).map_err(|e| e.to_string())?;
+    let (files, _) = defect_replay::replay::image_files(dir).map_err(|e| e.to_string())?;
     let mut sized = Vec::new();
     let mut problems = Vec::new();
     for file in files {
@@ -847,7 +847,8 @@ fn run_image_task(
     let masks_of_image = masks.as_ref().map(|masks| {
         let mut by_image = vec![MaskTruth::AllGood; labels.images.len()];
         for (file, mask) in files.iter().zip(masks) {
-            if let Some(i) = labels.image_of_file(&gstdefect::replay::truth::file_name_of(file)) {
+            if let Some(i) = labels.image_of_file(&defect_replay::replay::truth::file_name_of(file))
+            {
                 by_image[i] = mask.clone();
             }
         }
