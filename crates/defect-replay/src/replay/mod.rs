@@ -9,6 +9,7 @@
 
 pub mod image_report;
 pub mod labels;
+mod load;
 pub mod mask_report;
 pub mod mask_truth;
 pub mod onnx_meta;

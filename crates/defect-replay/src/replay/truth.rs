@@ -110,7 +110,7 @@ pub enum TruthFormat {
     Coco,
     /// A folder of YOLO `.txt` files, one per image or frame, class ids of the model.
     Yolo,
-    /// A folder of PNG instance masks, one subfolder per class ([`super::mask_truth`]).
+    /// A folder of PNG instance masks, one subfolder per class (the `mask_truth` module).
     PngMasks,
 }
 
@@ -209,20 +209,6 @@ pub struct ClassMap {
 }
 
 impl GroundTruth {
-    /// Reads and checks a `.json` COCO file, a folder of YOLO `.txt` files, or a folder of
-    /// PNG instance masks (one subfolder per class).
-    pub fn load(path: &Path) -> Result<Self, TruthError> {
-        if path.is_dir() {
-            if super::mask_truth::is_mask_folder(path) {
-                return super::mask_truth::load(path);
-            }
-            return load_yolo_dir(path);
-        }
-        let text =
-            std::fs::read_to_string(path).map_err(|e| TruthError::one(path, "", e.to_string()))?;
-        load_coco(path, &text)
-    }
-
     /// Reads and checks COCO JSON `text` (problems name `path`).
     pub fn from_coco(path: &Path, text: &str) -> Result<Self, TruthError> {
         load_coco(path, text)
@@ -538,7 +524,7 @@ fn segmentation(value: Option<&Value>) -> Result<Option<Segmentation>, String> {
     }
 }
 
-fn load_coco(path: &Path, text: &str) -> Result<GroundTruth, TruthError> {
+pub(super) fn load_coco(path: &Path, text: &str) -> Result<GroundTruth, TruthError> {
     let json: Value = serde_json::from_str(text)
         .map_err(|e| TruthError::one(path, "", format!("not valid JSON: {e}")))?;
     let list = |key: &str| {
@@ -888,7 +874,7 @@ impl GroundTruth {
     }
 }
 
-fn load_yolo_dir(dir: &Path) -> Result<GroundTruth, TruthError> {
+pub(super) fn load_yolo_dir(dir: &Path) -> Result<GroundTruth, TruthError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| TruthError::one(dir, "", e.to_string()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
