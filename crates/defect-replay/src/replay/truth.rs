@@ -19,6 +19,9 @@ use crate::analysis::BBox;
 use crate::analysis::mask::decode_counts;
 use crate::analysis::rle::Rle;
 
+/// The key of a COCO run-length encoding's runs (COCO's format, not one of our metas' fields).
+const COCO_COUNTS: &str = "counts";
+
 /// At most this many problems are listed; the rest are counted.
 const MAX_LISTED: usize = 25;
 
@@ -501,7 +504,7 @@ fn segmentation(value: Option<&Value>) -> Result<Option<Segmentation>, String> {
             let Some([height, width]) = size.as_deref().map(|s| [s[0], s[1]]) else {
                 return Err("segmentation has no \"size\" [height, width]".into());
             };
-            let counts = match rle.get("counts") {
+            let counts = match rle.get(COCO_COUNTS) {
                 Some(Value::String(text)) => decode_counts(text).ok_or_else(|| {
                     "segmentation's \"counts\" is not a valid compressed RLE string".to_string()
                 })?,
