@@ -54,7 +54,7 @@ promtool test rules monitoring/alerts_test.yml
 # --- end monitoring ---
 
 echo "== cargo test"
-cargo test --workspace --all-targets --locked
+cargo test --workspace --all-targets --locked --no-fail-fast
 
 echo "== python tests"
 .venv/bin/python -m pytest -q scripts tests/python
