@@ -16,7 +16,8 @@
 //!    through Rust's allocator (GLib's own allocations, e.g. of bus messages, are not counted).
 //!
 //! `BENCH_MODEL` picks the model (default: the bundled one, else the squares test model),
-//! `BENCH_THREADS` the ONNX Runtime intra-op threads (default 2), `BENCH_SECONDS` the time
+//! `BENCH_THREADS` the ONNX Runtime intra-op threads (default 2), `BENCH_DETECT_PROPS` more
+//! `defectdetect` properties for the side-by-side pipelines (e.g. `drift=false`), `BENCH_SECONDS` the time
 //! per measurement (default 3), `BENCH_ONLY=stages` stops after the stage costs. The machines this runs on are shared and their speed drifts
 //! by 10-60% from one minute to the next, so stage costs are the fastest of five windows, and
 //! each pipeline runs in blocks of 10 frames alternating with blocks of 10 raw-limit runs: a
@@ -334,7 +335,8 @@ fn side_by_side(
         .collect();
     let pipeline = gst::parse::launch(&format!(
         "appsrc name=src format=time max-bytes=0 block=true ! \
-         defectdetect model={model} threads={threads} ! fakesink name=sink sync=false"
+         defectdetect model={model} threads={threads} {extra} ! fakesink name=sink sync=false",
+        extra = std::env::var("BENCH_DETECT_PROPS").unwrap_or_default()
     ))
     .expect("pipeline")
     .downcast::<gst::Pipeline>()
