@@ -187,24 +187,22 @@ const NEIGHBOURS: [(i64, i64); 8] = [
 ];
 
 impl Mask {
-    /// The largest 8-connected part of the mask (the first in raster order among equals), in
-    /// the same window.
-    pub fn largest_part(&self) -> Mask {
+    /// The 8-connected parts of the mask, each a label of its pixels (1 for the first part in
+    /// raster order, 0 outside the mask), and each part's area.
+    fn labelled_parts(&self) -> (Vec<u32>, Vec<usize>) {
         let (w, h) = (self.width as usize, self.height as usize);
-        let mut out = Mask::empty(self.x, self.y, self.width, self.height);
         if self.data.len() != w * h {
-            return out;
+            return (vec![0; w * h], Vec::new());
         }
         let mut labels = vec![0u32; w * h];
-        let (mut best_area, mut best) = (0usize, 0u32);
+        let mut areas = Vec::new();
         let mut stack = Vec::new();
-        let mut next = 0;
         for start in 0..w * h {
             if self.data[start] == 0 || labels[start] != 0 {
                 continue;
             }
-            next += 1;
-            labels[start] = next;
+            let label = areas.len() as u32 + 1;
+            labels[start] = label;
             stack.push(start);
             let mut area = 0;
             while let Some(i) = stack.pop() {
@@ -217,19 +215,67 @@ impl Mask {
                     }
                     let j = ny as usize * w + nx as usize;
                     if self.data[j] != 0 && labels[j] == 0 {
-                        labels[j] = next;
+                        labels[j] = label;
                         stack.push(j);
                     }
                 }
             }
-            if area > best_area {
-                (best_area, best) = (area, next);
+            areas.push(area);
+        }
+        (labels, areas)
+    }
+
+    /// The pixels of one labelled part, in the mask's window.
+    fn part(&self, labels: &[u32], label: u32) -> Mask {
+        let mut out = Mask::empty(self.x, self.y, self.width, self.height);
+        if out.data.len() == labels.len() {
+            for (o, &l) in out.data.iter_mut().zip(labels) {
+                *o = u8::from(label != 0 && l == label);
             }
         }
-        for (o, &l) in out.data.iter_mut().zip(&labels) {
-            *o = u8::from(l != 0 && l == best);
-        }
         out
+    }
+
+    /// The largest 8-connected part of the mask (the first in raster order among equals), in
+    /// the same window.
+    pub fn largest_part(&self) -> Mask {
+        let (labels, areas) = self.labelled_parts();
+        let best = areas
+            .iter()
+            .enumerate()
+            .fold(
+                (0, 0),
+                |(best, area), (i, &a)| {
+                    if a > area { (i + 1, a) } else { (best, area) }
+                },
+            )
+            .0;
+        self.part(&labels, best as u32)
+    }
+
+    /// Every 8-connected part of the mask, in raster order of their first pixels, each in the
+    /// mask's window.
+    pub fn parts(&self) -> Vec<Mask> {
+        let (labels, areas) = self.labelled_parts();
+        (1..=areas.len() as u32)
+            .map(|label| self.part(&labels, label))
+            .collect()
+    }
+
+    /// One polygon that outlines every part of the mask: the [outer contour](Mask::outer_contour)
+    /// of each part, joined into one closed path by bridges of zero width (each part is
+    /// reached along the shortest segment between two contour points of parts already joined
+    /// and left the same way back). Filling it gives every part (holes filled) plus the
+    /// bridges' pixels, so a loader that expects one polygon per object keeps the whole mask.
+    /// A mask of one part gives its outer contour; an empty mask none.
+    pub fn polygon(&self) -> Vec<(u32, u32)> {
+        let contours: Vec<Vec<(u32, u32)>> = self
+            .parts()
+            .iter()
+            .map(|p| p.trace())
+            .filter(|c| !c.is_empty())
+            .collect();
+        join_contours(&contours)
     }
 
     /// The outer contour of the mask's [largest part](Mask::largest_part), as OpenCV's
@@ -239,7 +285,12 @@ impl Mask {
     /// border following). Holes are not traced: the polygon covers them. Empty for an empty
     /// mask, one point for a single pixel, two for a straight line one pixel wide.
     pub fn outer_contour(&self) -> Vec<(u32, u32)> {
-        let part = self.largest_part();
+        self.largest_part().trace()
+    }
+
+    /// The outer contour of a mask of one part (of its first part in raster order otherwise).
+    fn trace(&self) -> Vec<(u32, u32)> {
+        let part = self;
         let (w, h) = (part.width as i64, part.height as i64);
         let on = |(x, y): (i64, i64)| {
             x >= 0 && y >= 0 && x < w && y < h && part.data[(y * w + x) as usize] != 0
@@ -278,6 +329,114 @@ impl Mask {
         }
         simplify(&chain).into_iter().map(frame).collect()
     }
+}
+
+/// Joins closed contours into one closed path: a spanning tree of shortest bridges between
+/// their points (Prim's, from the first contour), walked depth first. Each contour is walked
+/// whole from the point its bridge arrives at, and each child contour is visited from its
+/// parent's bridge point and left back to it, so every bridge is passed twice, once each way.
+fn join_contours(contours: &[Vec<(u32, u32)>]) -> Vec<(u32, u32)> {
+    let n = contours.len();
+    if n <= 1 {
+        return contours.first().cloned().unwrap_or_default();
+    }
+    let distance = |a: (u32, u32), b: (u32, u32)| {
+        let (dx, dy) = (a.0 as i64 - b.0 as i64, a.1 as i64 - b.1 as i64);
+        dx * dx + dy * dy
+    };
+    // The shortest bridge between two contours: (squared length, point of a, point of b).
+    let bridge = |a: usize, b: usize| {
+        let mut best = (i64::MAX, 0, 0);
+        for (i, &p) in contours[a].iter().enumerate() {
+            for (j, &q) in contours[b].iter().enumerate() {
+                let d = distance(p, q);
+                if d < best.0 {
+                    best = (d, i, j);
+                }
+            }
+        }
+        best
+    };
+    // children[c] = (point index in c, child, point index in the child), in tree order.
+    let mut children: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); n];
+    let mut joined = vec![false; n];
+    joined[0] = true;
+    // For each contour not yet joined, its shortest bridge to the joined ones.
+    let mut nearest: Vec<(i64, usize, usize, usize)> = (0..n)
+        .map(|c| {
+            let (d, i, j) = bridge(0, c);
+            (d, 0, i, j)
+        })
+        .collect();
+    for _ in 1..n {
+        let Some(next) = (0..n)
+            .filter(|&c| !joined[c])
+            .min_by_key(|&c| (nearest[c].0, c))
+        else {
+            break;
+        };
+        let (_, parent, at, entry) = nearest[next];
+        children[parent].push((at, next, entry));
+        joined[next] = true;
+        for c in (0..n).filter(|&c| !joined[c]) {
+            let (d, i, j) = bridge(next, c);
+            if d < nearest[c].0 {
+                nearest[c] = (d, next, i, j);
+            }
+        }
+    }
+    enum Step {
+        /// Walk contour `c` from its point `entry`, `step` points done.
+        Walk { c: usize, entry: usize, step: usize },
+        /// Back over a bridge to this point.
+        Return((u32, u32)),
+    }
+    let mut path = Vec::new();
+    let mut stack = vec![Step::Walk {
+        c: 0,
+        entry: 0,
+        step: 0,
+    }];
+    while let Some(next) = stack.pop() {
+        let (c, entry, step) = match next {
+            Step::Return(point) => {
+                path.push(point);
+                continue;
+            }
+            Step::Walk { c, entry, step } => (c, entry, step),
+        };
+        let len = contours[c].len();
+        if step == len {
+            if c != 0 {
+                // Closes the child's loop at the point its bridge arrived at.
+                path.push(contours[c][entry]);
+            }
+            continue;
+        }
+        let at = (entry + step) % len;
+        path.push(contours[c][at]);
+        stack.push(Step::Walk {
+            c,
+            entry,
+            step: step + 1,
+        });
+        // The children bridged from this point, the first one on top of the stack.
+        for &(_, child, child_entry) in children[c].iter().rev().filter(|(i, ..)| *i == at) {
+            stack.push(Step::Return(contours[c][at]));
+            stack.push(Step::Walk {
+                c: child,
+                entry: child_entry,
+                step: 0,
+            });
+        }
+    }
+    // A part of one point is entered and left at that point.
+    path.dedup();
+    // The walk ends back at its first point, which a polygon closes by itself.
+    if path.len() > 1 && path.first() == path.last() {
+        path.pop();
+    }
+    path
 }
 
 /// The points of a closed chain of neighbouring pixels where its direction changes
@@ -613,6 +772,29 @@ mod tests {
         // A diagonal: 8-connected, traced there and back.
         let diagonal = mask_from(0, 0, &["#..", ".#.", "..#"]);
         assert_eq!(diagonal.outer_contour(), [(0, 0), (2, 2)]);
+    }
+
+    #[test]
+    fn the_polygon_joins_every_part() {
+        let two = mask_from(0, 0, &["#....", ".....", "..###", "..###"]);
+        assert_eq!(two.parts().len(), 2);
+        assert_eq!(
+            two.polygon(),
+            [(0, 0), (2, 2), (2, 3), (4, 3), (4, 2), (2, 2)],
+            "out over the shortest bridge, round the square, back"
+        );
+        let one = mask_from(3, 1, &["##", "##"]);
+        assert_eq!(one.polygon(), one.outer_contour());
+        assert_eq!(Mask::empty(0, 0, 4, 4).polygon(), []);
+        // Three parts: the third is bridged from the part nearest to it, not from the first.
+        let three = mask_from(0, 0, &["#.......", "........", "...#...#"]);
+        let polygon = three.polygon();
+        assert_eq!(polygon, [(0, 0), (3, 2), (7, 2), (3, 2)]);
+        for part in three.parts() {
+            for point in part.outer_contour() {
+                assert!(polygon.contains(&point), "{point:?} of every part is on it");
+            }
+        }
     }
 
     #[test]

@@ -117,14 +117,14 @@ pub struct Labelled {
 }
 
 /// The YOLO labels of a capture, a line per detection in its order: for one with a mask, a
-/// YOLO-seg polygon line, the outer contour of the mask's largest part
-/// ([`Mask::outer_contour`]); for the others a box line, and for a mask whose contour has no
+/// YOLO-seg polygon line, the outer contours of every part of the mask joined into one
+/// polygon ([`Mask::polygon`]); for the others a box line, and for a mask whose contour has no
 /// area (empty, a single pixel, a straight line one pixel wide) the detection's box line.
 pub fn yolo_lines(labelled: &[Labelled], width: u32, height: u32) -> String {
     labelled
         .iter()
         .map(|l| {
-            let contour = l.mask.as_ref().map(Mask::outer_contour).unwrap_or_default();
+            let contour = l.mask.as_ref().map(Mask::polygon).unwrap_or_default();
             let spans = |axis: fn(&(u32, u32)) -> u32| {
                 let mut values = contour.iter().map(axis);
                 let first = values.next();
@@ -410,7 +410,8 @@ mod tests {
 
     #[test]
     fn masks_give_polygon_lines_and_rle_segmentations() {
-        // An L of 5 pixels and a lone pixel at the frame's right edge (the smaller part).
+        // An L of 5 pixels and a lone pixel at the frame's right edge: the polygon goes out to
+        // the pixel from the L's nearest point and back, then round the L.
         let mask = Mask {
             x: 7,
             y: 1,
@@ -425,7 +426,7 @@ mod tests {
         let text = yolo_lines(&[with_mask.clone(), boxed(0, 0.0, 0.0, 2.0, 2.0)], 10, 5);
         assert_eq!(
             text,
-            "1 0.700000 0.200000 0.700000 0.600000 0.900000 0.600000 0.800000 0.600000 0.700000 0.400000\n\
+            "1 0.700000 0.200000 0.900000 0.200000 0.700000 0.200000 0.700000 0.600000 0.900000 0.600000 0.800000 0.600000 0.700000 0.400000\n\
              0 0.100000 0.200000 0.200000 0.400000\n"
         );
         let empty = Labelled {
