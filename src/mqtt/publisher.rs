@@ -307,8 +307,8 @@ pub struct Publisher {
     shared: Arc<Shared>,
     max_queue: usize,
     max_queue_bytes: usize,
-    /// Tells the worker when a stop's flush time ends; `None` once stopped.
-    stop: Option<watch::Sender<Option<Instant>>>,
+    /// Tells the worker when the flush time of a stop ends (`None` until stopped).
+    stop: watch::Sender<Option<Instant>>,
     worker: tokio::task::Id,
 }
 
@@ -362,7 +362,7 @@ impl Publisher {
             shared,
             max_queue,
             max_queue_bytes,
-            stop: Some(stop),
+            stop,
             worker: task.id(),
         })
     }
@@ -433,15 +433,12 @@ impl Publisher {
     }
 
     fn shutdown(&mut self, flush_timeout: Duration) -> Stats {
-        let Some(stop) = self.stop.take() else {
+        if self.stop.borrow().is_some() {
             return self.stats();
-        };
+        }
         let deadline = Instant::now() + flush_timeout;
-        let mut st = self.shared.lock();
-        let deadline = st.stop.map_or(deadline, |d| d.min(deadline));
-        st.stop = Some(deadline);
-        drop(st);
-        stop.send_replace(Some(deadline));
+        self.shared.lock().stop = Some(deadline);
+        self.stop.send_replace(Some(deadline));
         self.shared.notify();
         // Never wait from the worker itself (the last reference dropped in a callback); it
         // ends all the same, by `deadline + STOP_GRACE`.
@@ -514,7 +511,7 @@ impl Worker {
     /// flush deadline that `stop` receives.
     async fn run(&self, mut stop: watch::Receiver<Option<Instant>>) {
         let cut = async {
-            // An error: the handle is gone (it always sends a deadline first).
+            // An error: the handle is gone (it sends a deadline before).
             let deadline = stop.wait_for(Option::is_some).await.ok().and_then(|d| *d);
             let deadline = deadline.unwrap_or_else(Instant::now) + STOP_GRACE;
             tokio::time::sleep_until(deadline.into()).await;
