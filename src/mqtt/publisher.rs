@@ -895,3 +895,44 @@ async fn read_loop(shared: Arc<Shared>, connection: u64, mut reader: PacketReade
         shared.notify();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Waits at most 5 s for `done`.
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(5), "{what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// No task outlives its publisher: connected, it has two tasks on the shared runtime (the
+    /// worker and the reader), none once stopped. The only unit test of the library that
+    /// spawns on the runtime, so that the count is this publisher's.
+    #[test]
+    fn a_stopped_publisher_leaves_no_task() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let broker = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 256];
+            let _connect = stream.read(&mut buf).unwrap();
+            stream.write_all(&[0x20, 2, 0, 0]).unwrap();
+            while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+        });
+        let tasks = || RUNTIME.metrics().num_alive_tasks();
+        let before = tasks();
+        let publisher =
+            Publisher::start(PublisherConfig::new("127.0.0.1", port, "unit"), |_| {}).unwrap();
+        wait_for("no connection", || publisher.stats().connected);
+        assert_eq!(tasks(), before + 2);
+        let stats = publisher.stop(Duration::from_secs(1));
+        assert!(!stats.connected);
+        wait_for("a task outlived the publisher", || tasks() == before);
+        broker.join().unwrap();
+    }
+}
