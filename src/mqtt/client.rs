@@ -124,17 +124,25 @@ impl std::fmt::Debug for PacketWriter {
 }
 
 impl PacketWriter {
-    /// Writes packets already encoded (several at once cost one system call).
-    pub async fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), MqttError> {
-        let write = async {
-            self.half.write_all(bytes).await?;
-            // TLS records may wait in the session otherwise.
-            self.half.flush().await
-        };
-        match tokio::time::timeout(self.timeout, write).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(MqttError::Timeout("the broker to read")),
+    /// Writes packets already encoded (several at once cost one system call). Fails when the
+    /// broker takes nothing for the write timeout (a slow broker that keeps taking bytes
+    /// does not).
+    pub async fn write_bytes(&mut self, mut bytes: &[u8]) -> Result<(), MqttError> {
+        let timed_out = || MqttError::Timeout("the broker to read");
+        while !bytes.is_empty() {
+            let written = tokio::time::timeout(self.timeout, self.half.write(bytes))
+                .await
+                .map_err(|_| timed_out())??;
+            if written == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+            }
+            bytes = &bytes[written..];
         }
+        // TLS records may wait in the session otherwise.
+        tokio::time::timeout(self.timeout, self.half.flush())
+            .await
+            .map_err(|_| timed_out())??;
+        Ok(())
     }
 
     /// Closes the writing direction (TLS: close_notify first), waiting 100 ms at most.
