@@ -571,3 +571,64 @@ fn the_queue_is_bounded_in_bytes() {
     assert_eq!(stats.dropped, 21);
     eprintln!("5 MB records: at most {most} bytes queued");
 }
+
+/// Threads of this process named `name`.
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
+}
+
+/// A publisher starts no thread of its own: three connected at once are tasks on the
+/// plugin's shared network runtime, whose `RUNTIME_WORKERS` threads (`defect-net`) are all
+/// the network threads there are. Before, each connected publisher ran two threads
+/// (`mqtt-publisher`, `mqtt-reader`).
+#[test]
+fn publishers_share_the_network_runtime_and_start_no_threads() {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (port, broker) = fake_broker(stop.clone(), |stream| {
+        let mut reader = PacketReader::new(stream.try_clone().unwrap());
+        let mut writer = PacketWriter::new(stream);
+        while let Ok(packet) = reader.read_packet() {
+            match packet {
+                Packet::Connect(_) => connack(&mut writer),
+                Packet::Publish(p) => writer
+                    .send(&Packet::PubAck {
+                        packet_id: p.packet_id.unwrap(),
+                    })
+                    .unwrap(),
+                Packet::PingReq => writer.send(&Packet::PingResp).unwrap(),
+                _ => return,
+            }
+        }
+    });
+    let publishers: Vec<Publisher> = (0..3)
+        .map(|i| {
+            let config = PublisherConfig {
+                client_id: format!("unit-threads-{i}"),
+                ..config(port, QoS::AtLeastOnce)
+            };
+            Publisher::start(config, |_| {}).unwrap()
+        })
+        .collect();
+    for publisher in &publishers {
+        assert!(publisher.publish("t/threads", "x"));
+    }
+    for publisher in &publishers {
+        assert!(publisher.wait_idle(Duration::from_secs(10)));
+        assert!(publisher.stats().connected);
+    }
+    assert_eq!(
+        threads_named("mqtt-publisher") + threads_named("mqtt-reader"),
+        0
+    );
+    assert_eq!(threads_named("defect-net"), gstdefect::net::RUNTIME_WORKERS);
+    for publisher in publishers {
+        let stats = publisher.stop(Duration::from_secs(2));
+        assert_eq!((stats.acknowledged, stats.connected), (1, false));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    broker.join().unwrap();
+}

@@ -438,7 +438,7 @@ impl DefectMqttSink {
         Ok(gst::FlowSuccess::Ok)
     }
 
-    /// Called from the publisher thread.
+    /// Called from the publisher task, on a thread of the shared network runtime.
     fn on_event(&self, target: &str, event: Event) {
         match event {
             Event::Connected { reconnect: false } => {

@@ -16,8 +16,8 @@
  * brokers accept; each distinct value that needed escaping is reported once in a warning.
  *
  * The element never blocks the streaming thread on the network: records go into a queue of
- * at most `max-queue` records and `max-queue-bytes` bytes that a background thread
- * publishes. When the queue is full the oldest record not yet sent is dropped and counted
+ * at most `max-queue` records and `max-queue-bytes` bytes that a background task publishes
+ * (on the plugin's shared network runtime: the element starts no thread of its own). When the queue is full the oldest record not yet sent is dropped and counted
  * (`dropped`; a record already written to the broker is never dropped for room). A broker
  * that is down at start, or
  * goes away, is not an error: the element posts a warning naming `host:port` once per

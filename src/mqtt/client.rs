@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! A blocking MQTT 3.1.1 connection for publishing, over TCP or TLS: [`connect`] opens it
-//! (CONNECT / CONNACK) and hands back a reading and a writing half, so that one thread reads
-//! while another writes.
+//! An MQTT 3.1.1 connection for publishing, over TCP or TLS (tokio-rustls), on tokio:
+//! [`connect`] opens it (CONNECT / CONNACK) and hands back a reading and a writing half, so
+//! that one task reads while another writes.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
 use super::codec::{self, CodecError, Connect, ConnectReturnCode, Incoming};
-use super::tls::{self, TlsReader, TlsWriter};
+use super::tls;
 
 /// Incoming packets larger than this are a protocol error (a broker sends a publisher
 /// packets of at most 4 bytes).
@@ -35,17 +37,10 @@ pub enum MqttError {
     Tls(String),
 }
 
-impl MqttError {
-    /// A read that timed out (`set_read_timeout`), not a broken connection.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, MqttError::Io(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
-    }
-}
-
-/// Resolves `host:port`, every address it names.
-pub fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, MqttError> {
-    let addresses: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
+/// Resolves `host:port`, every address it names (an IP address is not looked up).
+pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, MqttError> {
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
         .map_err(|e| MqttError::Resolve(format!("{host}:{port} ({e})")))?
         .collect();
     if addresses.is_empty() {
@@ -60,7 +55,7 @@ pub struct ConnectOptions {
     pub host: String,
     pub port: u16,
     pub connect: Connect,
-    /// For each TCP connection attempt, the TLS handshake and the CONNACK.
+    /// For the name lookup, each TCP connection attempt, the TLS handshake and the CONNACK.
     pub timeout: Duration,
     /// Once connected, a write blocked this long fails.
     pub write_timeout: Duration,
@@ -82,14 +77,9 @@ impl std::fmt::Debug for ConnectOptions {
     }
 }
 
-enum ReadHalf {
-    Plain(TcpStream),
-    Tls(TlsReader),
-}
-
 /// The reading half: buffers bytes until whole packets are there.
 pub struct PacketReader {
-    half: ReadHalf,
+    half: Box<dyn AsyncRead + Send + Unpin>,
     buf: Vec<u8>,
 }
 
@@ -102,20 +92,15 @@ impl std::fmt::Debug for PacketReader {
 }
 
 impl PacketReader {
-    /// The next packet; blocks as the socket's read timeout allows (a timeout is an
-    /// [`MqttError::Io`] for which [`MqttError::is_timeout`] holds, and loses no data).
-    pub fn read_packet(&mut self) -> Result<Incoming, MqttError> {
+    /// The next packet. Cancel-safe: given up while waiting (a timeout), it loses no byte.
+    pub async fn read_packet(&mut self) -> Result<Incoming, MqttError> {
         loop {
             if let Some((packet, used)) = codec::decode(&self.buf, MAX_INCOMING_PACKET)? {
                 self.buf.drain(..used);
                 return Ok(packet);
             }
             let mut chunk = [0u8; 512];
-            let read = match &mut self.half {
-                ReadHalf::Plain(stream) => stream.read(&mut chunk),
-                ReadHalf::Tls(stream) => stream.read(&mut chunk),
-            };
-            match read {
+            match self.half.read(&mut chunk).await {
                 Ok(0) => return Err(MqttError::Closed),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -123,24 +108,13 @@ impl PacketReader {
             }
         }
     }
-
-    pub fn set_timeout(&self, timeout: Option<Duration>) -> Result<(), MqttError> {
-        match &self.half {
-            ReadHalf::Plain(stream) => stream.set_read_timeout(timeout)?,
-            ReadHalf::Tls(stream) => stream.set_read_timeout(timeout)?,
-        }
-        Ok(())
-    }
-}
-
-enum WriteHalf {
-    Plain(TcpStream),
-    Tls(TlsWriter),
 }
 
 /// The writing half.
 pub struct PacketWriter {
-    half: WriteHalf,
+    half: Box<dyn AsyncWrite + Send + Unpin>,
+    /// A write that takes longer fails.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for PacketWriter {
@@ -150,97 +124,91 @@ impl std::fmt::Debug for PacketWriter {
 }
 
 impl PacketWriter {
-    /// Writes packets already encoded (several at once cost one system call).
-    pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), MqttError> {
-        match &mut self.half {
-            WriteHalf::Plain(stream) => stream.write_all(bytes)?,
-            WriteHalf::Tls(stream) => stream.write_all(bytes)?,
+    /// Writes packets already encoded (several at once cost one system call). Fails when the
+    /// broker takes nothing for the write timeout (a slow broker that keeps taking bytes
+    /// does not).
+    pub async fn write_bytes(&mut self, mut bytes: &[u8]) -> Result<(), MqttError> {
+        let timed_out = || MqttError::Timeout("the broker to read");
+        while !bytes.is_empty() {
+            let written = tokio::time::timeout(self.timeout, self.half.write(bytes))
+                .await
+                .map_err(|_| timed_out())??;
+            if written == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+            }
+            bytes = &bytes[written..];
         }
+        // TLS records may wait in the session otherwise.
+        tokio::time::timeout(self.timeout, self.half.flush())
+            .await
+            .map_err(|_| timed_out())??;
         Ok(())
     }
 
-    /// Closes both directions, which wakes a reader blocked on the same socket.
-    pub fn shutdown(&self) {
-        match &self.half {
-            WriteHalf::Plain(stream) => {
-                let _ = stream.shutdown(Shutdown::Both);
-            }
-            WriteHalf::Tls(stream) => stream.shutdown(),
+    /// Closes the writing direction (TLS: close_notify first), waiting 100 ms at most.
+    pub async fn shutdown(&mut self) {
+        let _ = tokio::time::timeout(Duration::from_millis(100), self.half.shutdown()).await;
+    }
+}
+
+/// A TCP connection to `host:port`: each resolved address in turn, at most `timeout` each.
+async fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, MqttError> {
+    let addresses = tokio::time::timeout(timeout, resolve(host, port))
+        .await
+        .map_err(|_| MqttError::Timeout("the name lookup"))??;
+    let mut last_error = None;
+    for address in addresses {
+        match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => last_error = Some(e.into()),
+            Err(_) => last_error = Some(MqttError::Timeout("the TCP connection")),
         }
     }
-
-    /// Another handle on the socket, for shutting it down from elsewhere.
-    pub fn try_clone_stream(&self) -> Result<TcpStream, MqttError> {
-        Ok(match &self.half {
-            WriteHalf::Plain(stream) => stream.try_clone()?,
-            WriteHalf::Tls(stream) => stream.try_clone_stream()?,
-        })
-    }
+    Err(last_error.unwrap_or_else(|| MqttError::Resolve(format!("{host}:{port}"))))
 }
 
 /// Opens a TCP connection to `host:port` (each resolved address in turn, at most `timeout`
 /// each), runs the TLS handshake when asked, sends CONNECT and waits at most `timeout` for
 /// an accepting CONNACK. Returns the two halves (with the session-present flag); writes
-/// then time out after `write_timeout`, reads block without limit.
-pub fn connect(options: &ConnectOptions) -> Result<(PacketReader, PacketWriter, bool), MqttError> {
+/// then time out after `write_timeout`, reads wait without limit.
+pub async fn connect(
+    options: &ConnectOptions,
+) -> Result<(PacketReader, PacketWriter, bool), MqttError> {
     let timeout = options.timeout.max(Duration::from_millis(1));
-    let mut last_error = None;
-    let mut stream = None;
-    for address in resolve(&options.host, options.port)? {
-        match TcpStream::connect_timeout(&address, timeout) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last_error = Some(e),
-        }
-    }
-    let stream = match (stream, last_error) {
-        (Some(s), _) => s,
-        (None, Some(e)) => return Err(e.into()),
-        (None, None) => {
-            return Err(MqttError::Resolve(format!(
-                "{}:{}",
-                options.host, options.port
-            )));
-        }
-    };
+    let stream = connect_tcp(&options.host, options.port, timeout).await?;
     stream.set_nodelay(true)?;
-    stream.set_write_timeout(Some(timeout))?;
-    stream.set_read_timeout(Some(timeout))?;
-    let (half_r, half_w) = match &options.tls {
-        None => (
-            ReadHalf::Plain(stream.try_clone()?),
-            WriteHalf::Plain(stream.try_clone()?),
-        ),
+    let (read, write): (
+        Box<dyn AsyncRead + Send + Unpin>,
+        Box<dyn AsyncWrite + Send + Unpin>,
+    ) = match &options.tls {
+        None => {
+            let (read, write) = stream.into_split();
+            (Box::new(read), Box::new(write))
+        }
         Some(config) => {
-            let (r, w) = tls::handshake(config.clone(), &options.host, stream.try_clone()?)
-                .map_err(|e| {
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) {
-                        MqttError::Timeout("the TLS handshake")
-                    } else {
-                        MqttError::Tls(e.to_string())
-                    }
-                })?;
-            (ReadHalf::Tls(r), WriteHalf::Tls(w))
+            let name =
+                tls::server_name(&options.host).map_err(|e| MqttError::Tls(e.to_string()))?;
+            let handshake = tokio_rustls::TlsConnector::from(config.clone()).connect(name, stream);
+            let stream = tokio::time::timeout(timeout, handshake)
+                .await
+                .map_err(|_| MqttError::Timeout("the TLS handshake"))?
+                .map_err(|e| MqttError::Tls(e.to_string()))?;
+            let (read, write) = tokio::io::split(stream);
+            (Box::new(read), Box::new(write))
         }
     };
     let mut reader = PacketReader {
-        half: half_r,
+        half: read,
         buf: Vec::new(),
     };
-    let mut writer = PacketWriter { half: half_w };
-    writer.write_bytes(&options.connect.to_bytes()?)?;
-    let packet = reader.read_packet().map_err(|e| {
-        if e.is_timeout() {
-            MqttError::Timeout("CONNACK")
-        } else {
-            e
-        }
-    })?;
+    let mut writer = PacketWriter {
+        half: write,
+        timeout,
+    };
+    writer.write_bytes(&options.connect.to_bytes()?).await?;
+    let packet = tokio::time::timeout(timeout, reader.read_packet())
+        .await
+        .map_err(|_| MqttError::Timeout("CONNACK"))??;
     let session_present = match packet {
         Incoming::ConnAck {
             code: ConnectReturnCode::Accepted,
@@ -249,14 +217,15 @@ pub fn connect(options: &ConnectOptions) -> Result<(PacketReader, PacketWriter, 
         Incoming::ConnAck { code, .. } => return Err(MqttError::Refused(code)),
         other => return Err(MqttError::Unexpected(format!("{other:?} before CONNACK"))),
     };
-    reader.set_timeout(None)?;
-    stream.set_write_timeout(Some(options.write_timeout.max(Duration::from_millis(1))))?;
+    writer.timeout = options.write_timeout.max(Duration::from_millis(1));
     Ok((reader, writer, session_present))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::RUNTIME;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     fn options(port: u16, timeout: Duration) -> ConnectOptions {
@@ -300,15 +269,19 @@ mod tests {
     #[test]
     fn connects_pings_and_disconnects() {
         let (port, broker) = fake_broker([0x20, 2, 0, 0]);
-        let (mut reader, mut writer, session) =
-            connect(&options(port, Duration::from_secs(5))).unwrap();
-        assert!(!session);
-        writer.write_bytes(&codec::PINGREQ).unwrap();
-        assert_eq!(reader.read_packet().unwrap(), Incoming::PingResp);
-        reader.set_timeout(Some(Duration::from_millis(20))).unwrap();
-        assert!(reader.read_packet().unwrap_err().is_timeout());
-        writer.write_bytes(&codec::DISCONNECT).unwrap();
-        writer.shutdown();
+        RUNTIME.block_on(async {
+            let (mut reader, mut writer, session) = connect(&options(port, Duration::from_secs(5)))
+                .await
+                .unwrap();
+            assert!(!session);
+            writer.write_bytes(&codec::PINGREQ).await.unwrap();
+            assert_eq!(reader.read_packet().await.unwrap(), Incoming::PingResp);
+            let nothing =
+                tokio::time::timeout(Duration::from_millis(20), reader.read_packet()).await;
+            assert!(nothing.is_err(), "{nothing:?}");
+            writer.write_bytes(&codec::DISCONNECT).await.unwrap();
+            writer.shutdown().await;
+        });
         assert_eq!(
             broker.join().unwrap(),
             [codec::PINGREQ, codec::DISCONNECT].concat()
@@ -318,7 +291,7 @@ mod tests {
     #[test]
     fn refusal_is_an_error() {
         let (port, broker) = fake_broker([0x20, 2, 0, 4]);
-        let result = connect(&options(port, Duration::from_secs(5)));
+        let result = RUNTIME.block_on(connect(&options(port, Duration::from_secs(5))));
         assert!(
             matches!(
                 result,
@@ -336,7 +309,7 @@ mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        let result = connect(&options(port, Duration::from_secs(1)));
+        let result = RUNTIME.block_on(connect(&options(port, Duration::from_secs(1))));
         assert!(matches!(result, Err(MqttError::Io(_))), "{result:?}");
     }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The publisher worker: a background thread that owns the broker connection and publishes
-//! records handed to it through a bounded queue, so that callers never block on the network.
+//! The publisher worker: a task on the plugin's shared network runtime
+//! ([`crate::net::RUNTIME`]) that owns the broker connection and publishes records handed to
+//! it through a bounded queue, so that callers never block on the network.
 //!
 //! * **Queue.** [`Publisher::publish`] appends to a queue of at most `max_queue` records and
 //!   `max_queue_bytes` bytes (topic and payload) and returns at once. When either bound is
@@ -38,20 +39,24 @@
 //!   Writes time out after `keepalive` too (at most [`WRITE_TIMEOUT`]).
 //! * **Stop.** [`Publisher::stop`] lets the worker flush the queue for at most a given time,
 //!   then sends DISCONNECT and closes; records never sent are counted as dropped, records
-//!   sent and not acknowledged as `unconfirmed`.
+//!   sent and not acknowledged as `unconfirmed`. A worker still busy [`STOP_GRACE`] after
+//!   the flush time (a write the broker does not take) is cut short there. When `stop`
+//!   returns, the worker and its reader have ended.
 //!
-//! Two threads work for a connection: the worker writes, a reader thread reads PUBACKs and
-//! PINGRESPs. Both wait on one condition variable; nothing polls.
+//! No thread of its own: two tasks of the shared runtime work for a connection, the worker
+//! writes and a reader task reads PUBACKs and PINGRESPs. The worker waits on a
+//! [`tokio::sync::Notify`], callers of [`Publisher::wait_idle`] and [`Publisher::stop`] on a
+//! condition variable; nothing polls.
 
 use std::collections::VecDeque;
-use std::net::{Shutdown, TcpStream};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
 
 use super::client::{self, ConnectOptions, MqttError, PacketReader, PacketWriter};
 use super::codec::{self, Connect, Incoming, PublishHeader, QoS};
-use crate::net::{Guarded, Reconnect};
+use crate::net::{Guarded, RUNTIME, Reconnect};
 
 /// At most this many bytes of PUBLISH packets are written in one go.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
@@ -59,8 +64,8 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// Once connected, a write blocked this long fails (less when `keepalive` is shorter).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long [`Publisher::stop`] waits past the flush deadline before it shuts the socket to
-/// wake a worker blocked in a write.
+/// How long past the flush deadline of [`Publisher::stop`] a worker still busy (blocked in a
+/// write) is cut short.
 const STOP_GRACE: Duration = Duration::from_millis(250);
 
 /// The default bound of the queue in bytes: 64 MiB.
@@ -163,8 +168,8 @@ pub struct Stats {
     pub connected: bool,
 }
 
-/// What the worker reports, from its own thread, through the callback given to
-/// [`Publisher::start`].
+/// What the worker reports, from a thread of the shared runtime, through the callback given
+/// to [`Publisher::start`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// Connected (`reconnect`: not for the first time).
@@ -221,8 +226,6 @@ struct State {
     /// Flush deadline, once a stop was asked for.
     stop: Option<Instant>,
     finished: bool,
-    /// A handle on the connected socket, for [`Publisher::stop`] to shut it.
-    socket: Option<TcpStream>,
     stats: Stats,
 }
 
@@ -254,19 +257,64 @@ impl State {
     }
 }
 
-type Shared = Guarded<State>;
+/// What the worker, its reader and the handle share.
+struct Shared {
+    /// The state; callers (never the tasks) wait on its condition variable.
+    state: Guarded<State>,
+    /// Wakes the worker task.
+    wake: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
+    }
+
+    /// The state changed: wakes the worker and the callers waiting.
+    fn notify(&self) {
+        self.state.notify_all();
+        self.wake.notify_one();
+    }
+
+    /// The worker waits for a change, `timeout` at most.
+    async fn changed(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    }
+}
+
+/// Held by the worker task to its end, however it ends (done, cut short at stop, panicking):
+/// accounts for the records left and wakes the callers waiting for the end.
+struct Finish(Arc<Shared>);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        let unsent = st.queue.iter().filter(|e| !e.sent).count() as u64;
+        st.stats.dropped += unsent;
+        st.stats.unconfirmed += st.queue.len() as u64 - unsent;
+        st.queue.clear();
+        st.queued_bytes = 0;
+        st.in_flight = 0;
+        st.finished = true;
+        st.stats.connected = false;
+        drop(st);
+        self.0.notify();
+    }
+}
 
 /// The handle on the worker. Dropping it stops the worker without flushing.
 pub struct Publisher {
     shared: Arc<Shared>,
     max_queue: usize,
     max_queue_bytes: usize,
-    thread: Option<JoinHandle<()>>,
+    /// Tells the worker when the flush time of a stop ends (`None` until stopped).
+    stop: watch::Sender<Option<Instant>>,
+    worker: tokio::task::Id,
 }
 
 impl Publisher {
-    /// Starts the worker thread, which connects at once. `on_event` runs on the worker
-    /// thread and must not block for long.
+    /// Starts the worker task on the shared runtime; it connects at once. `on_event` runs on
+    /// a thread of that runtime and must not block for long.
     pub fn start(
         mut config: PublisherConfig,
         on_event: impl Fn(Event) + Send + Sync + 'static,
@@ -279,7 +327,7 @@ impl Publisher {
         if config.qos == QoS::ExactlyOnce {
             config.qos = QoS::AtLeastOnce;
         }
-        let shared = Arc::new(Guarded::new(State {
+        let state = Guarded::new(State {
             queue: VecDeque::new(),
             in_flight: 0,
             next_packet_id: 1,
@@ -292,23 +340,30 @@ impl Publisher {
             suspects: 0,
             stop: None,
             finished: false,
-            socket: None,
             stats: Stats::default(),
-        }));
+        });
+        let shared = Arc::new(Shared {
+            state,
+            wake: Notify::new(),
+        });
         let (max_queue, max_queue_bytes) = (config.max_queue, config.max_queue_bytes);
         let worker = Worker {
             shared: shared.clone(),
             config,
             on_event: Box::new(on_event),
         };
-        let thread = std::thread::Builder::new()
-            .name("mqtt-publisher".into())
-            .spawn(move || worker.run())?;
+        let (stop, stop_rx) = watch::channel(None);
+        let finish = Finish(shared.clone());
+        let task = RUNTIME.spawn(async move {
+            let _finish = finish;
+            worker.run(stop_rx).await;
+        });
         Ok(Publisher {
             shared,
             max_queue,
             max_queue_bytes,
-            thread: Some(thread),
+            stop,
+            worker: task.id(),
         })
     }
 
@@ -346,7 +401,7 @@ impl Publisher {
         st.queued_bytes += size;
         st.queue.push_back(entry);
         drop(st);
-        self.shared.notify_all();
+        self.shared.notify();
         kept_all
     }
 
@@ -367,41 +422,31 @@ impl Publisher {
             if now >= deadline || st.finished {
                 return false;
             }
-            st = self.shared.wait_timeout(st, deadline - now);
+            st = self.shared.state.wait_timeout(st, deadline - now);
         }
     }
 
-    /// Flushes for at most `flush_timeout` (plus, when the worker is in the middle of a
-    /// connection attempt, that attempt's timeout), disconnects and stops the worker.
+    /// Flushes for at most `flush_timeout` (and [`STOP_GRACE`] more for a worker blocked in
+    /// a write), disconnects and stops the worker; returns once it has ended.
     pub fn stop(mut self, flush_timeout: Duration) -> Stats {
         self.shutdown(flush_timeout)
     }
 
     fn shutdown(&mut self, flush_timeout: Duration) -> Stats {
-        let Some(thread) = self.thread.take() else {
+        if self.stop.borrow().is_some() {
             return self.stats();
-        };
-        let deadline = Instant::now() + flush_timeout;
-        {
-            let mut st = self.shared.lock();
-            st.stop = Some(st.stop.map_or(deadline, |d| d.min(deadline)));
-            self.shared.notify_all();
-            let hard = deadline + STOP_GRACE;
-            while !st.finished {
-                let now = Instant::now();
-                if now >= hard {
-                    // The worker is stuck in a write (or a connection attempt): wake it.
-                    if let Some(socket) = &st.socket {
-                        let _ = socket.shutdown(Shutdown::Both);
-                    }
-                    break;
-                }
-                st = self.shared.wait_timeout(st, hard - now);
-            }
         }
-        // Never join from the worker itself (the last reference dropped in a callback).
-        if thread.thread().id() != std::thread::current().id() {
-            let _ = thread.join();
+        let deadline = Instant::now() + flush_timeout;
+        self.shared.lock().stop = Some(deadline);
+        self.stop.send_replace(Some(deadline));
+        self.shared.notify();
+        // Never wait from the worker itself (the last reference dropped in a callback); it
+        // ends all the same, by `deadline + STOP_GRACE`.
+        if tokio::task::try_id() != Some(self.worker) {
+            let mut st = self.shared.lock();
+            while !st.finished {
+                st = self.shared.state.wait(st);
+            }
         }
         self.stats()
     }
@@ -462,7 +507,22 @@ impl Worker {
         }
     }
 
-    fn run(self) {
+    /// Connects, publishes and reconnects until stopped; cut short at `STOP_GRACE` past the
+    /// flush deadline that `stop` receives.
+    async fn run(&self, mut stop: watch::Receiver<Option<Instant>>) {
+        let cut = async {
+            // An error: the handle is gone (it sends a deadline before).
+            let deadline = stop.wait_for(Option::is_some).await.ok().and_then(|d| *d);
+            let deadline = deadline.unwrap_or_else(Instant::now) + STOP_GRACE;
+            tokio::time::sleep_until(deadline.into()).await;
+        };
+        tokio::select! {
+            () = self.work() => {}
+            () = cut => {}
+        }
+    }
+
+    async fn work(&self) {
         let mut reconnect = Reconnect::new(self.config.initial_backoff, self.config.max_backoff);
         loop {
             let timeout = {
@@ -475,14 +535,14 @@ impl Worker {
                 });
                 self.config.connect_timeout.min(left)
             };
-            match client::connect(&self.options(timeout)) {
+            match client::connect(&self.options(timeout)).await {
                 Ok((reader, writer, _)) => {
                     let again = reconnect.connected(Instant::now());
                     if again {
                         self.shared.lock().stats.reconnects += 1;
                     }
                     (self.on_event)(Event::Connected { reconnect: again });
-                    let (end, heard, in_flight) = self.session(reader, writer);
+                    let (end, heard, in_flight) = self.session(reader, writer).await;
                     match end {
                         SessionEnd::Finished => break,
                         SessionEnd::Lost(reason, by_broker) => {
@@ -495,7 +555,7 @@ impl Worker {
                             if retry.report {
                                 (self.on_event)(Event::ConnectionLost(reason));
                             }
-                            self.wait_backoff(retry.delay);
+                            self.wait_backoff(retry.delay).await;
                         }
                     }
                 }
@@ -504,21 +564,10 @@ impl Worker {
                     if retry.report {
                         (self.on_event)(Event::ConnectFailed(e.to_string()));
                     }
-                    self.wait_backoff(retry.delay);
+                    self.wait_backoff(retry.delay).await;
                 }
             }
         }
-        let mut st = self.shared.lock();
-        let unsent = st.queue.iter().filter(|e| !e.sent).count() as u64;
-        st.stats.dropped += unsent;
-        st.stats.unconfirmed += st.queue.len() as u64 - unsent;
-        st.queue.clear();
-        st.queued_bytes = 0;
-        st.in_flight = 0;
-        st.finished = true;
-        st.stats.connected = false;
-        drop(st);
-        self.shared.notify_all();
     }
 
     /// The broker closed the connection with `in_flight` records unacknowledged: they become
@@ -545,7 +594,7 @@ impl Worker {
         st.stats.dropped += 1;
         st.stats.rejected += 1;
         drop(st);
-        self.shared.notify_all();
+        self.shared.notify();
         (self.on_event)(Event::Rejected {
             bytes: entry.payload.len(),
             topic: entry.topic,
@@ -553,25 +602,31 @@ impl Worker {
     }
 
     /// Waits `delay`, or less when a stop makes waiting pointless.
-    fn wait_backoff(&self, delay: Duration) {
+    async fn wait_backoff(&self, delay: Duration) {
         let until = Instant::now() + delay;
-        let mut st = self.shared.lock();
         loop {
-            if st.should_exit() {
-                return;
-            }
-            let limit = st.stop.map_or(until, |d| d.min(until));
+            let limit = {
+                let st = self.shared.lock();
+                if st.should_exit() {
+                    return;
+                }
+                st.stop.map_or(until, |d| d.min(until))
+            };
             let now = Instant::now();
             if now >= limit {
                 return;
             }
-            st = self.shared.wait_timeout(st, limit - now);
+            self.shared.changed(limit - now).await;
         }
     }
 
     /// One connection, until it ends; also says whether anything came from the broker after
     /// its CONNACK, and how many records were in flight at the end.
-    fn session(&self, reader: PacketReader, mut writer: PacketWriter) -> (SessionEnd, bool, usize) {
+    async fn session(
+        &self,
+        reader: PacketReader,
+        mut writer: PacketWriter,
+    ) -> (SessionEnd, bool, usize) {
         let (connection, connected_at) = {
             let mut st = self.shared.lock();
             st.connection += 1;
@@ -579,26 +634,16 @@ impl Worker {
             st.lost = None;
             st.ping_sent = None;
             st.awaiting = None;
-            st.socket = writer.try_clone_stream().ok();
             st.last_received = Instant::now();
             st.stats.connected = true;
             (st.connection, st.last_received)
         };
-        let shared = self.shared.clone();
-        let reader_thread = std::thread::Builder::new()
-            .name("mqtt-reader".into())
-            .spawn(move || read_loop(&shared, connection, reader));
-        let end = match &reader_thread {
-            Ok(_) => self.serve(&mut writer),
-            Err(e) => SessionEnd::Lost(format!("cannot start the reader thread: {e}"), false),
-        };
-        writer.shutdown();
-        if let Ok(thread) = reader_thread {
-            let _ = thread.join();
-        }
+        let reading = Reading(RUNTIME.spawn(read_loop(self.shared.clone(), connection, reader)));
+        let end = self.serve(&mut writer).await;
+        writer.shutdown().await;
+        reading.end().await;
         let mut st = self.shared.lock();
         let in_flight = st.in_flight;
-        st.socket = None;
         st.in_flight = 0;
         st.ping_sent = None;
         st.awaiting = None;
@@ -608,153 +653,204 @@ impl Worker {
     }
 
     /// Sends queued records, pings, and waits, until the connection breaks or a stop ends it.
-    fn serve(&self, writer: &mut PacketWriter) -> SessionEnd {
+    async fn serve(&self, writer: &mut PacketWriter) -> SessionEnd {
         let qos1 = self.config.qos != QoS::AtMostOnce;
-        let keepalive = Duration::from_secs(self.config.keepalive.into());
-        let window = if qos1 {
-            self.config.max_in_flight
-        } else {
-            usize::MAX
+        let mut serving = Serving {
+            qos1,
+            keepalive: Duration::from_secs(self.config.keepalive.into()),
+            window: if qos1 {
+                self.config.max_in_flight
+            } else {
+                usize::MAX
+            },
+            last_write: Instant::now(),
+            last_record_write: None,
+            last_ping: None,
+            bytes: Vec::new(),
         };
-        let mut last_write = Instant::now();
-        // When records were last written: a PINGREQ's own answer must not look overdue.
-        let mut last_record_write: Option<Instant> = None;
-        let mut last_ping: Option<Instant> = None;
-        let mut bytes = Vec::new();
         loop {
-            let mut st = self.shared.lock();
-            if let Some((reason, by_broker)) = st.lost.take() {
-                return SessionEnd::Lost(reason, by_broker);
-            }
-            let now = Instant::now();
-            if st.should_exit() {
-                drop(st);
-                let _ = writer.write_bytes(&codec::DISCONNECT);
-                return SessionEnd::Finished;
-            }
-            if !keepalive.is_zero()
-                && let Some(since) = st.awaiting
-                && now >= since + keepalive
-            {
-                return SessionEnd::Lost(
-                    format!(
-                        "the broker has not answered for {} s (no PUBACK or PINGRESP): it \
-                         accepts the connection but does not read",
-                        keepalive.as_secs()
-                    ),
-                    false,
-                );
-            }
-            bytes.clear();
-            // Suspects of a refused record go one at a time.
-            let window = if st.suspects > 0 { 1 } else { window };
-            while st.in_flight < st.queue.len()
-                && st.in_flight < window
-                && bytes.len() < MAX_BATCH_BYTES
-            {
-                let index = st.in_flight;
-                let packet_id = if qos1 && st.queue[index].packet_id == 0 {
-                    st.take_packet_id()
-                } else {
-                    st.queue[index].packet_id
-                };
-                let entry = &mut st.queue[index];
-                entry.packet_id = packet_id;
-                let header = PublishHeader {
-                    dup: qos1 && entry.sent,
-                    qos: if qos1 {
-                        QoS::AtLeastOnce
-                    } else {
-                        QoS::AtMostOnce
-                    },
-                    retain: false,
-                    packet_id: qos1.then_some(packet_id),
-                };
-                let first_time = !entry.sent;
-                if let Err(e) =
-                    codec::encode_publish(header, &entry.topic, &entry.payload, &mut bytes)
-                {
-                    let entry = st.remove(index).expect("index within the queue");
-                    st.stats.dropped += 1;
-                    drop(st);
-                    (self.on_event)(Event::Invalid {
-                        topic: entry.topic,
-                        reason: e.to_string(),
-                    });
-                    st = self.shared.lock();
-                    continue;
+            match self.step(&mut serving) {
+                Step::End(end) => return end,
+                Step::Disconnect => {
+                    let _ = writer.write_bytes(&codec::DISCONNECT).await;
+                    return SessionEnd::Finished;
                 }
-                entry.sent = true;
-                if first_time {
-                    st.stats.published += 1;
-                } else {
-                    st.stats.resent += 1;
+                Step::Write => {
+                    if let Err(e) = writer.write_bytes(&serving.bytes).await {
+                        let by_broker = closed_by_peer(&e);
+                        return SessionEnd::Lost(e.to_string(), by_broker);
+                    }
                 }
-                if qos1 {
-                    st.in_flight += 1;
-                    st.awaiting.get_or_insert(now);
-                } else {
-                    st.remove(0);
-                }
+                Step::Wait(timeout) => self.shared.changed(timeout).await,
             }
-            if !bytes.is_empty() {
-                drop(st);
-                if !qos1 {
-                    // QoS 0 records are done now: wake `wait_idle`.
-                    self.shared.notify_all();
-                }
-                // Taken before writing: an answer may be read before the write returns.
-                last_write = Instant::now();
-                last_record_write = Some(last_write);
-                if let Err(e) = writer.write_bytes(&bytes) {
-                    let by_broker = closed_by_peer(&e);
-                    return SessionEnd::Lost(e.to_string(), by_broker);
-                }
-                continue;
-            }
-            // A PINGREQ: after `keepalive` without sending (the protocol's rule), and while
-            // records go out with nothing coming back (QoS 0): at once, then at most every
-            // `keepalive / 2`.
-            let idle_ping = last_write + keepalive;
-            let silent_ping = (st.awaiting.is_none()
-                && last_record_write.is_some_and(|t| t > st.last_received))
-            .then(|| last_ping.map_or(now, |t| t + keepalive / 2));
-            let ping_at = silent_ping.map_or(idle_ping, |t| t.min(idle_ping));
-            if !keepalive.is_zero() && st.ping_sent.is_none() && now >= ping_at {
-                st.ping_sent = Some(now);
-                st.awaiting.get_or_insert(now);
-                drop(st);
-                last_write = now;
-                last_ping = Some(now);
-                if let Err(e) = writer.write_bytes(&codec::PINGREQ) {
-                    let by_broker = closed_by_peer(&e);
-                    return SessionEnd::Lost(e.to_string(), by_broker);
-                }
-                continue;
-            }
-            let mut wake = now + Duration::from_secs(3600);
-            if !keepalive.is_zero() {
-                if st.ping_sent.is_none() {
-                    wake = wake.min(ping_at);
-                }
-                if let Some(since) = st.awaiting {
-                    wake = wake.min(since + keepalive);
-                }
-            }
-            if let Some(deadline) = st.stop {
-                wake = wake.min(deadline);
-            }
-            let _unused = self
-                .shared
-                .wait_timeout(st, wake.saturating_duration_since(now));
         }
+    }
+
+    /// What to do next on the connection: decided under the lock, done without it.
+    fn step(&self, s: &mut Serving) -> Step {
+        let (qos1, keepalive) = (s.qos1, s.keepalive);
+        let mut st = self.shared.lock();
+        if let Some((reason, by_broker)) = st.lost.take() {
+            return Step::End(SessionEnd::Lost(reason, by_broker));
+        }
+        let now = Instant::now();
+        if st.should_exit() {
+            return Step::Disconnect;
+        }
+        if !keepalive.is_zero()
+            && let Some(since) = st.awaiting
+            && now >= since + keepalive
+        {
+            return Step::End(SessionEnd::Lost(
+                format!(
+                    "the broker has not answered for {} s (no PUBACK or PINGRESP): it \
+                     accepts the connection but does not read",
+                    keepalive.as_secs()
+                ),
+                false,
+            ));
+        }
+        s.bytes.clear();
+        // Suspects of a refused record go one at a time.
+        let window = if st.suspects > 0 { 1 } else { s.window };
+        while st.in_flight < st.queue.len()
+            && st.in_flight < window
+            && s.bytes.len() < MAX_BATCH_BYTES
+        {
+            let index = st.in_flight;
+            let packet_id = if qos1 && st.queue[index].packet_id == 0 {
+                st.take_packet_id()
+            } else {
+                st.queue[index].packet_id
+            };
+            let entry = &mut st.queue[index];
+            entry.packet_id = packet_id;
+            let header = PublishHeader {
+                dup: qos1 && entry.sent,
+                qos: if qos1 {
+                    QoS::AtLeastOnce
+                } else {
+                    QoS::AtMostOnce
+                },
+                retain: false,
+                packet_id: qos1.then_some(packet_id),
+            };
+            let first_time = !entry.sent;
+            if let Err(e) =
+                codec::encode_publish(header, &entry.topic, &entry.payload, &mut s.bytes)
+            {
+                let entry = st.remove(index).expect("index within the queue");
+                st.stats.dropped += 1;
+                drop(st);
+                (self.on_event)(Event::Invalid {
+                    topic: entry.topic,
+                    reason: e.to_string(),
+                });
+                st = self.shared.lock();
+                continue;
+            }
+            entry.sent = true;
+            if first_time {
+                st.stats.published += 1;
+            } else {
+                st.stats.resent += 1;
+            }
+            if qos1 {
+                st.in_flight += 1;
+                st.awaiting.get_or_insert(now);
+            } else {
+                st.remove(0);
+            }
+        }
+        if !s.bytes.is_empty() {
+            drop(st);
+            if !qos1 {
+                // QoS 0 records are done now: wake `wait_idle`.
+                self.shared.state.notify_all();
+            }
+            // Taken before writing: an answer may be read before the write returns.
+            s.last_write = Instant::now();
+            s.last_record_write = Some(s.last_write);
+            return Step::Write;
+        }
+        // A PINGREQ: after `keepalive` without sending (the protocol's rule), and while
+        // records go out with nothing coming back (QoS 0): at once, then at most every
+        // `keepalive / 2`.
+        let idle_ping = s.last_write + keepalive;
+        let silent_ping = (st.awaiting.is_none()
+            && s.last_record_write.is_some_and(|t| t > st.last_received))
+        .then(|| s.last_ping.map_or(now, |t| t + keepalive / 2));
+        let ping_at = silent_ping.map_or(idle_ping, |t| t.min(idle_ping));
+        if !keepalive.is_zero() && st.ping_sent.is_none() && now >= ping_at {
+            st.ping_sent = Some(now);
+            st.awaiting.get_or_insert(now);
+            s.last_write = now;
+            s.last_ping = Some(now);
+            s.bytes.extend_from_slice(&codec::PINGREQ);
+            return Step::Write;
+        }
+        let mut wake = now + Duration::from_secs(3600);
+        if !keepalive.is_zero() {
+            if st.ping_sent.is_none() {
+                wake = wake.min(ping_at);
+            }
+            if let Some(since) = st.awaiting {
+                wake = wake.min(since + keepalive);
+            }
+        }
+        if let Some(deadline) = st.stop {
+            wake = wake.min(deadline);
+        }
+        Step::Wait(wake.saturating_duration_since(now))
     }
 }
 
-/// The reader thread of one connection: PUBACKs take records off the queue.
-fn read_loop(shared: &Shared, connection: u64, mut reader: PacketReader) {
+/// The state of [`Worker::serve`] between its steps.
+struct Serving {
+    qos1: bool,
+    keepalive: Duration,
+    /// QoS 1 records in flight at most.
+    window: usize,
+    last_write: Instant,
+    /// When records were last written: a PINGREQ's own answer must not look overdue.
+    last_record_write: Option<Instant>,
+    last_ping: Option<Instant>,
+    /// What [`Step::Write`] writes.
+    bytes: Vec<u8>,
+}
+
+/// What [`Worker::serve`] does next.
+enum Step {
+    End(SessionEnd),
+    /// Stopping: DISCONNECT, then the end.
+    Disconnect,
+    /// Write [`Serving::bytes`] (records or a PINGREQ).
+    Write,
+    /// Wait for a change, this long at most.
+    Wait(Duration),
+}
+
+/// The reader task of a connection, aborted when dropped.
+struct Reading(tokio::task::JoinHandle<()>);
+
+impl Reading {
+    /// Ends the task and waits until it has.
+    async fn end(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The reader task of one connection: PUBACKs take records off the queue.
+async fn read_loop(shared: Arc<Shared>, connection: u64, mut reader: PacketReader) {
     loop {
-        let result = reader.read_packet();
+        let result = reader.read_packet().await;
         let mut st = shared.lock();
         if st.connection != connection {
             return;
@@ -791,11 +887,52 @@ fn read_loop(shared: &Shared, connection: u64, mut reader: PacketReader) {
                     st.lost = Some((e.to_string(), by_broker));
                 }
                 drop(st);
-                shared.notify_all();
+                shared.notify();
                 return;
             }
         }
         drop(st);
-        shared.notify_all();
+        shared.notify();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Waits at most 5 s for `done`.
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(5), "{what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// No task outlives its publisher: connected, it has two tasks on the shared runtime (the
+    /// worker and the reader), none once stopped. The only unit test of the library that
+    /// spawns on the runtime, so that the count is this publisher's.
+    #[test]
+    fn a_stopped_publisher_leaves_no_task() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let broker = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 256];
+            let _connect = stream.read(&mut buf).unwrap();
+            stream.write_all(&[0x20, 2, 0, 0]).unwrap();
+            while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+        });
+        let tasks = || RUNTIME.metrics().num_alive_tasks();
+        let before = tasks();
+        let publisher =
+            Publisher::start(PublisherConfig::new("127.0.0.1", port, "unit"), |_| {}).unwrap();
+        wait_for("no connection", || publisher.stats().connected);
+        assert_eq!(tasks(), before + 2);
+        let stats = publisher.stop(Duration::from_secs(1));
+        assert!(!stats.connected);
+        wait_for("a task outlived the publisher", || tasks() == before);
+        broker.join().unwrap();
     }
 }

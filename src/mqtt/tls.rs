@@ -1,22 +1,14 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! TLS for the MQTT client (rustls with the *ring* provider): the client configuration
-//! made from PEM files, and a TLS stream split in a reading and a writing half that two
-//! threads use at once, as the plain TCP socket is.
-//!
-//! The halves share the rustls connection behind a mutex, held only to move bytes in or out
-//! of it, never during a socket read; the socket writes of both halves go through a second
-//! mutex, taken first, so that TLS records leave in the order they were made.
+//! made from PEM files and the server name certificates must match. The handshake and the
+//! encrypted stream are tokio-rustls's ([`super::client::connect`]).
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore};
-
-use crate::element::lock;
+use rustls::{ClientConfig, RootCertStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -104,162 +96,4 @@ pub fn server_name(host: &str) -> std::io::Result<ServerName<'static>> {
             format!("'{host}' is not a valid TLS server name: {e}"),
         )
     })
-}
-
-/// Runs the TLS handshake over `tcp` (blocking, as its timeouts allow).
-pub fn handshake(
-    config: Arc<ClientConfig>,
-    host: &str,
-    mut tcp: TcpStream,
-) -> std::io::Result<(TlsReader, TlsWriter)> {
-    let mut conn =
-        ClientConnection::new(config, server_name(host)?).map_err(std::io::Error::other)?;
-    while conn.is_handshaking() {
-        conn.complete_io(&mut tcp)?;
-    }
-    let tcp_for_shutdown = tcp.try_clone()?;
-    let shared = Arc::new(Shared {
-        conn: Mutex::new(conn),
-        socket: Mutex::new(tcp.try_clone()?),
-    });
-    Ok((
-        TlsReader {
-            tcp,
-            shared: shared.clone(),
-            cipher: Vec::new(),
-        },
-        TlsWriter {
-            shared,
-            raw: tcp_for_shutdown,
-        },
-    ))
-}
-
-struct Shared {
-    conn: Mutex<ClientConnection>,
-    /// The socket for writing; taken before `conn` by whoever writes.
-    socket: Mutex<TcpStream>,
-}
-
-/// The TLS records the connection has to send (data, alerts, key updates).
-fn records(conn: &mut ClientConnection) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    while conn.wants_write() {
-        conn.write_tls(&mut out)?;
-    }
-    Ok(out)
-}
-
-/// The reading half.
-pub struct TlsReader {
-    tcp: TcpStream,
-    shared: Arc<Shared>,
-    /// Bytes read from the socket that the connection has not taken yet.
-    cipher: Vec<u8>,
-}
-
-impl std::fmt::Debug for TlsReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsReader").finish_non_exhaustive()
-    }
-}
-
-impl TlsReader {
-    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
-        self.tcp.set_read_timeout(timeout)
-    }
-}
-
-impl Read for TlsReader {
-    /// Plain bytes; `Ok(0)` at the end of the stream. Blocks in the socket read only, with
-    /// no lock held.
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            let mut conn = lock(&self.shared.conn);
-            match conn.reader().read(out) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-            if !self.cipher.is_empty() {
-                let taken = conn.read_tls(&mut &self.cipher[..])?;
-                self.cipher.drain(..taken);
-                let state = conn.process_new_packets().map_err(std::io::Error::other);
-                let reply = conn.wants_write();
-                drop(conn);
-                if reply {
-                    // In the writers' order: socket, then connection.
-                    let mut socket = lock(&self.shared.socket);
-                    let bytes = records(&mut lock(&self.shared.conn))?;
-                    socket.write_all(&bytes)?;
-                }
-                state?;
-                continue;
-            }
-            drop(conn);
-            let mut chunk = [0u8; 16 * 1024];
-            match self.tcp.read(&mut chunk) {
-                Ok(0) => return Ok(0),
-                Ok(n) => self.cipher.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-/// The writing half.
-pub struct TlsWriter {
-    shared: Arc<Shared>,
-    /// The socket, for shutting it without the lock (a write may hold it).
-    raw: TcpStream,
-}
-
-impl std::fmt::Debug for TlsWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsWriter").finish_non_exhaustive()
-    }
-}
-
-impl TlsWriter {
-    /// Encrypts and writes all of `data`.
-    pub fn write_all(&self, mut data: &[u8]) -> std::io::Result<()> {
-        let mut socket = lock(&self.shared.socket);
-        while !data.is_empty() {
-            let bytes = {
-                let mut conn = lock(&self.shared.conn);
-                let n = conn.writer().write(data)?;
-                data = &data[n..];
-                records(&mut conn)?
-            };
-            if bytes.is_empty() && !data.is_empty() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::WriteZero,
-                    "the TLS connection takes no more data",
-                ));
-            }
-            socket.write_all(&bytes)?;
-        }
-        Ok(())
-    }
-
-    /// Sends close_notify (best effort: not when a write is under way) and shuts the
-    /// socket, which wakes the reader.
-    pub fn shutdown(&self) {
-        if let Ok(mut socket) = self.shared.socket.try_lock() {
-            let bytes = {
-                let mut conn = lock(&self.shared.conn);
-                conn.send_close_notify();
-                records(&mut conn).unwrap_or_default()
-            };
-            let _ = socket.set_write_timeout(Some(std::time::Duration::from_millis(100)));
-            let _ = socket.write_all(&bytes);
-        }
-        let _ = self.raw.shutdown(Shutdown::Both);
-    }
-
-    /// Another handle on the socket, for shutting it down from elsewhere.
-    pub fn try_clone_stream(&self) -> std::io::Result<TcpStream> {
-        self.raw.try_clone()
-    }
 }
