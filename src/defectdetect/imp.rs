@@ -22,7 +22,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gst::glib;
 use gst::prelude::*;
@@ -38,9 +38,7 @@ use crate::element::{self, lock};
 use crate::inspect::checks::{self, Combination, Refusal};
 use crate::inspect::flow::{FrameError, Options, drift_image};
 use crate::inspect::infer::InferError;
-use crate::inspect::model::Loaded;
-use crate::inspect::slot::Current;
-use crate::inspect::stream::{Applied, Caps, Decided, Stream};
+use crate::inspect::stream::{Caps, Decided, Stream};
 use crate::inspect::{Engine, infer};
 use crate::meta;
 use crate::meta::prelude::*;
@@ -454,31 +452,6 @@ impl DefectDetect {
             .zip(running.stream.as_ref().map(|s| s.caps))
     }
 
-    /// At a frame boundary, with the current model locked (and `running`, whose challenger
-    /// this is): takes over a pending model. Returns whether the model changed.
-    fn adopt(
-        &self,
-        current: &mut Option<Current<Loaded>>,
-        frame: u64,
-        challenger: Option<&Challenger>,
-    ) -> bool {
-        let Some(adopted) = self.engine.adopt(current) else {
-            return false;
-        };
-        if let Some(model_id) = adopted.model_id {
-            let challenger = challenger
-                .map(|c| format!("; challenger {}", c.model_id))
-                .unwrap_or_default();
-            gst::info!(
-                CAT,
-                imp = self,
-                "model generation {} ({model_id}) in use from frame {frame}{challenger}",
-                adopted.generation
-            );
-        }
-        true
-    }
-
     /// The part its `DefectPartMeta` names (a malformed one is reported).
     fn part_in(&self, buffer: &gst::BufferRef) -> Option<String> {
         meta::part_id_from_buffer(buffer)
@@ -638,81 +611,5 @@ impl DefectDetect {
         for part in &ended.parts {
             self.report_part(part_message(part, settings.shadow_mode, &ended.model_id));
         }
-    }
-
-    /// Posts what the worker's results asked for: decoder warnings, and an error for a failed
-    /// inference.
-    fn post_applied(&self, applied: Applied) -> Result<(), gst::FlowError> {
-        self.warn_decode(applied.warnings);
-        for note in applied.non_finite {
-            self.warn_non_finite(Some(note));
-        }
-        match applied.failure {
-            Some(reason) => {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Failed,
-                    ("inference failed: {reason}")
-                );
-                Err(gst::FlowError::Error)
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Warns, once per stream and kind, about what the decoder dropped or changed.
-    fn warn_decode(&self, warnings: Vec<String>) {
-        for warning in warnings {
-            gst::element_imp_warning!(self, gst::StreamError::Decode, ("{warning}"));
-        }
-    }
-
-    /// Says why an anomaly model's frame with NaN or infinite scores was not passed: a warning
-    /// the first time in a stream, the debug log after.
-    fn warn_non_finite(&self, note: Option<(String, bool)>) {
-        match note {
-            Some((text, true)) => gst::element_imp_warning!(
-                self,
-                gst::StreamError::Decode,
-                ("{text}; later frames like it are logged at debug level")
-            ),
-            Some((text, false)) => gst::debug!(CAT, imp = self, "{text}"),
-            None => {}
-        }
-    }
-
-    /// Raises the reported latency when a frame took longer than it says
-    /// ([`Engine::raise_latency`]) and, in a live pipeline, asks the pipeline to recompute its
-    /// latency. A non-live pipeline has no latency to keep: no message (gst-launch-1.0 would
-    /// print "Redistribute latency..." for each).
-    fn track_latency(&self, took: Duration) {
-        let Some(reported) = self.engine.raise_latency(took) else {
-            return;
-        };
-        gst::debug!(
-            CAT,
-            imp = self,
-            "a frame took {} (latency said {}): latency raised",
-            gst::ClockTime::from_nseconds(took.as_nanos() as u64),
-            gst::ClockTime::from_nseconds(reported.as_nanos() as u64)
-        );
-        let _ = self
-            .obj()
-            .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
-    }
-
-    fn running_time(&self, buffer: &gst::BufferRef) -> Option<gst::ClockTime> {
-        self.obj()
-            .segment()
-            .downcast_ref::<gst::ClockTime>()
-            .and_then(|segment| segment.to_running_time(buffer.pts()))
-    }
-
-    fn post(&self, structure: gst::Structure) {
-        let _ = self.obj().post_message(
-            gst::message::Element::builder(structure)
-                .src(&*self.obj())
-                .build(),
-        );
     }
 }
