@@ -35,11 +35,11 @@ use super::metas::part_message;
 use super::settings::{self, Change, Settings};
 use super::worker::{Job, Worker};
 use crate::element::{self, lock};
+use crate::inspect::Engine;
 use crate::inspect::checks::{self, Combination, Refusal};
 use crate::inspect::flow::{FrameError, Options, drift_image};
 use crate::inspect::infer::InferError;
 use crate::inspect::stream::{Caps, Decided, Stream};
-use crate::inspect::{Engine, infer};
 use crate::meta;
 use crate::meta::prelude::*;
 use crate::video::{pixel_format, with_frame_view_or, yuv_matrix};
@@ -238,31 +238,26 @@ impl BaseTransformImpl for DefectDetect {
             .published()
             .ok_or_else(|| gst::loggable_error!(CAT, "no model loaded"))?;
         let (width, height) = (info.width(), info.height());
-        let tiles = infer::tile_count(width, height, settings.tile_size, settings.tile_overlap)
-            .map_err(|reason| {
-                gst::element_imp_error!(self, gst::LibraryError::Settings, ("{reason}"));
-                gst::loggable_error!(CAT, "too many tiles")
-            })?;
-        if let Some(reason) = settings
-            .crop_region()
-            .and_then(|crop| infer::crop_error(crop, width, height))
-        {
-            gst::element_imp_error!(self, gst::LibraryError::Settings, ("{reason}"));
-            return Err(gst::loggable_error!(CAT, "crop outside the frame"));
-        }
-        let problems = identity.policy.frame_problems(width, height);
-        if let Some(error) = problems.errors.first() {
-            gst::element_imp_error!(self, gst::LibraryError::Settings, ("policy {error}"));
-            return Err(gst::loggable_error!(CAT, "policy region outside the frame"));
-        }
-        for warning in &problems.warnings {
-            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("policy {warning}"));
+        let options = settings.options();
+        let fit = checks::caps(
+            (width, height),
+            options.tiling,
+            options.crop,
+            &identity.policy,
+        )
+        .map_err(|refusal| {
+            gst::element_imp_error!(self, gst::LibraryError::Settings, ("{}", refusal.text));
+            gst::loggable_error!(CAT, "{}", refusal.logged)
+        })?;
+        for warning in &fit.warnings {
+            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{warning}"));
         }
         gst::info!(
             CAT,
             imp = self,
-            "{width}x{height} {:?} frames in {tiles} tile(s) for {}",
+            "{width}x{height} {:?} frames in {} tile(s) for {}",
             info.format(),
+            fit.tiles,
             identity.model_id
         );
         let caps = Caps {
