@@ -14,11 +14,15 @@
 //!   for `challenger-stats`). The one lock of the running state: held only to read or update
 //!   it, never across an inference or a wait (handles are cloned out of it first).
 //!
-//! The logic is the engine's ([`crate::inspect`]: preprocessing, inference, the stream state,
-//! the settings' checks); the glue of each feature has a file of its own: [`super::load`]
-//! (model loading and background builds), `on-rois`, [`super::challenger`]
-//! and [`super::drift`], each with the element's side of it in a module of `imp` (`load`,
-//! `rois`, `challenge`, `drift`, and `report` for the metas and messages of a frame).
+//! A frame: the element copies the settings, maps the buffer once (only when the model runs on
+//! it here or drift is on), lets the engine decide it ([`crate::inspect::flow`]: what to infer
+//! or carry, the pending bookkeeping, the verdict, the counters) and attaches the metas and
+//! posts the messages. The rest of the logic is the engine's too ([`crate::inspect`]:
+//! preprocessing, inference, the stream state, the checks of settings and caps); the glue of
+//! each feature has a file of its own: [`super::load`] (model loading and background builds),
+//! `on-rois`, [`super::challenger`] and [`super::drift`], each with the element's side of it in
+//! a module of `imp` (`load`, `rois`, `challenge`, `drift`, and `report` for the metas and
+//! messages of a frame).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Mutex};
