@@ -394,20 +394,7 @@ impl BaseTransformImpl for DefectDetect {
         // Drift (see super::drift): one call per frame after the verdict; posted after it.
         let drift = match decided.image.take() {
             Some(image) => {
-                let frame = super::drift::Frame {
-                    number: decided.frame_number,
-                    image,
-                };
-                let mut running = lock(&self.running);
-                let d = &decided;
-                self.drift_frame(
-                    &mut running.drift,
-                    &settings,
-                    &d.identity,
-                    frame,
-                    d.inspected,
-                    &d.verdict,
-                )
+                self.drift_frame(&mut lock(&self.running).drift, &settings, &decided, image)
             }
             None => Default::default(),
         };
@@ -474,13 +461,10 @@ impl DefectDetect {
             Err(FrameError::Infer(InferError::Interrupted)) => {
                 return Err(gst::FlowError::Flushing);
             }
-            Err(FrameError::NoModel) => {
-                let text = "no model loaded";
-                (
-                    gst::error_msg!(gst::CoreError::Negotiation, ("{text}")),
-                    gst::FlowError::NotNegotiated,
-                )
-            }
+            Err(FrameError::NoModel) => (
+                gst::error_msg!(gst::CoreError::Negotiation, ("no model loaded")),
+                gst::FlowError::NotNegotiated,
+            ),
             Err(FrameError::Infer(InferError::Failed(reason))) => (
                 gst::error_msg!(gst::StreamError::Failed, ("{reason}")),
                 gst::FlowError::Error,
