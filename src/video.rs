@@ -137,8 +137,25 @@ pub fn with_frame_view<T>(
     info: &gst_video::VideoInfo,
     f: impl FnOnce(&FrameView) -> T,
 ) -> Result<T, String> {
-    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
-        .map_err(|_| format!("cannot map a {}x{} frame", info.width(), info.height()))?;
-    let view = frame_view(&frame)?;
-    Ok(f(&view))
+    with_frame_view_or(buffer, info, |view| view.map(f))
+}
+
+/// As [`with_frame_view`], for a caller that decides what a frame that cannot be mapped
+/// becomes: `f` gets the view, or what could not be mapped.
+pub fn with_frame_view_or<T>(
+    buffer: &gst::BufferRef,
+    info: &gst_video::VideoInfo,
+    f: impl FnOnce(Result<&FrameView, String>) -> T,
+) -> T {
+    let Ok(frame) = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info) else {
+        return f(Err(format!(
+            "cannot map a {}x{} frame",
+            info.width(),
+            info.height()
+        )));
+    };
+    match frame_view(&frame) {
+        Ok(view) => f(Ok(&view)),
+        Err(reason) => f(Err(reason)),
+    }
 }

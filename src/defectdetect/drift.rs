@@ -2,22 +2,18 @@
 //! `defectdetect`'s drift: the adapter between its frames and [`crate::monitor::drift`].
 //!
 //! One [`Drift`] per stream (in the element's state): at each frame, after the verdict, the
-//! frame's image statistics (on a subsampled view) and the verdict's detections go to the
-//! monitor; a compared window goes downstream as the `defect-drift` event, the start and the
+//! frame's image statistics (on a subsampled view, taken by the engine on the frame's one
+//! mapping) and the verdict's detections go to the monitor; a compared window goes downstream as the `defect-drift` event, the start and the
 //! end of an episode are posted as the `defect-drift` element message (the start with a
 //! warning naming the features that moved and by how much).
 
 use std::path::{Path, PathBuf};
 
 use super::settings::Settings;
-use crate::frame::FrameView;
 use crate::inspect::model::Identity;
 use crate::meta::{Decision, DriftReport};
-use crate::monitor::drift::{
-    Baseline, Change, DriftMonitor, ImageStats, Observation, image_stats, sample_step,
-};
+use crate::monitor::drift::{Baseline, Change, DriftMonitor, ImageStats, Observation};
 use crate::policy::FrameVerdict;
-use crate::video::{pixel_format, with_frame_view, yuv_matrix};
 
 /// The drift of one stream.
 pub(super) struct Drift {
@@ -32,15 +28,13 @@ pub(super) struct Drift {
 }
 
 /// A frame as drift takes it.
-pub(super) struct Frame<'a> {
-    pub buffer: &'a gst::BufferRef,
-    pub info: &'a gst_video::VideoInfo,
+pub(super) struct Frame {
     /// Its `VerdictMeta::frame`.
     pub number: u64,
-    /// Its statistics ([`image_of_view`]) taken on the view the engine mapped for the model;
-    /// None when the engine did not map it on this thread (a frame the model did not see,
-    /// `async-inference`): then drift maps it.
-    pub image: Option<Result<ImageStats, String>>,
+    /// Its image statistics ([`crate::inspect::flow::drift_image`]), taken on the frame's one
+    /// mapping (the model's input when the model ran on it on the streaming thread), or why
+    /// there are none.
+    pub image: Result<ImageStats, String>,
 }
 
 /// What a frame did, to be posted once no lock is held.
@@ -66,19 +60,8 @@ fn baseline_path(settings: &Settings, identity: &Identity) -> Option<PathBuf> {
 }
 
 /// Whether drift is on for these settings and this policy (as [`Drift::new`] decides).
-pub(super) fn wanted(settings: &Settings, identity: &Identity) -> bool {
+fn wanted(settings: &Settings, identity: &Identity) -> bool {
     settings.drift && identity.policy.drift.enabled
-}
-
-/// A frame's image statistics on the subsampled grid, from a view already mapped.
-pub(super) fn image_of_view(
-    view: &FrameView,
-    info: &gst_video::VideoInfo,
-) -> Result<ImageStats, String> {
-    let format = pixel_format(info.format())
-        .ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
-    let step = sample_step(view.width, view.height);
-    image_stats(view, format, yuv_matrix(info), step)
 }
 
 impl Drift {
@@ -121,11 +104,10 @@ impl Drift {
     /// One frame, after its verdict.
     pub fn frame(&mut self, frame: Frame, inspected: bool, verdict: &FrameVerdict) -> Outcome {
         let mut outcome = Outcome::default();
-        let (buffer, info) = (frame.buffer, frame.info);
-        let image = frame.image.unwrap_or_else(|| {
-            with_frame_view(buffer, info, |view| image_of_view(view, info)).and_then(|stats| stats)
-        });
-        let frame = frame.number;
+        let Frame {
+            number: frame,
+            image,
+        } = frame;
         let image = match image {
             Ok(stats) => Some(stats),
             Err(reason) => {

@@ -14,15 +14,19 @@
 //!   for `challenger-stats`). The one lock of the running state: held only to read or update
 //!   it, never across an inference or a wait (handles are cloned out of it first).
 //!
-//! The logic is the engine's ([`crate::inspect`]: preprocessing, inference, the stream state,
-//! the settings' checks); the glue of each feature has a file of its own: [`super::load`]
-//! (model loading and background builds), `on-rois`, [`super::challenger`]
-//! and [`super::drift`], each with the element's side of it in a module of `imp` (`load`,
-//! `rois`, `challenge`, `drift`, and `report` for the metas and messages of a frame).
+//! A frame: the element copies the settings, maps the buffer once (only when the model runs on
+//! it here or drift is on), lets the engine decide it ([`crate::inspect::flow`]: what to infer
+//! or carry, the pending bookkeeping, the verdict, the counters) and attaches the metas and
+//! posts the messages. The rest of the logic is the engine's too ([`crate::inspect`]:
+//! preprocessing, inference, the stream state, the checks of settings and caps); the glue of
+//! each feature has a file of its own: [`super::load`] (model loading and background builds),
+//! `on-rois`, [`super::challenger`] and [`super::drift`], each with the element's side of it in
+//! a module of `imp` (`load`, `rois`, `challenge`, `drift`, and `report` for the metas and
+//! messages of a frame).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gst::glib;
 use gst::prelude::*;
@@ -33,19 +37,16 @@ use gst_base::subclass::prelude::*;
 use super::challenger::Challenger;
 use super::metas::part_message;
 use super::settings::{self, Change, Settings};
-use super::worker::{Job, Submit, Worker};
+use super::worker::{Job, Worker};
 use crate::element::{self, lock};
-use crate::frame::FrameView;
+use crate::inspect::Engine;
 use crate::inspect::checks::{self, Combination, Refusal};
+use crate::inspect::flow::{FrameError, Options, drift_image};
 use crate::inspect::infer::InferError;
-use crate::inspect::model::Loaded;
-use crate::inspect::slot::Current;
-use crate::inspect::stream::{Applied, Caps, Decided, Output, Stream};
-use crate::inspect::{Engine, infer};
+use crate::inspect::stream::{Caps, Decided, Stream};
 use crate::meta;
 use crate::meta::prelude::*;
-use crate::policy::Seen;
-use crate::video::{pixel_format, with_frame_view, yuv_matrix};
+use crate::video::{pixel_format, with_frame_view_or, yuv_matrix};
 
 mod challenge;
 mod drift;
@@ -241,31 +242,26 @@ impl BaseTransformImpl for DefectDetect {
             .published()
             .ok_or_else(|| gst::loggable_error!(CAT, "no model loaded"))?;
         let (width, height) = (info.width(), info.height());
-        let tiles = infer::tile_count(width, height, settings.tile_size, settings.tile_overlap)
-            .map_err(|reason| {
-                gst::element_imp_error!(self, gst::LibraryError::Settings, ("{reason}"));
-                gst::loggable_error!(CAT, "too many tiles")
-            })?;
-        if let Some(reason) = settings
-            .crop_region()
-            .and_then(|crop| infer::crop_error(crop, width, height))
-        {
-            gst::element_imp_error!(self, gst::LibraryError::Settings, ("{reason}"));
-            return Err(gst::loggable_error!(CAT, "crop outside the frame"));
-        }
-        let problems = identity.policy.frame_problems(width, height);
-        if let Some(error) = problems.errors.first() {
-            gst::element_imp_error!(self, gst::LibraryError::Settings, ("policy {error}"));
-            return Err(gst::loggable_error!(CAT, "policy region outside the frame"));
-        }
-        for warning in &problems.warnings {
-            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("policy {warning}"));
+        let options = settings.options();
+        let fit = checks::caps(
+            (width, height),
+            options.tiling,
+            options.crop,
+            &identity.policy,
+        )
+        .map_err(|refusal| {
+            gst::element_imp_error!(self, gst::LibraryError::Settings, ("{}", refusal.text));
+            gst::loggable_error!(CAT, "{}", refusal.logged)
+        })?;
+        for warning in &fit.warnings {
+            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{warning}"));
         }
         gst::info!(
             CAT,
             imp = self,
-            "{width}x{height} {:?} frames in {tiles} tile(s) for {}",
+            "{width}x{height} {:?} frames in {} tile(s) for {}",
             info.format(),
+            fit.tiles,
             identity.model_id
         );
         let caps = Caps {
@@ -389,31 +385,18 @@ impl BaseTransformImpl for DefectDetect {
             return self.classify_rois(buffer, &settings);
         }
         let started = Instant::now();
-        let (decided, image) = if settings.async_inference {
-            (self.frame_async(buffer, &settings)?, None)
+        let (part, options) = (self.part_in(buffer), settings.options());
+        let mut decided = if settings.async_inference {
+            self.frame_async(buffer, part, &options)?
         } else {
-            self.frame_sync(buffer, &settings)?
+            self.frame_sync(buffer, part, &options)?
         };
         // Drift (see super::drift): one call per frame after the verdict; posted after it.
-        let drift = {
-            let mut running = lock(&self.running);
-            let Running { info, drift, .. } = &mut *running;
-            match info.clone() {
-                Some(info) => self.drift_frame(
-                    drift,
-                    &settings,
-                    &decided.identity,
-                    super::drift::Frame {
-                        buffer: &*buffer,
-                        info: &info,
-                        number: decided.frame_number,
-                        image,
-                    },
-                    decided.inspected,
-                    &decided.verdict,
-                ),
-                None => Default::default(),
+        let drift = match decided.image.take() {
+            Some(image) => {
+                self.drift_frame(&mut lock(&self.running).drift, &settings, &decided, image)
             }
+            None => Default::default(),
         };
         // The challenger sees the frame after production decided it, never before.
         if let Some(challenger) = self.challenger() {
@@ -423,16 +406,6 @@ impl BaseTransformImpl for DefectDetect {
         self.drift_post(drift);
         flow
     }
-}
-
-/// Drift's image statistics of a frame (see `super::drift::Frame::image`).
-type DriftImage = Result<crate::monitor::drift::ImageStats, String>;
-
-/// What a frame on the streaming thread starts from: the caps and its number.
-struct FrameStart {
-    info: Arc<gst_video::VideoInfo>,
-    caps: Caps,
-    frame_number: u64,
 }
 
 /// A refused combination of settings as the error of `start`.
@@ -465,31 +438,6 @@ impl DefectDetect {
             .zip(running.stream.as_ref().map(|s| s.caps))
     }
 
-    /// At a frame boundary, with the current model locked (and `running`, whose challenger
-    /// this is): takes over a pending model. Returns whether the model changed.
-    fn adopt(
-        &self,
-        current: &mut Option<Current<Loaded>>,
-        frame: u64,
-        challenger: Option<&Challenger>,
-    ) -> bool {
-        let Some(adopted) = self.engine.adopt(current) else {
-            return false;
-        };
-        if let Some(model_id) = adopted.model_id {
-            let challenger = challenger
-                .map(|c| format!("; challenger {}", c.model_id))
-                .unwrap_or_default();
-            gst::info!(
-                CAT,
-                imp = self,
-                "model generation {} ({model_id}) in use from frame {frame}{challenger}",
-                adopted.generation
-            );
-        }
-        true
-    }
-
     /// The part its `DefectPartMeta` names (a malformed one is reported).
     fn part_in(&self, buffer: &gst::BufferRef) -> Option<String> {
         meta::part_id_from_buffer(buffer)
@@ -506,254 +454,145 @@ impl DefectDetect {
         gst::FlowError::NotNegotiated
     }
 
-    /// Maps the frame once and runs `f` (the engine) on it; the errors of both become the
-    /// element's (an interrupted run is a flush, not an error).
-    fn on_frame<T>(
-        &self,
-        buffer: &gst::BufferRef,
-        info: &gst_video::VideoInfo,
-        f: impl FnOnce(&FrameView) -> Result<T, InferError>,
-    ) -> Result<T, gst::FlowError> {
-        match with_frame_view(buffer, info, f) {
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(InferError::Interrupted)) => Err(gst::FlowError::Flushing),
-            Ok(Err(InferError::Failed(reason))) => {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{reason}"));
-                Err(gst::FlowError::Error)
+    /// The engine's error as the element's (an interrupted run is a flush, not an error).
+    fn checked<T>(&self, result: Result<T, FrameError>) -> Result<T, gst::FlowError> {
+        let (error, flow) = match result {
+            Ok(result) => return Ok(result),
+            Err(FrameError::Infer(InferError::Interrupted)) => {
+                return Err(gst::FlowError::Flushing);
             }
-            Err(reason) => {
-                gst::element_imp_error!(self, gst::StreamError::Format, ("{reason}"));
-                Err(gst::FlowError::Error)
-            }
-        }
+            Err(FrameError::NoModel) => (
+                gst::error_msg!(gst::CoreError::Negotiation, ("no model loaded")),
+                gst::FlowError::NotNegotiated,
+            ),
+            Err(FrameError::Infer(InferError::Failed(reason))) => (
+                gst::error_msg!(gst::StreamError::Failed, ("{reason}")),
+                gst::FlowError::Error,
+            ),
+            Err(FrameError::Unmapped(reason)) => (
+                gst::error_msg!(gst::StreamError::Format, ("{reason}")),
+                gst::FlowError::Error,
+            ),
+        };
+        self.post_error_message(error);
+        Err(flow)
     }
 
-    /// Posts what the worker's results asked for: decoder warnings, and an error for a failed
-    /// inference.
-    fn post_applied(&self, applied: Applied) -> Result<(), gst::FlowError> {
-        self.warn_decode(applied.warnings);
-        for note in applied.non_finite {
-            self.warn_non_finite(Some(note));
-        }
-        match applied.failure {
-            Some(reason) => {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Failed,
-                    ("inference failed: {reason}")
-                );
-                Err(gst::FlowError::Error)
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// The streaming thread runs the model (every `interval` frames of a part; the frames
-    /// between carry its result). Locks: the current model for the whole frame, `running`
-    /// twice briefly (before and after the run). With the verdict, drift's image statistics
-    /// of a frame the model ran on (taken on the same mapping).
+    /// The streaming thread's frame ([`crate::inspect::flow`]): the engine counts it and
+    /// decides whether the model runs (`running` locked), looks at its one mapping (the model's
+    /// run, drift's statistics; the current model locked, not `running`) and concludes its
+    /// verdict (`running` again).
     fn frame_sync(
         &self,
         buffer: &gst::BufferRef,
-        settings: &Settings,
-    ) -> Result<(Decided, Option<DriftImage>), gst::FlowError> {
+        part: Option<String>,
+        options: &Options,
+    ) -> Result<Decided, gst::FlowError> {
         let mut current = self.engine.slot.lock_current();
-        let (start, frame, carried) = {
+        let (info, begun) = {
             let mut running = lock(&self.running);
             let Running {
                 info: Some(info),
                 stream: Some(stream),
                 challenger,
+                drift,
                 ..
             } = &mut *running
             else {
                 return Err(self.not_negotiated());
             };
-            if self.adopt(&mut current, stream.frame_number, challenger.as_ref()) {
-                stream.carry = None;
-            }
-            let frame =
-                stream.count(stream.part_of(self.part_in(buffer), settings.frames_per_part));
-            let carried = stream
-                .carried_for(frame.number, frame.key, settings.interval)
-                .map(|c| (c.frame, c.output()));
-            let start = FrameStart {
-                info: info.clone(),
-                caps: stream.caps,
-                frame_number: frame.number,
-            };
-            (start, frame, carried)
+            let changed = self.adopt(&mut current, stream.frame_number, challenger.as_ref());
+            (
+                info.clone(),
+                stream.begin(part, changed, drift.is_some(), options),
+            )
         };
-        let mut image = None;
-        let (output, carried_from) = match carried {
-            Some((from, output)) => (output, Some(from)),
-            None => {
-                let Some(current) = current.as_mut() else {
-                    gst::element_imp_error!(self, gst::CoreError::Negotiation, ("no model loaded"));
-                    return Err(gst::FlowError::NotNegotiated);
-                };
-                let loaded = &mut current.model;
-                let tiling = (settings.tile_size, settings.tile_overlap);
-                let crop = settings.crop_region();
-                let drift = super::drift::wanted(settings, &loaded.identity);
-                let (result, drift_image) = self.on_frame(buffer, &start.info, |view| {
-                    let image = drift.then(|| super::drift::image_of_view(view, &start.info));
-                    let input = start.caps.input(view, tiling, crop);
-                    Ok((loaded.infer(&input, settings.thresholds())?, image))
-                })?;
-                image = drift_image;
-                self.engine.count_batched(result.batched);
-                (Output::of(result, loaded.identity.clone()), None)
-            }
+        let model = current.as_mut().map(|c| &mut c.model);
+        let looked = if begun.needs_view() {
+            with_frame_view_or(buffer, &info, |view| {
+                self.engine.look(begun, model, Some(view), options)
+            })
+        } else {
+            self.engine.look(begun, model, None, options)
         };
+        let looked = self.checked(looked)?;
         drop(current);
         let (decided, notes) = lock(&self.running)
             .stream
             .as_mut()
             .ok_or(gst::FlowError::NotNegotiated)?
-            .conclude(frame, output, carried_from, settings.interval);
+            .conclude_looked(looked, options.interval);
         self.warn_non_finite(notes.non_finite);
         self.warn_decode(notes.warnings);
-        Ok((decided, image))
+        Ok(decided)
     }
 
-    /// The streaming thread hands the frame to the worker if it is free and takes the newest
-    /// result of the frame's part; it never waits for the model.
+    /// The asynchronous frame ([`crate::inspect::flow`]), under one short `running` lock: the
+    /// engine takes the worker's results and counts the frame, which is handed to the worker if
+    /// it is free (never waited for) and decided from the newest result of its part. Drift's
+    /// statistics, when on, are taken after, on the frame's one mapping on this thread.
     fn frame_async(
         &self,
         buffer: &gst::BufferRef,
-        settings: &Settings,
+        part: Option<String>,
+        options: &Options,
     ) -> Result<Decided, gst::FlowError> {
         let mut running = lock(&self.running);
         let Running {
             worker,
             info,
             stream,
+            drift,
             ..
         } = &mut *running;
         let worker = worker.clone().ok_or(gst::FlowError::Flushing)?;
-        let (Some(info), Some(stream)) = (info.as_ref(), stream.as_mut()) else {
+        let (Some(info), Some(stream)) = (info.clone(), stream.as_mut()) else {
             return Err(gst::FlowError::NotNegotiated);
         };
-        let applied = stream.apply_finished(worker.take_finished());
-        if applied.failure.is_some() {
+        let finished = worker.take_finished();
+        let (applied, pending) = stream.begin_pending(finished, part, options.frames_per_part);
+        let Some(pending) = pending else {
             drop(running);
             self.post_applied(applied)?;
             return Err(gst::FlowError::Error);
-        }
-        let frame = stream.count(stream.part_of(self.part_in(buffer), settings.frames_per_part));
-        let job = Job::new(buffer, &frame, info.clone(), stream, settings);
-        // Without parts the queue is kept full; with parts, a busy worker queues only the
-        // frame a part needs (its first), so that every part is inspected.
-        let may_queue = frame
-            .part_id
-            .as_deref()
-            .is_none_or(|p| stream.parts.needs_inspection(p));
-        let seen = match worker.submit(job, may_queue) {
-            Submit::Accepted => Seen::Pending,
-            Submit::Busy => {
-                self.engine.skipped.fetch_add(1, Ordering::Relaxed);
-                Seen::NotInspected
-            }
-            Submit::Gone => {
-                // The worker ended after an error it reported; no result will come.
-                return Err(gst::FlowError::Error);
-            }
         };
-        let decided = stream
-            .decide_pending(frame, seen, || self.engine.slot.published())
+        let job = Job::new(buffer, &pending, info.clone(), *options);
+        // None: the worker ended after an error it reported; no result will come.
+        let submitted = worker.submit(job, pending.may_queue);
+        let seen = self.engine.handed(submitted).ok_or(gst::FlowError::Error)?;
+        let caps = pending.caps;
+        let mut decided = stream
+            .decide_pending(pending.frame, seen, || self.engine.slot.published())
             .ok_or(gst::FlowError::NotNegotiated)?;
+        let drift = drift.is_some();
         drop(running);
         self.post_applied(applied)?;
+        if drift {
+            let image =
+                with_frame_view_or(buffer, &info, |v| v.and_then(|v| drift_image(v, &caps)));
+            decided.image = Some(image);
+        }
         Ok(decided)
     }
 
     /// End of stream: waits for the worker's last results (they count for their parts), ends
-    /// the part in progress and reports every part still to report.
+    /// the part in progress and reports every part still to report ([`Stream::end`]).
     fn finish_stream(&self) {
         let settings = lock(&self.settings).clone();
-        let mut complete = true;
-        let mut finished = Vec::new();
+        let (mut complete, mut finished) = (true, Vec::new());
         if let Some(worker) = self.worker().filter(|_| settings.async_inference) {
             complete = worker.wait_idle();
             finished = worker.take_finished();
         }
-        let (parts, model_id, applied) = {
-            let mut running = lock(&self.running);
-            let Some(stream) = running.stream.as_mut() else {
-                return;
-            };
-            let applied = stream.apply_finished(finished);
-            let complete = complete && applied.failure.is_none();
-            let model_id = stream
-                .carry
-                .as_ref()
-                .map(|c| c.identity.model_id.clone())
-                .or_else(|| self.engine.slot.published().map(|i| i.model_id.clone()))
-                .unwrap_or_default();
-            (stream.finish(complete), model_id, applied)
-        };
-        let _ = self.post_applied(applied);
-        for part in &parts {
-            self.report_part(part_message(part, settings.shadow_mode, &model_id));
-        }
-    }
-
-    /// Warns, once per stream and kind, about what the decoder dropped or changed.
-    fn warn_decode(&self, warnings: Vec<String>) {
-        for warning in warnings {
-            gst::element_imp_warning!(self, gst::StreamError::Decode, ("{warning}"));
-        }
-    }
-
-    /// Says why an anomaly model's frame with NaN or infinite output was not passed: a warning
-    /// the first time in a stream, a debug line for every frame.
-    /// An anomaly map with NaN or infinite scores: a warning the first time in a stream, the
-    /// debug log after.
-    fn warn_non_finite(&self, note: Option<(String, bool)>) {
-        match note {
-            Some((text, true)) => gst::element_imp_warning!(
-                self,
-                gst::StreamError::Decode,
-                ("{text}; later frames like it are logged at debug level")
-            ),
-            Some((text, false)) => gst::debug!(CAT, imp = self, "{text}"),
-            None => {}
-        }
-    }
-
-    /// Raises the reported latency when a frame took longer than it says
-    /// ([`Engine::raise_latency`]) and, in a live pipeline, asks the pipeline to recompute its
-    /// latency. A non-live pipeline has no latency to keep: no message (gst-launch-1.0 would
-    /// print "Redistribute latency..." for each).
-    fn track_latency(&self, took: Duration) {
-        let Some(reported) = self.engine.raise_latency(took) else {
+        let published = || self.engine.slot.published();
+        let Some(ended) = (lock(&self.running).stream.as_mut())
+            .map(|stream| stream.end(finished, complete, published))
+        else {
             return;
         };
-        gst::debug!(
-            CAT,
-            imp = self,
-            "a frame took {} (latency said {}): latency raised",
-            gst::ClockTime::from_nseconds(took.as_nanos() as u64),
-            gst::ClockTime::from_nseconds(reported.as_nanos() as u64)
-        );
-        let _ = self
-            .obj()
-            .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
-    }
-
-    fn running_time(&self, buffer: &gst::BufferRef) -> Option<gst::ClockTime> {
-        self.obj()
-            .segment()
-            .downcast_ref::<gst::ClockTime>()
-            .and_then(|segment| segment.to_running_time(buffer.pts()))
-    }
-
-    fn post(&self, structure: gst::Structure) {
-        let _ = self.obj().post_message(
-            gst::message::Element::builder(structure)
-                .src(&*self.obj())
-                .build(),
-        );
+        let _ = self.post_applied(ended.applied);
+        for part in &ended.parts {
+            self.report_part(part_message(part, settings.shadow_mode, &ended.model_id));
+        }
     }
 }

@@ -10,6 +10,7 @@ use gst::prelude::*;
 use super::{ExecutionProvider, Layout, OpenvinoDevice, Precision, TaskChoice};
 use crate::analysis::decode::OutputLayout;
 use crate::analysis::task::Task;
+use crate::inspect::flow::Options;
 use crate::inspect::infer::{Region, Thresholds};
 use crate::inspect::model::Request;
 use crate::runtime::Precision as RuntimePrecision;
@@ -115,6 +116,17 @@ impl Settings {
             iou: self.iou_threshold as f32,
             max_detections: self.max_detections as usize,
             top_k: self.top_k as usize,
+        }
+    }
+
+    /// What a frame's inference takes of the settings.
+    pub fn options(&self) -> Options {
+        Options {
+            thresholds: self.thresholds(),
+            tiling: (self.tile_size, self.tile_overlap),
+            crop: self.crop_region(),
+            interval: self.interval,
+            frames_per_part: self.frames_per_part,
         }
     }
 

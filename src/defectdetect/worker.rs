@@ -23,48 +23,41 @@ use gst::glib;
 use super::settings::Settings;
 use crate::element::lock;
 use crate::inspect::Engine;
-use crate::inspect::infer::{InferError, Thresholds};
-use crate::inspect::stream::{Caps, Finished, Frame, Output, Stream};
+use crate::inspect::flow::{Options, Pending, Submit};
+use crate::inspect::infer::InferError;
+use crate::inspect::stream::{Caps, Finished, Output};
 use crate::policy::PartKey;
 use crate::video::with_frame_view;
 
 /// One frame handed to the worker.
 pub(super) struct Job {
     pub buffer: gst::Buffer,
-    pub frame: u64,
     pub info: Arc<gst_video::VideoInfo>,
-    pub caps: Caps,
-    pub thresholds: Thresholds,
-    pub tile_size: u32,
-    pub tile_overlap: u32,
-    /// The part of the frame a classifier sees (`crop`).
-    pub crop: Option<crate::inspect::infer::Region>,
+    pub frame: u64,
     /// The part of the frame, whose verdict waits for this result.
     pub part: Option<PartKey>,
+    pub caps: Caps,
     /// The caps the frame came with (results are carried only to frames of the same caps).
     pub caps_serial: u64,
+    pub options: Options,
 }
 
 impl Job {
-    /// Frame `frame` of `stream`, inferred as `settings` say.
+    /// The frame the engine counted (`pending`), inferred with `options`.
     pub fn new(
         buffer: &gst::BufferRef,
-        frame: &Frame,
+        pending: &Pending,
         info: Arc<gst_video::VideoInfo>,
-        stream: &Stream,
-        settings: &Settings,
+        options: Options,
     ) -> Self {
         Self {
             buffer: buffer.to_owned(),
-            frame: frame.number,
             info,
-            caps: stream.caps,
-            thresholds: settings.thresholds(),
-            tile_size: settings.tile_size,
-            tile_overlap: settings.tile_overlap,
-            crop: settings.crop_region(),
-            part: frame.key,
-            caps_serial: stream.caps_serial,
+            frame: pending.frame.number,
+            part: pending.frame.key,
+            caps: pending.caps,
+            caps_serial: pending.caps_serial,
+            options,
         }
     }
 }
@@ -89,15 +82,6 @@ struct Shared {
 pub(super) struct Worker {
     sender: SyncSender<Job>,
     shared: Arc<Shared>,
-}
-
-/// What became of a frame handed to the worker.
-pub(super) enum Submit {
-    Accepted,
-    /// The worker is busy and its queue full: the frame is not inferred.
-    Busy,
-    /// The worker has ended (after an error).
-    Gone,
 }
 
 impl Worker {
@@ -214,14 +198,13 @@ fn infer_job(
     let Some(current) = current.as_mut() else {
         return Err(InferError::Failed("no model loaded".into()));
     };
-    let loaded = &mut current.model;
-    let result = with_frame_view(job.buffer.as_ref(), &job.info, |view| {
-        let input = job
-            .caps
-            .input(view, (job.tile_size, job.tile_overlap), job.crop);
-        loaded.infer(&input, job.thresholds)
+    let (options, caps) = (&job.options, &job.caps);
+    with_frame_view(job.buffer.as_ref(), &job.info, |view| {
+        engine.infer(
+            &mut current.model,
+            &options.input(caps, view),
+            options.thresholds,
+        )
     })
-    .map_err(InferError::Failed)??;
-    engine.count_batched(result.batched);
-    Ok(Output::of(result, loaded.identity.clone()))
+    .map_err(InferError::Failed)?
 }

@@ -10,22 +10,21 @@ use gst_base::prelude::*;
 use super::{CAT, DefectDetect};
 use crate::defectdetect::drift::{Drift, Frame, Outcome};
 use crate::defectdetect::settings::Settings;
-use crate::inspect::model::Identity;
+use crate::inspect::stream::{Decided, DriftImage};
 use crate::monitor::drift::{Change, describe_moved};
-use crate::policy::FrameVerdict;
 
 impl DefectDetect {
-    /// The drift step of a frame, after its verdict (the one call per frame): updates the
-    /// stream's drift (set up again when the model or policy changed) and posts what it says.
+    /// The drift step of a frame, after its verdict (the one call per frame), with its image
+    /// statistics (`image`, taken on the frame's one mapping): updates the stream's drift (set
+    /// up again when the model or policy changed) and returns what it says, to be posted.
     pub(super) fn drift_frame(
         &self,
         drift: &mut Option<Drift>,
         settings: &Settings,
-        identity: &Identity,
-        frame: Frame,
-        inspected: bool,
-        verdict: &FrameVerdict,
+        decided: &Decided,
+        image: DriftImage,
     ) -> Outcome {
+        let identity = &decided.identity;
         if drift.as_ref().is_some_and(|d| !d.is_for(identity)) {
             gst::info!(
                 CAT,
@@ -44,7 +43,11 @@ impl DefectDetect {
             };
         }
         match drift.as_mut() {
-            Some(d) => d.frame(frame, inspected, verdict),
+            Some(d) => {
+                let number = decided.frame_number;
+                let frame = Frame { number, image };
+                d.frame(frame, decided.inspected, &decided.verdict)
+            }
             None => Outcome::default(),
         }
     }

@@ -2,17 +2,19 @@
 //! `defectdetect`'s model loading: the model and policy loaded in the NULL to READY state
 //! change (an error names the file and the reason), and the background builds of the model
 //! slot ([`crate::inspect::slot`]) when `model` or `policy` change later, with what they say
-//! (warnings, the `defect-model-ready` message).
+//! (warnings, the `defect-model-ready` message), and a built model taken over at a frame
+//! boundary.
 
 use std::sync::Arc;
 
 use gst::subclass::prelude::*;
 
 use super::{CAT, DefectDetect};
+use crate::defectdetect::challenger::Challenger;
 use crate::defectdetect::settings::Settings;
 use crate::element::lock;
 use crate::inspect::model::{self, LoadError, Loaded};
-use crate::inspect::slot::{BuildFn, Outcome, ReportFn};
+use crate::inspect::slot::{BuildFn, Current, Outcome, ReportFn};
 use crate::runtime::RuntimeError;
 
 impl DefectDetect {
@@ -112,5 +114,30 @@ impl DefectDetect {
         if self.engine.slot.request(settings, build, report) {
             gst::debug!(CAT, imp = self, "background build requested");
         }
+    }
+
+    /// At a frame boundary, with the current model locked (and `running`, whose challenger
+    /// this is): takes over a pending model. Returns whether the model changed.
+    pub(super) fn adopt(
+        &self,
+        current: &mut Option<Current<Loaded>>,
+        frame: u64,
+        challenger: Option<&Challenger>,
+    ) -> bool {
+        let Some(adopted) = self.engine.adopt(current) else {
+            return false;
+        };
+        if let Some(model_id) = adopted.model_id {
+            let challenger = challenger
+                .map(|c| format!("; challenger {}", c.model_id))
+                .unwrap_or_default();
+            gst::info!(
+                CAT,
+                imp = self,
+                "model generation {} ({model_id}) in use from frame {frame}{challenger}",
+                adopted.generation
+            );
+        }
+        true
     }
 }

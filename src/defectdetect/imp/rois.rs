@@ -7,12 +7,22 @@
 use crate::meta::prelude::*;
 use gst::subclass::prelude::*;
 
-use super::{CAT, DefectDetect, FrameStart, Running};
+use super::{CAT, DefectDetect, Running};
 use crate::defectdetect::metas::{classification, restage_verdict};
 use crate::defectdetect::settings::Settings;
 use crate::element::lock;
 use crate::inspect::checks;
+use crate::inspect::flow::FrameError;
+use crate::inspect::stream::Caps;
 use crate::meta;
+use crate::video::with_frame_view_or;
+
+/// What a region frame starts from: the caps and its number.
+struct FrameStart {
+    info: std::sync::Arc<gst_video::VideoInfo>,
+    caps: Caps,
+    frame_number: u64,
+}
 
 impl DefectDetect {
     /// `on-rois`: classifies the crop of every `GstVideoRegionOfInterestMeta` already on the
@@ -63,10 +73,12 @@ impl DefectDetect {
             .unzip();
         // A frame without regions is still re-decided (its verdict and part).
         let max_rois = settings.max_rois as usize;
-        let (regions, results) = self.on_frame(buffer, &start.info, |view| {
-            let input = start.caps.input(view, (0, 0), None);
-            loaded.judge_regions(&input, &rects, max_rois)
-        })?;
+        let (regions, results) = self.checked(with_frame_view_or(buffer, &start.info, |view| {
+            let input = start
+                .caps
+                .input(view.map_err(FrameError::Unmapped)?, (0, 0), None);
+            Ok::<_, FrameError>(loaded.judge_regions(&input, &rects, max_rois)?)
+        }))?;
         drop(current_guard);
         for (mut roi, result) in buffer
             .iter_meta_mut::<gst_video::VideoRegionOfInterestMeta>()

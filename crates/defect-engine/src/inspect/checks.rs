@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! What is checked before frames flow, free of GStreamer: which settings combine (`crop`,
-//! `on-rois`, `async-inference`, a challenger), and whether the model's task fits them. The
+//! `on-rois`, `async-inference`, a challenger), whether the model's task fits them, and
+//! whether the frames of new caps fit the tiling, the crop and the policy ([`caps`]). The
 //! adapter turns a [`Refusal`] into its error: a `Message` is the error's text, a `Detail`
 //! its debug detail (as each has always been reported).
 
+use super::infer::{self, Region};
 use crate::analysis::task::Task;
+use crate::policy::Policy;
 
 /// The settings whose combinations are checked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,6 +90,49 @@ pub fn challenger_due(
     interval: u32,
 ) -> bool {
     inspected && carried_from.is_none() && frame.is_multiple_of(interval.max(1) as u64)
+}
+
+/// Frames of new caps that can be inspected: in how many tiles, and what the policy warns
+/// about on frames of that size (each a warning of its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapsFit {
+    pub tiles: usize,
+    pub warnings: Vec<String>,
+}
+
+/// Why frames of new caps cannot be inspected: the error's text, and the short reason the
+/// adapter logs with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapsRefusal {
+    pub text: String,
+    pub logged: &'static str,
+}
+
+/// Whether `width` x `height` frames can be inspected with this tiling (`tile-size`,
+/// `tile-overlap`), `crop` and policy: too many tiles, a crop outside the frame or a policy
+/// region outside it (every detection would be ignored) refuse them.
+pub fn caps(
+    (width, height): (u32, u32),
+    (tile_size, tile_overlap): (u32, u32),
+    crop: Option<Region>,
+    policy: &Policy,
+) -> Result<CapsFit, CapsRefusal> {
+    let refusal = |text, logged| CapsRefusal { text, logged };
+    let tiles = infer::tile_count(width, height, tile_size, tile_overlap)
+        .map_err(|text| refusal(text, "too many tiles"))?;
+    if let Some(text) = crop.and_then(|crop| infer::crop_error(crop, width, height)) {
+        return Err(refusal(text, "crop outside the frame"));
+    }
+    let problems = policy.frame_problems(width, height);
+    if let Some(error) = problems.errors.first() {
+        let text = format!("policy {error}");
+        return Err(refusal(text, "policy region outside the frame"));
+    }
+    let warnings = problems.warnings.iter().map(|w| format!("policy {w}"));
+    Ok(CapsFit {
+        tiles,
+        warnings: warnings.collect(),
+    })
 }
 
 #[cfg(test)]
@@ -179,6 +225,48 @@ mod tests {
         assert!(
             !challenger_due(true, Some(5), 6, 3),
             "carries frame 5's result"
+        );
+    }
+
+    #[test]
+    fn new_caps_are_refused_for_tiles_a_crop_or_a_policy_region_outside_the_frame() {
+        let plain = crate::policy::parse_policy("", "p.toml").unwrap();
+        let fit = caps((1280, 720), (0, 64), None, &plain).unwrap();
+        assert_eq!(
+            fit,
+            CapsFit {
+                tiles: 1,
+                warnings: Vec::new()
+            }
+        );
+        assert!(caps((1280, 720), (640, 64), None, &plain).unwrap().tiles > 1);
+        let tiles = caps((100_000, 100_000), (32, 0), None, &plain).unwrap_err();
+        assert_eq!(tiles.logged, "too many tiles");
+        assert!(tiles.text.contains("tiles; at most"), "{}", tiles.text);
+        let crop = caps((64, 48), (0, 0), Some((60, 0, 10, 10)), &plain).unwrap_err();
+        assert_eq!(crop.logged, "crop outside the frame");
+        assert!(caps((64, 48), (0, 0), Some((0, 0, 64, 48)), &plain).is_ok());
+        let region =
+            crate::policy::parse_policy("[region]\nrect = [2000, 0, 2100, 100]\n", "p.toml")
+                .unwrap();
+        let refused = caps((1280, 720), (0, 0), None, &region).unwrap_err();
+        assert_eq!(refused.logged, "policy region outside the frame");
+        assert!(
+            refused
+                .text
+                .starts_with("policy p.toml:1: the region lies entirely outside"),
+            "{}",
+            refused.text
+        );
+        let over =
+            crate::policy::parse_policy("[[ignore]]\nrect = [-1, -1, 5000, 5000]\n", "p.toml")
+                .unwrap();
+        let fit = caps((1280, 720), (0, 0), None, &over).unwrap();
+        assert_eq!(fit.warnings.len(), 1, "{:?}", fit.warnings);
+        assert!(
+            fit.warnings[0].starts_with("policy p.toml:"),
+            "{:?}",
+            fit.warnings
         );
     }
 }

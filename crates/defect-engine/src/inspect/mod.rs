@@ -12,6 +12,9 @@
 //! - [`stream`]: a stream's state (caps, frame count, parts, the carried result, the
 //!   asynchronous worker's results) and how a frame is decided from its result, its carried
 //!   result or none yet;
+//! - [`flow`]: a frame's way from its part to its verdict, step by step as the adapter calls
+//!   it (count it, decide whether the model runs, look at its one mapping, conclude; or hand
+//!   it to the asynchronous worker and decide it pending), and end of stream;
 //! - [`agreement`]: what two models made of the same frames, compared (a challenger and
 //!   production; `defect-replay --model-b`);
 //! - [`engine`]: what the streaming thread and the asynchronous worker share ([`Engine`]): the
@@ -30,6 +33,7 @@
 pub mod agreement;
 pub mod checks;
 pub mod engine;
+pub mod flow;
 pub mod infer;
 pub mod model;
 pub mod slot;

@@ -17,6 +17,7 @@ use crate::analysis::Detection;
 use crate::analysis::decode::{DecodeStats, MAX_CLASS_ID};
 use crate::analysis::mask::Mask;
 use crate::frame::{FrameView, PixelFormat, YuvMatrix};
+use crate::monitor::drift::ImageStats;
 use crate::policy::stages::StagedParts;
 use crate::policy::{FrameVerdict, PartKey, PartTracker, PartVerdict, Seen};
 
@@ -201,6 +202,9 @@ impl Warned {
     }
 }
 
+/// Drift's image statistics of a frame, or why there are none.
+pub type DriftImage = Result<ImageStats, String>;
+
 /// A frame's verdict and where it came from, ready to be reported.
 pub struct Decided {
     pub identity: Arc<Identity>,
@@ -216,6 +220,9 @@ pub struct Decided {
     pub height: f32,
     /// An anomaly model's map and score, for the anomaly map meta.
     pub anomaly: Option<Arc<AnomalyOutput>>,
+    /// Drift's image statistics of the frame, taken on the frame's one mapping; None when
+    /// drift is off.
+    pub image: Option<DriftImage>,
 }
 
 /// What the asynchronous worker's results did to the stream.
@@ -353,6 +360,7 @@ impl Stream {
             width,
             height,
             anomaly: None,
+            image: None,
         }
     }
 
@@ -524,10 +532,10 @@ impl Stream {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn caps() -> Caps {
+    pub(crate) fn caps() -> Caps {
         Caps {
             width: 64,
             height: 48,
@@ -536,7 +544,7 @@ mod tests {
         }
     }
 
-    fn identity() -> Arc<Identity> {
+    pub(crate) fn identity() -> Arc<Identity> {
         use crate::analysis::decode::OutputLayout;
         use crate::analysis::task::Task;
         use crate::runtime::ModelInfo;
@@ -569,7 +577,7 @@ mod tests {
         })
     }
 
-    fn result(detections: Vec<Detection>, bad_class: usize) -> Output {
+    pub(crate) fn result(detections: Vec<Detection>, bad_class: usize) -> Output {
         Output {
             detections,
             anomaly: None,
@@ -583,7 +591,7 @@ mod tests {
         }
     }
 
-    fn scratch() -> Detection {
+    pub(crate) fn scratch() -> Detection {
         Detection {
             class_id: 0,
             confidence: 0.9,
