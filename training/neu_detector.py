@@ -179,11 +179,12 @@ def train(a):
     scale = neu_scale_for(S)
     lr_range = level_range(S)
     print(f"NEU-DET: {len(ims)} train, {len(vims)} val images at {S}x{S} ({time.time() - t0:.0f}s)", flush=True)
-    model = NeuDetector(freeze=a.freeze if a.init_onnx else 0)
-    for p in model.features[:model.freeze].parameters():
-        p.requires_grad_(False)
     ck = os.path.join(a.out, "last.pt")
     resume = a.resume and os.path.exists(ck)
+    st = torch.load(ck, map_location="cpu") if resume else None
+    model = NeuDetector(freeze=st["freeze"] if resume else a.freeze if a.init_onnx else 0)
+    for p in model.features[:model.freeze].parameters():
+        p.requires_grad_(False)
     if a.init_onnx and not resume:
         init_backbone(model, a.init_onnx, ims, S)
     print(f"params {sum(p.numel() for p in model.parameters())}", flush=True)
@@ -193,7 +194,6 @@ def train(a):
     start = time.time()
     it, best = 0, -1.0
     if resume:
-        st = torch.load(ck, map_location="cpu")
         model.load_state_dict(st["train_model"])
         ema.m.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
@@ -211,7 +211,7 @@ def train(a):
     def save(path):
         torch.save({"model": ema.m.state_dict(), "train_model": model.state_dict(), "opt": opt.state_dict(),
                     "it": it, "ema_n": ema.n, "best": best, "elapsed": time.time() - start,
-                    "imgsz": S, "args": vars(a)}, path + ".tmp")
+                    "imgsz": S, "freeze": model.freeze, "args": vars(a)}, path + ".tmp")
         os.replace(path + ".tmp", path)
 
     def do_val():
