@@ -234,7 +234,7 @@ def train(a):
     while True:
         el = time.time() - start
         frac = el / budget
-        if frac >= 1.0:
+        if frac >= 1.0 or (a.max_iters and it >= a.max_iters):
             break
         lr = a.lr * min(1.0, (it + 1) / warm) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
         for gp in opt.param_groups:
@@ -316,6 +316,9 @@ def main():
     t.add_argument("--val-every", type=float, default=10.0, help="minutes between validations")
     t.add_argument("--ckpt-every", type=float, default=3.0, help="minutes between OUT/last.pt writes")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    t.add_argument("--max-iters", type=int, default=0,
+                   help="stop (and validate) after this many iterations, the schedule still that of --minutes "
+                        "(short comparisons, e.g. --init-onnx '' against a run's early validation)")
     e = sub.add_parser("export")
     e.add_argument("--ckpt", default="training/runs/neu-detector/best.pt")
     e.add_argument("--out", default="models/neu-detector.onnx")
