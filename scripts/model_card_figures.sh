@@ -11,6 +11,8 @@
 # With MTD_DIR (a copy of the Magnetic Tile Defect dataset) it measures models/magnetic-tile-anomaly.md
 # (MTD_MODEL, made by `MTD_DIR=... training/retrain_mtd.sh`) and writes OUT/mtd/summary.md, and,
 # where MTD_SEG_MODEL is, models/magnetic-tile-seg.md through the element (OUT/mtd-seg/figures.json).
+# Another NEU-DET detector: MODEL=models/neu-detector.onnx SYNTHETIC=0 CLASSIFIER=0
+# BASE_MODEL=models/surface-defects.onnx (latency beside it); BIN=<folder> uses prebuilt binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:-models/surface-defects.onnx}
@@ -19,10 +21,16 @@ COUNT=${COUNT:-300}
 # PROFILE=dev reuses the test build (target/debug, optimised at level 1; inference is
 # onnxruntime's either way), release is the default.
 PROFILE=${PROFILE:-release}
-BIN=target/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")
-
-scripts/setup.sh --tests >/dev/null
-cargo build --profile "$PROFILE" --locked --quiet --bin defect-replay
+# BIN names a folder of already-built binaries (defect-replay, libgstdefect.so), e.g. another
+# checkout's target/debug: nothing is built then.
+if [[ -n ${BIN:-} ]]; then
+  PREBUILT=1
+else
+  PREBUILT=0
+  BIN=target/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")
+  scripts/setup.sh --tests >/dev/null
+  cargo build --profile "$PROFILE" --locked --quiet --bin defect-replay
+fi
 mkdir -p "$OUT"
 if [[ ${SYNTHETIC:-1} == 1 ]]; then
 if [[ ! -d $OUT/test-split/images ]]; then
@@ -90,12 +98,17 @@ PY
     replay --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" --conf 0.01 \
       --policy "$NEU/val-sweep/swept-policy.toml" --out "$NEU/synthetic-swept-policy" | grep -E "^frames" || true
   fi
-  # Latency beside 1.0.0 (the synthetic-only model this one started from), on the 1280x720 frames,
+  # Latency beside 1.0.0 (the synthetic-only model this one started from), or beside BASE_MODEL
+  # (e.g. models/surface-defects.onnx when MODEL is another detector), on the 1280x720 frames,
   # each model twice, alternating, so that a busy machine slows both alike.
-  if git cat-file -e 81a1eb0:models/surface-defects.onnx 2>/dev/null; then
+  base=${BASE_MODEL:-}
+  if [[ -z $base ]] && git cat-file -e 81a1eb0:models/surface-defects.onnx 2>/dev/null; then
     git show 81a1eb0:models/surface-defects.onnx > "$NEU/surface-defects-1.0.0.onnx"
+    base=$NEU/surface-defects-1.0.0.onnx
+  fi
+  if [[ -n $base ]]; then
     for round in 1 2; do
-      for m in "$NEU/surface-defects-1.0.0.onnx" "$MODEL"; do
+      for m in "$base" "$MODEL"; do
         tag=$(basename "$m" .onnx)
         "$BIN/defect-replay" --overwrite --model "$m" --threads 2 --images "$NEU/perturbed/frame-1280x720/images" \
           --truth "$NEU/perturbed/frame-1280x720.coco.json" --out "$NEU/latency-$tag-$round" >/dev/null 2>&1
@@ -108,13 +121,15 @@ PY
   # frame of clean synthetic steel, classified whole (what the classifier is not for) and with the
   # element's crop set to the window (the supported way).
   CLS_MODEL=${CLS_MODEL:-models/neu-classifier.onnx}
-  cargo build --profile "$PROFILE" --locked --quiet --lib
+  if [[ ${CLASSIFIER:-1} == 1 ]]; then
+  [[ $PREBUILT == 1 ]] || cargo build --profile "$PROFILE" --locked --quiet --lib
   for case in plain:"" window-whole-frame:"--frame 1280x720" window-crop:"--frame 1280x720 --crop"; do
     echo "== NEU-DET test split through the classifier, $case"
     # shellcheck disable=SC2086 # the case's arguments are words
-    GST_PLUGIN_PATH="$PWD/$BIN" .venv/bin/python training/neu_element_eval.py --neu "$NEU_DET_DIR" \
+    GST_PLUGIN_PATH="$(realpath "$BIN")" .venv/bin/python training/neu_element_eval.py --neu "$NEU_DET_DIR" \
       --model "$CLS_MODEL" --split test ${case#*:} --json "$NEU/classifier-${case%%:*}.json" | head -n 1
   done
+  fi
 fi
 
 # ---- Magnetic Tile Defect segmentation (models/magnetic-tile-seg.md), with MTD_DIR, when the
@@ -152,7 +167,7 @@ if [[ -n ${MTD_DIR:-} ]]; then
   MTD_TILE=${MTD_TILE:-MT_Blowhole/Imgs/exp2_num_54273.jpg}
   echo "== MTD heat map of $MTD_TILE drawn by defectoverlay -> $MTD/heatmap.png"
   cargo build --profile "$PROFILE" --locked --quiet --lib
-  GST_PLUGIN_PATH="$PWD/$BIN" gst-launch-1.0 -q filesrc location="$MTD_DIR/$MTD_TILE" ! jpegdec ! videoconvert ! \
+  GST_PLUGIN_PATH="$(realpath "$BIN")" gst-launch-1.0 -q filesrc location="$MTD_DIR/$MTD_TILE" ! jpegdec ! videoconvert ! \
     video/x-raw,format=RGB ! imagefreeze num-buffers=1 ! \
     defectdetect model="$MTD_MODEL" policy="$MTD/val/swept-policy.toml" ! defectoverlay show-heatmap=true ! \
     videoconvert ! pngenc compression-level=9 ! filesink location="$MTD/heatmap.png"

@@ -35,19 +35,27 @@ def conv_order(model, h, w):
     return order
 
 
-def load(onnx_path, model=None):
-    model = model or Detector()
-    g = onnx.load(onnx_path).graph
-    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    onnx_convs = [n for n in g.node if n.op_type == "Conv"]
-    h, w = 384, 640
-    torch_convs = conv_order(model, h, w)
-    if len(torch_convs) != len(onnx_convs):
-        raise SystemExit(f"{onnx_path}: {len(onnx_convs)} convolutions, the model has {len(torch_convs)}")
+def bn_pairs(model):
+    """{conv: the batch norm right after it}: ``model.Conv`` blocks and (conv, bn, ...) Sequentials."""
     bn_of = {}
     for m in model.modules():
         if isinstance(m, Conv):
             bn_of[m.conv] = m.bn
+        elif isinstance(m, nn.Sequential):
+            for a, b in zip(m, list(m)[1:]):
+                if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
+                    bn_of[a] = b
+    return bn_of
+
+
+def load_convs(onnx_path, torch_convs, bn_of, allow_extra=False):
+    """Copies the ONNX graph's folded convolutions into ``torch_convs`` (execution order);
+    with ``allow_extra`` the graph may hold more convolutions after them (a backbone's)."""
+    g = onnx.load(onnx_path).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    onnx_convs = [n for n in g.node if n.op_type == "Conv"]
+    if len(torch_convs) != len(onnx_convs) and not (allow_extra and len(onnx_convs) > len(torch_convs)):
+        raise SystemExit(f"{onnx_path}: {len(onnx_convs)} convolutions, the model has {len(torch_convs)}")
     with torch.no_grad():
         for tc, node in zip(torch_convs, onnx_convs):
             wt = inits[node.input[1]]
@@ -63,6 +71,11 @@ def load(onnx_path, model=None):
                 bn.bias.copy_(torch.from_numpy(b))
                 bn.running_mean.zero_()
                 bn.running_var.fill_(1.0 - bn.eps)
+
+
+def load(onnx_path, model=None):
+    model = model or Detector()
+    load_convs(onnx_path, conv_order(model, 384, 640), bn_pairs(model))
     return model
 
 

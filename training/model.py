@@ -226,12 +226,17 @@ class Detector(nn.Module):
         p5 = self.s5(p4)
         n4 = self.n4(torch.cat([self.up(p5), p4], 1))
         n3 = self.n3(torch.cat([self.up(n4), p3], 1))
-        outs = [self.h3(n3), self.h4(n4)]
-        box, cls, hw = flatten_outputs(outs)
-        pts, st = make_anchors(hw, self.strides, x.device, box.dtype)
-        d = F.softplus(box) * st
-        if self.export:
-            c = pts + (d[..., 2:] - d[..., :2]) / 2
-            return torch.cat([c, d[..., :2] + d[..., 2:], cls.sigmoid()], -1).transpose(1, 2)
-        boxes = torch.cat([pts - d[..., :2], pts + d[..., 2:]], -1)
-        return boxes, cls, pts, st[:, 0]
+        return decode([self.h3(n3), self.h4(n4)], self.strides, self.export)
+
+
+def decode(outs, strides, export=False):
+    """Per-level head outputs -> (boxes xyxy px (B,N,4), logits (B,N,nc), points (N,2),
+    strides (N,)) for training, or with ``export`` the YOLOv8 tensor [B, 4 + nc, N]."""
+    box, cls, hw = flatten_outputs(outs)
+    pts, st = make_anchors(hw, strides, box.device, box.dtype)
+    d = F.softplus(box) * st
+    if export:
+        c = pts + (d[..., 2:] - d[..., :2]) / 2
+        return torch.cat([c, d[..., :2] + d[..., 2:], cls.sigmoid()], -1).transpose(1, 2)
+    boxes = torch.cat([pts - d[..., :2], pts + d[..., 2:]], -1)
+    return boxes, cls, pts, st[:, 0]

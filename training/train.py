@@ -46,13 +46,13 @@ def letterbox(img, hw=IMGSZ, pad=114):
     return out, r, left, top
 
 
-def load_split(d, limit=None):
+def load_split(d, limit=None, hw=IMGSZ):
     ims, labs = [], []
     files = sorted(glob.glob(os.path.join(d, "images", "*.png")) + glob.glob(os.path.join(d, "images", "*.jpg")))[:limit]
     for p in files:
         im = cv2.imread(p)  # BGR
         H, W = im.shape[:2]
-        lb, r, dx, dy = letterbox(im)
+        lb, r, dx, dy = letterbox(im, hw)
         lp = os.path.join(os.path.dirname(os.path.dirname(p)), "labels", os.path.splitext(os.path.basename(p))[0] + ".txt")
         lab = np.array([list(map(float, l.split()[:5])) for l in open(lp) if l.strip()], np.float32).reshape(-1, 5)
         b = np.zeros((len(lab), 5), np.float32)
@@ -101,16 +101,17 @@ def augment(rng, img, boxes):
 
 def post_augment(rng, crop, keep, ign, photometric=True):
     """Flips / transpose, then (unless already done per image) brightness and contrast,
-    then blur, sensor noise and compression artefacts on a CROP x CROP uint8 RGB image."""
+    then blur, sensor noise and compression artefacts on a square (CROP x CROP) uint8 RGB image."""
+    n = crop.shape[0]
     # geometric: flips / transpose
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
         for a in (keep, ign):
-            a[:, [1, 3]] = CROP - a[:, [3, 1]]
+            a[:, [1, 3]] = n - a[:, [3, 1]]
     if rng.random() < 0.5:
         crop = crop[::-1]
         for a in (keep, ign):
-            a[:, [2, 4]] = CROP - a[:, [4, 2]]
+            a[:, [2, 4]] = n - a[:, [4, 2]]
     if rng.random() < 0.3:
         crop = crop.transpose(1, 0, 2)
         for a in (keep, ign):
@@ -140,7 +141,7 @@ def post_augment(rng, crop, keep, ign, photometric=True):
         crop = cv2.imdecode(enc, cv2.IMREAD_UNCHANGED)
     elif r < 0.45:  # H.264-like: chroma subsampling + blocky low-quality coding of a smoothed image
         yuv = cv2.cvtColor(crop, cv2.COLOR_RGB2YUV)
-        uv = cv2.resize(cv2.resize(yuv[..., 1:], (CROP // 2, CROP // 2), interpolation=cv2.INTER_AREA), (CROP, CROP))
+        uv = cv2.resize(cv2.resize(yuv[..., 1:], (n // 2, n // 2), interpolation=cv2.INTER_AREA), (n, n))
         yuv[..., 1:] = uv
         crop = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB)
         crop = cv2.GaussianBlur(crop, (0, 0), 0.6)
@@ -176,14 +177,14 @@ def load_neu(d):
     return ims, labs
 
 
-def clean_surfaces(count, seed=7):
-    """Defect-free synthetic grey surfaces (CROP x CROP, uint8) used as NEU backgrounds."""
+def clean_surfaces(count, seed=7, size=CROP):
+    """Defect-free synthetic grey surfaces (size x size, uint8) used as NEU backgrounds."""
     from generate import render_surface
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
         kind = ["rolled", "brushed", "cast"][int(rng.integers(0, 3))]
-        g = render_surface(rng, CROP, CROP, kind, np.ones(3, np.float32), int(rng.integers(0, 2)))[..., 0]
+        g = render_surface(rng, size, size, kind, np.ones(3, np.float32), int(rng.integers(0, 2)))[..., 0]
         g = cv2.GaussianBlur(g, (0, 0), rng.uniform(0.3, 1.0))
         out.append(np.clip(g * 255 * rng.uniform(0.5, 1.4), 0, 255).astype(np.uint8))
     return out
@@ -199,9 +200,11 @@ def neu_scale(rng):
     return math.exp(rng.uniform(math.log(2.4), math.log(4.0)))  # twice the size (3.84x)
 
 
-def neu_sample(rng, ims, labs, backgrounds):
-    """One CROP x CROP RGB training image made of NEU-DET images; returns img, keep, ignore."""
-    s = neu_scale(rng)
+def neu_sample(rng, ims, labs, backgrounds, crop_size=CROP, scale=neu_scale):
+    """One crop_size x crop_size RGB training image made of NEU-DET images (each at the scale
+    ``scale(rng)`` draws); returns img, keep, ignore."""
+    CROP = crop_size  # noqa: N806
+    s = scale(rng)
     size = int(round(200 * s))
     # background: the letterbox grey, a plain grey level, or a clean synthetic surface
     r = rng.random()
@@ -281,8 +284,9 @@ LEVEL_RANGE = {8: (0, 128), 16: (48, 1e9)}
 TOPK = 9
 
 
-def assign(pts, st, gt, ign):
-    """pts (N,2), st (N,), gt (M,5) [cls,x1,y1,x2,y2] -> gt index per point (-1 none), ignore mask."""
+def assign(pts, st, gt, ign, level_range=None):
+    """pts (N,2), st (N,), gt (M,5) [cls,x1,y1,x2,y2] -> gt index per point (-1 none), ignore mask.
+    level_range: {stride: (min, max) object size in px} (default LEVEL_RANGE)."""
     N = pts.shape[0]
     ignore = torch.zeros(N, dtype=torch.bool)
     for g in ign:
@@ -297,7 +301,7 @@ def assign(pts, st, gt, ign):
     dist = ((x - gcx[None]) ** 2 + (y - gcy[None]) ** 2).sqrt()  # N,M
     size = torch.max(gt[:, 3] - gt[:, 1], gt[:, 4] - gt[:, 2])
     cand = torch.zeros(N, M, dtype=torch.bool)
-    for s, (lo, hi) in LEVEL_RANGE.items():
+    for s, (lo, hi) in (level_range or LEVEL_RANGE).items():
         lvl = st == s
         ok = (size >= lo) & (size <= hi)
         d = torch.where(inside & lvl[:, None] & ok[None], dist, torch.full_like(dist, 1e9))
@@ -321,7 +325,7 @@ def assign(pts, st, gt, ign):
     return idx, ignore
 
 
-def compute_loss(model_out, targets, ignores):
+def compute_loss(model_out, targets, ignores, level_range=None):
     boxes, logits, pts, st = model_out  # B,N,4 ; B,N,nc
     B, N, _ = boxes.shape
     tcls = torch.zeros_like(logits)
@@ -329,7 +333,7 @@ def compute_loss(model_out, targets, ignores):
     box_l, l1_l, tsum = 0.0, 0.0, 0.0
     for b in range(B):
         gt = torch.from_numpy(targets[b])
-        idx, ign = assign(pts, st, gt, torch.from_numpy(ignores[b]))
+        idx, ign = assign(pts, st, gt, torch.from_numpy(ignores[b]), level_range)
         weight[b, ign & (idx < 0)] = 0.0
         pos = idx >= 0
         if not pos.any():
