@@ -69,6 +69,7 @@ fn verdict_meta(verdict: Verdict, shadow: bool, frame: u64) -> VerdictMeta {
 
 /// A dark 1280x720 frame with one ROI (critical, at 400..600 x 300..500) and a verdict meta.
 fn annotated_input(format: VideoFormat, verdict: &str, shadow: bool) -> gst::Buffer {
+    init();
     let image = RgbImage::new(1280, 720, [0, 0, 0]);
     let mut buffer = frame_buffer(&image, format, 8);
     {

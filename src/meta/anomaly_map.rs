@@ -280,6 +280,7 @@ impl AnomalyMapMeta {
 
     /// Adds the meta to a buffer.
     pub fn attach(&self, buffer: &mut gst::BufferRef) {
+        super::register();
         let fields = self.to_structure();
         if let Ok(mut custom) = gst::meta::CustomMeta::add(buffer, f::ANOMALY_MAP_META) {
             let structure = custom.mut_structure();

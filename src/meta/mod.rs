@@ -90,17 +90,22 @@ pub mod prelude {
 
 const PART_ID_FIELD: &str = fields::PART_ID;
 
-/// Registers the custom metas (idempotent).
+/// Registers the custom metas (idempotent and safe from several threads at once: GStreamer
+/// must not see a name registered twice). Every `attach` calls it, so a meta an application
+/// attaches before it registers the plugin is not silently dropped.
 pub fn register() {
-    for name in [VERDICT_META, PART_META] {
-        if !gst::meta::CustomMeta::is_registered(name) {
-            gst::meta::CustomMeta::register(name, &[]);
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        for name in [VERDICT_META, PART_META] {
+            if !gst::meta::CustomMeta::is_registered(name) {
+                gst::meta::CustomMeta::register(name, &[]);
+            }
         }
-    }
-    // Tagged as a video meta with a transform function (it follows scaling).
-    if !gst::meta::CustomMeta::is_registered(ANOMALY_MAP_META) {
-        anomaly_map::register();
-    }
+        // Tagged as a video meta with a transform function (it follows scaling).
+        if !gst::meta::CustomMeta::is_registered(ANOMALY_MAP_META) {
+            anomaly_map::register();
+        }
+    });
 }
 
 /// The `part-id` of a `DefectPartMeta` or a `defect-part` event, a string or an integer.

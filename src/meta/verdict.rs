@@ -140,6 +140,7 @@ impl VerdictMetaExt for VerdictMeta {
     }
 
     fn attach(&self, buffer: &mut gst::BufferRef) {
+        super::register();
         let fields = self.to_structure();
         if let Ok(mut custom) = gst::meta::CustomMeta::add(buffer, f::VERDICT_META) {
             let structure = custom.mut_structure();
