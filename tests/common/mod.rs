@@ -140,6 +140,7 @@ fn yuv(p: [u8; 3]) -> [u8; 3] {
 /// A buffer holding `image` in `format`, every row padded by `row_padding` bytes, with a
 /// `GstVideoMeta` describing the strides and offsets.
 pub fn frame_buffer(image: &RgbImage, format: VideoFormat, row_padding: usize) -> gst::Buffer {
+    init();
     let (w, h) = (image.width, image.height);
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     let mut planes: Vec<(Vec<u8>, usize)> = Vec::new();
@@ -247,6 +248,7 @@ pub fn frame_buffer(image: &RgbImage, format: VideoFormat, row_padding: usize) -
 }
 
 pub fn caps(format: VideoFormat, width: usize, height: usize) -> gst::Caps {
+    init();
     gst_video::VideoInfo::builder(format, width as u32, height as u32)
         .fps(gst::Fraction::new(30, 1))
         .build()
