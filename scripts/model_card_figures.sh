@@ -91,6 +91,14 @@ PY
     replay --images "$NEU/perturbed/$name/images" --truth "$coco" --conf 0.01 --out "$NEU/perturbed-$name" \
       | grep -E "mAP" || true
   done
+  # The window inside 1280x720 as a user runs such a camera: tiles of the model's input size
+  # (TILE_SIZE, default the input's shorter side), the element's default overlap.
+  TILE_SIZE=${TILE_SIZE:-$(.venv/bin/python -c 'import sys, onnxruntime as o
+print(min(o.InferenceSession(sys.argv[1]).get_inputs()[0].shape[2:]))' "$MODEL")}
+  echo "-- frame-1280x720 with tile-size=$TILE_SIZE"
+  replay --images "$NEU/perturbed/frame-1280x720/images" --truth "$NEU/perturbed/frame-1280x720.coco.json" \
+    --conf 0.01 --set "tile-size=$TILE_SIZE" --out "$NEU/perturbed-frame-1280x720-tile-size-$TILE_SIZE" \
+    | grep -E "mAP" || true
   if [[ -d $OUT/test-split/images ]]; then
     echo "== false rejects of both policies on the clean images of the synthetic test split (NEU-DET has none)"
     replay --images "$OUT/test-split/images" --truth "$OUT/test-split/labels" \

@@ -215,7 +215,7 @@ def test_help_and_version_exit_0_and_document_every_option():
     result = subprocess.run([str(REPLAY), "--help"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     for option in ["--model", "--video", "--images", "--truth", "--policy", "--labels", "--conf", "--threads",
-                   "--frames-per-part", "--out", "--sweep-recall", "--model-b", "--policy-b", "--progress",
+                   "--frames-per-part", "--set", "--out", "--sweep-recall", "--model-b", "--policy-b", "--progress",
                    "--help", "--version"]:
         assert option in result.stdout, option
     version = subprocess.run([str(REPLAY), "--version"], capture_output=True, text=True)
@@ -234,6 +234,52 @@ def test_bad_options_are_refused_before_anything_runs(dataset, option, value, re
     result = replay("--images", dataset / "images", "--truth", dataset / "labels", f"{option}={value}", check=False)
     assert result.returncode == 2, result.stderr
     assert option in result.stderr and reason in result.stderr, result.stderr
+
+
+@pytest.fixture(scope="module")
+def large_frames(tmp_path_factory):
+    """Four 2048x1536 frames, each with three 80x80 squares: 10 px once the whole frame is
+    letterboxed to the model's 256x256, too small to be found; in 640 px tiles they have the size
+    the model sees in 640x480 frames."""
+    root = tmp_path_factory.mktemp("large")
+    images, labels = root / "images", root / "labels"
+    images.mkdir()
+    labels.mkdir()
+    rng = np.random.default_rng(11)
+    for k in range(4):
+        image = rng.integers(5, 40, size=(1536, 2048, 3), dtype=np.uint8)
+        lines = []
+        for i in range(3):
+            x, y = 150 + 600 * i + int(rng.integers(0, 100)), 200 + 400 * i + int(rng.integers(0, 100))
+            image[y : y + 80, x : x + 80] = 255
+            lines.append(f"0 {(x + 40) / 2048} {(y + 40) / 1536} {80 / 2048} {80 / 1536}")
+        cv2.imwrite(str(images / f"l{k}.png"), image)
+        (labels / f"l{k}.txt").write_text("".join(l + "\n" for l in lines))
+    return root
+
+
+def test_set_passes_properties_to_defectdetect(large_frames, tmp_path):
+    recall = {}
+    for name, extra in [("whole", []), ("tiled", ["--set", "tile-size=640", "--set", "tile-overlap=160"])]:
+        replay("--images", large_frames / "images", "--truth", large_frames / "labels", *extra, "--out", tmp_path / name)
+        report = json.loads((tmp_path / name / "report.json").read_text())
+        recall[name] = next(c for c in report["classes"] if c["name"] == "white_square")["recall"]
+    # (tiles cut two of the twelve squares badly enough to miss them: 0.83)
+    assert recall["whole"] <= 0.1 and recall["tiled"] >= 0.75, recall
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("nonsense=1", "defectdetect has no such property"),
+    ("tile-size=abc", '"abc" is not a guint'),
+    ("tile-size=99999", "99999 is out of its range"),
+    ("model=x.onnx", "set by defect-replay's own option"),
+    ("tile-size", "is not PROPERTY=VALUE"),
+])
+def test_a_bad_set_is_refused_naming_the_property(dataset, tmp_path, value, reason):
+    result = replay("--images", dataset / "images", "--truth", dataset / "labels", "--set", value,
+                    "--out", tmp_path, check=False)
+    assert result.returncode != 0 and reason in result.stderr, result.stderr
+    assert not (tmp_path / "report.json").exists()
 
 
 def test_a_malformed_truth_fails_at_once_naming_the_annotation(tmp_path):

@@ -142,6 +142,11 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 0)]
     frames_per_part: u32,
 
+    /// Set a further `defectdetect` property, as gst-launch-1.0 writes it (repeatable), e.g.
+    /// `--set tile-size=256 --set tile-overlap=64` for small windows in large frames.
+    #[arg(long = "set", value_name = "PROPERTY=VALUE", value_parser = parse_property)]
+    set: Vec<(String, String)>,
+
     /// Write report.json, report.md, plots, truth.coco.json and predictions.coco.json here:
     /// a new or empty folder (one that holds anything is refused, unless --overwrite).
     #[arg(long, value_name = "DIR")]
@@ -241,6 +246,15 @@ enum ProgressMode {
     Bar,
     Lines,
     None,
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("{text:?} is not PROPERTY=VALUE")),
+    }
 }
 
 fn parse_unit_interval(text: &str) -> Result<f64, String> {
@@ -1091,6 +1105,7 @@ fn replay_options(cli: &Cli) -> ReplayOptions {
         task: cli.task.map(|t| t.as_str().to_string()),
         top_k: cli.top_k,
         drift_baseline_out: cli.baseline_out.clone(),
+        properties: cli.set.clone(),
     }
 }
 

@@ -66,6 +66,58 @@ pub struct ReplayOptions {
     /// Write the drift baseline of the whole replay here (the element's `drift-baseline-out`,
     /// learning from every frame).
     pub drift_baseline_out: Option<PathBuf>,
+    /// Further `defectdetect` properties, name and value as `gst-launch-1.0` writes them
+    /// (`tile-size`, `tile-overlap`, `iou-threshold`...), set after the ones above. A property
+    /// the options above set, an unknown one or a value that does not parse is refused.
+    pub properties: Vec<(String, String)>,
+}
+
+/// The `defectdetect` properties [`ReplayOptions`] sets itself, so never through `properties`.
+const OWN_PROPERTIES: [&str; 10] = [
+    "model",
+    "policy",
+    "labels",
+    "conf-threshold",
+    "threads",
+    "task",
+    "top-k",
+    "frames-per-part",
+    "drift",
+    "drift-baseline-out",
+];
+
+/// Sets `name` to `value` (its `gst-launch-1.0` spelling) on `element`, or says why not.
+fn set_property_text(element: &gst::Element, name: &str, value: &str) -> Result<(), ReplayError> {
+    let refuse = |reason: String| ReplayError::Pipeline(format!("property {name}: {reason}"));
+    if OWN_PROPERTIES.contains(&name) {
+        return Err(refuse(
+            "is set by defect-replay's own option of that name".into(),
+        ));
+    }
+    let Some(spec) = element.find_property(name) else {
+        let factory = element
+            .factory()
+            .map(|f| f.name().to_string())
+            .unwrap_or_default();
+        return Err(refuse(format!(
+            "{factory} has no such property (gst-inspect-1.0 {factory} lists them)"
+        )));
+    };
+    let flags = spec.flags();
+    if !flags.contains(glib::ParamFlags::WRITABLE)
+        || flags.contains(glib::ParamFlags::CONSTRUCT_ONLY)
+    {
+        return Err(refuse("cannot be set".into()));
+    }
+    let parsed = glib::Value::deserialize(value, spec.value_type())
+        .map_err(|_| refuse(format!("{value:?} is not a {}", spec.value_type())))?;
+    if !spec.value_is_valid(&parsed) {
+        return Err(refuse(format!(
+            "{value} is out of its range (gst-inspect-1.0 shows it)"
+        )));
+    }
+    element.set_property_from_value(name, &parsed);
+    Ok(())
 }
 
 /// One detection of a replayed frame, box in frame pixels.
@@ -264,6 +316,9 @@ impl Session {
             detect.set_property("drift", true);
             detect.set_property("drift-learn-frames", 1_000_000u32);
             detect.set_property("drift-baseline-out", path_text(out)?);
+        }
+        for (name, value) in &options.properties {
+            set_property_text(&detect, name, value)?;
         }
         let sink = gst_app::AppSink::builder()
             .sync(false)
