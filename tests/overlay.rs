@@ -44,29 +44,6 @@ const ALL_FORMATS: [VideoFormat; 13] = [
     VideoFormat::I420,
 ];
 
-/// A verdict meta as `defectdetect` writes it.
-fn verdict_meta(verdict: Verdict, shadow: bool, frame: u64) -> VerdictMeta {
-    VerdictMeta {
-        task: String::new(),
-        anomaly_score: None,
-        verdict,
-        shadow,
-        part_id: None,
-        frame,
-        inspected: true,
-        carried: false,
-        skipped_frames: 0,
-        source_frame: None,
-        counts: [1, 0, 0, 0],
-        model: ModelRef::default(),
-        policy_sha256: None,
-        inference_ms: 1.0,
-        total_ms: 2.0,
-        reasons: Vec::new(),
-        capture_dropped: None,
-    }
-}
-
 /// A dark 1280x720 frame with one ROI (critical, at 400..600 x 300..500) and a verdict meta.
 fn annotated_input(format: VideoFormat, verdict: &str, shadow: bool) -> gst::Buffer {
     init();
@@ -88,7 +65,11 @@ fn annotated_input(format: VideoFormat, verdict: &str, shadow: bool) -> gst::Buf
             decision: Some(Decision::Fail),
         }
         .attach(b, 0, (400, 300, 200, 200));
-        verdict_meta(Verdict::parse(verdict).unwrap(), shadow, 42).attach(b);
+        VerdictMeta {
+            shadow,
+            ..verdict_meta(Verdict::parse(verdict).unwrap(), 42)
+        }
+        .attach(b);
     }
     buffer
 }
@@ -460,7 +441,7 @@ fn text_scales_with_resolution() {
         .unwrap();
     h.set_src_caps(info.to_caps().unwrap());
     let mut buffer = gst::Buffer::from_mut_slice(vec![0u8; info.size()]);
-    verdict_meta(Verdict::Pass, false, 0).attach(buffer.get_mut().unwrap());
+    verdict_meta(Verdict::Pass, 0).attach(buffer.get_mut().unwrap());
     h.push(buffer).unwrap();
     let out = h.pull().unwrap();
     let map = out.map_readable().unwrap();

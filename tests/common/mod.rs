@@ -373,3 +373,27 @@ pub fn reference_batch(
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     json.as_array().expect("a list, an entry per frame").clone()
 }
+
+/// A verdict meta as `defectdetect` writes it for an inspected frame of a detector: one
+/// PASS-counted detection, no part, no reasons; tests change the fields they need.
+pub fn verdict_meta(verdict: gstdefect::meta::Verdict, frame: u64) -> gstdefect::meta::VerdictMeta {
+    gstdefect::meta::VerdictMeta {
+        task: String::new(),
+        anomaly_score: None,
+        verdict,
+        shadow: false,
+        part_id: None,
+        frame,
+        inspected: true,
+        carried: false,
+        skipped_frames: 0,
+        source_frame: None,
+        counts: [1, 0, 0, 0],
+        model: gstdefect::meta::ModelRef::default(),
+        policy_sha256: None,
+        inference_ms: 1.0,
+        total_ms: 2.0,
+        reasons: Vec::new(),
+        capture_dropped: None,
+    }
+}
