@@ -185,7 +185,12 @@ def train(a):
     model = NeuDetector(freeze=st["freeze"] if resume else a.freeze if a.init_onnx else 0)
     for p in model.features[:model.freeze].parameters():
         p.requires_grad_(False)
-    if a.init_onnx and not resume:
+    if a.init_pt and not resume:
+        # Another run's weights (its EMA), e.g. trained at another input size: the network is
+        # fully convolutional, so every tensor keeps its shape.
+        model.load_state_dict(torch.load(a.init_pt, map_location="cpu")["model"])
+        print(f"weights from {a.init_pt}", flush=True)
+    elif a.init_onnx and not resume:
         init_backbone(model, a.init_onnx, ims, S)
     print(f"params {sum(p.numel() for p in model.parameters())}", flush=True)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=a.lr, weight_decay=5e-4)
@@ -227,7 +232,7 @@ def train(a):
                        os.path.join(a.out, "best.pt"))
             say(f"best: it {it} val mAP50 {best:.4f}")
 
-    say(f"train: {a.minutes} min budget, batch {a.batch}, lr {a.lr}, imgsz {S}, init {a.init_onnx or 'random'}, "
+    say(f"train: {a.minutes} min budget, batch {a.batch}, lr {a.lr}, imgsz {S}, init {a.init_pt or a.init_onnx or 'random'}, "
         f"frozen backbone modules {model.freeze}, threads {a.threads}, bf16 {BF16}")
     last_val = last_ckpt = time.time()
     warm = 50
@@ -302,6 +307,9 @@ def main():
     t.add_argument("--out", default="training/runs/neu-detector")
     t.add_argument("--init-onnx", default="models/neu-classifier.onnx",
                    help="classifier whose backbone starts the detector ('' for a random start)")
+    t.add_argument("--init-pt", default="",
+                   help="start from another run's checkpoint (its EMA weights), e.g. one trained at another "
+                        "--imgsz; overrides --init-onnx (the frozen stages stay frozen)")
     t.add_argument("--imgsz", type=int, default=256)
     t.add_argument("--minutes", type=float, default=90.0)
     t.add_argument("--batch", type=int, default=16)

@@ -12,6 +12,7 @@
 #
 # Environment knobs: NEU_DET_DIR (required), MINUTES (90), THREADS (2), NICE (10), IMGSZ (256),
 # RUN (training/runs/neu-detector), INIT_ONNX (models/neu-classifier.onnx; empty: random init),
+# INIT_PT (another run's best.pt, e.g. at another IMGSZ: overrides INIT_ONNX), LR (2e-3),
 # RESUME=1, SKIP_CONVERT=1 (keep training/data/neu), OUT_MODEL (RUN/neu-detector.onnx).
 # Get NEU-DET as training/retrain.sh's header says; it is never committed here.
 set -euo pipefail
@@ -24,6 +25,8 @@ NICE=${NICE:-10}
 IMGSZ=${IMGSZ:-256}
 RUN=${RUN:-training/runs/neu-detector}
 INIT_ONNX=${INIT_ONNX-models/neu-classifier.onnx}
+INIT_PT=${INIT_PT:-}
+LR=${LR:-2e-3}
 OUT_MODEL=${OUT_MODEL:-$RUN/neu-detector.onnx}
 : "${NEU_DET_DIR:?set NEU_DET_DIR to a folder holding NEU-DET (images + Pascal VOC XML); see training/retrain.sh}"
 
@@ -47,7 +50,8 @@ resume=()
 [[ ${RESUME:-0} == 1 && -f $RUN/last.pt ]] && resume=(--resume)
 echo "retrain_neu_detector: training for $MINUTES minutes at ${IMGSZ}x${IMGSZ} into $RUN"
 "${PY[@]}" training/neu_detector.py train --neu training/data/neu --out "$RUN" --minutes "$MINUTES" \
-  --imgsz "$IMGSZ" --threads "$THREADS" --init-onnx "$INIT_ONNX" "${resume[@]}"
+  --imgsz "$IMGSZ" --threads "$THREADS" --lr "$LR" --init-onnx "$INIT_ONNX" \
+  ${INIT_PT:+--init-pt "$INIT_PT"} "${resume[@]}"
 
 echo "retrain_neu_detector: exporting $RUN/best.pt to $OUT_MODEL"
 "${PY[@]}" training/neu_detector.py export --ckpt "$RUN/best.pt" --out "$OUT_MODEL"
