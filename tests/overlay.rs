@@ -12,9 +12,7 @@ use gst_video::VideoFormat;
 use gst_video::prelude::*;
 use gstdefect::analysis::mask::Mask;
 use gstdefect::meta::prelude::*;
-use gstdefect::meta::{
-    Decision, DetectionParams, MaskParams, ModelRef, Severity, Verdict, VerdictMeta,
-};
+use gstdefect::meta::{Decision, DetectionParams, MaskParams, Severity, Verdict, VerdictMeta};
 
 const FORMATS: [VideoFormat; 8] = [
     VideoFormat::Rgb,
