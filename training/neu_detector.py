@@ -182,7 +182,7 @@ def train(a):
     ck = os.path.join(a.out, "last.pt")
     resume = a.resume and os.path.exists(ck)
     st = torch.load(ck, map_location="cpu") if resume else None
-    model = NeuDetector(freeze=st["freeze"] if resume else a.freeze if a.init_onnx else 0)
+    model = NeuDetector(freeze=st["freeze"] if resume else a.freeze if a.init_onnx or a.init_pt else 0)
     for p in model.features[:model.freeze].parameters():
         p.requires_grad_(False)
     if a.init_pt and not resume:
@@ -309,7 +309,7 @@ def main():
                    help="classifier whose backbone starts the detector ('' for a random start)")
     t.add_argument("--init-pt", default="",
                    help="start from another run's checkpoint (its EMA weights), e.g. one trained at another "
-                        "--imgsz; overrides --init-onnx (the frozen stages stay frozen)")
+                        "--imgsz; overrides --init-onnx (--freeze stages stay frozen, as after --init-onnx)")
     t.add_argument("--imgsz", type=int, default=256)
     t.add_argument("--minutes", type=float, default=90.0)
     t.add_argument("--batch", type=int, default=16)

@@ -269,7 +269,8 @@ def test_set_passes_properties_to_defectdetect(large_frames, tmp_path):
     ("nonsense=1", "defectdetect has no such property"),
     ("tile-size=abc", '"abc" is not a guint'),
     ("tile-size=99999", "99999 is out of its range"),
-    ("model=x.onnx", "set by defect-replay's own option"),
+    ("model=x.onnx", "set by defect-replay's --model"),
+    ("drift-learn-frames=5", "set by defect-replay's --baseline-out"),
     ("tile-size", "is not PROPERTY=VALUE"),
 ])
 def test_a_bad_set_is_refused_naming_the_property(dataset, tmp_path, value, reason):

@@ -72,27 +72,29 @@ pub struct ReplayOptions {
     pub properties: Vec<(String, String)>,
 }
 
-/// The `defectdetect` properties [`ReplayOptions`] sets itself, so never through `properties`.
-const OWN_PROPERTIES: [&str; 10] = [
-    "model",
-    "policy",
-    "labels",
-    "conf-threshold",
-    "threads",
-    "task",
-    "top-k",
-    "frames-per-part",
-    "drift",
-    "drift-baseline-out",
+/// The `defectdetect` properties defect-replay sets itself, each with the option that sets it:
+/// never through `properties`.
+const OWN_PROPERTIES: [(&str, &str); 11] = [
+    ("model", "--model"),
+    ("policy", "--policy"),
+    ("labels", "--labels"),
+    ("conf-threshold", "--conf"),
+    ("threads", "--threads"),
+    ("task", "--task"),
+    ("top-k", "--top-k"),
+    ("frames-per-part", "--frames-per-part"),
+    ("drift", "--baseline-out"),
+    ("drift-learn-frames", "--baseline-out"),
+    ("drift-baseline-out", "--baseline-out"),
 ];
 
 /// Sets `name` to `value` (its `gst-launch-1.0` spelling) on `element`, or says why not.
 fn set_property_text(element: &gst::Element, name: &str, value: &str) -> Result<(), ReplayError> {
     let refuse = |reason: String| ReplayError::Pipeline(format!("property {name}: {reason}"));
-    if OWN_PROPERTIES.contains(&name) {
-        return Err(refuse(
-            "is set by defect-replay's own option of that name".into(),
-        ));
+    if let Some((_, option)) = OWN_PROPERTIES.iter().find(|(own, _)| *own == name) {
+        return Err(refuse(format!(
+            "is set by defect-replay's {option}: use that"
+        )));
     }
     let Some(spec) = element.find_property(name) else {
         let factory = element
