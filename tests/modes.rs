@@ -133,6 +133,53 @@ fn a_defect_in_the_overlap_of_tiles_is_reported_once() {
     assert_eq!(found[0].rect, (200, 8, 32, 32));
 }
 
+/// `test-time-flip`: the model also sees the mirrored frame; what it finds there is mapped
+/// back onto the frame and merged with the plain run by NMS, so squares are reported once,
+/// where they are (not at their mirror images), frame after frame, with the letterbox's border
+/// on either axis. The squares model's windows are symmetric (col c mirrors to col 28 - c), so
+/// the mirrored run finds every square too.
+#[test]
+fn test_time_flip_reports_each_square_once_where_it_is() {
+    for (format, w, h) in [(VideoFormat::Rgb, 640, 480), (VideoFormat::Nv12, 480, 640)] {
+        let mut image = RgbImage::new(w, h, [12, 12, 12]);
+        for (b, colour) in [
+            (window_box(w, h, 8, 5), [255, 255, 255]),
+            (window_box(w, h, 14, 20), [255, 0, 0]),
+        ] {
+            image.fill_rect(
+                b[0] as usize,
+                b[1] as usize,
+                b[2] as usize,
+                b[3] as usize,
+                colour,
+            );
+        }
+        let mut plain = harness("", format, w, h);
+        let (reference, _) = push(&mut plain, &image, format);
+        assert_eq!(reference.len(), 2, "{w}x{h}: {reference:#?}");
+        let mut flipped = harness("test-time-flip=true", format, w, h);
+        for round in 0..2 {
+            let (found, _) = push(&mut flipped, &image, format);
+            assert_eq!(boxes(&found), boxes(&reference), "{w}x{h}, frame {round}");
+        }
+        // Only the mirrored view has the squares' mirror images: they are mapped back to
+        // where they are, not reported beside the originals.
+        let mut mirror = image.clone();
+        for row in mirror.pixels.chunks_exact_mut(w * 3) {
+            row.reverse(); // pixels reversed, and each pixel's bytes too
+            for pixel in row.chunks_exact_mut(3) {
+                pixel.reverse();
+            }
+        }
+        let (mirrored_alone, _) = push(&mut plain, &mirror, format);
+        assert_eq!(mirrored_alone.len(), 2);
+        assert!(
+            boxes(&mirrored_alone) != boxes(&reference),
+            "{w}x{h}: the squares are not symmetric, so a wrong mapping would show"
+        );
+    }
+}
+
 /// How [`stream`] feeds its frames.
 enum Feed {
     /// This many frames, as fast as possible.

@@ -50,9 +50,10 @@ impl Run {
     fn new(properties: &str, width: usize, height: usize, format: VideoFormat) -> Self {
         init();
         let detect = gst::parse::launch(&format!("defectdetect {properties}")).unwrap();
-        let mut harness = gst_check::Harness::with_element(&detect, Some("sink"), Some("src"));
+        // The bus first: the harness starts the element, and loading may warn.
         let bus = gst::Bus::new();
         detect.set_bus(Some(&bus));
+        let mut harness = gst_check::Harness::with_element(&detect, Some("sink"), Some("src"));
         harness.set_src_caps(caps(format, width, height));
         harness.play();
         Self {
@@ -864,6 +865,30 @@ fn on_rois_classifies_at_most_max_rois_regions() {
     assert_eq!(got.len(), 200);
     assert!(got[..64].iter().all(|&c| c) && got[64..].iter().all(|&c| !c));
     assert_eq!(warnings(&run), 1);
+}
+
+/// `test-time-flip` is for detectors: a classifier runs once a frame and the element says so
+/// with one warning naming the property, at load.
+#[test]
+fn test_time_flip_on_a_classifier_is_a_warning() {
+    let mut run = Run::rgb(&format!("model={} test-time-flip=true", cls_model(false)));
+    let image = RgbImage::new(640, 480, [0, 255, 0]);
+    run.harness
+        .push(frame_buffer(&image, VideoFormat::Rgb, 0))
+        .unwrap();
+    run.harness.pull().unwrap();
+    let warnings: Vec<String> =
+        std::iter::from_fn(|| run.bus.pop_filtered(&[gst::MessageType::Warning]))
+            .filter_map(|m| match m.view() {
+                gst::MessageView::Warning(w) => Some(w.error().to_string()),
+                _ => None,
+            })
+            .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("test-time-flip applies to detectors"),
+        "{warnings:?}"
+    );
 }
 
 /// The error posted when the element cannot go to PAUSED with these properties.

@@ -295,6 +295,7 @@ fn model_ratio() {
             tile_size: 0,
             tile_overlap: 0,
             crop: None,
+            test_time_flip: false,
         };
         let mut plan: Option<Preprocess> = None;
         let geometry = ClassifyGeometry::new(1920, 1080, mw, mh);

@@ -43,6 +43,7 @@ pub(super) struct Job {
     pub thresholds: Thresholds,
     pub tile_size: u32,
     pub tile_overlap: u32,
+    pub test_time_flip: bool,
     /// The window a classifier judges (`crop`), as production's.
     pub crop: Option<Region>,
     pub production: Judgement,
@@ -68,6 +69,7 @@ impl Job {
             thresholds: settings.thresholds(),
             tile_size: settings.tile_size,
             tile_overlap: settings.tile_overlap,
+            test_time_flip: settings.test_time_flip,
             crop: settings.crop_region(),
             production: judgement(&decided.verdict, &|id| model.class_name(id)),
             production_model_id: decided.identity.model_id.clone(),
@@ -357,9 +359,12 @@ fn run(mut loaded: Loaded, shared: Arc<Shared>, (cat, element): Log) {
 /// the event reports them.
 fn judge(loaded: &mut Loaded, job: &Job) -> Result<(FrameVerdict, Vec<Reason>), InferError> {
     let result = with_frame_view(job.buffer.as_ref(), &job.info, |view| {
-        let input = job
-            .caps
-            .input(view, (job.tile_size, job.tile_overlap), job.crop);
+        let input = job.caps.input(
+            view,
+            (job.tile_size, job.tile_overlap),
+            job.crop,
+            job.test_time_flip,
+        );
         loaded.infer(&input, job.thresholds)
     })
     .map_err(InferError::Failed)??;

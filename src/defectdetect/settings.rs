@@ -51,6 +51,7 @@ pub(super) struct Settings {
     pub interval: u32,
     pub tile_size: u32,
     pub tile_overlap: u32,
+    pub test_time_flip: bool,
     /// `crop` as set (x,y,width,height); checked at start ([`Settings::crop`]).
     pub crop: Option<Arc<str>>,
     pub async_inference: bool,
@@ -92,6 +93,7 @@ impl Default for Settings {
             interval: 1,
             tile_size: 0,
             tile_overlap: DEFAULT_TILE_OVERLAP,
+            test_time_flip: false,
             crop: None,
             async_inference: false,
             max_input_pixels: DEFAULT_MAX_INPUT_PIXELS,
@@ -124,6 +126,7 @@ impl Settings {
         Options {
             thresholds: self.thresholds(),
             tiling: (self.tile_size, self.tile_overlap),
+            test_time_flip: self.test_time_flip,
             crop: self.crop_region(),
             interval: self.interval,
             frames_per_part: self.frames_per_part,
@@ -255,6 +258,7 @@ impl Settings {
             "interval" => self.interval = get(),
             "tile-size" => self.tile_size = get(),
             "tile-overlap" => self.tile_overlap = get(),
+            "test-time-flip" => self.test_time_flip = value.get().expect("type checked upstream"),
             "crop" => {
                 self.crop = value
                     .get::<Option<String>>()
@@ -307,6 +311,7 @@ impl Settings {
             "interval" => self.interval.to_value(),
             "tile-size" => self.tile_size.to_value(),
             "tile-overlap" => self.tile_overlap.to_value(),
+            "test-time-flip" => self.test_time_flip.to_value(),
             "crop" => self.crop.as_deref().to_value(),
             "async-inference" => self.async_inference.to_value(),
             "max-input-pixels" => self.max_input_pixels.to_value(),
@@ -388,6 +393,7 @@ crate::element::properties! {
     uint("interval", "Inference interval", 1..=10_000, 1).mutable_playing(): "Run the model on every Nth frame; the frames between carry the last result of their part forward (marked carried, with the frame it came from); a new part is always inferred",
     uint("tile-size", "Tile size", 0..=16_384, 0).mutable_ready(): "Cut frames into overlapping tiles of this many pixels, each letterboxed to the model, so that small defects on high-resolution frames keep their size; 0 = whole frames. Must be larger than tile-overlap",
     uint("tile-overlap", "Tile overlap", 0..=8_192, DEFAULT_TILE_OVERLAP).mutable_ready(): "Pixels neighbouring tiles overlap by (smaller than tile-size); detections in the overlap are merged by NMS",
+    boolean("test-time-flip", "Test-time flip", false).mutable_ready(): "Detectors: also run the model on the mirrored (left-right) frame or tile and merge both sets of detections by NMS, as Ultralytics' augmented inference does: can find defects the model misses in one orientation, at twice the inference time (measured in the model cards). Other tasks run once and say so with a warning",
     string("crop", "Crop").mutable_ready(): "Classifiers: classify only this region of each frame, x,y,width,height in frame pixels (e.g. 540,260,200,200), instead of the whole frame: the region is resized and centre-cropped to the model's input as a whole frame would be, and its classes are attached as a region-of-interest meta covering it. For a fixed inspection window inside a larger camera frame; must lie inside the frames. Empty (the default): the whole frame. Not with on-rois",
     boolean("async-inference", "Asynchronous inference", false).mutable_ready(): "Run the model on a worker thread: frames never wait for it and carry the newest result of their part (marked carried), or verdict UNKNOWN while there is none; frames arriving while it is busy are not inferred (counted in `skipped`). A part's verdict waits for the results of its frames; end of stream waits for the last. The latency query then adds nothing",
     uint("batch-size", "Batch size", 1..=64, 1).mutable_ready(): "Infer frames of all defectdetect elements with the same model file, execution provider settings and batch-size together, in batches of up to this many (one session, one run per batch). Needs a model with a dynamic batch dimension, else a warning and frames run one at a time; 1 = every frame alone",

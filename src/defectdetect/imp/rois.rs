@@ -76,7 +76,7 @@ impl DefectDetect {
         let (regions, results) = self.checked(with_frame_view_or(buffer, &start.info, |view| {
             let input = start
                 .caps
-                .input(view.map_err(FrameError::Unmapped)?, (0, 0), None);
+                .input(view.map_err(FrameError::Unmapped)?, (0, 0), None, false);
             Ok::<_, FrameError>(loaded.judge_regions(&input, &rects, max_rois)?)
         }))?;
         drop(current_guard);

@@ -36,6 +36,8 @@ pub struct Options {
     pub thresholds: Thresholds,
     /// `tile-size` and `tile-overlap` (0: whole frames).
     pub tiling: (u32, u32),
+    /// `test-time-flip`: detectors also run on the mirrored frame.
+    pub test_time_flip: bool,
     /// The part of the frame a classifier sees (`crop`).
     pub crop: Option<Region>,
     /// The model runs on every `interval`-th frame; the frames between carry its result.
@@ -47,7 +49,7 @@ pub struct Options {
 impl Options {
     /// A frame of `caps` to infer, tiled and cropped as these options say.
     pub fn input<'a>(&self, caps: &Caps, view: &'a FrameView<'a>) -> FrameInput<'a> {
-        caps.input(view, self.tiling, self.crop)
+        caps.input(view, self.tiling, self.crop, self.test_time_flip)
     }
 }
 
@@ -336,6 +338,7 @@ mod tests {
                 top_k: 5,
             },
             tiling: (0, 0),
+            test_time_flip: false,
             crop: None,
             interval,
             frames_per_part,

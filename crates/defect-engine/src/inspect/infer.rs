@@ -87,7 +87,8 @@ pub struct PlanKey {
 pub type Region = (u32, u32, u32, u32);
 
 /// One frame to infer: its planes (with its size), pixel format and YUV matrix, how to tile
-/// it, and the part a classifier sees (`crop`; None: the whole frame).
+/// it, the part a classifier sees (`crop`; None: the whole frame), and whether a detector
+/// also sees it mirrored.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameInput<'a> {
     pub view: &'a FrameView<'a>,
@@ -96,6 +97,9 @@ pub struct FrameInput<'a> {
     pub tile_size: u32,
     pub tile_overlap: u32,
     pub crop: Option<Region>,
+    /// Detectors: also run the model on the mirrored (left-right) input and merge both
+    /// results by NMS (`test-time-flip`).
+    pub test_time_flip: bool,
 }
 
 /// Why a crop cannot be used on `width` x `height` frames: empty, or not inside them.
@@ -304,27 +308,48 @@ fn infer_frame(
         pre.letterbox
             .run(&region, detector.input_mut())
             .map_err(|e| InferError::Failed(e.to_string()))?;
-        pre.candidates.clear();
-        let started = Instant::now();
-        let tile_stats = detector.detect(limits.confidence, &mut pre.candidates)?;
-        duration += started.elapsed();
-        stats.add(&tile_stats);
         let (dx, dy) = (x as f32, y as f32);
-        merged.extend(pre.candidates.iter().map(|d| {
-            let b = geometry.to_source(&d.bbox);
-            Detection {
-                bbox: BBox {
-                    x1: b.x1 + dx,
-                    y1: b.y1 + dy,
-                    x2: b.x2 + dx,
-                    y2: b.y2 + dy,
-                },
-                ..*d
+        let model_width = detector.info().width as f32;
+        let views: &[bool] = if frame.test_time_flip {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &mirrored in views {
+            if mirrored {
+                mirror_rows(detector.input_mut(), model_width as usize);
             }
-        }));
+            pre.candidates.clear();
+            let started = Instant::now();
+            let run = detector.detect(limits.confidence, &mut pre.candidates);
+            duration += started.elapsed();
+            if mirrored {
+                // Back as letterboxed, so that the next tile's content lands beside its border.
+                mirror_rows(detector.input_mut(), model_width as usize);
+            }
+            stats.add(&run?);
+            merged.extend(pre.candidates.iter().map(|d| {
+                let bbox = if mirrored {
+                    mirror_box(&d.bbox, model_width)
+                } else {
+                    d.bbox
+                };
+                let b = geometry.to_source(&bbox);
+                Detection {
+                    bbox: BBox {
+                        x1: b.x1 + dx,
+                        y1: b.y1 + dy,
+                        x2: b.x2 + dx,
+                        y2: b.y2 + dy,
+                    },
+                    ..*d
+                }
+            }));
+        }
     }
-    // Tiles overlap: their detections are merged by NMS even for end-to-end models.
-    if detector.info().layout.needs_nms() || pre.tiles.len() > 1 {
+    // Tiles overlap, and a mirrored run finds the same defects again: their detections are
+    // merged by NMS even for end-to-end models.
+    if detector.info().layout.needs_nms() || pre.tiles.len() > 1 || frame.test_time_flip {
         nms::nms_classwise(&mut merged, limits.iou, limits.max_detections);
     } else {
         nms::sort_by_confidence(&mut merged);
@@ -573,9 +598,55 @@ fn anomaly_frame(
     })
 }
 
+/// Mirrors an NCHW input tensor left-right in place: every row of every plane reversed.
+fn mirror_rows(input: &mut [f32], width: usize) {
+    for row in input.chunks_exact_mut(width.max(1)) {
+        row.reverse();
+    }
+}
+
+/// A box found on the mirrored input of a model `width` pixels wide, where it is on the
+/// input as it was.
+fn mirror_box(b: &BBox, width: f32) -> BBox {
+    BBox {
+        x1: width - b.x2,
+        y1: b.y1,
+        x2: width - b.x1,
+        y2: b.y2,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirroring_twice_is_the_identity_and_boxes_follow_the_pixels() {
+        // Two planes of 2 rows of 4: each row reversed, planes and rows kept in place.
+        let original: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        let mut input = original.clone();
+        mirror_rows(&mut input, 4);
+        assert_eq!(&input[..8], &[3., 2., 1., 0., 7., 6., 5., 4.]);
+        assert_eq!(&input[8..], &[11., 10., 9., 8., 15., 14., 13., 12.]);
+        mirror_rows(&mut input, 4);
+        assert_eq!(input, original);
+        // Columns 0..1 of a 4-wide input are columns 3..4 of its mirror image.
+        let found = BBox {
+            x1: 3.0,
+            y1: 1.0,
+            x2: 4.0,
+            y2: 2.0,
+        };
+        assert_eq!(
+            mirror_box(&found, 4.0),
+            BBox {
+                x1: 0.0,
+                y1: 1.0,
+                x2: 1.0,
+                y2: 2.0
+            }
+        );
+    }
 
     #[test]
     fn regions_are_clipped_to_the_frame() {

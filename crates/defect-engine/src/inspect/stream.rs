@@ -31,12 +31,13 @@ pub struct Caps {
 }
 
 impl Caps {
-    /// A frame of these caps to infer, tiled and cropped as given.
+    /// A frame of these caps to infer, tiled, cropped and mirrored as given.
     pub fn input<'a>(
         &self,
         view: &'a FrameView<'a>,
         (tile_size, tile_overlap): (u32, u32),
         crop: Option<Region>,
+        test_time_flip: bool,
     ) -> FrameInput<'a> {
         FrameInput {
             view,
@@ -45,6 +46,7 @@ impl Caps {
             tile_size,
             tile_overlap,
             crop,
+            test_time_flip,
         }
     }
 }
