@@ -141,19 +141,7 @@ fn a_defect_in_the_overlap_of_tiles_is_reported_once() {
 #[test]
 fn test_time_flip_reports_each_square_once_where_it_is() {
     for (format, w, h) in [(VideoFormat::Rgb, 640, 480), (VideoFormat::Nv12, 480, 640)] {
-        let mut image = RgbImage::new(w, h, [12, 12, 12]);
-        for (b, colour) in [
-            (window_box(w, h, 8, 5), [255, 255, 255]),
-            (window_box(w, h, 14, 20), [255, 0, 0]),
-        ] {
-            image.fill_rect(
-                b[0] as usize,
-                b[1] as usize,
-                b[2] as usize,
-                b[3] as usize,
-                colour,
-            );
-        }
+        let (image, _) = two_squares(w, h);
         let mut plain = harness("", format, w, h);
         let (reference, _) = push(&mut plain, &image, format);
         assert_eq!(reference.len(), 2, "{w}x{h}: {reference:#?}");

@@ -69,6 +69,16 @@ impl Run {
         Self::new(properties, 640, 480, VideoFormat::Rgb)
     }
 
+    /// The warnings posted since the last call.
+    fn warnings(&self) -> Vec<String> {
+        std::iter::from_fn(|| self.bus.pop_filtered(&[gst::MessageType::Warning]))
+            .filter_map(|m| match m.view() {
+                gst::MessageView::Warning(w) => Some(w.error().to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn push_as(&mut self, image: &RgbImage, format: VideoFormat) -> Out {
         assert_eq!((image.width, image.height), (self.width, self.height));
         self.harness
@@ -820,11 +830,8 @@ fn on_rois_clips_regions_to_the_frame() {
 #[test]
 fn on_rois_classifies_at_most_max_rois_regions() {
     let warnings = |run: &Run| {
-        std::iter::from_fn(|| run.bus.pop_filtered(&[gst::MessageType::Warning]))
-            .filter_map(|m| match m.view() {
-                gst::MessageView::Warning(w) => Some(w.error().to_string()),
-                _ => None,
-            })
+        run.warnings()
+            .iter()
             .filter(|w| w.contains("max-rois"))
             .count()
     };
@@ -877,13 +884,7 @@ fn test_time_flip_on_a_classifier_is_a_warning() {
         .push(frame_buffer(&image, VideoFormat::Rgb, 0))
         .unwrap();
     run.harness.pull().unwrap();
-    let warnings: Vec<String> =
-        std::iter::from_fn(|| run.bus.pop_filtered(&[gst::MessageType::Warning]))
-            .filter_map(|m| match m.view() {
-                gst::MessageView::Warning(w) => Some(w.error().to_string()),
-                _ => None,
-            })
-            .collect();
+    let warnings = run.warnings();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].contains("test-time-flip applies to detectors"),

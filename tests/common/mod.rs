@@ -101,9 +101,15 @@ pub fn window_box(width: usize, height: usize, row: usize, col: usize) -> [f64; 
 
 /// A dark 640x480 frame with a white square on window (8, 5) and a red one on window (14, 20).
 pub fn two_squares_640x480() -> (RgbImage, Vec<Expected>) {
-    let mut image = RgbImage::new(640, 480, [12, 12, 12]);
-    let white = window_box(640, 480, 8, 5);
-    let red = window_box(640, 480, 14, 20);
+    two_squares(640, 480)
+}
+
+/// A dark `width` x `height` frame with a white square on window (8, 5) and a red one on
+/// window (14, 20) of the squares test model.
+pub fn two_squares(width: usize, height: usize) -> (RgbImage, Vec<Expected>) {
+    let mut image = RgbImage::new(width, height, [12, 12, 12]);
+    let white = window_box(width, height, 8, 5);
+    let red = window_box(width, height, 14, 20);
     for (b, colour) in [(white, [255, 255, 255]), (red, [255, 0, 0])] {
         image.fill_rect(
             b[0] as usize,
