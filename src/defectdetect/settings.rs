@@ -138,6 +138,7 @@ impl Settings {
         Request {
             detector: self.detector_options(),
             policy: self.policy.clone(),
+            test_time_flip: self.test_time_flip,
         }
     }
 
@@ -200,6 +201,7 @@ impl Settings {
                 .challenger_policy
                 .clone()
                 .or_else(|| self.policy.clone()),
+            test_time_flip: self.test_time_flip,
         })
     }
 

@@ -31,9 +31,6 @@ impl DefectDetect {
                     gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{warning}"));
                 }
                 gst::info!(CAT, imp = self, "loaded {:?}", loaded.detector.info());
-                if let Some(warning) = flip_warning(&settings, &loaded) {
-                    gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{warning}"));
-                }
                 self.engine.load(loaded);
                 Ok(())
             }
@@ -143,16 +140,4 @@ impl DefectDetect {
         }
         true
     }
-}
-
-/// `test-time-flip` with a model that is not a detector: it runs once a frame, said once.
-fn flip_warning(settings: &Settings, loaded: &Loaded) -> Option<String> {
-    let info = loaded.detector.info();
-    (settings.test_time_flip && info.task != crate::analysis::task::Task::Detect).then(|| {
-        format!(
-            "test-time-flip applies to detectors; model {} is a {} model and runs once a frame",
-            info.model_id(),
-            info.task
-        )
-    })
 }

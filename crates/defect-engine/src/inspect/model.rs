@@ -25,6 +25,8 @@ pub const MAX_POLICY_BYTES: u64 = 16 << 20;
 pub struct Request {
     pub detector: DetectorOptions,
     pub policy: Option<Arc<Path>>,
+    /// `test-time-flip` is set: a model that is not a detector is warned about.
+    pub test_time_flip: bool,
 }
 
 /// What the verdicts need of the loaded model and policy: cheap to share with the streaming
@@ -181,6 +183,13 @@ pub fn build(
         warnings.extend(problems.warnings.into_iter().map(|w| format!("policy {w}")));
     }
     let model = detector.info().clone();
+    if request.test_time_flip && model.task != Task::Detect {
+        warnings.push(format!(
+            "test-time-flip applies to detectors; model {} is a {} model and runs once a frame",
+            model.model_id(),
+            model.task
+        ));
+    }
     let anomaly_thresholds = if model.task == Task::Anomaly {
         let (image, pixel) = model.anomaly_thresholds;
         Some(policy.anomaly.thresholds(image, pixel).map_err(|missing| {
