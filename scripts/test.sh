@@ -10,6 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh --tests
+# CI builds once: incremental compilation state (gigabytes under target/) buys it nothing.
+[[ -n "${CI:-}" ]] && export CARGO_INCREMENTAL=0
+echo "test: $(df -h --output=avail . | tail -1 | tr -d ' ') free on the disk before building"
 command -v cargo >/dev/null || { echo "test: cargo not found; install Rust 1.95 (rustup)" >&2; exit 1; }
 
 # mdBook for the documentation step below, a test-only tool (the demo does not need it): the
@@ -58,3 +61,4 @@ cargo test --workspace --all-targets --locked --no-fail-fast
 
 echo "== python tests"
 .venv/bin/python -m pytest -q scripts tests/python
+echo "test: target/ holds $(du -sh target | cut -f1); $(df -h --output=avail . | tail -1 | tr -d ' ') free on the disk"
