@@ -13,6 +13,10 @@ scripts/setup.sh --tests
 # CI builds once: incremental compilation state (gigabytes under target/) buys it nothing.
 [[ -n "${CI:-}" ]] && export CARGO_INCREMENTAL=0
 echo "test: $(df -h --output=avail . | tail -1 | tr -d ' ') free on the disk before building"
+# A full disk shows up as a compiler crash ("IO failure on output stream"); say it first.
+if (( $(df -k --output=avail . | tail -1) < 4 * 1024 * 1024 )) && [[ ! -d target/debug/deps ]]; then
+  echo "test: warning: less than 4 GB free; a first build needs about 3.5 GB under target/" >&2
+fi
 command -v cargo >/dev/null || { echo "test: cargo not found; install Rust 1.95 (rustup)" >&2; exit 1; }
 
 # mdBook for the documentation step below, a test-only tool (the demo does not need it): the
