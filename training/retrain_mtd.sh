@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# One-command, resumable recipe for models/magnetic-tile-anomaly.onnx: an anomaly model trained
-# on the defect-free tiles of the Magnetic Tile Defect dataset only (a copy of
+# One-command recipe for models/magnetic-tile-anomaly.onnx: an anomaly model made from the
+# defect-free tiles of the Magnetic Tile Defect dataset only (a copy of
 # github.com/abin24/Magnetic-tile-defect-datasets. in MTD_DIR; never committed), on the CPU,
 # with no pretrained weights:
 #   1. creates .venv-train (Debian's /usr/bin/python3) and installs training/requirements.txt
 #   2. splits the tiles by file number n (n % 5 == 0 test, == 1 validation, else train) and
 #      caches them stretched to 256x256 in RUN/data
+# METHOD=reference (the default, version 2.0.0, about 2 minutes): training/mtd_ref.py builds the
+# bank of reference tiles (fixed local features of the 581 defect-free train tiles) and exports
+# it with the F1-optimal validation thresholds as metadata; nothing is trained.
+# METHOD=unet (version 1.0.0, resumable, hours):
 #   3. trains the U-Net on synthetic anomalies pasted on the defect-free train tiles, until
 #      ITERS iterations or MINUTES of wall time (whichever comes first; the learning rate
 #      anneals to either), checkpoints every EVAL_EVERY iterations (RUN/last.pt, RUN/best.pt:
@@ -14,7 +18,7 @@
 #
 #   MTD_DIR=/path/to/Magnetic-tile-defect-datasets training/retrain_mtd.sh
 #
-# Knobs: ITERS (4000), MINUTES (75), BATCH (12), CROP (160), THREADS (1), NICE (5),
+# Knobs: METHOD (reference), ITERS (4000), MINUTES (75), BATCH (12), CROP (160), THREADS (2 for reference, 1 for unet), NICE (5),
 # RUN (training/runs/mtd), OUT_MODEL (models/magnetic-tile-anomaly.onnx), RESUME=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +28,11 @@ VENV=${VENV:-.venv-train}
 NICE=${NICE:-5}
 RUN=${RUN:-training/runs/mtd}
 OUT_MODEL=${OUT_MODEL:-models/magnetic-tile-anomaly.onnx}
+METHOD=${METHOD:-reference}
+if [[ $METHOD != reference && $METHOD != unet ]]; then
+  echo "retrain_mtd: METHOD must be reference or unet, not '$METHOD'" >&2
+  exit 2
+fi
 
 if [[ ! -x $VENV/bin/python ]]; then
   echo "retrain_mtd: creating $VENV"
@@ -38,7 +47,12 @@ resume=()
 [[ ${RESUME:-0} == 1 ]] && resume=(--resume)
 
 "${PY[@]}" data --mtd "$MTD_DIR" --out "$RUN"
-"${PY[@]}" train --out "$RUN" --iters "${ITERS:-4000}" --minutes "${MINUTES:-75}" --batch "${BATCH:-12}" \
-  --crop "${CROP:-160}" --threads "${THREADS:-1}" --eval-every "${EVAL_EVERY:-250}" "${resume[@]}"
-"${PY[@]}" export --out "$RUN" --model "$OUT_MODEL"
+if [[ $METHOD == reference ]]; then
+  nice -n "$NICE" "$VENV/bin/python" -W ignore training/mtd_ref.py build --out "$RUN" --model "$OUT_MODEL" \
+    --threads "${THREADS:-2}"
+else
+  "${PY[@]}" train --out "$RUN" --iters "${ITERS:-4000}" --minutes "${MINUTES:-75}" --batch "${BATCH:-12}" \
+    --crop "${CROP:-160}" --threads "${THREADS:-1}" --eval-every "${EVAL_EVERY:-250}" "${resume[@]}"
+  "${PY[@]}" export --out "$RUN" --model "$OUT_MODEL"
+fi
 echo "retrain_mtd: $OUT_MODEL; figures through the element: MTD_DIR=$MTD_DIR SYNTHETIC=0 scripts/model_card_figures.sh"

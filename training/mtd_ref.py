@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT OR Apache-2.0
+"""Reference-tile anomaly model for real magnetic tiles: a second recipe for
+``models/magnetic-tile-anomaly.onnx``, built from the defect-free train tiles of the Magnetic Tile
+Defect dataset only, with no pretrained weights and no gradient training.
+
+Method (nearest references, spread-normalised): every tile is described by fixed, hand-written
+local features (Gaussian derivatives up to second order, gradient magnitude and local standard
+deviation at SCALES pixels, on the tile normalised to mean 0 and standard deviation 1), averaged
+on a GRID x GRID grid and whitened with the train tiles' statistics.  The bank holds the features
+and an 8x8 thumbnail of every defect-free train tile.  For a tile to inspect:
+
+1. the KZ train tiles with the closest thumbnails are its references (same lighting, same shape);
+2. at each grid cell, the spread of the KZ references' features (standard deviation + FLOOR) is
+   the normal variation there;
+3. the anomaly map at a cell is the smallest distance, in units of that spread, between the
+   tile's features and those of the K closest references at that cell or one of its eight
+   neighbours (a shift of one cell absorbs small misalignments);
+4. the map is upsampled (bilinear) to the input size; the image score is its maximum.
+
+The whole method is in the ONNX graph (convolutions with fixed kernels, TopK, Gather), so
+``defectdetect`` (task ``anomaly``) runs it as any anomaly model; the bank is stored as float16.
+
+    python training/mtd.py data --mtd $MTD_DIR --out RUN          # split, cached arrays (as mtd.py)
+    python training/mtd_ref.py build --out RUN --model models/magnetic-tile-anomaly.onnx
+    python training/mtd_ref.py eval --out RUN --model M --split val    # onnxruntime cross-check
+    python training/mtd_ref.py ablation --out RUN                       # the card's validation table
+
+Split, masks and the empty-mask rule: as ``training/mtd.py``.
+"""
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mtd import SIZE, auroc, best_f1, fast_auroc, load  # noqa: E402
+
+VERSION = "2.0.0"
+SCALES = (1, 2, 4, 8, 16)
+GRID = 32  # feature cells per side: 8x8 px at 256x256
+THUMB = 8  # thumbnail side for choosing references
+K, KZ, FLOOR = 5, 20, 0.05
+PER_SCALE = 9
+
+
+def gauss1d(sigma):
+    import torch
+
+    r = int(np.ceil(3 * sigma))
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    return torch.tensor(k / k.sum(), dtype=torch.float32), r
+
+
+class Features:
+    """Fixed local features of normalised grey tiles [B, 1, S, S] -> [B, C, GRID, GRID]."""
+
+    def __init__(self):
+        import torch
+
+        self.k = {s: gauss1d(s) for s in sorted(set(SCALES) | {2 * s for s in SCALES})}
+        sob = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8
+        lap = torch.tensor([[1.0, -2.0, 1.0], [2.0, -4.0, 2.0], [1.0, -2.0, 1.0]]) / 4
+        cross = torch.tensor([[1.0, 0.0, -1.0], [0.0, 0.0, 0.0], [-1.0, 0.0, 1.0]]) / 4
+        self.d = torch.stack([sob, sob.t(), lap, lap.t(), cross])[:, None]  # [5, 1, 3, 3]
+
+    def blur(self, x, sigma):
+        import torch.nn.functional as F
+
+        k, r = self.k[sigma]
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+        return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+
+    def __call__(self, g):
+        import torch
+        import torch.nn.functional as F
+
+        out = []
+        for s in SCALES:
+            b = self.blur(g, s)
+            d = F.conv2d(F.pad(b, (1, 1, 1, 1), mode="reflect"), self.d)
+            gx, gy = d[:, 0:1] * s, d[:, 1:2] * s
+            gxx, gyy, gxy = d[:, 2:3] * s * s, d[:, 3:4] * s * s, d[:, 4:5] * s * s
+            mu = self.blur(g, 2 * s)
+            sd = torch.sqrt(torch.clamp(self.blur(g * g, 2 * s) - mu * mu, min=0.0) + 1e-8)
+            out += [b, gx, gy, torch.sqrt(gx * gx + gy * gy + 1e-8), gxx, gyy, gxy, gxx.abs() + gyy.abs(), sd]
+        f = torch.cat(out, 1)
+        return F.avg_pool2d(f, SIZE // GRID)
+
+
+def normalise(x):
+    """RGB [B, 3, S, S] in [0, 1] -> grey, mean 0, standard deviation 1 per image."""
+    import torch
+
+    g = x.mean(1, keepdim=True)
+    m = g.mean((2, 3), keepdim=True)
+    sd = torch.sqrt(((g - m) ** 2).mean((2, 3), keepdim=True) + 1e-6)
+    return (g - m) / sd
+
+
+def make_model(bank_feat, bank_thumb, fmean, fstd):
+    """The ONNX-exportable module: images [1, 3, S, S] -> (pred_score [1, 1], anomaly_map [1, 1, S, S])."""
+    import torch
+    import torch.nn.functional as F
+
+    feats = Features()
+
+    class RefModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("bank", torch.from_numpy(bank_feat.astype(np.float16)))  # [N, C, G, G]
+            self.register_buffer("thumbs", torch.from_numpy(bank_thumb.astype(np.float32)))  # [N, T*T]
+            self.register_buffer("fmean", torch.from_numpy(fmean.astype(np.float32)).view(1, -1, 1, 1))
+            self.register_buffer("fstd", torch.from_numpy(fstd.astype(np.float32)).view(1, -1, 1, 1))
+
+        def forward(self, x):
+            g = normalise(x)
+            f = (feats(g) - self.fmean) / self.fstd  # [1, C, G, G]
+            t = F.avg_pool2d(g, SIZE // THUMB).reshape(1, -1)  # [1, T*T]
+            d = ((self.thumbs - t) ** 2).sum(1)  # [N]
+            idx = torch.topk(d, KZ, largest=False).indices  # sorted, nearest first
+            near = self.bank.index_select(0, idx).float()  # [KZ, C, G, G]
+            spread = near.std(0, unbiased=False, keepdim=True) + FLOOR
+            ref = F.pad(near[:K], (1, 1, 1, 1), mode="replicate")
+            cands = torch.cat([ref[:, :, dy:dy + GRID, dx:dx + GRID] for dy in range(3) for dx in range(3)], 0)
+            dist = torch.sqrt((((cands - f) / spread) ** 2).sum(1, keepdim=True))  # [9K, 1, G, G]
+            cell = dist.min(0, keepdim=True).values  # [1, 1, G, G]
+            amap = F.interpolate(cell, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+            return amap.amax((2, 3)), amap
+
+    return RefModel().eval()
+
+
+def tile_features(imgs, batch=16):
+    """Cached uint8 tiles [N, S, S] -> raw features [N, C, G, G] and thumbnails [N, T*T]."""
+    import torch
+    import torch.nn.functional as F
+
+    feats = Features()
+    fs, ts = [], []
+    with torch.no_grad():
+        for i in range(0, len(imgs), batch):
+            x = torch.from_numpy(imgs[i:i + batch].astype(np.float32) / 255.0)[:, None].repeat(1, 3, 1, 1)
+            g = normalise(x)
+            fs.append(feats(g).numpy())
+            ts.append(F.avg_pool2d(g, SIZE // THUMB).reshape(len(x), -1).numpy())
+    return np.concatenate(fs), np.concatenate(ts)
+
+
+def figures(run, imgs, masks, classes):
+    """Image / pixel AUROC and F1-optimal thresholds of a runner on a cached split (maps are
+    unbounded: pixel AUROC on maps scaled by the split's largest value, 4,096 bins)."""
+    scores, pix_s, pix_l = [], [], []
+    for i in range(len(imgs)):
+        x = np.repeat(imgs[i][None, None].astype(np.float32) / 255.0, 3, 1)
+        s, m = run(x)
+        scores.append(float(np.asarray(s).reshape(-1)[0]))
+        m = np.asarray(m).reshape(SIZE, SIZE)
+        if classes[i] == "free" or masks[i].any():
+            pix_s.append(m[::2, ::2].ravel())
+            pix_l.append(masks[i][::2, ::2].ravel() > 0)
+    labels = classes != "free"
+    ps, pl = np.concatenate(pix_s), np.concatenate(pix_l)
+    top = float(ps.max())
+    f1, thr = best_f1(scores, labels)
+    q = np.round(ps / top, 3) * top  # the pixel threshold on a 1/1000 grid of the range
+    pf1, pthr = best_f1(q, pl)
+    per = {}
+    for c in sorted(set(classes) - {"free"}):
+        sel = (classes == c) | (classes == "free")
+        per[c] = auroc(np.array(scores)[sel], labels[sel])
+    return dict(image_auroc=auroc(scores, labels), pixel_auroc=fast_auroc(ps / top, pl), image_f1=f1,
+                image_threshold=thr, pixel_f1=pf1, pixel_threshold=float(pthr),
+                score_range=[float(min(scores)), float(max(scores))], class_auroc=per)
+
+
+def build(a):
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    torch.set_num_threads(a.threads)
+    t0 = time.time()
+    imgs, _, _ = load(a.out, "train")
+    raw, thumbs = tile_features(imgs)
+    c = raw.shape[1]
+    flat = raw.transpose(0, 2, 3, 1).reshape(-1, c).astype(np.float64)
+    fmean, fstd = flat.mean(0), flat.std(0) + 1e-6
+    bank = (raw - fmean[None, :, None, None]) / fstd[None, :, None, None]
+    model = make_model(bank, thumbs, fmean, fstd)
+    print(f"mtd_ref: bank of {len(imgs)} defect-free train tiles, {c} features on {GRID}x{GRID} cells "
+          f"({time.time() - t0:.0f} s)", flush=True)
+
+    def run(x):
+        with torch.no_grad():
+            s, m = model(torch.from_numpy(x))
+        return s.numpy(), m.numpy()
+
+    vimgs, vmasks, vclasses = load(a.out, "val")
+    r = figures(run, vimgs, vmasks, vclasses)
+    print(f"mtd_ref: validation (PyTorch): {json.dumps(r)} ({time.time() - t0:.0f} s)", flush=True)
+    x = torch.from_numpy(np.repeat(vimgs[:1, None].astype(np.float32) / 255.0, 3, 1))
+    with torch.no_grad():
+        ref = [t.numpy() for t in model(x)]
+    kw = dict(input_names=["images"], output_names=["pred_score", "anomaly_map"], opset_version=17,
+              do_constant_folding=True)
+    try:
+        torch.onnx.export(model, (x,), a.model, dynamo=False, **kw)
+    except TypeError:
+        torch.onnx.export(model, (x,), a.model, **kw)
+    m = onnx.load(a.model)
+    meta = {
+        "description": (f"gst-plugin-defect magnetic tile anomaly model (reference tiles: the {K} nearest of "
+                        f"{len(imgs)} defect-free train tiles, distances in units of the local spread of the "
+                        f"{KZ} nearest; fixed Gaussian-derivative features, no trained or pretrained weights); "
+                        "anomaly_map = spread-normalised distance"),
+        "author": "gst-plugin-defect",
+        "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+        "version": VERSION,
+        "license": "MIT OR Apache-2.0 (the code); the bank is made of Magnetic Tile Defect dataset tiles",
+        "docs": "models/magnetic-tile-anomaly.md, docs/anomaly-models.md",
+        "task": "anomaly",
+        "batch": "1",
+        "imgsz": f"[{SIZE}, {SIZE}]",
+        "names": "{0: 'anomaly'}",
+        "channels": "3",
+        "preprocess": f"resize (stretch, no letterbox; bilinear, half-pixel centres) to {SIZE}x{SIZE}, RGB, /255",
+        "output": ("pred_score [1, 1] = max of anomaly_map; anomaly_map [1, 1, H, W] = distance to the nearest "
+                   "reference tiles in units of their local spread (0 = like a reference; unbounded); no threshold "
+                   "in the graph"),
+        "image_threshold": f"{r['image_threshold']:.6g}",
+        "pixel_threshold": f"{r['pixel_threshold']:.6g}",
+        "score_range": str([round(v, 4) for v in r["score_range"]]),
+        "dataset": "Magnetic Tile Defect (Huang et al. 2018); split n % 5: 0 test, 1 validation, else train",
+        "method": f"reference tiles: scales {list(SCALES)}, grid {GRID}, thumb {THUMB}, k {K}, kz {KZ}, floor {FLOOR}",
+    }
+    del m.metadata_props[:]
+    for k, v in meta.items():
+        p = m.metadata_props.add()
+        p.key, p.value = k, v
+    m.producer_name = "gst-plugin-defect training/mtd_ref.py"
+    m.doc_string = meta["description"]
+    onnx.checker.check_model(m)
+    onnx.save(m, a.model)
+    with open(os.path.join(a.out, "ref_val_metrics.json"), "w") as f:
+        json.dump(dict(val=r, tiles=len(imgs), features=c), f, indent=1)
+    sess = ort.InferenceSession(a.model, providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"images": x.numpy()})
+    d = [float(np.abs(o - rr).max()) for o, rr in zip(out, ref)]
+    print(f"mtd_ref: exported {a.model} ({os.path.getsize(a.model) / 1e6:.1f} MB), onnxruntime vs PyTorch max abs "
+          f"diff score {d[0]:.2e} map {d[1]:.2e}; image threshold {meta['image_threshold']}, pixel threshold "
+          f"{meta['pixel_threshold']}", flush=True)
+    assert d[0] < 1e-2 and d[1] < 1e-2, "onnxruntime and PyTorch disagree"
+
+
+def ort_eval(a):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = a.threads
+    sess = ort.InferenceSession(a.model, so, providers=["CPUExecutionProvider"])
+    imgs, masks, classes = load(a.out, a.split)
+    print(json.dumps(figures(lambda x: sess.run(None, {"images": x}), imgs, masks, classes), indent=1))
+
+
+def ablation(a):
+    """Validation figures of the steps that led to the method (never the test split): a PaDiM-style
+    per-cell Gaussian, plain nearest references, then distances in units of the references'
+    spread with several floors and numbers of references."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(a.threads)
+    timgs, _, _ = load(a.out, "train")
+    vimgs, vmasks, vclasses = load(a.out, "val")
+    raw, th = tile_features(timgs)
+    vraw, vth = tile_features(vimgs)
+    c = raw.shape[1]
+    flat = raw.transpose(0, 2, 3, 1).reshape(-1, c).astype(np.float64)
+    fmean, fstd = flat.mean(0), flat.std(0) + 1e-6
+    bank = ((raw - fmean[None, :, None, None]) / fstd[None, :, None, None]).transpose(0, 2, 3, 1)  # N, G, G, C
+    val = ((vraw - fmean[None, :, None, None]) / fstd[None, :, None, None]).transpose(0, 2, 3, 1)
+    labels = vclasses != "free"
+    keep = (vclasses == "free") | (vmasks.reshape(len(vmasks), -1).max(1) > 0)
+
+    def report(name, cells):
+        maps = np.stack([cv2.resize(m.astype(np.float32), (SIZE, SIZE)) for m in cells])
+        ps, pl = maps[keep][:, ::2, ::2].ravel(), vmasks[keep][:, ::2, ::2].ravel() > 0
+        print(f"| {name} | {auroc(maps.reshape(len(maps), -1).max(1), labels):.3f} | "
+              f"{fast_auroc(ps / ps.max(), pl):.3f} |", flush=True)
+
+    print("| variant (validation split) | image AUROC | pixel AUROC |\n|---|---|---|")
+    mu = bank.mean(0)
+    d = bank - mu
+    cov = np.einsum("nhwc,nhwd->hwcd", d, d) / (len(bank) - 1) + 0.01 * np.eye(c)
+    icov = np.linalg.inv(cov)
+    dv = val - mu
+    report("PaDiM-style: one Gaussian per cell over all 581 tiles", np.sqrt(np.einsum("nhwc,hwcd,nhwd->nhw", dv, icov, dv)))
+
+    def shifted(ref):
+        p = np.pad(ref, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+        return np.concatenate([p[:, dy:dy + GRID, dx:dx + GRID] for dy in range(3) for dx in range(3)], 0)
+
+    def refs(k, kz, floor):
+        cells = []
+        for i in range(len(val)):
+            order = np.argsort(((th - vth[i]) ** 2).sum(1))
+            near = bank[order[:kz]]
+            spread = near.std(0) + floor if floor is not None else 1.0
+            cells.append(np.sqrt((((shifted(near[:k]) - val[i][None]) / spread) ** 2).sum(-1)).min(0))
+        return cells
+
+    report(f"nearest references, k {K}, plain whitened distance", refs(K, K, None))
+    for k, kz, floor in ((K, KZ, 0.3), (K, KZ, 0.1), (K, KZ, FLOOR), (K, KZ, 0.02), (1, KZ, FLOOR), (K, 40, FLOOR)):
+        mark = " (the method)" if (k, kz, floor) == (K, KZ, FLOOR) else ""
+        report(f"k {k}, spread of the {kz} nearest + {floor}{mark}", refs(k, kz, floor))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name, fn in (("build", build), ("eval", ort_eval), ("ablation", ablation)):
+        p = sub.add_parser(name)
+        p.set_defaults(run=fn)
+        p.add_argument("--out", default="training/runs/mtd", help="the run folder of `mtd.py data`")
+        p.add_argument("--model", default="models/magnetic-tile-anomaly.onnx")
+        p.add_argument("--threads", type=int, default=2)
+        if name == "eval":
+            p.add_argument("--split", default="val", choices=["val", "test"])
+    a = ap.parse_args()
+    a.run(a)
+
+
+if __name__ == "__main__":
+    main()
