@@ -160,8 +160,10 @@ if [[ -n ${MTD_DIR:-} ]]; then
     exit 1
   fi
   echo "== MTD: validation and test sets from $MTD_DIR (file number n: n % 5 == 0 test, == 1 validation)"
-  .venv/bin/python training/mtd.py replay --mtd "$MTD_DIR" --split val --out "$MTD/val-set"
-  .venv/bin/python training/mtd.py replay --mtd "$MTD_DIR" --split test --out "$MTD/test-set"
+  # MTD_SPLIT_BY=part: every lighting view of a tile in one split (the model must be made with
+  # SPLIT_BY=part too); number (the default): n % 5 of each view's own number.
+  .venv/bin/python training/mtd.py replay --mtd "$MTD_DIR" --split-by "${MTD_SPLIT_BY:-number}" --split val --out "$MTD/val-set"
+  .venv/bin/python training/mtd.py replay --mtd "$MTD_DIR" --split-by "${MTD_SPLIT_BY:-number}" --split test --out "$MTD/test-set"
   mreplay() { "$BIN/defect-replay" --model "$MTD_MODEL" --threads 2 --pixel-stride 2 "$@"; }
   echo "== MTD validation split through defectdetect: F1-optimal thresholds (the policy for the test split)"
   mreplay --images "$MTD/val-set/images" --truth "$MTD/val-set/truth.csv" --masks "$MTD/val-set/masks" \

@@ -65,8 +65,39 @@ def belongs(cls, split, want):
     return split == want
 
 
-def list_tiles(root):
-    """[(jpg path, mask path, class name ('free' or lower-case defect class), split)]."""
+# Views of one part: the dataset photographs each tile under up to six lightings (exp1..exp6)
+# in quick succession, so a part's views carry numbers a few dozen apart in increasing exp order
+# (e.g. exp1_num_1810, exp2_num_1836, ... exp6_num_1965). Sorted by number, a new part starts
+# where the number jumps by more than PART_GAP, or by more than PART_STEP where the lighting index
+# does not increase; the rule merges rather than splits when in doubt (a merged pair of parts
+# only makes the part split stricter).
+PART_GAP, PART_STEP = 300, 60
+SPLITS_BY = ("number", "part")
+
+
+def part_ids(names):
+    """{name: part id} for file names exp<k>_num_<n>.jpg (any folder), grouped as above."""
+    items = []
+    for name in names:
+        m = re.search(r"exp(\d+)_num_(\d+)\.jpg$", name)
+        if m:
+            items.append((int(m.group(2)), int(m.group(1)), name))
+    items.sort()
+    out, pid, prev = {}, -1, None
+    for n, e, name in items:
+        if prev is None or n - prev[0] > PART_GAP or (e <= prev[1] and n - prev[0] > PART_STEP):
+            pid += 1
+        out[name] = pid
+        prev = (n, e)
+    return out
+
+
+def list_tiles(root, split_by="number"):
+    """[(jpg path, mask path, class name ('free' or lower-case defect class), split)].
+
+    split_by "number": the split of the tile's own number n (n % 5, the issue's rule; a part's six
+    views fall into different splits). "part": every view of a part takes the split of the part's
+    smallest number, so no part is seen in two splits."""
     out = []
     for folder in FOLDERS:
         jpgs = sorted(glob.glob(os.path.join(root, folder, "Imgs", "*.jpg")))
@@ -76,8 +107,18 @@ def list_tiles(root):
             m = re.fullmatch(r"exp\d+_num_(\d+)", os.path.splitext(os.path.basename(jpg))[0])
             if not m:
                 continue
-            out.append((jpg, jpg[:-4] + ".png", folder[3:].lower(), split_of(int(m.group(1)))))
-    return out
+            out.append([jpg, jpg[:-4] + ".png", folder[3:].lower(), split_of(int(m.group(1)))])
+    if split_by == "part":
+        pid = part_ids(t[0] for t in out)
+        first = {}
+        for t in out:
+            n = int(re.search(r"num_(\d+)", os.path.basename(t[0])).group(1))
+            first[pid[t[0]]] = min(first.get(pid[t[0]], n), n)
+        for t in out:
+            t[3] = split_of(first[pid[t[0]]])
+    elif split_by != "number":
+        sys.exit(f"mtd: --split-by must be one of {', '.join(SPLITS_BY)}, not {split_by!r}")
+    return [tuple(t) for t in out]
 
 
 def read_gray(path):
@@ -89,7 +130,7 @@ def read_gray(path):
 
 def data(a):
     os.makedirs(os.path.join(a.out, "data"), exist_ok=True)
-    tiles = list_tiles(a.mtd)
+    tiles = list_tiles(a.mtd, a.split_by)
     for split in ("train", "val", "test"):
         path = os.path.join(a.out, "data", f"{split}.npz")
         sel = [t for t in tiles if belongs(t[2], t[3], split)]
@@ -594,7 +635,7 @@ def replay(a):
     os.makedirs(masks, exist_ok=True)
     truth, classes = ["file,label"], ["file,class"]
     n = {"good": 0, "defective": 0, "empty": 0}
-    for jpg, png, cls, split in list_tiles(a.mtd):
+    for jpg, png, cls, split in list_tiles(a.mtd, a.split_by):
         if not belongs(cls, split, a.split):
             continue
         name = f"{cls}_{os.path.basename(jpg)}"
@@ -684,6 +725,9 @@ def main():
         p.add_argument("--threads", type=int, default=1)
         if name in ("data", "replay"):
             p.add_argument("--mtd", required=True, help="the Magnetic-tile-defect-datasets checkout")
+            p.add_argument("--split-by", default="number", choices=SPLITS_BY,
+                           help="number: n %% 5 of each tile's own number; part: every view of a part "
+                                "(the six lightings of one tile) in the split of its smallest number")
         if name == "replay":
             p.add_argument("--split", default="test", choices=["val", "test"])
         if name == "train":

@@ -300,7 +300,7 @@ def ablation(a):
     cov = np.einsum("nhwc,nhwd->hwcd", d, d) / (len(bank) - 1) + 0.01 * np.eye(c)
     icov = np.linalg.inv(cov)
     dv = val - mu
-    report("PaDiM-style: one Gaussian per cell over all 581 tiles", np.sqrt(np.einsum("nhwc,hwcd,nhwd->nhw", dv, icov, dv)))
+    report(f"PaDiM-style: one Gaussian per cell over all {len(bank)} tiles", np.sqrt(np.einsum("nhwc,hwcd,nhwd->nhw", dv, icov, dv)))
 
     def shifted(ref):
         p = np.pad(ref, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")

@@ -18,7 +18,9 @@
 #
 #   MTD_DIR=/path/to/Magnetic-tile-defect-datasets training/retrain_mtd.sh
 #
-# Knobs: METHOD (reference), ITERS (4000), MINUTES (75), BATCH (12), CROP (160), THREADS (2 for reference, 1 for unet), NICE (5),
+# SPLIT_BY=part keeps the six lighting views of each tile in one split (the default, number,
+# is n % 5 of each view's own number, which puts views of one tile in train and test alike).
+# Knobs: METHOD (reference), SPLIT_BY (number), ITERS (4000), MINUTES (75), BATCH (12), CROP (160), THREADS (2 for reference, 1 for unet), NICE (5),
 # RUN (training/runs/mtd), OUT_MODEL (models/magnetic-tile-anomaly.onnx), RESUME=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +48,7 @@ PY=(nice -n "$NICE" "$VENV/bin/python" -W ignore training/mtd.py)
 resume=()
 [[ ${RESUME:-0} == 1 ]] && resume=(--resume)
 
-"${PY[@]}" data --mtd "$MTD_DIR" --out "$RUN"
+"${PY[@]}" data --mtd "$MTD_DIR" --out "$RUN" --split-by "${SPLIT_BY:-number}"
 if [[ $METHOD == reference ]]; then
   nice -n "$NICE" "$VENV/bin/python" -W ignore training/mtd_ref.py build --out "$RUN" --model "$OUT_MODEL" \
     --threads "${THREADS:-2}"
