@@ -38,7 +38,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mtd import SIZE, auroc, best_f1, fast_auroc, load  # noqa: E402
+from mtd import SIZE, auroc, best_f1, fast_auroc, load, part_ids  # noqa: E402
 
 VERSION = "2.0.0"
 SCALES = (1, 2, 4, 8, 16)
@@ -306,10 +306,19 @@ def ablation(a):
         p = np.pad(ref, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
         return np.concatenate([p[:, dy:dy + GRID, dx:dx + GRID] for dy in range(3) for dx in range(3)], 0)
 
-    def refs(k, kz, floor):
+    # the part of every view (training/mtd.py part_ids), to leave a tile's own views out of the bank
+    tfiles = np.load(os.path.join(a.out, "data", "train.npz"))["files"]
+    vfiles = np.load(os.path.join(a.out, "data", "val.npz"))["files"]
+    pid = part_ids(list(tfiles) + list(vfiles))
+    tpart, vpart = np.array([pid[f] for f in tfiles]), np.array([pid[f] for f in vfiles])
+
+    def refs(k, kz, floor, own_views=True):
         cells = []
         for i in range(len(val)):
-            order = np.argsort(((th - vth[i]) ** 2).sum(1))
+            d = ((th - vth[i]) ** 2).sum(1)
+            if not own_views:
+                d = np.where(tpart == vpart[i], np.inf, d)
+            order = np.argsort(d)
             near = bank[order[:kz]]
             spread = near.std(0) + floor if floor is not None else 1.0
             cells.append(np.sqrt((((shifted(near[:k]) - val[i][None]) / spread) ** 2).sum(-1)).min(0))
@@ -319,6 +328,9 @@ def ablation(a):
     for k, kz, floor in ((K, KZ, 0.3), (K, KZ, 0.1), (K, KZ, FLOOR), (K, KZ, 0.02), (1, KZ, FLOOR), (K, 40, FLOOR)):
         mark = " (the method)" if (k, kz, floor) == (K, KZ, FLOOR) else ""
         report(f"k {k}, spread of the {kz} nearest + {floor}{mark}", refs(k, kz, floor))
+    shared = int(np.isin(vpart, tpart).sum())
+    report(f"the method, each view's own tile left out of the bank ({shared} of {len(vpart)} validation "
+           "views have views in the bank)", refs(K, KZ, FLOOR, own_views=False))
 
 
 def main():
