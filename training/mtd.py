@@ -131,6 +131,8 @@ def read_gray(path):
 def data(a):
     os.makedirs(os.path.join(a.out, "data"), exist_ok=True)
     tiles = list_tiles(a.mtd, a.split_by)
+    with open(os.path.join(a.out, "data", "split_by"), "w") as f:
+        f.write(a.split_by + "\n")
     for split in ("train", "val", "test"):
         path = os.path.join(a.out, "data", f"{split}.npz")
         sel = [t for t in tiles if belongs(t[2], t[3], split)]
@@ -544,8 +546,6 @@ def train(a):
 
 # ----------------------------------------------------------------------------- export
 def export(a):
-    import onnx
-    import onnxruntime as ort
     import torch
 
     torch.set_num_threads(a.threads)
@@ -560,26 +560,45 @@ def export(a):
         vimgs, vmasks, vclasses = load(a.out, "val")
         r, _, _ = evaluate(torch_runner(net), vimgs, vmasks, vclasses)
     print(f"mtd: val (checkpoint at iteration {st['iter']}): {json.dumps(r)}", flush=True)
-    x = torch.rand(1, 3, SIZE, SIZE)
-    with torch.no_grad():
-        ref = [t.numpy() for t in model(x)]
-    kw = dict(input_names=["images"], output_names=["pred_score", "anomaly_map"], opset_version=17,
-              do_constant_folding=True)
-    try:
-        torch.onnx.export(model, (x,), a.model, dynamo=False, **kw)
-    except TypeError:
-        torch.onnx.export(model, (x,), a.model, **kw)
-    m = onnx.load(a.model)
     params = sum(p.numel() for p in net.parameters())
     meta = {
         "description": ("gst-plugin-defect magnetic tile anomaly model (DRAEM-style discriminative U-Net, "
                         f"{params} params, no pretrained weights), trained on the defect-free train tiles of the "
                         "Magnetic Tile Defect dataset with synthetic anomalies; anomaly_map = per-pixel anomaly "
                         "probability"),
-        "author": "gst-plugin-defect",
-        "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         "version": VERSION,
         "license": "MIT OR Apache-2.0 (the code); weights trained on the Magnetic Tile Defect dataset",
+        "output": (f"pred_score [1, 1] = max of anomaly_map averaged over {POOL}x{POOL} px; anomaly_map "
+                   "[1, 1, H, W] = anomaly probability in [0, 1]; no threshold in the graph"),
+        "checkpoint_iteration": str(st["iter"]),
+    }
+    d = save_anomaly_onnx(model, torch.rand(1, 3, SIZE, SIZE), a.model, meta, r, a.out, "training/mtd.py")
+    with open(os.path.join(a.out, "val_metrics.json"), "w") as f:
+        json.dump(dict(val=r, iteration=st["iter"], params=params), f, indent=1)
+    assert d[0] < 1e-3 and d[1] < 1e-3
+
+
+def save_anomaly_onnx(model, x, path, meta, r, out, producer):
+    """Export an anomaly module (images [1, 3, SIZE, SIZE] -> pred_score, anomaly_map) to path with
+    the metadata both magnetic-tile recipes share plus meta, and the validation figures r
+    (thresholds, score range); check it, and return onnxruntime's largest differences from
+    PyTorch on x (score, map)."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    with torch.no_grad():
+        ref = [t.numpy() for t in model(x)]
+    kw = dict(input_names=["images"], output_names=["pred_score", "anomaly_map"], opset_version=17,
+              do_constant_folding=True)
+    try:
+        torch.onnx.export(model, (x,), path, dynamo=False, **kw)
+    except TypeError:
+        torch.onnx.export(model, (x,), path, **kw)
+    m = onnx.load(path)
+    full = {
+        "author": "gst-plugin-defect",
+        "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         "docs": "models/magnetic-tile-anomaly.md, docs/anomaly-models.md",
         "task": "anomaly",
         "batch": "1",
@@ -587,31 +606,36 @@ def export(a):
         "names": "{0: 'anomaly'}",
         "channels": "3",
         "preprocess": f"resize (stretch, no letterbox; bilinear, half-pixel centres) to {SIZE}x{SIZE}, RGB, /255",
-        "output": (f"pred_score [1, 1] = max of anomaly_map averaged over {POOL}x{POOL} px; anomaly_map "
-                   "[1, 1, H, W] = anomaly probability in [0, 1]; no threshold in the graph"),
         "image_threshold": f"{r['image_threshold']:.6g}",
         "pixel_threshold": f"{r['pixel_threshold']:.6g}",
         "score_range": str([round(v, 4) for v in r["score_range"]]),
-        "dataset": "Magnetic Tile Defect (Huang et al. 2018); split n % 5: 0 test, 1 validation, else train",
-        "checkpoint_iteration": str(st["iter"]),
+        "dataset": split_note(out),
+        **meta,
     }
     del m.metadata_props[:]
-    for k, v in meta.items():
+    for k, v in full.items():
         p = m.metadata_props.add()
         p.key, p.value = k, v
-    m.producer_name = "gst-plugin-defect training/mtd.py"
-    m.doc_string = meta["description"]
+    m.producer_name = f"gst-plugin-defect {producer}"
+    m.doc_string = full["description"]
     onnx.checker.check_model(m)
-    onnx.save(m, a.model)
-    with open(os.path.join(a.out, "val_metrics.json"), "w") as f:
-        json.dump(dict(val=r, iteration=st["iter"], params=params), f, indent=1)
-    sess = ort.InferenceSession(a.model, providers=["CPUExecutionProvider"])
-    out = sess.run(None, {"images": x.numpy()})
-    d = [float(np.abs(o - rr).max()) for o, rr in zip(out, ref)]
-    print(f"mtd: exported {a.model} ({os.path.getsize(a.model) / 1e6:.2f} MB), onnxruntime vs torch max abs "
-          f"diff score {d[0]:.2e} map {d[1]:.2e}; image threshold {meta['image_threshold']}, pixel threshold "
-          f"{meta['pixel_threshold']}", flush=True)
-    assert d[0] < 1e-3 and d[1] < 1e-3
+    onnx.save(m, path)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"images": x.numpy()})
+    d = [float(np.abs(o - rr).max()) for o, rr in zip(got, ref)]
+    print(f"{producer}: exported {path} ({os.path.getsize(path) / 1e6:.2f} MB), onnxruntime vs PyTorch max abs "
+          f"diff score {d[0]:.2e} map {d[1]:.2e}; image threshold {full['image_threshold']}, pixel threshold "
+          f"{full['pixel_threshold']}", flush=True)
+    return d
+
+
+def split_note(out):
+    """The dataset and split a run's cached data was made with (RUN/data/split_by, written by data)."""
+    path = os.path.join(out, "data", "split_by")
+    by = open(path).read().strip() if os.path.exists(path) else "number"
+    rule = "n % 5 of each view's own number" if by == "number" else \
+        "every lighting view of a tile in the split of the tile's smallest number n, by n % 5"
+    return f"Magnetic Tile Defect (Huang et al. 2018); split by {by}: {rule} (0 test, 1 validation, else train)"
 
 
 def ort_eval(a):

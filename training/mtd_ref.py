@@ -29,7 +29,6 @@ The whole method is in the ONNX graph (convolutions with fixed kernels, TopK, Ga
 Split, masks and the empty-mask rule: as ``training/mtd.py``.
 """
 import argparse
-import datetime
 import json
 import os
 import sys
@@ -38,7 +37,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mtd import SIZE, auroc, best_f1, fast_auroc, load, part_ids  # noqa: E402
+from mtd import SIZE, auroc, best_f1, fast_auroc, load, part_ids, save_anomaly_onnx  # noqa: E402
 
 VERSION = "2.0.0"
 SCALES = (1, 2, 4, 8, 16)
@@ -180,8 +179,6 @@ def figures(run, imgs, masks, classes):
 
 
 def build(a):
-    import onnx
-    import onnxruntime as ort
     import torch
 
     torch.set_num_threads(a.threads)
@@ -205,56 +202,21 @@ def build(a):
     r = figures(run, vimgs, vmasks, vclasses)
     print(f"mtd_ref: validation (PyTorch): {json.dumps(r)} ({time.time() - t0:.0f} s)", flush=True)
     x = torch.from_numpy(np.repeat(vimgs[:1, None].astype(np.float32) / 255.0, 3, 1))
-    with torch.no_grad():
-        ref = [t.numpy() for t in model(x)]
-    kw = dict(input_names=["images"], output_names=["pred_score", "anomaly_map"], opset_version=17,
-              do_constant_folding=True)
-    try:
-        torch.onnx.export(model, (x,), a.model, dynamo=False, **kw)
-    except TypeError:
-        torch.onnx.export(model, (x,), a.model, **kw)
-    m = onnx.load(a.model)
     meta = {
         "description": (f"gst-plugin-defect magnetic tile anomaly model (reference tiles: the {K} nearest of "
                         f"{len(imgs)} defect-free train tiles, distances in units of the local spread of the "
                         f"{KZ} nearest; fixed Gaussian-derivative features, no trained or pretrained weights); "
                         "anomaly_map = spread-normalised distance"),
-        "author": "gst-plugin-defect",
-        "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         "version": VERSION,
         "license": "MIT OR Apache-2.0 (the code); the bank is made of Magnetic Tile Defect dataset tiles",
-        "docs": "models/magnetic-tile-anomaly.md, docs/anomaly-models.md",
-        "task": "anomaly",
-        "batch": "1",
-        "imgsz": f"[{SIZE}, {SIZE}]",
-        "names": "{0: 'anomaly'}",
-        "channels": "3",
-        "preprocess": f"resize (stretch, no letterbox; bilinear, half-pixel centres) to {SIZE}x{SIZE}, RGB, /255",
         "output": ("pred_score [1, 1] = max of anomaly_map; anomaly_map [1, 1, H, W] = distance to the nearest "
                    "reference tiles in units of their local spread (0 = like a reference; unbounded); no threshold "
                    "in the graph"),
-        "image_threshold": f"{r['image_threshold']:.6g}",
-        "pixel_threshold": f"{r['pixel_threshold']:.6g}",
-        "score_range": str([round(v, 4) for v in r["score_range"]]),
-        "dataset": "Magnetic Tile Defect (Huang et al. 2018); split n % 5: 0 test, 1 validation, else train",
         "method": f"reference tiles: scales {list(SCALES)}, grid {GRID}, thumb {THUMB}, k {K}, kz {KZ}, floor {FLOOR}",
     }
-    del m.metadata_props[:]
-    for k, v in meta.items():
-        p = m.metadata_props.add()
-        p.key, p.value = k, v
-    m.producer_name = "gst-plugin-defect training/mtd_ref.py"
-    m.doc_string = meta["description"]
-    onnx.checker.check_model(m)
-    onnx.save(m, a.model)
+    d = save_anomaly_onnx(model, x, a.model, meta, r, a.out, "training/mtd_ref.py")
     with open(os.path.join(a.out, "ref_val_metrics.json"), "w") as f:
         json.dump(dict(val=r, tiles=len(imgs), features=c), f, indent=1)
-    sess = ort.InferenceSession(a.model, providers=["CPUExecutionProvider"])
-    out = sess.run(None, {"images": x.numpy()})
-    d = [float(np.abs(o - rr).max()) for o, rr in zip(out, ref)]
-    print(f"mtd_ref: exported {a.model} ({os.path.getsize(a.model) / 1e6:.1f} MB), onnxruntime vs PyTorch max abs "
-          f"diff score {d[0]:.2e} map {d[1]:.2e}; image threshold {meta['image_threshold']}, pixel threshold "
-          f"{meta['pixel_threshold']}", flush=True)
     assert d[0] < 1e-2 and d[1] < 1e-2, "onnxruntime and PyTorch disagree"
 
 
