@@ -98,6 +98,8 @@ def list_tiles(root, split_by="number"):
     split_by "number": the split of the tile's own number n (n % 5, the issue's rule; a part's six
     views fall into different splits). "part": every view of a part takes the split of the part's
     smallest number, so no part is seen in two splits."""
+    if split_by not in SPLITS_BY:
+        sys.exit(f"mtd: --split-by must be one of {', '.join(SPLITS_BY)}, not {split_by!r}")
     out = []
     for folder in FOLDERS:
         jpgs = sorted(glob.glob(os.path.join(root, folder, "Imgs", "*.jpg")))
@@ -107,18 +109,14 @@ def list_tiles(root, split_by="number"):
             m = re.fullmatch(r"exp\d+_num_(\d+)", os.path.splitext(os.path.basename(jpg))[0])
             if not m:
                 continue
-            out.append([jpg, jpg[:-4] + ".png", folder[3:].lower(), split_of(int(m.group(1)))])
-    if split_by == "part":
-        pid = part_ids(t[0] for t in out)
-        first = {}
-        for t in out:
-            n = int(re.search(r"num_(\d+)", os.path.basename(t[0])).group(1))
-            first[pid[t[0]]] = min(first.get(pid[t[0]], n), n)
-        for t in out:
-            t[3] = split_of(first[pid[t[0]]])
-    elif split_by != "number":
-        sys.exit(f"mtd: --split-by must be one of {', '.join(SPLITS_BY)}, not {split_by!r}")
-    return [tuple(t) for t in out]
+            out.append((jpg, jpg[:-4] + ".png", folder[3:].lower(), int(m.group(1))))
+    if split_by == "number":
+        return [(jpg, png, cls, split_of(n)) for jpg, png, cls, n in out]
+    pid = part_ids(t[0] for t in out)
+    first = {}  # part id -> its smallest number
+    for jpg, _, _, n in out:
+        first[pid[jpg]] = min(first.get(pid[jpg], n), n)
+    return [(jpg, png, cls, split_of(first[pid[jpg]])) for jpg, png, cls, _ in out]
 
 
 def read_gray(path):
@@ -425,10 +423,12 @@ def best_f1(scores, labels):
     return best
 
 
-def evaluate(run, imgs, masks, classes):
-    """Image and pixel figures of a runner (float NCHW -> (score, map)) on a cached split.
-    Defective tiles with an empty mask keep their image label and are left out of the pixel
-    figures."""
+def evaluate(run, imgs, masks, classes, unbounded=False):
+    """Image and pixel figures of a runner (float NCHW -> (score, map)) on a cached split, with
+    the image AUROC of each defect class against the good tiles. Defective tiles with an empty
+    mask keep their image label and are left out of the pixel figures. Maps are probabilities in
+    [0, 1]; unbounded maps (distances) are scaled by the split's largest value for the histogram
+    AUROC and the 1/1000 threshold grid."""
     scores, pix_s, pix_l, maps = [], [], [], []
     for i in range(len(imgs)):
         x = np.repeat(imgs[i][None, None].astype(np.float32) / 255.0, 3, 1)
@@ -441,11 +441,14 @@ def evaluate(run, imgs, masks, classes):
             pix_l.append(masks[i][::2, ::2].ravel() > 0)
     labels = classes != "free"
     ps, pl = np.concatenate(pix_s), np.concatenate(pix_l)
+    top = float(ps.max()) if unbounded else 1.0
     f1, thr = best_f1(scores, labels)
-    pf1, pthr = best_f1(np.round(ps, 3), pl)
-    return dict(image_auroc=auroc(scores, labels), pixel_auroc=fast_auroc(ps, pl), image_f1=f1,
-                image_threshold=thr, pixel_f1=pf1, pixel_threshold=pthr,
-                score_range=[float(min(scores)), float(max(scores))]), np.array(scores), maps
+    pf1, pthr = best_f1(np.round(ps / top, 3) * top, pl)
+    per = {c: auroc(np.array(scores)[(classes == c) | ~labels], labels[(classes == c) | ~labels])
+           for c in sorted(set(classes) - {"free"})}
+    return dict(image_auroc=auroc(scores, labels), pixel_auroc=fast_auroc(ps / top, pl), image_f1=f1,
+                image_threshold=thr, pixel_f1=pf1, pixel_threshold=float(pthr),
+                score_range=[float(min(scores)), float(max(scores))], class_auroc=per), np.array(scores), maps
 
 
 # ----------------------------------------------------------------------------- training

@@ -37,14 +37,13 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mtd import SIZE, auroc, best_f1, fast_auroc, load, part_ids, save_anomaly_onnx  # noqa: E402
+from mtd import SIZE, auroc, evaluate, fast_auroc, load, part_ids, save_anomaly_onnx  # noqa: E402
 
 VERSION = "2.0.0"
 SCALES = (1, 2, 4, 8, 16)
 GRID = 32  # feature cells per side: 8x8 px at 256x256
 THUMB = 8  # thumbnail side for choosing references
 K, KZ, FLOOR = 5, 20, 0.05
-PER_SCALE = 9
 
 
 def gauss1d(sigma):
@@ -151,33 +150,6 @@ def tile_features(imgs, batch=16):
     return np.concatenate(fs), np.concatenate(ts)
 
 
-def figures(run, imgs, masks, classes):
-    """Image / pixel AUROC and F1-optimal thresholds of a runner on a cached split (maps are
-    unbounded: pixel AUROC on maps scaled by the split's largest value, 4,096 bins)."""
-    scores, pix_s, pix_l = [], [], []
-    for i in range(len(imgs)):
-        x = np.repeat(imgs[i][None, None].astype(np.float32) / 255.0, 3, 1)
-        s, m = run(x)
-        scores.append(float(np.asarray(s).reshape(-1)[0]))
-        m = np.asarray(m).reshape(SIZE, SIZE)
-        if classes[i] == "free" or masks[i].any():
-            pix_s.append(m[::2, ::2].ravel())
-            pix_l.append(masks[i][::2, ::2].ravel() > 0)
-    labels = classes != "free"
-    ps, pl = np.concatenate(pix_s), np.concatenate(pix_l)
-    top = float(ps.max())
-    f1, thr = best_f1(scores, labels)
-    q = np.round(ps / top, 3) * top  # the pixel threshold on a 1/1000 grid of the range
-    pf1, pthr = best_f1(q, pl)
-    per = {}
-    for c in sorted(set(classes) - {"free"}):
-        sel = (classes == c) | (classes == "free")
-        per[c] = auroc(np.array(scores)[sel], labels[sel])
-    return dict(image_auroc=auroc(scores, labels), pixel_auroc=fast_auroc(ps / top, pl), image_f1=f1,
-                image_threshold=thr, pixel_f1=pf1, pixel_threshold=float(pthr),
-                score_range=[float(min(scores)), float(max(scores))], class_auroc=per)
-
-
 def build(a):
     import torch
 
@@ -199,7 +171,7 @@ def build(a):
         return s.numpy(), m.numpy()
 
     vimgs, vmasks, vclasses = load(a.out, "val")
-    r = figures(run, vimgs, vmasks, vclasses)
+    r = evaluate(run, vimgs, vmasks, vclasses, unbounded=True)[0]
     print(f"mtd_ref: validation (PyTorch): {json.dumps(r)} ({time.time() - t0:.0f} s)", flush=True)
     x = torch.from_numpy(np.repeat(vimgs[:1, None].astype(np.float32) / 255.0, 3, 1))
     meta = {
@@ -227,7 +199,8 @@ def ort_eval(a):
     so.intra_op_num_threads = a.threads
     sess = ort.InferenceSession(a.model, so, providers=["CPUExecutionProvider"])
     imgs, masks, classes = load(a.out, a.split)
-    print(json.dumps(figures(lambda x: sess.run(None, {"images": x}), imgs, masks, classes), indent=1))
+    print(json.dumps(evaluate(lambda x: sess.run(None, {"images": x}), imgs, masks, classes, unbounded=True)[0],
+                     indent=1))
 
 
 def ablation(a):
