@@ -141,11 +141,12 @@ print(min(o.InferenceSession(sys.argv[1]).get_inputs()[0].shape[2:]))' "$MODEL")
 fi
 
 # ---- Magnetic Tile Defect segmentation (models/magnetic-tile-seg.md), with MTD_DIR, when the
-# model (MTD_SEG_MODEL, made by `MTD_DIR=... training/retrain_mtd_seg.sh`, never committed) is there
+# model (MTD_SEG_MODEL, made by `MTD_DIR=... training/retrain_mtd_seg.sh`, never committed) is there;
+# MTD_SPLIT_BY (below) must name the split the model was trained on (its SPLIT_BY)
 MTD_SEG_MODEL=${MTD_SEG_MODEL:-models/magnetic-tile-seg.onnx}
 if [[ -n ${MTD_DIR:-} && -f $MTD_SEG_MODEL ]]; then
   echo "== MTD segmentation: test split through defectdetect task=segment (mask and box AP, sizes)"
-  .venv/bin/python training/mtd_seg_replay.py --mtd "$MTD_DIR" --model "$MTD_SEG_MODEL" \
+  .venv/bin/python training/mtd_seg_replay.py --mtd "$MTD_DIR" --split-by "${MTD_SPLIT_BY:-number}" --model "$MTD_SEG_MODEL" \
     --replay "$BIN/defect-replay" --out "$OUT/mtd-seg" --json "$OUT/mtd-seg/figures.json"
 elif [[ -n ${MTD_DIR:-} ]]; then
   echo "figures: $MTD_SEG_MODEL is missing (MTD_DIR=$MTD_DIR training/retrain_mtd_seg.sh makes it): segmentation skipped"

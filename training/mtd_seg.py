@@ -15,7 +15,9 @@ against its instance's mask at prototype resolution, summed inside the instance'
 divided by the box area (as Ultralytics' segmentation loss is described).
 
 Data: split by the number n of ``exp<k>_num_<n>.jpg`` (training/mtd.py ``split_of``): n % 5
-== 0 test, == 1 validation (chooses the checkpoint), else train.  Instances: the connected
+== 0 test, == 1 validation (chooses the checkpoint), else train; ``--split-by part`` gives every
+lighting view of a tile the split of the tile's smallest number (training/mtd.py ``list_tiles``),
+so that no tile is in two splits.  Instances: the connected
 components of a tile's mask after joining parts closer than JOIN px (a crack or a break
 labelled as several pieces is one defect); components under MIN_PIXELS px are dropped (label
 specks) (training/mtd_seg_eval.py ``instances``, which also measures the model).  Four
@@ -23,7 +25,7 @@ specks) (training/mtd_seg_eval.py ``instances``, which also measures the model).
 background images (no instances) in a share ``--free-frac`` of the samples.
 
     DATA=/work/data/Magnetic-tile-defect-datasets
-    python training/mtd_seg.py data   --mtd $DATA --out RUN
+    python training/mtd_seg.py data   --mtd $DATA --out RUN [--split-by part]
     python training/mtd_seg.py train  --out RUN --minutes 90 [--resume]
     python training/mtd_seg.py export --out RUN --model models/magnetic-tile-seg.onnx
 
@@ -50,7 +52,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 from model import Conv, Detector, flatten_outputs, make_anchors  # noqa: E402
-from mtd import CLASSES, list_tiles, read_gray  # noqa: E402
+from mtd import CLASSES, SPLITS_BY, list_tiles, read_gray, split_note  # noqa: E402
 from mtd_seg_eval import instances  # noqa: E402
 from train import BF16, EMA, assign, brightness_contrast, compute_loss  # noqa: E402
 from reference_detect import preprocess  # noqa: E402
@@ -66,7 +68,7 @@ def data(a):
     """Caches every tile of the dataset (grey, original size) with its class, split, instances."""
     os.makedirs(a.out, exist_ok=True)
     rows = []
-    for jpg, png, cls, split in list_tiles(a.mtd):
+    for jpg, png, cls, split in list_tiles(a.mtd, a.split_by):
         g = read_gray(jpg)
         inst = []
         if cls != "free":
@@ -74,6 +76,9 @@ def data(a):
         rows.append({"file": os.path.relpath(jpg, a.mtd), "cls": cls, "split": split, "image": g, "inst": inst})
     with open(os.path.join(a.out, "data.pkl"), "wb") as f:
         pickle.dump(rows, f, protocol=4)
+    os.makedirs(os.path.join(a.out, "data"), exist_ok=True)
+    with open(os.path.join(a.out, "data", "split_by"), "w") as f:  # read by export (mtd.split_note)
+        f.write(a.split_by + "\n")
     for split in ("train", "val", "test"):
         sel = [r for r in rows if r["split"] == split]
         d = [r for r in sel if r["cls"] != "free"]
@@ -441,8 +446,9 @@ def export(a):
     meta = {
         "description": ("gst-plugin-defect instance segmentation of magnetic-tile defects (Magnetic Tile "
                         "Defect dataset, five defect classes), trained from scratch on the defective tiles "
-                        "whose file number n has n % 5 not 0 or 1 (validation: n % 5 == 1); YOLO-style "
-                        f"anchor-free head, strides 8/16, 32 prototypes at stride 4, {params} params"),
+                        "of the train split; YOLO-style anchor-free head, strides 8/16, 32 prototypes at "
+                        f"stride 4, {params} params"),
+        "dataset": split_note(a.out),
         "author": "gst-plugin-defect",
         "license": "MIT OR Apache-2.0 (the code); weights trained on the Magnetic Tile Defect dataset",
         "version": VERSION,
@@ -487,6 +493,9 @@ def main():
     p = sub.add_parser("data")
     p.add_argument("--mtd", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--split-by", default="number", choices=SPLITS_BY,
+                   help="number: n %% 5 of each tile's own number; part: every lighting view of a tile in "
+                        "the split of its smallest number (training/mtd.py list_tiles)")
     p = sub.add_parser("train")
     p.add_argument("--out", required=True)
     p.add_argument("--minutes", type=float, default=80.0)

@@ -31,7 +31,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
-from mtd import CLASSES, list_tiles, read_gray  # noqa: E402
+from mtd import CLASSES, SPLITS_BY, list_tiles, read_gray  # noqa: E402
 
 NAMES = [c.lower() for c in CLASSES]
 JOIN = 7  # px (tile resolution): mask parts closer than this are one instance
@@ -120,6 +120,9 @@ def main():
     ap.add_argument("--mtd", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ap.add_argument("--split-by", default="number", choices=SPLITS_BY,
+                    help="number: n %% 5 of each tile's own number; part: every lighting view of a tile in the "
+                         "split of its smallest number (as the model was trained: training/mtd_seg.py data)")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--figure", help="PNG: the first tile of every class in the split, its predicted masks "
                     "(operating point) filled in colour, the true outlines in white")
@@ -128,7 +131,7 @@ def main():
     from reference_segment_input import ReferenceSegmenter, postprocess
 
     seg = ReferenceSegmenter(a.model)
-    tiles = [t for t in list_tiles(a.mtd) if t[3] == a.split]
+    tiles = [t for t in list_tiles(a.mtd, a.split_by) if t[3] == a.split]
     gts = {"info": {}, "images": [], "annotations": [], "categories": [{"id": i, "name": n} for i, n in enumerate(NAMES)]}
     dets_segm, dets_bbox = [], []
     free_dets = free_tiles_hit = free_tiles = 0
@@ -180,7 +183,7 @@ def main():
     area_err = np.abs(geo[:, 1] - geo[:, 0])
     len_err = np.abs(geo[:, 3] - geo[:, 2])
     fig = {
-        "model": a.model, "split": a.split,
+        "model": a.model, "split": a.split, "split_by": a.split_by,
         "defective_tiles": len(gts["images"]), "instances": n_inst, "left_out_empty_masks": empty,
         "mask_ap50": mask_per, "mask_map50": mask_map, "mask_ap50_95": mask_coco,
         "box_ap50": box_per, "box_map50": box_map, "box_ap50_95": box_coco,

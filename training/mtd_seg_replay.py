@@ -32,11 +32,11 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mtd import list_tiles, read_gray  # noqa: E402
+from mtd import SPLITS_BY, list_tiles, read_gray  # noqa: E402
 from mtd_seg_eval import NAMES, instances  # noqa: E402
 
 
-def write_split(mtd, split, out):
+def write_split(mtd, split, out, split_by="number"):
     """Links the split's tiles into out/images (all) and out/defective (the defective ones) and
     writes the truth of each, out/images.coco.json and out/defective.coco.json; returns the
     latter, the image ids of the defect-free tiles and the tiles left out."""
@@ -47,8 +47,8 @@ def write_split(mtd, split, out):
     os.makedirs(defective, exist_ok=True)
     coco = {"info": {"description": f"MTD {split} split, instances of training/mtd_seg_eval.py"},
             "images": [], "annotations": [], "categories": [{"id": i, "name": n} for i, n in enumerate(NAMES)]}
-    free, left_out = [], []
-    for jpg, png, cls, s in list_tiles(mtd):
+    free, left_out, wanted = [], [], {images: set(), defective: set()}
+    for jpg, png, cls, s in list_tiles(mtd, split_by):
         if s != split:
             continue
         inst = [] if cls == "free" else instances(read_gray(png))
@@ -58,6 +58,9 @@ def write_split(mtd, split, out):
         name = f"{cls}_{os.path.basename(jpg)}"
         for folder in [images] if cls == "free" else [images, defective]:
             link = os.path.join(folder, name)
+            wanted[folder].add(name)
+            if os.path.islink(link) and os.readlink(link) != os.path.abspath(jpg):
+                os.unlink(link)
             if not os.path.lexists(link):
                 os.symlink(os.path.abspath(jpg), link)
         h, w = read_gray(jpg).shape
@@ -73,6 +76,15 @@ def write_split(mtd, split, out):
                 "iscrowd": 0, "area": float(m.sum()),
                 "bbox": [float(xs.min()), float(ys.min()), float(xs.max() + 1 - xs.min()), float(ys.max() + 1 - ys.min())],
                 "segmentation": {"size": [h, w], "counts": r["counts"].decode("ascii")}})
+    # an earlier run into the same folder (another split, or --split-by) left links of tiles that
+    # are not in this split: remove those links (only links: this script makes nothing else there)
+    for folder, names in wanted.items():
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            if name not in names:
+                if not os.path.islink(path):
+                    sys.exit(f"mtd_seg_replay: {path} is not one of this script's links; use another --out")
+                os.unlink(path)
     with open(os.path.join(out, "images.coco.json"), "w") as f:
         json.dump(coco, f)
     only = dict(coco, images=[i for i in coco["images"] if i["id"] not in set(free)])
@@ -100,12 +112,15 @@ def main():
     ap.add_argument("--mtd", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ap.add_argument("--split-by", default="number", choices=SPLITS_BY,
+                    help="number: n %% 5 of each tile's own number; part: every lighting view of a tile in the "
+                         "split of its smallest number (as the model was trained: training/mtd_seg.py data)")
     ap.add_argument("--replay", default=os.path.join(os.path.dirname(HERE), "target", "release", "defect-replay"))
     ap.add_argument("--out", default="out/mtd-seg")
     ap.add_argument("--json", help="write the figures here")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    coco, free, left_out = write_split(a.mtd, a.split, a.out)
+    coco, free, left_out = write_split(a.mtd, a.split, a.out, a.split_by)
     lo, _ = replay(a.replay, a.model, a.out, "ap", "defective", "--conf", "0.001")
     op, op_predictions = replay(a.replay, a.model, a.out, "operating", "images")
     masks = lo["masks"]
@@ -115,7 +130,7 @@ def main():
     on_free = [p for p in op_predictions if p["image_id"] in free_ids]
     sizes = op["masks"]["sizes"]
     fig = {
-        "model": a.model, "split": a.split, "measured_by": "defect-replay (defectdetect task=segment)",
+        "model": a.model, "split": a.split, "split_by": a.split_by, "measured_by": "defect-replay (defectdetect task=segment)",
         "defective_tiles": len(coco["images"]), "instances": len(coco["annotations"]),
         "left_out_empty_masks": left_out,
         "mask_ap50": mask_ap, "mask_map50": masks["map50"], "mask_ap75": masks["map75"], "mask_ap50_95": masks["map50_95"],

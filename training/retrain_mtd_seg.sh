@@ -4,8 +4,9 @@
 # tiles of the Magnetic Tile Defect dataset (a copy of github.com/abin24/Magnetic-tile-defect-datasets.
 # in MTD_DIR; never committed):
 #   1. creates .venv-train (Debian's /usr/bin/python3) and installs training/requirements.txt
-#   2. splits the tiles by file number n (n % 5 == 0 test, == 1 validation, else train), cuts
-#      each mask into instances and caches everything in RUN/data.pkl
+#   2. splits the tiles by file number n (n % 5 == 0 test, == 1 validation, else train; SPLIT_BY=part:
+#      every lighting view of a tile in the split of the tile's smallest number), cuts each mask
+#      into instances and caches everything in RUN/data.pkl
 #   3. trains for MINUTES of wall time (the learning rate anneals to it; or ITERS iterations),
 #      checkpoints every 2 minutes (RUN/last.pt) and keeps the best validation mask mAP@0.5
 #      (RUN/best.pt; validation every VAL_EVERY minutes)
@@ -15,7 +16,7 @@
 #
 #   MTD_DIR=/path/to/Magnetic-tile-defect-datasets training/retrain_mtd_seg.sh
 #
-# Knobs: MINUTES (90), ITERS (0: time only), BATCH (8), THREADS (2), NICE (19), VAL_EVERY (10),
+# Knobs: MINUTES (90), ITERS (0: time only), BATCH (8), THREADS (2), NICE (19), VAL_EVERY (10), SPLIT_BY (number),
 # RUN (training/runs/mtd-seg), OUT_MODEL (models/magnetic-tile-seg.onnx), RESUME=1, EVAL_PY (.venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,18 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv-train}
 NICE=${NICE:-19}
 RUN=${RUN:-training/runs/mtd-seg}
+SPLIT_BY=${SPLIT_BY:-number}
+case $SPLIT_BY in
+  number | part) ;;
+  *) echo "retrain_mtd_seg: SPLIT_BY must be number or part, not '$SPLIT_BY'" >&2; exit 2 ;;
+esac
+if [[ -f $RUN/data.pkl ]]; then
+  made=$(cat "$RUN/data/split_by" 2>/dev/null || echo number)
+  if [[ $made != "$SPLIT_BY" ]]; then
+    echo "retrain_mtd_seg: $RUN was made with SPLIT_BY=$made, not $SPLIT_BY: use another RUN" >&2
+    exit 2
+  fi
+fi
 OUT_MODEL=${OUT_MODEL:-models/magnetic-tile-seg.onnx}
 EVAL_PY=${EVAL_PY:-.venv/bin/python}
 
@@ -39,12 +52,12 @@ PY=(nice -n "$NICE" "$VENV/bin/python" -W ignore training/mtd_seg.py)
 resume=()
 [[ ${RESUME:-0} == 1 ]] && resume=(--resume)
 
-[[ -f $RUN/data.pkl ]] || "${PY[@]}" data --mtd "$MTD_DIR" --out "$RUN"
+[[ -f $RUN/data.pkl ]] || "${PY[@]}" data --mtd "$MTD_DIR" --out "$RUN" --split-by "$SPLIT_BY"
 "${PY[@]}" train --out "$RUN" --minutes "${MINUTES:-90}" --iters "${ITERS:-0}" --batch "${BATCH:-8}" \
   --threads "${THREADS:-2}" --val-every "${VAL_EVERY:-10}" "${resume[@]}"
 "${PY[@]}" export --out "$RUN" --model "$OUT_MODEL"
 if "$EVAL_PY" -c "import pycocotools, onnxruntime, cv2" 2>/dev/null; then
-  nice -n "$NICE" "$EVAL_PY" training/mtd_seg_eval.py --mtd "$MTD_DIR" --model "$OUT_MODEL" \
+  nice -n "$NICE" "$EVAL_PY" training/mtd_seg_eval.py --mtd "$MTD_DIR" --split-by "$SPLIT_BY" --model "$OUT_MODEL" \
     --json "$RUN/test-figures.json"
 else
   echo "retrain_mtd_seg: $EVAL_PY lacks pycocotools: run training/mtd_seg_eval.py with scripts/requirements.txt's venv"

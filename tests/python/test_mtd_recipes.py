@@ -82,3 +82,76 @@ def test_part_split_keeps_every_view_of_a_tile_in_one_split(tmp_path):
     free = [f"exp{e}_num_{n}.jpg" for e, n in views]
     assert {by_number[f] for f in free} == {"test", "val", "train"}
     assert {by_part[f] for f in free} == {"test"}  # the split of the smallest number, 1810 % 5 == 0
+
+
+SEG_SCRIPT = os.path.join(ROOT, "training", "retrain_mtd_seg.sh")
+
+
+def run_seg(env_extra, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("MTD_DIR", "SPLIT_BY", "RUN")}
+    env["VENV"] = str(tmp_path / "no-venv")
+    env.update(env_extra)
+    return subprocess.run(["bash", SEG_SCRIPT], env=env, capture_output=True, text=True)
+
+
+def test_retrain_mtd_seg_refuses_an_unknown_split(tmp_path):
+    subprocess.run(["bash", "-n", SEG_SCRIPT], check=True)
+    r = run_seg({"MTD_DIR": str(tmp_path), "SPLIT_BY": "random"}, tmp_path)
+    assert r.returncode == 2
+    assert "SPLIT_BY must be number or part, not 'random'" in r.stderr
+    assert not (tmp_path / "no-venv").exists()
+
+
+def test_retrain_mtd_seg_refuses_a_run_made_with_the_other_split(tmp_path):
+    """A run folder's cached data keeps its split: resuming it under the other split would train
+    on the new test tiles, so the recipe stops before anything is installed or trained."""
+    run_dir = tmp_path / "run"
+    (run_dir / "data").mkdir(parents=True)
+    (run_dir / "data.pkl").write_bytes(b"")
+    (run_dir / "data" / "split_by").write_text("number\n")
+    r = run_seg({"MTD_DIR": str(tmp_path), "SPLIT_BY": "part", "RUN": str(run_dir)}, tmp_path)
+    assert r.returncode == 2
+    assert "was made with SPLIT_BY=number, not part" in r.stderr
+    assert not (tmp_path / "no-venv").exists()
+    # a folder made before the split was recorded is a number-split folder
+    (run_dir / "data" / "split_by").unlink()
+    r = run_seg({"MTD_DIR": str(tmp_path), "SPLIT_BY": "part", "RUN": str(run_dir)}, tmp_path)
+    assert r.returncode == 2 and "SPLIT_BY=number" in r.stderr
+
+
+def test_seg_replay_set_follows_the_split(tmp_path):
+    """training/mtd_seg_replay.py links a split's tiles into one folder; written again into the same
+    folder for another split it removes the links the other split left (and only its links)."""
+    import cv2
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("pycocotools")
+    mtd = _mtd()
+    import mtd_seg_replay
+
+    data = tmp_path / "mtd"
+    img = np.full((32, 32), 128, np.uint8)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:20, 10:14] = 255
+    for folder in mtd.FOLDERS:
+        os.makedirs(data / folder / "Imgs")
+    # a free tile whose six views spread over every split by number, all in test by part
+    for e, n in [(1, 1810), (2, 1836), (3, 1855), (4, 1877), (5, 1903), (6, 1965)]:
+        cv2.imwrite(str(data / "MT_Free" / "Imgs" / f"exp{e}_num_{n}.jpg"), img)
+    for k, folder in enumerate(mtd.FOLDERS[1:]):
+        stem = data / folder / "Imgs" / f"exp1_num_{10000 * (k + 1)}"
+        cv2.imwrite(f"{stem}.jpg", img)
+        cv2.imwrite(f"{stem}.png", mask)
+    out = tmp_path / "set"
+    mtd_seg_replay.write_split(str(data), "test", str(out), "part")
+    assert len(os.listdir(out / "images")) == 6 + 5  # the free tile's views, one defective tile per class
+    coco, free, _ = mtd_seg_replay.write_split(str(data), "test", str(out), "number")
+    assert sorted(os.listdir(out / "images")) == sorted(
+        ["free_exp1_num_1810.jpg", "free_exp3_num_1855.jpg", "free_exp6_num_1965.jpg"] + [f"{f[3:].lower()}_exp1_num_{10000 * (k + 1)}.jpg"
+                                      for k, f in enumerate(mtd.FOLDERS[1:])])
+    assert len(free) == 3 and len(coco["annotations"]) == 5  # 1836, 1877, 1903 (not n % 5 == 0) gone
+    (out / "images" / "notes.txt").write_text("not a link")
+    with pytest.raises(SystemExit, match="not one of this script's links"):
+        mtd_seg_replay.write_split(str(data), "test", str(out), "number")
+    assert (out / "images" / "notes.txt").exists()
