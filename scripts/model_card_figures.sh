@@ -73,6 +73,8 @@ PY
   replay --images "$NEU/data/test/images" --truth "$NEU/data/test.coco.json" --out "$NEU/test"
   echo "== NEU-DET test split at conf 0.01: AP@0.5, AP@0.5:0.95, mAP, confusion matrix"
   replay --images "$NEU/data/test/images" --truth "$NEU/data/test.coco.json" --conf 0.01 --out "$NEU/test-ap"
+  echo "== NEU-DET test split: where AP@0.5 is lost (AP at IoU 0.1 to 0.7, class-agnostic, the image's class)"
+  .venv/bin/python training/neu_gap.py "$NEU/test-ap" --json "$NEU/test-ap/gap.json"
   echo "== NEU-DET test split, verdicts with pipelines/policy.toml's classes"
   replay --images "$NEU/data/test/images" --truth "$NEU/data/test.coco.json" \
     --policy "$NEU/policy-no-region.toml" --out "$NEU/test-policy"
