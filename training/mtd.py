@@ -126,6 +126,20 @@ def read_gray(path):
     return im
 
 
+def read_tiles(sel):
+    """Images and masks at SIZE x SIZE (uint8) and classes of list_tiles entries."""
+    imgs = np.zeros((len(sel), SIZE, SIZE), np.uint8)
+    masks = np.zeros((len(sel), SIZE, SIZE), np.uint8)
+    for i, (jpg, png, cls, _) in enumerate(sel):
+        g = read_gray(jpg)
+        # the element's preprocessing: stretch, bilinear with half-pixel centres
+        imgs[i] = cv2.resize(g, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
+        if cls != "free" and os.path.exists(png):
+            m = read_gray(png) > 0  # as defect-replay: any non-zero pixel is defective
+            masks[i] = cv2.resize(m.astype(np.uint8), (SIZE, SIZE), interpolation=cv2.INTER_NEAREST)
+    return imgs, masks, np.array([t[2] for t in sel])
+
+
 def data(a):
     os.makedirs(os.path.join(a.out, "data"), exist_ok=True)
     tiles = list_tiles(a.mtd, a.split_by)
@@ -134,16 +148,7 @@ def data(a):
     for split in ("train", "val", "test"):
         path = os.path.join(a.out, "data", f"{split}.npz")
         sel = [t for t in tiles if belongs(t[2], t[3], split)]
-        imgs = np.zeros((len(sel), SIZE, SIZE), np.uint8)
-        masks = np.zeros((len(sel), SIZE, SIZE), np.uint8)
-        for i, (jpg, png, cls, _) in enumerate(sel):
-            g = read_gray(jpg)
-            # the element's preprocessing: stretch, bilinear with half-pixel centres
-            imgs[i] = cv2.resize(g, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
-            if cls != "free" and os.path.exists(png):
-                m = read_gray(png) > 0  # as defect-replay: any non-zero pixel is defective
-                masks[i] = cv2.resize(m.astype(np.uint8), (SIZE, SIZE), interpolation=cv2.INTER_NEAREST)
-        classes = np.array([t[2] for t in sel])
+        imgs, masks, classes = read_tiles(sel)
         np.savez_compressed(path, images=imgs, masks=masks, classes=classes,
                             files=np.array([os.path.relpath(t[0], a.mtd) for t in sel]))
         n_def = int((classes != "free").sum())

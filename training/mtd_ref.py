@@ -25,6 +25,8 @@ The whole method is in the ONNX graph (convolutions with fixed kernels, TopK, Ga
     python training/mtd_ref.py build --out RUN --model models/magnetic-tile-anomaly.onnx
     python training/mtd_ref.py eval --out RUN --model M --split val    # onnxruntime cross-check
     python training/mtd_ref.py ablation --out RUN                       # the card's validation table
+    python training/mtd_ref.py published --mtd $MTD_DIR --train-list mtd_train_filenames.txt --leave-out
+                                  # AUROC on DifferNet's published split, with and without the leak
 
 Split, masks and the empty-mask rule: as ``training/mtd.py``.
 """
@@ -37,7 +39,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mtd import SIZE, auroc, evaluate, fast_auroc, load, part_ids, save_anomaly_onnx  # noqa: E402
+from mtd import (SIZE, auroc, evaluate, fast_auroc, list_tiles, load, part_ids, read_tiles,  # noqa: E402
+                 save_anomaly_onnx)
 
 VERSION = "2.0.0"
 SCALES = (1, 2, 4, 8, 16)
@@ -150,26 +153,35 @@ def tile_features(imgs, batch=16):
     return np.concatenate(fs), np.concatenate(ts)
 
 
-def build(a):
+def bank_model(imgs):
+    """The model whose bank is made of the defect-free tiles imgs (uint8 N x SIZE x SIZE), its
+    PyTorch runner (float NCHW -> (score, map)) and the number of features."""
     import torch
 
-    torch.set_num_threads(a.threads)
-    t0 = time.time()
-    imgs, _, _ = load(a.out, "train")
     raw, thumbs = tile_features(imgs)
     c = raw.shape[1]
     flat = raw.transpose(0, 2, 3, 1).reshape(-1, c).astype(np.float64)
     fmean, fstd = flat.mean(0), flat.std(0) + 1e-6
     bank = (raw - fmean[None, :, None, None]) / fstd[None, :, None, None]
     model = make_model(bank, thumbs, fmean, fstd)
-    print(f"mtd_ref: bank of {len(imgs)} defect-free train tiles, {c} features on {GRID}x{GRID} cells "
-          f"({time.time() - t0:.0f} s)", flush=True)
 
     def run(x):
         with torch.no_grad():
             s, m = model(torch.from_numpy(x))
         return s.numpy(), m.numpy()
 
+    return model, run, c
+
+
+def build(a):
+    import torch
+
+    torch.set_num_threads(a.threads)
+    t0 = time.time()
+    imgs, _, _ = load(a.out, "train")
+    model, run, c = bank_model(imgs)
+    print(f"mtd_ref: bank of {len(imgs)} defect-free train tiles, {c} features on {GRID}x{GRID} cells "
+          f"({time.time() - t0:.0f} s)", flush=True)
     vimgs, vmasks, vclasses = load(a.out, "val")
     r = evaluate(run, vimgs, vmasks, vclasses, unbounded=True)[0]
     print(f"mtd_ref: validation (PyTorch): {json.dumps(r)} ({time.time() - t0:.0f} s)", flush=True)
@@ -268,6 +280,57 @@ def ablation(a):
            "views have views in the bank)", refs(K, KZ, FLOOR, own_views=False))
 
 
+def published(a):
+    """The method on a published protocol given as the list of its defect-free train files
+    (DifferNet's ``mtd_train_filenames.txt``): the bank is the listed tiles, every other tile, good
+    or defective, is test. No validation split, so AUROC only (threshold-free). With --leave-out
+    the views of each test tile's own part are also taken out of the bank (all views of a part
+    with a good test view, which that protocol puts in train): the same test, scored without the
+    leak; and, as a control, with a bank of as many listed tiles drawn at random (leak kept)."""
+    with open(a.train_list) as f:
+        listed = {line.strip() for line in f if line.strip()}
+    tiles = list_tiles(a.mtd)
+    free = {os.path.basename(t[0]) for t in tiles if t[2] == "free"}
+    unknown = sorted(listed - free)
+    if unknown:
+        sys.exit(f"mtd_ref: {len(unknown)} names in {a.train_list} are not defect-free tiles of {a.mtd} "
+                 f"(first: {unknown[0]})")
+    import torch  # after the checks: a wrong list is refused without it
+
+    torch.set_num_threads(a.threads)
+    train = [t for t in tiles if os.path.basename(t[0]) in listed]
+    test = [t for t in tiles if os.path.basename(t[0]) not in listed]
+    pid = part_ids(t[0] for t in tiles)
+    test_parts = {pid[t[0]] for t in test}
+    shared = sum(1 for t in test if t[2] == "free" and any(pid[u[0]] == pid[t[0]] for u in train))
+    timgs, tmasks, tclasses = read_tiles(test)
+    n_free = int((tclasses == "free").sum())
+    print(f"mtd_ref: protocol {a.train_list}: {len(train)} defect-free train tiles; test {n_free} good "
+          f"({shared} with another view of the same tile in train) and {len(test) - n_free} defective", flush=True)
+    out = {"train_list": a.train_list, "train": len(train), "test_good": n_free,
+           "test_defective": len(test) - n_free, "test_good_with_a_train_view": shared}
+    banks = [("as listed", train)]
+    if a.leave_out:
+        kept = [t for t in train if pid[t[0]] not in test_parts]
+        banks.append(("without the test tiles' parts", kept))
+        # the control: a bank of the same size drawn from the listed tiles, leak kept, so that the
+        # drop is not read as the effect of a smaller bank
+        pick = np.random.default_rng(0).choice(len(train), len(kept), replace=False)
+        banks.append(("as listed, as few tiles drawn at random", [train[i] for i in sorted(pick)]))
+    for name, sel in banks:
+        t0 = time.time()
+        _, run, _ = bank_model(read_tiles(sel)[0])
+        r = evaluate(run, timgs, tmasks, tclasses, unbounded=True)[0]
+        out[name] = dict(bank=len(sel), image_auroc=r["image_auroc"], pixel_auroc=r["pixel_auroc"],
+                         class_auroc=r["class_auroc"])
+        print(f"mtd_ref: bank {name} ({len(sel)} tiles): test image AUROC {r['image_auroc']:.4f}, pixel AUROC "
+              f"{r['pixel_auroc']:.4f}; per class " + ", ".join(f"{k} {v:.3f}" for k, v in r["class_auroc"].items())
+              + f" ({time.time() - t0:.0f} s)", flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -279,6 +342,15 @@ def main():
         p.add_argument("--threads", type=int, default=2)
         if name == "eval":
             p.add_argument("--split", default="val", choices=["val", "test"])
+    p = sub.add_parser("published", help="AUROC on a published protocol given by its list of train files")
+    p.set_defaults(run=published)
+    p.add_argument("--mtd", required=True, help="the Magnetic-tile-defect-datasets checkout")
+    p.add_argument("--train-list", required=True,
+                   help="defect-free train file names, one a line (DifferNet: mtd_train_filenames.txt)")
+    p.add_argument("--leave-out", action="store_true",
+                   help="also score with the test tiles' own parts taken out of the bank")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", help="write the figures here")
     a = ap.parse_args()
     a.run(a)
 

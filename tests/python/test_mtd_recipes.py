@@ -155,3 +155,23 @@ def test_seg_replay_set_follows_the_split(tmp_path):
     with pytest.raises(SystemExit, match="not one of this script's links"):
         mtd_seg_replay.write_split(str(data), "test", str(out), "number")
     assert (out / "images" / "notes.txt").exists()
+
+
+def test_published_protocol_refuses_names_outside_the_dataset(tmp_path):
+    """training/mtd_ref.py published: a train list naming a file that is not a defect-free tile of
+    the dataset (a defective one, or one of another copy) is refused with its name, before the
+    bank is built (and without torch)."""
+    import cv2
+    import numpy as np
+
+    mtd = _mtd()
+    img = np.full((8, 8), 128, np.uint8)
+    for folder in mtd.FOLDERS:
+        os.makedirs(tmp_path / folder / "Imgs")
+        cv2.imwrite(str(tmp_path / folder / "Imgs" / f"exp1_num_{100 + len(folder)}.jpg"), img)
+    listed = tmp_path / "train.txt"
+    listed.write_text("exp1_num_107.jpg\nexp1_num_111.jpg\n")  # MT_Free's, then MT_Blowhole's
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "training", "mtd_ref.py"), "published",
+                        "--mtd", str(tmp_path), "--train-list", str(listed)], capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "1 names in" in r.stderr and "first: exp1_num_111.jpg" in r.stderr, r.stderr
