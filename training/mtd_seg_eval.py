@@ -201,7 +201,8 @@ def main():
     print("class      mask AP50  box AP50")
     for n in NAMES:
         mv, bv = mask_per.get(n), box_per.get(n)
-        print(f"{n:10s} {mv if mv is None else f'{mv:.3f}':>9}  {bv if bv is None else f'{bv:.3f}':>8}")
+        # a class without an instance in the split has no AP ("-"): the part split's test has no fray
+        print(f"{n:10s} {'-' if mv is None else f'{mv:.3f}':>9}  {'-' if bv is None else f'{bv:.3f}':>8}")
     print(f"mean       {mask_map:9.3f}  {box_map:8.3f}   (AP@[.5:.95]: mask {mask_coco:.3f}, box {box_coco:.3f})")
     print(f"defect-free tiles: {free_tiles}, detections at conf 0.25: {free_dets} "
           f"on {free_tiles_hit} tiles")
