@@ -659,6 +659,23 @@ def ort_eval(a):
 
 
 # ----------------------------------------------------------------------------- defect-replay sets
+def sync_links(folder, targets):
+    """Make folder hold exactly the links {name: target path}: missing links are made, links to
+    another target are replaced, and links not named are removed (a set written before for another
+    split or --split-by). A file there that is not a link is never touched: it stops the script."""
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if not os.path.islink(path):
+            sys.exit(f"mtd: {path} is not a link this script made; give another --out")
+        if name not in targets or os.readlink(path) != os.path.abspath(targets[name]):
+            os.unlink(path)
+    for name, target in targets.items():
+        path = os.path.join(folder, name)
+        if not os.path.lexists(path):
+            os.symlink(os.path.abspath(target), path)
+
+
 def replay(a):
     """Image links, truth.csv (file,label: good / defective) and mask links for one split, the
     layout defect-replay reads; classes.csv (file,class) for the per-class figures."""
@@ -667,24 +684,24 @@ def replay(a):
     os.makedirs(masks, exist_ok=True)
     truth, classes = ["file,label"], ["file,class"]
     n = {"good": 0, "defective": 0, "empty": 0}
+    image_links, mask_links = {}, {}
     for jpg, png, cls, split in list_tiles(a.mtd, a.split_by):
         if not belongs(cls, split, a.split):
             continue
         name = f"{cls}_{os.path.basename(jpg)}"
-        link = os.path.join(images, name)
-        if not os.path.lexists(link):
-            os.symlink(os.path.abspath(jpg), link)
+        image_links[name] = jpg
         label = "good" if cls == "free" else "defective"
         n[label] += 1
         if label == "defective":
             m = read_gray(png) if os.path.exists(png) else None
             if m is None or not m.any():
                 n["empty"] += 1
-            mlink = os.path.join(masks, os.path.splitext(name)[0] + ".png")
-            if not os.path.lexists(mlink) and m is not None:
-                os.symlink(os.path.abspath(png), mlink)
+            if m is not None:
+                mask_links[os.path.splitext(name)[0] + ".png"] = png
         truth.append(f"{name},{label}")
         classes.append(f"{name},{cls}")
+    sync_links(images, image_links)
+    sync_links(masks, mask_links)
     for fname, lines in (("truth.csv", truth), ("classes.csv", classes)):
         with open(os.path.join(a.out, fname), "w") as f:
             f.write("\n".join(lines) + "\n")

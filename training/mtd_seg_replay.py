@@ -32,7 +32,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mtd import SPLITS_BY, list_tiles, read_gray  # noqa: E402
+from mtd import SPLITS_BY, list_tiles, read_gray, sync_links  # noqa: E402
 from mtd_seg_eval import NAMES, instances  # noqa: E402
 
 
@@ -43,11 +43,9 @@ def write_split(mtd, split, out, split_by="number"):
     from pycocotools import mask as mask_util
 
     images, defective = os.path.join(out, "images"), os.path.join(out, "defective")
-    os.makedirs(images, exist_ok=True)
-    os.makedirs(defective, exist_ok=True)
     coco = {"info": {"description": f"MTD {split} split, instances of training/mtd_seg_eval.py"},
             "images": [], "annotations": [], "categories": [{"id": i, "name": n} for i, n in enumerate(NAMES)]}
-    free, left_out, wanted = [], [], {images: set(), defective: set()}
+    free, left_out, links = [], [], {images: {}, defective: {}}
     for jpg, png, cls, s in list_tiles(mtd, split_by):
         if s != split:
             continue
@@ -57,12 +55,7 @@ def write_split(mtd, split, out, split_by="number"):
             continue
         name = f"{cls}_{os.path.basename(jpg)}"
         for folder in [images] if cls == "free" else [images, defective]:
-            link = os.path.join(folder, name)
-            wanted[folder].add(name)
-            if os.path.islink(link) and os.readlink(link) != os.path.abspath(jpg):
-                os.unlink(link)
-            if not os.path.lexists(link):
-                os.symlink(os.path.abspath(jpg), link)
+            links[folder][name] = jpg
         h, w = read_gray(jpg).shape
         image_id = len(coco["images"]) + 1
         coco["images"].append({"id": image_id, "file_name": name, "width": w, "height": h})
@@ -76,15 +69,8 @@ def write_split(mtd, split, out, split_by="number"):
                 "iscrowd": 0, "area": float(m.sum()),
                 "bbox": [float(xs.min()), float(ys.min()), float(xs.max() + 1 - xs.min()), float(ys.max() + 1 - ys.min())],
                 "segmentation": {"size": [h, w], "counts": r["counts"].decode("ascii")}})
-    # an earlier run into the same folder (another split, or --split-by) left links of tiles that
-    # are not in this split: remove those links (only links: this script makes nothing else there)
-    for folder, names in wanted.items():
-        for name in os.listdir(folder):
-            path = os.path.join(folder, name)
-            if name not in names:
-                if not os.path.islink(path):
-                    sys.exit(f"mtd_seg_replay: {path} is not one of this script's links; use another --out")
-                os.unlink(path)
+    for folder, targets in links.items():  # links another split left there are removed
+        sync_links(folder, targets)
     with open(os.path.join(out, "images.coco.json"), "w") as f:
         json.dump(coco, f)
     only = dict(coco, images=[i for i in coco["images"] if i["id"] not in set(free)])

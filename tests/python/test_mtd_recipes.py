@@ -152,7 +152,7 @@ def test_seg_replay_set_follows_the_split(tmp_path):
                                       for k, f in enumerate(mtd.FOLDERS[1:])])
     assert len(free) == 3 and len(coco["annotations"]) == 5  # 1836, 1877, 1903 (not n % 5 == 0) gone
     (out / "images" / "notes.txt").write_text("not a link")
-    with pytest.raises(SystemExit, match="not one of this script's links"):
+    with pytest.raises(SystemExit, match="not a link this script made"):
         mtd_seg_replay.write_split(str(data), "test", str(out), "number")
     assert (out / "images" / "notes.txt").exists()
 
@@ -175,3 +175,39 @@ def test_published_protocol_refuses_names_outside_the_dataset(tmp_path):
                         "--mtd", str(tmp_path), "--train-list", str(listed)], capture_output=True, text=True)
     assert r.returncode != 0
     assert "1 names in" in r.stderr and "first: exp1_num_111.jpg" in r.stderr, r.stderr
+
+
+def test_anomaly_replay_set_follows_the_split(tmp_path):
+    """training/mtd.py replay writes a split's set (image and mask links, truth.csv); written again
+    into the same folder under the other --split-by, its images are exactly its truth's."""
+    import argparse
+
+    import cv2
+    import numpy as np
+
+    mtd = _mtd()
+    data = tmp_path / "mtd"
+    img = np.full((16, 16), 128, np.uint8)
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:8, 4:8] = 255
+    for folder in mtd.FOLDERS:
+        os.makedirs(data / folder / "Imgs")
+    for e, n in [(1, 1810), (2, 1836), (3, 1855), (4, 1877), (5, 1903), (6, 1965)]:
+        cv2.imwrite(str(data / "MT_Free" / "Imgs" / f"exp{e}_num_{n}.jpg"), img)
+    for e, n in [(1, 20000), (2, 20031)]:  # one crack tile, two views: 20000 test, 20031 val by number
+        cv2.imwrite(str(data / "MT_Crack" / "Imgs" / f"exp{e}_num_{n}.jpg"), img)
+        cv2.imwrite(str(data / "MT_Crack" / "Imgs" / f"exp{e}_num_{n}.png"), mask)
+    for k, folder in enumerate(f for f in mtd.FOLDERS if f not in ("MT_Free", "MT_Crack")):
+        stem = data / folder / "Imgs" / f"exp1_num_{40001 + 10000 * k}"  # n % 5 == 1: validation
+        cv2.imwrite(f"{stem}.jpg", img)
+        cv2.imwrite(f"{stem}.png", mask)
+    out = tmp_path / "test-set"
+    for split_by in ("part", "number"):
+        mtd.replay(argparse.Namespace(mtd=str(data), out=str(out), split_by=split_by, split="test"))
+        truth = (out / "truth.csv").read_text().split()[1:]
+        images = sorted(os.listdir(out / "images"))
+        assert images == sorted(line.split(",")[0] for line in truth), (split_by, images)
+        assert sorted(os.listdir(out / "masks")) == sorted(
+            os.path.splitext(i)[0] + ".png" for i in images if i.startswith("crack_"))
+    # by number the test holds 1810, 1855, 1965 and the crack view 20000; by part all eight views
+    assert len(images) == 4
