@@ -46,6 +46,28 @@ def _mtd():
     return mtd
 
 
+# the six lighting views of one tile: by number they fall into every split, by part all into test
+SIX_VIEWS = [(1, 1810), (2, 1836), (3, 1855), (4, 1877), (5, 1903), (6, 1965)]
+
+
+def _write_tiles(root, tiles):
+    """A dataset copy under root: every folder of the dataset, and a grey 16x16 tile for each
+    (folder, exp, number), with a small square mask beside each defective one."""
+    import cv2
+    import numpy as np
+
+    img = np.full((16, 16), 128, np.uint8)
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:8, 4:8] = 255
+    for folder in _mtd().FOLDERS:
+        os.makedirs(root / folder / "Imgs", exist_ok=True)
+    for folder, e, n in tiles:
+        stem = root / folder / "Imgs" / f"exp{e}_num_{n}"
+        cv2.imwrite(f"{stem}.jpg", img)
+        if folder != "MT_Free":
+            cv2.imwrite(f"{stem}.png", mask)
+
+
 def test_views_of_one_tile_are_one_part():
     """The six lighting views of a tile (exp1..exp6, numbers a few dozen apart) are one part; the
     next exp1 starts the next part; a long jump starts one even where exp increases; a small step
@@ -64,22 +86,13 @@ def test_views_of_one_tile_are_one_part():
 
 
 def test_part_split_keeps_every_view_of_a_tile_in_one_split(tmp_path):
-    import cv2
-    import numpy as np
-
     mtd = _mtd()
-    img = np.full((8, 8), 128, np.uint8)
-    # one part of six views whose own numbers fall into every split under n % 5
-    views = [(1, 1810), (2, 1836), (3, 1855), (4, 1877), (5, 1903), (6, 1965)]
-    for folder in mtd.FOLDERS:
-        os.makedirs(tmp_path / folder / "Imgs")
-    for e, n in views:
-        cv2.imwrite(str(tmp_path / "MT_Free" / "Imgs" / f"exp{e}_num_{n}.jpg"), img)
-    for k, folder in enumerate(mtd.FOLDERS[1:]):  # other parts, far away
-        cv2.imwrite(str(tmp_path / folder / "Imgs" / f"exp1_num_{10000 * (k + 1)}.jpg"), img)
+    # one part of six views whose own numbers fall into every split under n % 5, and other parts far away
+    _write_tiles(tmp_path, [("MT_Free", e, n) for e, n in SIX_VIEWS]
+                 + [(folder, 1, 10000 * (k + 1)) for k, folder in enumerate(mtd.FOLDERS[1:])])
     by_number = {os.path.basename(t[0]): t[3] for t in mtd.list_tiles(str(tmp_path))}
     by_part = {os.path.basename(t[0]): t[3] for t in mtd.list_tiles(str(tmp_path), "part")}
-    free = [f"exp{e}_num_{n}.jpg" for e, n in views]
+    free = [f"exp{e}_num_{n}.jpg" for e, n in SIX_VIEWS]
     assert {by_number[f] for f in free} == {"test", "val", "train"}
     assert {by_part[f] for f in free} == {"test"}  # the split of the smallest number, 1810 % 5 == 0
 
@@ -122,8 +135,6 @@ def test_retrain_mtd_seg_refuses_a_run_made_with_the_other_split(tmp_path):
 def test_seg_replay_set_follows_the_split(tmp_path):
     """training/mtd_seg_replay.py links a split's tiles into one folder; written again into the same
     folder for another split it removes the links the other split left (and only its links)."""
-    import cv2
-    import numpy as np
     import pytest
 
     pytest.importorskip("pycocotools")
@@ -131,25 +142,15 @@ def test_seg_replay_set_follows_the_split(tmp_path):
     import mtd_seg_replay
 
     data = tmp_path / "mtd"
-    img = np.full((32, 32), 128, np.uint8)
-    mask = np.zeros((32, 32), np.uint8)
-    mask[8:20, 10:14] = 255
-    for folder in mtd.FOLDERS:
-        os.makedirs(data / folder / "Imgs")
-    # a free tile whose six views spread over every split by number, all in test by part
-    for e, n in [(1, 1810), (2, 1836), (3, 1855), (4, 1877), (5, 1903), (6, 1965)]:
-        cv2.imwrite(str(data / "MT_Free" / "Imgs" / f"exp{e}_num_{n}.jpg"), img)
-    for k, folder in enumerate(mtd.FOLDERS[1:]):
-        stem = data / folder / "Imgs" / f"exp1_num_{10000 * (k + 1)}"
-        cv2.imwrite(f"{stem}.jpg", img)
-        cv2.imwrite(f"{stem}.png", mask)
+    _write_tiles(data, [("MT_Free", e, n) for e, n in SIX_VIEWS]
+                 + [(folder, 1, 10000 * (k + 1)) for k, folder in enumerate(mtd.FOLDERS[1:])])
     out = tmp_path / "set"
     mtd_seg_replay.write_split(str(data), "test", str(out), "part")
     assert len(os.listdir(out / "images")) == 6 + 5  # the free tile's views, one defective tile per class
     coco, free, _ = mtd_seg_replay.write_split(str(data), "test", str(out), "number")
-    assert sorted(os.listdir(out / "images")) == sorted(
-        ["free_exp1_num_1810.jpg", "free_exp3_num_1855.jpg", "free_exp6_num_1965.jpg"] + [f"{f[3:].lower()}_exp1_num_{10000 * (k + 1)}.jpg"
-                                      for k, f in enumerate(mtd.FOLDERS[1:])])
+    defective = [f"{f[3:].lower()}_exp1_num_{10000 * (k + 1)}.jpg" for k, f in enumerate(mtd.FOLDERS[1:])]
+    free_test = ["free_exp1_num_1810.jpg", "free_exp3_num_1855.jpg", "free_exp6_num_1965.jpg"]
+    assert sorted(os.listdir(out / "images")) == sorted(free_test + defective)
     assert len(free) == 3 and len(coco["annotations"]) == 5  # 1836, 1877, 1903 (not n % 5 == 0) gone
     (out / "images" / "notes.txt").write_text("not a link")
     with pytest.raises(SystemExit, match="not a link this script made"):
@@ -161,14 +162,7 @@ def test_published_protocol_refuses_names_outside_the_dataset(tmp_path):
     """training/mtd_ref.py published: a train list naming a file that is not a defect-free tile of
     the dataset (a defective one, or one of another copy) is refused with its name, before the
     bank is built (and without torch)."""
-    import cv2
-    import numpy as np
-
-    mtd = _mtd()
-    img = np.full((8, 8), 128, np.uint8)
-    for folder in mtd.FOLDERS:
-        os.makedirs(tmp_path / folder / "Imgs")
-        cv2.imwrite(str(tmp_path / folder / "Imgs" / f"exp1_num_{100 + len(folder)}.jpg"), img)
+    _write_tiles(tmp_path, [(folder, 1, 100 + len(folder)) for folder in _mtd().FOLDERS])
     listed = tmp_path / "train.txt"
     listed.write_text("exp1_num_107.jpg\nexp1_num_111.jpg\n")  # MT_Free's, then MT_Blowhole's
     r = subprocess.run([sys.executable, os.path.join(ROOT, "training", "mtd_ref.py"), "published",
@@ -182,25 +176,12 @@ def test_anomaly_replay_set_follows_the_split(tmp_path):
     into the same folder under the other --split-by, its images are exactly its truth's."""
     import argparse
 
-    import cv2
-    import numpy as np
-
     mtd = _mtd()
     data = tmp_path / "mtd"
-    img = np.full((16, 16), 128, np.uint8)
-    mask = np.zeros((16, 16), np.uint8)
-    mask[4:8, 4:8] = 255
-    for folder in mtd.FOLDERS:
-        os.makedirs(data / folder / "Imgs")
-    for e, n in [(1, 1810), (2, 1836), (3, 1855), (4, 1877), (5, 1903), (6, 1965)]:
-        cv2.imwrite(str(data / "MT_Free" / "Imgs" / f"exp{e}_num_{n}.jpg"), img)
-    for e, n in [(1, 20000), (2, 20031)]:  # one crack tile, two views: 20000 test, 20031 val by number
-        cv2.imwrite(str(data / "MT_Crack" / "Imgs" / f"exp{e}_num_{n}.jpg"), img)
-        cv2.imwrite(str(data / "MT_Crack" / "Imgs" / f"exp{e}_num_{n}.png"), mask)
-    for k, folder in enumerate(f for f in mtd.FOLDERS if f not in ("MT_Free", "MT_Crack")):
-        stem = data / folder / "Imgs" / f"exp1_num_{40001 + 10000 * k}"  # n % 5 == 1: validation
-        cv2.imwrite(f"{stem}.jpg", img)
-        cv2.imwrite(f"{stem}.png", mask)
+    _write_tiles(data, [("MT_Free", e, n) for e, n in SIX_VIEWS]
+                 + [("MT_Crack", 1, 20000), ("MT_Crack", 2, 20031)]  # one tile: 20000 test, 20031 val by number
+                 + [(folder, 1, 40001 + 10000 * k)  # n % 5 == 1: validation, out of the test set
+                    for k, folder in enumerate(f for f in mtd.FOLDERS if f not in ("MT_Free", "MT_Crack"))])
     out = tmp_path / "test-set"
     for split_by in ("part", "number"):
         mtd.replay(argparse.Namespace(mtd=str(data), out=str(out), split_by=split_by, split="test"))
