@@ -18,6 +18,7 @@
 #
 #   MTD_DIR=/path/to/Magnetic-tile-defect-datasets training/retrain_mtd.sh
 #
+# A RUN made under one SPLIT_BY is refused under the other (training/run_split.sh).
 # SPLIT_BY=part keeps the six lighting views of each tile in one split (the default, number,
 # is n % 5 of each view's own number, which puts views of one tile in train and test alike).
 # Knobs: METHOD (reference), SPLIT_BY (number), ITERS (4000), MINUTES (75), BATCH (12), CROP (160), THREADS (2 for reference, 1 for unet), NICE (5),
@@ -35,6 +36,9 @@ if [[ $METHOD != reference && $METHOD != unet ]]; then
   echo "retrain_mtd: METHOD must be reference or unet, not '$METHOD'" >&2
   exit 2
 fi
+SPLIT_BY=${SPLIT_BY:-number}
+source training/run_split.sh
+check_run_split retrain_mtd "$RUN" "$SPLIT_BY" "$RUN/data/train.npz"
 
 if [[ ! -x $VENV/bin/python ]]; then
   echo "retrain_mtd: creating $VENV"
@@ -48,7 +52,7 @@ PY=(nice -n "$NICE" "$VENV/bin/python" -W ignore training/mtd.py)
 resume=()
 [[ ${RESUME:-0} == 1 ]] && resume=(--resume)
 
-"${PY[@]}" data --mtd "$MTD_DIR" --out "$RUN" --split-by "${SPLIT_BY:-number}"
+"${PY[@]}" data --mtd "$MTD_DIR" --out "$RUN" --split-by "$SPLIT_BY"
 if [[ $METHOD == reference ]]; then
   nice -n "$NICE" "$VENV/bin/python" -W ignore training/mtd_ref.py build --out "$RUN" --model "$OUT_MODEL" \
     --threads "${THREADS:-2}"

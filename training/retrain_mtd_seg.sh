@@ -17,6 +17,7 @@
 #   MTD_DIR=/path/to/Magnetic-tile-defect-datasets training/retrain_mtd_seg.sh
 #
 # Knobs: MINUTES (90), ITERS (0: time only), BATCH (8), THREADS (2), NICE (19), VAL_EVERY (10), SPLIT_BY (number),
+# (a RUN made under one SPLIT_BY is refused under the other: training/run_split.sh);
 # RUN (training/runs/mtd-seg), OUT_MODEL (models/magnetic-tile-seg.onnx), RESUME=1, EVAL_PY (.venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,17 +27,8 @@ VENV=${VENV:-.venv-train}
 NICE=${NICE:-19}
 RUN=${RUN:-training/runs/mtd-seg}
 SPLIT_BY=${SPLIT_BY:-number}
-case $SPLIT_BY in
-  number | part) ;;
-  *) echo "retrain_mtd_seg: SPLIT_BY must be number or part, not '$SPLIT_BY'" >&2; exit 2 ;;
-esac
-if [[ -f $RUN/data.pkl ]]; then
-  made=$(cat "$RUN/data/split_by" 2>/dev/null || echo number)
-  if [[ $made != "$SPLIT_BY" ]]; then
-    echo "retrain_mtd_seg: $RUN was made with SPLIT_BY=$made, not $SPLIT_BY: use another RUN" >&2
-    exit 2
-  fi
-fi
+source training/run_split.sh
+check_run_split retrain_mtd_seg "$RUN" "$SPLIT_BY" "$RUN/data.pkl"
 OUT_MODEL=${OUT_MODEL:-models/magnetic-tile-seg.onnx}
 EVAL_PY=${EVAL_PY:-.venv/bin/python}
 

@@ -1,31 +1,27 @@
-"""The magnetic-tile anomaly recipe's one command (training/retrain_mtd.sh) refuses bad input
-before it installs or builds anything, naming what is wrong; training/mtd_ref.py parses its
+"""The magnetic-tile recipes' one commands (training/retrain_mtd.sh, retrain_mtd_seg.sh) refuse bad
+input before they install or build anything, naming what is wrong; the splits keep a tile's views
+together where asked; the replay sets hold exactly their split; training/mtd_ref.py parses its
 commands without torch (torch is only imported to build)."""
 import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 SCRIPT = os.path.join(ROOT, "training", "retrain_mtd.sh")
 
 
-def run(env_extra, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("MTD_DIR", "METHOD")}
-    env["VENV"] = str(tmp_path / "no-venv")
-    env.update(env_extra)
-    return subprocess.run(["bash", SCRIPT], env=env, capture_output=True, text=True)
-
-
 def test_retrain_mtd_needs_the_dataset(tmp_path):
     subprocess.run(["bash", "-n", SCRIPT], check=True)
-    r = run({}, tmp_path)
+    r = run_recipe(SCRIPT, {}, tmp_path)
     assert r.returncode != 0
     assert "MTD_DIR" in r.stderr
     assert not (tmp_path / "no-venv").exists()
 
 
 def test_retrain_mtd_refuses_an_unknown_method(tmp_path):
-    r = run({"MTD_DIR": str(tmp_path), "METHOD": "padim"}, tmp_path)
+    r = run_recipe(SCRIPT, {"MTD_DIR": str(tmp_path), "METHOD": "padim"}, tmp_path)
     assert r.returncode == 2
     assert "METHOD must be reference or unet, not 'padim'" in r.stderr
     assert not (tmp_path / "no-venv").exists()
@@ -98,45 +94,49 @@ def test_part_split_keeps_every_view_of_a_tile_in_one_split(tmp_path):
 
 
 SEG_SCRIPT = os.path.join(ROOT, "training", "retrain_mtd_seg.sh")
+# each recipe and the file that says a run folder already holds a split's data
+RECIPES = [(SCRIPT, "data/train.npz"), (SEG_SCRIPT, "data.pkl")]
 
 
-def run_seg(env_extra, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("MTD_DIR", "SPLIT_BY", "RUN")}
+def run_recipe(script, env_extra, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("MTD_DIR", "METHOD", "SPLIT_BY", "RUN")}
     env["VENV"] = str(tmp_path / "no-venv")
     env.update(env_extra)
-    return subprocess.run(["bash", SEG_SCRIPT], env=env, capture_output=True, text=True)
+    return subprocess.run(["bash", script], env=env, capture_output=True, text=True)
 
 
-def test_retrain_mtd_seg_refuses_an_unknown_split(tmp_path):
-    subprocess.run(["bash", "-n", SEG_SCRIPT], check=True)
-    r = run_seg({"MTD_DIR": str(tmp_path), "SPLIT_BY": "random"}, tmp_path)
+@pytest.mark.parametrize("script,made", RECIPES)
+def test_recipes_refuse_an_unknown_split(script, made, tmp_path):
+    subprocess.run(["bash", "-n", script], check=True)
+    r = run_recipe(script, {"MTD_DIR": str(tmp_path), "SPLIT_BY": "random"}, tmp_path)
     assert r.returncode == 2
     assert "SPLIT_BY must be number or part, not 'random'" in r.stderr
     assert not (tmp_path / "no-venv").exists()
 
 
-def test_retrain_mtd_seg_refuses_a_run_made_with_the_other_split(tmp_path):
-    """A run folder's cached data keeps its split: resuming it under the other split would train
-    on the new test tiles, so the recipe stops before anything is installed or trained."""
+@pytest.mark.parametrize("script,made", RECIPES)
+def test_recipes_refuse_a_run_made_with_the_other_split(script, made, tmp_path):
+    """A run folder keeps its split: resuming or re-exporting it under the other split would mix a
+    model trained on one split with the other's test tiles, so the recipe stops before anything
+    is installed or trained."""
     run_dir = tmp_path / "run"
     (run_dir / "data").mkdir(parents=True)
-    (run_dir / "data.pkl").write_bytes(b"")
+    (run_dir / made).write_bytes(b"")
     (run_dir / "data" / "split_by").write_text("number\n")
-    r = run_seg({"MTD_DIR": str(tmp_path), "SPLIT_BY": "part", "RUN": str(run_dir)}, tmp_path)
+    env = {"MTD_DIR": str(tmp_path), "SPLIT_BY": "part", "RUN": str(run_dir)}
+    r = run_recipe(script, env, tmp_path)
     assert r.returncode == 2
     assert "was made with SPLIT_BY=number, not part" in r.stderr
     assert not (tmp_path / "no-venv").exists()
     # a folder made before the split was recorded is a number-split folder
     (run_dir / "data" / "split_by").unlink()
-    r = run_seg({"MTD_DIR": str(tmp_path), "SPLIT_BY": "part", "RUN": str(run_dir)}, tmp_path)
+    r = run_recipe(script, env, tmp_path)
     assert r.returncode == 2 and "SPLIT_BY=number" in r.stderr
 
 
 def test_seg_replay_set_follows_the_split(tmp_path):
     """training/mtd_seg_replay.py links a split's tiles into one folder; written again into the same
     folder for another split it removes the links the other split left (and only its links)."""
-    import pytest
-
     pytest.importorskip("pycocotools")
     mtd = _mtd()
     import mtd_seg_replay
